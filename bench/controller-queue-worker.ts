@@ -1,0 +1,38 @@
+/**
+ * Helper of bench/controller-queue.ts: an extra reconcile worker process on the same Redis
+ * namespace (like another controller replica). Prints one line per 1000 jobs; exits on SIGTERM.
+ *
+ *   npx tsx bench/controller-queue-worker.ts <namespace> <concurrency> <overlayNetwork>
+ */
+import { Keys } from '../src/controller/keys.js';
+import { ReconcileWorkers } from '../src/controller/queue/reconcile-worker.js';
+import { Reconciler } from '../src/controller/reconciler.js';
+import { RuleSetStore } from '../src/controller/store/ruleset-store.js';
+import { WorldStore } from '../src/controller/world/redis-world.js';
+import { closeRedis, createRedis } from '../src/lib/redis.js';
+import { DEFAULT_CELL_CONFIG } from '../src/model/types.js';
+
+if (process.argv.includes('--help')) {
+  console.log(
+    'usage: npx tsx bench/controller-queue-worker.ts <namespace> <concurrency> <overlayNetwork>\n  (started by bench/controller-queue.ts)',
+  );
+  process.exit(0);
+}
+
+const [ns, conc, overlay] = process.argv.slice(2);
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+const keys = new Keys(ns);
+const redis = createRedis(url);
+const conn = createRedis(url, { role: 'blocking' });
+const reconciler = new Reconciler(new WorldStore(redis, keys), new RuleSetStore(redis, keys), {
+  config: { ...DEFAULT_CELL_CONFIG, overlayNetwork: overlay ?? DEFAULT_CELL_CONFIG.overlayNetwork },
+});
+const workers = new ReconcileWorkers(conn, reconciler, { prefix: keys.ns, concurrency: Number(conc ?? 8) });
+workers.start();
+process.stdout.write('ready\n');
+process.on('SIGTERM', () => {
+  void workers
+    .close()
+    .then(() => Promise.all([closeRedis(redis), closeRedis(conn)]))
+    .finally(() => process.exit(0));
+});

@@ -1,0 +1,231 @@
+/**
+ * Reconciles through BullMQ on local Redis (127.0.0.1:6379 or REDIS_URL), with the generated
+ * foundation written into Redis as the leader would (fenced world, then one job per cell):
+ * - world resync (full write) time;
+ * - all cells enqueued: first computation (every rule set written), a no-op round (unchanged),
+ *   and a round where a global ASG change rewrites every cell; reconciles per second;
+ * - single event through Redis: one instance moves, the world write and the reconcile of one cell
+ *   (load slice, compute, compare, CAS write), directly and through the queue (enqueue → done).
+ * Workers run in this process (`concurrency` jobs at once). Keys live under a unique namespace
+ * that is deleted at the end.
+ *
+ *   npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes]
+ * `processes` > 1 starts that many minus one extra worker processes (bench/controller-queue-worker.ts),
+ * like more controller replicas sharing the queue.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
+import { Keys } from '../src/controller/keys.js';
+import { ReconcileQueue } from '../src/controller/queue/reconcile-queue.js';
+import { ReconcileWorkers } from '../src/controller/queue/reconcile-worker.js';
+import { Reconciler } from '../src/controller/reconciler.js';
+import { RuleSetStore } from '../src/controller/store/ruleset-store.js';
+import { WorldStore } from '../src/controller/world/redis-world.js';
+import type { Trigger, World } from '../src/controller/world/world.js';
+import { LeaderElection } from '../src/lib/leader.js';
+import { closeRedis, createRedis, deleteKeys } from '../src/lib/redis.js';
+import { DEFAULT_CELL_CONFIG } from '../src/model/types.js';
+import { generateWorld } from '../src/sim/generate.js';
+import type { FoundationSize } from '../src/sim/world.js';
+import { percentile, printTable, securityGroupsOf, worldFromSim } from './controller-fixtures.js';
+
+if (process.argv.includes('--help')) {
+  console.log(
+    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0)',
+  );
+  process.exit(0);
+}
+
+const size = (process.argv[2] ?? 'medium') as FoundationSize;
+const concurrency = Number(process.argv[3] ?? 8);
+const processes = Math.max(1, Number(process.argv[4] ?? 1));
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+const ns = `{cfnet-bench-${randomBytes(4).toString('hex')}}`;
+const keys = new Keys(ns);
+const redis = createRedis(url);
+const workerConn = createRedis(url, { role: 'blocking' });
+const queueConn = createRedis(url);
+
+const sim = generateWorld(1, size);
+const world: World = worldFromSim(sim);
+const cells = [...sim.cells.keys()];
+const config = { ...DEFAULT_CELL_CONFIG, overlayNetwork: sim.overlayNetwork };
+const worldStore = new WorldStore(redis, keys);
+const store = new RuleSetStore(redis, keys);
+const reconciler = new Reconciler(worldStore, store, { config });
+const T = (kind: Trigger['kind'], id: string): Trigger => ({ kind, id, at: Date.now() });
+const rows: Array<Record<string, string | number>> = [];
+
+const leader = new LeaderElection(redis, { leaseKey: keys.leader, fenceKey: keys.fence, leaseMs: 60_000 });
+leader.start();
+while (!leader.leadership) await new Promise((r) => setTimeout(r, 10));
+const fence = leader.leadership.value;
+const hasRecords = (c: string) => {
+  for (const _ of world.cellRecords(c)) return true;
+  return false;
+};
+
+try {
+  let t = performance.now();
+  await worldStore.resync(world, fence);
+  rows.push({
+    step: 'world resync into Redis (fenced)',
+    ms: (performance.now() - t).toFixed(0),
+    note: `${cells.length} cells`,
+  });
+
+  const outcomes: Record<string, number> = {};
+  let done = 0;
+  let waiters: Array<() => void> = [];
+  const jobTimes = new Map<string, number>();
+  const jobLat: number[] = [];
+  const workers = new ReconcileWorkers(workerConn, reconciler, {
+    prefix: ns,
+    concurrency,
+    onResult: (cell, r) => {
+      outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1;
+      done++;
+      const at = jobTimes.get(cell);
+      if (at !== undefined) {
+        jobLat.push(performance.now() - at);
+        jobTimes.delete(cell);
+      }
+      for (const w of waiters) w();
+    },
+  });
+  const queue = new ReconcileQueue(queueConn, { prefix: ns });
+  workers.start();
+  const extra = [];
+  for (let i = 1; i < processes; i++) {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        new URL('./controller-queue-worker.ts', import.meta.url).pathname,
+        ns,
+        String(concurrency),
+        sim.overlayNetwork,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((r) => child.stdout.once('data', () => r()));
+    extra.push(child);
+  }
+  // Results of jobs run by other processes are seen through the store's change channel.
+  const sub = createRedis(url, { role: 'blocking' });
+  if (processes > 1) {
+    await sub.subscribe(keys.ruleSetChannel);
+    sub.on('message', () => {
+      /* counted through the queue below */
+    });
+  }
+  const queueDone = async (n: number) => {
+    // with several processes, wait for the queue to drain instead of counting local results
+    for (;;) {
+      const c = await queue.counts();
+      if ((c.completed ?? 0) >= n && !c.waiting && !c.active && !c.delayed && !c.prioritized) return;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  const until = async (n: number) => {
+    while (done < n) await new Promise<void>((r) => waiters.push(r));
+    waiters = [];
+  };
+  let completed = 0;
+  const round = async (label: string) => {
+    for (const k of Object.keys(outcomes)) delete outcomes[k];
+    const start = done;
+    const t0 = performance.now();
+    await queue.enqueueCells(cells, T('replay', label));
+    if (processes > 1) {
+      completed += cells.length;
+      await queueDone(completed);
+    } else await until(start + cells.length);
+    const ms = performance.now() - t0;
+    rows.push({
+      step: label,
+      ms: ms.toFixed(0),
+      note: `${((cells.length / ms) * 1000).toFixed(0)} reconciles/s; ${processes > 1 ? `${processes} processes` : JSON.stringify(outcomes)}`,
+    });
+  };
+  await round('all cells, first computation (every rule set written)');
+  await round('all cells again, nothing changed (compare only)');
+  const groups = securityGroupsOf(sim);
+  const global = groups.find((g) => g.runningDefault)!;
+  world.setAsgs(
+    groups.map((g) => (g === global ? { ...g, rules: g.rules.slice(1) } : g)),
+    Date.now(),
+    T('asg', 'bench'),
+  );
+  const ch = world.takeChanges();
+  t = performance.now();
+  await worldStore.write(ch, fence, hasRecords);
+  rows.push({
+    step: 'global ASG change: world write',
+    ms: (performance.now() - t).toFixed(1),
+    note: `${ch.cells.size} cells touched`,
+  });
+  await round('global ASG change: all cells rewritten');
+
+  for (const child of extra) child.kill('SIGTERM');
+  await closeRedis(sub);
+  await new Promise((r) => setTimeout(r, 500));
+  // single events, one cell each: direct reconcile and through the queue
+  const direct: number[] = [];
+  const writes: number[] = [];
+  const handles = [...world.handles()];
+  for (let i = 0; i < 200; i++) {
+    const h = handles[(i * 7919) % handles.length]!;
+    const inst = world.instance(h)!;
+    world.upsertInstance({ ...inst, state: inst.state === 'RUNNING' ? 'CRASHED' : 'RUNNING' }, T('lrp', h));
+    const c = world.takeChanges();
+    const t1 = performance.now();
+    await worldStore.write(c, fence, hasRecords);
+    const t2 = performance.now();
+    await reconciler.reconcile(inst.cellId);
+    direct.push(performance.now() - t2);
+    writes.push(t2 - t1);
+  }
+  direct.sort((a, b) => a - b);
+  writes.sort((a, b) => a - b);
+  jobLat.length = 0;
+  for (let i = 0; i < 200; i++) {
+    const h = handles[(i * 104729) % handles.length]!;
+    const inst = world.instance(h)!;
+    world.upsertInstance({ ...inst, state: inst.state === 'RUNNING' ? 'CRASHED' : 'RUNNING' }, T('lrp', h));
+    const c = world.takeChanges();
+    const start = done;
+    jobTimes.set(inst.cellId, performance.now());
+    await worldStore.write(c, fence, hasRecords);
+    await queue.enqueue(c.cells);
+    await until(start + 1);
+  }
+  jobLat.sort((a, b) => a - b);
+  rows.push({
+    step: 'single event: world write (p50 / p99)',
+    ms: `${percentile(writes, 0.5).toFixed(2)} / ${percentile(writes, 0.99).toFixed(2)}`,
+    note: '',
+  });
+  rows.push({
+    step: 'single event: reconcile one cell, direct (p50 / p99)',
+    ms: `${percentile(direct, 0.5).toFixed(2)} / ${percentile(direct, 0.99).toFixed(2)}`,
+    note: 'load slice + compute + CAS write + publish',
+  });
+  rows.push({
+    step: 'single event: world write → job done via BullMQ (p50 / p99)',
+    ms: `${percentile(jobLat, 0.5).toFixed(2)} / ${percentile(jobLat, 0.99).toFixed(2)}`,
+    note: '',
+  });
+  printTable(
+    `reconcile throughput — ${size} foundation, ${cpus().length} CPUs, ${processes} worker process(es) × concurrency ${concurrency}, Redis ${url}`,
+    rows,
+  );
+  await workers.close();
+  await queue.close();
+} finally {
+  await leader.stop();
+  await deleteKeys(redis, keys.pattern);
+  for (const r of [redis, workerConn, queueConn]) await closeRedis(r);
+}

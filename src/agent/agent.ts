@@ -1,0 +1,812 @@
+/**
+ * The cell agent (one per Diego cell, docs/agent.md). Start-up order, chosen so that a restart
+ * never opens or cuts traffic:
+ *  1. load the saved state (lease, leases, controller rule set, CNI-time containers);
+ *  2. rules: if the kernel table already equals the saved rule set (read-back), apply nothing;
+ *     otherwise replace it in one nft transaction. Never a flush, never an empty table;
+ *  3. overlay: keep the VXLAN device if it matches, program the saved leases (diffed);
+ *  4. serve: the warm CNI executor and the local socket, the metrics endpoint;
+ *  5. background: lease renewal + leases of the other cells, the rule-set long-poll (patches
+ *     since the saved version), status reports, periodic drift repair (nft and overlay).
+ * With `dryRun` the nft table and the VXLAN device are stand-ins that render and diff but write
+ * nothing (dry-run.ts), and no CNI executor is hosted: the agent needs no root.
+ * While the controller is unreachable everything in force stays in force (fail-static); requests
+ * are retried with exponential backoff and jitter. `stop()` (SIGTERM) drains: stops polling,
+ * closes the executor socket, waits for an apply in progress, saves state. Rules stay.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { backoffDelay, sleep } from '../cf/backoff.js';
+import type { CniEvent } from '../cni/agent-client.js';
+import type { NetConfig } from '../cni/config.js';
+import { nftDataplaneFactory } from '../cni/dataplane.js';
+import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
+import type { ContainerDataplane } from '../cni/plugin.js';
+import { NftDataplane } from '../dataplane/apply.js';
+import { errorMessage, ValidationError } from '../lib/errors.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { createRegistry, type Registry } from '../lib/metrics.js';
+import type { CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
+import { ControllerClient, ControllerRequestError, type InventoryItem, type OverlayLease } from './client.js';
+import type { AgentConfig } from './config.js';
+import { type AgentDataplane, DryRunDataplane, DryRunOverlay, type OverlayDevice } from './dry-run.js';
+import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
+import { type LocalContainer, mergeLocal } from './merge.js';
+import { type AgentMetrics, agentMetrics } from './metrics.js';
+import { Mutex } from './mutex.js';
+import { desiredOverlay, vtepIpOf, vtepMacOf } from './overlay.js';
+import { type PullUpdate, RulePuller } from './pull.js';
+import { recoverFromKernel } from './recover.js';
+import { type RunningHttp, startLocalServer, startMetricsServer } from './servers.js';
+import { StateFile, writeFileAtomic } from './state.js';
+import { detectUnderlay, type Underlay, VXLAN_OVERHEAD, Vxlan } from './vxlan.js';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  logger?: Logger;
+  registry?: Registry;
+  /** TLS material instead of reading caCert/clientCert/clientKey files. */
+  tls?: { ca: string; cert: string; key: string };
+  /** Render and report, change nothing in the kernel (see dry-run.ts). */
+  dryRun?: boolean;
+}
+
+export interface AgentStatus {
+  cellId: string;
+  lease: OverlayLease | null;
+  peers: number;
+  appliedVersion: number;
+  /** Containers in the rule set in force (controller's and CNI-time ones). */
+  appliedContainers: number;
+  controllerVersion: number;
+  lastApplyError: string;
+  lastApplyAt: number;
+  cniOnlyContainers: string[];
+  controllerReachable: boolean;
+  lastContactAt: number;
+  executorSocket: string | null;
+  /** True when nothing is written to the kernel (`--dry-run`). */
+  dryRun: boolean;
+  /** process.memoryUsage() in MB. */
+  memoryMb: Record<string, number>;
+}
+
+/** Reads a PEM file (without loading node-forge, which lib/tls.ts needs for issuing). */
+function readPem(field: string, path: string): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ValidationError(field, path, `cannot read: ${(err as Error).message}`);
+  }
+  if (!/-----BEGIN [A-Z0-9 ]+-----/.test(text))
+    throw new ValidationError(field, path, 'file holds no PEM block');
+  return text;
+}
+
+function jittered(ms: number, random: () => number = Math.random): number {
+  return Math.round(ms * (0.9 + 0.2 * random()));
+}
+
+export class CellAgent {
+  readonly config: AgentConfig;
+  readonly log: Logger;
+  readonly registry: Registry;
+  readonly metrics: AgentMetrics;
+  readonly dataplane: AgentDataplane;
+  readonly dryRun: boolean;
+  private readonly client: ControllerClient;
+  private readonly stateFile: StateFile;
+  private readonly inventory: InventoryReader;
+  private readonly vxlan: OverlayDevice;
+  private readonly mutex = new Mutex();
+  private readonly life = new AbortController();
+  private puller: RulePuller | null = null;
+  private underlay: Underlay | null = null;
+  private lease: OverlayLease | null = null;
+  private leases: OverlayLease[] = [];
+  private base: CellRuleSet | null = null;
+  private readonly local = new Map<string, LocalContainer>();
+  private applied: CellRuleSet | null = null;
+  private appliedVersion = 0;
+  private lastApplyError = '';
+  private lastApplyAt = 0;
+  private applyFailures = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private controllerReachable = false;
+  private lastContactAt = 0;
+  private executor: CniExecutor | null = null;
+  private localServer: RunningHttp | null = null;
+  private metricsServer: RunningHttp | null = null;
+  private loops: Promise<void>[] = [];
+  private stopping = false;
+  private started = false;
+  private subnetWritten = false;
+  // status reporting
+  private statusDirty = false;
+  private reportedInventory = '';
+  private heartbeats = 0;
+  private statusWake: (() => void) | null = null;
+  private saveTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: AgentOptions) {
+    this.config = opts.config;
+    const c = opts.config;
+    this.log = opts.logger ?? createLogger('agent', { level: c.logLevel });
+    this.registry = opts.registry ?? createRegistry({ labels: { component: 'agent', cell: c.cellId } });
+    this.metrics = agentMetrics(this.registry);
+    const tls = opts.tls ?? {
+      ca: readPem('caCert', c.caCert),
+      cert: readPem('clientCert', c.clientCert),
+      key: readPem('clientKey', c.clientKey),
+    };
+    this.client = new ControllerClient({
+      baseUrl: c.controllerUrl,
+      cellId: c.cellId,
+      tls: { ...tls, ...(c.controllerServerName ? { servername: c.controllerServerName } : {}) },
+    });
+    this.dryRun = opts.dryRun ?? false;
+    this.dataplane = this.dryRun
+      ? new DryRunDataplane(c.nftTable)
+      : new NftDataplane({
+          table: c.nftTable,
+          nft: c.nftBinary,
+          stateDir: c.cniStateDir,
+          // one long-lived nft process for incremental changes: no process start per change
+          session: true,
+          logger: this.log.child({ component: 'dataplane' }),
+        });
+    this.stateFile = new StateFile(c.stateDir);
+    this.inventory = new InventoryReader(c.datastore);
+    this.vxlan = this.dryRun
+      ? new DryRunOverlay(c.vtepName)
+      : new Vxlan(c.vtepName, this.log.child({ component: 'vxlan' }));
+  }
+
+  // ------------------------------------------------------------------ life cycle
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const c = this.config;
+    this.log.info(
+      {
+        cellId: c.cellId,
+        controller: c.controllerUrl,
+        vtep: c.vtepName,
+        vni: c.vni,
+        table: c.nftTable,
+        stateDir: c.stateDir,
+        dryRun: this.dryRun,
+      },
+      'cell agent starting',
+    );
+    // a dry run with a given address needs no interface holding it (nothing is sent from it)
+    this.underlay =
+      this.dryRun && c.underlayIp
+        ? { ip: c.underlayIp, interface: c.underlayInterface || 'dry-run', mtu: 1500 }
+        : await detectUnderlay({ ip: c.underlayIp, interface: c.underlayInterface });
+    const { state, problem } = await this.stateFile.load(c.cellId);
+    if (problem) this.log.warn({ problem }, 'saved state not used');
+    if (state) {
+      this.lease = state.lease;
+      this.leases = state.leases;
+      this.base = state.base;
+      for (const [h, rec] of Object.entries(state.local)) this.local.set(h, rec);
+      this.log.info(
+        {
+          lease: state.lease?.subnet ?? null,
+          version: state.base?.version ?? null,
+          peers: state.leases.length,
+        },
+        'saved state loaded',
+      );
+    }
+    await this.restoreRules();
+    if (this.lease) {
+      try {
+        await this.adoptLease(this.lease, 'saved');
+        await this.syncOverlay(true);
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'restoring the overlay from saved state failed');
+      }
+    }
+    if (c.agentSocket) {
+      this.localServer = await startLocalServer({
+        socket: c.agentSocket,
+        logger: this.log,
+        onEvent: (e) => this.onCniEvent(e, false),
+        state: () => this.status(),
+      });
+    }
+    if (c.executorSocket && this.dryRun) {
+      this.log.info('dry run: no CNI executor is hosted (it would attach containers)');
+    } else if (c.executorSocket) {
+      this.executor = await startCniExecutor({
+        socket: c.executorSocket,
+        logger: this.log.child({ component: 'cni' }),
+        dataplane: this.executorDataplane(),
+        notify: (e) => this.onCniEvent(e, true),
+      });
+    }
+    if (c.metricsPort > 0) {
+      this.metricsServer = await startMetricsServer({
+        host: c.metricsAddress,
+        port: c.metricsPort,
+        registry: this.registry,
+        ready: () => this.readiness(),
+      });
+    }
+    this.puller = new RulePuller({
+      source: this.client,
+      cellId: c.cellId,
+      waitSeconds: c.longPollTimeoutSeconds,
+      minBackoffMs: c.reconnectMinMs,
+      maxBackoffMs: c.reconnectMaxMs,
+      logger: this.log.child({ component: 'rules' }),
+      initial: this.base,
+      onRuleSet: (u) => this.onRuleSet(u),
+      onContact: (ok, err) => this.contact(ok, 'rules', err),
+    });
+    this.puller.start();
+    this.loops.push(this.leaseLoop(), this.statusLoop(), this.driftLoop());
+    this.requestStatus();
+    this.log.info(
+      {
+        executor: this.executor?.socket ?? null,
+        agentSocket: c.agentSocket || null,
+        metrics: this.metricsServer?.address,
+      },
+      'cell agent running',
+    );
+  }
+
+  /**
+   * Drain: stop polling and timers, close the executor socket (in-flight CNI calls finish), wait for
+   * an apply in progress, save the state. Rules, routes and the VXLAN device stay as they are.
+   */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.log.info('cell agent draining (rules stay in force)');
+    this.life.abort(new Error('agent stopping'));
+    this.statusWake?.();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    await this.puller?.stop();
+    await this.executor?.close().catch((err) => this.log.warn({ err: errorMessage(err) }, 'executor close'));
+    await this.localServer?.close().catch(() => undefined);
+    await Promise.allSettled(this.loops);
+    await this.mutex
+      .run(() => this.save())
+      .catch((err) => this.log.error({ err: errorMessage(err) }, 'save failed'));
+    await this.dataplane
+      .close()
+      .catch((err) => this.log.warn({ err: errorMessage(err) }, 'nft session close'));
+    await this.metricsServer?.close().catch(() => undefined);
+    await this.client.destroy();
+    this.log.info('cell agent stopped');
+  }
+
+  status(): AgentStatus {
+    return {
+      cellId: this.config.cellId,
+      lease: this.lease,
+      peers: this.leases.filter((l) => l.cellId !== this.config.cellId).length,
+      appliedVersion: this.appliedVersion,
+      appliedContainers: this.applied?.containers.length ?? 0,
+      controllerVersion: this.base?.version ?? 0,
+      lastApplyError: this.lastApplyError,
+      lastApplyAt: this.lastApplyAt,
+      cniOnlyContainers: [...this.local.keys()].sort(),
+      controllerReachable: this.controllerReachable,
+      lastContactAt: this.lastContactAt,
+      executorSocket: this.executor?.socket ?? null,
+      dryRun: this.dryRun,
+      memoryMb: Object.fromEntries(
+        Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round((v / 1048576) * 10) / 10]),
+      ),
+    };
+  }
+
+  private readiness(): { ok: boolean; checks: Record<string, unknown> } {
+    const checks = {
+      lease: { ok: this.lease !== null && this.subnetWritten, subnet: this.lease?.subnet ?? null },
+      executor: { ok: this.executor !== null || !this.config.executorSocket || this.dryRun },
+      rules: { ok: this.lastApplyError === '', appliedVersion: this.appliedVersion },
+    };
+    return { ok: Object.values(checks).every((c) => c.ok), checks };
+  }
+
+  private contact(ok: boolean, op: string, err?: unknown): void {
+    this.controllerReachable = ok;
+    this.metrics.controllerUp.set(ok ? 1 : 0);
+    if (ok) this.lastContactAt = Date.now();
+    else this.metrics.controllerErrors.inc({ op });
+    if (!ok && err) this.log.debug({ op, err: errorMessage(err) }, 'controller request failed');
+  }
+
+  private async pause(ms: number): Promise<boolean> {
+    try {
+      await sleep(ms, this.life.signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  // ------------------------------------------------------------------ rules
+
+  /** Start-up: put the saved rule set in force without a window (or leave the kernel alone). */
+  private async restoreRules(): Promise<void> {
+    if (!this.base) {
+      this.log.info('no saved rule set: the kernel table is left as it is until the controller answers');
+      return;
+    }
+    await this.mutex.run(async () => {
+      const t0 = performance.now();
+      let inv: Inventory | null = null;
+      try {
+        inv = await this.inventory.read(true);
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'datastore unreadable at start-up');
+      }
+      if (inv) await this.recoverUnknown(inv);
+      const merged = this.merge(inv);
+      const report = await this.dataplane.detectDrift(merged);
+      if (report.drift) {
+        const res = await this.dataplane.applyFull(merged);
+        this.metrics.applies.inc({ mode: 'restore', outcome: 'ok' });
+        this.log.info(
+          { version: merged.version, ms: Math.round(res.ms), tableMissing: report.tableMissing },
+          'saved rule set restored in one nft transaction',
+        );
+      } else {
+        this.log.info(
+          { version: merged.version, ms: Math.round(performance.now() - t0) },
+          'kernel already holds the saved rule set: nothing applied',
+        );
+      }
+      this.applied = merged;
+      this.appliedVersion = this.base!.version;
+      this.lastApplyAt = Date.now();
+      this.metrics.appliedVersion.set(this.appliedVersion);
+    });
+  }
+
+  /** Datastore containers neither the controller nor the agent knows: recover them from the table. */
+  private async recoverUnknown(inv: Inventory): Promise<void> {
+    const known = new Set(this.base?.containers.map((c) => c.handle) ?? []);
+    const unknown = inv.items.filter((i) => !known.has(i.handle) && !this.local.has(i.handle));
+    if (unknown.length === 0) return;
+    const rules = new Map<string, EgressRule[]>(Object.entries(this.base?.asgSets ?? {}));
+    for (const l of this.local.values()) rules.set(l.container.egress, l.egressRules);
+    const table = await this.dataplane.readBack();
+    for (const item of unknown) {
+      const rec = recoverFromKernel(table, item, rules);
+      if (rec) {
+        this.local.set(item.handle, rec);
+        this.log.info(
+          { handle: item.handle, ip: item.ip },
+          'CNI-time container recovered from the kernel table',
+        );
+      } else {
+        this.log.warn(
+          { handle: item.handle, ip: item.ip },
+          'container attached while the agent was down could not be recovered; the controller will supply its rules',
+        );
+      }
+    }
+  }
+
+  private merge(inv: Inventory | null): CellRuleSet {
+    const res = mergeLocal(this.base!, this.local, inv?.attached ?? null);
+    for (const h of res.obsolete) this.local.delete(h);
+    if (res.dropped.length > 0) {
+      this.log.warn(
+        { dropped: res.dropped },
+        'controller entries whose address belongs to another container left out',
+      );
+    }
+    this.metrics.pendingContainers.set(res.merged.length);
+    if (inv) this.metrics.localContainers.set(inv.items.length);
+    return res.ruleSet;
+  }
+
+  private async onRuleSet(u: PullUpdate): Promise<void> {
+    this.base = u.ruleSet;
+    this.metrics.polls.inc({ kind: u.kind });
+    this.metrics.controllerVersion.set(u.ruleSet.version);
+    await this.applyNow(u.receivedAt, u.kind);
+  }
+
+  /** Merge and apply the current rule set (one nft transaction), save and report. */
+  private async applyNow(
+    receivedAt?: number,
+    source: 'snapshot' | 'patch' | 'local' = 'local',
+  ): Promise<void> {
+    if (!this.base) return;
+    await this.mutex.run(async () => {
+      if (!this.base) return;
+      const t0 = performance.now();
+      let inv: Inventory | null = null;
+      try {
+        inv = await this.inventory.read();
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'datastore unreadable; merging without it');
+      }
+      const merged = this.merge(inv);
+      try {
+        const res = await this.dataplane.apply(merged);
+        const s = (performance.now() - t0) / 1000;
+        this.metrics.applies.inc({ mode: res.mode, outcome: 'ok' });
+        this.metrics.applyDuration.observe({ mode: res.mode }, s);
+        if (receivedAt !== undefined) this.metrics.receiveToEnforce.observe((Date.now() - receivedAt) / 1000);
+        this.applied = merged;
+        this.appliedVersion = this.base.version;
+        this.lastApplyError = '';
+        this.lastApplyAt = Date.now();
+        this.applyFailures = 0;
+        this.metrics.appliedVersion.set(this.appliedVersion);
+        this.log.info(
+          {
+            version: merged.version,
+            source,
+            mode: res.mode,
+            ms: Math.round(res.ms * 10) / 10,
+            ...(res.summary ? { summary: res.summary } : {}),
+            ...(res.fallbackFrom ? { fallbackFrom: res.fallbackFrom.message } : {}),
+          },
+          'rule set applied',
+        );
+      } catch (err) {
+        this.metrics.applies.inc({ mode: 'apply', outcome: 'error' });
+        this.lastApplyError = errorMessage(err).slice(0, 4000);
+        this.applyFailures++;
+        this.log.error(
+          { err: this.lastApplyError, version: merged.version, inForce: this.appliedVersion },
+          'applying the rule set failed; the previous rules stay in force',
+        );
+        this.scheduleRetry();
+      }
+      await this.save().catch((err) => this.log.error({ err: errorMessage(err) }, 'saving state failed'));
+    });
+    this.requestStatus();
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopping || this.retryTimer) return;
+    const delay = backoffDelay(this.applyFailures - 1, {
+      initialMs: this.config.reconnectMinMs,
+      maxMs: this.config.reconnectMaxMs,
+      factor: 2,
+      jitter: 0.5,
+    });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.applyNow();
+    }, delay);
+  }
+
+  private async save(): Promise<void> {
+    await this.stateFile.save({
+      cellId: this.config.cellId,
+      lease: this.lease,
+      leases: this.leases,
+      base: this.base,
+      local: Object.fromEntries(this.local),
+    });
+  }
+
+  /** Saves soon (coalesces bursts of CNI events). */
+  private saveSoon(): void {
+    if (this.saveTimer || this.stopping) return;
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = null;
+      void this.mutex
+        .run(() => this.save())
+        .catch((err) => this.log.error({ err: errorMessage(err) }, 'save failed'));
+    }, 200);
+  }
+
+  // ------------------------------------------------------------------ CNI
+
+  /**
+   * The dataplane the hosted executor uses: the agent's own NftDataplane (so its view of the table
+   * stays exact), with each container change serialised with rule-set applies and recorded as a
+   * CNI-time container. A config naming another table or lock directory gets its own dataplane.
+   */
+  private executorDataplane(): (cfg: NetConfig) => ContainerDataplane {
+    const other = nftDataplaneFactory(this.log.child({ component: 'cni-dataplane' }));
+    const own: ContainerDataplane = {
+      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig) =>
+        this.mutex.run(async () => {
+          this.local.set(container.handle, { container, egressRules, addedAt: Date.now() });
+          try {
+            return await this.dataplane.addContainer(container, egressRules, cellConfig);
+          } catch (err) {
+            this.local.delete(container.handle);
+            throw err;
+          }
+        }),
+      removeContainer: (handleOrIp: string) =>
+        this.mutex.run(async () => {
+          this.local.delete(handleOrIp);
+          return this.dataplane.removeContainer(handleOrIp);
+        }),
+      readBack: () => this.dataplane.readBack(),
+    };
+    let warned = false;
+    return (cfg) => {
+      if (cfg.nftTable === this.config.nftTable && cfg.stateDir === this.config.cniStateDir) return own;
+      if (!warned) {
+        warned = true;
+        this.log.warn(
+          { nftTable: cfg.nftTable, stateDir: cfg.stateDir },
+          'CNI config names another nft table or state dir than the agent: its containers are not merged',
+        );
+      }
+      return other(cfg);
+    };
+  }
+
+  /** A CNI ADD/DEL: remember CNI-time containers, report the inventory. */
+  async onCniEvent(e: CniEvent, inProcess: boolean): Promise<void> {
+    if (e.type === 'add') {
+      if (e.container && e.container.handle === e.handle) {
+        this.local.set(e.handle, {
+          container: e.container,
+          egressRules: e.egressRules ?? [],
+          addedAt: Date.now(),
+        });
+      }
+      // A plugin process outside the agent changed the table: bring the agent's view back in step.
+      if (!inProcess && this.base) await this.applyNow();
+    } else {
+      this.local.delete(e.handle);
+    }
+    this.log.info({ type: e.type, handle: e.handle, ip: e.ip, inProcess }, 'CNI event');
+    this.saveSoon();
+    this.requestStatus();
+  }
+
+  // ------------------------------------------------------------------ lease and overlay
+
+  private async leaseLoop(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        const l = await this.renewOrAcquire();
+        this.contact(true, 'lease');
+        await this.adoptLease(l, 'controller');
+        const all = await this.client.leases(this.life.signal);
+        this.leases = all;
+        await this.syncOverlay(false);
+        this.saveSoon();
+        failures = 0;
+        if (!(await this.pause(jittered(this.config.leasePollIntervalSeconds * 1000)))) return;
+      } catch (err) {
+        if (this.stopping) return;
+        this.contact(false, 'lease', err);
+        const delay = backoffDelay(failures++, {
+          initialMs: this.config.reconnectMinMs,
+          maxMs: this.config.reconnectMaxMs,
+          factor: 2,
+          jitter: 0.5,
+        });
+        this.log.warn(
+          { err: errorMessage(err), retryInMs: delay, lease: this.lease?.subnet ?? null },
+          'lease renewal failed; keeping the overlay as it is',
+        );
+        if (!(await this.pause(delay))) return;
+      }
+    }
+  }
+
+  private async renewOrAcquire(): Promise<OverlayLease> {
+    const ip = this.underlay!.ip;
+    if (this.lease) {
+      try {
+        return await this.client.renewLease(this.lease.subnet, ip);
+      } catch (err) {
+        if (!(err instanceof ControllerRequestError) || (err.status !== 404 && err.status !== 409)) throw err;
+        this.log.warn(
+          { err: err.message, subnet: this.lease.subnet },
+          'lease not renewable; acquiring again',
+        );
+        return this.client.acquireLease(ip, undefined, this.lease.subnet);
+      }
+    }
+    return this.client.acquireLease(ip);
+  }
+
+  /** Makes `l` the cell's lease: VXLAN device, subnet file for the CNI plugin. */
+  private async adoptLease(l: OverlayLease, source: 'saved' | 'controller'): Promise<void> {
+    const prev = this.lease;
+    if (prev && prev.subnet !== l.subnet) {
+      this.log.error(
+        { old: prev.subnet, new: l.subnet },
+        'the cell lease moved to another subnet: containers on the old subnet lose overlay connectivity',
+      );
+    }
+    const u = this.underlay!;
+    const mtu = this.config.vtepMtu > 0 ? this.config.vtepMtu : u.mtu - VXLAN_OVERHEAD;
+    const done = await this.vxlan.ensureDevice({
+      name: this.config.vtepName,
+      vni: this.config.vni,
+      port: this.config.vtepPort,
+      underlayIp: u.ip,
+      underlayInterface: u.interface,
+      mtu,
+      subnet: l.subnet,
+      mac: l.vtepMac || vtepMacOf(l.subnet),
+    });
+    if (done.length > 0)
+      this.log.info({ dev: this.config.vtepName, done, source }, 'VXLAN device configured');
+    this.lease = l;
+    await this.writeSubnetFile(l.subnet);
+    if (!prev || prev.subnet !== l.subnet) this.log.info({ subnet: l.subnet, source }, 'cell lease held');
+  }
+
+  private async writeSubnetFile(subnet: string): Promise<void> {
+    const text = `${JSON.stringify({ subnet, gateway: vtepIpOf(subnet) })}\n`;
+    const cur = await readFile(this.config.subnetFile, 'utf8').catch(() => null);
+    if (cur !== text) await writeFileAtomic(this.config.subnetFile, text, 0o644);
+    this.subnetWritten = true;
+  }
+
+  /** Programs the other cells' leases (only the difference reaches the kernel). */
+  private async syncOverlay(readKernel: boolean): Promise<number> {
+    if (!this.lease) return 0;
+    const d = desiredOverlay(this.leases, {
+      cellId: this.config.cellId,
+      subnet: this.lease.subnet,
+      underlayIp: this.underlay!.ip,
+    });
+    for (const s of d.skipped) this.log.warn(s, 'lease not programmed');
+    const n = await this.vxlan.sync(d.state, { readKernel });
+    this.metrics.overlayPeers.set(d.state.routes.size);
+    if (n > 0) {
+      this.metrics.overlayChanges.inc(n);
+      this.log.info({ changes: n, peers: d.state.routes.size, readKernel }, 'overlay entries updated');
+    }
+    return n;
+  }
+
+  // ------------------------------------------------------------------ drift
+
+  private async driftLoop(): Promise<void> {
+    const every = this.config.driftCheckIntervalSeconds * 1000;
+    if (every <= 0) return;
+    while (!this.stopping) {
+      if (!(await this.pause(jittered(every)))) return;
+      await this.checkDrift().catch((err) =>
+        this.log.error({ err: errorMessage(err) }, 'drift check failed'),
+      );
+    }
+  }
+
+  /** Reads the nft table and the overlay back and repairs what differs. */
+  async checkDrift(): Promise<{ rules: boolean; overlay: number }> {
+    let rules = false;
+    if (this.base) {
+      rules = await this.mutex.run(async () => {
+        if (!this.base) return false;
+        let inv: Inventory | null = null;
+        try {
+          inv = await this.inventory.read();
+        } catch {
+          inv = null;
+        }
+        const merged = this.merge(inv);
+        const { report, repaired } = await this.dataplane.repair(merged);
+        if (repaired) {
+          this.metrics.driftRepairs.inc({ what: 'nft' });
+          this.applied = merged;
+          this.appliedVersion = this.base.version;
+          this.lastApplyError = '';
+          this.log.warn(
+            {
+              missingElements: report.missingElements.length,
+              extraElements: report.extraElements.length,
+              tableMissing: report.tableMissing,
+            },
+            'nft table drift repaired',
+          );
+        }
+        return repaired;
+      });
+    }
+    let overlay = 0;
+    if (this.lease) {
+      const done = await this.vxlan.ensureDevice({
+        name: this.config.vtepName,
+        vni: this.config.vni,
+        port: this.config.vtepPort,
+        underlayIp: this.underlay!.ip,
+        underlayInterface: this.underlay!.interface,
+        mtu: this.config.vtepMtu > 0 ? this.config.vtepMtu : this.underlay!.mtu - VXLAN_OVERHEAD,
+        subnet: this.lease.subnet,
+        mac: this.lease.vtepMac || vtepMacOf(this.lease.subnet),
+      });
+      if (done.length > 0) {
+        this.metrics.driftRepairs.inc({ what: 'vtep' });
+        this.log.warn({ done }, 'VXLAN device drift repaired');
+      }
+      overlay = await this.syncOverlay(true);
+      if (overlay > 0) this.metrics.driftRepairs.inc({ what: 'overlay' });
+    }
+    return { rules, overlay };
+  }
+
+  // ------------------------------------------------------------------ status
+
+  /** Report soon (coalesced with a report in flight). */
+  requestStatus(): void {
+    this.statusDirty = true;
+    this.statusWake?.();
+  }
+
+  private async statusLoop(): Promise<void> {
+    let failures = 0;
+    const interval = this.config.statusIntervalSeconds * 1000;
+    while (!this.stopping) {
+      if (!this.statusDirty) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(() => {
+            this.statusWake = null;
+            this.heartbeats++;
+            resolve();
+          }, jittered(interval));
+          this.statusWake = () => {
+            clearTimeout(t);
+            this.statusWake = null;
+            resolve();
+          };
+        });
+        if (this.stopping) return;
+      }
+      this.statusDirty = false;
+      try {
+        await this.reportOnce(this.heartbeats % 10 === 9);
+        failures = 0;
+      } catch (err) {
+        if (this.stopping) return;
+        this.metrics.statusReports.inc({ outcome: 'error' });
+        this.contact(false, 'status', err);
+        this.statusDirty = true;
+        const delay = backoffDelay(failures++, {
+          initialMs: this.config.reconnectMinMs,
+          maxMs: this.config.reconnectMaxMs,
+          factor: 2,
+          jitter: 0.5,
+        });
+        this.log.debug({ err: errorMessage(err), retryInMs: delay }, 'status report failed');
+        if (!(await this.pause(delay))) return;
+      }
+    }
+  }
+
+  private async reportOnce(forceInventory: boolean): Promise<void> {
+    let items: InventoryItem[] | null = null;
+    let key = this.reportedInventory;
+    try {
+      const inv = await this.inventory.read();
+      key = inventoryKey(inv.items);
+      this.metrics.localContainers.set(inv.items.length);
+      if (forceInventory || key !== this.reportedInventory) items = inv.items;
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'datastore unreadable; status without inventory');
+    }
+    const body = {
+      appliedVersion: this.appliedVersion,
+      appliedAt: this.lastApplyAt || Date.now(),
+      ...(this.lastApplyError ? { error: this.lastApplyError } : {}),
+      ...(items ? { containers: items.slice(0, 10_000) } : {}),
+    };
+    await this.client.putStatus(body, this.life.signal);
+    this.contact(true, 'status');
+    this.metrics.statusReports.inc({ outcome: 'ok' });
+    if (items) this.reportedInventory = key;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * The cell's container inventory, read from the CNI plugin's datastore (Silk's store.json shape:
+ * handle → {handle, ip, metadata}). The file is rewritten by atomic rename, so reads need no lock;
+ * `store.json_version` changes with every write, so an unchanged store is not re-parsed.
+ */
+import { readFile } from 'node:fs/promises';
+import { Datastore } from '../cni/store.js';
+import type { InventoryItem } from './client.js';
+
+const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+const IP4 = /^\d{1,3}(\.\d{1,3}){3}$/;
+
+export interface Inventory {
+  items: InventoryItem[];
+  /** handle → ip */
+  attached: Map<string, string>;
+  /** `store.json_version` when read ('' when absent). */
+  version: string;
+}
+
+export class InventoryReader {
+  private readonly store: Datastore;
+  private cache: Inventory | null = null;
+
+  constructor(path: string) {
+    this.store = new Datastore(path);
+  }
+
+  get path(): string {
+    return this.store.path;
+  }
+
+  private async versionText(): Promise<string> {
+    try {
+      return (await readFile(this.store.versionPath, 'utf8')).trim();
+    } catch {
+      return '';
+    }
+  }
+
+  /** The inventory now (cached while `store.json_version` is unchanged, unless `fresh`). */
+  async read(fresh = false): Promise<Inventory> {
+    const version = await this.versionText();
+    if (!fresh && this.cache && version !== '' && this.cache.version === version) return this.cache;
+    const data = await this.store.read();
+    const items: InventoryItem[] = [];
+    const attached = new Map<string, string>();
+    for (const [handle, e] of Object.entries(data)) {
+      if (!e || typeof e !== 'object' || !HANDLE.test(handle) || typeof e.ip !== 'string' || !IP4.test(e.ip))
+        continue;
+      const metadata =
+        e.metadata && typeof e.metadata === 'object' && !Array.isArray(e.metadata) ? e.metadata : {};
+      items.push({ handle, ip: e.ip, metadata });
+      attached.set(handle, e.ip);
+    }
+    items.sort((a, b) => (a.handle < b.handle ? -1 : a.handle > b.handle ? 1 : 0));
+    this.cache = { items, attached, version };
+    return this.cache;
+  }
+}
+
+/** A stable fingerprint of an inventory (to report it only when it changed). */
+export function inventoryKey(items: readonly InventoryItem[]): string {
+  return JSON.stringify(items.map((i) => [i.handle, i.ip, i.metadata]));
+}

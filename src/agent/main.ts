@@ -1,0 +1,14 @@
+/**
+ * Lean entry point of the cell agent: `node dist/agent/main.js [--config agent.json] [flags]` takes
+ * the same settings as `cfnet agent` but loads only the agent's modules (the full `cfnet` CLI loads
+ * every component at start-up, which costs the agent tens of MB of resident memory).
+ */
+import { Command } from 'commander';
+import { registerAgentCommands } from '../cli/agent-command.js';
+
+const program = new Command('cfnet').enablePositionalOptions().showHelpAfterError();
+registerAgentCommands(program);
+program.parseAsync([process.argv[0]!, process.argv[1]!, 'agent', ...process.argv.slice(2)]).catch((err) => {
+  process.stderr.write(`cfnet-agent: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,80 @@
+import type { Command } from 'commander';
+import {
+  AGENT_SETTINGS,
+  type AgentConfig,
+  envName,
+  flagName,
+  readConfigFile,
+  resolveAgentConfig,
+} from '../agent/config.js';
+import { errorMessage, ValidationError } from '../lib/errors.js';
+
+function placeholder(kind: string): string {
+  switch (kind) {
+    case 'int':
+      return '<n>';
+    case 'path':
+      return '<path>';
+    case 'url':
+      return '<url>';
+    case 'ip':
+      return '<ip>';
+    case 'ifname':
+      return '<name>';
+    default:
+      return '<value>';
+  }
+}
+
+/** `cfnet agent`: the per-cell agent. Every setting is a flag, a CFNET_AGENT_* variable or a config key. */
+export function registerAgentCommands(program: Command): void {
+  const cmd = program
+    .command('agent')
+    .description(
+      "run the cell agent: overlay subnet lease and VXLAN routes, rule-set long-poll applied with one nft transaction per change, status reports, the warm CNI executor. Run it in the cell's network namespace as root. Settings: flag > environment > --config file > default.",
+    )
+    .option('--config <file>', 'JSON file of settings (keys as in parentheses below, e.g. "cellId")')
+    .option(
+      '--dry-run',
+      'render and report rule sets and overlay changes but write nothing to the kernel (no nft, no VXLAN device, no CNI executor); needs no root. For demos',
+    );
+  for (const s of AGENT_SETTINGS) {
+    const def = s.def === undefined ? ' [required]' : ` [default: ${JSON.stringify(s.def)}]`;
+    cmd.option(
+      `${flagName(s.key)} ${placeholder(s.kind)}`,
+      `${s.describe} (${s.key}; env ${envName(s.key)})${def}`,
+    );
+  }
+  cmd.action(async (opts: Record<string, unknown>) => {
+    let config: AgentConfig;
+    try {
+      const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+      const flags: Record<string, unknown> = {};
+      for (const s of AGENT_SETTINGS) if (opts[s.key] !== undefined) flags[s.key] = opts[s.key];
+      config = resolveAgentConfig({ file, env: process.env, flags });
+    } catch (err) {
+      const msg = err instanceof ValidationError ? err.message : errorMessage(err);
+      process.stderr.write(`cfnet agent: ${msg}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    // loaded here, not at start-up of the CLI: other commands do not pay for the agent's modules
+    const { CellAgent } = await import('../agent/agent.js');
+    const agent = new CellAgent({ config, dryRun: opts.dryRun === true });
+    let stopping: Promise<void> | null = null;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      agent.log.info({ signal }, 'signal received');
+      stopping = agent.stop().finally(() => process.exit(0));
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    try {
+      await agent.start();
+    } catch (err) {
+      agent.log.fatal({ err: errorMessage(err) }, 'cell agent failed to start');
+      await agent.stop().catch(() => undefined);
+      process.exit(1);
+    }
+  });
+}

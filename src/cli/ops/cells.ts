@@ -1,0 +1,75 @@
+/**
+ * `cfnet cells`: desired vs applied rule-set version, lag, state and last error per cell.
+ */
+import { type Command, Option } from 'commander';
+import { ValidationError } from '../../lib/errors.js';
+import type { CellConvergence } from '../../ops/cells.js';
+import { ago, formatDuration, table, truncate } from '../../ops/format.js';
+import {
+  type ConnFlags,
+  connectionOptions,
+  EXIT_HELP,
+  type JsonFlag,
+  jsonOption,
+  list,
+  type OpsIo,
+  printJson,
+  run,
+  withContext,
+} from './common.js';
+
+function cellRows(cells: readonly CellConvergence[], now: number) {
+  return cells.map((c) => ({
+    cell: c.cellId,
+    desired: c.desired || '',
+    applied: c.applied || '',
+    lag: c.lagMs > 0 ? formatDuration(c.lagMs) : '0',
+    state: c.state,
+    reported: ago(c.reportedAt, now),
+    error: truncate(c.error, 80),
+  }));
+}
+
+export function registerCells(program: Command, io: OpsIo): void {
+  const cmd = program
+    .command('cells')
+    .description(
+      'per cell: desired rule-set version (stored by the controller) vs the version its agent applied, lag, state, last report and error',
+    )
+    .addOption(
+      new Option('--sort <key>', 'order of the rows').choices(['cell', 'lag', 'state']).default('cell'),
+    )
+    .option(
+      '--state <states>',
+      'only cells in these states: converged, lagging, error, no-agent, no-rule-set',
+    );
+  jsonOption(connectionOptions(cmd), 'the cells')
+    .addHelpText('after', EXIT_HELP)
+    .action(
+      run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
+        const { cellConvergence, byLag, stateCounts } = await import('../../ops/cells.js');
+        const valid = ['converged', 'lagging', 'error', 'no-agent', 'no-rule-set'];
+        const states = list(o.state);
+        for (const s of states)
+          if (!valid.includes(s)) throw new ValidationError('state', s, `must be one of ${valid.join(', ')}`);
+        const now = Date.now();
+        let cells = await withContext(io, o, (ctx) => cellConvergence(ctx.redis, ctx.keys, now));
+        if (states.length > 0) cells = cells.filter((c) => states.includes(c.state));
+        if (o.sort === 'lag') cells = byLag(cells);
+        if (o.sort === 'state')
+          cells = [...cells].sort(
+            (a, b) => a.state.localeCompare(b.state) || a.cellId.localeCompare(b.cellId),
+          );
+        if (o.json) return printJson(io, cells);
+        const counts = Object.entries(stateCounts(cells))
+          .filter(([, n]) => n > 0)
+          .map(([s, n]) => `${n} ${s}`)
+          .join(', ');
+        io.stdout(
+          cells.length === 0
+            ? 'no cells known in this namespace (is the controller running, is --redis-namespace right?)\n'
+            : `${table(cellRows(cells, now), ['cell', 'desired', 'applied', 'lag', 'state', 'reported', 'error'])}\n${cells.length} cells: ${counts}\n`,
+        );
+      }),
+    );
+}

@@ -1,0 +1,182 @@
+/**
+ * `cfnet events`: tail, filter, follow and replay the event journal.
+ */
+import type { Command } from 'commander';
+import { ValidationError } from '../../lib/errors.js';
+import { isoTime, parsePositiveInt, parseTime, table, truncate } from '../../ops/format.js';
+import type { JournalEntry, JournalFilter } from '../../ops/journal.js';
+import {
+  type ConnFlags,
+  connectionOptions,
+  EXIT_HELP,
+  jsonOption,
+  type OpsIo,
+  printJson,
+  run,
+  withContext,
+} from './common.js';
+import { type ReplayFlags, replayAndReport, replayOptions } from './queue.js';
+
+function subjectText(e: JournalEntry): string {
+  const s = e.subject;
+  const parts = [s.guid ?? ''];
+  if (s.apps?.length) parts.push(`app ${s.apps.join(',')}`);
+  if (s.spaces?.length) parts.push(`space ${s.spaces.join(',')}`);
+  if (s.groups?.length) parts.push(`asg ${s.groups.join(',')}`);
+  return parts.filter(Boolean).join(' ');
+}
+
+function listText(items: readonly string[], max = 4): string {
+  if (items.length === 0) return '-';
+  return items.length <= max ? items.join(',') : `${items.slice(0, max).join(',')},…(${items.length})`;
+}
+
+function detailText(d: Record<string, unknown> | undefined): string {
+  return d
+    ? Object.entries(d)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+        .join(' ')
+    : '';
+}
+
+function eventLine(e: JournalEntry): string {
+  return [
+    isoTime(e.at),
+    e.type.padEnd(12),
+    subjectText(e),
+    `cells=${listText(e.cells)}`,
+    `jobs=${listText(e.jobIds)}`,
+    detailText(e.detail),
+  ]
+    .filter(Boolean)
+    .join('  ');
+}
+
+export function registerEvents(program: Command, io: OpsIo): void {
+  const cmd = program
+    .command('events')
+    .description(
+      'the event journal: every platform change the controller acted on (BBS lrp/desired/task events, ASG and policy changes, agent inventories and reports, resyncs, replays) with the cells it touched and the jobs it caused; newest last',
+    )
+    .option('--cell <cell>', 'only entries that touched this cell')
+    .option('--app <guid>', 'only entries about this app')
+    .option('--space <guid>', 'only entries about this space')
+    .option(
+      '--type <types>',
+      'comma list of lrp, desired, task, asg, policy, inventory, agent-report, resync, replay',
+    )
+    .option('--since <time>', 'written at or after: a duration ago (10m), ISO-8601 time or epoch ms')
+    .option('--until <time>', 'written at or before (same forms as --since)')
+    .option('--limit <n>', 'at most this many (the newest)', '100')
+    .option('-f, --follow', 'keep printing new entries as they are written (Ctrl-C ends)')
+    .option('--replay', 're-enqueue the cells the matching entries touched (recorded as a replay entry)');
+  jsonOption(replayOptions(connectionOptions(cmd)), 'the entries (with --follow: one JSON object per line)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  cfnet events --cell cell-7 --since 2024-05-01T10:00:00Z --until 2024-05-01T10:05:00Z
+  cfnet events --type asg,policy --since 1h
+  cfnet events --cell cell-7 --since 10m --replay --wait
+${EXIT_HELP}`,
+    )
+    .action(
+      run(
+        io,
+        'events',
+        async (
+          o: ConnFlags &
+            ReplayFlags & {
+              cell?: string;
+              app?: string;
+              space?: string;
+              type?: string;
+              since?: string;
+              until?: string;
+              limit: string;
+              follow?: boolean;
+              replay?: boolean;
+            },
+        ) => {
+          const { parseJournalTypes, Journal } = await import('../../ops/journal.js');
+          const { validateCellId } = await import('../../controller/keys.js');
+          const now = Date.now();
+          const filter: JournalFilter = {};
+          if (o.cell !== undefined) filter.cell = validateCellId(o.cell, 'cell');
+          if (o.app !== undefined) filter.app = o.app;
+          if (o.space !== undefined) filter.space = o.space;
+          if (o.type !== undefined) filter.types = parseJournalTypes(o.type, 'type');
+          if (o.since !== undefined) filter.since = parseTime(o.since, 'since', now);
+          if (o.until !== undefined) filter.until = parseTime(o.until, 'until', now);
+          if (filter.since !== undefined && filter.until !== undefined && filter.since > filter.until) {
+            throw new ValidationError('until', o.until, 'is before --since');
+          }
+          const limit = parsePositiveInt(o.limit, 'limit');
+          if (o.follow && (o.replay || o.until !== undefined)) {
+            throw new ValidationError('follow', true, 'cannot be combined with --replay or --until');
+          }
+          await withContext(io, o, async (ctx) => {
+            const entries = await ctx.journal.read(filter, limit);
+            if (o.replay) {
+              const cells = Journal.cellsOf(entries);
+              const desc = [
+                o.cell && `cell=${o.cell}`,
+                o.app && `app=${o.app}`,
+                o.space && `space=${o.space}`,
+                o.type && `type=${o.type}`,
+                o.since && `since=${o.since}`,
+                o.until && `until=${o.until}`,
+              ]
+                .filter(Boolean)
+                .join(',');
+              if (cells.length === 0) {
+                throw new ValidationError(
+                  'replay',
+                  desc || 'all',
+                  `the ${entries.length} matching entries touched no cell`,
+                );
+              }
+              await replayAndReport(io, ctx, { kind: 'events', cells, filter: desc || 'all' }, cells, o);
+              return;
+            }
+            if (!o.follow) {
+              if (o.json) return printJson(io, entries);
+              io.stdout(
+                entries.length === 0
+                  ? 'no journal entries match\n'
+                  : `${table(
+                      entries.map((e) => ({
+                        seen: isoTime(e.at),
+                        type: e.type,
+                        subject: truncate(subjectText(e), 70),
+                        cells: listText(e.cells),
+                        jobs: listText(e.jobIds),
+                        detail: truncate(detailText(e.detail), 60),
+                      })),
+                      ['seen', 'type', 'subject', 'cells', 'jobs', 'detail'],
+                    )}\n`,
+              );
+              return;
+            }
+            const print = (e: JournalEntry) =>
+              io.stdout(o.json ? `${JSON.stringify(e)}\n` : `${eventLine(e)}\n`);
+            for (const e of entries) print(e);
+            const ac = new AbortController();
+            const stop = () => ac.abort();
+            const signal = io.signal ?? ac.signal;
+            if (!io.signal) {
+              process.once('SIGINT', stop);
+              process.once('SIGTERM', stop);
+            }
+            try {
+              const from = entries.at(-1)?.id ?? (await ctx.journal.lastId()) ?? '0-0';
+              await ctx.journal.follow(await ctx.blocking(), filter, print, signal, from);
+            } finally {
+              process.off('SIGINT', stop);
+              process.off('SIGTERM', stop);
+            }
+          });
+        },
+      ),
+    );
+}

@@ -1,0 +1,313 @@
+/**
+ * The agent API (HTTPS, mutual TLS) and the operator endpoints (plain HTTP, separate port).
+ *
+ * Agent API — every request needs a client certificate signed by the configured CA; the cell id is
+ * taken from it: a DNS SAN `<cell>.cell.cfnet` when present, else the subject CN. A request about
+ * another cell gets 403; a request without a valid certificate gets 401.
+ *
+ * - `GET /v1/cells/{cell}/rules?since=V&wait=S` → 200 `{kind:'patch', patch}` (V → current, when
+ *   the log covers V), 200 `{kind:'snapshot', ruleSet}` (V = 0, unknown, too old or ahead), or 304
+ *   after S seconds (at most `maxWaitSeconds`, default 60) without a change. Header
+ *   `X-Cfnet-Version` carries the current version (0 when nothing is stored yet).
+ * - `PUT /v1/cells/{cell}/status` `{appliedVersion, appliedAt?, error?, containers?: [{handle, ip,
+ *   metadata}]}` → 200 `{inventoryChanged}`; a changed inventory is stored and the cell enqueued.
+ * - `POST /v1/cells/{cell}/lease/acquire` `{underlayIp, vtepMac?}` → 200 Lease
+ * - `POST /v1/cells/{cell}/lease/renew` `{subnet, underlayIp, vtepMac?}` → 200 Lease, 409 mismatch
+ * - `POST /v1/cells/{cell}/lease/release` → 200 `{released}`
+ * - `GET /v1/leases` → 200 `{leases: Lease[]}` (every live lease, for VXLAN programming)
+ * Errors: `{error: {code, message, field?}}`.
+ *
+ * Operator port: `GET /metrics` (Prometheus), `GET /healthz` (process up), `GET /readyz` (503
+ * unless Redis answers and the informers are synced on the leader / a leader is known).
+ */
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { CfnetError, ValidationError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { counter, exposition, gauge, METRICS, type Registry } from '../../lib/metrics.js';
+import { CF_INTERNAL_CIPHERS } from '../../lib/tls.js';
+import { ipFamily, isIp } from '../../model/ip.js';
+import { validateCellId } from '../keys.js';
+import type { RuleSetStore } from '../store/ruleset-store.js';
+import { type InventoryEntry, identityFromMetadata } from '../world/records.js';
+import type { WorldStore } from '../world/redis-world.js';
+import type { Trigger } from '../world/world.js';
+import { LeaseError, type LeaseManager } from './leases.js';
+import type { ChangeNotifier } from './notifier.js';
+
+/** DNS SAN suffix naming a cell in an agent certificate. */
+export const CELL_SAN_SUFFIX = '.cell.cfnet';
+const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export interface AgentApiDeps {
+  store: RuleSetStore;
+  world: WorldStore;
+  leases: LeaseManager;
+  notifier: ChangeNotifier;
+  enqueue(cellId: string, trigger: Trigger): Promise<void>;
+  logger: Logger;
+  registry?: Registry;
+  /** Called after a status report was stored (operator journal). */
+  onStatus?(cellId: string, status: { appliedVersion: number; appliedAt: number; error: string }): void;
+}
+
+export interface AgentApiOptions {
+  host?: string;
+  port?: number;
+  /** PEM: CA that signs agent certificates, the server certificate and key. */
+  tls: { ca: string; cert: string; key: string };
+  maxWaitSeconds?: number;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** The cell id an agent certificate names (SAN `<cell>.cell.cfnet`, else CN), or null. */
+export function cellIdFromCertificate(cert: {
+  subject?: { CN?: string | string[] };
+  subjectaltname?: string;
+}): string | null {
+  for (const part of (cert.subjectaltname ?? '').split(/,\s*/)) {
+    if (part.startsWith('DNS:') && part.endsWith(CELL_SAN_SUFFIX)) {
+      const id = part.slice(4, -CELL_SAN_SUFFIX.length);
+      return id || null;
+    }
+  }
+  const cn = cert.subject?.CN;
+  const v = Array.isArray(cn) ? cn[0] : cn;
+  return v || null;
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string, field?: string) {
+  return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
+}
+
+function zodError(reply: FastifyReply, err: z.ZodError) {
+  const issue = err.issues[0]!;
+  const field = issue.path.join('.') || 'body';
+  return sendError(reply, 400, 'CFNET_INVALID', `invalid ${field}: ${issue.message}`, field);
+}
+
+const InventoryItem = z.object({
+  handle: z.string().regex(HANDLE_RE, 'must be 1-128 characters of [A-Za-z0-9_.:-]'),
+  ip: z.string().refine((s) => isIp(s) && ipFamily(s) === 4, 'must be an IPv4 address'),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+const StatusBody = z.object({
+  appliedVersion: z.number().int().nonnegative(),
+  appliedAt: z.number().int().nonnegative().optional(),
+  error: z.string().max(4096).optional(),
+  containers: z.array(InventoryItem).max(10_000).optional(),
+});
+
+const AcquireBody = z.object({
+  underlayIp: z.string(),
+  vtepMac: z.string().optional(),
+});
+
+const RenewBody = AcquireBody.extend({ subnet: z.string() });
+
+const RulesQuery = z.object({
+  since: z.coerce.number().int().nonnegative().default(0),
+  wait: z.coerce.number().nonnegative().default(0),
+});
+
+type CellParams = { cell: string };
+
+export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): Promise<RunningServer> {
+  const maxWait = opts.maxWaitSeconds ?? 60;
+  const app = Fastify({
+    https: {
+      ca: opts.tls.ca,
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      requestCert: true,
+      // Verified per request below, so that a missing certificate gets a clear 401 answer.
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+      ciphers: CF_INTERNAL_CIPHERS,
+    },
+    logger: false,
+    // long polls hold requests open up to maxWait; leave room for it
+    requestTimeout: (maxWait + 30) * 1000,
+    keepAliveTimeout: (maxWait + 30) * 1000,
+  });
+  const requests = deps.registry
+    ? counter(deps.registry, METRICS.apiRequests, 'Agent API requests by route and status', [
+        'route',
+        'status',
+      ])
+    : undefined;
+  const polls = deps.registry
+    ? gauge(deps.registry, METRICS.longPolls, 'Long-poll requests waiting')
+    : undefined;
+
+  app.addHook('onResponse', async (req, reply) => {
+    requests?.inc({ route: req.routeOptions.url ?? 'unknown', status: String(reply.statusCode) });
+  });
+
+  // Identity: a verified client certificate naming a cell.
+  app.addHook('onRequest', async (req, reply) => {
+    const socket = req.raw.socket as TLSSocket;
+    if (!socket.authorized) {
+      const reason = socket.authorizationError ? String(socket.authorizationError) : 'no client certificate';
+      return sendError(
+        reply,
+        401,
+        'CFNET_UNAUTHENTICATED',
+        `a valid client certificate is required (${reason})`,
+      );
+    }
+    const cert = socket.getPeerCertificate();
+    const id = cellIdFromCertificate(cert);
+    if (!id) return sendError(reply, 401, 'CFNET_UNAUTHENTICATED', 'the client certificate names no cell');
+    (req as FastifyRequest & { cellId?: string }).cellId = id;
+    const params = req.params as Partial<CellParams> | undefined;
+    if (params?.cell !== undefined && params.cell !== id) {
+      return sendError(
+        reply,
+        403,
+        'CFNET_FORBIDDEN',
+        `certificate of cell ${id} may not access cell ${params.cell}`,
+      );
+    }
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof LeaseError) return sendError(reply, err.status, err.code, err.message);
+    if (err instanceof ValidationError) return sendError(reply, 400, err.code, err.message, err.field);
+    if (err instanceof CfnetError) return sendError(reply, 500, err.code, err.message);
+    const status = (err as { statusCode?: number }).statusCode ?? 500;
+    if (status < 500) return sendError(reply, status, 'CFNET_BAD_REQUEST', (err as Error).message);
+    deps.logger.error({ err }, 'agent API error');
+    return sendError(reply, 500, 'CFNET_INTERNAL', 'internal error');
+  });
+
+  const cellOf = (req: FastifyRequest<{ Params: CellParams }>) => validateCellId(req.params.cell, 'cell');
+
+  app.get<{ Params: CellParams; Querystring: Record<string, string> }>(
+    '/v1/cells/:cell/rules',
+    async (req, reply) => {
+      const cell = cellOf(req);
+      const q = RulesQuery.safeParse(req.query);
+      if (!q.success) return zodError(reply, q.error);
+      const waitMs = Math.min(q.data.wait, maxWait) * 1000;
+      const deadline = Date.now() + waitMs;
+      const abort = new AbortController();
+      reply.raw.once('close', () => abort.abort());
+      polls?.inc();
+      try {
+        for (;;) {
+          const w = deps.notifier.wait(cell, deadline - Date.now(), abort.signal);
+          const ch = await deps.store.changesSince(cell, q.data.since);
+          if (ch.kind === 'patch' || ch.kind === 'snapshot') {
+            w.cancel();
+            const version = ch.kind === 'patch' ? ch.patch.to : ch.ruleSet.version;
+            return reply.header('x-cfnet-version', String(version)).send(ch);
+          }
+          const current = ch.kind === 'current' ? ch.version : 0;
+          if (Date.now() >= deadline || abort.signal.aborted) {
+            w.cancel();
+            return reply.code(304).header('x-cfnet-version', String(current)).send();
+          }
+          await w.promise;
+        }
+      } finally {
+        polls?.dec();
+      }
+    },
+  );
+
+  app.put<{ Params: CellParams }>('/v1/cells/:cell/status', async (req, reply) => {
+    const cell = cellOf(req);
+    const body = StatusBody.safeParse(req.body);
+    if (!body.success) return zodError(reply, body.error);
+    const b = body.data;
+    const status = {
+      appliedVersion: b.appliedVersion,
+      appliedAt: b.appliedAt ?? Date.now(),
+      error: b.error ?? '',
+    };
+    await deps.store.reportStatus(cell, status);
+    deps.onStatus?.(cell, status);
+    let inventoryChanged = false;
+    if (b.containers) {
+      const entries: InventoryEntry[] = b.containers.map((c) => ({
+        handle: c.handle,
+        ip: c.ip,
+        ...identityFromMetadata(c.metadata),
+      }));
+      inventoryChanged = await deps.world.setInventory(cell, entries);
+      if (inventoryChanged) await deps.enqueue(cell, { kind: 'inventory', id: cell, at: Date.now() });
+    }
+    return reply.send({ inventoryChanged });
+  });
+
+  app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/acquire', async (req, reply) => {
+    const cell = cellOf(req);
+    const b = AcquireBody.safeParse(req.body ?? {});
+    if (!b.success) return zodError(reply, b.error);
+    return reply.send(await deps.leases.acquire(cell, b.data.underlayIp, b.data.vtepMac));
+  });
+
+  app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/renew', async (req, reply) => {
+    const cell = cellOf(req);
+    const b = RenewBody.safeParse(req.body ?? {});
+    if (!b.success) return zodError(reply, b.error);
+    return reply.send(await deps.leases.renew(cell, b.data.subnet, b.data.underlayIp, b.data.vtepMac));
+  });
+
+  app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/release', async (req, reply) => {
+    return reply.send({ released: await deps.leases.release(cellOf(req)) });
+  });
+
+  app.get('/v1/leases', async (_req, reply) => reply.send({ leases: await deps.leases.list() }));
+
+  await app.listen({ host: opts.host ?? '0.0.0.0', port: opts.port ?? 0 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 0);
+  const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+  return { app, port, url: `https://${host}:${port}`, close: () => app.close() };
+}
+
+export interface OperatorDeps {
+  registry: Registry;
+  /** Readiness checks; the server answers 503 unless all are ok. */
+  ready(): Promise<Record<string, { ok: boolean; detail?: string }>>;
+  /** Extra routes (operator dashboard), registered before the server listens. */
+  routes?(app: FastifyInstance): Promise<void>;
+}
+
+export async function startOperatorServer(
+  deps: OperatorDeps,
+  opts: { host?: string; port?: number },
+): Promise<RunningServer> {
+  const app = Fastify({ logger: false });
+  app.get('/metrics', async (_req, reply) => {
+    const { contentType, body } = await exposition(deps.registry);
+    return reply.header('content-type', contentType).send(body);
+  });
+  app.get('/healthz', async (_req, reply) => reply.send({ ok: true }));
+  app.get('/readyz', async (_req, reply) => {
+    let checks: Record<string, { ok: boolean; detail?: string }>;
+    try {
+      checks = await deps.ready();
+    } catch (err) {
+      checks = { checks: { ok: false, detail: (err as Error).message } };
+    }
+    const ok = Object.values(checks).every((c) => c.ok);
+    return reply.code(ok ? 200 : 503).send({ ok, checks });
+  });
+  await deps.routes?.(app);
+  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 0);
+  const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
+  return { app, port, url: `http://${host}:${port}`, close: () => app.close() };
+}

@@ -1,0 +1,243 @@
+/**
+ * The operator dashboard on the controller's operator port (registered through the dashboard
+ * extension, ops/extension.ts). Everything under /dashboard needs the operator token (auth.ts);
+ * without a configured token the dashboard only says it is disabled.
+ *
+ * - GET  /dashboard                 convergence page (cells by lag, latency, failed jobs, journal)
+ * - GET  /dashboard/login           login form; POST /dashboard/login {token, next} → session cookie
+ * - GET|POST /dashboard/logout      end the session
+ * - GET  /dashboard/api/snapshot    what the page shows, as JSON
+ * - GET  /dashboard/api/stream      the same as Server-Sent Events (`snapshot` every interval)
+ * - GET  /dashboard/api/jobs/:id    one job in detail; POST /dashboard/api/jobs/:id/retry
+ * - /dashboard/queues/…             bull-board over the reconcile queue; only actions that cannot
+ *   corrupt state are allowed (retry, promote, pause/resume, cleaning finished jobs): adding or
+ *   editing jobs, emptying or obliterating the queue are refused with 403.
+ */
+import type { Queue } from 'bullmq';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { CfnetError, errorMessage, ValidationError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { closeRedis, createRedis } from '../../lib/redis.js';
+import { NotFoundError } from '../../ops/errors.js';
+import { Journal } from '../../ops/journal.js';
+import { QueueAdmin } from '../../ops/queue-admin.js';
+import { Keys } from '../keys.js';
+import type { ReconcileJobData } from '../queue/reconcile-queue.js';
+import { MIN_TOKEN_LENGTH, OperatorAuth } from './auth.js';
+import { registerBullBoard } from './bull-board.js';
+import { CONVERGENCE_PAGE, CSS, loginPage, SCRIPT } from './pages.js';
+import { type DashboardSnapshot, takeSnapshot } from './snapshot.js';
+
+export interface DashboardDeps {
+  redisUrl: string;
+  namespace?: string;
+  /** The operator token; null or empty = dashboard disabled. */
+  token: string | null;
+  queue: Queue<ReconcileJobData>;
+  logger: Logger;
+  /** Snapshot interval of the live stream (default 2 s). */
+  intervalMs?: number;
+}
+
+export interface Dashboard {
+  enabled: boolean;
+  close(): Promise<void>;
+}
+
+const JOB_ID = /^[A-Za-z0-9:_-]{1,128}$/;
+
+function apiError(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+/** `next` after login: only a path inside the dashboard (no open redirect). */
+function safeNext(next: unknown): string {
+  return typeof next === 'string' && /^\/dashboard(\/[A-Za-z0-9/_.?=&%-]*)?$/.test(next)
+    ? next
+    : '/dashboard';
+}
+
+function wantsHtml(req: FastifyRequest): boolean {
+  return req.method === 'GET' && /text\/html/.test(req.headers.accept ?? '');
+}
+
+export async function registerDashboard(app: FastifyInstance, deps: DashboardDeps): Promise<Dashboard> {
+  const token = deps.token ?? '';
+  if (token === '') {
+    const disabled = async (_req: FastifyRequest, reply: FastifyReply) =>
+      reply
+        .code(503)
+        .type('text/html; charset=utf-8')
+        .send(loginPage({ next: '/dashboard', disabled: true }));
+    app.get('/dashboard', disabled);
+    app.get('/dashboard/*', disabled);
+    app.get('/dashboard/assets/app.css', async (_req, reply) => reply.type('text/css').send(CSS));
+    deps.logger.info('dashboard disabled: no operator token configured');
+    return { enabled: false, close: async () => {} };
+  }
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new ValidationError(
+      'operatorToken',
+      '[redacted]',
+      `must be at least ${MIN_TOKEN_LENGTH} characters`,
+    );
+  }
+  const auth = new OperatorAuth(token);
+  const keys = new Keys(deps.namespace);
+  const redis: Redis = createRedis(deps.redisUrl, { name: 'cfnet-controller-dashboard' });
+  redis.on('error', () => {});
+  const journal = new Journal(redis, keys);
+  const admin = new QueueAdmin(deps.queue);
+  const intervalMs = deps.intervalMs ?? 2000;
+
+  // One snapshot shared by every viewer, at most one per interval.
+  let cached: { at: number; value: Promise<DashboardSnapshot> } | null = null;
+  const snapshot = (): Promise<DashboardSnapshot> => {
+    const now = Date.now();
+    if (!cached || now - cached.at >= intervalMs / 2) {
+      const value = takeSnapshot({ redis, keys, queue: deps.queue, journal }, now);
+      value.catch(() => {
+        cached = null;
+      });
+      cached = { at: now, value };
+    }
+    return cached.value;
+  };
+  const refresh = () => {
+    cached = null;
+  };
+
+  const streams = new Set<{ end(): void }>();
+  app.addHook('preClose', async () => {
+    for (const s of streams) s.end();
+  });
+
+  // Public: login, logout, assets.
+  await app.register(async (pub) => {
+    pub.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 4096 },
+      (_req, body, done) => done(null, Object.fromEntries(new URLSearchParams(body as string))),
+    );
+    pub.get('/dashboard/assets/app.css', async (_req, reply) =>
+      reply.type('text/css; charset=utf-8').header('cache-control', 'no-cache').send(CSS),
+    );
+    pub.get('/dashboard/login', async (req, reply) => {
+      const next = safeNext((req.query as Record<string, unknown>).next);
+      return reply.type('text/html; charset=utf-8').send(loginPage({ next }));
+    });
+    pub.post('/dashboard/login', async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const next = safeNext(body.next);
+      if (!auth.checkToken(body.token)) {
+        deps.logger.warn({ ip: req.ip }, 'dashboard login refused: wrong operator token');
+        // a little friction against guessing (the token is long anyway)
+        await new Promise((r) => setTimeout(r, 200));
+        return reply
+          .code(401)
+          .type('text/html; charset=utf-8')
+          .send(loginPage({ next, error: 'Wrong operator token.' }));
+      }
+      deps.logger.info({ ip: req.ip }, 'dashboard login');
+      return reply.header('set-cookie', auth.sessionCookie(req.protocol === 'https')).redirect(next, 303);
+    });
+    const logout = async (_req: FastifyRequest, reply: FastifyReply) =>
+      reply.header('set-cookie', OperatorAuth.clearCookie()).redirect('/dashboard/login', 303);
+    pub.get('/dashboard/logout', logout);
+    pub.post('/dashboard/logout', logout);
+  });
+
+  // Everything else: the token or a session.
+  await app.register(async (priv) => {
+    priv.addHook('onRequest', async (req, reply) => {
+      if (auth.authorized(req)) return;
+      if (wantsHtml(req)) {
+        return reply.redirect(`/dashboard/login?next=${encodeURIComponent(safeNext(req.url))}`, 303);
+      }
+      return apiError(
+        reply,
+        401,
+        'CFNET_UNAUTHENTICATED',
+        'the operator token is required (log in, or Authorization: Bearer <token>)',
+      );
+    });
+    priv.setErrorHandler((err, _req, reply) => {
+      if (err instanceof NotFoundError) return apiError(reply, 404, err.code, err.message);
+      if (err instanceof ValidationError) return apiError(reply, 400, err.code, err.message);
+      if (err instanceof CfnetError) return apiError(reply, 500, err.code, err.message);
+      const status = (err as { statusCode?: number }).statusCode ?? 500;
+      if (status < 500) return apiError(reply, status, 'CFNET_BAD_REQUEST', errorMessage(err));
+      deps.logger.error({ err: errorMessage(err) }, 'dashboard error');
+      return apiError(reply, 500, 'CFNET_INTERNAL', errorMessage(err));
+    });
+
+    priv.get('/dashboard', async (_req, reply) =>
+      reply
+        .type('text/html; charset=utf-8')
+        .header('content-security-policy', "default-src 'self'; style-src 'self'; img-src 'self' data:")
+        .header('cache-control', 'no-store')
+        .send(CONVERGENCE_PAGE),
+    );
+    priv.get('/dashboard/assets/app.js', async (_req, reply) =>
+      reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(SCRIPT),
+    );
+    priv.get('/dashboard/api/snapshot', async (_req, reply) =>
+      reply.header('cache-control', 'no-store').send(await snapshot()),
+    );
+    priv.get('/dashboard/api/stream', async (req, reply) => {
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      let open = true;
+      const stream = {
+        end: () => {
+          if (!open) return;
+          open = false;
+          clearInterval(timer);
+          streams.delete(stream);
+          res.end();
+        },
+      };
+      streams.add(stream);
+      const send = async () => {
+        try {
+          const s = await snapshot();
+          if (open) res.write(`event: snapshot\ndata: ${JSON.stringify(s)}\n\n`);
+        } catch (err) {
+          if (open) res.write(`event: problem\ndata: ${JSON.stringify({ message: errorMessage(err) })}\n\n`);
+        }
+      };
+      const timer = setInterval(() => void send(), intervalMs);
+      req.raw.on('close', stream.end);
+      res.write('retry: 3000\n\n');
+      await send();
+    });
+    priv.get<{ Params: { id: string } }>('/dashboard/api/jobs/:id', async (req, reply) => {
+      if (!JOB_ID.test(req.params.id)) throw new ValidationError('jobId', req.params.id, 'not a job id');
+      return reply.send(await admin.show(req.params.id));
+    });
+    priv.post<{ Params: { id: string } }>('/dashboard/api/jobs/:id/retry', async (req, reply) => {
+      if (!JOB_ID.test(req.params.id)) throw new ValidationError('jobId', req.params.id, 'not a job id');
+      await admin.retry(req.params.id);
+      deps.logger.info({ jobId: req.params.id }, 'job retried from the dashboard');
+      refresh();
+      return reply.send({ retried: req.params.id });
+    });
+
+    await registerBullBoard(priv, deps.queue, deps.logger);
+  });
+
+  return {
+    enabled: true,
+    async close() {
+      for (const s of streams) s.end();
+      await closeRedis(redis);
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * What the convergence page shows, read in one go: queue counts, cells by lag, the latency
+ * distribution of recently finished reconciles, failed jobs, recently finished jobs and the newest
+ * journal entries. One snapshot is shared by every open page (computed at most once per interval).
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  byLag,
+  type CellConvergence,
+  type CellState,
+  cellConvergence,
+  stateCounts,
+} from '../../ops/cells.js';
+import type { Journal, JournalEntry } from '../../ops/journal.js';
+import { type LatencyDistribution, reconcileLatency } from '../../ops/latency.js';
+import { type JobSummary, oldestTrigger, QueueAdmin, type QueueCounts } from '../../ops/queue-admin.js';
+import type { Keys } from '../keys.js';
+import type { ReconcileJobData } from '../queue/reconcile-queue.js';
+
+export interface DashboardSnapshot {
+  at: number;
+  namespace: string;
+  leader: string | null;
+  queue: QueueCounts;
+  cells: CellConvergence[];
+  states: Record<CellState, number>;
+  latency: { sample: number; eventToDone: LatencyDistribution; runTime: LatencyDistribution };
+  failed: JobSummary[];
+  recent: JobSummary[];
+  journal: JournalEntry[];
+}
+
+export interface SnapshotSource {
+  redis: Redis;
+  keys: Keys;
+  queue: Queue<ReconcileJobData>;
+  journal: Journal;
+  /** Completed jobs the latency distribution is computed from (default 300). */
+  latencySample?: number;
+}
+
+export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promise<DashboardSnapshot> {
+  const admin = new QueueAdmin(src.queue);
+  const sample = src.latencySample ?? 300;
+  const [queue, cells, failed, completed, journal, leader] = await Promise.all([
+    admin.counts(),
+    cellConvergence(src.redis, src.keys, now),
+    admin.list({ states: ['failed'], limit: 50 }),
+    src.queue.getJobs(['completed'], 0, sample - 1, false),
+    src.journal.read({}, 20),
+    src.redis.get(src.keys.leader),
+  ]);
+  const finished = completed.filter((j) => !!j);
+  const latency = reconcileLatency(
+    finished.map((j) => ({
+      triggeredAt: oldestTrigger(j.data),
+      processedAt: j.processedOn ?? null,
+      finishedAt: j.finishedOn ?? null,
+    })),
+  );
+  const recent = await admin.list({ states: ['active', 'completed'], limit: 20 });
+  return {
+    at: now,
+    namespace: src.keys.ns,
+    leader,
+    queue,
+    cells: byLag(cells),
+    states: stateCounts(cells),
+    latency: { sample: finished.length, ...latency },
+    failed,
+    recent,
+    journal: journal.reverse(),
+  };
+}

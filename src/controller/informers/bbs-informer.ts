@@ -1,0 +1,338 @@
+/**
+ * BBS informer (leader only): list-then-watch of desired LRPs (r3: network properties and egress
+ * snapshots), actual LRPs and tasks.
+ *
+ * The event streams (`lrp_instances.r1`, `tasks.r1`) are opened first and their events queued; then
+ * everything is listed and the listing replaces the BBS part of the world (only real differences
+ * touch cells); then the queued events are applied in order. BBS streams cannot resume, so after
+ * every reconnect (`reconnected`) and on a long interval the same re-list happens again, with event
+ * processing paused meanwhile. A failed listing keeps the world as it was and is retried with
+ * backoff.
+ */
+import type { BbsClient } from '../../cf/bbs-client.js';
+import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
+import type { DecodedBbsEvent, DesiredLRP, Task } from '../../cf/bbs-messages.js';
+import { errorMessage, type ValidationError } from '../../lib/errors.js';
+import {
+  desiredFromBbs,
+  type EgressSnapshot,
+  egressSnapshot,
+  instanceFrom,
+  instanceFromBbs,
+  type TaskInfo,
+  taskFromBbs,
+} from '../world/records.js';
+import type { Trigger } from '../world/world.js';
+import { type InformerContext, InformerMetrics } from './context.js';
+import { jittered } from './poller.js';
+
+/** Events applied per event-loop turn (each is a few µs; a turn stays well under 100 ms). */
+const EVENTS_PER_TURN = 1000;
+
+export interface BbsInformerOptions {
+  /** Periodic full re-list (default 10 min, jittered ±20 %). 0 = only after reconnects. */
+  relistIntervalMs?: number;
+  /** Stream idle timeout (BBS sends no heartbeats; default 5 min). */
+  streamIdleTimeoutMs?: number;
+  /** Backoff between failed listings (default 1 s doubling to 30 s). */
+  retryMs?: number;
+}
+
+/** Parses egress rule lists once per distinct content (LRPs of a space share them). */
+class SnapshotCache {
+  private readonly m = new Map<string, EgressSnapshot>();
+  constructor(private readonly onInvalid: (err: ValidationError, index: number) => void) {}
+  get(rules: unknown[] | null | undefined): EgressSnapshot {
+    const key = JSON.stringify(rules ?? []);
+    let s = this.m.get(key);
+    if (!s) {
+      s = egressSnapshot(rules, this.onInvalid);
+      if (this.m.size > 50_000) this.m.clear();
+      this.m.set(key, s);
+    }
+    return s;
+  }
+}
+
+export class BbsInformer {
+  private lrpStream: BbsEventStream | null = null;
+  private taskStream: BbsEventStream | null = null;
+  private readonly queue: Array<StreamEvent> = [];
+  private relistWanted = true;
+  private listing = false;
+  private listedOnce = false;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private relistTimer: NodeJS.Timeout | null = null;
+  private readonly metrics: InformerMetrics;
+  private readonly snapshots: SnapshotCache;
+  private syncedResolve!: () => void;
+  /** Resolves after the first successful listing was applied. */
+  readonly synced: Promise<void>;
+
+  constructor(
+    private readonly client: BbsClient,
+    private readonly ctx: InformerContext,
+    private readonly opts: BbsInformerOptions = {},
+  ) {
+    this.metrics = new InformerMetrics(ctx.registry);
+    this.snapshots = new SnapshotCache((err, index) =>
+      ctx.log.warn({ field: err.field, index, reason: err.message }, 'invalid egress rule skipped'),
+    );
+    this.synced = new Promise((r) => {
+      this.syncedResolve = r;
+    });
+  }
+
+  get isSynced(): boolean {
+    return this.listedOnce;
+  }
+
+  /** Listed, no re-list pending or running, and every received event applied to the world. */
+  get isIdle(): boolean {
+    return this.listedOnce && !this.relistWanted && !this.listing && this.queue.length === 0;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const idle = this.opts.streamIdleTimeoutMs ?? 300_000;
+    this.lrpStream = this.client.eventStream('lrp', { idleTimeoutMs: idle, logger: this.ctx.log });
+    this.taskStream = this.client.eventStream('task', { idleTimeoutMs: idle, logger: this.ctx.log });
+    for (const [name, s] of [
+      ['lrp_instances', this.lrpStream],
+      ['tasks', this.taskStream],
+    ] as const) {
+      s.on('event', (e) => {
+        this.queue.push(e);
+        this.poke();
+      });
+      s.on('open', ({ reconnect }) => {
+        // A stream that opened only after the first listing may have missed events: list again.
+        if (!reconnect && this.listedOnce) this.requestRelist(`${name} stream opened after the listing`);
+      });
+      s.on('reconnected', () => {
+        this.metrics.reconnect(name);
+        this.requestRelist('stream reconnected');
+      });
+      s.start();
+    }
+    this.scheduleRelist();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.lrpStream?.close();
+    this.taskStream?.close();
+    if (this.relistTimer) clearTimeout(this.relistTimer);
+    this.poke();
+    await this.loop;
+  }
+
+  /** Ask for a full re-list (e.g. after a reconnect). */
+  requestRelist(reason: string): void {
+    this.ctx.log.info({ reason }, 'BBS re-list requested');
+    this.relistWanted = true;
+    this.poke();
+  }
+
+  private scheduleRelist(): void {
+    const every = this.opts.relistIntervalMs ?? 600_000;
+    if (every <= 0 || !this.running) return;
+    this.relistTimer = setTimeout(
+      () => {
+        this.requestRelist('periodic');
+        this.scheduleRelist();
+      },
+      jittered(every, 0.2),
+    );
+    this.relistTimer.unref?.();
+  }
+
+  private poke(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    // Watch before listing: give the streams a moment to open so no event falls between the two.
+    await Promise.race([
+      Promise.all([this.lrpStream?.waitOpen(), this.taskStream?.waitOpen()]).catch(() => {}),
+      new Promise((r) => setTimeout(r, 5_000).unref()),
+    ]);
+    while (this.running) {
+      if (this.relistWanted) {
+        this.relistWanted = false;
+        this.listing = true;
+        try {
+          await this.relist();
+          failures = 0;
+        } catch (err) {
+          failures++;
+          this.metrics.pollError('bbs');
+          this.relistWanted = true;
+          const delay = Math.min(30_000, (this.opts.retryMs ?? 1000) * 2 ** Math.min(failures - 1, 5));
+          this.ctx.log.warn(
+            { err: errorMessage(err), retryInMs: delay },
+            'BBS listing failed; keeping the last state',
+          );
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, jittered(delay, 0.2));
+            this.wake = () => {
+              clearTimeout(t);
+              r();
+            };
+          });
+          continue;
+        } finally {
+          this.listing = false;
+        }
+      }
+      if (this.listedOnce && this.queue.length > 0) {
+        // Bounded turns: a storm of events must not hold the event loop so long that the
+        // leadership lease cannot be renewed or the agent API answered.
+        const batch = this.queue.splice(0, EVENTS_PER_TURN);
+        for (const e of batch) this.apply(e);
+        this.ctx.changed();
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      if (!this.running) break;
+      await new Promise<void>((r) => {
+        this.wake = r;
+      });
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const started = Date.now();
+    const [desired, actual, tasks, cells] = await Promise.all([
+      this.client.desiredLrps(),
+      this.client.actualLrps(),
+      this.client.tasks(),
+      // cell presences are only a hint (cells without containers still get a rule set)
+      this.client.cells().catch((err: unknown) => {
+        this.ctx.log.warn({ err: errorMessage(err) }, 'could not list BBS cells');
+        return null;
+      }),
+    ]);
+    const desiredAt = this.listedOnce ? started : 0;
+    const trigger: Trigger = { kind: 'resync', id: 'bbs-list', at: started };
+    const listing = {
+      desired: desired.flatMap((d) => {
+        const r = this.desired(d, desiredAt);
+        return r ? [r] : [];
+      }),
+      instances: actual.flatMap((a) => {
+        const i = instanceFromBbs(a);
+        return i ? [i] : [];
+      }),
+      tasks: tasks.flatMap((t) => {
+        const r = this.task(t, desiredAt);
+        return r ? [r] : [];
+      }),
+    };
+    await this.ctx.world.replaceBbsInTurns(listing, trigger);
+    if (cells)
+      this.ctx.world.setKnownCells(
+        cells.flatMap((c) => (c.cellId ? [c.cellId] : [])),
+        trigger,
+      );
+    this.snapshots.get([]); // keep the cache warm for empty rule lists
+    this.metrics.poll('bbs', this.ctx.world.hasChanges() ? 'changed' : 'unchanged');
+    this.ctx.log.info(
+      {
+        desired: listing.desired.length,
+        instances: listing.instances.length,
+        tasks: listing.tasks.length,
+        ms: Date.now() - started,
+      },
+      'BBS listed',
+    );
+    this.ctx.changed();
+    if (!this.listedOnce) {
+      this.listedOnce = true;
+      this.metrics.setSynced('bbs', true);
+      this.syncedResolve();
+    }
+  }
+
+  private desired(d: DesiredLRP, desiredAt: number) {
+    const snapshot = this.snapshots.get(d.egressRules as unknown[] | null | undefined);
+    const r = desiredFromBbs({ ...d, egressRules: [] }, desiredAt);
+    if (!r) return null;
+    return { info: { ...r.info, snapshot: snapshot.hash }, snapshot };
+  }
+
+  private task(t: Task, desiredAt: number): { info: TaskInfo; snapshot: EgressSnapshot } | null {
+    const def = t.taskDefinition;
+    const snapshot = this.snapshots.get(def?.egressRules as unknown[] | null | undefined);
+    const r = taskFromBbs({ ...t, taskDefinition: def ? { ...def, egressRules: [] } : def }, desiredAt);
+    if (!r) return null;
+    return { info: { ...r.info, snapshot: snapshot.hash }, snapshot };
+  }
+
+  /** Apply one event to the world. */
+  private apply(e: StreamEvent<DecodedBbsEvent>): void {
+    const w = this.ctx.world;
+    const at = e.receivedAt;
+    this.metrics.event(e.name);
+    switch (e.name) {
+      case 'desired_lrp_created':
+      case 'desired_lrp_changed': {
+        const d = e.name === 'desired_lrp_created' ? e.message.desiredLrp : e.message.after;
+        if (!d) return;
+        const r = this.desired(d, at);
+        if (r) w.upsertDesired(r.info, r.snapshot, { kind: 'desired', id: r.info.processGuid, at });
+        return;
+      }
+      case 'desired_lrp_removed': {
+        const pg = e.message.desiredLrp?.processGuid;
+        if (pg) w.removeDesired(pg, { kind: 'desired', id: pg, at });
+        return;
+      }
+      case 'actual_lrp_instance_created': {
+        const a = e.message.actualLrp;
+        const i = a ? instanceFromBbs(a) : null;
+        if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
+        return;
+      }
+      case 'actual_lrp_instance_changed': {
+        const m = e.message;
+        const info = m.after ?? m.before;
+        const i = instanceFrom(m.actualLrpKey, m.actualLrpInstanceKey, info);
+        const handle = m.actualLrpInstanceKey?.instanceGuid ?? '';
+        if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
+        else if (handle) w.removeInstance(handle, { kind: 'lrp', id: handle, at });
+        return;
+      }
+      case 'actual_lrp_instance_removed': {
+        const handle = e.message.actualLrp?.actualLrpInstanceKey?.instanceGuid ?? '';
+        if (handle) w.removeInstance(handle, { kind: 'lrp', id: handle, at });
+        return;
+      }
+      case 'task_created':
+      case 'task_changed': {
+        const t = e.name === 'task_created' ? e.message.task : e.message.after;
+        if (!t) return;
+        const r = this.task(t, at);
+        const trigger: Trigger = { kind: 'task', id: t.taskGuid ?? '', at };
+        if (r) w.upsertTask(r.info, r.snapshot, trigger);
+        else if (t.taskGuid) w.removeTask(t.taskGuid, trigger);
+        return;
+      }
+      case 'task_removed': {
+        const guid = e.message.task?.taskGuid;
+        if (guid) w.removeTask(guid, { kind: 'task', id: guid, at });
+        return;
+      }
+      default:
+        // actual_lrp_crashed (a changed event follows) and the deprecated group events
+        return;
+    }
+  }
+}

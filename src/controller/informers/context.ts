@@ -1,0 +1,57 @@
+/** What every informer needs: the world to mutate, a way to say "flush", logs and metrics. */
+import type { Logger } from '../../lib/log.js';
+import { counter, gauge, METRICS, type Registry } from '../../lib/metrics.js';
+import type { World } from '../world/world.js';
+
+export interface InformerContext {
+  world: World;
+  /** Called after the world was mutated: the controller writes it to Redis and enqueues cells. */
+  changed(): void;
+  log: Logger;
+  registry?: Registry;
+}
+
+export type InformerSource = 'bbs' | 'capi' | 'policy';
+
+/** Metrics shared by the informers (no-ops without a registry). */
+export class InformerMetrics {
+  private readonly reconnects;
+  private readonly pollErrors;
+  private readonly polls;
+  private readonly events;
+  private readonly synced;
+
+  constructor(registry?: Registry) {
+    if (!registry) return;
+    this.reconnects = counter(registry, METRICS.streamReconnects, 'BBS event stream reconnects', ['stream']);
+    this.pollErrors = counter(registry, METRICS.pollErrors, 'Failed polls / listings per source', ['source']);
+    this.polls = counter(registry, METRICS.polls, 'Polls / listings per source and result', [
+      'source',
+      'result',
+    ]);
+    this.events = counter(registry, METRICS.events, 'BBS events applied to the world', ['event']);
+    this.synced = gauge(registry, METRICS.informerSynced, '1 when the source has been listed at least once', [
+      'source',
+    ]);
+  }
+
+  reconnect(stream: string): void {
+    this.reconnects?.inc({ stream });
+  }
+
+  pollError(source: InformerSource): void {
+    this.pollErrors?.inc({ source });
+  }
+
+  poll(source: InformerSource, result: 'changed' | 'unchanged' | 'skipped'): void {
+    this.polls?.inc({ source, result });
+  }
+
+  event(name: string): void {
+    this.events?.inc({ event: name });
+  }
+
+  setSynced(source: InformerSource, ok: boolean): void {
+    this.synced?.set({ source }, ok ? 1 : 0);
+  }
+}

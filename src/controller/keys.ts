@@ -1,0 +1,148 @@
+/**
+ * Redis key layout of one cfnet installation. Every key starts with the namespace, which carries a
+ * Redis Cluster hash tag (default `{cfnet}`): all keys share one slot, so Lua scripts and MULTI
+ * blocks may touch any of them, and BullMQ uses the same namespace as its `prefix`.
+ *
+ * | key | type | content |
+ * |---|---|---|
+ * | `ns:leader` | string (PX lease) | `<fence>:<instance>` of the leader |
+ * | `ns:leader:fence` | counter | last fencing token handed out |
+ * | `ns:w:ready` | string | fence of the leader whose full world write is complete |
+ * | `ns:w:cell:<cell>` | hash | handle → ContainerRecord JSON (BBS-derived) |
+ * | `ns:w:cells` | set | cells with a `w:cell` hash |
+ * | `ns:w:snap` | hash | egress snapshot hash → normalised rules JSON |
+ * | `ns:w:asg` | hash | `version` (counter), `hash` (content), `stateAt` (ms), `data` (groups JSON) |
+ * | `ns:w:pol` | hash | `version`, `hash`, `data` (policies JSON) |
+ * | `ns:w:inv:<cell>` | hash | handle → InventoryEntry JSON (written by the agent API) |
+ * | `ns:w:invcells` | set | cells with inventory |
+ * | `ns:rs:<cell>` | hash | `version`, `hash`, `snapshot` (rule set JSON), `updatedAt` |
+ * | `ns:rslog:<cell>` | list | `<from> <to> <LogEntry JSON>`, oldest first, bounded |
+ * | `ns:rs:cells` | set | cells with a stored rule set |
+ * | `ns:st:<cell>` | hash | agent status: applied version, times, error |
+ * | `ns:lease:*` | | overlay subnet leases (see api/leases.ts) |
+ * | channels `ns:rs:changed`, `ns:w:inv:changed` | pub/sub | `<cell> <version>`, `<cell>` |
+ */
+import { ValidationError } from '../lib/errors.js';
+
+export const DEFAULT_NAMESPACE = '{cfnet}';
+
+/**
+ * A Redis namespace: printable, no spaces, at most 64 characters, with a Redis Cluster hash tag
+ * (`{…}`, non-empty, the first `{` … `}` pair is the one Redis hashes). Every key, BullMQ's
+ * included, then lands in one slot: the Lua scripts and MULTI blocks touch several keys, which a
+ * cluster only allows within one slot.
+ */
+export function validateNamespace(ns: string, field = 'redis_namespace'): string {
+  if (!/^[\x21-\x7e]{1,64}$/.test(ns)) {
+    throw new ValidationError(field, ns, 'must be 1-64 printable characters without spaces, e.g. {cfnet}');
+  }
+  const open = ns.indexOf('{');
+  const close = open < 0 ? -1 : ns.indexOf('}', open + 1);
+  if (open < 0 || close <= open + 1) {
+    throw new ValidationError(
+      field,
+      ns,
+      'must contain a non-empty Redis Cluster hash tag in braces, e.g. {cfnet} or {cfnet}-prod',
+    );
+  }
+  return ns;
+}
+
+export class Keys {
+  readonly ns: string;
+
+  constructor(ns: string = DEFAULT_NAMESPACE) {
+    this.ns = validateNamespace(ns);
+  }
+
+  get leader(): string {
+    return `${this.ns}:leader`;
+  }
+
+  get fence(): string {
+    return `${this.ns}:leader:fence`;
+  }
+
+  get ready(): string {
+    return `${this.ns}:w:ready`;
+  }
+
+  cellWorld(cell: string): string {
+    return `${this.ns}:w:cell:${cell}`;
+  }
+
+  get worldCells(): string {
+    return `${this.ns}:w:cells`;
+  }
+
+  get snapshots(): string {
+    return `${this.ns}:w:snap`;
+  }
+
+  get asg(): string {
+    return `${this.ns}:w:asg`;
+  }
+
+  get policies(): string {
+    return `${this.ns}:w:pol`;
+  }
+
+  inventory(cell: string): string {
+    return `${this.ns}:w:inv:${cell}`;
+  }
+
+  get inventoryCells(): string {
+    return `${this.ns}:w:invcells`;
+  }
+
+  get inventoryChannel(): string {
+    return `${this.ns}:w:inv:changed`;
+  }
+
+  ruleSet(cell: string): string {
+    return `${this.ns}:rs:${cell}`;
+  }
+
+  ruleSetLog(cell: string): string {
+    return `${this.ns}:rslog:${cell}`;
+  }
+
+  get ruleSetCells(): string {
+    return `${this.ns}:rs:cells`;
+  }
+
+  get ruleSetChannel(): string {
+    return `${this.ns}:rs:changed`;
+  }
+
+  status(cell: string): string {
+    return `${this.ns}:st:${cell}`;
+  }
+
+  get leases(): string {
+    return `${this.ns}:lease:cells`;
+  }
+
+  get leaseSubnets(): string {
+    return `${this.ns}:lease:subnets`;
+  }
+
+  get leaseExpiry(): string {
+    return `${this.ns}:lease:expiry`;
+  }
+
+  /** Glob matching every key of the namespace (for tests and resets). */
+  get pattern(): string {
+    return `${this.ns.replace(/[*?[\]\\]/g, '\\$&')}:*`;
+  }
+}
+
+/** A cell id as cfnet accepts it (Diego cell ids, BOSH instance names/guids). */
+export const CELL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function validateCellId(id: unknown, field = 'cell_id'): string {
+  if (typeof id !== 'string' || !CELL_ID_PATTERN.test(id)) {
+    throw new ValidationError(field, id, 'must be 1-128 characters of [A-Za-z0-9_.-], starting alphanumeric');
+  }
+  return id;
+}

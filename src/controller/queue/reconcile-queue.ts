@@ -1,0 +1,94 @@
+/**
+ * The BullMQ `reconcile` queue (cni-nftables-libraries.md §5). Jobs carry keys, not payloads: the
+ * job for cell X says "recompute X" plus the trigger timestamps (for latency metrics). Jobs are
+ * deduplicated per cell with `deduplication: {id: cellId, keepLastIfActive: true}`: while a job of
+ * the cell waits, new requests are absorbed by it; while one is active, at most one follow-up is
+ * kept (with the latest data), so a storm of events becomes at most two jobs per cell. The queue's
+ * `prefix` is the installation namespace (a Redis Cluster hash tag, e.g. `{cfnet}`).
+ */
+import { type JobsOptions, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Trigger } from '../world/world.js';
+
+export const RECONCILE_QUEUE = 'reconcile';
+export const RECONCILE_JOB = 'reconcile';
+
+export interface ReconcileJobData {
+  cellId: string;
+  triggers: Trigger[];
+}
+
+export interface ReconcileQueueOptions {
+  /** BullMQ prefix = Redis namespace (e.g. `{cfnet}`). */
+  prefix: string;
+  /** Attempts per job (default 5) with exponential backoff from `backoffMs` (default 500 ms). */
+  attempts?: number;
+  backoffMs?: number;
+  /** Completed / failed jobs kept (count and age in s); defaults 1000 / 1 h and 5000 / 7 d. */
+  keepCompleted?: { count: number; age: number };
+  keepFailed?: { count: number; age: number };
+  /** Called after every enqueue with the job ids BullMQ returned (operator journal). */
+  onEnqueued?: (jobs: Array<{ cellId: string; triggers: Trigger[]; jobId: string }>) => void;
+}
+
+export function jobOptions(cellId: string, o: ReconcileQueueOptions): JobsOptions {
+  return {
+    deduplication: { id: cellId, keepLastIfActive: true },
+    attempts: o.attempts ?? 5,
+    backoff: { type: 'exponential', delay: o.backoffMs ?? 500 },
+    removeOnComplete: o.keepCompleted ?? { count: 1000, age: 3600 },
+    removeOnFail: o.keepFailed ?? { count: 5000, age: 7 * 24 * 3600 },
+  };
+}
+
+/** How many triggers a job carries at most (the oldest ones: they bound the latency). */
+export const MAX_TRIGGERS = 5;
+
+export class ReconcileQueue {
+  readonly queue: Queue<ReconcileJobData>;
+
+  constructor(
+    connection: Redis,
+    private readonly opts: ReconcileQueueOptions,
+  ) {
+    this.queue = new Queue<ReconcileJobData>(RECONCILE_QUEUE, { connection, prefix: opts.prefix });
+  }
+
+  /** Enqueue one job per cell (deduplicated by BullMQ). */
+  async enqueue(cells: Iterable<[string, readonly Trigger[]]>): Promise<number> {
+    const jobs = [...cells].map(([cellId, triggers]) => ({
+      name: RECONCILE_JOB,
+      data: { cellId, triggers: triggers.slice(0, MAX_TRIGGERS) },
+      opts: jobOptions(cellId, this.opts),
+    }));
+    const ids: string[] = [];
+    for (let i = 0; i < jobs.length; i += 500) {
+      for (const j of await this.queue.addBulk(jobs.slice(i, i + 500))) ids.push(j.id ?? '');
+    }
+    this.opts.onEnqueued?.(
+      jobs.map((j, i) => ({ cellId: j.data.cellId, triggers: j.data.triggers, jobId: ids[i]! })),
+    );
+    return jobs.length;
+  }
+
+  /** Enqueue the given cells with one trigger. */
+  async enqueueCells(cells: Iterable<string>, trigger: Trigger): Promise<number> {
+    return this.enqueue([...cells].map((c) => [c, [trigger]] as [string, Trigger[]]));
+  }
+
+  async counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed');
+  }
+
+  /** Age in ms of the oldest job not yet started (waiting, prioritized or delayed), 0 if none. */
+  async oldestPendingAgeMs(now = Date.now()): Promise<number> {
+    const jobs = await this.queue.getJobs(['waiting', 'prioritized', 'delayed'], 0, 0, true);
+    let oldest = now;
+    for (const j of jobs) if (j.timestamp < oldest) oldest = j.timestamp;
+    return now - oldest;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * BullMQ workers of the `reconcile` queue (every replica runs them, `concurrency` jobs at a time).
+ * A job is "recompute cell X": the worker runs the level-based reconciler and records metrics:
+ * reconcile duration, outcome counts and, for every trigger of a job that published a new version,
+ * the latency from the event to the publication.
+ */
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { defaultLogger, type Logger } from '../../lib/log.js';
+import {
+  counter,
+  DURATION_BUCKETS,
+  type Histogram,
+  histogram,
+  LATENCY_BUCKETS,
+  METRICS,
+  type Registry,
+} from '../../lib/metrics.js';
+import { WorldNotReadyError } from '../errors.js';
+import type { ReconcileResult, Reconciler } from '../reconciler.js';
+import { RECONCILE_QUEUE, type ReconcileJobData } from './reconcile-queue.js';
+
+export interface ReconcileWorkerOptions {
+  prefix: string;
+  concurrency?: number;
+  /**
+   * BullMQ job lock (ms, default 10 s; a live worker renews it every half) and stalled-job check
+   * interval (default half the lock). A job whose worker died or froze goes back to the queue
+   * within about lock + interval; until then the cell's follow-up job (keepLastIfActive) waits.
+   */
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+  /** Times a job may stall (its worker lost the lock) before it fails; default 3. */
+  maxStalledCount?: number;
+  registry?: Registry;
+  logger?: Logger;
+  /** Called after each job (tests and benchmarks observe publications through it). */
+  onResult?: (
+    cellId: string,
+    result: ReconcileResult | { outcome: 'not-ready' },
+    data: ReconcileJobData,
+  ) => void;
+}
+
+export class ReconcileWorkers {
+  readonly worker: Worker<ReconcileJobData>;
+  private readonly log: Logger;
+  private readonly duration?: Histogram;
+  private readonly latency?: Histogram;
+  private readonly outcomes?: ReturnType<typeof counter>;
+
+  constructor(
+    connection: Redis,
+    private readonly reconciler: Reconciler,
+    private readonly opts: ReconcileWorkerOptions,
+  ) {
+    this.log = opts.logger ?? defaultLogger('controller.worker');
+    if (opts.registry) {
+      this.duration = histogram(
+        opts.registry,
+        METRICS.reconcileDuration,
+        'Time to reconcile one cell (read, compute, compare, write)',
+        ['outcome'],
+        DURATION_BUCKETS,
+      );
+      this.latency = histogram(
+        opts.registry,
+        METRICS.eventToPublish,
+        'Time from a platform event being seen to the new rule set being published',
+        ['kind'],
+        LATENCY_BUCKETS,
+      );
+      this.outcomes = counter(opts.registry, METRICS.reconciles, 'Reconciles by outcome', ['outcome']);
+    }
+    this.worker = new Worker<ReconcileJobData>(RECONCILE_QUEUE, (job) => this.process(job), {
+      connection,
+      prefix: opts.prefix,
+      concurrency: opts.concurrency ?? 4,
+      lockDuration: opts.lockDurationMs ?? 10_000,
+      stalledInterval: opts.stalledIntervalMs ?? Math.ceil((opts.lockDurationMs ?? 10_000) / 2),
+      // a reconcile is idempotent: running it again after a false stall (a long GC pause) is harmless
+      maxStalledCount: opts.maxStalledCount ?? 3,
+      autorun: false,
+    });
+    this.worker.on('failed', (job, err) => {
+      this.outcomes?.inc({ outcome: 'error' });
+      this.log.warn(
+        { cellId: job?.data.cellId, attempts: job?.attemptsMade, err: err.message },
+        'reconcile failed',
+      );
+    });
+    this.worker.on('error', (err) => this.log.error({ err: err.message }, 'reconcile worker error'));
+  }
+
+  start(): void {
+    void this.worker.run().catch((err) => this.log.error({ err }, 'reconcile worker stopped'));
+  }
+
+  private async process(job: Job<ReconcileJobData>): Promise<ReconcileResult | { outcome: 'not-ready' }> {
+    const { cellId, triggers } = job.data;
+    const t0 = performance.now();
+    let result: ReconcileResult | { outcome: 'not-ready' };
+    try {
+      result = await this.reconciler.reconcile(cellId);
+    } catch (err) {
+      if (!(err instanceof WorldNotReadyError)) throw err;
+      // The leader re-enqueues every cell once its full world write is complete.
+      result = { outcome: 'not-ready' };
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    this.duration?.observe({ outcome: result.outcome }, seconds);
+    this.outcomes?.inc({ outcome: result.outcome });
+    if (result.outcome === 'written') {
+      for (const t of triggers ?? []) {
+        this.latency?.observe({ kind: t.kind }, Math.max(0, (result.publishedAt - t.at) / 1000));
+      }
+      this.log.debug(
+        { cellId, version: result.version, containers: result.containers },
+        'published rule set',
+      );
+    }
+    this.opts.onResult?.(cellId, result, job.data);
+    return result;
+  }
+
+  /** Stop taking jobs (the active ones finish first); jobs wait in Redis meanwhile. */
+  async pause(): Promise<void> {
+    await this.worker.pause();
+  }
+
+  resume(): void {
+    this.worker.resume();
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Level-based, idempotent reconcile of one cell: read the cell's slice of the world (with the stored
+ * rule set's version, in one MULTI), compute, compare with the stored content hash, and write only
+ * if it changed, as a compare-and-set on the version that was read. A refused write (another worker
+ * wrote first) or a dangling snapshot (the world moved under the read) makes it start over from a
+ * fresh read; after a few rounds the error goes to BullMQ, which retries the job with backoff.
+ */
+import type { CellConfig, CellRuleSet } from '../model/types.js';
+import { type ComputeOptions, computeCellRuleSet } from './compute.js';
+import { MissingSnapshotError, StaleWriteError } from './errors.js';
+import { EncodedRuleSet, type RuleSetStore, serializeRuleSet } from './store/ruleset-store.js';
+import type { WorldStore } from './world/redis-world.js';
+
+export type ReconcileResult =
+  | { outcome: 'unchanged'; version: number; containers: number }
+  | { outcome: 'written'; version: number; previous: number; containers: number; publishedAt: number };
+
+export interface ReconcilerOptions {
+  config: CellConfig;
+  compute?: ComputeOptions;
+  /** Rounds of read-compute-write before giving up (default 4). */
+  maxRounds?: number;
+}
+
+export interface ReconcileHooks {
+  /** Called between computing and writing (tests use it to make a worker stale). */
+  beforeWrite?: (cellId: string, next: CellRuleSet) => Promise<void>;
+}
+
+export class Reconciler {
+  /** Last rule set this process wrote or read per cell (saves reading the stored snapshot back). */
+  private readonly lastStored = new Map<string, CellRuleSet>();
+
+  constructor(
+    private readonly world: WorldStore,
+    private readonly store: RuleSetStore,
+    private readonly opts: ReconcilerOptions,
+  ) {}
+
+  async reconcile(cellId: string, hooks: ReconcileHooks = {}): Promise<ReconcileResult> {
+    const rounds = this.opts.maxRounds ?? 4;
+    for (let round = 1; ; round++) {
+      try {
+        return await this.once(cellId, hooks);
+      } catch (err) {
+        const retry = err instanceof StaleWriteError || err instanceof MissingSnapshotError;
+        if (!retry || round >= rounds) throw err;
+        this.lastStored.delete(cellId);
+      }
+    }
+  }
+
+  private async once(cellId: string, hooks: ReconcileHooks): Promise<ReconcileResult> {
+    const slice = await this.world.loadCell(cellId);
+    const next = computeCellRuleSet(slice.view, cellId, this.opts.config, this.opts.compute);
+    const encoded = new EncodedRuleSet(next);
+    const hash = encoded.hash;
+    if (hash === slice.storedHash && slice.storedVersion > 0) {
+      return { outcome: 'unchanged', version: slice.storedVersion, containers: next.containers.length };
+    }
+    let prev: CellRuleSet | null = null;
+    if (slice.storedVersion > 0) {
+      const cached = this.lastStored.get(cellId);
+      prev = cached && cached.version === slice.storedVersion ? cached : await this.store.get(cellId);
+      // The store moved since the world was read: this computation may be stale. Start over.
+      if (!prev || prev.version !== slice.storedVersion) {
+        throw new StaleWriteError(cellId, slice.storedVersion, prev?.version ?? 0);
+      }
+    }
+    if (hooks.beforeWrite) await hooks.beforeWrite(cellId, next);
+    const version = await this.store.write(next, prev, serializeRuleSet(encoded));
+    const publishedAt = Date.now();
+    this.lastStored.set(cellId, { ...next, version });
+    if (this.lastStored.size > 10_000) this.lastStored.delete(this.lastStored.keys().next().value as string);
+    return {
+      outcome: 'written',
+      version,
+      previous: prev?.version ?? 0,
+      containers: next.containers.length,
+      publishedAt,
+    };
+  }
+}

@@ -1,0 +1,817 @@
+/**
+ * Controller settings: one table drives the command-line flags, the environment variables
+ * (`CFNET_<SNAKE_CASE>`), the JSON config file keys (camelCase, snake_case also accepted) and the
+ * validation (zod). Precedence: flag > environment > config file > default. Errors name the setting
+ * and where its value came from. `toControllerConfig` turns settings into the runtime config
+ * (reading the PEM files the agent API needs; the CF clients read their own files).
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ValidationError } from '../lib/errors.js';
+import { loadPem } from '../lib/tls.js';
+import { parseCellConfig } from '../model/config.js';
+import { subnetPlan } from './api/leases.js';
+import type { ControllerConfig } from './controller.js';
+import { SettingsError } from './errors.js';
+import { validateNamespace } from './keys.js';
+
+export type SettingKind = 'string' | 'secret' | 'url' | 'path' | 'int' | 'bool' | 'list' | 'listen';
+
+export interface SettingSpec {
+  key: string;
+  kind: SettingKind;
+  def?: string | number | boolean | string[];
+  describe: string;
+  group: string;
+  /** Smallest accepted value of an int setting. */
+  min?: number;
+}
+
+export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
+  // Redis and replicas
+  {
+    group: 'redis',
+    key: 'redisUrl',
+    kind: 'url',
+    def: 'redis://127.0.0.1:6379/0',
+    describe: 'Redis URL (redis:// or rediss://, optional /db)',
+  },
+  {
+    group: 'redis',
+    key: 'redisNamespace',
+    kind: 'string',
+    def: '{cfnet}',
+    describe: 'prefix of every Redis key and the BullMQ prefix; keep the {hash tag} for Redis Cluster',
+  },
+  {
+    group: 'redis',
+    key: 'instanceId',
+    kind: 'string',
+    describe: 'name of this replica (default host-pid-random)',
+  },
+  {
+    group: 'leader',
+    key: 'campaign',
+    kind: 'bool',
+    def: true,
+    describe: 'take part in leader election (the leader runs the informers); false = workers and API only',
+  },
+  {
+    group: 'leader',
+    key: 'leaseMs',
+    kind: 'int',
+    min: 500,
+    def: 10_000,
+    describe: 'leadership lease in ms; a standby takes over within about this time',
+  },
+  {
+    group: 'leader',
+    key: 'initialSyncTimeoutMs',
+    kind: 'int',
+    min: 0,
+    def: 30_000,
+    describe: 'how long a new leader waits for CAPI and the policy server before its first world write',
+  },
+  // workers
+  {
+    group: 'queue',
+    key: 'workerConcurrency',
+    kind: 'int',
+    min: 1,
+    def: 4,
+    describe: 'reconcile jobs run at once by this replica',
+  },
+  { group: 'queue', key: 'jobAttempts', kind: 'int', min: 1, def: 5, describe: 'attempts per reconcile job' },
+  {
+    group: 'queue',
+    key: 'jobBackoffMs',
+    kind: 'int',
+    min: 0,
+    def: 500,
+    describe: 'first retry delay (exponential backoff)',
+  },
+  {
+    group: 'queue',
+    key: 'keepCompletedJobs',
+    kind: 'int',
+    min: 0,
+    def: 1000,
+    describe: 'completed jobs kept in Redis',
+  },
+  {
+    group: 'queue',
+    key: 'keepFailedJobs',
+    kind: 'int',
+    min: 0,
+    def: 5000,
+    describe: 'failed jobs kept in Redis',
+  },
+  {
+    group: 'queue',
+    key: 'rulesetLogLength',
+    kind: 'int',
+    min: 1,
+    def: 50,
+    describe: 'patches kept per cell (agents further behind get a snapshot)',
+  },
+  // BBS
+  {
+    group: 'bbs',
+    key: 'bbsUrl',
+    kind: 'url',
+    describe: 'Diego BBS, e.g. https://bbs.service.cf.internal:8889 (required with campaign)',
+  },
+  { group: 'bbs', key: 'bbsCaCert', kind: 'path', describe: 'CA certificate of BBS (PEM file)' },
+  { group: 'bbs', key: 'bbsClientCert', kind: 'path', describe: 'client certificate for BBS (PEM file)' },
+  { group: 'bbs', key: 'bbsClientKey', kind: 'path', describe: 'client key for BBS (PEM file)' },
+  {
+    group: 'bbs',
+    key: 'bbsRelistIntervalMs',
+    kind: 'int',
+    min: 0,
+    def: 600_000,
+    describe: 'full BBS re-list interval (also after every stream reconnect); 0 = only after reconnects',
+  },
+  {
+    group: 'bbs',
+    key: 'bbsStreamIdleTimeoutMs',
+    kind: 'int',
+    min: 1000,
+    def: 300_000,
+    describe: 'reconnect an event stream silent for this long',
+  },
+  // CAPI
+  {
+    group: 'capi',
+    key: 'capiUrl',
+    kind: 'url',
+    describe: 'Cloud Controller API, e.g. https://api.sys.example.com (no ASGs without it)',
+  },
+  {
+    group: 'capi',
+    key: 'capiCaCert',
+    kind: 'path',
+    describe: "CA of CAPI's certificate (PEM file; default: system CAs)",
+  },
+  {
+    group: 'capi',
+    key: 'uaaUrl',
+    kind: 'url',
+    describe: 'UAA, e.g. https://uaa.service.cf.internal:8443 (required with capiUrl)',
+  },
+  { group: 'capi', key: 'uaaCaCert', kind: 'path', describe: "CA of UAA's certificate (PEM file)" },
+  {
+    group: 'capi',
+    key: 'uaaClientId',
+    kind: 'string',
+    describe: 'UAA client (client_credentials, cloud_controller.admin_read_only)',
+  },
+  {
+    group: 'capi',
+    key: 'uaaClientSecret',
+    kind: 'secret',
+    describe: 'its secret (prefer the environment variable or the config file)',
+  },
+  {
+    group: 'capi',
+    key: 'ccInternalUrl',
+    kind: 'url',
+    describe:
+      "CC's internal mTLS endpoint for asg_latest_update, e.g. https://cloud-controller-ng.service.cf.internal:9023",
+  },
+  {
+    group: 'capi',
+    key: 'ccInternalCaCert',
+    kind: 'path',
+    describe: 'CA of the internal endpoint (PEM file)',
+  },
+  {
+    group: 'capi',
+    key: 'ccInternalClientCert',
+    kind: 'path',
+    describe: 'client certificate for the internal endpoint',
+  },
+  {
+    group: 'capi',
+    key: 'ccInternalClientKey',
+    kind: 'path',
+    describe: 'client key for the internal endpoint',
+  },
+  {
+    group: 'capi',
+    key: 'asgCheckIntervalMs',
+    kind: 'int',
+    min: 100,
+    def: 5_000,
+    describe: 'asg_latest_update check interval (with ccInternalUrl)',
+  },
+  {
+    group: 'capi',
+    key: 'asgFullListIntervalMs',
+    kind: 'int',
+    min: 1000,
+    describe: 'full ASG listing interval (default 300000 with ccInternalUrl, 30000 without)',
+  },
+  // policy server
+  {
+    group: 'policy',
+    key: 'policyServerUrl',
+    kind: 'url',
+    describe:
+      'policy server internal API, e.g. https://policy-server.service.cf.internal:4003 (no c2c without it)',
+  },
+  {
+    group: 'policy',
+    key: 'policyServerCaCert',
+    kind: 'path',
+    describe: 'CA of the policy server (PEM file)',
+  },
+  {
+    group: 'policy',
+    key: 'policyServerClientCert',
+    kind: 'path',
+    describe: 'client certificate for the policy server',
+  },
+  {
+    group: 'policy',
+    key: 'policyServerClientKey',
+    kind: 'path',
+    describe: 'client key for the policy server',
+  },
+  {
+    group: 'policy',
+    key: 'policyPollIntervalMs',
+    kind: 'int',
+    min: 100,
+    def: 1_000,
+    describe: 'policies_last_updated poll interval',
+  },
+  {
+    group: 'policy',
+    key: 'policyFullListIntervalMs',
+    kind: 'int',
+    min: 1000,
+    def: 300_000,
+    describe: 'full policy listing interval (safety net)',
+  },
+  // agent API and operator port
+  {
+    group: 'api',
+    key: 'apiListen',
+    kind: 'listen',
+    def: '0.0.0.0:4443',
+    describe: 'agent API (HTTPS, mTLS) host:port; "off" to disable',
+  },
+  {
+    group: 'api',
+    key: 'apiCaCert',
+    kind: 'path',
+    describe: 'CA that signs agent client certificates (PEM file)',
+  },
+  { group: 'api', key: 'apiCert', kind: 'path', describe: 'server certificate of the agent API (PEM file)' },
+  { group: 'api', key: 'apiKey', kind: 'path', describe: 'server key of the agent API (PEM file)' },
+  {
+    group: 'api',
+    key: 'apiMaxWaitSeconds',
+    kind: 'int',
+    min: 0,
+    def: 60,
+    describe: 'longest long-poll wait granted',
+  },
+  {
+    group: 'api',
+    key: 'operatorListen',
+    kind: 'listen',
+    def: '127.0.0.1:9090',
+    describe: '/metrics, /healthz, /readyz (plain HTTP) host:port; "off" to disable',
+  },
+  {
+    group: 'api',
+    key: 'operatorToken',
+    kind: 'secret',
+    describe:
+      'operator token (16+ characters) of the dashboard on the operator port (/dashboard); unset = dashboard disabled',
+  },
+  // overlay and leases
+  {
+    group: 'overlay',
+    key: 'overlayNetwork',
+    kind: 'string',
+    def: '10.255.0.0/16',
+    describe: 'overlay network (cell subnets are leased from it; c2c traffic)',
+  },
+  {
+    group: 'overlay',
+    key: 'subnetPrefixLength',
+    kind: 'int',
+    min: 1,
+    def: 24,
+    describe: 'prefix length of each cell subnet',
+  },
+  {
+    group: 'overlay',
+    key: 'leaseTtlHours',
+    kind: 'int',
+    min: 1,
+    def: 168,
+    describe: 'a subnet lease expires this long after its last renewal',
+  },
+  // rule-set shaping (Silk vocabulary)
+  {
+    group: 'rules',
+    key: 'dnsServers',
+    kind: 'list',
+    def: ['169.254.0.2'],
+    describe: 'DNS servers containers may reach (comma list)',
+  },
+  {
+    group: 'rules',
+    key: 'hostTcpServices',
+    kind: 'list',
+    def: [],
+    describe: 'cell services containers may reach over TCP, ip:port (comma list)',
+  },
+  {
+    group: 'rules',
+    key: 'hostUdpServices',
+    kind: 'list',
+    def: [],
+    describe: 'cell services containers may reach over UDP, ip:port (comma list)',
+  },
+  {
+    group: 'rules',
+    key: 'denyNetworksAlways',
+    kind: 'list',
+    def: [],
+    describe: 'CIDRs no container may reach, whatever the ASGs (comma list)',
+  },
+  {
+    group: 'rules',
+    key: 'denyNetworksRunning',
+    kind: 'list',
+    def: [],
+    describe: 'CIDRs app and task containers may not reach',
+  },
+  {
+    group: 'rules',
+    key: 'denyNetworksStaging',
+    kind: 'list',
+    def: [],
+    describe: 'CIDRs staging containers may not reach',
+  },
+  {
+    group: 'rules',
+    key: 'asgLogging',
+    kind: 'bool',
+    def: false,
+    describe: 'log accepted egress connections (Silk iptables_logging)',
+  },
+  { group: 'rules', key: 'c2cLogging', kind: 'bool', def: false, describe: 'log accepted c2c connections' },
+  {
+    group: 'rules',
+    key: 'deniedLogsPerSec',
+    kind: 'int',
+    min: 0,
+    def: 1,
+    describe: 'rate of denied-packet log lines per container',
+  },
+  {
+    group: 'rules',
+    key: 'acceptedUdpLogsPerSec',
+    kind: 'int',
+    min: 0,
+    def: 100,
+    describe: 'rate of accepted-UDP log lines per container',
+  },
+  {
+    group: 'log',
+    key: 'logLevel',
+    kind: 'string',
+    def: 'info',
+    describe: 'trace, debug, info, warn, error or fatal',
+  },
+];
+
+export type ControllerSettings = {
+  redisUrl: string;
+  redisNamespace: string;
+  instanceId?: string;
+  campaign: boolean;
+  leaseMs: number;
+  initialSyncTimeoutMs: number;
+  workerConcurrency: number;
+  jobAttempts: number;
+  jobBackoffMs: number;
+  keepCompletedJobs: number;
+  keepFailedJobs: number;
+  rulesetLogLength: number;
+  bbsUrl?: string;
+  bbsCaCert?: string;
+  bbsClientCert?: string;
+  bbsClientKey?: string;
+  bbsRelistIntervalMs: number;
+  bbsStreamIdleTimeoutMs: number;
+  capiUrl?: string;
+  capiCaCert?: string;
+  uaaUrl?: string;
+  uaaCaCert?: string;
+  uaaClientId?: string;
+  uaaClientSecret?: string;
+  ccInternalUrl?: string;
+  ccInternalCaCert?: string;
+  ccInternalClientCert?: string;
+  ccInternalClientKey?: string;
+  asgCheckIntervalMs: number;
+  asgFullListIntervalMs?: number;
+  policyServerUrl?: string;
+  policyServerCaCert?: string;
+  policyServerClientCert?: string;
+  policyServerClientKey?: string;
+  policyPollIntervalMs: number;
+  policyFullListIntervalMs: number;
+  apiListen: { host: string; port: number } | null;
+  apiCaCert?: string;
+  apiCert?: string;
+  apiKey?: string;
+  apiMaxWaitSeconds: number;
+  operatorListen: { host: string; port: number } | null;
+  operatorToken?: string;
+  overlayNetwork: string;
+  subnetPrefixLength: number;
+  leaseTtlHours: number;
+  dnsServers: string[];
+  hostTcpServices: string[];
+  hostUdpServices: string[];
+  denyNetworksAlways: string[];
+  denyNetworksRunning: string[];
+  denyNetworksStaging: string[];
+  asgLogging: boolean;
+  c2cLogging: boolean;
+  deniedLogsPerSec: number;
+  acceptedUdpLogsPerSec: number;
+  logLevel: string;
+};
+
+/** `redisUrl` → `--redis-url`. */
+export function flagName(key: string): string {
+  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+}
+
+/** `redisUrl` → `CFNET_REDIS_URL`. */
+export function envName(key: string): string {
+  return `CFNET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+function camel(key: string): string {
+  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+const intOf = z.preprocess(
+  (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
+  z.number({ error: 'must be an integer' }).int('must be an integer'),
+);
+
+const BOOLS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  yes: true,
+  no: false,
+};
+const boolOf = z.preprocess(
+  (v) => (typeof v === 'string' && v.toLowerCase() in BOOLS ? BOOLS[v.toLowerCase()] : v),
+  z.boolean({ error: 'must be true or false' }),
+);
+
+const listOf = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((x) => x.trim())
+          .filter((x) => x !== '')
+      : v,
+  z.array(z.string({ error: 'must be a string' }), { error: 'must be a comma-separated list' }),
+);
+
+const urlOf = z.string({ error: 'must be a URL' }).refine((v) => {
+  try {
+    const u = new URL(v);
+    return ['http:', 'https:', 'redis:', 'rediss:'].includes(u.protocol);
+  } catch {
+    return false;
+  }
+}, 'must be an absolute URL');
+
+const listenOf = z.string({ error: 'must be host:port or "off"' }).transform((v, ctx) => {
+  if (v === 'off' || v === '') return null;
+  const m = /^(.*):(\d{1,5})$/.exec(v);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: 'must be host:port (port 0-65535) or "off"' });
+    return z.NEVER;
+  }
+  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
+});
+
+function schemaFor(kind: SettingKind): z.ZodType {
+  switch (kind) {
+    case 'int':
+      return intOf;
+    case 'bool':
+      return boolOf;
+    case 'list':
+      return listOf;
+    case 'url':
+      return urlOf;
+    case 'listen':
+      return listenOf;
+    default:
+      return z.string({ error: 'must be a string' }).min(1, 'must not be empty');
+  }
+}
+
+export interface SettingsSources {
+  flags?: Record<string, unknown>;
+  env?: Record<string, string | undefined>;
+  file?: Record<string, unknown>;
+}
+
+/** Read a JSON config file (keys camelCase or snake_case). */
+export function readSettingsFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new SettingsError(`cannot read config file ${path}: ${(err as Error).message}`, { path });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new SettingsError(`config file ${path} is not valid JSON: ${(err as Error).message}`, { path });
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
+    throw new SettingsError(`config file ${path} must hold a JSON object`, { path });
+  }
+  return json as Record<string, unknown>;
+}
+
+const SPEC = new Map(CONTROLLER_SETTINGS.map((s) => [s.key, s]));
+
+/** Merge the sources, validate every value and the combinations. */
+export function parseControllerSettings(sources: SettingsSources): ControllerSettings {
+  const raw: Record<string, { value: unknown; from: string }> = {};
+  for (const [k, v] of Object.entries(sources.file ?? {})) {
+    const key = camel(k);
+    if (!SPEC.has(key)) {
+      throw new SettingsError(`unknown setting "${k}" in the config file`, { setting: k, from: 'file' });
+    }
+    raw[key] = { value: v, from: 'config file' };
+  }
+  for (const s of CONTROLLER_SETTINGS) {
+    const e = sources.env?.[envName(s.key)];
+    if (e !== undefined && e !== '') raw[s.key] = { value: e, from: `env ${envName(s.key)}` };
+    const f = sources.flags?.[s.key];
+    if (f !== undefined) raw[s.key] = { value: f, from: `flag ${flagName(s.key)}` };
+  }
+  const out: Record<string, unknown> = {};
+  for (const s of CONTROLLER_SETTINGS) {
+    const given = raw[s.key];
+    const value = given ? given.value : s.def;
+    if (value === undefined) continue;
+    const r = schemaFor(s.kind).safeParse(value === true && s.kind !== 'bool' ? '' : value);
+    if (!r.success) {
+      const shown = s.kind === 'secret' ? '[redacted]' : JSON.stringify(value);
+      throw new SettingsError(
+        `invalid setting ${s.key} (${flagName(s.key)} / ${envName(s.key)}) ${shown} from ${given?.from ?? 'default'}: ${r.error.issues[0]?.message}`,
+        { setting: s.key, from: given?.from ?? 'default' },
+      );
+    }
+    out[s.key] = r.data;
+  }
+  const settings = out as ControllerSettings;
+  checkCombinations(settings, raw);
+  return settings;
+}
+
+function need(s: ControllerSettings, key: keyof ControllerSettings, because: string): void {
+  if (s[key] === undefined) {
+    throw new SettingsError(
+      `setting ${String(key)} (${flagName(String(key))} / ${envName(String(key))}) is required ${because}`,
+      {
+        setting: key,
+      },
+    );
+  }
+}
+
+function wrap<T>(key: string, raw: Record<string, { from: string }>, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ValidationError) {
+      throw new SettingsError(
+        `invalid setting ${key} (${flagName(key)} / ${envName(key)}) from ${raw[key]?.from ?? 'default'}: ${err.message}`,
+        { setting: key, field: err.field },
+      );
+    }
+    throw err;
+  }
+}
+
+function checkCombinations(s: ControllerSettings, raw: Record<string, { from: string }>): void {
+  wrap('redisNamespace', raw, () => validateNamespace(s.redisNamespace));
+  for (const spec of CONTROLLER_SETTINGS) {
+    const v = (s as Record<string, unknown>)[spec.key];
+    if (spec.min === undefined || typeof v !== 'number' || v >= spec.min) continue;
+    throw new SettingsError(
+      `invalid setting ${spec.key} (${flagName(spec.key)} / ${envName(spec.key)}) ${v} from ${raw[spec.key]?.from ?? 'default'}: must be at least ${spec.min}`,
+      { setting: spec.key, from: raw[spec.key]?.from ?? 'default' },
+    );
+  }
+  if (s.operatorToken !== undefined && s.operatorToken.length < 16) {
+    throw new SettingsError(
+      `invalid setting operatorToken (${flagName('operatorToken')} / ${envName('operatorToken')}) [redacted] from ${raw.operatorToken?.from ?? 'default'}: must be at least 16 characters`,
+      { setting: 'operatorToken', from: raw.operatorToken?.from ?? 'default' },
+    );
+  }
+  if (s.campaign) need(s, 'bbsUrl', 'to run informers (or set campaign to false)');
+  if (s.capiUrl) {
+    need(s, 'uaaUrl', 'with capiUrl');
+    need(s, 'uaaClientId', 'with capiUrl');
+    need(s, 'uaaClientSecret', 'with capiUrl');
+  }
+  if (s.apiListen) {
+    need(s, 'apiCaCert', 'to serve the agent API (or set apiListen to off)');
+    need(s, 'apiCert', 'to serve the agent API');
+    need(s, 'apiKey', 'to serve the agent API');
+  }
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(s.logLevel)) {
+    throw new SettingsError(
+      `setting logLevel must be one of trace, debug, info, warn, error, fatal, silent`,
+      {
+        setting: 'logLevel',
+      },
+    );
+  }
+  wrap('overlayNetwork', raw, () => parseCellConfig({ overlay_network: s.overlayNetwork }));
+  wrap('subnetPrefixLength', raw, () =>
+    subnetPlan({ overlayNetwork: s.overlayNetwork, subnetPrefixLength: s.subnetPrefixLength }),
+  );
+  cellConfigOf(s, raw);
+}
+
+function cellConfigOf(s: ControllerSettings, raw: Record<string, { from: string }> = {}) {
+  const input = {
+    overlay_network: s.overlayNetwork,
+    dns_servers: s.dnsServers,
+    host_tcp_services: s.hostTcpServices,
+    host_udp_services: s.hostUdpServices,
+    deny_networks: {
+      always: s.denyNetworksAlways,
+      running: s.denyNetworksRunning,
+      staging: s.denyNetworksStaging,
+    },
+    iptables_logging: s.asgLogging,
+    iptables_c2c_logging: s.c2cLogging,
+    iptables_denied_logs_per_sec: s.deniedLogsPerSec,
+    iptables_accepted_udp_logs_per_sec: s.acceptedUdpLogsPerSec,
+  };
+  try {
+    return parseCellConfig(input);
+  } catch (err) {
+    if (!(err instanceof ValidationError)) throw err;
+    const map: Record<string, string> = {
+      dns_servers: 'dnsServers',
+      host_tcp_services: 'hostTcpServices',
+      host_udp_services: 'hostUdpServices',
+      'deny_networks.always': 'denyNetworksAlways',
+      'deny_networks.running': 'denyNetworksRunning',
+      'deny_networks.staging': 'denyNetworksStaging',
+      overlay_network: 'overlayNetwork',
+    };
+    const prefix = Object.keys(map).find((p) => err.field.startsWith(p));
+    const key = prefix ? map[prefix]! : err.field;
+    throw new SettingsError(
+      `invalid setting ${key} (${flagName(key)} / ${envName(key)}) from ${raw[key]?.from ?? 'default'}: ${err.message}`,
+      { setting: key, field: err.field },
+    );
+  }
+}
+
+function tlsFiles(ca?: string, cert?: string, key?: string) {
+  return {
+    ...(ca ? { caFile: ca } : {}),
+    ...(cert ? { certFile: cert } : {}),
+    ...(key ? { keyFile: key } : {}),
+  };
+}
+
+/** The runtime configuration (reads the agent API's PEM files). */
+export function toControllerConfig(s: ControllerSettings): ControllerConfig {
+  const cfg: ControllerConfig = {
+    redisUrl: s.redisUrl,
+    namespace: s.redisNamespace,
+    ...(s.instanceId ? { instanceId: s.instanceId } : {}),
+    campaign: s.campaign,
+    leaseMs: s.leaseMs,
+    initialSyncTimeoutMs: s.initialSyncTimeoutMs,
+    workers: {
+      concurrency: s.workerConcurrency,
+      attempts: s.jobAttempts,
+      backoffMs: s.jobBackoffMs,
+      keepCompleted: s.keepCompletedJobs,
+      keepFailed: s.keepFailedJobs,
+    },
+    rulesetLogLength: s.rulesetLogLength,
+    cellConfig: cellConfigOf(s),
+    leases: {
+      overlayNetwork: s.overlayNetwork,
+      subnetPrefixLength: s.subnetPrefixLength,
+      ttlMs: s.leaseTtlHours * 3600_000,
+    },
+  };
+  if (s.bbsUrl) {
+    cfg.bbs = {
+      url: s.bbsUrl,
+      tls: tlsFiles(s.bbsCaCert, s.bbsClientCert, s.bbsClientKey),
+      relistIntervalMs: s.bbsRelistIntervalMs,
+      streamIdleTimeoutMs: s.bbsStreamIdleTimeoutMs,
+    };
+  }
+  if (s.capiUrl && s.uaaUrl && s.uaaClientId && s.uaaClientSecret) {
+    cfg.capi = {
+      url: s.capiUrl,
+      tls: tlsFiles(s.capiCaCert),
+      uaa: {
+        url: s.uaaUrl,
+        clientId: s.uaaClientId,
+        clientSecret: s.uaaClientSecret,
+        tls: tlsFiles(s.uaaCaCert),
+      },
+      ...(s.ccInternalUrl
+        ? {
+            internal: {
+              url: s.ccInternalUrl,
+              tls: tlsFiles(s.ccInternalCaCert, s.ccInternalClientCert, s.ccInternalClientKey),
+            },
+          }
+        : {}),
+      checkIntervalMs: s.asgCheckIntervalMs,
+      ...(s.asgFullListIntervalMs !== undefined ? { fullListIntervalMs: s.asgFullListIntervalMs } : {}),
+    };
+  }
+  if (s.policyServerUrl) {
+    cfg.policy = {
+      url: s.policyServerUrl,
+      tls: tlsFiles(s.policyServerCaCert, s.policyServerClientCert, s.policyServerClientKey),
+      intervalMs: s.policyPollIntervalMs,
+      fullListIntervalMs: s.policyFullListIntervalMs,
+    };
+  }
+  if (s.apiListen && s.apiCaCert && s.apiCert && s.apiKey) {
+    const load = (key: string, path: string) => {
+      try {
+        return loadPem(path);
+      } catch (err) {
+        throw new SettingsError(
+          `setting ${key} (${flagName(key)}): cannot read ${path}: ${(err as Error).message}`,
+          {
+            setting: key,
+          },
+        );
+      }
+    };
+    cfg.api = {
+      host: s.apiListen.host,
+      port: s.apiListen.port,
+      tls: {
+        ca: load('apiCaCert', s.apiCaCert),
+        cert: load('apiCert', s.apiCert),
+        key: load('apiKey', s.apiKey),
+      },
+      maxWaitSeconds: s.apiMaxWaitSeconds,
+    };
+  }
+  if (s.operatorListen) {
+    cfg.operator = {
+      host: s.operatorListen.host,
+      port: s.operatorListen.port,
+      ...(s.operatorToken ? { token: s.operatorToken } : {}),
+    };
+  }
+  return cfg;
+}
+
+/** Settings as text for `--check` (secrets redacted). */
+export function describeSettings(s: ControllerSettings): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const spec of CONTROLLER_SETTINGS) {
+    const v = (s as Record<string, unknown>)[spec.key];
+    if (v === undefined) continue;
+    out[spec.key] = spec.kind === 'secret' ? '[redacted]' : v;
+  }
+  return out;
+}

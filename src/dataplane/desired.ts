@@ -1,0 +1,432 @@
+/**
+ * CellRuleSet -> the desired content of cfnet's table: elements per named set/map and the dynamic
+ * chains (one per distinct ASG rule set, plus per-container log chains when logging needs them).
+ * Pure; validates every value that reaches nft text and throws ValidationError naming the field.
+ */
+import { ValidationError } from '../lib/errors.js';
+import { allAddresses, cidrToRange, ipToBigInt, mergeRanges, parseIp, rangeToString } from '../model/ip.js';
+import { mergePortRanges, parsePortRangeObject } from '../model/ports.js';
+import type {
+  CellConfig,
+  CellContainer,
+  CellRuleSet,
+  EgressRule,
+  IpRange,
+  PortRange,
+} from '../model/types.js';
+import { type Atom, type Element, elementId, ipv4Text, SET_DEFS } from './elements.js';
+import { asgChainName, type ChainSpec, type LogKind, logChainName, REJECT, withMarker } from './layout.js';
+
+/** Desired (or read-back) table content, comparable with diffState / detectDrift. */
+export interface TableState {
+  /** set/map name -> element id -> element. Every known set is present (possibly empty). */
+  sets: Map<string, Map<string, Element>>;
+  /** dynamic chains by name (static chains are not part of the state: they never change). */
+  chains: Map<string, ChainSpec>;
+}
+
+export function emptyState(): TableState {
+  const sets = new Map<string, Map<string, Element>>();
+  for (const d of SET_DEFS) sets.set(d.name, new Map());
+  return { sets, chains: new Map() };
+}
+
+export function addElement(state: TableState, set: string, e: Element): void {
+  let m = state.sets.get(set);
+  if (!m) {
+    m = new Map();
+    state.sets.set(set, m);
+  }
+  m.set(elementId(e), e);
+}
+
+// ---------------------------------------------------------------- validation helpers
+
+/** CNI ContainerID rule (alnum, then alnum _ . -), bounded; it reaches comments and log prefixes. */
+export const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+export function checkHandle(field: string, handle: unknown): string {
+  if (typeof handle !== 'string' || !HANDLE.test(handle)) {
+    throw new ValidationError(field, handle, 'handle must match /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/');
+  }
+  return handle;
+}
+
+function int(field: string, v: unknown, min: number, max: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new ValidationError(field, v, `must be an integer in ${min}..${max}`);
+  }
+  return v;
+}
+
+/** Canonical text of an IPv4 address (container addresses and nft elements are IPv4 only). */
+function ipv4(field: string, text: unknown): string {
+  const ip = ipv4Text(text);
+  if (ip === null) throw new ValidationError(field, text, 'not an IPv4 address');
+  return ip;
+}
+
+/** Family of an address (validated by src/model/ip): IPv6 entries are skipped, not rendered. */
+function familyOf(field: string, text: unknown): 4 | 6 {
+  if (typeof text !== 'string') throw new ValidationError(field, text, 'not an IP address');
+  return parseIp(text, field).family;
+}
+
+/** IPv4 ranges of a list, merged (IPv6 entries are validated and skipped: containers are IPv4). */
+function v4Ranges(field: string, list: IpRange[] | undefined): IpRange[] {
+  if (!Array.isArray(list)) throw new ValidationError(field, list, 'not a list of ranges');
+  const out: IpRange[] = [];
+  list.forEach((r, i) => {
+    const f = `${field}[${i}]`;
+    if (!r || typeof r !== 'object') throw new ValidationError(f, r, 'not an IP range');
+    if (r.family !== 4 && r.family !== 6)
+      throw new ValidationError(`${f}.family`, r.family, 'must be 4 or 6');
+    if (r.family === 6) {
+      if (familyOf(`${f}.start`, r.start) !== 6 || familyOf(`${f}.end`, r.end) !== 6) {
+        throw new ValidationError(f, r, 'not an IPv6 range');
+      }
+      return;
+    }
+    const start = ipv4(`${f}.start`, r.start);
+    const end = ipv4(`${f}.end`, r.end);
+    if (ipToBigInt(start) > ipToBigInt(end)) throw new ValidationError(f, r, 'start > end');
+    out.push({ family: 4, start, end });
+  });
+  return mergeRanges(out);
+}
+
+function portRanges(field: string, list: PortRange[], min: number): PortRange[] {
+  return mergePortRanges(list.map((p, i) => parsePortRangeObject(p, `${field}[${i}]`, min)));
+}
+
+// ---------------------------------------------------------------- ASG rules
+
+const EVERYWHERE = allAddresses(4);
+
+/**
+ * `<prefix> X` for one value, `<prefix> { a, b }` for several single values. Only single values go
+ * into an anonymous set: a set holding ranges is an interval set, and nft 1.0.6 dumps the elements
+ * of every interval set in the table on each transaction, which made every incremental change pay
+ * for the size of the ASGs.
+ */
+function matchers(prefix: string, singles: string[], ranges: string[]): string[] {
+  const out: string[] = [];
+  if (singles.length === 1) out.push(`${prefix} ${singles[0]}`);
+  else if (singles.length > 1) out.push(`${prefix} { ${singles.join(', ')} }`);
+  for (const r of ranges) out.push(`${prefix} ${r}`);
+  return out;
+}
+
+function destinationMatchers(dests: IpRange[]): string[] {
+  if (dests.length === 1 && dests[0]!.start === EVERYWHERE.start && dests[0]!.end === EVERYWHERE.end) {
+    return [''];
+  }
+  const singles = dests.filter((d) => d.start === d.end).map((d) => d.start);
+  const blocks = dests.filter((d) => d.start !== d.end).map(rangeToString);
+  return matchers('ip daddr', singles, blocks);
+}
+
+function portMatchers(proto: 'tcp' | 'udp', ports: PortRange[]): string[] {
+  const singles = ports.filter((p) => p.start === p.end).map((p) => String(p.start));
+  const ranges = ports.filter((p) => p.start !== p.end).map((p) => `${p.start}-${p.end}`);
+  return matchers(`${proto} dport`, singles, ranges);
+}
+
+/**
+ * The nft rules of one ASG rule: one per destination matcher x port matcher (single values share an
+ * anonymous hash set, each range or CIDR is its own rule). Empty when the rule cannot match an IPv4
+ * container (IPv6-only destinations, icmpv6) or matches nothing (tcp/udp without ports, as Silk
+ * drops those).
+ */
+export function asgRuleLines(field: string, rule: EgressRule, logged: boolean): string[] {
+  if (!rule || typeof rule !== 'object') throw new ValidationError(field, rule, 'not an egress rule');
+  const dests = v4Ranges(`${field}.destinations`, rule.destinations);
+  let protoMatchers: string[];
+  switch (rule.protocol) {
+    case 'tcp':
+    case 'udp': {
+      if (!Array.isArray(rule.ports)) throw new ValidationError(`${field}.ports`, rule.ports, 'not a list');
+      protoMatchers = portMatchers(rule.protocol, portRanges(`${field}.ports`, rule.ports, 0));
+      break;
+    }
+    case 'icmp': {
+      const icmp = rule.icmp ?? { type: -1, code: -1 };
+      const type = int(`${field}.icmp.type`, icmp.type, -1, 255);
+      const code = int(`${field}.icmp.code`, icmp.code, -1, 255);
+      if (type === -1) protoMatchers = ['meta l4proto icmp'];
+      else protoMatchers = [code === -1 ? `icmp type ${type}` : `icmp type ${type} icmp code ${code}`];
+      break;
+    }
+    case 'icmpv6':
+      return [];
+    case 'all':
+      protoMatchers = [''];
+      break;
+    default:
+      throw new ValidationError(`${field}.protocol`, rule.protocol, 'must be tcp, udp, icmp, icmpv6 or all');
+  }
+  if (dests.length === 0) return [];
+  const verdict = logged ? 'ip saddr vmap @log_ok' : 'accept';
+  const out: string[] = [];
+  for (const d of destinationMatchers(dests)) {
+    for (const p of protoMatchers) out.push([d, p, verdict].filter((x) => x !== '').join(' '));
+  }
+  return out;
+}
+
+/** The shared chain of one ASG rule set. */
+export function asgChain(hash: string, rules: EgressRule[], config: CellConfig, field: string): ChainSpec {
+  if (!Array.isArray(rules)) throw new ValidationError(field, rules, 'not a list of egress rules');
+  const body: string[] = [];
+  const seen = new Set<string>();
+  rules.forEach((r, i) => {
+    for (const line of asgRuleLines(`${field}[${i}]`, r, config.logging.asg || r?.log === true)) {
+      if (seen.has(line)) continue;
+      seen.add(line);
+      body.push(line);
+    }
+  });
+  // an explicit `return` ends every ASG chain (back to ctr_out, whose next rule denies)
+  body.push('return');
+  return withMarker(asgChainName(hash), body);
+}
+
+/**
+ * asgChain is pure and the costliest part of desiredState (every apply renders the whole cell); a
+ * cell's ASG sets rarely change, so the chains of recently seen sets are reused. The key holds
+ * everything the chain depends on. Only valid rule lists are stored (asgChain throws otherwise).
+ */
+const asgMemo = new Map<string, ChainSpec>();
+const ASG_MEMO_MAX = 256;
+
+function asgChainMemo(hash: string, rules: EgressRule[], config: CellConfig, field: string): ChainSpec {
+  let key: string;
+  try {
+    key = `${hash}\n${config.logging.asg}\n${JSON.stringify(rules)}`;
+  } catch {
+    return asgChain(hash, rules, config, field); // not JSON (never from the wire): no memo
+  }
+  const hit = asgMemo.get(key);
+  if (hit) {
+    asgMemo.delete(key); // most recently used last
+    asgMemo.set(key, hit);
+    return hit;
+  }
+  const chain = asgChain(hash, rules, config, field);
+  if (asgMemo.size >= ASG_MEMO_MAX) asgMemo.delete(asgMemo.keys().next().value!);
+  asgMemo.set(key, chain);
+  return chain;
+}
+
+// ---------------------------------------------------------------- per-container parts
+
+/** Silk's log prefixes, kept below 64 bytes (handles are validated ASCII). */
+export function logPrefix(kind: 'OK_' | 'DENY_' | 'DENY_C2C_', handle: string): string {
+  return `${kind}${handle}`.slice(0, 62);
+}
+
+function logChain(kind: LogKind, c: CellContainer, config: CellConfig): ChainSpec {
+  const denied = config.logging.deniedPerSec;
+  const udp = config.logging.acceptedUdpPerSec;
+  const name = logChainName(kind, c.ip);
+  switch (kind) {
+    case 'lok':
+      return withMarker(name, [
+        `meta l4proto != udp ct state new,invalid,untracked log prefix "${logPrefix('OK_', c.handle)} "`,
+        `meta l4proto udp limit rate ${udp}/second burst ${udp} packets log prefix "${logPrefix('OK_', c.handle)} "`,
+        'accept',
+      ]);
+    case 'ldeny':
+      return withMarker(name, [
+        `limit rate ${denied}/second burst ${denied} packets log prefix "${logPrefix('DENY_', c.handle)} "`,
+        ...REJECT,
+      ]);
+    case 'lc2c':
+      return withMarker(name, [
+        `limit rate ${denied}/second burst ${denied} packets log prefix "${logPrefix('DENY_C2C_', c.handle)} "`,
+        ...REJECT,
+      ]);
+  }
+}
+
+/** The overlay network as an IPv4 range (host bits allowed, as CAPI-style CIDRs). */
+function overlayRange(config: CellConfig): IpRange {
+  const field = 'config.overlayNetwork';
+  const text = config.overlayNetwork;
+  if (typeof text !== 'string') throw new ValidationError(field, text, 'not a CIDR');
+  const range = cidrToRange(text, field);
+  if (range.family !== 4) throw new ValidationError(field, text, 'not an IPv4 CIDR');
+  return range;
+}
+
+export function validateConfig(config: CellConfig): CellConfig {
+  if (!config || typeof config !== 'object') throw new ValidationError('config', config, 'missing');
+  overlayRange(config);
+  const lg = config.logging;
+  if (!lg || typeof lg !== 'object') throw new ValidationError('config.logging', lg, 'missing');
+  if (typeof lg.asg !== 'boolean') throw new ValidationError('config.logging.asg', lg.asg, 'not a boolean');
+  if (typeof lg.c2c !== 'boolean') throw new ValidationError('config.logging.c2c', lg.c2c, 'not a boolean');
+  int('config.logging.deniedPerSec', lg.deniedPerSec, 1, 1_000_000);
+  int('config.logging.acceptedUdpPerSec', lg.acceptedUdpPerSec, 1, 1_000_000);
+  return config;
+}
+
+/** Validates one container's own fields (not its ASG reference). */
+export function validateContainer(field: string, c: CellContainer): void {
+  if (!c || typeof c !== 'object') throw new ValidationError(field, c, 'not a container');
+  checkHandle(`${field}.handle`, c.handle);
+  ipv4(`${field}.ip`, c.ip);
+  if (c.workload !== 'app' && c.workload !== 'task' && c.workload !== 'staging') {
+    throw new ValidationError(`${field}.workload`, c.workload, 'must be app, task or staging');
+  }
+  if (c.tag !== null) int(`${field}.tag`, c.tag, 1, 0xffff);
+  if (typeof c.egress !== 'string') throw new ValidationError(`${field}.egress`, c.egress, 'not a string');
+  if (!Array.isArray(c.netIn)) throw new ValidationError(`${field}.netIn`, c.netIn, 'not a list');
+  c.netIn.forEach((m, i) => {
+    int(`${field}.netIn[${i}].hostPort`, m?.hostPort, 1, 65535);
+    int(`${field}.netIn[${i}].containerPort`, m?.containerPort, 1, 65535);
+  });
+}
+
+/**
+ * Adds one container's elements and chains (ASG chain included) to `state`. `rules` is the
+ * container's egress rule list (asgSets[c.egress]).
+ */
+export function addContainerTo(
+  state: TableState,
+  c: CellContainer,
+  rules: EgressRule[],
+  config: CellConfig,
+  field: string,
+  asgField: string,
+): void {
+  validateContainer(field, c);
+  const ip: Atom = { k: 'ip', v: ipv4(`${field}.ip`, c.ip) };
+  addElement(state, 'ctr_addrs', { key: [ip], comment: c.handle });
+  addElement(state, c.workload === 'staging' ? 'ctr_staging' : 'ctr_running', { key: [ip] });
+  const asg = asgChainName(c.egress);
+  if (!state.chains.has(asg)) state.chains.set(asg, asgChainMemo(c.egress, rules, config, asgField));
+  addElement(state, 'ctr_asg', { key: [ip], value: [{ k: 'verdict', v: 'jump', target: asg }] });
+  if (c.tag !== null) addElement(state, 'ctr_tag', { key: [ip], value: [{ k: 'mark', v: c.tag }] });
+  for (const m of c.netIn) {
+    addElement(state, 'netin_dnat', {
+      key: [{ k: 'port', v: m.hostPort }],
+      value: [ip, { k: 'port', v: m.containerPort }],
+    });
+  }
+  const logs: [LogKind, string, boolean][] = [
+    ['lok', 'log_ok', config.logging.asg || rules.some((r) => r?.log === true)],
+    ['ldeny', 'log_deny', config.logging.asg],
+    ['lc2c', 'log_c2c', config.logging.c2c],
+  ];
+  for (const [kind, set, on] of logs) {
+    if (!on) continue;
+    const chain = logChain(kind, c, config);
+    state.chains.set(chain.name, chain);
+    addElement(state, set, { key: [ip], value: [{ k: 'verdict', v: 'goto', target: chain.name }] });
+  }
+}
+
+/** Cell-wide elements from the config (overlay, deny networks, DNS, host services). */
+export function addConfigTo(state: TableState, config: CellConfig): void {
+  validateConfig(config);
+  const ov = overlayRange(config);
+  addElement(state, 'overlay_net', { key: [{ k: 'ipr', s: ov.start, e: ov.end }] });
+  const dn = config.denyNetworks;
+  if (!dn || typeof dn !== 'object') throw new ValidationError('config.denyNetworks', dn, 'missing');
+  for (const kind of ['always', 'running', 'staging'] as const) {
+    for (const r of v4Ranges(`config.denyNetworks.${kind}`, dn[kind])) {
+      addElement(state, `deny_${kind}`, { key: [{ k: 'ipr', s: r.start, e: r.end }] });
+    }
+  }
+  if (!Array.isArray(config.dnsServers)) {
+    throw new ValidationError('config.dnsServers', config.dnsServers, 'not a list');
+  }
+  config.dnsServers.forEach((s, i) => {
+    if (familyOf(`config.dnsServers[${i}]`, s) === 6) return;
+    addElement(state, 'dns_servers', { key: [{ k: 'ip', v: ipv4(`config.dnsServers[${i}]`, s) }] });
+  });
+  for (const [set, list, f] of [
+    ['host_tcp', config.hostTcpServices, 'config.hostTcpServices'],
+    ['host_udp', config.hostUdpServices, 'config.hostUdpServices'],
+  ] as const) {
+    if (!Array.isArray(list)) throw new ValidationError(f, list, 'not a list');
+    list.forEach((s, i) => {
+      if (familyOf(`${f}[${i}].ip`, s?.ip) === 6) return;
+      addElement(state, set, {
+        key: [
+          { k: 'ip', v: ipv4(`${f}[${i}].ip`, s?.ip) },
+          { k: 'port', v: int(`${f}[${i}].port`, s?.port, 1, 65535) },
+        ],
+      });
+    });
+  }
+}
+
+/**
+ * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports go to the
+ * hash set c2c_port (cheap updates), real ranges to the interval set c2c_range.
+ */
+export function addC2CTo(state: TableState, rs: CellRuleSet): void {
+  if (!Array.isArray(rs.c2c)) throw new ValidationError('c2c', rs.c2c, 'not a list');
+  const groups = new Map<string, { tag: number; ip: string; proto: 'tcp' | 'udp'; ports: PortRange[] }>();
+  rs.c2c.forEach((a, i) => {
+    const f = `c2c[${i}]`;
+    if (!a || typeof a !== 'object') throw new ValidationError(f, a, 'not a c2c entry');
+    const tag = int(`${f}.srcTag`, a.srcTag, 1, 0xffff);
+    const ip = ipv4(`${f}.dstIp`, a.dstIp);
+    if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
+      throw new ValidationError(`${f}.protocol`, a.protocol, 'must be tcp or udp');
+    }
+    const ports = parsePortRangeObject(a.ports, `${f}.ports`, 1);
+    const key = `${tag}/${ip}/${a.protocol}`;
+    const g = groups.get(key) ?? { tag, ip, proto: a.protocol, ports: [] };
+    g.ports.push(ports);
+    groups.set(key, g);
+  });
+  for (const g of groups.values()) {
+    for (const p of mergePortRanges(g.ports)) {
+      const head: Atom[] = [
+        { k: 'mark', v: g.tag },
+        { k: 'ip', v: g.ip },
+        { k: 'proto', v: g.proto },
+      ];
+      if (p.start === p.end) addElement(state, 'c2c_port', { key: [...head, { k: 'port', v: p.start }] });
+      else addElement(state, 'c2c_range', { key: [...head, { k: 'portr', s: p.start, e: p.end }] });
+    }
+  }
+}
+
+/** The whole desired state of a rule set. Throws ValidationError on any invalid value. */
+export function desiredState(rs: CellRuleSet): TableState {
+  if (!rs || typeof rs !== 'object') throw new ValidationError('ruleSet', rs, 'missing');
+  const state = emptyState();
+  addConfigTo(state, rs.config);
+  if (!Array.isArray(rs.containers)) throw new ValidationError('containers', rs.containers, 'not a list');
+  const asgSets = rs.asgSets ?? {};
+  const seenIp = new Map<string, string>();
+  const seenHandle = new Set<string>();
+  const seenPort = new Map<number, string>();
+  rs.containers.forEach((c, i) => {
+    const field = `containers[${i}]`;
+    validateContainer(field, c);
+    if (seenIp.has(c.ip))
+      throw new ValidationError(`${field}.ip`, c.ip, `duplicate address (${seenIp.get(c.ip)})`);
+    if (seenHandle.has(c.handle)) throw new ValidationError(`${field}.handle`, c.handle, 'duplicate handle');
+    seenIp.set(c.ip, c.handle);
+    seenHandle.add(c.handle);
+    for (const m of c.netIn) {
+      const other = seenPort.get(m.hostPort);
+      if (other !== undefined) {
+        throw new ValidationError(`${field}.netIn`, m.hostPort, `host port already mapped for ${other}`);
+      }
+      seenPort.set(m.hostPort, c.handle);
+    }
+    if (!Object.hasOwn(asgSets, c.egress)) {
+      throw new ValidationError(`${field}.egress`, c.egress, 'no such entry in asgSets');
+    }
+    addContainerTo(state, c, asgSets[c.egress]!, rs.config, field, `asgSets[${JSON.stringify(c.egress)}]`);
+  });
+  addC2CTo(state, rs);
+  return state;
+}

@@ -1,0 +1,187 @@
+/**
+ * The fixed part of cfnet's nft table: base chains (hooks) and helper chains. They never change for
+ * a given table: everything a rule set varies lives in sets, maps and per-ASG / per-container
+ * chains (see desired.ts), so every update is element and chain work only.
+ *
+ * Packet paths (inet family, IPv4 container addresses):
+ *
+ *  prerouting (mangle)  meta mark set ip saddr map @ctr_tag          source side of c2c identity
+ *                       NetIn packets: meta mark set INGRESS_MARK      (Silk's ingress tag)
+ *  prerouting (dstnat)  NetIn: host port -> container . port           (not for overlay sources)
+ *  forward (filter)     established,related accept
+ *                       ip daddr @ctr_addrs  goto ctr_in   (c2c / NetIn, destination side)
+ *                       ip saddr @ctr_addrs  goto ctr_out  (egress)
+ *                       ip saddr @overlay_net reject      (unknown overlay source leaving: spoofed)
+ *  input (filter)       ip saddr @ctr_addrs  goto ctr_host (DNS + host services, else reject)
+ *  postrouting (srcnat) masquerade containers -> anything but the overlay
+ */
+import { createHash } from 'node:crypto';
+import { ValidationError } from '../lib/errors.js';
+
+/** Table names: a conservative identifier that can never collide with an nft keyword. */
+export const TABLE_NAME = /^cf[a-z0-9_]{0,30}$/;
+export const DEFAULT_TABLE = 'cfnet';
+
+export function checkTable(table: string): string {
+  if (!TABLE_NAME.test(table)) {
+    throw new ValidationError('table', table, 'must match /^cf[a-z0-9_]{0,30}$/ (never an nft keyword)');
+  }
+  return table;
+}
+
+export interface ChainSpec {
+  name: string;
+  /** Rule texts; the last one carries `comment "cfnet:<digest>"` (see withMarker). */
+  rules: string[];
+  /** `cfnet:<digest>`: the kernel reports it back as the last rule's comment. */
+  marker: string;
+  /** Base-chain header (`type filter hook forward priority filter; policy accept;`), if any. */
+  hook?: string;
+}
+
+/** Appends the content marker to the last rule of a chain (adds a `return` when the body is empty). */
+export function withMarker(name: string, body: string[], hook?: string, terminal = 'return'): ChainSpec {
+  const digest = createHash('sha256')
+    .update(`${hook ?? ''}\n${body.join('\n')}`)
+    .digest('hex')
+    .slice(0, 16);
+  const marker = `cfnet:${digest}`;
+  const rules = body.length > 0 ? [...body] : [terminal];
+  rules[rules.length - 1] = `${rules[rules.length - 1]} comment "${marker}"`;
+  const spec: ChainSpec = { name, rules, marker };
+  if (hook) spec.hook = hook;
+  return spec;
+}
+
+// ---------------------------------------------------------------- dynamic chain names
+
+const SAFE_HASH = /^[A-Za-z0-9_]{1,64}$/;
+
+/** Name of the shared chain of one ASG rule set: `asg_<hash>` or `asgh_<sha256(hash)>`. */
+export function asgChainName(hash: string): string {
+  if (SAFE_HASH.test(hash)) return `asg_${hash}`;
+  return `asgh_${createHash('sha256').update(hash).digest('hex').slice(0, 32)}`;
+}
+
+export const ASG_CHAIN = /^asgh?_[A-Za-z0-9_]+$/;
+
+export type LogKind = 'lok' | 'ldeny' | 'lc2c';
+
+/** Per-container log chain, e.g. `lok_10_255_0_5` (the address makes it unique on the cell). */
+export function logChainName(kind: LogKind, ip: string): string {
+  return `${kind}_${ip.replaceAll('.', '_')}`;
+}
+
+export const LOG_CHAIN = /^(lok|ldeny|lc2c)_(\d{1,3})_(\d{1,3})_(\d{1,3})_(\d{1,3})$/;
+
+/** The container address a per-container chain belongs to, or null. */
+export function logChainIp(name: string): string | null {
+  const m = LOG_CHAIN.exec(name);
+  return m ? `${m[2]}.${m[3]}.${m[4]}.${m[5]}` : null;
+}
+
+// ---------------------------------------------------------------- static chains
+
+/**
+ * Silk's ingress tag: the mark of NetIn packets, set in prerouting on exactly the packets that
+ * hook_netin DNATs. ctr_in lets a DNATed connection in only when it carries it, so a DNAT made by
+ * some other table (a host port-forward, another tool) never bypasses the c2c default deny. Its
+ * low 16 bits are 0, so it can neither be carried in nor be forged through a VXLAN GBP id.
+ */
+export const INGRESS_MARK = 0xffff0000;
+const INGRESS = `0x${INGRESS_MARK.toString(16)}`;
+
+/** NetIn: to a local address on a host port in netin_dnat, from outside the overlay (TCP, as Garden). */
+const NETIN_MATCH = 'ip saddr != @overlay_net fib daddr type local tcp dport @netin_dnat';
+
+/**
+ * Default-deny ending: TCP gets a reset (immediate, and not subject to the kernel's ICMP error
+ * rate limit), everything else ICMP port-unreachable (as Silk's REJECT).
+ */
+export const REJECT = ['meta l4proto tcp reject with tcp reset', 'reject'] as const;
+
+export const STATIC_CHAIN_NAMES = [
+  'egress_deny',
+  'ctr_out',
+  'ctr_in',
+  'ctr_host',
+  'hook_mark',
+  'hook_netin',
+  'hook_forward',
+  'hook_input',
+  'hook_masq',
+] as const;
+
+/** Helper and base chains, in dependency order (a chain is defined before any jump to it). */
+export function staticChains(): ChainSpec[] {
+  return [
+    withMarker(
+      'egress_deny',
+      [
+        // per-container DENY_<handle> log (present only when ASG logging is on), then reject
+        'ip saddr vmap @log_deny',
+        ...REJECT,
+      ],
+      undefined,
+    ),
+    withMarker('ctr_out', [
+      'meta l4proto tcp ct state invalid drop',
+      // c2c: the destination cell enforces it (the source tag travels as mark / VXLAN GBP id)
+      'ip daddr @overlay_net accept',
+      // deny_networks beat ASG accepts
+      'ip daddr @deny_always goto egress_deny',
+      'ip saddr @ctr_running ip daddr @deny_running goto egress_deny',
+      'ip saddr @ctr_staging ip daddr @deny_staging goto egress_deny',
+      // the container's shared ASG chain (accepts or returns)
+      'ip saddr vmap @ctr_asg',
+      'goto egress_deny',
+    ]),
+    withMarker('ctr_in', [
+      // NetIn: connections hook_netin DNATed (ingress mark set in hook_mark on the same packets)
+      `meta mark ${INGRESS} ct status dnat accept`,
+      // c2c allow: source tag (mark) . destination . protocol . port
+      'meta mark . ip daddr . meta l4proto . th dport @c2c_port accept',
+      'meta mark . ip daddr . meta l4proto . th dport @c2c_range accept',
+      'ip daddr vmap @log_c2c',
+      ...REJECT,
+    ]),
+    withMarker('ctr_host', [
+      'ct state established,related accept',
+      'ip daddr @dns_servers meta l4proto { tcp, udp } th dport 53 accept',
+      'ip daddr . tcp dport @host_tcp accept',
+      'ip daddr . udp dport @host_udp accept',
+      ...REJECT,
+    ]),
+    withMarker(
+      'hook_mark',
+      ['meta mark set ip saddr map @ctr_tag', `${NETIN_MATCH} meta mark set ${INGRESS}`],
+      'type filter hook prerouting priority mangle; policy accept;',
+    ),
+    withMarker(
+      'hook_netin',
+      [`${NETIN_MATCH} dnat ip to tcp dport map @netin_dnat`],
+      'type nat hook prerouting priority dstnat; policy accept;',
+    ),
+    withMarker(
+      'hook_forward',
+      [
+        'ct state established,related accept',
+        'ip daddr @ctr_addrs goto ctr_in',
+        'ip saddr @ctr_addrs goto ctr_out',
+        'ip saddr @overlay_net ip daddr != @overlay_net meta l4proto tcp reject with tcp reset',
+        'ip saddr @overlay_net ip daddr != @overlay_net reject',
+      ],
+      'type filter hook forward priority filter; policy accept;',
+    ),
+    withMarker(
+      'hook_input',
+      ['ip saddr @ctr_addrs goto ctr_host'],
+      'type filter hook input priority filter; policy accept;',
+    ),
+    withMarker(
+      'hook_masq',
+      ['ip saddr @ctr_addrs ip daddr != @overlay_net masquerade'],
+      'type nat hook postrouting priority srcnat; policy accept;',
+    ),
+  ];
+}

@@ -1,0 +1,116 @@
+/**
+ * `cfnet demo`: see demo.ts. Options are checked here; the demo's modules (and Redis's client) load
+ * only when it runs, so other commands do not pay for them.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import type { DataplaneChoice } from './environment.js';
+
+function intArg(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}`);
+    return n;
+  };
+}
+
+function numberArg(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name} must be a number in ${min}..${max}`);
+    return n;
+  };
+}
+
+function redisArg(v: string): string {
+  if (v === 'auto' || v === 'throwaway' || /^rediss?:\/\/./.test(v)) return v;
+  throw new InvalidArgumentError('use auto, throwaway or a redis:// (rediss://) URL');
+}
+
+export function registerDemoCommand(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'bring up a whole cfnet foundation on this machine and show it converge under churn: Redis (the local one on ' +
+        '127.0.0.1:6379, or a throwaway redis-server), the simulator, the controller (its dashboard URL is printed) and ' +
+        'one agent per cell. As root with ip, bridge and nft the cells are network namespaces with containers made ' +
+        'through the real CNI plugin; otherwise the agents use a dry-run dataplane (they render and report, the kernel ' +
+        'is untouched). Shows desired vs applied rule-set version and lag per cell, live. Ctrl-C (or --duration) stops ' +
+        'and removes everything it created. Exit status 1 when a cell did not converge.',
+    )
+    .option(
+      '--duration <seconds>',
+      'run the churn this long, then settle and exit; 0 = until Ctrl-C',
+      intArg('--duration', 0, 86_400),
+      0,
+    )
+    .option('--cells <n>', 'number of cells (agents)', intArg('--cells', 2, 50), 3)
+    .option(
+      '--churn-rate <changes/s>',
+      'simulated platform changes per second; 0 = none',
+      numberArg('--churn-rate', 0, 100),
+      2,
+    )
+    .option(
+      '--seed <n>',
+      'seed of the simulated foundation and of the churn',
+      intArg('--seed', 1, 2 ** 31 - 1),
+      1,
+    )
+    .addOption(
+      new Option('--dataplane <mode>', 'kernel (root), dry-run, or auto: kernel when possible')
+        .choices(['auto', 'kernel', 'dry-run'])
+        .default('auto'),
+    )
+    .option(
+      '--redis <auto|throwaway|url>',
+      'Redis to use: auto = 127.0.0.1:6379 when it answers, else a throwaway redis-server',
+      redisArg,
+      'auto',
+    )
+    .option(
+      '--containers <n>',
+      'containers per cell made through the real CNI plugin (kernel dataplane)',
+      intArg('--containers', 0, 50),
+      2,
+    )
+    .option(
+      '--interval <seconds>',
+      'refresh the table this often (default 1 on a terminal, 5 otherwise)',
+      numberArg('--interval', 0.2, 3600),
+    )
+    .option(
+      '--settle <seconds>',
+      'after --duration, wait at most this long for every cell to converge',
+      intArg('--settle', 1, 600),
+      30,
+    )
+    .option('--keep-logs', 'keep the controller and agent logs (their directory is printed)')
+    .action(async (o: Record<string, unknown>, cmd: Command) => {
+      const redis = o.redis as string;
+      if (redis !== 'auto' && redis !== 'throwaway') {
+        const { parseRedisUrl } = await import('../lib/redis.js');
+        try {
+          parseRedisUrl(redis, '--redis');
+        } catch (err) {
+          cmd.error(`error: ${(err as Error).message}`);
+        }
+      }
+      const { runDemo } = await import('./demo.js');
+      const code = await runDemo({
+        durationS: o.duration as number,
+        cells: o.cells as number,
+        churnRate: o.churnRate as number,
+        seed: o.seed as number,
+        dataplane: o.dataplane as DataplaneChoice,
+        redis,
+        ...(o.interval !== undefined ? { intervalS: o.interval as number } : {}),
+        containers: o.containers as number,
+        settleS: o.settle as number,
+        keepLogs: o.keepLogs === true,
+      });
+      // every process, connection and timer of the demo is gone: exit with its verdict
+      process.exit(code);
+    });
+}

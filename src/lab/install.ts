@@ -1,0 +1,145 @@
+/**
+ * Install trees the lab starts cfnet's processes from (CFNET_HOME layout: bin/, dist/,
+ * node_modules/), and running a program the way a CNI runtime does (env + stdin, stdout parsed).
+ * Shared with the tests' helpers (test/helpers/cni.ts re-exports these).
+ */
+import { spawn } from 'node:child_process';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { run } from './netns.js';
+
+/** The working copy (this file is src/lab/install.ts, or dist/lab/install.js once built). */
+export const REPO = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+
+export interface Install {
+  /** CFNET_HOME: bin/, dist/, node_modules/, package.json. */
+  home: string;
+  /** bin/cfnet-cni inside the install. */
+  shim: string;
+  /** bin/cfnet.js inside the install. */
+  cli: string;
+}
+
+function installOf(home: string): Install {
+  return { home, shim: join(home, 'bin', 'cfnet-cni'), cli: join(home, 'bin', 'cfnet.js') };
+}
+
+/** The working copy itself as the install: what runs when the lab runs from the built dist/. */
+export function repoInstall(): Install {
+  return installOf(REPO);
+}
+
+/**
+ * The install the lab starts its processes from: the working copy when the lab itself runs from
+ * dist/ (it is built, e.g. `cfnet demo`), otherwise a fresh transpiled copy of src/ (tests and
+ * benches under tsx see their edits without a build).
+ */
+export function labInstall(): Promise<Install> {
+  return import.meta.url.includes('/dist/lab/') ? Promise.resolve(repoInstall()) : buildInstall();
+}
+
+async function walk(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await walk(p)));
+    else out.push(p);
+  }
+  return out;
+}
+
+let installPromise: Promise<Install> | null = null;
+const installRoots: string[] = [];
+
+/**
+ * Builds (once per process) an install tree from the working copy: every src/**.ts transpiled to
+ * dist/**.js (what `tsc` emits; types are not checked here), src/**.js copied, bin/ copied, and
+ * node_modules linked. Removed by `removeInstalls()`.
+ */
+export function buildInstall(): Promise<Install> {
+  installPromise ??= (async () => {
+    // a devDependency: loaded only here, so a built install runs without it
+    const { default: ts } = await import('typescript');
+    const home = await mkdtemp(join(tmpdir(), 'cfnet-cni-install-'));
+    installRoots.push(home);
+    for (const file of await walk(join(REPO, 'src'))) {
+      const rel = relative(join(REPO, 'src'), file);
+      if (file.endsWith('.d.ts')) continue;
+      const target = join(home, 'dist', rel.replace(/\.ts$/, '.js'));
+      await mkdir(dirname(target), { recursive: true });
+      if (file.endsWith('.ts')) {
+        const src = await readFile(file, 'utf8');
+        const out = ts.transpileModule(src, {
+          fileName: file,
+          compilerOptions: {
+            module: ts.ModuleKind.ESNext,
+            target: ts.ScriptTarget.ES2022,
+            esModuleInterop: true,
+            sourceMap: false,
+          },
+        });
+        await writeFile(target, out.outputText);
+      } else if (file.endsWith('.js')) {
+        await copyFile(file, target);
+      }
+    }
+    await mkdir(join(home, 'bin'), { recursive: true });
+    await copyFile(join(REPO, 'bin', 'cfnet-cni'), join(home, 'bin', 'cfnet-cni'));
+    await copyFile(join(REPO, 'bin', 'cfnet.js'), join(home, 'bin', 'cfnet.js'));
+    await run(['chmod', '755', join(home, 'bin', 'cfnet-cni')]);
+    await copyFile(join(REPO, 'package.json'), join(home, 'package.json'));
+    await symlink(join(REPO, 'node_modules'), join(home, 'node_modules'));
+    return installOf(home);
+  })();
+  return installPromise;
+}
+
+export async function removeInstalls(): Promise<void> {
+  for (const r of installRoots.splice(0)) await rm(r, { recursive: true, force: true });
+  installPromise = null;
+}
+
+export interface CniOutcome {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed as JSON (null when empty or not JSON). */
+  json: Record<string, unknown> | null;
+  ms: number;
+}
+
+/** Runs argv with `env` only and `stdin`; stdout parsed as JSON when it is JSON. Never rejects on exit codes. */
+export function runWithStdin(
+  argv: string[],
+  env: Record<string, string>,
+  stdin: string,
+): Promise<CniOutcome> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      const ms = performance.now() - t0;
+      const stdout = Buffer.concat(out).toString();
+      let json: Record<string, unknown> | null = null;
+      try {
+        json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : null;
+      } catch {
+        json = null;
+      }
+      resolve({ code, stdout, stderr: Buffer.concat(err).toString(), json, ms });
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin);
+  });
+}

@@ -1,0 +1,219 @@
+/**
+ * Cell rule sets: canonical ordering, diff and patch. A patch carries only what changed, so bytes
+ * on the wire grow with the change, not with the rule set. Invariant (property-tested):
+ * `applyPatch(a, diffRuleSets(a, b))` deep-equals `sortRuleSet(b)`.
+ *
+ * Collections are sets: containers keyed by handle, asgSets by hash, c2c entries by their content
+ * (duplicates collapse in `sortRuleSet`).
+ */
+import { canonicalJson } from './canonical.js';
+import { RuleSetPatchError } from './errors.js';
+import { parseIp } from './ip.js';
+import {
+  type C2CAllow,
+  type CellConfig,
+  type CellContainer,
+  type CellRuleSet,
+  DEFAULT_CELL_CONFIG,
+  type EgressRule,
+  type RuleSetPatch,
+} from './types.js';
+
+function cloneConfig(config: CellConfig): CellConfig {
+  return structuredClone(config);
+}
+
+/** Version 0, no containers, no rules. */
+export function emptyRuleSet(cellId: string, config: CellConfig = DEFAULT_CELL_CONFIG): CellRuleSet {
+  return { cellId, version: 0, containers: [], asgSets: {}, c2c: [], config: cloneConfig(config) };
+}
+
+function cmp(a: string | number, b: string | number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function ipOrder(ip: string): [number, bigint] {
+  try {
+    const p = parseIp(ip);
+    return [p.family, p.value];
+  } catch {
+    return [99, 0n];
+  }
+}
+
+export function compareC2C(a: C2CAllow, b: C2CAllow): number {
+  if (a.srcTag !== b.srcTag) return a.srcTag - b.srcTag;
+  if (a.dstIp !== b.dstIp) {
+    const [fa, va] = ipOrder(a.dstIp);
+    const [fb, vb] = ipOrder(b.dstIp);
+    if (fa !== fb) return fa - fb;
+    if (va !== vb) return va < vb ? -1 : 1;
+    return cmp(a.dstIp, b.dstIp);
+  }
+  return cmp(a.protocol, b.protocol) || a.ports.start - b.ports.start || a.ports.end - b.ports.end;
+}
+
+/** Identity of a c2c entry (entries are a set). */
+export function c2cKey(e: C2CAllow): string {
+  return `${e.srcTag}|${e.dstIp}|${e.protocol}|${e.ports.start}-${e.ports.end}`;
+}
+
+function sortContainer(c: CellContainer): CellContainer {
+  return {
+    ...c,
+    netIn: [...c.netIn].sort((x, y) => x.hostPort - y.hostPort || x.containerPort - y.containerPort),
+  };
+}
+
+function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const k of Object.keys(rec).sort()) out[k] = rec[k]!;
+  return out;
+}
+
+function dedupeC2C(list: readonly C2CAllow[]): C2CAllow[] {
+  const seen = new Set<string>();
+  const out: C2CAllow[] = [];
+  for (const e of [...list].sort(compareC2C)) {
+    const k = c2cKey(e);
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(e);
+    }
+  }
+  return out;
+}
+
+/**
+ * Canonical order: containers by handle (netIn by host port), asgSets keys sorted, c2c by
+ * (srcTag, dstIp numerically, protocol, ports) without duplicates. Returns a new object; rule
+ * lists and config are shared with the input, not copied.
+ */
+export function sortRuleSet(rs: CellRuleSet): CellRuleSet {
+  return {
+    cellId: rs.cellId,
+    version: rs.version,
+    containers: rs.containers.map(sortContainer).sort((a, b) => cmp(a.handle, b.handle)),
+    asgSets: sortedRecord(rs.asgSets),
+    c2c: dedupeC2C(rs.c2c),
+    config: rs.config,
+  };
+}
+
+/**
+ * What turns `prev` into `next`: containers upserted when new or changed (any field) and removed by
+ * handle; asgSets upserted when new or changed and removed when `next` no longer has them; c2c
+ * entries added/removed; `config` only when it changed. `from`/`to` are the two versions.
+ */
+export function diffRuleSets(prev: CellRuleSet, next: CellRuleSet): RuleSetPatch {
+  const prevContainers = new Map(prev.containers.map((c) => [c.handle, canonicalJson(sortContainer(c))]));
+  const nextHandles = new Set<string>();
+  const upsert: CellContainer[] = [];
+  for (const c of [...next.containers].sort((a, b) => cmp(a.handle, b.handle))) {
+    nextHandles.add(c.handle);
+    const sorted = sortContainer(c);
+    if (prevContainers.get(c.handle) !== canonicalJson(sorted)) upsert.push(sorted);
+  }
+  const removeContainers = [...prevContainers.keys()].filter((h) => !nextHandles.has(h)).sort();
+
+  const asgUpsert: Record<string, EgressRule[]> = {};
+  for (const key of Object.keys(next.asgSets).sort()) {
+    const before = prev.asgSets[key];
+    const after = next.asgSets[key]!;
+    if (before === undefined || canonicalJson(before) !== canonicalJson(after)) asgUpsert[key] = after;
+  }
+  const asgRemove = Object.keys(prev.asgSets)
+    .filter((k) => !(k in next.asgSets))
+    .sort();
+
+  const prevC2C = new Set(prev.c2c.map(c2cKey));
+  const nextC2C = new Set(next.c2c.map(c2cKey));
+  const add = dedupeC2C(next.c2c.filter((e) => !prevC2C.has(c2cKey(e))));
+  const remove = dedupeC2C(prev.c2c.filter((e) => !nextC2C.has(c2cKey(e))));
+
+  const patch: RuleSetPatch = {
+    cellId: next.cellId,
+    from: prev.version,
+    to: next.version,
+    containers: { upsert, remove: removeContainers },
+    asgSets: { upsert: asgUpsert, remove: asgRemove },
+    c2c: { add, remove },
+  };
+  if (canonicalJson(prev.config) !== canonicalJson(next.config)) patch.config = next.config;
+  return patch;
+}
+
+/** True when the patch changes nothing but the version. */
+export function isEmptyPatch(patch: RuleSetPatch): boolean {
+  return (
+    patch.containers.upsert.length === 0 &&
+    patch.containers.remove.length === 0 &&
+    Object.keys(patch.asgSets.upsert).length === 0 &&
+    patch.asgSets.remove.length === 0 &&
+    patch.c2c.add.length === 0 &&
+    patch.c2c.remove.length === 0 &&
+    patch.config === undefined
+  );
+}
+
+/** Equal content, versions ignored. */
+export function ruleSetsEqual(a: CellRuleSet, b: CellRuleSet): boolean {
+  return (
+    canonicalJson({ ...sortRuleSet(a), version: 0 }) === canonicalJson({ ...sortRuleSet(b), version: 0 })
+  );
+}
+
+/**
+ * Apply a patch to the rule set it was computed from. Throws RuleSetPatchError when the cell or
+ * the base version differ (`patch.from !== base.version`), or when the result would leave a
+ * container pointing at an asgSet that is not there (an asgSet may only be removed once no
+ * container references it; `egress: ''` means "no asg set" and is not checked). Does not modify `base`; the result is sorted (`sortRuleSet`).
+ */
+export function applyPatch(base: CellRuleSet, patch: RuleSetPatch): CellRuleSet {
+  if (patch.cellId !== base.cellId) {
+    throw new RuleSetPatchError(
+      'CFNET_PATCH_CELL_MISMATCH',
+      `patch for cell ${patch.cellId} cannot apply to cell ${base.cellId}`,
+      { cellId: base.cellId, patchCellId: patch.cellId },
+    );
+  }
+  if (patch.from !== base.version) {
+    throw new RuleSetPatchError(
+      'CFNET_PATCH_VERSION_MISMATCH',
+      `patch ${patch.from}→${patch.to} does not apply to version ${base.version} of cell ${base.cellId}`,
+      { cellId: base.cellId, from: patch.from, to: patch.to, version: base.version },
+    );
+  }
+  const containers = new Map(base.containers.map((c) => [c.handle, c]));
+  for (const h of patch.containers.remove) containers.delete(h);
+  for (const c of patch.containers.upsert) containers.set(c.handle, c);
+
+  const asgSets: Record<string, EgressRule[]> = { ...base.asgSets };
+  for (const k of patch.asgSets.remove) delete asgSets[k];
+  for (const [k, v] of Object.entries(patch.asgSets.upsert)) asgSets[k] = v;
+
+  const removedSets = new Set(patch.asgSets.remove.filter((k) => !(k in asgSets)));
+  const upserted = new Set(patch.containers.upsert.map((c) => c.handle));
+  for (const c of containers.values()) {
+    if (c.egress === '') continue; // no egress rules at all
+    if ((upserted.has(c.handle) || removedSets.has(c.egress)) && !(c.egress in asgSets)) {
+      throw new RuleSetPatchError(
+        'CFNET_PATCH_DANGLING_ASG_SET',
+        `container ${c.handle} on cell ${base.cellId} references asg set ${c.egress}, which the patch leaves absent`,
+        { cellId: base.cellId, handle: c.handle, egress: c.egress, from: patch.from, to: patch.to },
+      );
+    }
+  }
+
+  const removeC2C = new Set(patch.c2c.remove.map(c2cKey));
+  const c2c = base.c2c.filter((e) => !removeC2C.has(c2cKey(e))).concat(patch.c2c.add);
+
+  return sortRuleSet({
+    cellId: base.cellId,
+    version: patch.to,
+    containers: [...containers.values()],
+    asgSets,
+    c2c,
+    config: patch.config ?? base.config,
+  });
+}

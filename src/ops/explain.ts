@@ -1,0 +1,440 @@
+/**
+ * "Can app A reach B on port P?" answered the way the dataplane decides it, from the world the
+ * controller's leader wrote into Redis and the rule sets it stored:
+ *
+ * - to an app (c2c): allowed exactly when a c2c policy from A to B covers the protocol and port
+ *   (default deny). The source cell marks A's packets with A's policy tag; the destination cell
+ *   accepts marked packets to B's container addresses listed in its c2c entries. So the decision
+ *   is enforced on B's cells (their c2c entries) and A's cells (the tag of A's containers).
+ * - to an address (egress): overlay addresses are c2c (explained as such when a container holds
+ *   the address); otherwise the deny networks beat everything, then the DNS servers and host
+ *   services of the cell, then the container's ASG rules (the shared rule list its rule set names);
+ *   anything else is denied. Matching rules are attributed to the security groups that carry them.
+ *
+ * Each cell involved is reported with its stored rule-set version, whether the stored rules agree
+ * with the decision, and the version its agent applied (enforced = applied the stored version).
+ */
+import type { RuleSetStore } from '../controller/store/ruleset-store.js';
+import { lifecycleOf } from '../controller/world/indexes.js';
+import { ValidationError } from '../lib/errors.js';
+import { ipInRange, isIp, parseIp, rangeToString } from '../model/ip.js';
+import { portInRanges, portRangesToString } from '../model/ports.js';
+import type { C2CPolicy, CellConfig, CellRuleSet, EgressRule } from '../model/types.js';
+import { ControllerUnavailableError, NotFoundError } from './errors.js';
+import type { RedisWorld, WorldContainer } from './world-reader.js';
+
+const GUID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+export type ExplainProtocol = 'tcp' | 'udp' | 'icmp';
+
+export interface ExplainQuery {
+  from: string;
+  /** An app guid, or an IPv4/IPv6 address. */
+  to: string;
+  /** Required for tcp/udp; ignored for icmp. */
+  port?: number;
+  protocol: ExplainProtocol;
+}
+
+/** Validated query: bad input is a ValidationError naming the option. */
+export function parseExplainQuery(input: {
+  from?: string;
+  to?: string;
+  port?: string | number;
+  protocol?: string;
+}): ExplainQuery {
+  const from = input.from ?? '';
+  if (!GUID.test(from)) throw new ValidationError('from', input.from, 'must be an app guid');
+  const to = input.to ?? '';
+  if (!GUID.test(to) && !isIp(to))
+    throw new ValidationError('to', input.to, 'must be an app guid or an IP address');
+  const protocol = (input.protocol ?? 'tcp').toLowerCase();
+  if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'icmp') {
+    throw new ValidationError('protocol', input.protocol, 'must be tcp, udp or icmp');
+  }
+  if (protocol === 'icmp') {
+    if (!isIp(to))
+      throw new ValidationError('protocol', protocol, 'icmp applies to addresses (ASGs), not to apps');
+    return { from, to, protocol };
+  }
+  const port = typeof input.port === 'number' ? input.port : Number(input.port);
+  if (input.port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ValidationError('port', input.port, 'must be a port number 1-65535');
+  }
+  return { from, to, port, protocol };
+}
+
+export interface CellEnforcement {
+  cellId: string;
+  /** destination: enforces the c2c entries / egress rules; source: marks packets with the tag. */
+  role: 'destination' | 'source';
+  containers: string[];
+  /** Stored rule-set version (0 = none) and the version its agent applied (0 = none reported). */
+  storedVersion: number;
+  appliedVersion: number;
+  /** The stored rule set agrees with the decision (entries present iff allowed; tags set). */
+  agrees: boolean;
+  /** The agent applied the stored version (so what it enforces is what was checked). */
+  enforced: boolean;
+  detail: string;
+}
+
+export interface PolicyRef {
+  source: string;
+  destination: string;
+  protocol: 'tcp' | 'udp';
+  ports: string;
+}
+
+export interface C2CExplanation {
+  kind: 'c2c';
+  query: ExplainQuery;
+  allowed: boolean;
+  reason: string;
+  sourceTag: number | null;
+  /** Policies from A to B that cover the protocol and port. */
+  policies: PolicyRef[];
+  /** Policies from A to B for other protocols or ports. */
+  otherPolicies: PolicyRef[];
+  sourceContainers: number;
+  destinationContainers: number;
+  cells: CellEnforcement[];
+  /** Every involved cell's stored rules agree with the decision. */
+  consistent: boolean;
+  /** Set when the query named an address that belongs to a container of `query.to`. */
+  resolvedFrom?: string;
+}
+
+export interface EgressRuleRef {
+  rule: string;
+  /** Security groups (name and guid) whose rules include it, for the container's space. */
+  groups: Array<{ guid: string; name: string }>;
+}
+
+export interface EgressDecision {
+  cellId: string;
+  handle: string;
+  workload: string;
+  allowed: boolean;
+  /** deny-network:<always|running|staging>, dns, host-service, asg, default-deny, no-rules. */
+  by: string;
+  rules: EgressRuleRef[];
+  /** The container's egress rules came from the current ASGs (else: CC's snapshot at desire time). */
+  fromCurrentAsgs: boolean;
+}
+
+export interface EgressExplanation {
+  kind: 'egress';
+  query: ExplainQuery;
+  /** Every container of the app may reach the address (true), none (false), or it depends (null). */
+  allowed: boolean | null;
+  reason: string;
+  decisions: EgressDecision[];
+  cells: CellEnforcement[];
+  consistent: boolean;
+}
+
+export type Explanation = C2CExplanation | EgressExplanation;
+
+function policyRef(p: C2CPolicy): PolicyRef {
+  const r = p.destination.ports;
+  return {
+    source: p.source.appGuid,
+    destination: p.destination.appGuid,
+    protocol: p.destination.protocol,
+    ports: r.start === r.end ? String(r.start) : `${r.start}-${r.end}`,
+  };
+}
+
+function byCell(containers: readonly WorldContainer[]): Map<string, WorldContainer[]> {
+  const m = new Map<string, WorldContainer[]>();
+  for (const c of containers) {
+    const list = m.get(c.cellId);
+    if (list) list.push(c);
+    else m.set(c.cellId, [c]);
+  }
+  return new Map([...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+interface CellRules {
+  rs: CellRuleSet | null;
+  applied: number;
+}
+
+async function loadCells(store: RuleSetStore, cells: Iterable<string>): Promise<Map<string, CellRules>> {
+  const out = new Map<string, CellRules>();
+  await Promise.all(
+    [...new Set(cells)].map(async (c) => {
+      const [rs, st] = await Promise.all([store.get(c), store.status(c)]);
+      out.set(c, { rs, applied: st?.appliedVersion ?? 0 });
+    }),
+  );
+  return out;
+}
+
+function enforcement(
+  cellId: string,
+  role: CellEnforcement['role'],
+  containers: readonly WorldContainer[],
+  cr: CellRules | undefined,
+  agrees: boolean,
+  detail: string,
+): CellEnforcement {
+  const stored = cr?.rs?.version ?? 0;
+  const applied = cr?.applied ?? 0;
+  return {
+    cellId,
+    role,
+    containers: containers.map((c) => c.handle),
+    storedVersion: stored,
+    appliedVersion: applied,
+    agrees,
+    enforced: stored > 0 && applied === stored,
+    detail: stored === 0 ? 'no rule set stored for the cell' : detail,
+  };
+}
+
+function requireWorld(world: RedisWorld): void {
+  if (!world.ready) {
+    throw new ControllerUnavailableError(
+      'no controller leader has written the world into this namespace (is the controller running, and is --redis-namespace right?)',
+      { leader: world.leader },
+    );
+  }
+}
+
+/** Explain a query against the world and the stored rule sets. */
+export async function explain(world: RedisWorld, store: RuleSetStore, q: ExplainQuery): Promise<Explanation> {
+  requireWorld(world);
+  if (!isIp(q.to)) return explainC2C(world, store, q);
+  const holder = world.containersOf().find((c) => c.ip === parseIp(q.to).text);
+  if (holder && q.protocol !== 'icmp') {
+    const out = await explainC2C(world, store, { ...q, to: holder.appGuid });
+    return { ...out, resolvedFrom: q.to };
+  }
+  return explainEgress(world, store, q);
+}
+
+async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuery): Promise<C2CExplanation> {
+  const proto = q.protocol as 'tcp' | 'udp';
+  const port = q.port!;
+  const pol = world.policies();
+  const src = world.containersOf(q.from);
+  const dst = world.containersOf(q.to);
+  const between = pol.from(q.from).filter((p) => p.destination.appGuid === q.to);
+  if (src.length === 0 && pol.from(q.from).length === 0 && pol.to(q.from).length === 0) {
+    throw new NotFoundError('app', q.from, 'no container of it is known and no policy names it');
+  }
+  if (dst.length === 0 && pol.to(q.to).length === 0 && pol.from(q.to).length === 0) {
+    throw new NotFoundError('app', q.to, 'no container of it is known and no policy names it');
+  }
+  const matching = between.filter(
+    (p) =>
+      p.destination.protocol === proto &&
+      port >= p.destination.ports.start &&
+      port <= p.destination.ports.end,
+  );
+  const tag = pol.tagOf(q.from);
+  const allowed = matching.length > 0;
+  const srcCells = byCell(src);
+  const dstCells = byCell(dst);
+  const rules = await loadCells(store, [...srcCells.keys(), ...dstCells.keys()]);
+  const cells: CellEnforcement[] = [];
+  for (const [cellId, list] of dstCells) {
+    const cr = rules.get(cellId);
+    const rs = cr?.rs;
+    let present = 0;
+    for (const c of list) {
+      const hit = rs?.c2c.some(
+        (e) =>
+          tag !== null &&
+          e.srcTag === tag &&
+          e.dstIp === c.ip &&
+          e.protocol === proto &&
+          port >= e.ports.start &&
+          port <= e.ports.end,
+      );
+      if (hit) present++;
+    }
+    const agrees = allowed ? present === list.length : present === 0;
+    const detail = allowed
+      ? `c2c allow for tag ${tag} to ${present}/${list.length} containers`
+      : present > 0
+        ? `${present}/${list.length} containers still have an allow entry`
+        : 'no allow entry: denied (default deny)';
+    cells.push(enforcement(cellId, 'destination', list, cr, agrees, detail));
+  }
+  for (const [cellId, list] of srcCells) {
+    const cr = rules.get(cellId);
+    const marked = list.filter(
+      (c) => cr?.rs?.containers.find((x) => x.handle === c.handle)?.tag === tag,
+    ).length;
+    const agrees = !allowed || marked === list.length;
+    const detail =
+      tag === null
+        ? 'app has no policy tag: packets unmarked'
+        : `${marked}/${list.length} containers marked with tag ${tag}`;
+    cells.push(enforcement(cellId, 'source', list, cr, agrees, detail));
+  }
+  const what = `${proto} port ${port}`;
+  const reason = allowed
+    ? `allowed by c2c policy ${matching.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')} from ${q.from} to ${q.to}`
+    : between.length > 0
+      ? `denied: the policies from ${q.from} to ${q.to} cover ${between.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')}, not ${what}`
+      : `denied: no c2c policy from ${q.from} to ${q.to} (default deny)`;
+  return {
+    kind: 'c2c',
+    query: q,
+    allowed,
+    reason,
+    sourceTag: tag,
+    policies: matching.map(policyRef),
+    otherPolicies: between.filter((p) => !matching.includes(p)).map(policyRef),
+    sourceContainers: src.length,
+    destinationContainers: dst.length,
+    cells,
+    consistent: cells.every((c) => c.agrees),
+  };
+}
+
+/** Does one egress rule let (protocol, address, port) out? */
+export function ruleMatches(r: EgressRule, protocol: ExplainProtocol, ip: string, port?: number): boolean {
+  if (!r.destinations.some((d) => ipInRange(ip, d))) return false;
+  if (r.protocol === 'all') return true;
+  if (protocol === 'icmp') return r.protocol === 'icmp' || r.protocol === 'icmpv6';
+  return r.protocol === protocol && port !== undefined && portInRanges(port, r.ports);
+}
+
+export function ruleText(r: EgressRule): string {
+  const dest = r.destinations.map(rangeToString).join(',');
+  if (r.protocol === 'tcp' || r.protocol === 'udp')
+    return `${r.protocol} ${dest} ports ${portRangesToString(r.ports)}`;
+  if (r.protocol === 'icmp' || r.protocol === 'icmpv6') {
+    const i = r.icmp ?? { type: -1, code: -1 };
+    return `${r.protocol} ${dest} type ${i.type} code ${i.code}`;
+  }
+  return `all ${dest}`;
+}
+
+function cellDecision(
+  config: CellConfig,
+  c: WorldContainer,
+  rules: readonly EgressRule[] | undefined,
+  q: ExplainQuery,
+): Pick<EgressDecision, 'allowed' | 'by'> & { matched: EgressRule[] } {
+  const dn = config.denyNetworks;
+  const lifecycle = lifecycleOf(c.workload);
+  if (dn.always.some((r) => ipInRange(q.to, r)))
+    return { allowed: false, by: 'deny-network:always', matched: [] };
+  const lc = lifecycle === 'staging' ? dn.staging : dn.running;
+  if (lc.some((r) => ipInRange(q.to, r)))
+    return { allowed: false, by: `deny-network:${lifecycle}`, matched: [] };
+  const ip = parseIp(q.to).text;
+  if (q.protocol !== 'icmp' && q.port === 53 && config.dnsServers.includes(ip)) {
+    return { allowed: true, by: 'dns', matched: [] };
+  }
+  const services =
+    q.protocol === 'tcp' ? config.hostTcpServices : q.protocol === 'udp' ? config.hostUdpServices : [];
+  if (services.some((s) => s.ip === ip && s.port === q.port))
+    return { allowed: true, by: 'host-service', matched: [] };
+  if (!rules) return { allowed: false, by: 'no-rules', matched: [] };
+  const matched = rules.filter((r) => ruleMatches(r, q.protocol, q.to, q.port));
+  return matched.length > 0
+    ? { allowed: true, by: 'asg', matched }
+    : { allowed: false, by: 'default-deny', matched };
+}
+
+async function explainEgress(
+  world: RedisWorld,
+  store: RuleSetStore,
+  q: ExplainQuery,
+): Promise<EgressExplanation> {
+  const src = world.containersOf(q.from);
+  if (src.length === 0)
+    throw new NotFoundError('app', q.from, 'no container of it is known to the controller');
+  const cellsOf = byCell(src);
+  const rules = await loadCells(store, cellsOf.keys());
+  const asg = world.asgs();
+  const decisions: EgressDecision[] = [];
+  const cells: CellEnforcement[] = [];
+  for (const [cellId, list] of cellsOf) {
+    const cr = rules.get(cellId);
+    const rs = cr?.rs;
+    let mismatch = 0;
+    for (const c of list) {
+      const inRules = rs?.containers.find((x) => x.handle === c.handle);
+      if (!rs || !inRules) {
+        decisions.push({
+          cellId,
+          handle: c.handle,
+          workload: c.workload,
+          allowed: false,
+          by: 'no-rules',
+          rules: [],
+          fromCurrentAsgs: false,
+        });
+        mismatch++;
+        continue;
+      }
+      const lifecycle = lifecycleOf(c.workload);
+      const d = cellDecision(rs.config, c, rs.asgSets[inRules.egress], q);
+      const groups = asg
+        ? [
+            ...(lifecycle === 'staging' ? asg.globalStaging : asg.globalRunning),
+            ...asg.spaceGroups(c.spaceGuid, lifecycle),
+          ]
+        : [];
+      decisions.push({
+        cellId,
+        handle: c.handle,
+        workload: c.workload,
+        allowed: d.allowed,
+        by: d.by,
+        rules: d.matched.map((r) => ({
+          rule: ruleText(r),
+          groups: [
+            ...new Map(
+              groups
+                .filter((g) => g.rules.some((gr) => ruleMatches(gr, q.protocol, q.to, q.port)))
+                .map((g) => [g.guid, { guid: g.guid, name: g.name }]),
+            ).values(),
+          ],
+        })),
+        fromCurrentAsgs: asg !== null && asg.effective(c.spaceGuid, lifecycle).hash === inRules.egress,
+      });
+    }
+    const mine = decisions.filter((d) => d.cellId === cellId);
+    cells.push(
+      enforcement(
+        cellId,
+        'source',
+        list,
+        cr,
+        mismatch === 0,
+        `${mine.filter((d) => d.allowed).length}/${mine.length} containers allowed`,
+      ),
+    );
+  }
+  const allowedCount = decisions.filter((d) => d.allowed).length;
+  const allowed = allowedCount === decisions.length ? true : allowedCount === 0 ? false : null;
+  const bys = [...new Set(decisions.map((d) => d.by))];
+  const groupNames = [
+    ...new Set(decisions.flatMap((d) => d.rules.flatMap((r) => r.groups.map((g) => g.name)))),
+  ];
+  const what = q.protocol === 'icmp' ? `icmp to ${q.to}` : `${q.protocol} ${q.to} port ${q.port}`;
+  const reason =
+    allowed === true
+      ? `allowed (${bys.join(', ')})${groupNames.length > 0 ? ` by security group ${groupNames.join(', ')}` : ''}: ${what}`
+      : allowed === false
+        ? `denied (${bys.join(', ')}): ${what}`
+        : `depends on the container: ${allowedCount}/${decisions.length} allowed (${bys.join(', ')}): ${what}`;
+  return {
+    kind: 'egress',
+    query: q,
+    allowed,
+    reason,
+    decisions,
+    cells,
+    consistent: cells.every((c) => c.agrees),
+  };
+}

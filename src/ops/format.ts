@@ -1,0 +1,95 @@
+/** Plain-text rendering and parsing for the operator CLI: tables, durations, times. Pure functions. */
+import { ValidationError } from '../lib/errors.js';
+
+/** A left-aligned text table; `columns` picks and orders the keys, headers upper-cased. */
+export function table<T extends object>(
+  rows: readonly T[],
+  columns: ReadonlyArray<keyof T & string>,
+  headers: Partial<Record<keyof T & string, string>> = {},
+): string {
+  const head = columns.map((c) => (headers[c] ?? c).toUpperCase());
+  const body = rows.map((r) => columns.map((c) => cellText((r as Record<string, unknown>)[c])));
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(head), ...body.map(line)].join('\n');
+}
+
+function cellText(v: unknown): string {
+  if (v === undefined || v === null || v === '') return '-';
+  if (Array.isArray(v)) return v.join(',') || '-';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v).replace(/\s+/g, ' ');
+}
+
+/** `text` cut to `max` characters with an ellipsis. */
+export function truncate(text: string, max: number): string {
+  const t = text.replace(/\s+/g, ' ').trim();
+  return t.length <= max ? t : `${t.slice(0, Math.max(0, max - 1))}…`;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `250ms`, `30s`, `10m`, `1h`, `7d`, `1h30m` → milliseconds. */
+export function parseDuration(text: string, field = 'duration'): number {
+  const t = text.trim();
+  if (!/^(\d+(ms|s|m|h|d))+$/.test(t)) {
+    throw new ValidationError(field, text, 'must be a duration like 30s, 10m, 1h, 2d or 1h30m');
+  }
+  let ms = 0;
+  for (const m of t.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(m[1]) * UNITS[m[2]!]!;
+  return ms;
+}
+
+/**
+ * A point in time for `--since` / `--until`: a duration ago (`10m`, `1h30m`), an ISO-8601 time
+ * (`2024-05-01T10:02:00Z`, a date alone is midnight UTC) or epoch milliseconds.
+ */
+export function parseTime(text: string, field = 'time', now = Date.now()): number {
+  const t = text.trim();
+  if (/^(\d+(ms|s|m|h|d))+$/.test(t)) return now - parseDuration(t, field);
+  if (/^\d{10,16}$/.test(t)) return Number(t);
+  if (/^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(t)) {
+    const ms = Date.parse(t);
+    if (Number.isFinite(ms)) return ms;
+  }
+  throw new ValidationError(
+    field,
+    text,
+    'must be a duration ago (10m, 1h30m), an ISO-8601 time (2024-05-01T10:02:00Z) or epoch milliseconds',
+  );
+}
+
+/** 1234 → `1.2s`, 61000 → `1m1s`, 0 → `0`. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms)) return '-';
+  if (ms < 1000) return ms <= 0 ? '0' : `${Math.round(ms)}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)}s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60 ? `${s % 60}s` : ''}`;
+  const m = Math.round(s / 60);
+  if (m < 1440) return `${Math.floor(m / 60)}h${m % 60 ? `${m % 60}m` : ''}`;
+  return `${Math.floor(m / 1440)}d${Math.floor((m % 1440) / 60)}h`;
+}
+
+/** Epoch ms → ISO-8601 with ms, '' for 0 / undefined. */
+export function isoTime(ms: number | undefined | null): string {
+  return ms ? new Date(ms).toISOString() : '';
+}
+
+/** Epoch ms → `12s ago`, '' for 0 / undefined. */
+export function ago(ms: number | undefined | null, now = Date.now()): string {
+  return ms ? `${formatDuration(Math.max(0, now - ms))} ago` : '';
+}
+
+/** A positive integer option. */
+export function parsePositiveInt(text: string, field: string): number {
+  const n = Number(text);
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(n) || n < 1) {
+    throw new ValidationError(field, text, 'must be a positive integer');
+  }
+  return n;
+}

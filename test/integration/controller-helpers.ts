@@ -1,0 +1,60 @@
+/** Shared pieces of the controller integration tests: a per-run Redis namespace and cleanup. */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { Keys } from '../../src/controller/keys.js';
+import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+
+/** A unique namespace (own hash tag) per test run, so parallel runs never collide. */
+export function testNamespace(label: string): string {
+  return `{cfnet-test-${label}-${process.pid}-${randomBytes(4).toString('hex')}}`;
+}
+
+export interface TestRedis {
+  redis: Redis;
+  keys: Keys;
+  ns: string;
+  /** Delete every key of the namespace (BullMQ's included) and close connections. */
+  cleanup(): Promise<void>;
+}
+
+export async function openTestRedis(label: string): Promise<TestRedis> {
+  const ns = testNamespace(label);
+  const redis = createRedis(REDIS_URL, { name: `cfnet-test-${label}` });
+  await redis.ping();
+  const keys = new Keys(ns);
+  return {
+    redis,
+    keys,
+    ns,
+    async cleanup() {
+      await deleteKeys(redis, keys.pattern);
+      await closeRedis(redis);
+    },
+  };
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  timeoutMs = 10_000,
+  intervalMs = 25,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}

@@ -1,0 +1,435 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { computeCellRuleSet } from '../../src/controller/compute.js';
+import { FencedOffError, StaleWriteError } from '../../src/controller/errors.js';
+import { ReconcileQueue } from '../../src/controller/queue/reconcile-queue.js';
+import { ReconcileWorkers } from '../../src/controller/queue/reconcile-worker.js';
+import { Reconciler } from '../../src/controller/reconciler.js';
+import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
+import { snapshotOf } from '../../src/controller/world/records.js';
+import { WorldStore } from '../../src/controller/world/redis-world.js';
+import { type Trigger, World } from '../../src/controller/world/world.js';
+import { LeaderElection } from '../../src/lib/leader.js';
+import { closeRedis, createRedis } from '../../src/lib/redis.js';
+import { parseCapiRule } from '../../src/model/asg-rule.js';
+import { ruleSetsEqual } from '../../src/model/ruleset.js';
+import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { openTestRedis, REDIS_URL, type TestRedis, waitFor } from './controller-helpers.js';
+
+const T: Trigger = { kind: 'lrp', id: 'x', at: Date.now() };
+const config = DEFAULT_CELL_CONFIG;
+const rule = parseCapiRule({ protocol: 'tcp', destination: '10.0.0.0/8', ports: '443' });
+const snap = snapshotOf([rule]);
+
+function buildWorld(cells: string[], perCell: number): World {
+  const w = new World();
+  w.setAsgs(
+    [
+      {
+        guid: 'g',
+        name: 'g',
+        rules: [rule],
+        runningDefault: true,
+        stagingDefault: false,
+        runningSpaces: [],
+        stagingSpaces: [],
+      },
+    ],
+    1,
+    T,
+  );
+  for (let a = 0; a < perCell; a++) {
+    const pg = `pg-${a}`;
+    w.upsertDesired(
+      {
+        processGuid: pg,
+        appGuid: `app-${a}`,
+        spaceGuid: 's',
+        orgGuid: 'o',
+        workload: 'app',
+        snapshot: snap.hash,
+        desiredAt: 0,
+      },
+      snap,
+      T,
+    );
+    cells.forEach((cell, ci) => {
+      w.upsertInstance(
+        {
+          handle: `${cell}-h${a}`,
+          processGuid: pg,
+          index: ci,
+          cellId: cell,
+          state: 'RUNNING',
+          ip: `10.255.${ci + 1}.${a + 2}`,
+          netIn: [],
+        },
+        T,
+      );
+    });
+  }
+  w.setPolicies(
+    [
+      {
+        source: { appGuid: 'app-0', tag: 1 },
+        destination: { appGuid: 'app-1', tag: 2, protocol: 'tcp', ports: { start: 8080, end: 8080 } },
+      },
+    ],
+    T,
+  );
+  return w;
+}
+
+describe('reconcile queue, workers and fenced world writes (real Redis)', () => {
+  let t: TestRedis;
+  let world: WorldStore;
+  let store: RuleSetStore;
+  let leader: LeaderElection;
+  let fence: string;
+  const conns: Array<ReturnType<typeof createRedis>> = [];
+  const cells = ['cell-a', 'cell-b', 'cell-c'];
+  const w = buildWorld(cells, 5);
+
+  before(async () => {
+    t = await openTestRedis('queue');
+    world = new WorldStore(t.redis, t.keys);
+    store = new RuleSetStore(t.redis, t.keys);
+    // A long lease: on a loaded machine a 5 s lease can be given up by the renewal watchdog
+    // mid-suite, and the fencing checks below are about writes, not about election timing.
+    leader = new LeaderElection(t.redis, {
+      leaseKey: t.keys.leader,
+      fenceKey: t.keys.fence,
+      leaseMs: 60_000,
+    });
+    leader.start();
+    fence = (await waitFor('leadership', () => leader.leadership)).value;
+  });
+  after(async () => {
+    await leader.stop();
+    for (const c of conns) await closeRedis(c);
+    await t.cleanup();
+  });
+
+  function conn(role: 'blocking' | 'producer' | 'client') {
+    const c = createRedis(REDIS_URL, { role });
+    conns.push(c);
+    return c;
+  }
+
+  it('workers compute nothing before the world is ready, then exactly the world after a resync', async () => {
+    const reconciler = new Reconciler(world, store, { config });
+    const results: string[] = [];
+    const workers = new ReconcileWorkers(conn('blocking'), reconciler, {
+      prefix: t.ns,
+      concurrency: 2,
+      onResult: (cell, r) => results.push(`${cell}:${r.outcome}`),
+    });
+    const queue = new ReconcileQueue(conn('producer'), { prefix: t.ns });
+    workers.start();
+    try {
+      await queue.enqueueCells(['cell-a'], T);
+      await waitFor('not-ready result', () => results.includes('cell-a:not-ready'));
+      assert.equal(await store.get('cell-a'), null, 'nothing written while the world is incomplete');
+
+      w.takeChanges();
+      const all = await world.resync(w, fence);
+      assert.deepEqual([...all].sort(), cells);
+      assert.equal(await world.isReady(), true);
+      await queue.enqueueCells(all, { kind: 'resync', id: 'test', at: Date.now() });
+      await waitFor('three cells written', async () => (await store.cells()).length === 3);
+      for (const c of cells) {
+        const stored = (await store.get(c))!;
+        assert.ok(ruleSetsEqual(stored, computeCellRuleSet(w, c, config)), c);
+        assert.equal(stored.containers.length, 5);
+      }
+      assert.equal((await store.get('cell-b'))!.c2c.length, 1);
+      // a second resync of the same world writes nothing new and changes no rule set
+      const before = await Promise.all(cells.map((c) => store.meta(c)));
+      await world.resync(w, fence);
+      results.length = 0;
+      await queue.enqueueCells(cells, T);
+      await waitFor('three unchanged', () => results.filter((r) => r.endsWith(':unchanged')).length === 3);
+      assert.deepEqual(await Promise.all(cells.map((c) => store.meta(c))), before);
+    } finally {
+      await workers.close();
+      await queue.close();
+    }
+  });
+
+  it('incremental world writes reach the workers', async () => {
+    const reconciler = new Reconciler(world, store, { config });
+    w.removeInstance('cell-b-h3', T);
+    w.upsertInstance(
+      {
+        handle: 'cell-b-new',
+        processGuid: 'pg-1',
+        index: 9,
+        cellId: 'cell-b',
+        state: 'RUNNING',
+        ip: '10.255.2.99',
+        netIn: [],
+      },
+      T,
+    );
+    const ch = w.takeChanges();
+    assert.deepEqual([...ch.cells.keys()], ['cell-b']);
+    await world.write(ch, fence, (c) => [...w.cellRecords(c)].length > 0);
+    const r = await reconciler.reconcile('cell-b');
+    assert.equal(r.outcome, 'written');
+    const stored = (await store.get('cell-b'))!;
+    assert.ok(ruleSetsEqual(stored, computeCellRuleSet(w, 'cell-b', config)));
+    assert.equal(stored.c2c.length, 2, 'new app-1 instance is a c2c destination');
+  });
+
+  it('refuses a stale worker’s write; the level-based retry converges on the newest state', async () => {
+    const stale = new Reconciler(world, store, { config, maxRounds: 1 });
+    const fresh = new Reconciler(world, store, { config });
+    const drop = async (handle: string) => {
+      w.removeInstance(handle, T);
+      await world.write(w.takeChanges(), fence, () => true);
+    };
+    await drop('cell-c-h0'); // a change the stale worker will see
+    // while the stale worker is between compute and write, the world moves on and another worker
+    // publishes the newer rule set
+    await assert.rejects(
+      stale.reconcile('cell-c', {
+        beforeWrite: async () => {
+          await drop('cell-c-h1');
+          assert.equal((await fresh.reconcile('cell-c')).outcome, 'written');
+        },
+      }),
+      StaleWriteError,
+    );
+    const stored = (await store.get('cell-c'))!;
+    assert.equal(stored.containers.length, 3, 'the newer rule set stands');
+    assert.ok(ruleSetsEqual(stored, computeCellRuleSet(w, 'cell-c', config)));
+    // with retries allowed, a stale round is simply recomputed from a fresh read
+    await drop('cell-c-h2');
+    const retrying = new Reconciler(world, store, { config });
+    let rounds = 0;
+    const r = await retrying.reconcile('cell-c', {
+      beforeWrite: async () => {
+        if (rounds++ > 0) return;
+        await drop('cell-c-h3');
+        await fresh.reconcile('cell-c');
+      },
+    });
+    assert.equal(rounds, 1, 'second round found nothing to write');
+    assert.equal(r.outcome, 'unchanged');
+    const final = (await store.get('cell-c'))!;
+    assert.equal(final.containers.length, 1);
+    assert.ok(ruleSetsEqual(final, computeCellRuleSet(w, 'cell-c', config)));
+  });
+
+  it('a storm of 10,000 events on 3 cells runs a handful of jobs', async () => {
+    const reconciler = new Reconciler(world, store, { config });
+    let jobs = 0;
+    const workers = new ReconcileWorkers(conn('blocking'), reconciler, {
+      prefix: t.ns,
+      concurrency: 3,
+      onResult: () => {
+        jobs++;
+      },
+    });
+    const queue = new ReconcileQueue(conn('producer'), { prefix: t.ns });
+    workers.start();
+    try {
+      const t0 = Date.now();
+      const adds: Array<Promise<number>> = [];
+      for (let i = 0; i < 10_000; i++) {
+        const cell = cells[i % 3]!;
+        adds.push(queue.enqueue([[cell, [{ kind: 'lrp', id: `e${i}`, at: Date.now() }]]]));
+      }
+      await Promise.all(adds);
+      await waitFor(
+        'queue drained',
+        async () => {
+          const c = await queue.counts();
+          return c.waiting === 0 && c.active === 0 && c.delayed === 0 && c.prioritized === 0;
+        },
+        30_000,
+      );
+      // let follow-up jobs (keepLastIfActive) finish
+      await new Promise((r) => setTimeout(r, 300));
+      const took = Date.now() - t0;
+      assert.ok(jobs >= 3, `every cell reconciled at least once (${jobs})`);
+      assert.ok(jobs <= 12, `10,000 events ran ${jobs} jobs`);
+      console.log(`storm: 10,000 events → ${jobs} jobs in ${took} ms`);
+    } finally {
+      await workers.close();
+      await queue.close();
+    }
+  });
+
+  it('events arriving while a cell’s job is active get exactly one follow-up job with the latest data', async () => {
+    const inner = new Reconciler(world, store, { config });
+    // the first job stays active until every request below was made (however slow the machine)
+    let open!: () => void;
+    const gate = new Promise<void>((r) => {
+      open = r;
+    });
+    const slow = Object.assign(Object.create(inner) as Reconciler, {
+      reconcile: async (cell: string) => {
+        await gate;
+        return inner.reconcile(cell);
+      },
+    });
+    const seen: string[][] = [];
+    const workers = new ReconcileWorkers(conn('blocking'), slow, {
+      prefix: t.ns,
+      concurrency: 2,
+      onResult: (_c, _r, data) => seen.push(data.triggers.map((x) => x.id)),
+    });
+    const queue = new ReconcileQueue(conn('producer'), { prefix: t.ns });
+    workers.start();
+    try {
+      await queue.enqueue([['cell-a', [{ kind: 'lrp', id: 'first', at: Date.now() }]]]);
+      await waitFor('job active', async () => (await queue.counts()).active === 1);
+      for (let i = 0; i < 100; i++)
+        await queue.enqueue([['cell-a', [{ kind: 'lrp', id: `during-${i}`, at: Date.now() }]]]);
+      assert.deepEqual(seen, [], 'the first job is still active');
+      open();
+      await waitFor('two jobs', () => seen.length === 2, 10_000);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(seen, [['first'], ['during-99']]);
+    } finally {
+      await workers.close();
+      await queue.close();
+    }
+  });
+
+  it('a deposed leader cannot write the world', async () => {
+    w.removeInstance('cell-a-h0', T);
+    const ch = w.takeChanges();
+    await assert.rejects(
+      world.write(ch, '999999:someone-else', () => true),
+      FencedOffError,
+    );
+    // after losing the lease, the old value is refused too
+    await leader.stop();
+    await assert.rejects(
+      world.write(ch, fence, () => true),
+      FencedOffError,
+    );
+    const stored = await t.redis.hget(t.keys.cellWorld('cell-a'), 'cell-a-h0');
+    assert.ok(stored, 'the refused write changed nothing');
+  });
+
+  it('retries a failing reconcile with exponential backoff and keeps a bounded history', async () => {
+    const attempts = new Map<string, number[]>();
+    // fails twice for cell-r, always for the cell-f*, succeeds otherwise
+    const flaky = {
+      reconcile: async (cell: string) => {
+        const times = attempts.get(cell) ?? [];
+        times.push(Date.now());
+        attempts.set(cell, times);
+        if (cell.startsWith('cell-f') || (cell === 'cell-r' && times.length <= 2)) {
+          throw new Error(`transient failure of ${cell}`);
+        }
+        return { outcome: 'unchanged' as const, version: 1, containers: 0 };
+      },
+    } as unknown as Reconciler;
+    const workers = new ReconcileWorkers(conn('blocking'), flaky, { prefix: t.ns, concurrency: 4 });
+    const queue = new ReconcileQueue(conn('producer'), {
+      prefix: t.ns,
+      attempts: 3,
+      backoffMs: 100,
+      keepCompleted: { count: 2, age: 3600 },
+      keepFailed: { count: 1, age: 3600 },
+    });
+    workers.start();
+    try {
+      await queue.enqueueCells(['cell-r', 'cell-f1', 'cell-f2', 'cell-o1', 'cell-o2', 'cell-o3'], T);
+      await waitFor(
+        'every job finished',
+        async () => {
+          const c = await queue.counts();
+          return (
+            c.waiting === 0 &&
+            c.active === 0 &&
+            c.delayed === 0 &&
+            attempts.get('cell-r')?.length === 3 &&
+            attempts.get('cell-f2')?.length === 3
+          );
+        },
+        10_000,
+      );
+      const r = attempts.get('cell-r')!;
+      assert.equal(r.length, 3, 'two retries, then success');
+      assert.ok(r[1]! - r[0]! >= 95, `first retry after ${r[1]! - r[0]!} ms (backoff 100 ms)`);
+      assert.ok(r[2]! - r[1]! >= 195, `second retry after ${r[2]! - r[1]!} ms (backoff doubled)`);
+      assert.equal(attempts.get('cell-f1')!.length, 3, 'a failing job gives up after its attempts');
+      const c = await queue.counts();
+      assert.equal(c.completed, 2, 'completed jobs beyond the bound are removed');
+      assert.equal(c.failed, 1, 'failed jobs beyond the bound are removed');
+      // BullMQ's keys carry the namespace, hash tag first: one Redis Cluster slot for all of them
+      const bull = await t.redis.keys(`${t.ns}:reconcile:*`);
+      assert.ok(bull.length > 0, 'BullMQ keys under the namespace');
+      assert.ok(t.ns.startsWith('{') && t.ns.indexOf('}') > 1);
+    } finally {
+      await workers.close();
+      await queue.close();
+    }
+  });
+});
+
+describe('worker caches after Redis lost the world (real Redis)', () => {
+  let t: TestRedis;
+  let leader: LeaderElection;
+  before(async () => {
+    t = await openTestRedis('lost');
+    leader = new LeaderElection(t.redis, { leaseKey: t.keys.leader, fenceKey: t.keys.fence, leaseMs: 5000 });
+    leader.start();
+  });
+  after(async () => {
+    await leader.stop();
+    await t.cleanup();
+  });
+
+  it('a worker never takes old security groups or policies for new ones when the counters restart', async () => {
+    const fence = (await waitFor('leadership', () => leader.leadership)).value;
+    const writer = new WorldStore(t.redis, t.keys);
+    const workerConn = createRedis(REDIS_URL);
+    const worker = new WorldStore(workerConn, t.keys);
+    try {
+      const before = buildWorld(['cell-a'], 3);
+      before.takeChanges();
+      await writer.resync(before, fence);
+      const old = await worker.loadCell('cell-a');
+      assert.deepEqual(
+        computeCellRuleSet(old.view, 'cell-a', config),
+        computeCellRuleSet(before, 'cell-a', config),
+      );
+      // Redis loses the world (FLUSHALL, failover to an empty replica); only the lease survives here
+      for (const k of await t.redis.keys(t.keys.pattern)) if (k !== t.keys.leader) await t.redis.del(k);
+      const other = parseCapiRule({ protocol: 'udp', destination: '192.0.2.0/24', ports: '53' });
+      const after = buildWorld(['cell-a'], 3);
+      after.setAsgs(
+        [
+          {
+            guid: 'g2',
+            name: 'g2',
+            rules: [other],
+            runningDefault: true,
+            stagingDefault: false,
+            runningSpaces: [],
+            stagingSpaces: [],
+          },
+        ],
+        2,
+        T,
+      );
+      after.setPolicies([], T);
+      after.takeChanges();
+      await writer.resync(after, fence);
+      const now = await worker.loadCell('cell-a');
+      assert.equal(now.asgVersion, old.asgVersion, 'the version counter restarted at the same value');
+      const got = computeCellRuleSet(now.view, 'cell-a', config);
+      assert.deepEqual(got, computeCellRuleSet(after, 'cell-a', config));
+      assert.deepEqual(Object.values(got.asgSets), [[other]]);
+      assert.equal(got.c2c.length, 0, 'the new (empty) policy list, not the cached one');
+    } finally {
+      await closeRedis(workerConn);
+    }
+  });
+});

@@ -1,0 +1,353 @@
+/**
+ * `cfnet cells`, `cfnet rules` and `cfnet explain` against a real controller, the simulator, Redis
+ * and one dry-run agent per cell (real agents: they lease, long-poll, render and report applied
+ * versions, but write nothing to the kernel). Ends with the whole small foundation failing to
+ * reconcile a policy change, being repaired, and converging again through `cfnet queue replay --all`.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import { Keys } from '../../src/controller/keys.js';
+import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
+import { closeRedis, createRedis } from '../../src/lib/redis.js';
+import type { CellRuleSet } from '../../src/model/types.js';
+import type { CellConvergence } from '../../src/ops/cells.js';
+import type { C2CExplanation, EgressExplanation } from '../../src/ops/explain.js';
+import type { JobSummary, QueueCounts } from '../../src/ops/queue-admin.js';
+import { loadRedisWorld, type WorldContainer } from '../../src/ops/world-reader.js';
+import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
+
+describe('cfnet cells / rules / explain', () => {
+  let f: Foundation;
+  let redis: Redis;
+  let keys: Keys;
+  let store: RuleSetStore;
+  let cells: string[];
+  /** Two apps on disjoint cells: policies go from `src` to `dst`. */
+  let src: string;
+  let dst: string;
+  let dstContainers: WorldContainer[];
+
+  const cellsJson = () => cfnetJson<CellConvergence[]>(['cells'], f.ns);
+  const allConverged = async () => {
+    const cs = await cellsJson();
+    return cs.length === cells.length && cs.every((c) => c.state === 'converged') ? cs : null;
+  };
+
+  before(async () => {
+    f = await startFoundation('inspect', { agents: true });
+    redis = createRedis(REDIS_URL);
+    keys = new Keys(f.ns);
+    store = new RuleSetStore(redis, keys);
+    cells = [...f.sim.world.cells.keys()].sort();
+    // two apps of our own on disjoint cells, so source and destination roles are distinct
+    const a = await f.sim.apply({ kind: 'app-start', name: 'ops-src', instances: 1, cellIds: [cells[0]!] });
+    const b = await f.sim.apply({
+      kind: 'app-start',
+      name: 'ops-dst',
+      instances: 2,
+      cellIds: [cells[1]!, cells[2]!],
+    });
+    src = a.result.appGuid as string;
+    dst = b.result.appGuid as string;
+    const world = await waitFor(
+      'the new apps running in the stored world',
+      async () => {
+        const w = await loadRedisWorld(redis, keys);
+        return w.containersOf(src).length === 1 && w.containersOf(dst).length === 2 ? w : null;
+      },
+      30_000,
+      100,
+    );
+    await waitFor('every cell converged', allConverged, 60_000, 200);
+    dstContainers = world.containersOf(dst);
+  });
+
+  after(async () => {
+    await closeRedis(redis);
+    await f?.stop();
+  });
+
+  it('cells: desired vs applied per cell, as JSON and as a table, filtered and sorted', async () => {
+    const cs = await cellsJson();
+    assert.deepEqual(
+      cs.map((c) => c.cellId),
+      cells,
+    );
+    for (const c of cs) {
+      const rs = await store.get(c.cellId);
+      assert.equal(c.desired, rs!.version, c.cellId);
+      assert.equal(c.applied, c.desired);
+      assert.equal(c.lagMs, 0);
+      assert.ok(c.reportedAt > 0);
+    }
+    const human = await cfnet(['cells', '--sort', 'lag'], { namespace: f.ns });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^CELL\s+DESIRED\s+APPLIED\s+LAG\s+STATE/m);
+    assert.match(human.stdout, new RegExp(`${cells.length} cells: ${cells.length} converged`));
+    const none = await cfnetJson<CellConvergence[]>(['cells', '--state', 'lagging,error'], f.ns);
+    assert.deepEqual(none, []);
+    const bad = await cfnet(['cells', '--state', 'sleepy'], { namespace: f.ns });
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /invalid state "sleepy"/);
+  });
+
+  it('a cell whose agent is down lags behind a policy change; it converges when the agent returns', async () => {
+    const lazy = dstContainers[0]!.cellId;
+    const before = (await cellsJson()).find((c) => c.cellId === lazy)!;
+    await f.agents.get(lazy)!.stop();
+    f.agents.delete(lazy);
+    try {
+      await f.sim.apply({ kind: 'policy-add', source: src, destination: dst, port: 7001 });
+      const lagging = await waitFor(
+        'the cell without agent lagging',
+        async () => {
+          const c = (await cellsJson()).find((x) => x.cellId === lazy)!;
+          return c.desired > before.desired && c.lagMs > 0 ? c : null;
+        },
+        30_000,
+        100,
+      );
+      assert.equal(lagging.state, 'lagging');
+      assert.equal(lagging.applied, before.applied);
+      const only = await cfnetJson<CellConvergence[]>(['cells', '--state', 'lagging', '--sort', 'lag'], f.ns);
+      assert.ok(only.some((c) => c.cellId === lazy));
+      assert.ok(only.every((c) => c.state === 'lagging'));
+      // explain: the policy allows it, the rule set stores it, but this cell does not enforce it yet
+      const x = await cfnetJson<C2CExplanation>(
+        ['explain', '--from', src, '--to', dst, '--port', '7001'],
+        f.ns,
+      );
+      assert.equal(x.allowed, true);
+      const cellX = x.cells.find((c) => c.cellId === lazy && c.role === 'destination')!;
+      assert.equal(cellX.agrees, true);
+      assert.equal(cellX.enforced, false);
+      assert.equal(cellX.storedVersion, lagging.desired);
+    } finally {
+      await f.startAgent(lazy);
+    }
+    await waitFor('every cell converged again', allConverged, 60_000, 200);
+  });
+
+  it('explain: allowed by which policy, on which cells at which version; denied otherwise', async () => {
+    await waitFor('every cell converged', allConverged, 60_000, 200);
+    const x = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', src, '--to', dst, '--port', '7001'],
+      f.ns,
+    );
+    assert.equal(x.kind, 'c2c');
+    assert.equal(x.allowed, true);
+    assert.deepEqual(x.policies, [{ source: src, destination: dst, protocol: 'tcp', ports: '7001' }]);
+    assert.equal(x.destinationContainers, dstContainers.length);
+    assert.ok(x.sourceTag !== null && x.sourceTag > 0);
+    assert.equal(x.consistent, true);
+    const dstCells = [...new Set(dstContainers.map((c) => c.cellId))].sort();
+    assert.deepEqual(
+      x.cells
+        .filter((c) => c.role === 'destination')
+        .map((c) => c.cellId)
+        .sort(),
+      dstCells,
+    );
+    for (const c of x.cells) {
+      const rs = await store.get(c.cellId);
+      assert.equal(c.storedVersion, rs!.version);
+      assert.equal(c.appliedVersion, c.storedVersion);
+      assert.equal(c.enforced, true);
+      if (c.role === 'destination') {
+        const ips = new Set(dstContainers.filter((d) => d.cellId === c.cellId).map((d) => d.ip));
+        assert.ok(
+          rs!.c2c.some((e) => ips.has(e.dstIp) && e.srcTag === x.sourceTag && e.ports.start === 7001),
+          `c2c entry for ${c.cellId}`,
+        );
+      }
+    }
+    const human = await cfnet(['explain', '--from', src, '--to', dst, '--port', '7001'], { namespace: f.ns });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(human.stdout, /^ALLOWED: /);
+    assert.match(human.stdout, /enforced on:\n\s*CELL\s+ROLE/);
+
+    const denied = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', src, '--to', dst, '--port', '7002'],
+      f.ns,
+    );
+    assert.equal(denied.allowed, false);
+    assert.deepEqual(denied.policies, []);
+    assert.deepEqual(
+      denied.otherPolicies.map((p) => p.ports),
+      ['7001'],
+    );
+    assert.equal(denied.consistent, true);
+    const udp = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', src, '--to', dst, '--port', '7001', '--protocol', 'udp'],
+      f.ns,
+    );
+    assert.equal(udp.allowed, false);
+    // the reverse direction has no policy
+    const back = await cfnet(['explain', '--from', dst, '--to', src, '--port', '7001'], { namespace: f.ns });
+    assert.match(back.stdout, /^DENIED: /);
+  });
+
+  it('explain to an address: egress per container, by ASG, deny network or default deny', async () => {
+    const x = await cfnetJson<EgressExplanation>(
+      ['explain', '--from', src, '--to', '203.0.113.9', '--port', '443'],
+      f.ns,
+    );
+    assert.equal(x.kind, 'egress');
+    const world = await loadRedisWorld(redis, keys);
+    assert.deepEqual(
+      x.decisions.map((d) => d.handle).sort(),
+      world
+        .containersOf(src)
+        .map((c) => c.handle)
+        .sort(),
+    );
+    for (const d of x.decisions) {
+      assert.ok(['asg', 'default-deny', 'no-rules'].includes(d.by) || d.by.startsWith('deny-network'), d.by);
+      assert.equal(d.allowed, d.by === 'asg');
+      if (d.by === 'asg') assert.ok(d.rules.length > 0);
+    }
+    const expect = x.decisions.every((d) => d.allowed)
+      ? true
+      : x.decisions.every((d) => !d.allowed)
+        ? false
+        : null;
+    assert.equal(x.allowed, expect);
+    // an overlay address of a destination container is explained as c2c
+    const ip = dstContainers[0]!.ip;
+    const viaIp = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', src, '--to', ip, '--port', '7001'],
+      f.ns,
+    );
+    assert.equal(viaIp.kind, 'c2c');
+    assert.equal(viaIp.allowed, true);
+  });
+
+  it('rules: the stored rule set as a summary, JSON and nft; one container; errors', async () => {
+    const c = dstContainers[0]!;
+    const rs = (await store.get(c.cellId))!;
+    const json = await cfnetJson<CellRuleSet>(['rules', '--cell', c.cellId], f.ns);
+    assert.deepEqual(json, rs);
+    const summary = await cfnet(['rules', '--cell', c.cellId], { namespace: f.ns });
+    assert.equal(summary.code, 0, summary.stderr);
+    assert.match(summary.stdout, new RegExp(`version ${rs.version} \\(stored `));
+    assert.match(summary.stdout, new RegExp(`agent applied ${rs.version} \\(converged\\)`));
+    assert.match(summary.stdout, new RegExp(`containers \\(${rs.containers.length}\\):`));
+    assert.match(summary.stdout, new RegExp(`c2c allow entries \\(${rs.c2c.length}\\):`));
+    const nft = await cfnet(['rules', '--cell', c.cellId, '--nft', '--table', 'cfnet_t'], {
+      namespace: f.ns,
+    });
+    assert.equal(nft.code, 0, nft.stderr);
+    assert.match(nft.stdout, /table inet cfnet_t/);
+    assert.ok(nft.stdout.includes(c.ip), 'the container address is in the nft script');
+
+    const one = await cfnetJson<CellRuleSet>(['rules', '--cell', c.cellId, '--container', c.handle], f.ns);
+    assert.deepEqual(
+      one.containers.map((x) => x.handle),
+      [c.handle],
+    );
+    assert.ok(one.c2c.length > 0 && one.c2c.every((e) => e.dstIp === c.ip));
+    const mine = rs.containers.find((x) => x.handle === c.handle)!;
+    assert.deepEqual(Object.keys(one.asgSets), [mine.egress]);
+
+    const elsewhere = cells.find((x) => x !== c.cellId)!;
+    const cases: Array<[string[], number, RegExp]> = [
+      [['rules', '--cell', 'no-such-cell'], 5, /cell "no-such-cell" not found: no rule set stored/],
+      [['rules', '--cell', 'bad cell!'], 2, /invalid cell/],
+      [['rules', '--cell', elsewhere, '--container', c.handle], 5, new RegExp(`it is on cell ${c.cellId}`)],
+      [['rules', '--cell', c.cellId, '--json', '--nft'], 2, /give --json or --nft, not both/],
+      [['rules'], 1, /required option '--cell <cell>'/],
+      [['explain', '--from', src, '--to', dst], 2, /invalid port/],
+      [['explain', '--from', src, '--to', dst, '--port', '70000'], 2, /invalid port "70000"/],
+      [['explain', '--from', 'no-such-app', '--to', dst, '--port', '1'], 5, /no-such-app/],
+    ];
+    for (const [args, code, msg] of cases) {
+      const r = await cfnet(args, { namespace: f.ns });
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, msg, args.join(' '));
+    }
+  });
+
+  it('a whole foundation that failed to reconcile converges again after repair and replay --all', async () => {
+    await waitFor('every cell converged', allConverged, 60_000, 200);
+    const before = new Map((await cellsJson()).map((c) => [c.cellId, c.desired]));
+    const world = await loadRedisWorld(redis, keys);
+    // every cell's world record unreadable (as a bad write would leave it)
+    for (const c of cells) await redis.hset(keys.cellWorld(c), 'zz-broken', '{not json');
+    let repaired = false;
+    const repair = async () => {
+      if (repaired) return;
+      for (const c of cells) await redis.hdel(keys.cellWorld(c), 'zz-broken');
+      repaired = true;
+    };
+    try {
+      const change = await f.sim.apply({ kind: 'policy-add', source: dst, destination: src, port: 7003 });
+      // the policy's destination cells get new c2c entries: their reconciles must run
+      const touched = [...world.cellsOfApp(src)];
+      assert.ok(touched.length >= 1, `touched none (sim: ${change.affectedCells.join(',')})`);
+      await waitFor(
+        'the reconciles of the touched cells failed',
+        async () => {
+          const failed = await cfnetJson<JobSummary[]>(['queue', 'list', '--state', 'failed'], f.ns);
+          const fc = new Set(failed.map((j) => j.cellId));
+          return touched.every((c) => fc.has(c));
+        },
+        30_000,
+        100,
+      );
+      // a clear error from the tools that read the whole world
+      const broken = await cfnet(['explain', '--from', dst, '--to', src, '--port', '7003'], {
+        namespace: f.ns,
+      });
+      assert.equal(broken.code, 1);
+      assert.match(broken.stderr, /unreadable world record .*:w:cell:\S+ zz-broken/);
+      // nothing changed on the cells: every stored version is what it was
+      for (const c of await cellsJson()) assert.equal(c.desired, before.get(c.cellId), c.cellId);
+
+      // repaired with the queue paused, so no reconcile runs before the replay
+      await cfnet(['queue', 'pause'], { namespace: f.ns });
+      try {
+        await repair();
+        const stale = await cfnetJson<C2CExplanation>(
+          ['explain', '--from', dst, '--to', src, '--port', '7003'],
+          f.ns,
+        );
+        assert.equal(stale.allowed, true, 'the policy is in the world');
+        assert.equal(stale.consistent, false, 'but no stored rule set has it yet');
+      } finally {
+        await cfnet(['queue', 'resume'], { namespace: f.ns });
+      }
+    } finally {
+      await repair();
+    }
+    const rep = await cfnet(['queue', 'replay', '--all', '--wait', '--timeout', '60s', '--progress'], {
+      namespace: f.ns,
+    });
+    assert.equal(rep.code, 0, rep.stderr);
+    assert.match(rep.stdout, new RegExp(`replayed ${cells.length} cell\\(s\\) \\(all\\)`));
+    assert.match(rep.progress, new RegExp(`100% \\| ${cells.length}/${cells.length} cells`));
+    assert.equal((rep.stdout.match(/\scompleted\s*$/gm) ?? []).length, cells.length);
+
+    const converged = await waitFor('the foundation converged', allConverged, 60_000, 200);
+    const destination = new Set(world.cellsOfApp(src));
+    for (const c of converged) {
+      if (destination.has(c.cellId)) assert.ok(c.desired > before.get(c.cellId)!, c.cellId);
+      else assert.ok(c.desired >= before.get(c.cellId)!, c.cellId);
+    }
+    const x = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', dst, '--to', src, '--port', '7003'],
+      f.ns,
+    );
+    assert.equal(x.allowed, true);
+    assert.equal(x.consistent, true);
+    assert.ok(x.cells.length > 0 && x.cells.every((c) => c.enforced));
+    // old failed jobs stay failed (history); a retry of them now completes too
+    const r = await cfnetJson<{ retried: string[] }>(['queue', 'retry', '--all-failed'], f.ns);
+    assert.ok(r.retried.length >= destination.size);
+    await waitFor(
+      'no failed job left',
+      async () => (await cfnetJson<QueueCounts>(['queue', 'counts'], f.ns)).counts.failed === 0,
+      30_000,
+    );
+  });
+});

@@ -1,0 +1,219 @@
+// README.md stays true to the code: the generated settings tables match the settings the programs
+// parse, every `cfnet …` command it shows exists (`--help` exits 0), the quick-start commands are
+// npm scripts, every file it links or names exists, and its CNI key table matches the keys
+// src/cni/config.ts reads. docs/operations.md: every command and option it shows exists.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
+// @ts-expect-error: a plain ESM script without type declarations
+import { replaceGenerated, withGeneratedTables } from '../../scripts/gen-config-docs.mjs';
+import { AGENT_SETTINGS, envName as agentEnvName } from '../../src/agent/config.js';
+import { CONTROLLER_SETTINGS, envName as controllerEnvName } from '../../src/controller/settings.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+const readme = readFileSync(join(root, 'README.md'), 'utf8');
+
+/** Lines of the README's fenced code blocks. */
+function codeLines(text: string): string[] {
+  const out: string[] = [];
+  let inside = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('```')) inside = !inside;
+    else if (inside) out.push(line);
+  }
+  return out;
+}
+
+/** The table rows (first cell) of the section that starts with `heading`. */
+function tableKeys(text: string, heading: string): string[] {
+  const start = text.indexOf(heading);
+  assert.ok(start >= 0, `README has no ${heading}`);
+  const rest = text.slice(start + heading.length);
+  const end = rest.search(/\n#{1,3} /);
+  const section = end < 0 ? rest : rest.slice(0, end);
+  return section
+    .split('\n')
+    .filter((l) => l.startsWith('| `'))
+    .flatMap((l) => [...l.split('|')[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+}
+
+describe('README.md', () => {
+  it('the settings tables are generated from the controller and agent settings', () => {
+    const expected = withGeneratedTables(
+      readme,
+      { settings: CONTROLLER_SETTINGS, envName: controllerEnvName },
+      { settings: AGENT_SETTINGS, envName: agentEnvName },
+    );
+    assert.equal(readme, expected, 'README.md is stale: npm run build && node scripts/gen-config-docs.mjs');
+    for (const s of CONTROLLER_SETTINGS) assert.ok(readme.includes(`| \`${s.key}\` |`), s.key);
+    for (const s of AGENT_SETTINGS) assert.ok(readme.includes(`| \`${s.key}\` |`), s.key);
+    assert.throws(() => replaceGenerated('no markers', 'controller-settings', 'x'), /no <!-- generated/);
+  });
+
+  it('quick start: exactly the two commands, both npm scripts', () => {
+    const lines = codeLines(readme);
+    assert.ok(lines.some((l) => l.startsWith('npm ci && npm run demo ')));
+    assert.ok(lines.some((l) => l.startsWith('npm ci && npm test ')));
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    assert.match(pkg.scripts.demo ?? '', /cfnet\.js demo/);
+    assert.ok(pkg.scripts.test);
+    const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
+    assert.match(ci, /^npm test$/m, '.ci/run runs the README test command');
+    // What the README says .ci/run installs is what it installs.
+    for (const pkgName of [
+      'nftables',
+      'iproute2',
+      'iptables',
+      'redis-server',
+      'curl',
+      'conntrack',
+      'containernetworking-plugins',
+      'ruby',
+      'chromium',
+    ]) {
+      assert.ok(ci.includes(`need_apt+=(${pkgName})`), `.ci/run does not install ${pkgName}`);
+      assert.ok(readme.includes(`\`${pkgName}\``), `README does not list ${pkgName}`);
+    }
+  });
+
+  it('needs the dist/ build for the command checks', () => {
+    assert.ok(existsSync(join(root, 'dist', 'cli', 'main.js')), 'run npm run build first');
+  });
+
+  const commands = new Set<string>();
+  for (const line of [...codeLines(readme), ...readme.matchAll(/`(cfnet [^`]+)`/g)].map((x) =>
+    typeof x === 'string' ? x : x[1]!,
+  )) {
+    const m = /^(?:node bin\/cfnet\.js|cfnet) ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)*)/.exec(line.trim());
+    if (m) commands.add(m[1]!);
+  }
+  for (const cmd of [...commands].sort()) {
+    it(`\`cfnet ${cmd}\` exists`, () => {
+      const res = spawnSync(process.execPath, [join(root, 'bin', 'cfnet.js'), ...cmd.split(' '), '--help'], {
+        encoding: 'utf8',
+      });
+      assert.equal(res.status, 0, `cfnet ${cmd} --help: ${res.stderr}`);
+      // commander answers an unknown command's --help with the top-level usage: ask for this one's.
+      assert.ok(res.stdout.startsWith(`Usage: cfnet ${cmd} `), `cfnet ${cmd} is not a command`);
+    });
+  }
+
+  it('shows the operator and component commands', () => {
+    for (const cmd of ['controller', 'agent', 'demo', 'queue', 'events', 'rules', 'cells', 'explain']) {
+      assert.ok(
+        [...commands].some((c) => c.split(' ')[0] === cmd),
+        `README shows no cfnet ${cmd}`,
+      );
+    }
+  });
+
+  it('every linked or named file exists, and linked headings exist', () => {
+    const links = [...readme.matchAll(/\]\(([^)#\s]+)(#[^)]+)?\)/g)].filter((m) => !/^[a-z]+:/.test(m[1]!));
+    assert.ok(links.length > 5);
+    for (const [, path, anchor] of links) {
+      assert.ok(existsSync(join(root, path!)), `README links ${path}, which does not exist`);
+      if (anchor) {
+        const headings = readFileSync(join(root, path!), 'utf8')
+          .split('\n')
+          .filter((l) => l.startsWith('#'))
+          .map((l) =>
+            l
+              .replace(/^#+\s*/, '')
+              .toLowerCase()
+              .replace(/[^a-z0-9 -]/g, '')
+              .replaceAll(' ', '-'),
+          );
+        assert.ok(headings.includes(anchor.slice(1)), `${path} has no heading ${anchor}`);
+      }
+    }
+    const named = new Set(
+      [
+        ...readme.matchAll(
+          /(?:^|[\s`(])((?:scripts|bosh\/scripts|bosh\/operations|\.ci|bin|docs|docker)\/[\w.-]+)/g,
+        ),
+      ].map((m) => m[1]!.replace(/[.,]$/, '')),
+    );
+    for (const p of named) assert.ok(existsSync(join(root, p)), `README names ${p}, which does not exist`);
+    for (const p of ['docker-compose.yml', 'Dockerfile', 'bosh/operations/use-external-redis.yml']) {
+      assert.ok(existsSync(join(root, p)), p);
+    }
+    assert.ok(existsSync(dirname(join(root, 'src', 'cni', 'config.ts'))));
+  });
+
+  it('the CNI key table lists the keys src/cni/config.ts reads, and only those', () => {
+    const documented = tableKeys(readme, '### CNI plugin');
+    const source = readFileSync(join(root, 'src', 'cni', 'config.ts'), 'utf8');
+    for (const key of documented) {
+      assert.ok(
+        source.includes(`'${key}'`) || source.includes(`raw.${key}`),
+        `README documents CNI key ${key}, which src/cni/config.ts does not read`,
+      );
+    }
+    const read = new Set<string>();
+    for (const m of source.matchAll(/(?:absPath|intIn)\(raw, '([a-z_]+)'/g)) read.add(m[1]!);
+    for (const m of source.matchAll(/\braw\.([a-z_]+)\b/g)) read.add(m[1]!);
+    const cellKeys = /const CELL_KEYS = \[([^\]]+)\]/.exec(source);
+    assert.ok(cellKeys, 'src/cni/config.ts has no CELL_KEYS list');
+    for (const m of cellKeys[1]!.matchAll(/'([a-z_]+)'/g)) read.add(m[1]!);
+    // Read by the runtime's contract rather than set by an operator (documented in prose).
+    for (const k of ['name', 'ipam', 'args', 'metadata']) read.delete(k);
+    assert.ok(read.size > 10, 'the key scan of src/cni/config.ts found too little');
+    for (const key of read) assert.ok(documented.includes(key), `README does not document CNI key ${key}`);
+  });
+});
+
+describe('docs/operations.md', () => {
+  const ops = readFileSync(join(root, 'docs', 'operations.md'), 'utf8');
+  /** command words → the options shown with it, from the code blocks and the inline examples */
+  const shown = new Map<string, Set<string>>();
+  for (const text of [...codeLines(ops), ...[...ops.matchAll(/`(cfnet [^`]+)`/g)].map((m) => m[1]!)]) {
+    for (const part of text.split(/\s(?:\/|#)\s/)) {
+      const m = /^\s*cfnet ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)*)(.*)$/.exec(part);
+      if (!m) continue;
+      const flags = shown.get(m[1]!) ?? new Set<string>();
+      for (const f of m[2]!.matchAll(/(?:^|\s)(--[a-z][a-z-]*|-f)\b/g)) flags.add(f[1]!);
+      shown.set(m[1]!, flags);
+    }
+  }
+
+  it('shows every operator command', () => {
+    for (const cmd of [
+      'cells',
+      'rules',
+      'explain',
+      'events',
+      'queue counts',
+      'queue replay',
+      'queue retry',
+    ]) {
+      assert.ok(shown.has(cmd), `docs/operations.md shows no cfnet ${cmd}`);
+    }
+  });
+
+  for (const [cmd, flags] of [...shown].sort()) {
+    it(`\`cfnet ${cmd}\` and its options ${[...flags].join(' ')} exist`, () => {
+      const res = spawnSync(process.execPath, [join(root, 'bin', 'cfnet.js'), ...cmd.split(' '), '--help'], {
+        encoding: 'utf8',
+      });
+      assert.equal(res.status, 0, `cfnet ${cmd} --help: ${res.stderr}`);
+      assert.ok(res.stdout.startsWith(`Usage: cfnet ${cmd} `), `cfnet ${cmd} is not a command`);
+      for (const f of flags) {
+        assert.match(res.stdout, new RegExp(`(^|[ ,])${f}[ ,\n]`, 'm'), `cfnet ${cmd} has no option ${f}`);
+      }
+    });
+  }
+
+  it('names the metrics the controller and the agent export', () => {
+    const named = [...ops.matchAll(/`(cfnet_(?:controller|agent)_[a-z_]+)`/g)].map((m) => m[1]!);
+    assert.ok(named.length >= 10);
+    const source = [
+      readFileSync(join(root, 'src', 'lib', 'metrics.ts'), 'utf8'),
+      readFileSync(join(root, 'src', 'agent', 'metrics.ts'), 'utf8'),
+    ].join('\n');
+    for (const name of named) assert.ok(source.includes(`'${name}'`), `${name} is not a metric of cfnet`);
+  });
+});
