@@ -121,11 +121,12 @@ try {
       /* counted through the queue below */
     });
   }
-  const queueDone = async (n: number) => {
-    // with several processes, wait for the queue to drain instead of counting local results
+  const queueDone = async () => {
+    // with several processes, wait for the queue to drain instead of counting local results (the
+    // completed count is no measure: only the last `keepCompleted` jobs are kept)
     for (;;) {
       const c = await queue.counts();
-      if ((c.completed ?? 0) >= n && !c.waiting && !c.active && !c.delayed && !c.prioritized) return;
+      if (!c.waiting && !c.active && !c.delayed && !c.prioritized) return;
       await new Promise((r) => setTimeout(r, 5));
     }
   };
@@ -133,16 +134,13 @@ try {
     while (done < n) await new Promise<void>((r) => waiters.push(r));
     waiters = [];
   };
-  let completed = 0;
   const round = async (label: string) => {
     for (const k of Object.keys(outcomes)) delete outcomes[k];
     const start = done;
     const t0 = performance.now();
     await queue.enqueueCells(cells, T('replay', label));
-    if (processes > 1) {
-      completed += cells.length;
-      await queueDone(completed);
-    } else await until(start + cells.length);
+    if (processes > 1) await queueDone();
+    else await until(start + cells.length);
     const ms = performance.now() - t0;
     rows.push({
       step: label,

@@ -13,7 +13,8 @@
  * The executor must run in the cell's network namespace (it creates host-side interfaces there):
  * a caller in another namespace gets code 7 naming executor_socket.
  */
-import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
+import { statSync } from 'node:fs';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -69,9 +70,10 @@ function socketAlive(path: string): Promise<boolean> {
   });
 }
 
-async function netnsInode(pid: string): Promise<number | null> {
+/** Synchronous: one stat of /proc on every call, cheaper than a thread-pool round trip. */
+function netnsInode(pid: string): number | null {
   try {
-    return (await stat(`/proc/${pid}/ns/net`)).ino;
+    return statSync(`/proc/${pid}/ns/net`).ino;
   } catch {
     return null;
   }
@@ -128,7 +130,7 @@ export async function startCniExecutor(opts: CniExecutorOptions): Promise<CniExe
   }
   await unlink(socket).catch(() => undefined);
 
-  const ownNetns = await netnsInode('self');
+  const ownNetns = netnsInode('self');
   // our own dataplanes keep an `nft -i` session each: no nft start-up on an ADD
   const ownDataplanes = opts.dataplane
     ? null
@@ -167,7 +169,7 @@ export async function startCniExecutor(opts: CniExecutorOptions): Promise<CniExe
       const env = pickCniEnv({ ...Object.fromEntries(url.searchParams), ...envFromHeaders(req) });
       const callerPid = req.headers['x-cni-caller-pid'];
       if (typeof callerPid === 'string' && /^\d+$/.test(callerPid) && ownNetns !== null) {
-        const theirs = await netnsInode(callerPid);
+        const theirs = netnsInode(callerPid);
         if (theirs !== null && theirs !== ownNetns) {
           throw new CniError(
             CNI_ERR.INVALID_CONFIG,

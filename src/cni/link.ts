@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { CNI_ERR, CniError } from './errors.js';
 import { GATEWAY } from './names.js';
 
@@ -311,7 +311,8 @@ export async function showRoutes(netns?: string, extra: string[] = []): Promise<
 export async function defaultRouteInterface(): Promise<string | null> {
   let text: string;
   try {
-    text = await readFile('/proc/net/route', 'utf8');
+    // synchronous: a small /proc read on every ADD with an automatic MTU (no thread-pool round trip)
+    text = readFileSync('/proc/net/route', 'utf8');
   } catch {
     return null;
   }

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { rename, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { hostIfName } from '../../src/cni/names.js';
 import {
@@ -1194,6 +1195,58 @@ describe('the executor (per shim transport) and the fallback give identical resu
       for (const cell of cells) await cell.cleanup();
     }
   });
+});
+
+describe('the shim when the executor is gone or breaks (per transport)', () => {
+  it(
+    'a stale socket (executor crashed) runs the fallback; a dropped request is code 11, never run twice',
+    T,
+    async () => {
+      const cell = await Cell.create({ subnet: freshSubnet() });
+      const dropper = createNetServer((c) => c.destroy()); // accepts, then hangs up without an answer
+      try {
+        // a socket file nobody listens on, as a killed executor leaves it: connect() is refused
+        const stale = `${cell.dir}/stale.sock`;
+        const bound = await run([
+          'python3',
+          '-c',
+          'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])',
+          stale,
+        ]);
+        assert.equal(bound.code, 0, bound.stderr);
+        const dropping = `${cell.dir}/dropping.sock`;
+        await new Promise<void>((resolve) => dropper.listen(dropping, () => resolve()));
+        for (const transport of await availableTransports()) {
+          const ctr = await cell.newContainer();
+          const h = handle(`stale-${transport}`);
+          const call = (command: string, socket: string) =>
+            cell.call({
+              command,
+              containerId: h,
+              netns: ctr,
+              ifname: 'eth0',
+              config: cell.config({ executor_socket: socket }),
+              mode: 'executor',
+              transport,
+            });
+          const r = await call('ADD', stale);
+          assert.equal(r.code, 0, `${transport}: the fallback ran: ${r.stdout}${r.stderr}`);
+          assert.equal((await readStore(cell))[h]?.ip, resultIp(r.json));
+          // the executor took the request and died: the plugin cannot know what was done, so it
+          // says "try again" instead of running the fallback on top of it
+          const e = cniError(await call('DEL', dropping));
+          assert.equal(e.code, 11, `${transport}: ${e.msg}`);
+          assert.match(e.msg, /executor at .*dropping\.sock/);
+          assert.equal((await readStore(cell))[h]?.ip, resultIp(r.json), 'nothing was done by a fallback');
+          assert.equal((await call('DEL', stale)).code, 0);
+          await assertGone(cell, h, resultIp(r.json));
+        }
+      } finally {
+        dropper.close();
+        await cell.cleanup();
+      }
+    },
+  );
 });
 
 describe('the shim runs a plugin the runtime found through CNI_PATH (symlinked binary)', () => {

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { computeCellRuleSet } from '../../src/controller/compute.js';
 import { diffAsgs } from '../../src/controller/span.js';
 import { AsgIndex } from '../../src/controller/world/indexes.js';
-import { type DesiredInfo, snapshotOf } from '../../src/controller/world/records.js';
+import { type DesiredInfo, snapshotOf, type TaskInfo } from '../../src/controller/world/records.js';
 import { StaticView } from '../../src/controller/world/view.js';
 import { type Trigger, World } from '../../src/controller/world/world.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
@@ -418,6 +418,42 @@ describe('span: BBS changes', () => {
       cellsAfter(w, (x) => x.removeInstance('nope', T)),
       [],
     );
+  });
+
+  it('a listing applied in event-loop turns ends exactly as one applied at once', async () => {
+    const listingOf = (w: World) => ({
+      desired: [
+        ...['pg-a'].map((pg) => ({ info: w.desiredInfo(pg)!, snapshot: snap })),
+        {
+          info: { ...w.desiredInfo('pg-b')!, processGuid: 'pg-z', appGuid: 'app-z' },
+          snapshot: snap,
+        },
+      ],
+      instances: [
+        ...[...w.handles()].filter((h) => h !== 'b1').map((h) => w.instance(h)!),
+        {
+          handle: 'z0',
+          processGuid: 'pg-z',
+          index: 0,
+          cellId: 'cell-3',
+          state: 'RUNNING',
+          ip: '10.255.0.9',
+          netIn: [],
+        },
+      ],
+      tasks: [] as Array<{ info: TaskInfo; snapshot: typeof snap }>,
+    });
+    const once = world();
+    once.replaceBbs(listingOf(once), T);
+    const turns = world();
+    await turns.replaceBbsInTurns(listingOf(turns), T, 1);
+    assert.deepEqual([...turns.allRecords()], [...once.allRecords()]);
+    assert.deepEqual(turns.counts, once.counts);
+    const a = once.takeChanges();
+    const b = turns.takeChanges();
+    assert.deepEqual([...b.cells.keys()].sort(), [...a.cells.keys()].sort());
+    assert.deepEqual([...a.cells.keys()].sort(), ['cell-2', 'cell-3'], 'b1 and the task gone, z0 new');
+    assert.deepEqual([...turns.cellsOfApp('app-z')], ['cell-3']);
   });
 
   it('a task event touches its cell; a re-list with the same content touches nothing', () => {
