@@ -1203,7 +1203,12 @@ describe('the shim when the executor is gone or breaks (per transport)', () => {
     T,
     async () => {
       const cell = await Cell.create({ subnet: freshSubnet() });
-      const dropper = createNetServer((c) => c.destroy()); // accepts, then hangs up without an answer
+      // reads the request, then hangs up without an answer (an executor dying mid-call). One that hangs
+      // up before the request arrived would be "never sent": the fallback may run then, rightly.
+      const dropper = createNetServer((c) => {
+        c.once('data', () => c.destroy());
+        c.on('error', () => undefined);
+      });
       try {
         // a socket file nobody listens on, as a killed executor leaves it: connect() is refused
         const stale = `${cell.dir}/stale.sock`;
