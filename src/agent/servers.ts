@@ -7,11 +7,11 @@
  */
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { AGENT_EVENTS_PATH, type CniEvent } from '../cni/agent-client.js';
 import type { Logger } from '../lib/log.js';
 import { exposition, type Registry } from '../lib/metrics.js';
+import { socketAlive } from '../lib/unix-socket.js';
 
 const MAX_BODY = 4 * 1024 * 1024;
 
@@ -48,17 +48,6 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
     server.closeAllConnections?.();
-  });
-}
-
-function socketAlive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
   });
 }
 

@@ -16,9 +16,9 @@
 import { statSync } from 'node:fs';
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { createLogger, type Logger } from '../lib/log.js';
+import { socketAlive } from '../lib/unix-socket.js';
 import type { CniEvent } from './agent-client.js';
 import type { NetConfig } from './config.js';
 import { nftDataplaneFactory } from './dataplane.js';
@@ -56,18 +56,6 @@ export interface CniExecutor {
   readonly socket: string;
   stats(): CniExecutorStats;
   close(): Promise<void>;
-}
-
-/** True when something accepts connections on `path`. */
-function socketAlive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /** Synchronous: one stat of /proc on every call, cheaper than a thread-pool round trip. */

@@ -24,7 +24,8 @@ import {
   type IpRange,
 } from './types.js';
 
-const KEYS = [
+/** The Silk-style keys of a cell's configuration (the CNI config carries the same ones). */
+export const CELL_CONFIG_KEYS = [
   'overlay_network',
   'dns_servers',
   'host_tcp_services',
@@ -131,7 +132,7 @@ export function parseCellConfig(input: unknown, opts: CellConfigOptions = {}): C
   if (input === undefined || input === null) return base;
   if (!isPlainObject(input)) throw new ValidationError('config', input, 'must be an object');
   if (!opts.allowUnknownKeys) {
-    const unknown = Object.keys(input).filter((k) => !(KEYS as readonly string[]).includes(k));
+    const unknown = Object.keys(input).filter((k) => !(CELL_CONFIG_KEYS as readonly string[]).includes(k));
     if (unknown.length > 0) {
       throw new ValidationError(
         unknown[0]!,

@@ -12,7 +12,7 @@ import type { SpanLookups } from '../controller/span.js';
 import { AsgIndex, PolicyIndex } from '../controller/world/indexes.js';
 import type { ContainerRecord, InventoryEntry } from '../controller/world/records.js';
 import type { AsgData } from '../controller/world/redis-world.js';
-import type { WorldView } from '../controller/world/view.js';
+import { StaticView } from '../controller/world/view.js';
 import { CfnetError, errorMessage } from '../lib/errors.js';
 import type { C2CPolicy, EgressRule, Workload } from '../model/types.js';
 
@@ -43,7 +43,7 @@ export interface WorldContainer {
   fromBbs: boolean;
 }
 
-export class RedisWorld implements WorldView, SpanLookups {
+export class RedisWorld extends StaticView implements SpanLookups {
   private readonly appCells = new Map<string, Set<string>>();
   private readonly spaceCells = new Map<string, Set<string>>();
   private readonly containers: WorldContainer[] = [];
@@ -51,14 +51,15 @@ export class RedisWorld implements WorldView, SpanLookups {
   constructor(
     readonly ready: boolean,
     readonly leader: string | null,
-    private readonly records: Map<string, ContainerRecord[]>,
-    private readonly inventory: Map<string, InventoryEntry[]>,
-    private readonly snapshots: Map<string, readonly EgressRule[]>,
-    private readonly asg: AsgIndex | null,
-    private readonly pol: PolicyIndex,
+    records: Map<string, ContainerRecord[]>,
+    inventory: Map<string, InventoryEntry[]>,
+    snapshots: Map<string, readonly EgressRule[]>,
+    asg: AsgIndex | null,
+    pol: PolicyIndex,
     /** Cells known only from rule sets, leases or status reports. */
     private readonly otherCells: ReadonlySet<string>,
   ) {
+    super(records, inventory, snapshots, asg, pol);
     for (const cell of new Set([...records.keys(), ...inventory.keys()])) {
       const recs = new Map((records.get(cell) ?? []).map((r) => [r.handle, r]));
       const inv = new Map((inventory.get(cell) ?? []).map((e) => [e.handle, e]));
@@ -81,23 +82,6 @@ export class RedisWorld implements WorldView, SpanLookups {
         if (id.spaceGuid) add(this.spaceCells, id.spaceGuid, cell);
       }
     }
-  }
-
-  // ---- WorldView ----
-  cellRecords(cellId: string): Iterable<ContainerRecord> {
-    return this.records.get(cellId) ?? [];
-  }
-  cellInventory(cellId: string): Iterable<InventoryEntry> {
-    return this.inventory.get(cellId) ?? [];
-  }
-  snapshotRules(hash: string): readonly EgressRule[] | undefined {
-    return this.snapshots.get(hash);
-  }
-  asgs(): AsgIndex | null {
-    return this.asg;
-  }
-  policies(): PolicyIndex {
-    return this.pol;
   }
 
   // ---- SpanLookups ----

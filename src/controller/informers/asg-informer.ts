@@ -15,10 +15,9 @@
  * check switch from their BBS snapshot to the CAPI state.
  */
 import type { CapiClient, SecurityGroupListing } from '../../cf/capi-client.js';
-import { errorMessage } from '../../lib/errors.js';
 import type { SecurityGroup } from '../../model/types.js';
-import { type InformerContext, InformerMetrics } from './context.js';
-import { Poller } from './poller.js';
+import type { InformerContext } from './context.js';
+import { PollingInformer } from './polling-informer.js';
 
 /**
  * Changes that share an `asg_latest_update` value happen within one second of the first of them,
@@ -34,63 +33,28 @@ export interface AsgInformerOptions {
   fullListIntervalMs?: number;
 }
 
-export class AsgInformer {
-  private readonly poller: Poller;
-  private readonly metrics: InformerMetrics;
+export class AsgInformer extends PollingInformer {
   private lastUpdate: bigint | null = null;
   /** The latest `asg_latest_update` value and when this replica first saw it. */
   private seen: { nanos: bigint; at: number } | null = null;
   /** Start of the last successful listing. */
   private lastListStarted = 0;
   private lastFullList = 0;
-  private listedOnce = false;
-  private syncedResolve!: () => void;
-  readonly synced: Promise<void>;
-  /** Listings that changed the world (for tests and the operator). */
-  changes = 0;
 
   constructor(
     private readonly capi: CapiClient,
-    private readonly ctx: InformerContext,
+    ctx: InformerContext,
     private readonly opts: AsgInformerOptions,
   ) {
-    this.metrics = new InformerMetrics(ctx.registry);
-    this.synced = new Promise((r) => {
-      this.syncedResolve = r;
-    });
-    const interval = opts.useLatestUpdate
-      ? (opts.checkIntervalMs ?? 5_000)
-      : (opts.fullListIntervalMs ?? 30_000);
-    this.poller = new Poller(() => this.tick(), {
-      intervalMs: interval,
-      onError: (err, n) => {
-        this.metrics.pollError('capi');
-        this.ctx.log.warn(
-          { err: errorMessage(err), consecutive: n },
-          'security-group poll failed; keeping the last state',
-        );
-      },
-    });
+    super(
+      ctx,
+      'capi',
+      opts.useLatestUpdate ? (opts.checkIntervalMs ?? 5_000) : (opts.fullListIntervalMs ?? 30_000),
+      'security-group',
+    );
   }
 
-  get isSynced(): boolean {
-    return this.listedOnce;
-  }
-
-  start(): void {
-    this.poller.start();
-  }
-
-  async stop(): Promise<void> {
-    await this.poller.stop();
-  }
-
-  /** Poll now (tests, operator "refresh"). */
-  async pollNow(): Promise<void> {
-    await this.poller.now();
-  }
-
-  private async tick(): Promise<void> {
+  protected async tick(): Promise<void> {
     const now = Date.now();
     const fullEvery = this.opts.fullListIntervalMs ?? (this.opts.useLatestUpdate ? 300_000 : 30_000);
     const fullDue = !this.listedOnce || now - this.lastFullList >= fullEvery;
@@ -143,10 +107,6 @@ export class AsgInformer {
       this.ctx.log.info({ groups: groups.length, source: listing.source }, 'security groups changed');
     }
     if (this.ctx.world.hasChanges()) this.ctx.changed();
-    if (!this.listedOnce) {
-      this.listedOnce = true;
-      this.metrics.setSynced('capi', true);
-      this.syncedResolve();
-    }
+    this.markListed();
   }
 }

@@ -22,11 +22,11 @@ export interface WorldView {
 /** A WorldView over plain collections (a worker's slice of one cell, or a test fixture). */
 export class StaticView implements WorldView {
   constructor(
-    private readonly records: Map<string, readonly ContainerRecord[]>,
-    private readonly inventory: Map<string, readonly InventoryEntry[]>,
-    private readonly snapshots: Map<string, readonly EgressRule[]>,
-    private readonly asg: AsgIndex | null,
-    private readonly pol: PolicyIndex,
+    protected readonly records: Map<string, readonly ContainerRecord[]>,
+    protected readonly inventory: Map<string, readonly InventoryEntry[]>,
+    protected readonly snapshots: Map<string, readonly EgressRule[]>,
+    protected readonly asg: AsgIndex | null,
+    protected readonly pol: PolicyIndex,
   ) {}
 
   cellRecords(cellId: string): Iterable<ContainerRecord> {
