@@ -14,7 +14,7 @@ import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { type CellConfig, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
+import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
 import { type ConvergenceTarget, waitConverged } from './controller-scratch.js';
 
 const config = DEFAULT_CELL_CONFIG;
@@ -25,7 +25,6 @@ function controllerConfig(
   id: string,
   onReconcile: ControllerConfig['onReconcile'],
 ): ControllerConfig {
-  const mtls = { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey };
   return {
     redisUrl: REDIS_URL,
     namespace: ns,
@@ -36,21 +35,7 @@ function controllerConfig(
     // failover are tested with real processes in controller-failover / controller-relead.
     leaseMs: 10_000,
     workers: { concurrency: 4, backoffMs: 100 },
-    bbs: { url: sim.urls.bbs, tls: mtls },
-    capi: {
-      url: sim.urls.capi,
-      tls: { ca: sim.tls.caCert },
-      uaa: {
-        url: sim.urls.uaa,
-        clientId: sim.uaaClient.id,
-        clientSecret: sim.uaaClient.secret,
-        tls: { ca: sim.tls.caCert },
-      },
-      internal: { url: sim.urls.ccInternal, tls: mtls },
-      checkIntervalMs: 150,
-      fullListIntervalMs: 1500,
-    },
-    policy: { url: sim.urls.policyServer, tls: mtls, intervalMs: 150 },
+    ...simSources(sim, 150, 1500),
     cellConfig: config,
     initialSyncTimeoutMs: 5000,
     logger: defaultLogger(`controller-${id}`),

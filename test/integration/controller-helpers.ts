@@ -1,8 +1,10 @@
 /** Shared pieces of the controller integration tests: a per-run Redis namespace and cleanup. */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { ControllerConfig } from '../../src/controller/controller.js';
 import { Keys } from '../../src/controller/keys.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
+import type { SimHandle } from '../../src/sim/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 
@@ -57,4 +59,30 @@ export async function waitFor<T>(
     }
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/** A controller's CF sources pointed at a simulator (mTLS client certificate, UAA client), polling every `pollMs`. */
+export function simSources(
+  sim: SimHandle,
+  pollMs: number,
+  fullListIntervalMs = 10 * pollMs,
+): Pick<ControllerConfig, 'bbs' | 'capi' | 'policy'> {
+  const mtls = { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey };
+  return {
+    bbs: { url: sim.urls.bbs, tls: mtls },
+    capi: {
+      url: sim.urls.capi,
+      tls: { ca: sim.tls.caCert },
+      uaa: {
+        url: sim.urls.uaa,
+        clientId: sim.uaaClient.id,
+        clientSecret: sim.uaaClient.secret,
+        tls: { ca: sim.tls.caCert },
+      },
+      internal: { url: sim.urls.ccInternal, tls: mtls },
+      checkIntervalMs: pollMs,
+      fullListIntervalMs,
+    },
+    policy: { url: sim.urls.policyServer, tls: mtls, intervalMs: pollMs },
+  };
 }

@@ -11,7 +11,7 @@ import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
+import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
 import { type ConvergenceTarget, waitConverged } from './controller-scratch.js';
 
 const config = DEFAULT_CELL_CONFIG;
@@ -25,28 +25,13 @@ describe('controller: lease lost without dying', () => {
 
   before(async () => {
     sim = await startSimulator({ seed: 9, size: 'small' });
-    const mtls = { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey };
     ctl = new Controller({
       redisUrl: REDIS_URL,
       namespace: ns,
       instanceId: 'solo',
       leaseMs: 1500,
       workers: { concurrency: 2, backoffMs: 100 },
-      bbs: { url: sim.urls.bbs, tls: mtls },
-      capi: {
-        url: sim.urls.capi,
-        tls: { ca: sim.tls.caCert },
-        uaa: {
-          url: sim.urls.uaa,
-          clientId: sim.uaaClient.id,
-          clientSecret: sim.uaaClient.secret,
-          tls: { ca: sim.tls.caCert },
-        },
-        internal: { url: sim.urls.ccInternal, tls: mtls },
-        checkIntervalMs: 150,
-        fullListIntervalMs: 1500,
-      },
-      policy: { url: sim.urls.policyServer, tls: mtls, intervalMs: 150 },
+      ...simSources(sim, 150, 1500),
       cellConfig: config,
       initialSyncTimeoutMs: 5000,
       logger: defaultLogger('controller-solo'),

@@ -19,7 +19,7 @@ import { createCa, issueCert } from '../../src/lib/tls.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type JournalExtension, opsExtensions } from '../../src/ops/extension.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { REDIS_URL, testNamespace } from './controller-helpers.js';
+import { REDIS_URL, simSources, testNamespace } from './controller-helpers.js';
 
 export { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
 
@@ -133,7 +133,6 @@ export async function startFoundation(label: string, o: FoundationOptions = {}):
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    const mtls = { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey };
     const ca = createCa({ cn: `cfnet ops test CA ${label}` });
     const server = issueCert(ca, { cn: 'localhost', sans: ['localhost', '127.0.0.1'] });
     const poll = o.pollMs ?? 150;
@@ -143,21 +142,7 @@ export async function startFoundation(label: string, o: FoundationOptions = {}):
       instanceId: `ops-${label}`,
       leaseMs: 2000,
       workers: { concurrency: 4, attempts: o.attempts ?? 3, backoffMs: o.backoffMs ?? 50 },
-      bbs: { url: sim.urls.bbs, tls: mtls },
-      capi: {
-        url: sim.urls.capi,
-        tls: { ca: sim.tls.caCert },
-        uaa: {
-          url: sim.urls.uaa,
-          clientId: sim.uaaClient.id,
-          clientSecret: sim.uaaClient.secret,
-          tls: { ca: sim.tls.caCert },
-        },
-        internal: { url: sim.urls.ccInternal, tls: mtls },
-        checkIntervalMs: poll,
-        fullListIntervalMs: 10 * poll,
-      },
-      policy: { url: sim.urls.policyServer, tls: mtls, intervalMs: poll },
+      ...simSources(sim, poll, 10 * poll),
       cellConfig: DEFAULT_CELL_CONFIG,
       initialSyncTimeoutMs: 5000,
       operator: { host: '127.0.0.1', port: 0, ...(o.token ? { token: o.token } : {}) },
