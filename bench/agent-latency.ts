@@ -259,7 +259,7 @@ async function main(): Promise<void> {
     for (const r of rows)
       console.log(`| ${r.kind} | ${r.samples} | ${r.p50} | ${r.p90} | ${r.p99} | ${r.max} |`);
     console.log(
-      `\nagent incremental nft apply (merge + render + nft -f): n=${applyMs.length} p50=${pct(applyMs, 0.5).toFixed(1)} ms p99=${pct(applyMs, 0.99).toFixed(1)} ms`,
+      `\nagent incremental nft apply (merge + render + one nft transaction through the session): n=${applyMs.length} p50=${pct(applyMs, 0.5).toFixed(1)} ms p99=${pct(applyMs, 0.99).toFixed(1)} ms`,
     );
     console.log(`agent RSS (${ENTRY} entry): ${rss.join(', ')}`);
   } finally {
