@@ -23,7 +23,9 @@
  * recomputation of every cell and the long-poll wake-ups. "spread" is last − first receipt.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ControllerClient } from '../src/agent/client.js';
 import { RulePuller } from '../src/agent/pull.js';
@@ -46,6 +48,8 @@ usage: npx tsx bench/fanout-agents.ts [options]
   --real-containers N       extra instances on the real agent's cell (default 200)
   --cli                     real agent as \`node bin/cfnet.js agent\` (default: \`node dist/agent/main.js\`)
   --agent-node-options S    node options of the real agent, e.g. '--max-semi-space-size=2'
+  --cpu-prof DIR            CPU-profile the controller: a .cpuprofile per 2 s (named by the end
+                            time, ms since the epoch) into DIR; each change's window is printed
   -h, --help                this text
 `;
 
@@ -76,6 +80,39 @@ const NODE_OPTIONS = (() => {
 })();
 
 const log = createLogger('fanout', { level: 'silent' });
+
+/**
+ * `node --cpu-prof` is not allowed in NODE_OPTIONS and the lab starts the controller itself, so a
+ * preload (inherited through NODE_OPTIONS, active only in the controller) runs the inspector's
+ * profiler and writes a profile every 2 s: the segments inside a change's window are its profile.
+ */
+const PROFILE_PRELOAD = `if (process.argv.includes('controller') && process.env.CFNET_PROF_DIR) {
+  const inspector = require('node:inspector');
+  const fs = require('node:fs');
+  const path = require('node:path');
+  const s = new inspector.Session();
+  s.connect();
+  const start = () => { s.post('Profiler.enable'); s.post('Profiler.setSamplingInterval', { interval: 500 }); s.post('Profiler.start'); };
+  const dump = (restart) => s.post('Profiler.stop', (err, res) => {
+    if (!err && res) fs.writeFileSync(path.join(process.env.CFNET_PROF_DIR, 'ctl-' + process.pid + '-' + Date.now() + '.cpuprofile'), JSON.stringify(res.profile));
+    if (restart) start();
+  });
+  start();
+  setInterval(() => dump(true), 2000).unref();
+  process.on('exit', () => dump(false));
+}
+`;
+const PROFILE_DIR = (() => {
+  const i = process.argv.indexOf('--cpu-prof');
+  return i >= 0 ? (process.argv[i + 1] ?? '') : '';
+})();
+if (PROFILE_DIR !== '') {
+  mkdirSync(PROFILE_DIR, { recursive: true });
+  const preload = join(PROFILE_DIR, 'profile-controller.cjs');
+  writeFileSync(preload, PROFILE_PRELOAD);
+  process.env.CFNET_PROF_DIR = PROFILE_DIR;
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`.trim();
+}
 
 function pct(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -248,6 +285,11 @@ async function main(): Promise<void> {
         console.error(String(err));
       }
       const [ctl1, self1] = [await cpuSeconds(ctlPid), await cpuSeconds(process.pid)];
+      if (PROFILE_DIR !== '') {
+        console.error(
+          `cpu-prof: change ${k + 1} from ${ch.triggeredAt} to ${Date.now()} (ms since the epoch)`,
+        );
+      }
       // where the time went: the controller writing each cell's rule set (Redis clock, this machine),
       // then the long-poll answer reaching the agent
       const metas = new Map(

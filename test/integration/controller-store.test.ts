@@ -91,6 +91,108 @@ describe('rule-set store (real Redis)', () => {
     assert.deepEqual(await store.changesSince('nothing-here', 5), { kind: 'none' });
   });
 
+  it('logs asg sets by key only and serves patches with their rules, also for sets another replica wrote', async () => {
+    const rule = (port: number) => ({
+      protocol: 'tcp' as const,
+      destinations: [{ family: 4 as const, start: '10.9.0.1', end: '10.9.0.1' }],
+      ports: [{ start: port, end: port }],
+      log: false,
+    });
+    // set keys unique to this run, so the process-wide rules cache cannot know them in advance
+    const k = (n: number) => `${t.keys.ruleSetChannel}-set${n}`;
+    const withSet = (key: string, port: number): CellRuleSet => ({
+      ...rs('c5', ['h1']),
+      containers: [{ ...container('h1', '10.255.1.2'), egress: key }],
+      asgSets: { [key]: [rule(port)] },
+    });
+    const v1 = await store.write(withSet(k(1), 1001), null);
+    const s1 = (await store.get('c5'))!;
+    const v2 = await store.write(withSet(k(2), 1002), s1);
+    const [line] = await t.redis.lrange(t.keys.ruleSetLog('c5'), 0, -1);
+    assert.ok(line!.includes(k(2)), 'the entry names the upserted set');
+    assert.ok(!line!.includes('1002'), 'the entry does not carry the rules');
+    const ch = await store.changesSince('c5', v1);
+    assert.equal(ch.kind, 'patch');
+    if (ch.kind !== 'patch') return;
+    assert.deepEqual(ch.patch.asgSets, { upsert: { [k(2)]: [rule(1002)] }, remove: [k(1)] });
+    assert.ok(ruleSetsEqual(applyPatch(s1, ch.patch), withSet(k(2), 1002)));
+
+    // another replica wrote v3 with a set this process never saw: its rules come from the snapshot
+    const foreign = withSet(k(3), 1003);
+    const body = JSON.stringify({ ...foreign, version: 0 });
+    const v3 = v2 + 1;
+    const entry = {
+      patch: {
+        cellId: 'c5',
+        from: 0,
+        to: 0,
+        containers: { upsert: foreign.containers, remove: [] },
+        asgSets: { upsert: {}, remove: [k(2)] },
+        c2c: { add: [], remove: [] },
+      },
+      addedHandles: [],
+      addedSets: [k(3)],
+      upsertSets: [k(3)],
+    };
+    await t.redis.hset(t.keys.ruleSet('c5'), { version: String(v3), snapshot: body, hash: 'foreign' });
+    await t.redis.rpush(t.keys.ruleSetLog('c5'), `${v2} ${v3} ${JSON.stringify(entry)}`);
+    const fromV1 = await store.changesSince('c5', v1);
+    assert.equal(fromV1.kind, 'patch');
+    if (fromV1.kind !== 'patch') return;
+    assert.equal(fromV1.patch.to, v3);
+    assert.deepEqual(fromV1.patch.asgSets, { upsert: { [k(3)]: [rule(1003)] }, remove: [k(1)] });
+    assert.ok(ruleSetsEqual(applyPatch(s1, fromV1.patch), foreign));
+
+    // an entry in the older form (rules inline) composes alike
+    const v4 = v3 + 1;
+    const old = withSet(k(4), 1004);
+    const oldEntry = {
+      patch: { ...entry.patch, asgSets: { upsert: old.asgSets, remove: [k(3)] } },
+      addedHandles: [],
+      addedSets: [k(4)],
+    };
+    await t.redis.hset(t.keys.ruleSet('c5'), { version: String(v4), snapshot: JSON.stringify(old) });
+    await t.redis.rpush(t.keys.ruleSetLog('c5'), `${v3} ${v4} ${JSON.stringify(oldEntry)}`);
+    const fromV2 = await store.changesSince('c5', v2);
+    assert.equal(fromV2.kind, 'patch');
+    if (fromV2.kind !== 'patch') return;
+    assert.deepEqual(fromV2.patch.asgSets, { upsert: { [k(4)]: [rule(1004)] }, remove: [k(2)] });
+    // leave the cell list as the later tests expect it
+    await t.redis.del(t.keys.ruleSet('c5'), t.keys.ruleSetLog('c5'));
+    await t.redis.srem(t.keys.ruleSetCells, 'c5');
+  });
+
+  it('concurrent writes of several cells each keep their compare-and-set', async () => {
+    const cells = ['b1', 'b2', 'b3', 'b4'];
+    const first = await Promise.all(cells.map((c) => store.write(rs(c, ['h1']), null)));
+    const stored = await Promise.all(cells.map(async (c) => (await store.get(c))!));
+    for (const [i, s] of stored.entries()) assert.equal(s.version, first[i]);
+    // same turn: three current writes and one stale one (b4 believes nothing was stored)
+    const results = await Promise.allSettled([
+      ...cells.slice(0, 3).map((c, i) => store.write(rs(c, ['h1', 'h2']), stored[i]!)),
+      store.write(rs('b4', ['h9']), null),
+    ]);
+    for (const r of results.slice(0, 3)) assert.equal(r.status, 'fulfilled');
+    assert.equal(results[3]!.status, 'rejected');
+    assert.ok((results[3] as PromiseRejectedResult).reason instanceof StaleWriteError);
+    for (const [i, c] of cells.slice(0, 3).entries()) {
+      const now = (await store.get(c))!;
+      assert.ok(now.version > first[i]!);
+      assert.deepEqual(
+        now.containers.map((x) => x.handle),
+        ['h1', 'h2'],
+      );
+      const ch = await store.changesSince(c, first[i]!);
+      assert.equal(ch.kind, 'patch');
+    }
+    assert.deepEqual(
+      (await store.get('b4'))!.containers.map((x) => x.handle),
+      ['h1'],
+    );
+    for (const c of cells) await t.redis.del(t.keys.ruleSet(c), t.keys.ruleSetLog(c));
+    await t.redis.srem(t.keys.ruleSetCells, ...cells);
+  });
+
   it('publishes every new version on the change channel', async () => {
     const sub = createRedis(REDIS_URL, { role: 'blocking' });
     try {

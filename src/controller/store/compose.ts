@@ -15,6 +15,22 @@ export interface LogEntry {
   addedSets: string[];
 }
 
+/**
+ * JSON text of each container of a (sorted, never mutated) container list, by list identity: the
+ * store serialises a computed rule set's containers once for its hash and body, and the diff
+ * against it on the next write reuses those texts instead of serialising every container again.
+ */
+const textsByList = new WeakMap<readonly CellContainer[], string[]>();
+
+export function containerTexts(list: readonly CellContainer[]): string[] {
+  let texts = textsByList.get(list);
+  if (texts === undefined) {
+    texts = list.map((c) => JSON.stringify(c));
+    textsByList.set(list, texts);
+  }
+  return texts;
+}
+
 function byHandle(a: CellContainer, b: CellContainer): number {
   return a.handle < b.handle ? -1 : a.handle > b.handle ? 1 : 0;
 }
@@ -28,13 +44,18 @@ function byHandle(a: CellContainer, b: CellContainer): number {
  */
 export function diffSortedRuleSets(prev: CellRuleSet, next: CellRuleSet): RuleSetPatch {
   const before = new Map<string, string>();
-  for (const c of prev.containers) before.set(c.handle, JSON.stringify(c));
+  const prevTexts = containerTexts(prev.containers);
+  prev.containers.forEach((c, i) => {
+    before.set(c.handle, prevTexts[i]!);
+  });
+  const nextTexts = containerTexts(next.containers);
   const nextHandles = new Set<string>();
   const upsert: CellContainer[] = [];
-  for (const c of [...next.containers].sort(byHandle)) {
+  next.containers.forEach((c, i) => {
     nextHandles.add(c.handle);
-    if (before.get(c.handle) !== JSON.stringify(c)) upsert.push(c);
-  }
+    if (before.get(c.handle) !== nextTexts[i]) upsert.push(c);
+  });
+  upsert.sort(byHandle);
   const remove = [...before.keys()].filter((h) => !nextHandles.has(h)).sort();
   const setsUpsert: Record<string, EgressRule[]> = {};
   for (const k of Object.keys(next.asgSets).sort())

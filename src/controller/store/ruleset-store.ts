@@ -12,10 +12,18 @@
  */
 import type { Redis } from 'ioredis';
 import { shortHash } from '../../model/canonical.js';
-import type { CellRuleSet, RuleSetPatch } from '../../model/types.js';
+import type { CellRuleSet, EgressRule, RuleSetPatch } from '../../model/types.js';
 import { StaleWriteError } from '../errors.js';
 import type { Keys } from '../keys.js';
-import { composeEntries, type LogEntry, makeLogEntry } from './compose.js';
+import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
+import { TickBatcher } from './tick-batch.js';
+
+/** What `changesSince` reads first: the version, the snapshot's length and the log. */
+interface LogHead {
+  version: string | null;
+  snapshotLength: number;
+  lines: string[];
+}
 
 export interface StoredMeta {
   version: number;
@@ -61,6 +69,35 @@ function asgSetText(key: string, rules: readonly unknown[]): string {
 }
 
 /**
+ * Parsed rules of asg sets by key, shared by every patch this process serves: log entries name the
+ * sets they upsert without their rules (see `encodeLogEntry`), so a change of a set shared by every
+ * cell is neither written into nor parsed out of 2,500 logs. Filled from the set text (JSON
+ * round-trip, so values equal what a stored snapshot parses to) when this process writes a rule set,
+ * or from a stored snapshot when another replica wrote it. Never mutated.
+ */
+const setRules = new Map<string, EgressRule[]>();
+
+function rememberSet(key: string, rules: EgressRule[]): void {
+  if (setRules.has(key)) return;
+  if (setRules.size >= SET_TEXT_MAX) setRules.delete(setRules.keys().next().value as string);
+  setRules.set(key, rules);
+}
+
+/** Stands for "the rules of this key, taken from the current snapshot" in a decoded log entry. */
+const UNRESOLVED: EgressRule[] = [];
+
+/**
+ * The stored text of a log entry: the patch with `asgSets.upsert` reduced to its keys
+ * (`upsertSets`). A set's key is the content hash of its rules, and a set a composed patch upserts
+ * is in the current snapshot, so the rules are resolved from there when the patch is served.
+ */
+function encodeLogEntry(e: LogEntry): string {
+  const upsertSets = Object.keys(e.patch.asgSets.upsert);
+  const patch = { ...e.patch, asgSets: { upsert: {}, remove: e.patch.asgSets.remove } };
+  return JSON.stringify({ patch, addedHandles: e.addedHandles, addedSets: e.addedSets, upsertSets });
+}
+
+/**
  * A rule set encoded for the store: its content hash (version excluded) and, when it is to be
  * written, its JSON text (version 0; the version lives beside it). Containers, c2c and config are
  * serialised once for both. asgSets enter the hash by key only: each key is already the content
@@ -76,7 +113,8 @@ export class EncodedRuleSet {
   private hashValue: string | null = null;
 
   constructor(readonly ruleSet: CellRuleSet) {
-    this.containers = JSON.stringify(ruleSet.containers);
+    // the same text as JSON.stringify(containers); the per-container texts serve the next diff
+    this.containers = `[${containerTexts(ruleSet.containers).join(',')}]`;
     this.c2c = JSON.stringify(ruleSet.c2c);
     this.config = JSON.stringify(ruleSet.config);
     this.setKeys = Object.keys(ruleSet.asgSets).sort();
@@ -130,36 +168,42 @@ redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. vs)
 return {1, vs}
 `;
 
+/** Arguments of the write script: 3 keys, then expected, snapshot, hash, entry, logLength, channel, cell. */
+type WriteArgs = [string, string, string, string, string, string, string, string, string, string];
+
 interface ScriptRedis extends Redis {
-  cfnetWriteRuleSet(
-    rs: string,
-    log: string,
-    cells: string,
-    expected: string,
-    snapshot: string,
-    hash: string,
-    entry: string,
-    logLength: string,
-    channel: string,
-    cell: string,
-  ): Promise<[number, string]>;
+  cfnetWriteRuleSet(...args: WriteArgs): Promise<[number, string]>;
 }
 
+/** A log line; sets named by key only (`upsertSets`) get the UNRESOLVED placeholder. */
 function parseLogLine(line: string): LogEntry | null {
   const a = line.indexOf(' ');
   const b = line.indexOf(' ', a + 1);
   if (a < 0 || b < 0) return null;
   const from = Number(line.slice(0, a));
   const to = Number(line.slice(a + 1, b));
-  const entry = JSON.parse(line.slice(b + 1)) as LogEntry;
+  const entry = JSON.parse(line.slice(b + 1)) as LogEntry & { upsertSets?: string[] };
   entry.patch.from = from;
   entry.patch.to = to;
+  // entries written before sets were stored by key carry their rules; both forms compose alike
+  for (const k of entry.upsertSets ?? []) entry.patch.asgSets.upsert[k] = UNRESOLVED;
+  delete entry.upsertSets;
   return entry;
+}
+
+/** Length of `JSON.stringify(patch)` without serialising the (cached) rules of upserted sets. */
+function patchTextLength(patch: RuleSetPatch): number {
+  const keys = Object.keys(patch.asgSets.upsert);
+  let n = JSON.stringify({ ...patch, asgSets: { upsert: {}, remove: patch.asgSets.remove } }).length;
+  for (const k of keys) n += JSON.stringify(k).length + 1 + asgSetText(k, patch.asgSets.upsert[k]!).length;
+  return n + Math.max(0, keys.length - 1);
 }
 
 export class RuleSetStore {
   private readonly redis: ScriptRedis;
   readonly logLength: number;
+  /** Heads of the cells agents ask about in the same loop turn, read in one MULTI. */
+  private readonly heads = new TickBatcher<string, LogHead>((cells) => this.readHeads(cells));
 
   constructor(
     redis: Redis,
@@ -213,7 +257,7 @@ export class RuleSetStore {
       const e = makeLogEntry(prev, next);
       e.patch.from = 0;
       e.patch.to = 0;
-      entry = JSON.stringify(e);
+      entry = encodeLogEntry(e);
     }
     const [ok, v] = await this.redis.cfnetWriteRuleSet(
       this.keys.ruleSet(cell),
@@ -228,6 +272,9 @@ export class RuleSetStore {
       cell,
     );
     if (Number(ok) !== 1) throw new StaleWriteError(cell, expected, Number(v));
+    for (const [k, rules] of Object.entries(next.asgSets)) {
+      if (!setRules.has(k)) rememberSet(k, JSON.parse(asgSetText(k, rules)) as EgressRule[]);
+    }
     return Number(v);
   }
 
@@ -237,22 +284,13 @@ export class RuleSetStore {
    * patch larger than the snapshot is replaced by the snapshot.
    */
   async changesSince(cellId: string, since: number): Promise<Changes> {
-    const res = await this.redis
-      .multi()
-      .hmget(this.keys.ruleSet(cellId), 'version', 'snapshot')
-      .lrange(this.keys.ruleSetLog(cellId), 0, -1)
-      .exec();
-    if (!res) return { kind: 'none' };
-    const [version, snapshot] = (res[0]?.[1] ?? []) as Array<string | null>;
-    const lines = (res[1]?.[1] ?? []) as string[];
-    if (!version || !snapshot) return { kind: 'none' };
+    // The snapshot itself is read only when it is to be sent (or to resolve sets): a patch, or
+    // "current", needs just its length.
+    const { version, snapshotLength, lines } = await this.heads.call(cellId);
+    if (!version || snapshotLength === 0) return { kind: 'none' };
     const current = Number(version);
     if (since === current) return { kind: 'current', version: current };
-    const full = (): Changes => ({
-      kind: 'snapshot',
-      ruleSet: { ...(JSON.parse(snapshot) as CellRuleSet), version: current },
-    });
-    if (since <= 0 || since > current) return full();
+    if (since <= 0 || since > current) return this.snapshot(cellId);
     const entries: LogEntry[] = [];
     let started = false;
     for (const line of lines) {
@@ -262,14 +300,57 @@ export class RuleSetStore {
         started = true;
       }
       const e = parseLogLine(line);
-      if (!e) return full();
+      if (!e) return this.snapshot(cellId);
       entries.push(e);
     }
-    if (!started) return full();
+    if (!started) return this.snapshot(cellId);
     const patch = composeEntries(entries);
-    if (!patch || patch.to !== current) return full();
-    if (JSON.stringify(patch).length > snapshot.length) return full();
+    if (!patch || patch.to !== current) return this.snapshot(cellId);
+    const upsert = patch.asgSets.upsert;
+    const unresolved = Object.keys(upsert).filter((k) => upsert[k] === UNRESOLVED);
+    if (unresolved.some((k) => !setRules.has(k))) {
+      // Written by another replica: learn the sets from the snapshot (once per set, not per cell).
+      const snap = await this.snapshot(cellId);
+      if (snap.kind !== 'snapshot' || snap.ruleSet.version !== current) return snap;
+      for (const [k, rules] of Object.entries(snap.ruleSet.asgSets)) rememberSet(k, rules);
+      if (unresolved.some((k) => !setRules.has(k))) return snap;
+    }
+    for (const k of unresolved) upsert[k] = setRules.get(k)!;
+    if (patchTextLength(patch) > snapshotLength) return this.snapshot(cellId);
     return { kind: 'patch', patch };
+  }
+
+  /** Version, snapshot length and log of each cell, all in one MULTI (atomic, one round trip). */
+  private async readHeads(cells: string[]): Promise<Array<LogHead | Error>> {
+    const multi = this.redis.multi();
+    for (const c of cells) {
+      multi
+        .hget(this.keys.ruleSet(c), 'version')
+        .hstrlen(this.keys.ruleSet(c), 'snapshot')
+        .lrange(this.keys.ruleSetLog(c), 0, -1);
+    }
+    const res = await multi.exec();
+    return cells.map((_, i) => {
+      if (!res) return { version: null, snapshotLength: 0, lines: [] };
+      const [[e1, version], [e2, length], [e3, lines]] = [res[3 * i]!, res[3 * i + 1]!, res[3 * i + 2]!];
+      const err = e1 ?? e2 ?? e3;
+      if (err) return err;
+      return {
+        version: (version ?? null) as string | null,
+        snapshotLength: Number(length ?? 0),
+        lines: (lines ?? []) as string[],
+      };
+    });
+  }
+
+  /** The full stored snapshot at its current version (`none` when there is none). */
+  private async snapshot(cellId: string): Promise<Changes> {
+    const [version, snapshot] = await this.redis.hmget(this.keys.ruleSet(cellId), 'version', 'snapshot');
+    if (!version || !snapshot) return { kind: 'none' };
+    return {
+      kind: 'snapshot',
+      ruleSet: { ...(JSON.parse(snapshot) as CellRuleSet), version: Number(version) },
+    };
   }
 
   /** Record what an agent reports it applied. */

@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { C2CPolicy, EgressRule, SecurityGroup } from '../../model/types.js';
 import { FencedOffError, WorldNotReadyError } from '../errors.js';
 import type { Keys } from '../keys.js';
+import { TickBatcher } from '../store/tick-batch.js';
 import { AsgIndex, PolicyIndex } from './indexes.js';
 import type { ContainerRecord, InventoryEntry } from './records.js';
 import { StaticView, type WorldView } from './view.js';
@@ -99,6 +100,16 @@ export interface CellSlice {
   policyVersion: number;
 }
 
+/** The raw reads of one cell (one MULTI serves every cell asked for in the same loop turn). */
+interface RawSlice {
+  ready: boolean;
+  ruleSet: Array<string | null>;
+  records: Record<string, string>;
+  inventory: Record<string, string>;
+  asg: Array<string | null>;
+  policies: Array<string | null>;
+}
+
 export class WorldStore {
   private readonly redis: FencedRedis;
   private readonly snapshotCache = new BoundedCache<readonly EgressRule[]>(20_000);
@@ -106,6 +117,7 @@ export class WorldStore {
   // a failover to an empty Redis), and a worker must never take old groups for new ones.
   private asgCache: { hash: string | null; index: AsgIndex | null } = { hash: null, index: null };
   private polCache: { hash: string | null; index: PolicyIndex } = { hash: null, index: PolicyIndex.EMPTY };
+  private readonly slices = new TickBatcher<string, RawSlice>((cells) => this.readSlices(cells), 64);
 
   constructor(
     redis: Redis,
@@ -338,30 +350,53 @@ export class WorldStore {
   }
 
   /** Read one cell's slice. Throws WorldNotReadyError when the world is not complete. */
-  async loadCell(cellId: string): Promise<CellSlice> {
-    const res = await this.redis
+  /**
+   * The slices of several cells in one MULTI: the global parts (ready flag, ASG and policy
+   * versions) once, then each cell's rule-set meta, records and inventory. One transaction, so
+   * every cell sees the same consistent state, as when it was read alone.
+   */
+  private async readSlices(cells: string[]): Promise<Array<RawSlice | Error>> {
+    const multi = this.redis
       .multi()
       .exists(this.keys.ready)
-      .hmget(this.keys.ruleSet(cellId), 'version', 'hash')
-      .hgetall(this.keys.cellWorld(cellId))
-      .hgetall(this.keys.inventory(cellId))
       .hmget(this.keys.asg, 'version', 'stateAt', 'hash')
-      .hmget(this.keys.policies, 'version', 'hash')
-      .exec();
-    if (!res) throw new WorldNotReadyError({ cellId, reason: 'transaction aborted' });
-    for (const [err] of res) if (err) throw err;
-    if (Number(res[0]![1]) !== 1) throw new WorldNotReadyError({ cellId });
-    const [sv, sh] = res[1]![1] as Array<string | null>;
-    const records = Object.values(res[2]![1] as Record<string, string>).map(
-      (j) => JSON.parse(j) as ContainerRecord,
-    );
-    const inventory = Object.values(res[3]![1] as Record<string, string>).map(
-      (j) => JSON.parse(j) as InventoryEntry,
-    );
-    const [av, as, ah] = res[4]![1] as Array<string | null>;
+      .hmget(this.keys.policies, 'version', 'hash');
+    for (const c of cells) {
+      multi
+        .hmget(this.keys.ruleSet(c), 'version', 'hash')
+        .hgetall(this.keys.cellWorld(c))
+        .hgetall(this.keys.inventory(c));
+    }
+    const res = await multi.exec();
+    if (!res) return cells.map((cellId) => new WorldNotReadyError({ cellId, reason: 'transaction aborted' }));
+    for (const [err] of res.slice(0, 3)) if (err) throw err;
+    const ready = Number(res[0]![1]) === 1;
+    const asg = res[1]![1] as Array<string | null>;
+    const policies = res[2]![1] as Array<string | null>;
+    return cells.map((_, i) => {
+      const part = res.slice(3 + 3 * i, 6 + 3 * i);
+      for (const [err] of part) if (err) return err;
+      return {
+        ready,
+        asg,
+        policies,
+        ruleSet: part[0]![1] as Array<string | null>,
+        records: part[1]![1] as Record<string, string>,
+        inventory: part[2]![1] as Record<string, string>,
+      };
+    });
+  }
+
+  async loadCell(cellId: string): Promise<CellSlice> {
+    const raw = await this.slices.call(cellId);
+    if (!raw.ready) throw new WorldNotReadyError({ cellId });
+    const [sv, sh] = raw.ruleSet;
+    const records = Object.values(raw.records).map((j) => JSON.parse(j) as ContainerRecord);
+    const inventory = Object.values(raw.inventory).map((j) => JSON.parse(j) as InventoryEntry);
+    const [av, as, ah] = raw.asg;
     const asgVersion = Number(av ?? 0);
     const asgStateAt = Number(as ?? 0);
-    const [pv, ph] = res[5]![1] as Array<string | null>;
+    const [pv, ph] = raw.policies;
     const policyVersion = Number(pv ?? 0);
 
     const snapshots = new Map<string, readonly EgressRule[]>();
