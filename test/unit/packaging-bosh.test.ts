@@ -189,9 +189,13 @@ describe('BOSH release templates (sample properties)', () => {
     ]);
     for (const k of Object.keys(plugin))
       assert.ok(known.has(k), `conflist key ${k} is not a cfnet-cni config key`);
-    const configSource = readFileSync(join(root, 'src', 'cni', 'config.ts'), 'utf8');
+    // the plugin's own keys are in src/cni/config.ts, the cell keys it shares in src/model/config.ts
+    const configSource = ['cni', 'model']
+      .map((dir) => readFileSync(join(root, 'src', dir, 'config.ts'), 'utf8'))
+      .join('\n');
     for (const k of known) {
-      if (k !== 'type') assert.ok(configSource.includes(`'${k}'`), `src/cni/config.ts does not read ${k}`);
+      if (k !== 'type')
+        assert.ok(configSource.includes(`'${k}'`), `the cni config parser does not read ${k}`);
     }
   });
 
