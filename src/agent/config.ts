@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { ValidationError } from '../lib/errors.js';
+import { checkCellId } from '../model/identifiers.js';
 
 export type SettingKind = 'string' | 'int' | 'path' | 'url' | 'ip' | 'ifname' | 'level';
 
@@ -235,7 +236,6 @@ export function envName(key: string): string {
 }
 
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
-const CELL_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const TABLE = /^cf[a-z0-9_]{0,30}$/;
 
 function coerce(def: SettingDef, raw: unknown, source: string): string | number {
@@ -324,9 +324,7 @@ export function resolveAgentConfig(src: ConfigSources): AgentConfig {
     out[def.key] = value;
   }
   const cfg = out as unknown as AgentConfig;
-  if (!CELL_ID.test(cfg.cellId)) {
-    throw new ValidationError('cellId', cfg.cellId, 'must be 1-128 characters of [A-Za-z0-9_.:-]');
-  }
+  checkCellId('cellId', cfg.cellId);
   if (!TABLE.test(cfg.nftTable)) {
     throw new ValidationError('nftTable', cfg.nftTable, 'must match /^cf[a-z0-9_]{0,30}$/');
   }

@@ -13,6 +13,7 @@
 import { ValidationError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
 import {
+  type PolicyListOptions,
   parseInternalPolicies,
   parseInternalSecurityGroups,
   parsePoliciesLastUpdated,
@@ -105,22 +106,22 @@ export class PolicyServerClient {
   }
 
   /** `GET …/policies[?id=…]`: all policies, or those whose source or destination is in `ids`. */
-  async policies(ids?: string[]): Promise<C2CPolicy[]> {
+  async policies(ids?: string[], opts: PolicyListOptions = {}): Promise<C2CPolicy[]> {
     const path = `${BASE}/policies`;
-    if (ids === undefined) return this.policiesPage(path);
+    if (ids === undefined) return this.policiesPage(path, opts);
     if (ids.length === 0) return [];
     const out = new Map<string, C2CPolicy>();
     for (const batch of batchQueryValues([...new Set(ids)], this.maxQuery)) {
-      for (const p of await this.policiesPage(`${path}?id=${batch}`)) out.set(policyKey(p), p);
+      for (const p of await this.policiesPage(`${path}?id=${batch}`, opts)) out.set(policyKey(p), p);
     }
     return [...out.values()];
   }
 
-  private async policiesPage(path: string): Promise<C2CPolicy[]> {
+  private async policiesPage(path: string, opts: PolicyListOptions): Promise<C2CPolicy[]> {
     const res = await this.http.request({ path });
     const body = this.json(path, res);
     try {
-      return parseInternalPolicies(body);
+      return parseInternalPolicies(body, opts);
     } catch (err) {
       if (!(err instanceof ValidationError)) throw err;
       throw new CfInvalidPolicyError(

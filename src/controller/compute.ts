@@ -16,8 +16,16 @@
  * c2c: for every container whose app is the destination of policies, one allow per policy (source
  * tag, container IP, protocol, ports). A container's `tag` is its app's policy tag (null if its app
  * is in no policy). NetIn: the instance's host→container port mappings.
+ *
+ * Per-cell conflicts never block the cell; they are resolved deterministically and reported through
+ * `onConflict`. Candidates are taken in a fixed order (containers BBS knows before those only the
+ * agent reports, then by handle): a container whose handle or address is not one the dataplane
+ * accepts (a record stored before validation existed) is left out; the first container of an
+ * address keeps it and a later one is left out; the first container of a host port keeps the
+ * mapping and a later one loses that mapping only.
  */
 
+import { containerIpv4, isHandle, isPort } from '../model/identifiers.js';
 import { sortRuleSet } from '../model/ruleset.js';
 import type { C2CAllow, CellConfig, CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import { MissingSnapshotError } from './errors.js';
@@ -32,6 +40,19 @@ export interface ComputeOptions {
    * whenever known) or 'snapshot' (BBS snapshot whenever there is one).
    */
   egressSource?: 'auto' | 'dynamic' | 'snapshot';
+  /** A per-cell conflict resolved while computing (a container or a mapping left out). */
+  onConflict?: (c: CellConflict) => void;
+}
+
+export interface CellConflict {
+  cellId: string;
+  reason: 'address-conflict' | 'host-port-conflict' | 'invalid-handle' | 'invalid-address';
+  /** The container that lost (left out, or without the mapping). */
+  handle: string;
+  /** The container that kept the address or host port (conflicts only). */
+  winner?: string;
+  field: string;
+  value: string | number;
 }
 
 const NO_RULES: EgressSnapshot = snapshotOf([]);
@@ -92,26 +113,64 @@ export function computeCellRuleSet(
   const containers: CellContainer[] = [];
   const asgSets: Record<string, EgressRule[]> = {};
   const c2c: C2CAllow[] = [];
+  const conflict = (x: Omit<CellConflict, 'cellId'>) => opts.onConflict?.({ cellId, ...x });
+  const byIp = new Map<string, string>();
+  const byHostPort = new Map<number, string>();
+  candidates.sort(
+    (a, b) => (a.rec ? 0 : 1) - (b.rec ? 0 : 1) || (a.handle < b.handle ? -1 : a.handle > b.handle ? 1 : 0),
+  );
   for (const c of candidates) {
+    if (!isHandle(c.handle)) {
+      conflict({ reason: 'invalid-handle', handle: c.handle, field: 'handle', value: c.handle });
+      continue;
+    }
+    const ip = containerIpv4(c.ip);
+    if (ip === null) {
+      conflict({ reason: 'invalid-address', handle: c.handle, field: 'ip', value: c.ip });
+      continue;
+    }
+    const owner = byIp.get(ip);
+    if (owner !== undefined) {
+      conflict({ reason: 'address-conflict', handle: c.handle, winner: owner, field: 'ip', value: ip });
+      continue;
+    }
+    byIp.set(ip, c.handle);
+    const netIn: CellContainer['netIn'] = [];
+    for (const m of c.rec?.netIn ?? []) {
+      if (!isPort(m.hostPort) || !isPort(m.containerPort)) continue;
+      const holder = byHostPort.get(m.hostPort);
+      if (holder !== undefined) {
+        conflict({
+          reason: 'host-port-conflict',
+          handle: c.handle,
+          winner: holder,
+          field: 'netIn.hostPort',
+          value: m.hostPort,
+        });
+        continue;
+      }
+      byHostPort.set(m.hostPort, c.handle);
+      netIn.push({ hostPort: m.hostPort, containerPort: m.containerPort });
+    }
     const egress = egressOf(view, cellId, c, mode);
     asgSets[egress.hash] = egress.rules;
     const app = c.id.appGuid;
     containers.push({
       handle: c.handle,
-      ip: c.ip,
+      ip,
       appGuid: app,
       spaceGuid: c.id.spaceGuid,
       orgGuid: c.id.orgGuid,
       workload: c.id.workload,
       tag: app === '' ? null : policies.tagOf(app),
       egress: egress.hash,
-      netIn: c.rec ? c.rec.netIn.map((m) => ({ hostPort: m.hostPort, containerPort: m.containerPort })) : [],
+      netIn,
     });
     if (app === '') continue;
     for (const p of policies.to(app)) {
       c2c.push({
         srcTag: p.source.tag,
-        dstIp: c.ip,
+        dstIp: ip,
         protocol: p.destination.protocol,
         ports: { start: p.destination.ports.start, end: p.destination.ports.end },
       });

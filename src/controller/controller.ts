@@ -35,6 +35,8 @@ import { AsgInformer } from './informers/asg-informer.js';
 import { BbsInformer } from './informers/bbs-informer.js';
 import type { InformerContext } from './informers/context.js';
 import { PolicyInformer } from './informers/policy-informer.js';
+import { IngestGate } from './ingest/gate.js';
+import { conflictRejection, RejectionRecorder } from './ingest/rejections.js';
 import { Keys } from './keys.js';
 import { ReconcileQueue } from './queue/reconcile-queue.js';
 import { ReconcileWorkers } from './queue/reconcile-worker.js';
@@ -135,6 +137,8 @@ export class Controller {
   private started = false;
   private stopping = false;
   private extensions: ControllerExtension[] = [];
+  private rejections!: RejectionRecorder;
+  private ingest!: IngestGate;
 
   constructor(config: ControllerConfig) {
     this.config = config;
@@ -223,6 +227,12 @@ export class Controller {
     this.leases = new LeaseManager(this.redis, this.keys, c.leases ?? {});
     const w = c.workers ?? {};
     this.extensions = extensionsFor(c);
+    this.rejections = new RejectionRecorder({
+      logger: this.log.child({ part: 'ingest' }),
+      registry: this.registry,
+      onRejected: (items) => this.extensionHook((e) => e.onRejected?.(items, this)),
+    });
+    this.ingest = new IngestGate(this.rejections);
     this.queue = new ReconcileQueue(this.queueConn, {
       onEnqueued: (jobs) => this.extensionHook((e) => e.onEnqueued?.(jobs, this)),
       prefix: this.keys.ns,
@@ -233,6 +243,7 @@ export class Controller {
     });
     const reconciler = new Reconciler(this.worldStore, this.store, {
       config: c.cellConfig,
+      onConflict: (x) => this.rejections.reject(conflictRejection(x)),
       ...(c.compute ? { compute: c.compute } : {}),
     });
     this.workers = new ReconcileWorkers(this.workerConn, reconciler, {
@@ -266,6 +277,7 @@ export class Controller {
           logger: this.log.child({ part: 'api' }),
           registry: this.registry,
           onStatus: (cell, status) => this.extensionHook((e) => e.onStatus?.(cell, status, this)),
+          ingest: this.ingest,
         },
         { host: c.api.host, port: c.api.port, tls: c.api.tls, maxWaitSeconds: c.api.maxWaitSeconds },
       );
@@ -376,6 +388,7 @@ export class Controller {
       changed: () => this.scheduleFlush(state),
       log,
       registry: this.registry,
+      ingest: this.ingest,
     };
     if (c.bbs) {
       const client = new BbsClient({ url: c.bbs.url, ...(c.bbs.tls ? { tls: c.bbs.tls } : {}), logger: log });

@@ -6,11 +6,13 @@
  *   changes, operator replays) with the job ids BullMQ returned (a deduplicated request gets the id
  *   of the job that absorbed it);
  * - `onStatus`: after an agent's status report was stored;
+ * - `onRejected`: input left out by the ingest gate, the computation or the agent (distinct ones);
  * - `operatorRoutes`: extra routes on the operator port, registered before it listens.
  * Extensions must not throw from the hooks (errors are logged and ignored by the controller).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Controller, ControllerConfig } from './controller.js';
+import type { Rejection } from './ingest/rejections.js';
 import type { AgentStatus } from './store/ruleset-store.js';
 import type { Trigger } from './world/world.js';
 
@@ -28,6 +30,8 @@ export interface ControllerExtension {
     status: Omit<AgentStatus, 'reportedAt'>,
     controller: Controller,
   ): void | Promise<void>;
+  /** Input left out (invalid records, per-cell conflicts, agent refusals), each distinct once. */
+  onRejected?(items: readonly Rejection[], controller: Controller): void | Promise<void>;
   operatorRoutes?(app: FastifyInstance, controller: Controller): Promise<void>;
   close?(): Promise<void>;
 }

@@ -23,6 +23,7 @@
  * | channels `ns:rs:changed`, `ns:w:inv:changed` | pub/sub | `<cell> <version>`, `<cell>` |
  */
 import { ValidationError } from '../lib/errors.js';
+import { isCellId } from '../model/identifiers.js';
 
 export const DEFAULT_NAMESPACE = '{cfnet}';
 
@@ -137,11 +138,11 @@ export class Keys {
   }
 }
 
-/** A cell id as cfnet accepts it (Diego cell ids, BOSH instance names/guids). */
-export const CELL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** A cell id as cfnet accepts it (Diego cell ids, BOSH instance names/guids): src/model/identifiers. */
+export { CELL_ID_PATTERN } from '../model/identifiers.js';
 
 export function validateCellId(id: unknown, field = 'cell_id'): string {
-  if (typeof id !== 'string' || !CELL_ID_PATTERN.test(id)) {
+  if (!isCellId(id)) {
     throw new ValidationError(field, id, 'must be 1-128 characters of [A-Za-z0-9_.-], starting alphanumeric');
   }
   return id;

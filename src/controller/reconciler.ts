@@ -18,6 +18,8 @@ export type ReconcileResult =
 export interface ReconcilerOptions {
   config: CellConfig;
   compute?: ComputeOptions;
+  /** Per-cell conflicts resolved while computing (reported as rejections). */
+  onConflict?: ComputeOptions['onConflict'];
   /** Rounds of read-compute-write before giving up (default 4). */
   maxRounds?: number;
 }
@@ -52,7 +54,10 @@ export class Reconciler {
 
   private async once(cellId: string, hooks: ReconcileHooks): Promise<ReconcileResult> {
     const slice = await this.world.loadCell(cellId);
-    const next = computeCellRuleSet(slice.view, cellId, this.opts.config, this.opts.compute);
+    const compute = this.opts.onConflict
+      ? { ...this.opts.compute, onConflict: this.opts.onConflict }
+      : this.opts.compute;
+    const next = computeCellRuleSet(slice.view, cellId, this.opts.config, compute);
     const encoded = new EncodedRuleSet(next);
     const hash = encoded.hash;
     if (hash === slice.storedHash && slice.storedVersion > 0) {

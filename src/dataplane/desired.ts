@@ -4,6 +4,7 @@
  * Pure; validates every value that reaches nft text and throws ValidationError naming the field.
  */
 import { ValidationError } from '../lib/errors.js';
+import { checkContainerIp, checkHandle, checkPort, checkTag } from '../model/identifiers.js';
 import { allAddresses, cidrToRange, ipToBigInt, mergeRanges, parseIp, rangeToString } from '../model/ip.js';
 import { mergePortRanges, parsePortRangeObject } from '../model/ports.js';
 import type {
@@ -14,7 +15,7 @@ import type {
   IpRange,
   PortRange,
 } from '../model/types.js';
-import { type Atom, type Element, elementId, ipv4Text, SET_DEFS } from './elements.js';
+import { type Atom, type Element, elementId, SET_DEFS } from './elements.js';
 import { asgChainName, type ChainSpec, type LogKind, logChainName, REJECT, withMarker } from './layout.js';
 
 /** Desired (or read-back) table content, comparable with diffState / detectDrift. */
@@ -42,15 +43,9 @@ export function addElement(state: TableState, set: string, e: Element): void {
 
 // ---------------------------------------------------------------- validation helpers
 
-/** CNI ContainerID rule (alnum, then alnum _ . -), bounded; it reaches comments and log prefixes. */
-export const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-
-export function checkHandle(field: string, handle: unknown): string {
-  if (typeof handle !== 'string' || !HANDLE.test(handle)) {
-    throw new ValidationError(field, handle, 'handle must match /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/');
-  }
-  return handle;
-}
+// Handles, ports, tags and container addresses: src/model/identifiers (shared with the controller's
+// ingest and the agent API). A handle reaches element comments and log prefixes.
+export { checkHandle } from '../model/identifiers.js';
 
 function int(field: string, v: unknown, min: number, max: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
@@ -60,11 +55,7 @@ function int(field: string, v: unknown, min: number, max: number): number {
 }
 
 /** Canonical text of an IPv4 address (container addresses and nft elements are IPv4 only). */
-function ipv4(field: string, text: unknown): string {
-  const ip = ipv4Text(text);
-  if (ip === null) throw new ValidationError(field, text, 'not an IPv4 address');
-  return ip;
-}
+const ipv4 = checkContainerIp;
 
 /** Family of an address (validated by src/model/ip): IPv6 entries are skipped, not rendered. */
 function familyOf(field: string, text: unknown): 4 | 6 {
@@ -279,12 +270,12 @@ export function validateContainer(field: string, c: CellContainer): void {
   if (c.workload !== 'app' && c.workload !== 'task' && c.workload !== 'staging') {
     throw new ValidationError(`${field}.workload`, c.workload, 'must be app, task or staging');
   }
-  if (c.tag !== null) int(`${field}.tag`, c.tag, 1, 0xffff);
+  if (c.tag !== null) checkTag(`${field}.tag`, c.tag);
   if (typeof c.egress !== 'string') throw new ValidationError(`${field}.egress`, c.egress, 'not a string');
   if (!Array.isArray(c.netIn)) throw new ValidationError(`${field}.netIn`, c.netIn, 'not a list');
   c.netIn.forEach((m, i) => {
-    int(`${field}.netIn[${i}].hostPort`, m?.hostPort, 1, 65535);
-    int(`${field}.netIn[${i}].containerPort`, m?.containerPort, 1, 65535);
+    checkPort(`${field}.netIn[${i}].hostPort`, m?.hostPort);
+    checkPort(`${field}.netIn[${i}].containerPort`, m?.containerPort);
   });
 }
 
@@ -356,7 +347,7 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
       addElement(state, set, {
         key: [
           { k: 'ip', v: ipv4(`${f}[${i}].ip`, s?.ip) },
-          { k: 'port', v: int(`${f}[${i}].port`, s?.port, 1, 65535) },
+          { k: 'port', v: checkPort(`${f}[${i}].port`, s?.port) },
         ],
       });
     });
@@ -373,7 +364,7 @@ export function addC2CTo(state: TableState, rs: CellRuleSet): void {
   rs.c2c.forEach((a, i) => {
     const f = `c2c[${i}]`;
     if (!a || typeof a !== 'object') throw new ValidationError(f, a, 'not a c2c entry');
-    const tag = int(`${f}.srcTag`, a.srcTag, 1, 0xffff);
+    const tag = checkTag(`${f}.srcTag`, a.srcTag);
     const ip = ipv4(`${f}.dstIp`, a.dstIp);
     if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
       throw new ValidationError(`${f}.protocol`, a.protocol, 'must be tcp or udp');

@@ -4,7 +4,8 @@
  * from validated values: addresses in src/model's canonical text, range-checked numbers and
  * checked identifiers, never from raw input strings.
  */
-import { isIp, parseIp, rangeToString } from '../model/ip.js';
+import { containerIpv4 } from '../model/identifiers.js';
+import { rangeToString } from '../model/ip.js';
 
 export type AtomKind = 'ip' | 'ipr' | 'port' | 'portr' | 'proto' | 'mark' | 'verdict';
 
@@ -19,11 +20,7 @@ export type Atom =
   | { k: 'verdict'; v: 'jump' | 'goto'; target: string };
 
 /** Canonical text of an IPv4 address (src/model/ip), or null for anything else (IPv6 included). */
-export function ipv4Text(text: unknown): string | null {
-  if (typeof text !== 'string' || !isIp(text)) return null;
-  const ip = parseIp(text);
-  return ip.family === 4 ? ip.text : null;
-}
+export const ipv4Text = containerIpv4;
 
 export function atomId(a: Atom): string {
   switch (a.k) {

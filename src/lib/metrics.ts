@@ -27,6 +27,8 @@ export const METRICS = {
   worldObjects: 'cfnet_controller_world_objects',
   isLeader: 'cfnet_controller_is_leader',
   leaderChanges: 'cfnet_controller_leader_changes_total',
+  // controller: input left out (validation, per-cell conflicts, agent refusals)
+  rejected: 'cfnet_controller_rejected_total',
   // controller: agent API
   apiRequests: 'cfnet_controller_api_requests_total',
   longPolls: 'cfnet_controller_long_polls_active',

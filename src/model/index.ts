@@ -3,6 +3,7 @@ export * from './asg-rule.js';
 export * from './canonical.js';
 export * from './config.js';
 export * from './errors.js';
+export * from './identifiers.js';
 export * from './ip.js';
 export * from './policy.js';
 export * from './ports.js';

@@ -8,6 +8,7 @@
  */
 import { ValidationError } from '../lib/errors.js';
 import { parsePolicyServerRules, type RuleListOptions } from './asg-rule.js';
+import { checkGuid, checkTag } from './identifiers.js';
 import { parsePortRangeObject } from './ports.js';
 import type { C2CPolicy, SecurityGroup } from './types.js';
 
@@ -56,38 +57,57 @@ export function formatTag(tag: number, bytes = 2): string {
     .padStart(bytes * 2, '0');
 }
 
+export interface PolicyListOptions {
+  /**
+   * Leave an invalid policy out by itself (reported here) instead of failing the whole listing:
+   * one bad policy must not freeze c2c for the whole foundation.
+   */
+  onInvalid?: (err: ValidationError, index: number, raw: unknown) => void;
+}
+
 /** Body of `GET /networking/v1/internal/policies` (text or decoded). */
-export function parseInternalPolicies(json: unknown): C2CPolicy[] {
+export function parseInternalPolicies(json: unknown, opts: PolicyListOptions = {}): C2CPolicy[] {
   const body = decode(json, 'policies');
   if (!isPlainObject(body))
     throw new ValidationError('policies', body, 'response must be an object {policies: [...]}');
   const list = body.policies ?? [];
   if (!Array.isArray(list)) throw new ValidationError('policies', list, 'policies must be an array');
-  return list.map((p, i): C2CPolicy => {
-    const at = `policies[${i}]`;
-    if (!isPlainObject(p)) throw new ValidationError(at, p, 'a policy must be an object');
-    const src = p.source;
-    const dst = p.destination;
-    if (!isPlainObject(src)) throw new ValidationError(`${at}.source`, src, 'source must be an object');
-    if (!isPlainObject(dst))
-      throw new ValidationError(`${at}.destination`, dst, 'destination must be an object');
-    const protocol = dst.protocol;
-    if (protocol !== 'tcp' && protocol !== 'udp') {
-      throw new ValidationError(`${at}.destination.protocol`, protocol, 'protocol must be tcp or udp');
+  const out: C2CPolicy[] = [];
+  list.forEach((p, i) => {
+    try {
+      out.push(parsePolicy(p, i));
+    } catch (err) {
+      if (!(err instanceof ValidationError) || !opts.onInvalid) throw err;
+      opts.onInvalid(err, i, p);
     }
-    return {
-      source: {
-        appGuid: requireString(src, 'id', `${at}.source.id`),
-        tag: parseTag(src.tag, `${at}.source.tag`),
-      },
-      destination: {
-        appGuid: requireString(dst, 'id', `${at}.destination.id`),
-        tag: parseTag(dst.tag, `${at}.destination.tag`),
-        protocol,
-        ports: parsePortRangeObject(dst.ports, `${at}.destination.ports`, 1),
-      },
-    };
   });
+  return out;
+}
+
+function parsePolicy(p: unknown, i: number): C2CPolicy {
+  const at = `policies[${i}]`;
+  if (!isPlainObject(p)) throw new ValidationError(at, p, 'a policy must be an object');
+  const src = p.source;
+  const dst = p.destination;
+  if (!isPlainObject(src)) throw new ValidationError(`${at}.source`, src, 'source must be an object');
+  if (!isPlainObject(dst))
+    throw new ValidationError(`${at}.destination`, dst, 'destination must be an object');
+  const protocol = dst.protocol;
+  if (protocol !== 'tcp' && protocol !== 'udp') {
+    throw new ValidationError(`${at}.destination.protocol`, protocol, 'protocol must be tcp or udp');
+  }
+  return {
+    source: {
+      appGuid: checkGuid(`${at}.source.id`, requireString(src, 'id', `${at}.source.id`)),
+      tag: checkTag(`${at}.source.tag`, parseTag(src.tag, `${at}.source.tag`)),
+    },
+    destination: {
+      appGuid: checkGuid(`${at}.destination.id`, requireString(dst, 'id', `${at}.destination.id`)),
+      tag: checkTag(`${at}.destination.tag`, parseTag(dst.tag, `${at}.destination.tag`)),
+      protocol,
+      ports: parsePortRangeObject(dst.ports, `${at}.destination.ports`, 1),
+    },
+  };
 }
 
 /** Body of `GET /networking/v1/internal/policies_last_updated`: a bare integer (UnixNano). */

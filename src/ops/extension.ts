@@ -11,9 +11,31 @@
 import type { Redis } from 'ioredis';
 import type { Controller, ControllerConfig } from '../controller/controller.js';
 import type { ControllerExtension, EnqueuedJob } from '../controller/extensions.js';
+import type { Rejection } from '../controller/ingest/rejections.js';
 import { errorMessage } from '../lib/errors.js';
 import { counter } from '../lib/metrics.js';
-import type { JournalEntryInput } from './journal.js';
+import type { JournalEntryInput, JournalSource } from './journal.js';
+
+const REJECTION_SOURCES: Record<Rejection['source'], JournalSource> = {
+  bbs: 'bbs',
+  capi: 'capi',
+  policy: 'policy-server',
+  agent: 'agent',
+  compute: 'controller',
+};
+
+/** A rejected input item as a journal entry (`cfnet events --type rejected`, the dashboard). */
+export function rejectionEntry(r: Rejection): JournalEntryInput {
+  return {
+    type: 'rejected',
+    source: REJECTION_SOURCES[r.source],
+    subject: { guid: r.subject },
+    cells: r.cell ? [r.cell] : [],
+    jobIds: [],
+    at: r.at,
+    detail: { reason: r.reason, field: r.field, value: r.value, message: r.message },
+  };
+}
 
 export interface OpsExtensionOptions {
   /** Approximate number of journal entries kept (default 10,000). */
@@ -137,6 +159,10 @@ export class JournalExtension implements ControllerExtension {
       const e = m.recorder.statusEntry(cellId, status, at);
       return e ? [e] : [];
     });
+  }
+
+  onRejected(items: readonly Rejection[], controller: Controller): Promise<void> | void {
+    return this.write(controller, () => items.map(rejectionEntry));
   }
 
   async close(): Promise<void> {

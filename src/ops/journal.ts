@@ -20,7 +20,8 @@ export type JournalType =
   | 'inventory'
   | 'agent-report'
   | 'resync'
-  | 'replay';
+  | 'replay'
+  | 'rejected';
 
 export const JOURNAL_TYPES: readonly JournalType[] = [
   'lrp',
@@ -32,6 +33,7 @@ export const JOURNAL_TYPES: readonly JournalType[] = [
   'agent-report',
   'resync',
   'replay',
+  'rejected',
 ];
 
 export type JournalSource = 'bbs' | 'capi' | 'policy-server' | 'agent' | 'controller' | 'operator';

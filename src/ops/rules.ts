@@ -7,10 +7,9 @@ import { validateCellId } from '../controller/keys.js';
 import type { AgentStatus, RuleSetStore, StoredMeta } from '../controller/store/ruleset-store.js';
 import { renderFull } from '../dataplane/render.js';
 import { ValidationError } from '../lib/errors.js';
+import { isHandle } from '../model/identifiers.js';
 import type { CellRuleSet } from '../model/types.js';
 import { NotFoundError } from './errors.js';
-
-const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export interface StoredRules {
   ruleSet: CellRuleSet;
@@ -39,12 +38,8 @@ export function containerSlice(rs: CellRuleSet, handle: string): CellRuleSet | n
 /** The stored rule set of a cell (and its agent's status), narrowed to a container when given. */
 export async function loadRules(store: RuleSetStore, cell: string, container?: string): Promise<StoredRules> {
   const cellId = validateCellId(cell, 'cell');
-  if (container !== undefined && !HANDLE.test(container)) {
-    throw new ValidationError(
-      'container',
-      container,
-      'must be a container handle (1-128 of [A-Za-z0-9_.:-])',
-    );
+  if (container !== undefined && !isHandle(container)) {
+    throw new ValidationError('container', container, 'must be a container handle (1-128 of [A-Za-z0-9_.-])');
   }
   const [ruleSet, meta, status] = await Promise.all([
     store.get(cellId),

@@ -63,7 +63,7 @@ export function registerEvents(program: Command, io: OpsIo): void {
     .option('--space <guid>', 'only entries about this space')
     .option(
       '--type <types>',
-      'comma list of lrp, desired, task, asg, policy, inventory, agent-report, resync, replay',
+      'comma list of lrp, desired, task, asg, policy, inventory, agent-report, resync, replay, rejected (input left out: invalid records, per-cell conflicts, containers the agent refused)',
     )
     .option('--since <time>', 'written at or after: a duration ago (10m), ISO-8601 time or epoch ms')
     .option('--until <time>', 'written at or before (same forms as --since)')

@@ -27,10 +27,10 @@ import { CfnetError, ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, exposition, gauge, METRICS, type Registry } from '../../lib/metrics.js';
 import { CF_INTERNAL_CIPHERS } from '../../lib/tls.js';
-import { ipFamily, isIp } from '../../model/ip.js';
+import { IngestGate } from '../ingest/gate.js';
 import { validateCellId } from '../keys.js';
 import type { RuleSetStore } from '../store/ruleset-store.js';
-import { type InventoryEntry, identityFromMetadata } from '../world/records.js';
+import type { InventoryEntry } from '../world/records.js';
 import type { WorldStore } from '../world/redis-world.js';
 import type { Trigger } from '../world/world.js';
 import { LeaseError, type LeaseManager } from './leases.js';
@@ -38,7 +38,6 @@ import type { ChangeNotifier } from './notifier.js';
 
 /** DNS SAN suffix naming a cell in an agent certificate. */
 export const CELL_SAN_SUFFIX = '.cell.cfnet';
-const HANDLE_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export interface AgentApiDeps {
   store: RuleSetStore;
@@ -48,6 +47,8 @@ export interface AgentApiDeps {
   enqueue(cellId: string, trigger: Trigger): Promise<void>;
   logger: Logger;
   registry?: Registry;
+  /** Validates report items one by one and records what it leaves out (default: records nothing). */
+  ingest?: IngestGate;
   /** Called after a status report was stored (operator journal). */
   onStatus?(cellId: string, status: { appliedVersion: number; appliedAt: number; error: string }): void;
 }
@@ -93,17 +94,17 @@ function zodError(reply: FastifyReply, err: z.ZodError) {
   return sendError(reply, 400, 'CFNET_INVALID', `invalid ${field}: ${issue.message}`, field);
 }
 
-const InventoryItem = z.object({
-  handle: z.string().regex(HANDLE_RE, 'must be 1-128 characters of [A-Za-z0-9_.:-]'),
-  ip: z.string().refine((s) => isIp(s) && ipFamily(s) === 4, 'must be an IPv4 address'),
-  metadata: z.record(z.string(), z.unknown()).optional(),
-});
-
+// Containers are validated one by one (IngestGate.inventory): one bad entry is left out by itself.
 const StatusBody = z.object({
   appliedVersion: z.number().int().nonnegative(),
   appliedAt: z.number().int().nonnegative().optional(),
   error: z.string().max(4096).optional(),
-  containers: z.array(InventoryItem).max(10_000).optional(),
+  containers: z.array(z.unknown()).max(10_000).optional(),
+  /** Containers the agent's dataplane refused (the rest of the rule set is applied). */
+  refused: z
+    .array(z.object({ handle: z.string().max(256), reason: z.string().max(4096) }))
+    .max(10_000)
+    .optional(),
 });
 
 const AcquireBody = z.object({
@@ -122,6 +123,7 @@ type CellParams = { cell: string };
 
 export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): Promise<RunningServer> {
   const maxWait = opts.maxWaitSeconds ?? 60;
+  const ingest = deps.ingest ?? new IngestGate();
   const app = Fastify({
     https: {
       ca: opts.tls.ca,
@@ -237,12 +239,9 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     await deps.store.reportStatus(cell, status);
     deps.onStatus?.(cell, status);
     let inventoryChanged = false;
+    if (b.refused && b.refused.length > 0) ingest.refusedByAgent(cell, b.refused);
     if (b.containers) {
-      const entries: InventoryEntry[] = b.containers.map((c) => ({
-        handle: c.handle,
-        ip: c.ip,
-        ...identityFromMetadata(c.metadata),
-      }));
+      const entries: InventoryEntry[] = ingest.inventory(cell, b.containers);
       inventoryChanged = await deps.world.setInventory(cell, entries);
       if (inventoryChanged) await deps.enqueue(cell, { kind: 'inventory', id: cell, at: Date.now() });
     }

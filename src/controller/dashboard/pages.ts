@@ -81,6 +81,8 @@ export const CONVERGENCE_PAGE = `<!doctype html>
     <table id="failed"><thead><tr><th>job</th><th>cell</th><th>attempts</th><th>failed</th><th>reason</th><th></th></tr></thead><tbody></tbody></table></section>
   <section><h2>Recently run jobs</h2>
     <table id="recent"><thead><tr><th>job</th><th>state</th><th>cell</th><th>finished</th><th>event → done</th><th>triggers</th></tr></thead><tbody></tbody></table></section>
+  <section class="wide"><h2>Rejected input <span class="muted">(left out by itself; everything else applied)</span></h2>
+    <table id="rejected"><thead><tr><th>seen</th><th>source</th><th>reason</th><th>subject</th><th>cell</th><th>field</th><th>value</th><th>message</th></tr></thead><tbody></tbody></table></section>
   <section><h2>Event journal</h2>
     <table id="journal"><thead><tr><th>seen</th><th>type</th><th>subject</th><th>cells</th><th>jobs</th></tr></thead><tbody></tbody></table></section>
 </main>
@@ -175,6 +177,11 @@ export const SCRIPT = `'use strict';
       var t = j.triggers && j.triggers.length ? j.triggers.join(', ') : '';
       cell(tr, '#' + j.id); cell(tr, j.state, 'state-' + j.state); cell(tr, j.cellId);
       cell(tr, time(j.finishedAt)); cell(tr, j.latencyMs === null ? '-' : dur(j.latencyMs)); cell(tr, t, 'reason');
+    });
+    fill('rejected', s.rejected || [], function (tr, e) {
+      var d = e.detail || {};
+      cell(tr, time(e.at)); cell(tr, e.source); cell(tr, d.reason, 'error'); cell(tr, e.subject.guid || '');
+      cell(tr, e.cells.join(', ')); cell(tr, d.field); cell(tr, d.value, 'reason'); cell(tr, d.message, 'reason');
     });
     fill('journal', s.journal, function (tr, e) {
       var subj = (e.subject.guid || '') + (e.subject.apps ? ' app ' + e.subject.apps.join(',') : '');

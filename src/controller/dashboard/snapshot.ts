@@ -29,6 +29,8 @@ export interface DashboardSnapshot {
   failed: JobSummary[];
   recent: JobSummary[];
   journal: JournalEntry[];
+  /** Input left out (journal entries of type `rejected`), newest first. */
+  rejected: JournalEntry[];
 }
 
 export interface SnapshotSource {
@@ -43,13 +45,14 @@ export interface SnapshotSource {
 export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promise<DashboardSnapshot> {
   const admin = new QueueAdmin(src.queue);
   const sample = src.latencySample ?? 300;
-  const [queue, cells, failed, completed, journal, leader] = await Promise.all([
+  const [queue, cells, failed, completed, journal, leader, rejected] = await Promise.all([
     admin.counts(),
     cellConvergence(src.redis, src.keys, now),
     admin.list({ states: ['failed'], limit: 50 }),
     src.queue.getJobs(['completed'], 0, sample - 1, false),
     src.journal.read({}, 20),
     src.redis.get(src.keys.leader),
+    src.journal.read({ types: ['rejected'] }, 20),
   ]);
   const finished = completed.filter((j) => !!j);
   const latency = reconcileLatency(
@@ -71,5 +74,6 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     failed,
     recent,
     journal: journal.reverse(),
+    rejected: rejected.reverse(),
   };
 }

@@ -16,7 +16,7 @@
  */
 import type { CapiClient, SecurityGroupListing } from '../../cf/capi-client.js';
 import type { SecurityGroup } from '../../model/types.js';
-import type { InformerContext } from './context.js';
+import { type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 /**
@@ -94,6 +94,7 @@ export class AsgInformer extends PollingInformer {
     const current = this.ctx.world.asgs();
     for (const bad of listing.invalid) {
       const keep = current?.group(bad.guid);
+      ingestOf(this.ctx).securityGroupRejected(bad.guid, bad.message);
       this.ctx.log.warn(
         { guid: bad.guid, reason: bad.message, kept: keep !== undefined },
         'invalid security group: keeping its last valid version',

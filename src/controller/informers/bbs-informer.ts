@@ -13,6 +13,7 @@ import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
 import type { DecodedBbsEvent, DesiredLRP, Task } from '../../cf/bbs-messages.js';
 import { errorMessage, type ValidationError } from '../../lib/errors.js';
+import type { IngestGate } from '../ingest/gate.js';
 import {
   desiredFromBbs,
   type EgressSnapshot,
@@ -23,7 +24,7 @@ import {
   taskFromBbs,
 } from '../world/records.js';
 import type { Trigger } from '../world/world.js';
-import { type InformerContext, InformerMetrics } from './context.js';
+import { type InformerContext, InformerMetrics, ingestOf } from './context.js';
 import { jittered } from './poller.js';
 
 /** Events applied per event-loop turn (each is a few µs; a turn stays well under 100 ms). */
@@ -67,6 +68,7 @@ export class BbsInformer {
   private relistTimer: NodeJS.Timeout | null = null;
   private readonly metrics: InformerMetrics;
   private readonly snapshots: SnapshotCache;
+  private readonly ingest: IngestGate;
   private syncedResolve!: () => void;
   /** Resolves after the first successful listing was applied. */
   readonly synced: Promise<void>;
@@ -77,6 +79,7 @@ export class BbsInformer {
     private readonly opts: BbsInformerOptions = {},
   ) {
     this.metrics = new InformerMetrics(ctx.registry);
+    this.ingest = ingestOf(ctx);
     this.snapshots = new SnapshotCache((err, index) =>
       ctx.log.warn({ field: err.field, index, reason: err.message }, 'invalid egress rule skipped'),
     );
@@ -228,7 +231,7 @@ export class BbsInformer {
         return r ? [r] : [];
       }),
       instances: actual.flatMap((a) => {
-        const i = instanceFromBbs(a);
+        const i = this.ingest.instance(instanceFromBbs(a));
         return i ? [i] : [];
       }),
       tasks: tasks.flatMap((t) => {
@@ -263,7 +266,7 @@ export class BbsInformer {
 
   private desired(d: DesiredLRP, desiredAt: number) {
     const snapshot = this.snapshots.get(d.egressRules as unknown[] | null | undefined);
-    const r = desiredFromBbs({ ...d, egressRules: [] }, desiredAt);
+    const r = this.ingest.desired(desiredFromBbs({ ...d, egressRules: [] }, desiredAt));
     if (!r) return null;
     return { info: { ...r.info, snapshot: snapshot.hash }, snapshot };
   }
@@ -271,7 +274,9 @@ export class BbsInformer {
   private task(t: Task, desiredAt: number): { info: TaskInfo; snapshot: EgressSnapshot } | null {
     const def = t.taskDefinition;
     const snapshot = this.snapshots.get(def?.egressRules as unknown[] | null | undefined);
-    const r = taskFromBbs({ ...t, taskDefinition: def ? { ...def, egressRules: [] } : def }, desiredAt);
+    const r = this.ingest.task(
+      taskFromBbs({ ...t, taskDefinition: def ? { ...def, egressRules: [] } : def }, desiredAt),
+    );
     if (!r) return null;
     return { info: { ...r.info, snapshot: snapshot.hash }, snapshot };
   }
@@ -297,14 +302,14 @@ export class BbsInformer {
       }
       case 'actual_lrp_instance_created': {
         const a = e.message.actualLrp;
-        const i = a ? instanceFromBbs(a) : null;
+        const i = a ? this.ingest.instance(instanceFromBbs(a)) : null;
         if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
         return;
       }
       case 'actual_lrp_instance_changed': {
         const m = e.message;
         const info = m.after ?? m.before;
-        const i = instanceFrom(m.actualLrpKey, m.actualLrpInstanceKey, info);
+        const i = this.ingest.instance(instanceFrom(m.actualLrpKey, m.actualLrpInstanceKey, info));
         const handle = m.actualLrpInstanceKey?.instanceGuid ?? '';
         if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
         else if (handle) w.removeInstance(handle, { kind: 'lrp', id: handle, at });

@@ -1,6 +1,7 @@
 /** What every informer needs: the world to mutate, a way to say "flush", logs and metrics. */
 import type { Logger } from '../../lib/log.js';
 import { counter, gauge, METRICS, type Registry } from '../../lib/metrics.js';
+import { IngestGate } from '../ingest/gate.js';
 import type { World } from '../world/world.js';
 
 export interface InformerContext {
@@ -9,6 +10,14 @@ export interface InformerContext {
   changed(): void;
   log: Logger;
   registry?: Registry;
+  /** Per-item validation of what the sources send (a gate that records nothing when absent). */
+  ingest?: IngestGate;
+}
+
+const UNRECORDED = new IngestGate();
+
+export function ingestOf(ctx: InformerContext): IngestGate {
+  return ctx.ingest ?? UNRECORDED;
 }
 
 export type InformerSource = 'bbs' | 'capi' | 'policy';

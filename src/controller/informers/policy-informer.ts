@@ -4,7 +4,7 @@
  * `fullListIntervalMs`, default 5 min, as a safety net). A failure keeps the policies in effect.
  */
 import type { PolicyServerClient } from '../../cf/policy-client.js';
-import type { InformerContext } from './context.js';
+import { type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 export interface PolicyInformerOptions {
@@ -32,7 +32,7 @@ export class PolicyInformer extends PollingInformer {
       this.metrics.poll('policy', 'skipped');
       return;
     }
-    const policies = await this.client.policies();
+    const policies = await this.client.policies(undefined, { onInvalid: ingestOf(this.ctx).policyRejected });
     this.last = lu;
     this.lastFullList = now;
     const changed = this.ctx.world.setPolicies(policies, { kind: 'policy', id: lu.toString(), at: now });
