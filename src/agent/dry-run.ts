@@ -13,6 +13,7 @@ import {
   type DriftReport,
   desiredState,
   diffStates,
+  emptyCanon,
   emptyState,
   type KernelState,
   type NftDataplane,
@@ -83,6 +84,7 @@ export class DryRunDataplane implements AgentDataplane {
       staticChains: new Map(staticChains().map((c) => [c.name, c])),
       unknownSets: [],
       unparsed: [],
+      canon: emptyCanon(),
     };
   }
 

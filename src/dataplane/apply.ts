@@ -16,6 +16,7 @@ import lockfile from 'proper-lockfile';
 import { CfnetError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
 import type { CellConfig, CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
+import { CanonLearner } from './canon.js';
 import { addContainerTo, desiredState, emptyState, type TableState, validateConfig } from './desired.js';
 import { atomId, type Element, ipv4Text, SET_DEFS } from './elements.js';
 import { ASG_CHAIN, checkTable, DEFAULT_TABLE, logChainIp } from './layout.js';
@@ -83,6 +84,7 @@ export class NftDataplane {
   private dirReady = false;
   private readonly session: NftSession | null;
   private readonly sessionMaxBytes: number;
+  private readonly canon: CanonLearner;
 
   constructor(opts: NftDataplaneOptions = {}) {
     this.table = checkTable(opts.table ?? DEFAULT_TABLE);
@@ -94,6 +96,7 @@ export class NftDataplane {
     this.useLock = opts.lock ?? true;
     this.log = opts.logger ?? defaultLogger('dataplane');
     this.session = opts.session ? new NftSession(this.run) : null;
+    this.canon = new CanonLearner(this.run, this.log);
     this.sessionMaxBytes = opts.sessionMaxBytes ?? 1 << 20;
   }
 
@@ -169,7 +172,13 @@ export class NftDataplane {
   async detectDrift(expected?: CellRuleSet): Promise<DriftReport> {
     const want = expected ? desiredState(expected) : this.last?.state;
     if (!want) throw new DataplaneStateError('no expected rule set: nothing applied yet');
-    return compareStates(want, await this.readBack());
+    return this.compare(want);
+  }
+
+  /** The kernel's table compared canonically with `want` (every rule, in order). */
+  private async compare(want: TableState): Promise<DriftReport> {
+    await this.canon.learn(want.chains.values());
+    return compareStates(want, await this.readBack(), this.canon);
   }
 
   /**
@@ -181,7 +190,7 @@ export class NftDataplane {
       const rs = expected ?? this.last?.rs;
       const state = expected ? desiredState(expected) : this.last?.state;
       if (!rs || !state) throw new DataplaneStateError('no expected rule set: nothing applied yet');
-      const report = compareStates(state, await this.readBack());
+      const report = await this.compare(state);
       if (!report.drift) return { report, repaired: false };
       this.log.warn({ report: summarise(report) }, 'nft table drifted; re-applying in full');
       await this.full(rs, state);
@@ -400,9 +409,14 @@ function patchState(state: TableState, prevPart: TableState, nextPart: TableStat
   for (const [name, c] of nextPart.chains) if (!state.chains.has(name)) state.chains.set(name, c);
 }
 
-function summarise(r: DriftReport): Record<string, unknown> {
+export function summarise(r: DriftReport): Record<string, unknown> {
   return {
     tableMissing: r.tableMissing,
+    tableFlags: r.tableFlags,
+    changedRules: r.changedRules.slice(0, 10),
+    changedHeaders: r.changedHeaders,
+    changedSetDecls: r.changedSetDecls,
+    foreignObjects: r.foreignObjects,
     missingSets: r.missingSets.length,
     missingElements: r.missingElements.length,
     extraElements: r.extraElements.length,

@@ -20,6 +20,8 @@ export { applyScript, checkScript, failingLine, NftApplyError, type NftRunOption
 export {
   compareStates,
   type DriftReport,
+  type ExpectedCanon,
+  emptyCanon,
   type KernelState,
   NftParseError,
   parseKernelState,

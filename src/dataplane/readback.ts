@@ -15,8 +15,27 @@ export class NftParseError extends CfnetError {
   }
 }
 
+/**
+ * The kernel's table in canonical form: what `nft -j list table` says, without handles, keys
+ * sorted. A rule's canonical text is its JSON (expressions and comment) as the kernel reports it,
+ * so two rules compare equal exactly when the kernel holds the same rule.
+ */
+export interface KernelCanon {
+  /** Table flags (`dormant` switches every chain of the table off). */
+  tableFlags: string;
+  /** Chain name -> base-chain header (`type/hook/prio/policy`, '' for a regular chain). */
+  headers: Map<string, string>;
+  /** Chain name -> canonical text of each rule, in order. */
+  rules: Map<string, string[]>;
+  /** Set/map name -> canonical declaration (type, flags, policy, … without elements). */
+  setDecls: Map<string, string>;
+  /** Objects of other kinds in the table (counters, quotas, flowtables, …): `kind name`. */
+  foreign: string[];
+}
+
 export interface KernelState extends TableState {
   exists: boolean;
+  canon: KernelCanon;
   /** Static chains found (name -> rule count and last-rule marker). */
   staticChains: Map<string, ChainSpec>;
   /** Named sets/maps in the table that cfnet does not define. */
@@ -27,9 +46,43 @@ export interface KernelState extends TableState {
 
 type Json = unknown;
 
+export function emptyCanon(): KernelCanon {
+  return { tableFlags: '', headers: new Map(), rules: new Map(), setDecls: new Map(), foreign: [] };
+}
+
 function obj(v: Json): Record<string, Json> | null {
   return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, Json>) : null;
 }
+
+/** JSON with object keys sorted (the canonical text of a rule or declaration). */
+export function canonicalText(v: Json): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalText).join(',')}]`;
+  const o = obj(v);
+  if (o) {
+    const keys = Object.keys(o).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalText(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+/** A rule's canonical text: its expressions and comment (no handle, position or table). */
+export function canonicalRule(rule: Record<string, Json>): string {
+  return canonicalText({ expr: rule.expr ?? [], comment: rule.comment ?? null });
+}
+
+/** A base chain's header as the kernel reports it (`filter/forward/0/accept`), '' otherwise. */
+export function chainHeaderOf(chain: Record<string, Json>): string {
+  if (chain.hook === undefined) return '';
+  return [chain.type, chain.hook, chain.prio, chain.policy ?? 'accept'].map(String).join('/');
+}
+
+/** A set/map declaration without its elements and identity (what `set … { … }` declares). */
+export function setDeclOf(set: Record<string, Json>): string {
+  const { family: _f, table: _t, name: _n, handle: _h, elem: _e, ...decl } = set;
+  return canonicalText(decl);
+}
+
+const KNOWN_OBJECTS = new Set(['metainfo', 'table', 'chain', 'rule', 'set', 'map', 'element']);
 
 /** An IPv4 interval as nft JSON writes it: `"a"`, `{prefix: {addr, len}}` or `{range: [a, b]}`. */
 function ipRangeOf(v: Json): [string, string] | null {
@@ -153,9 +206,17 @@ export function parseKernelState(json: string | Json, table: string): KernelStat
   const items = obj(doc)?.nftables;
   if (!Array.isArray(items)) throw new NftParseError('nft JSON output has no "nftables" array', { table });
   const base = emptyState();
+  const canon: KernelCanon = {
+    tableFlags: '',
+    headers: new Map(),
+    rules: new Map(),
+    setDecls: new Map(),
+    foreign: [],
+  };
   const state: KernelState = {
     ...base,
     exists: false,
+    canon,
     staticChains: new Map(),
     unknownSets: [],
     unparsed: [],
@@ -168,9 +229,19 @@ export function parseKernelState(json: string | Json, table: string): KernelStat
     const o = obj(item);
     if (!o) continue;
     const t = obj(o.table);
-    if (t && t.family === 'inet' && t.name === table) state.exists = true;
+    if (t && t.family === 'inet' && t.name === table) {
+      state.exists = true;
+      if (t.flags !== undefined) canon.tableFlags = canonicalText(t.flags);
+    }
+    for (const [kind, v] of Object.entries(o)) {
+      const x = obj(v);
+      if (!KNOWN_OBJECTS.has(kind) && x && x.family === 'inet' && x.table === table) {
+        canon.foreign.push(`${kind} ${String(x.name ?? '')}`);
+      }
+    }
     const set = obj(o.set) ?? obj(o.map);
     if (set && set.family === 'inet' && set.table === table && typeof set.name === 'string') {
+      canon.setDecls.set(set.name, setDeclOf(set));
       if (!SET_BY_NAME.has(set.name)) {
         state.unknownSets.push(set.name);
         continue;
@@ -186,6 +257,8 @@ export function parseKernelState(json: string | Json, table: string): KernelStat
     const chain = obj(o.chain);
     if (chain && chain.family === 'inet' && chain.table === table && typeof chain.name === 'string') {
       chainNames.push(chain.name);
+      canon.headers.set(chain.name, chainHeaderOf(chain));
+      if (!canon.rules.has(chain.name)) canon.rules.set(chain.name, []);
       if (!rules.has(chain.name)) rules.set(chain.name, { count: 0 });
     }
     const rule = obj(o.rule);
@@ -194,6 +267,9 @@ export function parseKernelState(json: string | Json, table: string): KernelStat
       r.count++;
       r.last = typeof rule.comment === 'string' ? rule.comment : '';
       rules.set(rule.chain, r);
+      const list = canon.rules.get(rule.chain) ?? [];
+      list.push(canonicalRule(rule));
+      canon.rules.set(rule.chain, list);
     }
   }
   for (const name of chainNames) {
@@ -205,10 +281,55 @@ export function parseKernelState(json: string | Json, table: string): KernelStat
   return state;
 }
 
+/**
+ * The canonical form of what cfnet renders, learned from nft itself (canon.ts probes each distinct
+ * chain content once): rule texts by chain content marker, and the declarations of the sets.
+ */
+export interface ExpectedCanon {
+  rulesOf(marker: string): readonly string[] | undefined;
+  setDecls: ReadonlyMap<string, string> | null;
+}
+
+const PRIORITIES: Record<string, number> = {
+  raw: -300,
+  mangle: -150,
+  dstnat: -100,
+  filter: 0,
+  security: 50,
+  srcnat: 100,
+};
+
+/** `type filter hook forward priority filter; policy accept;` -> `filter/forward/0/accept`. */
+export function expectedHeader(hook: string | undefined): string {
+  if (!hook) return '';
+  const m = /type (\w+) hook (\w+) priority ([\w-]+);(?: policy (\w+);)?/.exec(hook);
+  if (!m) return hook;
+  const prio = PRIORITIES[m[3]!] ?? Number(m[3]);
+  return [m[1], m[2], prio, m[4] ?? 'accept'].join('/');
+}
+
+/** One rule position where the kernel differs from the rendered chain. */
+export interface RuleDifference {
+  chain: string;
+  /** 0-based position. */
+  index: number;
+  kind: 'changed' | 'missing' | 'extra';
+}
+
 export interface DriftReport {
   /** True when the kernel table differs from the expectation in any way. */
   drift: boolean;
   tableMissing: boolean;
+  /** The table carries flags (e.g. `dormant`: every chain switched off). */
+  tableFlags: boolean;
+  /** Sets/maps declared otherwise (type, flags, policy, …). */
+  changedSetDecls: string[];
+  /** Objects cfnet never creates (counters, quotas, flowtables, …) in its table. */
+  foreignObjects: string[];
+  /** Base chains whose type, hook, priority or policy differ. */
+  changedHeaders: string[];
+  /** Rules differing from the rendered ones, position by position (canonical comparison). */
+  changedRules: RuleDifference[];
   missingSets: string[];
   missingElements: { set: string; element: string }[];
   extraElements: { set: string; element: string }[];
@@ -220,11 +341,21 @@ export interface DriftReport {
   unparsed: { set: string; json: string }[];
 }
 
-/** Compares the kernel's table with the expected state (static chains included). */
-export function compareStates(expected: TableState, kernel: KernelState): DriftReport {
+/**
+ * Compares the kernel's table with the expected state (static chains included): sets and their
+ * declarations, elements, chains, base-chain headers, every rule in order (canonically, where
+ * `canon` knows the chain's content; else by rule count and content marker), table flags and
+ * foreign objects. Any difference is drift.
+ */
+export function compareStates(expected: TableState, kernel: KernelState, canon?: ExpectedCanon): DriftReport {
   const r: DriftReport = {
     drift: false,
     tableMissing: !kernel.exists,
+    tableFlags: kernel.exists && kernel.canon.tableFlags !== '',
+    changedSetDecls: [],
+    foreignObjects: [...kernel.canon.foreign],
+    changedHeaders: [],
+    changedRules: [],
     missingSets: [],
     missingElements: [],
     extraElements: [],
@@ -243,12 +374,39 @@ export function compareStates(expected: TableState, kernel: KernelState): DriftR
       }
       for (const id of want.keys()) if (!have.has(id)) r.missingElements.push({ set, element: id });
       for (const id of have.keys()) if (!want.has(id)) r.extraElements.push({ set, element: id });
+      const decl = canon?.setDecls?.get(set);
+      const got = kernel.canon.setDecls.get(set);
+      if (decl !== undefined && got !== undefined && decl !== got) r.changedSetDecls.push(set);
     }
     const cmp = (want: ChainSpec, have: ChainSpec | undefined) => {
-      if (!have) r.missingChains.push(want.name);
-      else if (have.marker !== want.marker || have.rules.length !== want.rules.length) {
-        r.changedChains.push(want.name);
+      if (!have) {
+        r.missingChains.push(want.name);
+        return;
       }
+      if ((kernel.canon.headers.get(want.name) ?? '') !== expectedHeader(want.hook)) {
+        r.changedHeaders.push(want.name);
+      }
+      const wantRules = canon?.rulesOf(want.marker);
+      if (!wantRules) {
+        if (have.marker !== want.marker || have.rules.length !== want.rules.length) {
+          r.changedChains.push(want.name);
+        }
+        return;
+      }
+      const haveRules = kernel.canon.rules.get(want.name) ?? [];
+      const before = r.changedRules.length;
+      for (let i = 0; i < Math.max(wantRules.length, haveRules.length); i++) {
+        const kind =
+          i >= haveRules.length
+            ? 'missing'
+            : i >= wantRules.length
+              ? 'extra'
+              : wantRules[i] !== haveRules[i]
+                ? 'changed'
+                : null;
+        if (kind) r.changedRules.push({ chain: want.name, index: i, kind });
+      }
+      if (r.changedRules.length > before) r.changedChains.push(want.name);
     };
     for (const c of staticChains()) cmp(c, kernel.staticChains.get(c.name));
     for (const c of expected.chains.values()) cmp(c, kernel.chains.get(c.name));
@@ -256,7 +414,11 @@ export function compareStates(expected: TableState, kernel: KernelState): DriftR
   }
   r.drift =
     r.tableMissing ||
-    r.missingSets.length +
+    r.tableFlags ||
+    r.changedSetDecls.length +
+      r.foreignObjects.length +
+      r.changedHeaders.length +
+      r.missingSets.length +
       r.missingElements.length +
       r.extraElements.length +
       r.missingChains.length +
