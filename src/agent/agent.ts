@@ -7,7 +7,11 @@
  *  3. overlay: keep the VXLAN device if it matches, program the saved leases (diffed);
  *  4. serve: the warm CNI executor and the local socket, the metrics endpoint;
  *  5. background: lease renewal + leases of the other cells, the rule-set long-poll (patches
- *     since the saved version), status reports, periodic drift repair (nft and overlay).
+ *     since the saved version), status reports, drift repair: `nft monitor` reports a foreign
+ *     change to the table (repaired within `nftWatchDelayMs` + one comparison), and a periodic
+ *     full comparison of the table and the overlay is the backstop.
+ * The rule set is admitted container by container (dataplane/admit.ts): what the dataplane
+ * cannot enforce is refused by itself and reported, the rest of the cell's rule set is applied.
  * With `dryRun` the nft table and the VXLAN device are stand-ins that render and diff but write
  * nothing (dry-run.ts), and no CNI executor is hosted: the agent needs no root.
  * While the controller is unreachable everything in force stays in force (fail-static); requests
@@ -22,7 +26,9 @@ import type { NetConfig } from '../cni/config.js';
 import { nftDataplaneFactory } from '../cni/dataplane.js';
 import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
 import type { ContainerDataplane } from '../cni/plugin.js';
-import { NftDataplane } from '../dataplane/apply.js';
+import { admitRuleSet, type Refusal } from '../dataplane/admit.js';
+import { NftDataplane, summarise as summariseDrift } from '../dataplane/apply.js';
+import { NftMonitor } from '../dataplane/monitor.js';
 import { errorMessage, ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { createRegistry, type Registry } from '../lib/metrics.js';
@@ -67,6 +73,8 @@ export interface AgentStatus {
   executorSocket: string | null;
   /** True when nothing is written to the kernel (`--dry-run`). */
   dryRun: boolean;
+  /** Containers, mappings and c2c entries the dataplane refused (the rest is applied). */
+  refused: Refusal[];
   /** process.memoryUsage() in MB. */
   memoryMb: Record<string, number>;
 }
@@ -128,6 +136,13 @@ export class CellAgent {
   private heartbeats = 0;
   private statusWake: (() => void) | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
+  // admission and drift watch
+  private refused: Refusal[] = [];
+  private refusedKey = '';
+  private monitor: NftMonitor | null = null;
+  private rulesCheckTimer: NodeJS.Timeout | null = null;
+  private rulesCheckRunning: Promise<void> | null = null;
+  private rulesCheckAgain = false;
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -249,6 +264,7 @@ export class CellAgent {
       onContact: (ok, err) => this.contact(ok, 'rules', err),
     });
     this.puller.start();
+    this.startMonitor();
     this.loops.push(this.leaseLoop(), this.statusLoop(), this.driftLoop());
     this.requestStatus();
     this.log.info(
@@ -273,6 +289,9 @@ export class CellAgent {
     this.statusWake?.();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.saveTimer) clearTimeout(this.saveTimer);
+    if (this.rulesCheckTimer) clearTimeout(this.rulesCheckTimer);
+    await this.monitor?.stop();
+    await this.rulesCheckRunning;
     await this.puller?.stop();
     await this.executor?.close().catch((err) => this.log.warn({ err: errorMessage(err) }, 'executor close'));
     await this.localServer?.close().catch(() => undefined);
@@ -303,6 +322,7 @@ export class CellAgent {
       lastContactAt: this.lastContactAt,
       executorSocket: this.executor?.socket ?? null,
       dryRun: this.dryRun,
+      refused: this.refused,
       memoryMb: Object.fromEntries(
         Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round((v / 1048576) * 10) / 10]),
       ),
@@ -399,8 +419,11 @@ export class CellAgent {
     }
   }
 
+  /** The rule set to enforce: the controller's, CNI-time containers merged in, admitted per item. */
   private merge(inv: Inventory | null): CellRuleSet {
     const res = mergeLocal(this.base!, this.local, inv?.attached ?? null);
+    const admission = admitRuleSet(res.ruleSet);
+    this.noteRefusals(admission.refused);
     for (const h of res.obsolete) this.local.delete(h);
     if (res.dropped.length > 0) {
       this.log.warn(
@@ -410,7 +433,23 @@ export class CellAgent {
     }
     this.metrics.pendingContainers.set(res.merged.length);
     if (inv) this.metrics.localContainers.set(inv.items.length);
-    return res.ruleSet;
+    return admission.ruleSet;
+  }
+
+  /** Logs refusals when they change and reports them to the controller (per container). */
+  private noteRefusals(refused: Refusal[]): void {
+    const key = JSON.stringify(refused);
+    this.refused = refused;
+    this.metrics.refused.set(refused.length);
+    if (key === this.refusedKey) return;
+    this.refusedKey = key;
+    if (refused.length > 0) {
+      this.log.warn(
+        { refused: refused.slice(0, 20), count: refused.length },
+        'rule-set items refused by the dataplane; the rest of the rule set is applied',
+      );
+    }
+    this.requestStatus();
   }
 
   private async onRuleSet(u: PullUpdate): Promise<void> {
@@ -686,37 +725,87 @@ export class CellAgent {
     }
   }
 
+  /**
+   * Watches the table (`nft monitor`): a transaction another process made on it leads to a
+   * canonical comparison and, on any difference, a repair `nftWatchDelayMs` later (changes arriving
+   * meanwhile are coalesced). A restarted monitor may have missed changes: it checks once too.
+   */
+  private startMonitor(): void {
+    const delay = this.config.nftWatchDelayMs;
+    if (this.dryRun || delay <= 0 || !(this.dataplane instanceof NftDataplane)) return;
+    this.monitor = new NftMonitor({
+      table: this.config.nftTable,
+      nft: this.config.nftBinary,
+      logger: this.log.child({ component: 'nft-monitor' }),
+    });
+    let first = true;
+    this.monitor.on('started', () => {
+      if (!first) this.rulesCheckSoon('monitor restarted');
+      first = false;
+    });
+    this.monitor.on('foreign', (c) => {
+      this.metrics.foreignChanges.inc();
+      this.log.warn({ pid: c.pid, comm: c.comm, changes: c.lines }, 'nft table changed by another process');
+      this.rulesCheckSoon('foreign change');
+    });
+    this.monitor.start();
+  }
+
+  /** A rules check after `nftWatchDelayMs`, coalesced with one pending or running. */
+  private rulesCheckSoon(trigger: string): void {
+    if (this.stopping || this.rulesCheckTimer) return;
+    if (this.rulesCheckRunning) {
+      this.rulesCheckAgain = true;
+      return;
+    }
+    this.rulesCheckTimer = setTimeout(() => {
+      this.rulesCheckTimer = null;
+      this.rulesCheckRunning = this.checkRules(trigger)
+        .then(() => undefined)
+        .catch((err) => this.log.error({ err: errorMessage(err) }, 'nft drift check failed'))
+        .finally(() => {
+          this.rulesCheckRunning = null;
+          if (this.rulesCheckAgain) {
+            this.rulesCheckAgain = false;
+            this.rulesCheckSoon(trigger);
+          }
+        });
+    }, this.config.nftWatchDelayMs);
+  }
+
+  /**
+   * Compares the kernel's table with the rule set in force (canonically: every rule, set, element,
+   * chain header) and re-applies it in full on any difference. Datastore containers the agent does
+   * not know yet (a one-off CNI process attached them) are recovered from the table first, so a
+   * repair never removes them.
+   */
+  async checkRules(trigger = 'periodic'): Promise<boolean> {
+    if (!this.base) return false;
+    return this.mutex.run(async () => {
+      if (!this.base) return false;
+      let inv: Inventory | null = null;
+      try {
+        inv = await this.inventory.read(true);
+        await this.recoverUnknown(inv);
+      } catch {
+        inv = null;
+      }
+      const merged = this.merge(inv);
+      const { report, repaired } = await this.dataplane.repair(merged);
+      if (repaired) {
+        this.metrics.driftRepairs.inc({ what: 'nft' });
+        this.applied = merged;
+        this.appliedVersion = this.base.version;
+        this.lastApplyError = '';
+        this.log.warn({ trigger, ...summariseDrift(report) }, 'nft table drift repaired');
+      }
+      return repaired;
+    });
+  }
+
   /** Reads the nft table and the overlay back and repairs what differs. */
   async checkDrift(): Promise<{ rules: boolean; overlay: number }> {
-    let rules = false;
-    if (this.base) {
-      rules = await this.mutex.run(async () => {
-        if (!this.base) return false;
-        let inv: Inventory | null = null;
-        try {
-          inv = await this.inventory.read();
-        } catch {
-          inv = null;
-        }
-        const merged = this.merge(inv);
-        const { report, repaired } = await this.dataplane.repair(merged);
-        if (repaired) {
-          this.metrics.driftRepairs.inc({ what: 'nft' });
-          this.applied = merged;
-          this.appliedVersion = this.base.version;
-          this.lastApplyError = '';
-          this.log.warn(
-            {
-              missingElements: report.missingElements.length,
-              extraElements: report.extraElements.length,
-              tableMissing: report.tableMissing,
-            },
-            'nft table drift repaired',
-          );
-        }
-        return repaired;
-      });
-    }
+    const rules = await this.checkRules('periodic');
     let overlay = 0;
     if (this.lease) {
       const done = await this.vxlan.ensureDevice({
@@ -802,6 +891,7 @@ export class CellAgent {
       appliedVersion: this.appliedVersion,
       appliedAt: this.lastApplyAt || Date.now(),
       ...(this.lastApplyError ? { error: this.lastApplyError } : {}),
+      ...(this.refused.length > 0 ? { refused: this.refused.slice(0, 10_000) } : {}),
       ...(items ? { containers: items.slice(0, 10_000) } : {}),
     };
     await this.client.putStatus(body, this.life.signal);

@@ -41,6 +41,8 @@ export interface StatusReport {
   appliedAt?: number;
   error?: string;
   containers?: InventoryItem[];
+  /** What the dataplane refused of the rule set (the rest is applied). */
+  refused?: { handle: string; reason: string }[];
 }
 
 /** A failed controller request: HTTP status (0 = no answer) and the API's error code. */

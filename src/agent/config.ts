@@ -38,6 +38,7 @@ export interface AgentConfig {
   vtepMtu: number;
   leasePollIntervalSeconds: number;
   longPollTimeoutSeconds: number;
+  nftWatchDelayMs: number;
   driftCheckIntervalSeconds: number;
   statusIntervalSeconds: number;
   reconnectMinMs: number;
@@ -136,6 +137,15 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
     min: 0,
     max: 86_400,
     describe: 'read the nft table and the overlay routes back this often and repair drift; 0 = never',
+  },
+  {
+    key: 'nftWatchDelayMs',
+    kind: 'int',
+    def: 20,
+    min: 0,
+    max: 1000,
+    describe:
+      'watch the nft table with `nft monitor`: a change made by another process is compared and repaired this many ms after it is seen; 0 = do not watch (the periodic check only)',
   },
   {
     key: 'statusIntervalSeconds',

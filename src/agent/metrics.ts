@@ -13,6 +13,8 @@ export const AGENT_METRICS = {
   overlayPeers: 'cfnet_agent_overlay_peers',
   overlayChanges: 'cfnet_agent_overlay_entry_changes_total',
   driftRepairs: 'cfnet_agent_drift_repairs_total',
+  foreignChanges: 'cfnet_agent_nft_foreign_changes_total',
+  refused: 'cfnet_agent_refused_items',
   localContainers: 'cfnet_agent_local_containers',
   pendingContainers: 'cfnet_agent_cni_only_containers',
   statusReports: 'cfnet_agent_status_reports_total',
@@ -63,6 +65,16 @@ export function agentMetrics(registry: Registry) {
       'Route/neighbour/FDB entries added, replaced or deleted',
     ),
     driftRepairs: counter(registry, AGENT_METRICS.driftRepairs, 'Kernel drift found and repaired', ['what']),
+    foreignChanges: counter(
+      registry,
+      AGENT_METRICS.foreignChanges,
+      'Transactions on the nft table made by another process (seen by nft monitor)',
+    ),
+    refused: gauge(
+      registry,
+      AGENT_METRICS.refused,
+      'Containers, NetIn mappings and c2c entries of the rule set the dataplane refused (the rest is applied)',
+    ),
     localContainers: gauge(registry, AGENT_METRICS.localContainers, 'Containers in the CNI datastore'),
     pendingContainers: gauge(
       registry,

@@ -190,7 +190,12 @@ export function asgChain(hash: string, rules: EgressRule[], config: CellConfig, 
 const asgMemo = new Map<string, ChainSpec>();
 const ASG_MEMO_MAX = 256;
 
-function asgChainMemo(hash: string, rules: EgressRule[], config: CellConfig, field: string): ChainSpec {
+export function asgChainMemo(
+  hash: string,
+  rules: EgressRule[],
+  config: CellConfig,
+  field: string,
+): ChainSpec {
   let key: string;
   try {
     key = `${hash}\n${config.logging.asg}\n${JSON.stringify(rules)}`;

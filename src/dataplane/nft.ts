@@ -46,6 +46,28 @@ export function failingLine(stderr: string): number | null {
 
 const NETNS = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/**
+ * Process ids of the nft processes this process started recently (transactions, sessions,
+ * probes): `nft monitor` names the process behind each generation, and a change cfnet made itself
+ * is not foreign (monitor.ts). Bounded; `ip netns exec` and `nsenter` exec nft in place, so the id
+ * is nft's own.
+ */
+export class RecentPids {
+  private readonly pids = new Set<number>();
+  constructor(private readonly max = 512) {}
+  add(pid: number | undefined): void {
+    if (pid === undefined) return;
+    this.pids.delete(pid);
+    this.pids.add(pid);
+    if (this.pids.size > this.max) this.pids.delete(this.pids.values().next().value!);
+  }
+  has(pid: number): boolean {
+    return this.pids.has(pid);
+  }
+}
+
+export const ownNftPids = new RecentPids();
+
 export interface NftRunOptions {
   /** Run inside this network namespace (`ip netns exec`). */
   netns?: string;
@@ -85,6 +107,7 @@ export async function runNft(
     maxBuffer: 1 << 28, // `nft -j list table` of a large cell is several MB
     encoding: 'utf8',
   });
+  ownNftPids.add(run.child.pid);
   // nft may exit before reading everything; the exit status reports the failure
   run.child.stdin?.on('error', () => undefined);
   run.child.stdin?.end(input ?? '');

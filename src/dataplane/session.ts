@@ -23,7 +23,7 @@ import { unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '../lib/errors.js';
-import { failingLine, NftApplyError, type NftRunOptions, nftCommand } from './nft.js';
+import { failingLine, NftApplyError, type NftRunOptions, nftCommand, ownNftPids } from './nft.js';
 
 export interface NftSessionOptions extends NftRunOptions {
   /** Start a new process after this many bytes of input (default 16 MiB). */
@@ -148,6 +148,7 @@ export class NftSession {
     if (this.proc) return this.proc;
     const [cmd, argv] = nftCommand(['-i'], this.opts);
     const child = spawn(cmd, argv, { stdio: 'pipe', env: { ...process.env, HOME: '/nonexistent' } });
+    ownNftPids.add(child.pid);
     let onExit = (): void => undefined;
     const proc: Proc = { child, stderr: '', bytes: 0, exited: new Promise<void>((r) => (onExit = r)) };
     this.proc = proc;
