@@ -63,7 +63,8 @@ export async function cfnet(
     setExitCode: (c) => {
       code = c;
     },
-    env: opts.env ?? {},
+    // the CLI reads CFNET_REDIS_URL: the tests' Redis, never the default 127.0.0.1:6379
+    env: opts.env ?? { CFNET_REDIS_URL: REDIS_URL },
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
   const program = new Command('cfnet').exitOverride().enablePositionalOptions();
