@@ -18,8 +18,8 @@
  * is in no policy). NetIn: the instance's host→container port mappings.
  *
  * Per-cell conflicts never block the cell; they are resolved deterministically and reported through
- * `onConflict`. Candidates are taken in a fixed order (containers BBS knows before those only the
- * agent reports, then by handle): a container whose handle or address is not one the dataplane
+ * `onConflict`. Candidates are taken in a fixed order: those the cell's agent reports attached
+ * first (they exist), then those BBS knows, then by handle: a container whose handle or address is not one the dataplane
  * accepts (a record stored before validation existed) is left out; the first container of an
  * address keeps it and a later one is left out; the first container of a host port keeps the
  * mapping and a later one loses that mapping only.
@@ -62,6 +62,8 @@ interface Candidate {
   handle: string;
   ip: string;
   rec: ContainerRecord | null;
+  /** The cell's agent reports it attached (its CNI datastore holds it). */
+  attached: boolean;
 }
 
 function egressOf(
@@ -103,11 +105,11 @@ export function computeCellRuleSet(
     if (!rec.active) continue;
     const ip = rec.ip || inv?.ip || '';
     if (ip === '') continue;
-    candidates.push({ id: rec, handle: rec.handle, ip, rec });
+    candidates.push({ id: rec, handle: rec.handle, ip, rec, attached: inv !== undefined });
   }
   for (const inv of inventory.values()) {
     if (inv.ip === '') continue;
-    candidates.push({ id: inv, handle: inv.handle, ip: inv.ip, rec: null });
+    candidates.push({ id: inv, handle: inv.handle, ip: inv.ip, rec: null, attached: true });
   }
 
   const containers: CellContainer[] = [];
@@ -116,9 +118,8 @@ export function computeCellRuleSet(
   const conflict = (x: Omit<CellConflict, 'cellId'>) => opts.onConflict?.({ cellId, ...x });
   const byIp = new Map<string, string>();
   const byHostPort = new Map<number, string>();
-  candidates.sort(
-    (a, b) => (a.rec ? 0 : 1) - (b.rec ? 0 : 1) || (a.handle < b.handle ? -1 : a.handle > b.handle ? 1 : 0),
-  );
+  const rank = (c: Candidate) => (c.attached ? 0 : 2) + (c.rec ? 0 : 1);
+  candidates.sort((a, b) => rank(a) - rank(b) || (a.handle < b.handle ? -1 : a.handle > b.handle ? 1 : 0));
   for (const c of candidates) {
     if (!isHandle(c.handle)) {
       conflict({ reason: 'invalid-handle', handle: c.handle, field: 'handle', value: c.handle });
