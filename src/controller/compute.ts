@@ -19,10 +19,10 @@
  *
  * Per-cell conflicts never block the cell; they are resolved deterministically and reported through
  * `onConflict`. Candidates are taken in a fixed order: those the cell's agent reports attached
- * first (they exist), then those BBS knows, then by handle: a container whose handle or address is not one the dataplane
- * accepts (a record stored before validation existed) is left out; the first container of an
- * address keeps it and a later one is left out; the first container of a host port keeps the
- * mapping and a later one loses that mapping only.
+ * first (they exist), then those BBS knows, then by handle. A container whose handle or address
+ * the dataplane does not accept (a record stored before validation existed) is left out; the
+ * first container of an address keeps it and a later one is left out; the first container of a
+ * host port keeps the mapping and a later one loses that mapping only.
  */
 
 import { containerIpv4, isHandle, isPort } from '../model/identifiers.js';
