@@ -15,6 +15,7 @@ import {
   diffStates,
   emptyCanon,
   emptyState,
+  expectedHeader,
   type KernelState,
   type NftDataplane,
   renderStateFull,
@@ -77,14 +78,17 @@ export class DryRunDataplane implements AgentDataplane {
 
   async readBack(): Promise<KernelState> {
     const s = this.state ?? emptyState();
+    const statics = staticChains();
+    // the stand-in kernel holds base chains exactly as rendered (rules compare by count and marker)
+    const headers = new Map([...s.chains.values(), ...statics].map((c) => [c.name, expectedHeader(c.hook)]));
     return {
       sets: s.sets,
       chains: s.chains,
       exists: this.state !== null,
-      staticChains: new Map(staticChains().map((c) => [c.name, c])),
+      staticChains: new Map(statics.map((c) => [c.name, c])),
       unknownSets: [],
       unparsed: [],
-      canon: emptyCanon(),
+      canon: { ...emptyCanon(), headers },
     };
   }
 

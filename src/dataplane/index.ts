@@ -22,6 +22,7 @@ export {
   type DriftReport,
   type ExpectedCanon,
   emptyCanon,
+  expectedHeader,
   type KernelState,
   NftParseError,
   parseKernelState,

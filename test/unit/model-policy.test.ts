@@ -15,6 +15,27 @@ const APP_A = '2ffe4b0f-b03c-48bb-a4fa-bf22657d34a2';
 const APP_B = '5346072e-7265-45f9-b70f-80c5c4de5e5f';
 
 describe('parseInternalPolicies', () => {
+  it('with onInvalid, an invalid policy is left out by itself and the listing is kept', () => {
+    const pol = (src: string, start: number, end: number) => ({
+      source: { id: src, tag: '0001' },
+      destination: { id: 'dst', tag: '0002', protocol: 'tcp', ports: { start, end } },
+    });
+    const bad: Array<[string, number]> = [];
+    const got = parseInternalPolicies(
+      { policies: [pol('a', 8080, 8080), pol('b', 9000, 8000), pol('c:x', 80, 80), pol('d', 443, 443)] },
+      { onInvalid: (err, i) => bad.push([err.field, i]) },
+    );
+    assert.deepEqual(
+      got.map((p) => p.source.appGuid),
+      ['a', 'd'],
+    );
+    assert.deepEqual(bad, [
+      ['policies[1].destination.ports', 1],
+      ['policies[2].source.id', 2],
+    ]);
+    assert.throws(() => parseInternalPolicies({ policies: [pol('b', 9000, 8000)] }), /policies\[0\]/);
+  });
+
   const body = {
     total_policies: 2,
     policies: [
