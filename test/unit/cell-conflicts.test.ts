@@ -12,6 +12,7 @@ import { type Trigger, World } from '../../src/controller/world/world.js';
 import { admitRuleSet } from '../../src/dataplane/admit.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const T: Trigger = { kind: 'lrp', id: 'test', at: 1 };
 const snap = snapshotOf([]);
@@ -119,30 +120,16 @@ describe('controller: per-cell conflicts', () => {
 });
 
 describe('agent: admission container by container', () => {
-  const c = (handle: string, ip: string, o: Partial<CellContainer> = {}): CellContainer => ({
-    handle,
-    ip,
-    appGuid: '',
-    spaceGuid: '',
-    orgGuid: '',
-    workload: 'app',
-    tag: null,
-    egress: 'h',
-    netIn: [],
-    ...o,
-  });
-  const rs = (containers: CellContainer[], extra: Partial<CellRuleSet> = {}): CellRuleSet => ({
-    cellId: 'cell-1',
-    version: 3,
-    containers,
-    asgSets: {
-      h: [],
-      broken: [{ protocol: 'tcp', destinations: [], ports: [{ start: 9, end: 1 }], log: false }],
-    },
-    c2c: [],
-    config: DEFAULT_CELL_CONFIG,
-    ...extra,
-  });
+  const c = container;
+  const rs = (containers: CellContainer[], extra: Partial<CellRuleSet> = {}): CellRuleSet =>
+    ruleSetOf(containers, {
+      version: 3,
+      asgSets: {
+        h: [],
+        broken: [{ protocol: 'tcp', destinations: [], ports: [{ start: 9, end: 1 }], log: false }],
+      },
+      ...extra,
+    });
 
   it('a valid rule set is admitted unchanged', () => {
     const set = rs([c('a', '10.255.0.2'), c('b', '10.255.0.3')]);

@@ -23,7 +23,8 @@ import {
   isPort,
 } from '../../src/model/identifiers.js';
 import { parseCidr } from '../../src/model/ip.js';
-import { type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import type { CellRuleSet } from '../../src/model/types.js';
+import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const alnum = fc.constantFrom(...ALNUM.split(''));
@@ -33,27 +34,8 @@ const validHandle = fc
   .map(([first, tail]) => first + tail.join(''));
 
 /** A rule set with one container of `handle` (what the agent would render). */
-function oneContainer(handle: string, ip = '10.255.0.2'): CellRuleSet {
-  return {
-    cellId: 'c',
-    version: 1,
-    containers: [
-      {
-        handle,
-        ip,
-        appGuid: '',
-        spaceGuid: '',
-        orgGuid: '',
-        workload: 'app',
-        tag: null,
-        egress: 'h',
-        netIn: [],
-      },
-    ],
-    asgSets: { h: [] },
-    c2c: [],
-    config: DEFAULT_CELL_CONFIG,
-  };
+function oneContainer(handle: string): CellRuleSet {
+  return ruleSetOf([container(handle, '10.255.0.2')]);
 }
 
 describe('identifiers: handles', () => {
