@@ -125,6 +125,7 @@ describe('controller settings', () => {
       overlayNetwork: '10.32.0.0/11',
       subnetPrefixLength: 22,
       ttlMs: 168 * 3600_000,
+      recoveryWindowMs: 90_000,
     });
     assert.equal(c.capi?.internal?.url, 'https://cloud-controller-ng.service.cf.internal:9023');
     assert.equal(c.api?.tls.ca, pem);
