@@ -6,9 +6,9 @@
  * (reading the PEM files the agent API needs; the CF clients read their own files).
  */
 import { readFileSync } from 'node:fs';
-import { redactUrlCredentials } from '../lib/redact.js';
 import { z } from 'zod';
 import { ValidationError } from '../lib/errors.js';
+import { redactUrlCredentials } from '../lib/redact.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
 import { subnetPlan } from './api/leases.js';

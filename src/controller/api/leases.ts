@@ -286,7 +286,12 @@ export class LeaseManager {
     const size = 2n ** BigInt(32 - this.prefixLength);
     const offset = c.family === 4 ? parseIp(c.network).value - this.base : -1n;
     const index = offset >= 0n && offset % size === 0n ? Number(offset / size) : -1;
-    if (c.prefix !== this.prefixLength || index < 1 || index >= this.count || this.subnetAt(index) !== subnet) {
+    if (
+      c.prefix !== this.prefixLength ||
+      index < 1 ||
+      index >= this.count ||
+      this.subnetAt(index) !== subnet
+    ) {
       throw new ValidationError(
         'subnet',
         subnet,
