@@ -8,8 +8,8 @@ import type { OverlayLease } from '../../src/agent/client.js';
 import {
   desiredOverlay,
   diffOverlay,
-  mergePeerLeases,
   emptyOverlay,
+  mergePeerLeases,
   type OverlayState,
   parseFdb,
   parseNeighs,
