@@ -276,7 +276,9 @@ export class CellAgent {
     await this.puller?.stop();
     await this.executor?.close().catch((err) => this.log.warn({ err: errorMessage(err) }, 'executor close'));
     await this.localServer?.close().catch(() => undefined);
-    await Promise.allSettled(this.loops);
+    // a loop may be inside a controller request (up to its timeout): do not wait for it past 2 s;
+    // the state is saved either way
+    await Promise.race([Promise.allSettled(this.loops), sleep(2000)]);
     await this.mutex
       .run(() => this.save())
       .catch((err) => this.log.error({ err: errorMessage(err) }, 'save failed'));

@@ -19,6 +19,7 @@ import type { Redis } from 'ioredis';
 import { Keys } from '../../src/controller/keys.js';
 import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { WorldStore } from '../../src/controller/world/redis-world.js';
+import { waitExit } from '../../src/lab/process.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { ruleSetsEqual } from '../../src/model/ruleset.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
@@ -299,4 +300,21 @@ describe('fault suite: state loss costs time, never connectivity (real packets)'
       assert.equal(await metric('cfnet_controller_publish_blocked', `source="${source}"`), 0);
     });
   }
+
+  it('SIGTERM while Redis is unreachable: leader, standby and agents exit within a few seconds', async () => {
+    await cluster.startReplica();
+    await redis.kill();
+    const exits = [...cluster.controllers.map((c) => c.child!), ...cluster.cells.map((c) => c.agent!)];
+    const started = Date.now();
+    const times = await Promise.all(
+      exits.map(async (child) => {
+        child.kill('SIGTERM');
+        assert.ok(await waitExit(child, 10_000), `pid ${child.pid} exited`);
+        return Date.now() - started;
+      }),
+    );
+    // controllers: CONTROLLER_STOP_DEADLINE_MS (5 s) at most; agents likewise
+    assert.ok(Math.max(...times) < 7000, `every process exited within 7 s: ${times.join(', ')} ms`);
+    await redis.restart();
+  });
 });
