@@ -116,8 +116,10 @@ export class NftMonitor extends EventEmitter<NftMonitorEvents> {
     });
     child.stderr.on('data', () => undefined);
     child.stdin.end();
+    let startedAt = 0;
     child.on('spawn', () => {
       started = true;
+      startedAt = Date.now();
       this.emit('started');
     });
     child.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'nft monitor could not start'));
@@ -125,7 +127,9 @@ export class NftMonitor extends EventEmitter<NftMonitorEvents> {
       parser.flush();
       if (this.child === child) this.child = null;
       if (this.stopped) return;
-      this.failures = started ? Math.min(this.failures + 1, 5) : this.failures + 1;
+      // a monitor that ran for a while is restarted at once; one that keeps dying backs off
+      const ranMs = started ? Date.now() - startedAt : 0;
+      this.failures = ranMs >= 5_000 ? 1 : this.failures + 1;
       const base = this.opts.restartMs ?? 200;
       const delay = Math.min(5_000, base * 2 ** Math.min(this.failures - 1, 5));
       this.opts.logger.warn({ code, signal, retryInMs: delay }, 'nft monitor exited; restarting');

@@ -106,6 +106,25 @@ async function replaceAndTimeRepair(cell: CellNode, chain: string, index: number
   return Date.now() - t0;
 }
 
+/**
+ * Runs `scenario` while FlowWatch probes `flows` continuously; afterwards waits until every flow was
+ * probed at least 10 times and fails on any failed probe. The probers stop in any case.
+ */
+async function watched<T>(flows: readonly Flow[], scenario: () => Promise<T>): Promise<T> {
+  const watch = await FlowWatch.start(flows);
+  let result: T;
+  try {
+    result = await scenario();
+    await waitUntil('10 rounds of probes', async () => watch.counted.sent >= flows.length * 10, 30_000, 50);
+  } catch (err) {
+    await watch.stop();
+    throw err;
+  }
+  const report = await watch.stop();
+  assert.equal(report.failed, 0, report.summary());
+  return result;
+}
+
 describe('fault: one bad record touches only itself; the kernel table is exactly what the agent wrote', () => {
   let cluster: Cluster;
   let redis: Redis;
@@ -177,120 +196,128 @@ describe('fault: one bad record touches only itself; the kernel table is exactly
     await cluster?.stop();
   });
 
-  it('hostile and overlong instance guids and a duplicate host port on cell-2: its other containers still get a revocation and a grant in time', async () => {
-    const watch = await FlowWatch.start(steady);
-    const base = y1.ip.split('.').slice(0, 3).join('.');
-    const bad = [
-      { instanceGuid: 'evil";flush ruleset;"', address: `${base}.250` },
-      { instanceGuid: `a${'1'.repeat(128)}`, address: `${base}.251` },
-    ];
-    for (const [i, b] of bad.entries()) {
+  it('hostile and overlong instance guids and a duplicate host port on cell-2: its other containers still get a revocation and a grant in time', async (t) => {
+    await watched(steady, async () => {
+      const base = y1.ip.split('.').slice(0, 3).join('.');
+      const bad = [
+        { instanceGuid: 'evil";flush ruleset;"', address: `${base}.250` },
+        { instanceGuid: `a${'1'.repeat(128)}`, address: `${base}.251` },
+      ];
+      for (const [i, b] of bad.entries()) {
+        await cluster.sim.apply({
+          kind: 'lrp-place',
+          processGuid: Y.processGuid,
+          index: 10 + i,
+          instanceGuid: b.instanceGuid,
+          cellId: cell2.id,
+          instanceAddress: b.address,
+        });
+      }
+      // a second instance claiming y1's host port (BBS knows it; the cell never attached it)
       await cluster.sim.apply({
         kind: 'lrp-place',
         processGuid: Y.processGuid,
-        index: 10 + i,
-        instanceGuid: b.instanceGuid,
+        index: 12,
+        instanceGuid: '00000000-dup-port-instance',
         cellId: cell2.id,
-        instanceAddress: b.address,
+        instanceAddress: `${base}.252`,
+        hostPorts: [{ hostPort: 61001, containerPort: 8080 }],
       });
-    }
-    // a second instance claiming y1's host port (BBS knows it; the cell never attached it)
-    await cluster.sim.apply({
-      kind: 'lrp-place',
-      processGuid: Y.processGuid,
-      index: 12,
-      instanceGuid: '00000000-dup-port-instance',
-      cellId: cell2.id,
-      instanceAddress: `${base}.252`,
-      hostPorts: [{ hostPort: 61001, containerPort: 8080 }],
-    });
-    await waitUntil('the controller left the bad records out', async () => {
-      const e = await rejected((x) => x.cells.includes(cell2.id));
-      return (
-        e.filter((x) => x.detail?.reason === 'invalid-handle').length >= 2 &&
-        e.some((x) => x.detail?.reason === 'host-port-conflict')
-      );
-    });
+      await waitUntil('the controller left the bad records out', async () => {
+        const e = await rejected((x) => x.cells.includes(cell2.id));
+        return (
+          e.filter((x) => x.detail?.reason === 'invalid-handle').length >= 2 &&
+          e.some((x) => x.detail?.reason === 'host-port-conflict')
+        );
+      });
 
-    await cluster.sim.apply({ kind: 'policy-remove', source: X.appGuid, destination: Y.appGuid, port: 8080 });
-    await cluster.sim.apply({ kind: 'policy-add', source: X.appGuid, destination: Y.appGuid, port: 8082 });
-    const ms = await enforcedWithin(
-      'revocation X→Y:8080 and grant X→Y:8082 on cell-2',
-      x1.ns,
-      [tcp(y1.ip, 8080), tcp(y1.ip, 8082), tcp(y2.ip, 8080), tcp(y2.ip, 8082)],
-      ['refused', 'open', 'refused', 'open'],
-      NORMAL_LATENCY_MS,
-    );
-    const state = await cell2.agentState();
-    assert.equal(state.lastApplyError, '', 'the cell applies its rule set');
-    assert.deepEqual(state.refused, [], 'nothing of it was refused by the agent');
-    const report = await watch.stop();
-    assert.equal(report.failed, 0, report.summary());
-    assert.ok(report.sent > 0);
-    assert.ok(ms <= NORMAL_LATENCY_MS);
+      await cluster.sim.apply({
+        kind: 'policy-remove',
+        source: X.appGuid,
+        destination: Y.appGuid,
+        port: 8080,
+      });
+      await cluster.sim.apply({ kind: 'policy-add', source: X.appGuid, destination: Y.appGuid, port: 8082 });
+      const ms = await enforcedWithin(
+        'revocation X→Y:8080 and grant X→Y:8082 on cell-2',
+        x1.ns,
+        [tcp(y1.ip, 8080), tcp(y1.ip, 8082), tcp(y2.ip, 8080), tcp(y2.ip, 8082)],
+        ['refused', 'open', 'refused', 'open'],
+        NORMAL_LATENCY_MS,
+      );
+      const state = await cell2.agentState();
+      assert.equal(state.lastApplyError, '', 'the cell applies its rule set');
+      assert.deepEqual(state.refused, [], 'nothing of it was refused by the agent');
+      t.diagnostic(`revocation and grant enforced after ${ms} ms`);
+    });
   });
 
   it('an invalid policy: c2c changes elsewhere are enforced in time', async () => {
-    const watch = await FlowWatch.start(steady);
-    const w = cluster.sim.world;
-    w.policies.push({
-      sourceId: W.appGuid,
-      destinationId: Y.appGuid,
-      protocol: 'tcp',
-      start: 9000,
-      end: 8000,
+    await watched(steady, async () => {
+      const w = cluster.sim.world;
+      w.policies.push({
+        sourceId: W.appGuid,
+        destinationId: Y.appGuid,
+        protocol: 'tcp',
+        start: 9000,
+        end: 8000,
+      });
+      w.policiesLastUpdated += 1n;
+      await waitUntil(
+        'the controller left the invalid policy out',
+        async () =>
+          (await rejected((x) => x.source === 'policy-server' && x.detail?.reason === 'invalid-port'))
+            .length > 0,
+      );
+      await cluster.sim.apply({ kind: 'policy-add', source: W.appGuid, destination: Y.appGuid, port: 8082 });
+      await cluster.sim.apply({
+        kind: 'policy-remove',
+        source: X.appGuid,
+        destination: Y.appGuid,
+        port: 8082,
+      });
+      await enforcedWithin(
+        'grant W→Y:8082',
+        w1.ns,
+        [tcp(y1.ip, 8082), tcp(y2.ip, 8082)],
+        ['open', 'open'],
+        NORMAL_LATENCY_MS,
+      );
+      await enforcedWithin('revocation X→Y:8082', x1.ns, [tcp(y1.ip, 8082)], ['refused'], NORMAL_LATENCY_MS);
     });
-    w.policiesLastUpdated += 1n;
-    await waitUntil(
-      'the controller left the invalid policy out',
-      async () =>
-        (await rejected((x) => x.source === 'policy-server' && x.detail?.reason === 'invalid-port')).length >
-        0,
-    );
-    await cluster.sim.apply({ kind: 'policy-add', source: W.appGuid, destination: Y.appGuid, port: 8082 });
-    await cluster.sim.apply({ kind: 'policy-remove', source: X.appGuid, destination: Y.appGuid, port: 8082 });
-    await enforcedWithin(
-      'grant W→Y:8082',
-      w1.ns,
-      [tcp(y1.ip, 8082), tcp(y2.ip, 8082)],
-      ['open', 'open'],
-      NORMAL_LATENCY_MS,
-    );
-    await enforcedWithin('revocation X→Y:8082', x1.ns, [tcp(y1.ip, 8082)], ['refused'], NORMAL_LATENCY_MS);
-    const report = await watch.stop();
-    assert.equal(report.failed, 0, report.summary());
   });
 
   it('a rule replaced in place in ctr_in, in an ASG chain, and the table deleted: closed again within 1 s', async (t) => {
     // the intruder opens the closed flows for up to the repair time: the open ones must stay open
     // through every repair (one atomic replace of the table)
-    const watch = await FlowWatch.start(steady.filter((f) => f.expect === 'open'));
-    // ctr_in: replacing its TCP reject with accept opens every container of the cell to everyone
-    const ctrIn = await chainRules(cell2, 'ctr_in');
-    const tcpReject = ctrIn.findIndex((r) => JSON.stringify(r.expr).includes('"tcp reset"'));
-    assert.ok(tcpReject > 0);
-    const inMs = await replaceAndTimeRepair(cell2, 'ctr_in', tcpReject);
-    assert.ok(inMs <= REPAIR_MS, `ctr_in repaired after ${inMs} ms`);
-    assert.deepEqual(await probe(x1.ns, [tcp(y1.ip, 8083)]), ['refused']);
+    const opened = steady.filter((f) => f.expect === 'open');
+    const { inMs, asgMs, chain } = await watched(opened, async () => {
+      // ctr_in: replacing its TCP reject with accept opens every container of the cell to everyone
+      const ctrIn = await chainRules(cell2, 'ctr_in');
+      const tcpReject = ctrIn.findIndex((r) => JSON.stringify(r.expr).includes('"tcp reset"'));
+      assert.ok(tcpReject > 0);
+      const inMs = await replaceAndTimeRepair(cell2, 'ctr_in', tcpReject);
+      assert.ok(inMs <= REPAIR_MS, `ctr_in repaired after ${inMs} ms`);
+      assert.deepEqual(await probe(x1.ns, [tcp(y1.ip, 8083)]), ['refused']);
 
-    // y1's ASG chain: replacing its first rule with accept opens egress everywhere
-    const map = await cell2.exec(['nft', '-j', 'list', 'map', 'inet', 'cfnet', 'ctr_asg']);
-    const elems = (
-      JSON.parse(map.stdout) as {
-        nftables: Array<{ map?: { elem?: Array<[string, { jump: { target: string } }]> } }>;
-      }
-    ).nftables.find((o) => o.map)?.map?.elem;
-    const chain = elems?.find(([ip]) => ip === y1.ip)?.[1].jump.target;
-    assert.ok(
-      typeof chain === 'string' && chain.startsWith('asg'),
-      `y1's ASG chain (${JSON.stringify(elems)})`,
-    );
-    const asgMs = await replaceAndTimeRepair(cell2, chain, 0);
-    assert.ok(asgMs <= REPAIR_MS, `${chain} repaired after ${asgMs} ms`);
-    assert.deepEqual(await probe(y1.ns, [tcp(EXTERNAL_IP, 9001)]), ['refused']);
+      // y1's ASG chain: replacing its first rule with accept opens egress everywhere
+      const map = await cell2.exec(['nft', '-j', 'list', 'map', 'inet', 'cfnet', 'ctr_asg']);
+      const elems = (
+        JSON.parse(map.stdout) as {
+          nftables: Array<{ map?: { elem?: Array<[string, { jump: { target: string } }]> } }>;
+        }
+      ).nftables.find((o) => o.map)?.map?.elem;
+      const chain = elems?.find(([ip]) => ip === y1.ip)?.[1].jump.target;
+      assert.ok(
+        typeof chain === 'string' && chain.startsWith('asg'),
+        `y1's ASG chain (${JSON.stringify(elems)})`,
+      );
+      const asgMs = await replaceAndTimeRepair(cell2, chain, 0);
+      assert.ok(asgMs <= REPAIR_MS, `${chain} repaired after ${asgMs} ms`);
+      assert.deepEqual(await probe(y1.ns, [tcp(EXTERNAL_IP, 9001)]), ['refused']);
 
-    const report = await watch.stop();
-    assert.equal(report.failed, 0, report.summary());
+      return { inMs, asgMs, chain };
+    });
 
     // the table deleted: restored within 1 s (until then nothing of cfnet's is in force: no
     // filtering, but no NetIn DNAT and no masquerade either, so it is not probed continuously)
