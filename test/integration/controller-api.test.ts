@@ -243,17 +243,28 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
       'failed',
     ]);
     assert.ok(jobs.some((j) => j.data.cellId === 'cell-1' && j.data.triggers[0]?.kind === 'inventory'));
-    const invalid = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
-      appliedVersion: 1,
-      containers: [{ handle: 'x; drop table', ip: '10.0.0.1' }],
+    // invalid entries are left out one by one: the report and the other entries are kept
+    const mixed = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
+      appliedVersion: 43,
+      containers: [
+        { handle: 'x; drop table', ip: '10.0.0.1' },
+        { handle: 'bad:handle', ip: '10.0.0.2' },
+        { handle: 'h', ip: '300.1.1.1' },
+        ...body.containers,
+      ],
     });
-    assert.equal(invalid.status, 400);
-    assert.equal((invalid.body as { error: { field: string } }).error.field, 'containers.0.handle');
-    const badIp = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
-      appliedVersion: 1,
-      containers: [{ handle: 'h', ip: '300.1.1.1' }],
+    assert.equal(mixed.status, 200);
+    assert.deepEqual(mixed.body, { inventoryChanged: false }, 'the valid entry is unchanged');
+    assert.deepEqual(
+      (await ctl.worldState.inventory('cell-1')).map((e) => e.handle),
+      ['task-1'],
+    );
+    assert.equal((await ctl.ruleSetStore.status('cell-1'))!.appliedVersion, 43);
+    const malformed = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
+      appliedVersion: -1,
+      containers: [],
     });
-    assert.equal(badIp.status, 400);
+    assert.equal(malformed.status, 400, 'the report itself is still validated');
   });
 
   it('hands out overlay subnet leases: stable per cell, distinct, renew mismatch 409, list', async () => {
