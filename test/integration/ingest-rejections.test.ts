@@ -215,6 +215,8 @@ describe('ingest: one bad record touches only itself', () => {
     const page = await fetch(`${f.controller.operatorUrl}/dashboard/assets/app.js`, {
       headers: { authorization: `Bearer ${TOKEN}` },
     });
-    assert.match(await page.text(), /fill\('rejected'/);
+    const script = await page.text();
+    assert.match(script, /fill\('rejected'/);
+    assert.doesNotThrow(() => new Function(script), 'the page script parses');
   });
 });
