@@ -292,9 +292,8 @@ describe('docker/compose-setup.mjs', () => {
     const res = spawnSync(
       process.execPath,
       [setup, 'controller-config', jsonl, '/shared/cfnet', '/shared/sim-certs'],
-      {
-        encoding: 'utf8',
-      },
+      // the compose default, whatever Redis the test run itself uses
+      { encoding: 'utf8', env: { ...process.env, REDIS_URL: '' } },
     );
     assert.equal(res.status, 0, res.stderr);
     // The controller's own settings parser (it rejects unknown keys and checks combinations).

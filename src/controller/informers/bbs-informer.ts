@@ -82,9 +82,7 @@ export class BbsInformer {
   ) {
     this.metrics = new InformerMetrics(ctx.registry);
     this.ingest = ingestOf(ctx);
-    this.snapshots = new SnapshotCache((err, index) =>
-      ctx.log.warn({ field: err.field, index, reason: err.message }, 'invalid egress rule skipped'),
-    );
+    this.snapshots = new SnapshotCache(this.ingest.egressRuleRejected);
     this.synced = new Promise((r) => {
       this.syncedResolve = r;
     });

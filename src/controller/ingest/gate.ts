@@ -140,6 +140,11 @@ export class IngestGate {
     this.recorder?.rejectError('capi', `${subjectOf(group)} rules[${index}]`, err);
   };
 
+  /** An `egress_rules` entry of a BBS desired LRP or task that cannot be enforced (the others are). */
+  egressRuleRejected = (err: ValidationError, index: number): void => {
+    this.recorder?.rejectError('bbs', `egress_rules[${index}]`, err, { reason: 'invalid-record' });
+  };
+
   /** A security group CAPI listed that failed validation (its last valid version is kept). */
   securityGroupRejected(guid: string, message: string): void {
     this.recorder?.reject({
