@@ -265,6 +265,21 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
       containers: [],
     });
     assert.equal(malformed.status, 400, 'the report itself is still validated');
+    // containers the agent's dataplane refused are recorded per container
+    const refused = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
+      appliedVersion: 43,
+      refused: [{ handle: 'task-1', reason: 'containers[0].egress: no such entry in asgSets' }],
+    });
+    assert.equal(refused.status, 200);
+    const metrics = await (await fetch(`${ctl.operatorUrl}/metrics`)).text();
+    assert.match(
+      metrics,
+      /cfnet_controller_rejected_total\{[^}]*source="agent"[^}]*reason="invalid-handle"[^}]*\} 2/,
+    );
+    assert.match(
+      metrics,
+      /cfnet_controller_rejected_total\{[^}]*source="agent"[^}]*reason="refused-by-agent"[^}]*\} 1/,
+    );
   });
 
   it('hands out overlay subnet leases: stable per cell, distinct, renew mismatch 409, list', async () => {
