@@ -14,6 +14,7 @@ import { type AppRef, Cluster, type ContainerRef, waitUntil } from '../helpers/c
 import { FlowWatch } from '../helpers/flow-watch.js';
 import { expectTraffic, type Probe, probe } from '../helpers/netns.js';
 import { SentinelRedis } from '../helpers/redis-sentinel.js';
+import { cfnet } from '../integration/ops-helpers.js';
 
 const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 const CHURN_PORTS = [9001, 9002, 9003, 9004, 9005, 9006];
@@ -144,6 +145,14 @@ describe('Redis Sentinel: master killed during policy churn (real packets)', () 
       }
     }
     assert.equal(versions.size, 3, 'every agent was sampled');
+    // operator tools reach the promoted master through the same URL: every cell converged
+    const cells = await cfnet(['cells', '--json', '--redis-url', redis.url], { namespace: cluster.redisNs });
+    assert.equal(cells.code, 0, cells.stderr);
+    await waitUntil('cfnet cells (through Sentinel) shows every cell converged', async () => {
+      const r = await cfnet(['cells', '--json', '--redis-url', redis.url], { namespace: cluster.redisNs });
+      const rows = JSON.parse(r.stdout) as { cellId: string; state: string }[];
+      return cluster.cells.every((c) => rows.find((x) => x.cellId === c.id)?.state === 'converged');
+    });
     // and the final state once more from both sources, the way an operator would check it
     await waitUntil('X→Y:9005 and Z→Y:9006 open, X→Y:9001 and Z→Y:9002 closed', async () => {
       const [a, b] = await Promise.all([
