@@ -143,10 +143,12 @@ export async function closeRedis(r: Redis | undefined | null): Promise<void> {
   if (!r) return;
   try {
     if (r.status === 'ready') await r.quit();
-    else r.disconnect();
   } catch {
-    r.disconnect();
+    // already gone
   }
+  // QUIT ends the command connection, not a Sentinel client's subscriptions to the sentinels (its
+  // failover detector), which would otherwise reconnect forever: disconnect ends everything.
+  r.disconnect();
 }
 
 /**
