@@ -22,7 +22,7 @@ import type { NetConfig } from '../cni/config.js';
 import { nftDataplaneFactory } from '../cni/dataplane.js';
 import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
 import type { ContainerDataplane } from '../cni/plugin.js';
-import { NftDataplane } from '../dataplane/apply.js';
+import { type AttachmentRef, NftDataplane } from '../dataplane/apply.js';
 import { errorMessage, ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { createRegistry, type Registry } from '../lib/metrics.js';
@@ -529,11 +529,12 @@ export class CellAgent {
             throw err;
           }
         }),
-      removeContainer: (handleOrIp: string) =>
+      removeAttachment: (ref: AttachmentRef) =>
         this.mutex.run(async () => {
-          this.local.delete(handleOrIp);
-          return this.dataplane.removeContainer(handleOrIp);
+          this.local.delete(ref.handle);
+          return this.dataplane.removeAttachment(ref);
         }),
+      addressUse: () => this.dataplane.addressUse(),
       readBack: () => this.dataplane.readBack(),
     };
     let warned = false;
