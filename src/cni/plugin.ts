@@ -27,6 +27,7 @@ import { type CniEvent, postEvent } from './agent-client.js';
 import {
   type AttachmentId,
   attachmentName,
+  DEFAULT_IFNAME,
   findAttachment,
   recordContainerId,
   recordIfname,
@@ -48,6 +49,7 @@ import {
   configureContainerSide,
   createHostSide,
   deleteHostIf,
+  deleteSourceRule,
   ensureIpForward,
   LinkError,
   listHostIfs,
@@ -391,6 +393,7 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
       egress,
     };
     await rollbackAdd(log, store, dp, ref, hostIf, vethMade, rulesMade);
+    if (vethMade && ifname !== DEFAULT_IFNAME) await deleteSourceRule(netns, ip);
     throw err;
   }
 
@@ -543,6 +546,10 @@ async function detach(
       .catch((e) => problems.push(`rules: ${e instanceof Error ? e.message : String(e)}`))
       .finally(() => mark('rules')),
   ]);
+  const netns = entry?.cfnet?.netns;
+  if (entry?.cfnet && entry.cfnet.ifname !== DEFAULT_IFNAME && netns && ref.ip) {
+    await deleteSourceRule(netns, ref.ip);
+  }
   if (problems.length === 0) {
     await store.update((tx) => {
       if (tx.data[key]) {
