@@ -262,7 +262,10 @@ function defaultRoutes(v: VethSpec): string[] {
 
 /** The routing table of an additional attachment's address (unique per address in the container). */
 export function sourceTable(ip: string): number {
-  const last16 = ip.split('.').slice(2).reduce((n, o) => n * 256 + Number(o), 0);
+  const last16 = ip
+    .split('.')
+    .slice(2)
+    .reduce((n, o) => n * 256 + Number(o), 0);
   return 0x10000 + last16;
 }
 
