@@ -174,25 +174,7 @@ async function main(): Promise<void> {
         }
       }
     }
-    const debianAdd = summary(variants[0]!.add).p50;
-    printTable(
-      `CNI ADD/DEL latency (ms, one process per call as a runtime does; load average after: ${loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')})`,
-      variants.map((v) => {
-        const a = summary(v.add);
-        const d = summary(v.del);
-        return {
-          variant: v.name,
-          calls: v.add.length,
-          'ADD p50': ms(a.p50),
-          'ADD p99': ms(a.p99),
-          'DEL p50': ms(d.p50),
-          'DEL p99': ms(d.p99),
-          'ADD p50 / Debian': `${(a.p50 / debianAdd).toFixed(2)}x`,
-        };
-      }),
-    );
+    printLatency('CNI ADD/DEL latency (ms, one process per call as a runtime does', variants);
     if (LIBCNI_RUNS > 0) await libcniBench(cell, debianConfig, newCtr);
   } finally {
     for (const c of containers) await deleteNetns(c);
@@ -245,11 +227,20 @@ async function libcniBench(
   });
   assert.equal(out.ok, true, `libcni bench: ${out.error}`);
   const variants = out.variants as { name: string; add: number[]; del: number[] }[];
+  printLatency(
+    'CNI ADD/DEL latency under libcni (ms inside the driver: AddNetworkList / DelNetworkList',
+    variants,
+  );
+}
+
+/** One table of ADD/DEL percentiles, the first variant (Debian's) as the reference. */
+function printLatency(title: string, variants: { name: string; add: number[]; del: number[] }[]): void {
   const debianAdd = summary(variants[0]!.add).p50;
+  const load = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
   printTable(
-    `CNI ADD/DEL latency under libcni (ms inside the driver: AddNetworkList / DelNetworkList; load average after: ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')})`,
+    `${title}; load average after: ${load})`,
     variants.map((v) => {
       const a = summary(v.add);
       const d = summary(v.del);
