@@ -20,6 +20,7 @@ import { addContainerTo, desiredState, emptyState, type TableState, validateConf
 import { atomId, type Element, ipv4Text, SET_DEFS } from './elements.js';
 import { ASG_CHAIN, asgChainName, checkTable, DEFAULT_TABLE, logChainIp } from './layout.js';
 import { applyScript, NftApplyError, type NftRunOptions, runNft } from './nft.js';
+import { NftQuerySession } from './query-session.js';
 import { compareStates, type DriftReport, type KernelState, parseKernelState } from './readback.js';
 import { type DiffSummary, diffStates, renderStateFull } from './render.js';
 import { NftSession } from './session.js';
@@ -113,6 +114,7 @@ export class NftDataplane {
   private queue: Promise<unknown> = Promise.resolve();
   private dirReady = false;
   private readonly session: NftSession | null;
+  private readonly querySession: NftQuerySession | null;
   private readonly sessionMaxBytes: number;
 
   constructor(opts: NftDataplaneOptions = {}) {
@@ -125,12 +127,14 @@ export class NftDataplane {
     this.useLock = opts.lock ?? true;
     this.log = opts.logger ?? defaultLogger('dataplane');
     this.session = opts.session ? new NftSession(this.run) : null;
+    // the CNI executor's address listings go through a long-lived `nft -j -i` as well
+    this.querySession = opts.session ? new NftQuerySession(this.run) : null;
     this.sessionMaxBytes = opts.sessionMaxBytes ?? 1 << 20;
   }
 
   /** Ends the nft session, if any (rules stay; a later call starts a new one). */
-  close(): Promise<void> {
-    return this.session?.close() ?? Promise.resolve();
+  async close(): Promise<void> {
+    await Promise.all([this.session?.close(), this.querySession?.close()]);
   }
 
   /**
@@ -204,7 +208,10 @@ export class NftDataplane {
   async addressUse(): Promise<{ handles: Map<string, string>; netIn: Map<number, string> }> {
     const list = async (kind: 'set' | 'map', name: string): Promise<Map<string, Element>> => {
       try {
-        const { stdout } = await runNft(['-j', 'list', kind, 'inet', this.table, name], undefined, this.run);
+        const args = ['list', kind, 'inet', this.table, name];
+        const stdout = this.querySession
+          ? await this.querySession.query(args.join(' '))
+          : (await runNft(['-j', ...args], undefined, this.run)).stdout;
         return parseKernelState(stdout, this.table).sets.get(name) ?? new Map();
       } catch (err) {
         if (err instanceof NftApplyError && /No such file or directory/.test(err.stderr)) return new Map();
