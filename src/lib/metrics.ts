@@ -31,6 +31,8 @@ export const METRICS = {
   apiRequests: 'cfnet_controller_api_requests_total',
   longPolls: 'cfnet_controller_long_polls_active',
   leases: 'cfnet_controller_overlay_leases',
+  leaseConflicts: 'cfnet_controller_lease_conflicts_total',
+  publishBlocked: 'cfnet_controller_publish_blocked',
 } as const;
 
 /** Buckets for event → effect latencies (seconds): 1 ms … 60 s. */
