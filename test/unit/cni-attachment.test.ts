@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { REPORTED_METADATA_MAX_CHARS, reportedMetadata } from '../../src/agent/inventory.js';
+import { InventoryReader, REPORTED_METADATA_MAX_CHARS, reportedMetadata } from '../../src/agent/inventory.js';
 import { AddressInUseError, cellHolders, NO_TABLE_USE, tableHolders } from '../../src/cni/address-use.js';
 import { attachmentName, findAttachment } from '../../src/cni/attachment.js';
 import {
@@ -96,6 +99,33 @@ describe('Garden metadata is bounded', () => {
     );
     assert.deepEqual(reportedMetadata(null), {});
     assert.deepEqual(reportedMetadata(['policy_group_id']), {});
+  });
+
+  it('a datastore record with megabytes of metadata (written before the limit) still gives a small report', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfnet-inventory-'));
+    try {
+      const store = join(dir, 'store.json');
+      const data: StoreData = {
+        big: {
+          handle: 'big',
+          ip: '10.255.3.2',
+          metadata: { policy_group_id: 'app-1', blob: 'x'.repeat(2 << 20) },
+        },
+        small: { handle: 'small', ip: '10.255.3.3', metadata: { policy_group_id: 'app-2' } },
+      };
+      await writeFile(store, JSON.stringify(data));
+      const inv = await new InventoryReader(store).read(true);
+      assert.deepEqual(
+        inv.items.map((i) => [i.handle, i.metadata]),
+        [
+          ['big', { policy_group_id: 'app-1' }],
+          ['small', { policy_group_id: 'app-2' }],
+        ],
+      );
+      assert.ok(Buffer.byteLength(JSON.stringify(inv.items)) < 200, 'the report stays small');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
