@@ -521,11 +521,14 @@ export class CellAgent {
   private executorDataplane(): (cfg: NetConfig) => ContainerDataplane {
     const other = nftDataplaneFactory(this.log.child({ component: 'cni-dataplane' }));
     const own: ContainerDataplane = {
-      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig) =>
+      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig, opts) =>
         this.mutex.run(async () => {
           this.local.set(container.handle, { container, egressRules, addedAt: Date.now() });
           try {
-            return await this.dataplane.addContainer(container, egressRules, cellConfig);
+            // the read-back path: the agent's own diff base stays exact
+            return await this.dataplane.addContainer(container, egressRules, cellConfig, {
+              ...(opts?.takeOver ? { takeOver: opts.takeOver } : {}),
+            });
           } catch (err) {
             this.local.delete(container.handle);
             throw err;

@@ -71,11 +71,40 @@ export function cellHolders(ip: string, mac: string): string[] {
   return [...new Set(out)];
 }
 
-/** Table elements holding `ip` for another attachment than `self`. */
-export function tableHolders(use: TableAddressUse, ip: string, self: string): string[] {
-  const out: string[] = [];
+/** What the table says about an address: holders attached on this cell, and stale entries. */
+export interface TableHolding {
+  /** Another attachment holds it and its host veth exists on the cell: in use. */
+  live: string[];
+  /** Handles of ctr_addrs entries for it whose attachment is not on the cell (a controller record
+   * the datastore does not know, a leftover): ADD may take the address over. */
+  stale: string[];
+}
+
+/**
+ * Classifies the table's entries for `ip`. A ctr_addrs element of another handle is in use only
+ * when that attachment is on the cell (its host veth, named by the same scheme, exists); otherwise
+ * it is stale: a rule set that still lists a departed container (the agent's merge lets such a
+ * stale entry give way to the attached container, src/agent/merge.ts), or a leftover. NetIn
+ * mappings to the address go with it (they are replaced by ADD's own).
+ */
+export function tableHolding(
+  use: TableAddressUse,
+  ip: string,
+  self: string,
+  hostIfOf: (handle: string) => string,
+): TableHolding {
   const owner = use.handles.get(ip);
-  if (owner !== undefined && owner !== self) out.push(`nft ctr_addrs element of ${owner || 'no handle'}`);
-  for (const [port, to] of use.netIn) if (to === ip) out.push(`nft NetIn mapping of host port ${port}`);
-  return out;
+  if (owner === undefined || owner === self) return { live: [], stale: [] };
+  const veth = hostIfOf(owner);
+  if (owner !== '' && interfaceNames().has(veth)) {
+    const ports = [...use.netIn].filter(([, to]) => to === ip).map(([port]) => port);
+    const netIn =
+      ports.length > 0 ? `, NetIn host port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}` : '';
+    return { live: [`nft ctr_addrs element of ${owner} (attached: ${veth}${netIn})`], stale: [] };
+  }
+  return { live: [], stale: [owner] };
+}
+
+function interfaceNames(): Set<string> {
+  return new Set(Object.keys(networkInterfaces()));
 }

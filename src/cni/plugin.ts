@@ -22,7 +22,7 @@ import { atomId, type Element } from '../dataplane/elements.js';
 import type { Logger } from '../lib/log.js';
 import { normalizeRules, ruleSetHash } from '../model/canonical.js';
 import type { CellConfig, CellContainer, EgressRule } from '../model/types.js';
-import { AddressInUseError, cellHolders, type TableAddressUse, tableHolders } from './address-use.js';
+import { AddressInUseError, cellHolders, type TableAddressUse, tableHolding } from './address-use.js';
 import { type CniEvent, postEvent } from './agent-client.js';
 import {
   type AttachmentId,
@@ -77,12 +77,15 @@ export interface TableView {
 
 /** The container-level operations of the dataplane (NftDataplane implements them). */
 export interface ContainerDataplane {
-  /** `fresh`: nothing of this container is in the table yet (its address was just allocated). */
+  /**
+   * `fresh`: nothing of this container is in the table yet (its address was just allocated);
+   * `takeOver`: handles whose entries for the address it may replace (checked not on the cell).
+   */
   addContainer(
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts?: { fresh?: boolean },
+    opts?: { fresh?: boolean; takeOver?: readonly string[] },
   ): Promise<unknown>;
   /** Removes one attachment by its record (NftDataplane.removeAttachment). */
   removeAttachment(ref: AttachmentRef): Promise<{ foreignOwner?: string }>;
@@ -231,10 +234,12 @@ function netnsExists(path: string): void {
 
 /**
  * Picks an address and records the attachment, in one locked datastore step (the store is the IPAM
- * state). Before recording, nothing else on the cell may hold the address: the table's listing
- * (`tableUse`, started when ADD began) and the routes, interfaces and neighbours of this namespace.
- * A holder refuses the ADD with AddressInUseError and nothing written but the round-robin hint, so
- * a retry takes the next address. An existing record of this attachment is an error (DEL it first).
+ * state). Before recording, nothing else on the cell may hold the address: an attachment the table
+ * names whose host veth exists (`tableUse`, listed since ADD began), routes, interfaces and
+ * neighbours of this namespace. A holder refuses the ADD with AddressInUseError and nothing written
+ * but the round-robin hint, so a retry takes the next address. Table entries of attachments that
+ * are not on the cell are `stale`: the ADD takes the address over from them. An existing record of
+ * this attachment is an error (DEL it first).
  */
 async function reserveAddress(
   store: Datastore,
@@ -243,7 +248,7 @@ async function reserveAddress(
   subnet: Awaited<ReturnType<typeof readSubnet>>,
   tableUse: Promise<TableAddressUse>,
   record: (ip: string) => StoreEntry,
-): Promise<string> {
+): Promise<{ ip: string; stale: string[] }> {
   const out = await store.update(async (tx) => {
     const existing = findAttachment(tx.data, id);
     if (existing) {
@@ -269,14 +274,15 @@ async function reserveAddress(
     // allocate() throws 999 naming the subnet when it is full
     const chosen = allocate(subnet, used, tx.lastReserved);
     tx.lastReserved = chosen;
-    const holders = [...tableHolders(await tableUse, chosen, name), ...cellHolders(chosen, hostMac(chosen))];
-    if (holders.length > 0) return { ip: chosen, holders };
+    const table = tableHolding(await tableUse, chosen, name, hostIfName);
+    const holders = [...table.live, ...cellHolders(chosen, hostMac(chosen))];
+    if (holders.length > 0) return { ip: chosen, holders, stale: table.stale };
     tx.data[name] = record(chosen);
     tx.changed = true;
-    return { ip: chosen, holders };
+    return { ip: chosen, holders, stale: table.stale };
   });
   if (out.holders.length > 0) throw new AddressInUseError(out.ip, out.holders, store.path);
-  return out.ip;
+  return { ip: out.ip, stale: out.stale };
 }
 
 async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logger): Promise<CniResult> {
@@ -311,10 +317,11 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
   let subnet: Awaited<ReturnType<typeof readSubnet>>;
   let mtu: number;
   let ip: string;
+  let stale: string[];
   try {
     [subnet, mtu] = await Promise.all([readSubnet(cfg), containerMtu(cfg, deps.mtuCache)]);
     mark('subnetMtu');
-    ip = await reserveAddress(store, id, handle, subnet, tableUse, (chosen) => ({
+    ({ ip, stale } = await reserveAddress(store, id, handle, subnet, tableUse, (chosen) => ({
       handle: id.containerId,
       ip: chosen,
       metadata: input.metadata,
@@ -329,12 +336,15 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
         hostPorts: input.portMappings.map((m) => m.hostPort),
         egress,
       },
-    }));
+    })));
   } catch (err) {
     cancelBatches();
     throw err;
   }
   mark('allocated');
+  if (stale.length > 0) {
+    log.info({ ip, stale }, 'address taken over from table entries of attachments not on this cell');
+  }
 
   const container = buildContainer(handle, ip, input, rules);
   const veth: VethSpec = {
@@ -351,8 +361,11 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
   try {
     await ensureIpForward();
     const [rulesRes, linkRes] = await Promise.allSettled([
-      // fresh: the address was free in the datastore, so the table holds nothing of it
-      dp.addContainer(container, rules, cfg.cell, { fresh: true }).finally(() => mark('rules')),
+      // fresh: nothing in the table names the address, so its part is written blind; when a stale
+      // entry does, the table is read back and what it holds for the address replaced
+      dp
+        .addContainer(container, rules, cfg.cell, { fresh: stale.length === 0, takeOver: stale })
+        .finally(() => mark('rules')),
       (async () => {
         try {
           await createHostSide(veth, hostBatch);

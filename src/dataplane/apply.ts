@@ -269,7 +269,7 @@ export class NftDataplane {
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts: { fresh?: boolean } = {},
+    opts: { fresh?: boolean; takeOver?: readonly string[] } = {},
   ): Promise<ContainerOpResult> {
     return this.exclusive(async () => {
       const t0 = performance.now();
@@ -310,9 +310,11 @@ export class NftDataplane {
       const ips = new Set([container.ip]);
       for (const e of kernel.sets.get('ctr_addrs')?.values() ?? []) {
         const ip = atomId(e.key[0]!);
-        // another attachment's address is never taken over (its elements would become ours)
-        if (ip === container.ip && e.comment !== undefined && e.comment !== container.handle) {
-          throw new AddressTakenError(ip, e.comment, container.handle);
+        // another attachment's address is taken over only when the caller checked that the
+        // attachment is gone (a stale entry); otherwise its elements would become ours
+        const other = e.comment !== undefined && e.comment !== container.handle;
+        if (ip === container.ip && other && !(opts.takeOver ?? []).includes(e.comment!)) {
+          throw new AddressTakenError(ip, e.comment!, container.handle);
         }
         if (e.comment === container.handle) ips.add(ip);
       }

@@ -290,30 +290,46 @@ describe('cfnet-cni keys everything by attachment (container ID, interface name)
   );
 
   it(
-    'an address held only by a table element (no route, no interface) is refused too, naming it',
+    'an address the table gives to an attachment not on the cell (a stale rule-set entry) is taken over: the new container gets exactly its own rules',
     T,
     async () => {
       const ctr = await cell.newContainer();
+      servers.push(await startServers(ctr, { tcp: [8080] }));
       const store: StoreData = await readStore(cell);
       const used = new Set(Object.values(store).map((e) => e.ip));
       const net = cell.subnet.split('.').slice(0, 3).join('.');
-      let leftover = '';
-      for (let i = 200; i < 250 && !leftover; i++) if (!used.has(`${net}.${i}`)) leftover = `${net}.${i}`;
-      const prev = leftover.split('.').map(Number);
+      let stale = '';
+      for (let i = 200; i < 250 && !stale; i++) if (!used.has(`${net}.${i}`)) stale = `${net}.${i}`;
+      const prev = stale.split('.').map(Number);
       prev[3]! -= 1;
       await writeFile(`${cell.datastore}_ipam`, JSON.stringify({ lastReserved: prev.join('.') }));
+      // what the agent enforces for a departed container the controller still lists: membership,
+      // a tag and a NetIn mapping, but no veth and no route
       const put = await cell.exec([
         'nft',
-        `add element inet cfnet ctr_addrs { ${leftover} comment "gone-container" }`,
+        `add element inet cfnet ctr_addrs { ${stale} comment "departed-container" }; add element inet cfnet ctr_tag { ${stale} : 0x0000000d }; add element inet cfnet netin_dnat { 61250 : ${stale} . 8080 }`,
       ]);
       assert.equal(put.code, 0, put.stderr);
-      const h = handle('after-leftover');
-      const r = await call('ADD', h, ctr, 'eth0');
-      assert.equal(r.code, 1, r.stdout);
-      assert.match(String(r.json?.msg), /nft ctr_addrs element of gone-container/);
-      assert.equal((await readStore(cell))[h], undefined);
-      assert.match(await nftSet(cell, 'ctr_addrs'), /gone-container/, 'the leftover is not ours to remove');
-      await cell.exec(['nft', `delete element inet cfnet ctr_addrs { ${leftover} }`]);
+      const h = handle('takes-over');
+      const r = await call('ADD', h, ctr, 'eth0', {
+        runtimeConfig: { portMappings: [{ host_port: 61251, container_port: 8080 }] },
+      });
+      assert.equal(r.code, 0, r.stdout);
+      assert.equal(resultIp(r.json), stale, 'the address the datastore chose');
+      const esc = stale.replaceAll('.', '\\.');
+      assert.match(await nftSet(cell, 'ctr_addrs'), new RegExp(`${esc} comment "${h}"`));
+      assert.doesNotMatch(await nftSet(cell, 'ctr_addrs'), /departed-container/);
+      assert.doesNotMatch(
+        await nftSet(cell, 'ctr_tag'),
+        new RegExp(esc),
+        "the departed container's tag is gone",
+      );
+      const dnat = await nftSet(cell, 'netin_dnat');
+      assert.doesNotMatch(dnat, /61250/, "the departed container's NetIn mapping is gone");
+      assert.match(dnat, new RegExp(`61251 : ${esc} \\. 8080`));
+      assert.equal(await tcp(cell.router, UNDERLAY_CELL_IP, 61251), 'open', 'its own NetIn works');
+      assert.equal((await call('DEL', h, ctr, 'eth0')).code, 0);
+      assert.doesNotMatch(await nftSet(cell, 'ctr_addrs'), new RegExp(`${esc} `));
     },
   );
 

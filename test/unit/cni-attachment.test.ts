@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { InventoryReader, REPORTED_METADATA_MAX_CHARS, reportedMetadata } from '../../src/agent/inventory.js';
-import { AddressInUseError, cellHolders, NO_TABLE_USE, tableHolders } from '../../src/cni/address-use.js';
+import { AddressInUseError, cellHolders, NO_TABLE_USE, tableHolding } from '../../src/cni/address-use.js';
 import { attachmentName, findAttachment } from '../../src/cni/attachment.js';
 import {
   checkMetadataSize,
@@ -205,20 +205,24 @@ function rec(ifname: string) {
 }
 
 describe("ADD's address check", () => {
-  it('names table holders of another attachment, never the attachment itself', () => {
+  it('a table entry of another attachment is in use only while that attachment is on the cell', () => {
     const use = {
       handles: new Map([
         ['10.255.3.9', 'live-container'],
         ['10.255.3.10', 'me'],
+        ['10.255.3.11', 'departed'],
       ]),
       netIn: new Map([[61001, '10.255.3.9']]),
     };
-    assert.deepEqual(tableHolders(use, '10.255.3.9', 'me'), [
-      'nft ctr_addrs element of live-container',
-      'nft NetIn mapping of host port 61001',
-    ]);
-    assert.deepEqual(tableHolders(use, '10.255.3.10', 'me'), []);
-    assert.deepEqual(tableHolders(NO_TABLE_USE, '10.255.3.9', 'me'), []);
+    // "lo" stands for the live attachment's host veth: it exists in every namespace
+    const vethOf = (h: string) => (h === 'live-container' ? 'lo' : `cfn-${h}`);
+    assert.deepEqual(tableHolding(use, '10.255.3.9', 'me', vethOf), {
+      live: ['nft ctr_addrs element of live-container (attached: lo, NetIn host port 61001)'],
+      stale: [],
+    });
+    assert.deepEqual(tableHolding(use, '10.255.3.10', 'me', vethOf), { live: [], stale: [] });
+    assert.deepEqual(tableHolding(use, '10.255.3.11', 'me', vethOf), { live: [], stale: ['departed'] });
+    assert.deepEqual(tableHolding(NO_TABLE_USE, '10.255.3.9', 'me', vethOf), { live: [], stale: [] });
   });
 
   it('sees an address held by an interface of this namespace', () => {
