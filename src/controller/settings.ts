@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ValidationError } from '../lib/errors.js';
 import { redactUrlCredentials } from '../lib/redact.js';
+import { parseRedisUrl } from '../lib/redis.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
 import { subnetPlan } from './api/leases.js';
@@ -35,7 +36,8 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'redisUrl',
     kind: 'url',
     def: 'redis://127.0.0.1:6379/0',
-    describe: 'Redis URL (redis:// or rediss://, optional /db)',
+    describe:
+      'Redis URL (redis:// or rediss://, optional /db); through Sentinel: redis+sentinel://[user:password@]<master>[/db]?sentinels=host:port,host:port',
   },
   {
     group: 'redis',
@@ -509,7 +511,9 @@ const listOf = z.preprocess(
 const urlOf = z.string({ error: 'must be a URL' }).refine((v) => {
   try {
     const u = new URL(v);
-    return ['http:', 'https:', 'redis:', 'rediss:'].includes(u.protocol);
+    return ['http:', 'https:', 'redis:', 'rediss:', 'redis+sentinel:', 'rediss+sentinel:'].includes(
+      u.protocol,
+    );
   } catch {
     return false;
   }
@@ -634,6 +638,7 @@ function wrap<T>(key: string, raw: Record<string, { from: string }>, fn: () => T
 
 function checkCombinations(s: ControllerSettings, raw: Record<string, { from: string }>): void {
   wrap('redisNamespace', raw, () => validateNamespace(s.redisNamespace));
+  wrap('redisUrl', raw, () => parseRedisUrl(s.redisUrl));
   for (const spec of CONTROLLER_SETTINGS) {
     const v = (s as Record<string, unknown>)[spec.key];
     if (spec.min === undefined || typeof v !== 'number' || v >= spec.min) continue;
