@@ -22,7 +22,7 @@ import type { NetConfig } from '../cni/config.js';
 import { nftDataplaneFactory } from '../cni/dataplane.js';
 import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
 import type { ContainerDataplane } from '../cni/plugin.js';
-import { NftDataplane } from '../dataplane/apply.js';
+import { type AttachmentRef, NftDataplane } from '../dataplane/apply.js';
 import { CfnetError, errorMessage, ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { createRegistry, type Registry } from '../lib/metrics.js';
@@ -521,21 +521,25 @@ export class CellAgent {
   private executorDataplane(): (cfg: NetConfig) => ContainerDataplane {
     const other = nftDataplaneFactory(this.log.child({ component: 'cni-dataplane' }));
     const own: ContainerDataplane = {
-      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig) =>
+      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig, opts) =>
         this.mutex.run(async () => {
           this.local.set(container.handle, { container, egressRules, addedAt: Date.now() });
           try {
-            return await this.dataplane.addContainer(container, egressRules, cellConfig);
+            // the read-back path: the agent's own diff base stays exact
+            return await this.dataplane.addContainer(container, egressRules, cellConfig, {
+              ...(opts?.takeOver ? { takeOver: opts.takeOver } : {}),
+            });
           } catch (err) {
             this.local.delete(container.handle);
             throw err;
           }
         }),
-      removeContainer: (handleOrIp: string) =>
+      removeAttachment: (ref: AttachmentRef) =>
         this.mutex.run(async () => {
-          this.local.delete(handleOrIp);
-          return this.dataplane.removeContainer(handleOrIp);
+          this.local.delete(ref.handle);
+          return this.dataplane.removeAttachment(ref);
         }),
+      addressUse: () => this.dataplane.addressUse(),
       readBack: () => this.dataplane.readBack(),
     };
     let warned = false;

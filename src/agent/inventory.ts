@@ -48,8 +48,7 @@ export class InventoryReader {
     for (const [handle, e] of Object.entries(data)) {
       if (!e || typeof e !== 'object' || !HANDLE.test(handle) || typeof e.ip !== 'string' || !IP4.test(e.ip))
         continue;
-      const metadata =
-        e.metadata && typeof e.metadata === 'object' && !Array.isArray(e.metadata) ? e.metadata : {};
+      const metadata = reportedMetadata(e.metadata);
       items.push({ handle, ip: e.ip, metadata });
       attached.set(handle, e.ip);
     }
@@ -57,6 +56,32 @@ export class InventoryReader {
     this.cache = { items, attached, version };
     return this.cache;
   }
+}
+
+/** The metadata keys the controller reads (identityFromMetadata); nothing else is reported. */
+export const REPORTED_METADATA_KEYS = [
+  'policy_group_id',
+  'app_id',
+  'space_id',
+  'org_id',
+  'container_workload',
+] as const;
+/** Longer values are left out: a GUID is 36 characters. */
+export const REPORTED_METADATA_MAX_CHARS = 256;
+
+/**
+ * What the status report carries of one container's Garden metadata: the identity keys, as
+ * bounded strings. So one record's size (whatever a datastore holds) never makes the cell's status
+ * report too large to send: the report stays a few hundred bytes per container.
+ */
+export function reportedMetadata(meta: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!meta || typeof meta !== 'object' || Array.isArray(meta)) return out;
+  for (const k of REPORTED_METADATA_KEYS) {
+    const v = (meta as Record<string, unknown>)[k];
+    if (typeof v === 'string' && v.length <= REPORTED_METADATA_MAX_CHARS) out[k] = v;
+  }
+  return out;
 }
 
 /** A stable fingerprint of an inventory (to report it only when it changed). */

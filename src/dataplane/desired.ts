@@ -42,12 +42,16 @@ export function addElement(state: TableState, set: string, e: Element): void {
 
 // ---------------------------------------------------------------- validation helpers
 
-/** CNI ContainerID rule (alnum, then alnum _ . -), bounded; it reaches comments and log prefixes. */
-export const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/**
+ * A container's handle: the CNI ContainerID rule (alnum, then alnum _ . -), plus `:` (a CNI
+ * attachment on an interface other than eth0 is `<container ID>:<ifname>`, src/cni/attachment.ts;
+ * the agent API's pattern), bounded; it reaches comments and log prefixes.
+ */
+export const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
 export function checkHandle(field: string, handle: unknown): string {
   if (typeof handle !== 'string' || !HANDLE.test(handle)) {
-    throw new ValidationError(field, handle, 'handle must match /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/');
+    throw new ValidationError(field, handle, 'handle must match /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/');
   }
   return handle;
 }
