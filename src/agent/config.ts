@@ -29,6 +29,7 @@ export interface AgentConfig {
   caCert: string;
   clientCert: string;
   clientKey: string;
+  bootstrapTokenFile: string;
   underlayIp: string;
   underlayInterface: string;
   vtepName: string;
@@ -83,9 +84,18 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   {
     key: 'clientCert',
     kind: 'path',
-    describe: "this cell's client certificate (PEM file); the controller takes the cell id from it",
+    describe:
+      "this cell's client certificate (PEM file; written by the agent with bootstrapTokenFile); the controller takes the cell id from it",
   },
   { key: 'clientKey', kind: 'path', describe: 'private key (PEM file) of the client certificate' },
+  {
+    key: 'bootstrapTokenFile',
+    kind: 'path',
+    def: '',
+    emptyOk: true,
+    describe:
+      "file holding this cell's bootstrap token: the agent then makes its own key, has the controller sign it, writes clientCert/clientKey and renews before expiry; '' = use clientCert/clientKey as they are",
+  },
   {
     key: 'underlayIp',
     kind: 'ip',

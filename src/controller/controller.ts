@@ -23,7 +23,7 @@ import { errorMessage } from '../lib/errors.js';
 import { LeaderElection, type Leadership } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { counter, createRegistry, gauge, METRICS, type Registry } from '../lib/metrics.js';
-import { closeRedis, createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
 import type { C2CPolicy, CellConfig } from '../model/types.js';
 import { LeaseManager } from './api/leases.js';
 import { ChangeNotifier } from './api/notifier.js';
@@ -31,6 +31,7 @@ import { type RunningServer, startAgentApi, startOperatorServer } from './api/se
 import type { ComputeOptions } from './compute.js';
 import { FencedOffError } from './errors.js';
 import { type ControllerExtension, extensionsFor } from './extensions.js';
+import { type IdentityConfig, startIdentity } from './identity/setup.js';
 import { AsgInformer } from './informers/asg-informer.js';
 import { BbsInformer } from './informers/bbs-informer.js';
 import type { InformerContext } from './informers/context.js';
@@ -45,6 +46,8 @@ import { type Trigger, World } from './world/world.js';
 
 export interface ControllerConfig {
   redisUrl: string;
+  /** ACL user, password, TLS trust of Redis beside the URL (lib/redis.ts). */
+  redisAuth?: RedisAuth;
   /** Redis namespace with a hash tag, default `{cfnet}`; also the BullMQ prefix. */
   namespace?: string;
   instanceId?: string;
@@ -78,6 +81,8 @@ export interface ControllerConfig {
     tls: { ca: string; cert: string; key: string };
     maxWaitSeconds?: number;
   };
+  /** Cell certificates signed by this controller (identity/); unset = agents bring their own. */
+  identity?: IdentityConfig;
   /** Operator port; `token` (operator token) enables the dashboard (controller/dashboard). */
   operator?: { host?: string; port?: number; token?: string };
   cellConfig: CellConfig;
@@ -135,6 +140,7 @@ export class Controller {
   private started = false;
   private stopping = false;
   private extensions: ControllerExtension[] = [];
+  private readonly closers: Array<() => void> = [];
 
   constructor(config: ControllerConfig) {
     this.config = config;
@@ -213,11 +219,12 @@ export class Controller {
     this.started = true;
     const c = this.config;
     const name = `cfnet-controller-${this.instanceId}`;
-    this.redis = createRedis(c.redisUrl, { name });
-    this.sub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-sub` });
-    this.invSub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-inv` });
-    this.workerConn = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-worker` });
-    this.queueConn = createRedis(c.redisUrl, { name: `${name}-queue` });
+    const auth = c.redisAuth ? { auth: c.redisAuth } : {};
+    this.redis = createRedis(c.redisUrl, { name, ...auth });
+    this.sub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-sub`, ...auth });
+    this.invSub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-inv`, ...auth });
+    this.workerConn = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-worker`, ...auth });
+    this.queueConn = createRedis(c.redisUrl, { name: `${name}-queue`, ...auth });
     this.worldStore = new WorldStore(this.redis, this.keys);
     this.store = new RuleSetStore(this.redis, this.keys, { logLength: c.rulesetLogLength ?? 50 });
     this.leases = new LeaseManager(this.redis, this.keys, c.leases ?? {});
@@ -254,8 +261,17 @@ export class Controller {
     this.workers.start();
 
     if (c.api) {
+      const identity = c.identity
+        ? startIdentity(c.identity, {
+            ...(c.bbs ? { bbs: c.bbs } : {}),
+            logger: this.log.child({ part: 'identity' }),
+            registry: this.registry,
+          })
+        : null;
+      if (identity) this.closers.push(identity.close);
       this.api = await startAgentApi(
         {
+          ...(identity ? { identity: identity.authority } : {}),
           store: this.store,
           world: this.worldStore,
           leases: this.leases,
@@ -319,6 +335,7 @@ export class Controller {
     await this.leaderTransition;
     await this.stopLeading();
     await this.api?.close();
+    for (const close of this.closers) close();
     await this.operator?.close();
     await this.workers?.close();
     await this.queue?.close();

@@ -31,6 +31,9 @@ export const METRICS = {
   apiRequests: 'cfnet_controller_api_requests_total',
   longPolls: 'cfnet_controller_long_polls_active',
   leases: 'cfnet_controller_overlay_leases',
+  // controller: identity and operator surface
+  authFailures: 'cfnet_controller_auth_failures_total',
+  cellCertificates: 'cfnet_controller_cell_certificates_total',
 } as const;
 
 /** Buckets for event → effect latencies (seconds): 1 ms … 60 s. */

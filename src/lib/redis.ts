@@ -5,7 +5,9 @@
  *   `prefix`, which carry a Redis Cluster hash tag such as `{cfnet}`);
  * - `maxRetriesPerRequest: null` for connections that block (BullMQ workers, subscribers);
  * - `enableOfflineQueue: false` for producers that should fail fast instead of buffering.
- * URLs: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS.
+ * URLs: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS. An ACL user and password
+ * and the CA of a TLS server can also be given apart from the URL (`RedisAuth`), so that no secret
+ * has to sit in a URL; what the URL carries wins.
  */
 import { Redis, type RedisOptions } from 'ioredis';
 import { ValidationError } from './errors.js';
@@ -24,8 +26,49 @@ export interface RedisConnectOptions {
   name?: string;
   /** Do not connect until the first command (default false). */
   lazyConnect?: boolean;
+  /** ACL user, password and TLS trust (see RedisAuth). */
+  auth?: RedisAuth;
   /** Extra ioredis options (keyPrefix is rejected). */
   extra?: RedisOptions;
+}
+
+/** Credentials and TLS trust of a Redis connection, beside its URL. */
+export interface RedisAuth {
+  /** ACL user (Redis 6+); unset = `default`. */
+  username?: string;
+  password?: string;
+  /** PEM of the CA that signed a rediss:// server's certificate; unset = Node's public CAs. */
+  tlsCa?: string;
+  /** PEM client certificate and key, for servers that require mutual TLS (`tls-auth-clients yes`). */
+  tlsCert?: string;
+  tlsKey?: string;
+}
+
+/** ioredis options for `auth` on `url` (TLS material only for rediss://). */
+export function redisAuthOptions(url: string, auth: RedisAuth | undefined): RedisOptions {
+  if (!auth) return {};
+  const u = parseRedisUrl(url);
+  const tls = auth.tlsCa || auth.tlsCert || auth.tlsKey;
+  if (tls && u.protocol !== 'rediss:') {
+    throw new ValidationError(
+      'redis_url',
+      u.protocol,
+      'TLS settings (CA, client certificate) need a rediss:// URL',
+    );
+  }
+  return {
+    ...(auth.username ? { username: auth.username } : {}),
+    ...(auth.password ? { password: auth.password } : {}),
+    ...(u.protocol === 'rediss:'
+      ? {
+          tls: {
+            ...(auth.tlsCa ? { ca: auth.tlsCa } : {}),
+            ...(auth.tlsCert ? { cert: auth.tlsCert } : {}),
+            ...(auth.tlsKey ? { key: auth.tlsKey } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 /** Validate a Redis URL (scheme, host, db number) and return it parsed. */
@@ -72,6 +115,7 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): Redis 
     ...redisOptionsFor(opts.role ?? 'client'),
     lazyConnect: opts.lazyConnect ?? false,
     ...(opts.name ? { connectionName: opts.name } : {}),
+    ...redisAuthOptions(url, opts.auth),
     ...opts.extra,
   };
   return new Redis(url, options);
