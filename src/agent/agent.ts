@@ -160,6 +160,7 @@ export class CellAgent {
       baseUrl: c.controllerUrl,
       cellId: c.cellId,
       tls: { ...tls, ...(c.controllerServerName ? { servername: c.controllerServerName } : {}) },
+      ...(c.controllerSourceAddress ? { localAddress: c.controllerSourceAddress } : {}),
     });
     this.identity = opts.tls
       ? null

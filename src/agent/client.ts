@@ -84,6 +84,8 @@ export interface ControllerClientOptions {
   cellId: string;
   /** `cert`/`key` may be '' before the cell has a certificate (bootstrap with its token). */
   tls: { ca: string; cert: string; key: string; servername?: string };
+  /** Local address to connect from (default: the kernel's choice). */
+  localAddress?: string;
   /** Timeout of ordinary requests (default 10 s). */
   requestTimeoutMs?: number;
 }
@@ -119,12 +121,14 @@ export class ControllerClient {
   private readonly retiring = new Set<Dispatcher>();
   private readonly timeoutMs: number;
   private tls: ControllerClientOptions['tls'];
+  private readonly localAddress: string | undefined;
 
   constructor(opts: ControllerClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.cellId = opts.cellId;
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.tls = opts.tls;
+    this.localAddress = opts.localAddress || undefined;
     this.dispatcher = this.makeDispatcher();
   }
 
@@ -140,6 +144,7 @@ export class ControllerClient {
       ...(t.key ? { key: t.key } : {}),
       minVersion: 'TLSv1.2',
       ...(t.servername ? { servername: t.servername } : {}),
+      ...(this.localAddress ? { localAddress: this.localAddress } : {}),
     });
     return { agent, inflight: 0, retired: false };
   }

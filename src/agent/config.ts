@@ -26,6 +26,7 @@ export interface AgentConfig {
   cellId: string;
   controllerUrl: string;
   controllerServerName: string;
+  controllerSourceAddress: string;
   caCert: string;
   clientCert: string;
   clientKey: string;
@@ -75,6 +76,14 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
     def: '',
     emptyOk: true,
     describe: "name to verify in the controller's certificate (TLS SNI); '' = the URL's host",
+  },
+  {
+    key: 'controllerSourceAddress',
+    kind: 'ip',
+    def: '',
+    emptyOk: true,
+    describe:
+      "local address the agent's connections to the controller come from (the controller signs certificates only for requests from the cell's BBS address); '' = the kernel's choice",
   },
   {
     key: 'caCert',

@@ -44,6 +44,8 @@ export interface HeldCertificate {
   serial: string;
   notBefore: number;
   notAfter: number;
+  /** When this agent received it (its notBefore for one read from disk). */
+  obtainedAt: number;
 }
 
 /** Why a certificate/key pair cannot be used for `cellId` at `now`, or null when it can. */
@@ -67,14 +69,16 @@ export function unusableBecause(cert: string, key: string, cellId: string, now: 
   return null;
 }
 
-function held(cert: string, key: string): HeldCertificate {
+function held(cert: string, key: string, obtainedAt?: number): HeldCertificate {
   const x = new X509Certificate(cert);
+  const notBefore = Date.parse(x.validFrom);
   return {
     cert,
     key,
     serial: x.serialNumber,
-    notBefore: Date.parse(x.validFrom),
+    notBefore,
     notAfter: Date.parse(x.validTo),
+    obtainedAt: obtainedAt ?? notBefore,
   };
 }
 
@@ -92,10 +96,13 @@ export class AgentIdentity {
     return this.current;
   }
 
-  /** When the certificate in use should be renewed (ms since the epoch). */
+  /**
+   * When the certificate in use should be renewed (ms since the epoch): 60-75 % into its life,
+   * counted from when it was obtained (certificates are back-dated for clock skew).
+   */
   renewAt(c: HeldCertificate): number {
-    const life = c.notAfter - c.notBefore;
-    return c.notBefore + life * (0.6 + 0.15 * this.random());
+    const start = Math.max(c.notBefore, c.obtainedAt);
+    return start + (c.notAfter - start) * (0.6 + 0.15 * this.random());
   }
 
   private async readFiles(): Promise<HeldCertificate | null> {
@@ -168,7 +175,7 @@ export class AgentIdentity {
     // key first: a crash in between leaves a pair that does not match, which ready() replaces
     await writeFileAtomic(this.opts.keyFile, key, 0o600);
     await writeFileAtomic(this.opts.certFile, signed.certificate, 0o644);
-    const next = held(signed.certificate, key);
+    const next = held(signed.certificate, key, this.now());
     client.useCertificate(next.cert, next.key);
     this.current = next;
     metrics?.certificateRenewals.inc({ method, outcome: 'ok' });

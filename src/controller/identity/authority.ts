@@ -24,7 +24,7 @@ import { IdentityError } from './errors.js';
 export const CELL_SAN_SUFFIX = '.cell.cfnet';
 /** Smallest RSA key the authority certifies. */
 export const MIN_RSA_BITS = 2048;
-/** Certificates are back-dated this much (clock skew between controller and cells). */
+/** Certificates are back-dated this much (clock skew between controller and cells), at most a tenth of their life. */
 const BACKDATE_MS = 5 * 60_000;
 
 export interface IdentityAuthorityOptions {
@@ -157,7 +157,10 @@ export class CellIdentityAuthority {
       sans: { dns: [`${cellId}${CELL_SAN_SUFFIX}`], ip: [address] },
       usage: 'client',
       publicKey: csr.publicKey,
-      validity: { notBefore: new Date(now - BACKDATE_MS), notAfter: new Date(now + this.ttlMs) },
+      validity: {
+        notBefore: new Date(now - Math.min(BACKDATE_MS, this.ttlMs / 10)),
+        notAfter: new Date(now + this.ttlMs),
+      },
     });
     const summary = describeCert(issued.cert);
     this.issued?.inc({ method, outcome: 'issued' });
