@@ -193,9 +193,11 @@ describe('agent certificates rotate without a restart and without dropping a lon
     try {
       const first = await identity.ready(new AbortController().signal);
       const poll = client.rules(0, 25);
-      await new Promise((r) => setTimeout(r, 300));
+      // (over a second later: validity is counted in whole seconds)
+      await new Promise((r) => setTimeout(r, 1200));
       const second = await identity.renew();
       assert.notEqual(second.serial, first.serial);
+      assert.ok(second.notAfter >= first.notAfter + 1000);
       const v = await ctl.ruleSetStore.write(ruleSet(cell.id, 1), null);
       const answer = await poll;
       assert.equal(answer.kind, 'snapshot');

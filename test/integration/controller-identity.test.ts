@@ -153,6 +153,14 @@ describe('cell identity: certificates only for the cell at the requesting addres
     assert.equal(own.status, 304, 'authenticated: nothing stored for the cell yet');
     const other = await call(url, 'GET', `/v1/cells/${B.id}/rules`, { ca: ca.cert, ...tls, from: A.ip });
     assert.equal(other.status, 403);
+    // the certificate and its key copied elsewhere are of no use
+    const copied = await call(url, 'GET', `/v1/cells/${A.id}/rules`, {
+      ca: ca.cert,
+      ...tls,
+      from: '127.0.0.99',
+    });
+    assert.equal(copied.status, 403);
+    assert.equal(copied.body.error?.code, 'CFNET_IDENTITY_ADDRESS_MISMATCH');
   });
 
   it('a CSR asking for another name still gets only the verified cell (the CSR subject is ignored)', async () => {

@@ -18,7 +18,8 @@
  * - `POST /v1/cells/{cell}/certificate` `{csr, token?}` → 200 `{certificate, ca, notAfter, serial}`:
  *   the cell's next certificate (identity/authority.ts). The one route a client without a valid
  *   certificate may call: it then needs the cell's bootstrap token.
- * A lease's `underlayIp` must be the caller's own address (the IP SAN of a certificate the
+ * A certificate with an IP SAN (the authority's) is accepted only from that address (403
+ * `CFNET_IDENTITY_ADDRESS_MISMATCH`). A lease's `underlayIp` must be the caller's own address (the IP SAN of a certificate the
  * authority issued, else the cell's BBS presence when the authority is configured), and not
  * another cell's live lease: 403 `CFNET_LEASE_FOREIGN_UNDERLAY` otherwise.
  * Errors: `{error: {code, message, field?}}`.
@@ -35,6 +36,7 @@ import { counter, exposition, gauge, METRICS, type Registry } from '../../lib/me
 import { CF_INTERNAL_CIPHERS } from '../../lib/tls.js';
 import { ipFamily, isIp } from '../../model/ip.js';
 import { CELL_SAN_SUFFIX, type CellIdentityAuthority, certifiedAddress } from '../identity/authority.js';
+import { normaliseAddress } from '../identity/directory.js';
 import { IdentityError } from '../identity/errors.js';
 import { validateCellId } from '../keys.js';
 import type { RuleSetStore } from '../store/ruleset-store.js';
@@ -188,7 +190,17 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     const id = cellIdFromCertificate(cert);
     if (!id) return sendError(reply, 401, 'CFNET_UNAUTHENTICATED', 'the client certificate names no cell');
     (req as FastifyRequest & Caller).cellId = id;
-    (req as FastifyRequest & Caller).certifiedAddress = certifiedAddress(cert.subjectaltname);
+    const bound = certifiedAddress(cert.subjectaltname);
+    (req as FastifyRequest & Caller).certifiedAddress = bound;
+    // a certificate the authority issued is bound to the cell's address: a copied key is of no use elsewhere
+    if (bound !== null && bound !== normaliseAddress(req.raw.socket.remoteAddress)) {
+      return sendError(
+        reply,
+        403,
+        'CFNET_IDENTITY_ADDRESS_MISMATCH',
+        `the certificate of cell ${id} is valid from ${bound} only`,
+      );
+    }
     const params = req.params as Partial<CellParams> | undefined;
     if (params?.cell !== undefined && params.cell !== id) {
       return sendError(
