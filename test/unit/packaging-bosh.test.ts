@@ -6,7 +6,6 @@
 // cf-deployment-shaped manifest, and the packaging scripts build packages from stand-in blobs.
 import assert from 'node:assert/strict';
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -27,7 +26,6 @@ import { after, describe, it } from 'node:test';
 import { AGENT_SETTINGS, resolveAgentConfig } from '../../src/agent/config.js';
 import { parseNetConfig } from '../../src/cni/config.js';
 import { SUPPORTED_VERSIONS } from '../../src/cni/version.js';
-import { cellIdFromCertificate } from '../../src/controller/api/server.js';
 import { cellBootstrapToken } from '../../src/controller/identity/bootstrap-token.js';
 import {
   CONTROLLER_SETTINGS,
