@@ -23,7 +23,7 @@ import { nftDataplaneFactory } from '../cni/dataplane.js';
 import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
 import type { ContainerDataplane } from '../cni/plugin.js';
 import { NftDataplane } from '../dataplane/apply.js';
-import { errorMessage, ValidationError } from '../lib/errors.js';
+import { CfnetError, errorMessage, ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { createRegistry, type Registry } from '../lib/metrics.js';
 import type { CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
@@ -35,7 +35,7 @@ import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
 import { type LocalContainer, mergeLocal } from './merge.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
 import { Mutex } from './mutex.js';
-import { desiredOverlay, vtepIpOf, vtepMacOf } from './overlay.js';
+import { desiredOverlay, mergePeerLeases, vtepIpOf, vtepMacOf } from './overlay.js';
 import { type PullUpdate, RulePuller } from './pull.js';
 import { recoverFromKernel } from './recover.js';
 import { type RunningHttp, startLocalServer, startMetricsServer } from './servers.js';
@@ -311,7 +311,9 @@ export class CellAgent {
     await this.puller?.stop();
     await this.executor?.close().catch((err) => this.log.warn({ err: errorMessage(err) }, 'executor close'));
     await this.localServer?.close().catch(() => undefined);
-    await Promise.allSettled(this.loops);
+    // a loop may be inside a controller request (up to its timeout): do not wait for it past 2 s;
+    // the state is saved either way
+    await Promise.race([Promise.allSettled(this.loops), sleep(2000)]);
     await this.mutex
       .run(() => this.save())
       .catch((err) => this.log.error({ err: errorMessage(err) }, 'save failed'));
@@ -614,8 +616,15 @@ export class CellAgent {
         const l = await this.renewOrAcquire();
         this.contact(true, 'lease');
         await this.adoptLease(l, 'controller');
-        const all = await this.client.leases(this.life.signal);
-        this.leases = all;
+        const listing = await this.client.leases(this.life.signal);
+        const peers = mergePeerLeases(this.leases, listing.leases, listing.released, Date.now());
+        if (peers.retained.length > 0) {
+          this.log.info(
+            { retained: peers.retained },
+            'peers missing from the lease listing kept until their leases expire',
+          );
+        }
+        this.leases = peers.leases;
         await this.syncOverlay(false);
         this.saveSoon();
         failures = 0;
@@ -629,15 +638,26 @@ export class CellAgent {
           factor: 2,
           jitter: 0.5,
         });
-        this.log.warn(
-          { err: errorMessage(err), retryInMs: delay, lease: this.lease?.subnet ?? null },
-          'lease renewal failed; keeping the overlay as it is',
-        );
+        const conflict = err instanceof ControllerRequestError && err.apiCode === 'CFNET_LEASE_CONFLICT';
+        if (conflict) this.metrics.leaseConflicts.inc();
+        const fields = { err, retryInMs: delay, lease: this.lease?.subnet ?? null };
+        if (conflict) {
+          this.log.error(
+            fields,
+            "the controller says another live cell holds this cell's subnet; keeping it (an operator resolves this: cfnet leases move)",
+          );
+        } else {
+          this.log.warn(fields, 'lease renewal failed; keeping the overlay as it is');
+        }
         if (!(await this.pause(delay))) return;
       }
     }
   }
 
+  /**
+   * Renews the held lease; when the controller does not know it (Redis lost its data) or records
+   * another subnet, claims the held subnet back. Without a lease (first start) acquires a fresh one.
+   */
   private async renewOrAcquire(): Promise<OverlayLease> {
     const ip = this.underlay!.ip;
     if (this.lease) {
@@ -646,21 +666,37 @@ export class CellAgent {
       } catch (err) {
         if (!(err instanceof ControllerRequestError) || (err.status !== 404 && err.status !== 409)) throw err;
         this.log.warn(
-          { err: err.message, subnet: this.lease.subnet },
-          'lease not renewable; acquiring again',
+          { err, subnet: this.lease.subnet },
+          'lease not renewable (the controller lost or moved it); claiming the held subnet',
         );
+        // the controller may have lost every inventory with the leases: report ours again
+        this.reportedInventory = '';
+        this.requestStatus();
         return this.client.acquireLease(ip, undefined, this.lease.subnet);
       }
     }
     return this.client.acquireLease(ip);
   }
 
+  /** Cells with containers never change subnet on their own (their addresses are in that subnet). */
+  private hasContainers(): boolean {
+    return this.local.size > 0 || (this.base?.containers.length ?? 0) > 0;
+  }
+
   /** Makes `l` the cell's lease: VXLAN device, subnet file for the CNI plugin. */
   private async adoptLease(l: OverlayLease, source: 'saved' | 'controller'): Promise<void> {
     const prev = this.lease;
     if (prev && prev.subnet !== l.subnet) {
+      if (l.moved !== 'operator' && this.hasContainers()) {
+        this.metrics.leaseConflicts.inc();
+        throw new CfnetError(
+          'CFNET_AGENT_LEASE_MOVE_REFUSED',
+          `the controller offered subnet ${l.subnet} but this cell holds ${prev.subnet} and has containers on it`,
+          { held: prev.subnet, offered: l.subnet },
+        );
+      }
       this.log.error(
-        { old: prev.subnet, new: l.subnet },
+        { old: prev.subnet, new: l.subnet, moved: l.moved ?? 'no containers' },
         'the cell lease moved to another subnet: containers on the old subnet lose overlay connectivity',
       );
     }

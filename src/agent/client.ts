@@ -27,6 +27,21 @@ export interface OverlayLease {
   acquiredAt?: number;
   renewedAt?: number;
   expiresAt?: number;
+  /** Set when an operator moved the cell to this (new) subnet. */
+  moved?: 'operator';
+}
+
+/** A lease an agent released (the controller keeps these for one lease TTL). */
+export interface ReleasedLease {
+  cellId: string;
+  subnet: string;
+  releasedAt: number;
+}
+
+/** `GET /v1/leases`: every live lease and the recent releases. */
+export interface LeaseListing {
+  leases: OverlayLease[];
+  released: ReleasedLease[];
 }
 
 export type RulesAnswer =
@@ -111,7 +126,16 @@ export function checkLease(v: unknown): OverlayLease | null {
   for (const k of ['acquiredAt', 'renewedAt', 'expiresAt'] as const) {
     if (typeof l[k] === 'number') out[k] = l[k] as number;
   }
+  if (l.moved === 'operator') out.moved = 'operator';
   return out;
+}
+
+function checkReleased(v: unknown): ReleasedLease | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  if (typeof r.cellId !== 'string' || typeof r.subnet !== 'string' || !CIDR4.test(r.subnet)) return null;
+  if (typeof r.releasedAt !== 'number') return null;
+  return { cellId: r.cellId, subnet: r.subnet, releasedAt: r.releasedAt };
 }
 
 export class ControllerClient {
@@ -319,14 +343,20 @@ export class ControllerClient {
     return (r.json as { released?: boolean } | null)?.released === true;
   }
 
-  /** Every live lease (malformed entries are dropped). */
-  async leases(signal?: AbortSignal): Promise<OverlayLease[]> {
+  /** Every live lease and the recent releases (malformed entries are dropped). */
+  async leases(signal?: AbortSignal): Promise<LeaseListing> {
     const url = `${this.baseUrl}/v1/leases`;
     const r = await this.call('GET', url, undefined, signal ? { signal } : {});
-    const list = (r.json as { leases?: unknown[] } | null)?.leases;
+    const body = r.json as { leases?: unknown[]; released?: unknown[] } | null;
+    const list = body?.leases;
     if (!Array.isArray(list))
       throw new ControllerRequestError(`GET ${url}: no leases list`, r.status, 'BAD_ANSWER');
-    return list.map(checkLease).filter((l): l is OverlayLease => l !== null);
+    return {
+      leases: list.map(checkLease).filter((l): l is OverlayLease => l !== null),
+      released: (Array.isArray(body?.released) ? body.released : [])
+        .map(checkReleased)
+        .filter((x): x is ReleasedLease => x !== null),
+    };
   }
 
   /**

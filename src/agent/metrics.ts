@@ -11,6 +11,7 @@ export const AGENT_METRICS = {
   controllerUp: 'cfnet_agent_controller_reachable',
   controllerErrors: 'cfnet_agent_controller_errors_total',
   overlayPeers: 'cfnet_agent_overlay_peers',
+  leaseConflicts: 'cfnet_agent_lease_conflicts_total',
   overlayChanges: 'cfnet_agent_overlay_entry_changes_total',
   driftRepairs: 'cfnet_agent_drift_repairs_total',
   localContainers: 'cfnet_agent_local_containers',
@@ -59,6 +60,11 @@ export function agentMetrics(registry: Registry) {
       ['op'],
     ),
     overlayPeers: gauge(registry, AGENT_METRICS.overlayPeers, 'Other cells with overlay routes on this cell'),
+    leaseConflicts: counter(
+      registry,
+      AGENT_METRICS.leaseConflicts,
+      'Lease answers refused because they would move the cell off the subnet it holds (claim conflicts, offered moves)',
+    ),
     overlayChanges: counter(
       registry,
       AGENT_METRICS.overlayChanges,

@@ -5,7 +5,7 @@
  * (silk-behaviour.md §4). Unlike Silk, the agent diffs desired against current and sends only the
  * difference, in one `ip -batch` and one `bridge -batch` process; nothing runs when nothing changed.
  */
-import type { OverlayLease } from './client.js';
+import type { OverlayLease, ReleasedLease } from './client.js';
 
 /** Kernel overlay entries on the VTEP device. */
 export interface OverlayState {
@@ -36,6 +36,43 @@ export function vtepMacOf(subnet: string): string {
     .split('.')
     .map((o) => Number(o).toString(16).padStart(2, '0'))
     .join(':')}`;
+}
+
+export interface PeerLeases {
+  leases: OverlayLease[];
+  /** Cells kept from what the agent knew although the controller did not list them. */
+  retained: string[];
+}
+
+/**
+ * The peers to program: every lease the controller lists, plus every lease the agent knew that the
+ * listing lacks, until that lease expires. Removals are level-based on expiry, never on one short
+ * listing (after Redis lost its data the controller lists only the cells that claimed back so
+ * far). A known lease is dropped earlier only when the controller reports its release (newer than
+ * its last renewal) or lists another cell on an overlapping subnet.
+ */
+export function mergePeerLeases(
+  known: readonly OverlayLease[],
+  listed: readonly OverlayLease[],
+  released: readonly ReleasedLease[],
+  now: number,
+): PeerLeases {
+  const listedCells = new Set(listed.map((l) => l.cellId));
+  const listedRanges = listed.map((l) => subnetRange(l.subnet));
+  const releasedAt = new Map(released.map((r) => [r.cellId, r]));
+  const leases = [...listed];
+  const retained: string[] = [];
+  for (const k of known) {
+    if (listedCells.has(k.cellId)) continue;
+    if ((k.expiresAt ?? 0) <= now) continue;
+    const r = releasedAt.get(k.cellId);
+    if (r && r.subnet === k.subnet && r.releasedAt >= (k.renewedAt ?? 0)) continue;
+    const [s, e] = subnetRange(k.subnet);
+    if (listedRanges.some(([ls, le]) => s <= le && ls <= e)) continue;
+    leases.push(k);
+    retained.push(k.cellId);
+  }
+  return { leases, retained: retained.sort() };
 }
 
 export interface DesiredOverlay {

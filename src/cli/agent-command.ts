@@ -8,6 +8,13 @@ import {
   resolveAgentConfig,
 } from '../agent/config.js';
 import { errorMessage, ValidationError } from '../lib/errors.js';
+import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
+
+/**
+ * How long a stop may take whatever is unreachable: loops get 2 s, the state is saved, then the
+ * process exits regardless (nothing is flushed: every rule stays in force). A second signal exits now.
+ */
+export const AGENT_STOP_DEADLINE_MS = 5000;
 
 function placeholder(kind: string): string {
   switch (kind) {
@@ -37,7 +44,8 @@ export function registerAgentCommands(program: Command): void {
     .option(
       '--dry-run',
       'render and report rule sets and overlay changes but write nothing to the kernel (no nft, no VXLAN device, no CNI executor); needs no root. For demos',
-    );
+    )
+    .addHelpText('after', EXIT_HELP);
   for (const s of AGENT_SETTINGS) {
     const def = s.def === undefined ? ' [required]' : ` [default: ${JSON.stringify(s.def)}]`;
     cmd.option(
@@ -55,7 +63,7 @@ export function registerAgentCommands(program: Command): void {
     } catch (err) {
       const msg = err instanceof ValidationError ? err.message : errorMessage(err);
       process.stderr.write(`cfnet agent: ${msg}\n`);
-      process.exitCode = 2;
+      process.exitCode = EXIT.invalid;
       return;
     }
     // loaded here, not at start-up of the CLI: other commands do not pay for the agent's modules
@@ -63,9 +71,13 @@ export function registerAgentCommands(program: Command): void {
     const agent = new CellAgent({ config, dryRun: opts.dryRun === true });
     let stopping: Promise<void> | null = null;
     const stop = (signal: string) => {
-      if (stopping) return;
-      agent.log.info({ signal }, 'signal received');
-      stopping = agent.stop().finally(() => process.exit(0));
+      if (stopping) process.exit(EXIT.error); // a second signal: now
+      agent.log.info({ signal, deadlineMs: AGENT_STOP_DEADLINE_MS }, 'signal received');
+      setTimeout(() => {
+        agent.log.warn('stop deadline reached; exiting (rules stay in force)');
+        process.exit(EXIT.error);
+      }, AGENT_STOP_DEADLINE_MS).unref();
+      stopping = agent.stop().finally(() => process.exit(EXIT.ok));
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
@@ -74,7 +86,7 @@ export function registerAgentCommands(program: Command): void {
     } catch (err) {
       agent.log.fatal({ err: errorMessage(err) }, 'cell agent failed to start');
       await agent.stop().catch(() => undefined);
-      process.exit(1);
+      process.exit(EXIT.error);
     }
   });
 }

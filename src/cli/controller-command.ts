@@ -8,6 +8,7 @@ import { SettingsError } from '../controller/errors.js';
 import {
   CONTROLLER_SETTINGS,
   type ControllerSettings,
+  checkSettingFiles,
   describeSettings,
   envName,
   flagName,
@@ -17,7 +18,15 @@ import {
   toControllerConfig,
 } from '../controller/settings.js';
 import { errorMessage } from '../lib/errors.js';
+import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
 import { createLogger } from '../lib/log.js';
+import { redactUrlCredentials } from '../lib/redact.js';
+
+/**
+ * How long a stop may take, whatever is unreachable (Redis, BBS, …): leadership released and
+ * workers drained when possible, then the process exits regardless. A second signal exits at once.
+ */
+export const CONTROLLER_STOP_DEADLINE_MS = 5000;
 
 function placeholder(kind: SettingKind): string {
   switch (kind) {
@@ -51,7 +60,11 @@ export function registerControllerCommands(program: Command): void {
       '--config <file>',
       'JSON file of settings (keys as in parentheses below, e.g. "redisUrl"); env CFNET_CONFIG',
     )
-    .option('--check', 'validate the settings, print them (secrets redacted) and exit');
+    .option(
+      '--check',
+      'validate the settings and the files they name, print them (secrets redacted) and exit',
+    )
+    .addHelpText('after', EXIT_HELP);
   for (const s of CONTROLLER_SETTINGS) {
     const def =
       s.def === undefined
@@ -70,11 +83,11 @@ export function registerControllerCommands(program: Command): void {
       const flags: Record<string, unknown> = {};
       for (const s of CONTROLLER_SETTINGS) if (opts[s.key] !== undefined) flags[s.key] = opts[s.key];
       settings = parseControllerSettings({ flags, env: process.env, file });
+      checkSettingFiles(settings);
     } catch (err) {
-      process.stderr.write(
-        `cfnet controller: ${err instanceof SettingsError ? err.message : errorMessage(err)}\n`,
-      );
-      process.exitCode = 2;
+      const msg = err instanceof SettingsError ? err.message : errorMessage(err);
+      process.stderr.write(`cfnet controller: ${redactUrlCredentials(msg)}\n`);
+      process.exitCode = EXIT.invalid;
       return;
     }
     if (opts.check) {
@@ -82,27 +95,41 @@ export function registerControllerCommands(program: Command): void {
       return;
     }
     let controller: Controller;
+    let stopping: Promise<void> | null = null;
+    /** Stop within the deadline, then exit with `code`; a second call (signal) exits at once. */
+    const stop = (reason: string, code: number) => {
+      if (stopping) {
+        process.exit(code === EXIT.ok ? EXIT.error : code);
+      }
+      controller.log.info({ reason, deadlineMs: CONTROLLER_STOP_DEADLINE_MS }, 'stopping');
+      setTimeout(() => {
+        controller.log.warn({ reason }, 'stop deadline reached; exiting without finishing');
+        process.exit(code === EXIT.ok ? EXIT.error : code);
+      }, CONTROLLER_STOP_DEADLINE_MS).unref();
+      stopping = controller
+        .stop()
+        .catch((err) => controller.log.error({ err }, 'error while stopping'))
+        .finally(() => process.exit(code));
+    };
     try {
       const config = toControllerConfig(settings);
       config.logger = createLogger('controller', { level: settings.logLevel });
+      // A fatal error of the leader (or anything unexpected) releases leadership before the exit,
+      // so a standby takes over at once instead of after the lease runs out.
+      config.onFatal = (err) => {
+        controller.log.fatal({ err }, 'fatal error; releasing leadership and exiting');
+        stop('fatal', EXIT.error);
+      };
       controller = new Controller(config);
+      process.on('uncaughtException', (err) => config.onFatal!(err));
+      process.on('unhandledRejection', (err) => config.onFatal!(err));
       await controller.start();
     } catch (err) {
-      process.stderr.write(`cfnet controller: ${errorMessage(err)}\n`);
-      process.exitCode = 1;
+      process.stderr.write(`cfnet controller: ${redactUrlCredentials(errorMessage(err))}\n`);
+      process.exitCode = err instanceof SettingsError ? EXIT.invalid : EXIT.error;
       return;
     }
-    let stopping: Promise<void> | null = null;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      controller.log.info({ signal }, 'stopping');
-      stopping = controller
-        .stop()
-        .catch((err) => controller.log.error({ err: errorMessage(err) }, 'error while stopping'))
-        .finally(() => process.exit(process.exitCode ?? 0));
-      setTimeout(() => process.exit(1), 30_000).unref();
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM', EXIT.ok));
+    process.on('SIGINT', () => stop('SIGINT', EXIT.ok));
   });
 }

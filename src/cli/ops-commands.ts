@@ -15,6 +15,7 @@ import { registerCells } from './ops/cells.js';
 import { type OpsIo, processIo } from './ops/common.js';
 import { registerEvents } from './ops/events.js';
 import { registerExplain } from './ops/explain.js';
+import { registerLeases } from './ops/leases.js';
 import { registerQueue } from './ops/queue.js';
 import { registerRules } from './ops/rules.js';
 
@@ -28,6 +29,7 @@ export function registerOpsCommands(program: Command, io: OpsIo = processIo): vo
   registerRules(program, io);
   registerCells(program, io);
   registerExplain(program, io);
+  registerLeases(program, io);
 }
 
 /** The controller extension factory (a module-level function, so registering twice is a no-op). */

@@ -5,8 +5,13 @@
  * Leader life cycle:
  * 1. elected (fencing token) → load the last known security groups, policies and agent
  *    inventories from Redis (a failing source then keeps them), start the informers;
- * 2. once BBS is listed (and CAPI / the policy server, or after `initialSyncTimeoutMs` without
- *    them): full resync of the world into Redis, mark it ready, enqueue every cell;
+ * 2. once every configured source is covered: full resync of the world into Redis, mark it ready,
+ *    enqueue every cell. BBS must be listed. CAPI and the policy server must be listed too, unless
+ *    Redis still held their last-known copy: then the leader waits `initialSyncTimeoutMs` for a
+ *    fresh listing and otherwise writes the world with that copy. A source with neither (Redis lost
+ *    its data and the source is down) is waited for without limit: no rule set is published from a
+ *    world that lacks it, agents keep enforcing what they have, and `/readyz`, the
+ *    `cfnet_controller_publish_blocked{source}` gauge and the publish-state key say why;
  * 3. afterwards every world change is written (fenced) and its cells enqueued, coalesced per tick;
  *    a failed write triggers another full resync (nothing is lost);
  * 4. lease lost (deposed, Redis flushed, stop) → informers stop, the in-memory world is dropped.
@@ -22,7 +27,7 @@ import { UaaClient } from '../cf/uaa-client.js';
 import { errorMessage } from '../lib/errors.js';
 import { LeaderElection, type Leadership } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { counter, createRegistry, gauge, METRICS, type Registry } from '../lib/metrics.js';
+import { counter, createRegistry, type Gauge, gauge, METRICS, type Registry } from '../lib/metrics.js';
 import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
 import type { C2CPolicy, CellConfig } from '../model/types.js';
 import { LeaseManager } from './api/leases.js';
@@ -34,7 +39,7 @@ import { type ControllerExtension, extensionsFor } from './extensions.js';
 import { type IdentityConfig, startIdentity } from './identity/setup.js';
 import { AsgInformer } from './informers/asg-informer.js';
 import { BbsInformer } from './informers/bbs-informer.js';
-import type { InformerContext } from './informers/context.js';
+import { type InformerContext, InformerMetrics, type InformerSource } from './informers/context.js';
 import { PolicyInformer } from './informers/policy-informer.js';
 import { Keys } from './keys.js';
 import { ReconcileQueue } from './queue/reconcile-queue.js';
@@ -43,6 +48,19 @@ import { type ReconcileResult, Reconciler } from './reconciler.js';
 import { RuleSetStore } from './store/ruleset-store.js';
 import { type AsgData, WorldStore } from './world/redis-world.js';
 import { type Trigger, World } from './world/world.js';
+
+/** Waits for `p` at most `ms` (never throws): for steps of a stop that must not hang. */
+async function bounded(p: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!p) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.catch(() => {}),
+    new Promise<void>((r) => {
+      timer = setTimeout(r, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
 
 export interface ControllerConfig {
   redisUrl: string;
@@ -86,10 +104,23 @@ export interface ControllerConfig {
   /** Operator port; `token` (operator token) enables the dashboard (controller/dashboard). */
   operator?: { host?: string; port?: number; token?: string };
   cellConfig: CellConfig;
-  leases?: { overlayNetwork?: string; subnetPrefixLength?: number; ttlMs?: number };
+  leases?: {
+    overlayNetwork?: string;
+    subnetPrefixLength?: number;
+    ttlMs?: number;
+    recoveryWindowMs?: number;
+  };
   rulesetLogLength?: number;
-  /** Wait this long for CAPI and the policy server before the first world write (default 30 s). */
+  /**
+   * How long a new leader waits for a fresh listing of CAPI and the policy server when Redis holds
+   * their last-known copy (default 30 s). Without such a copy it waits for the listing, however long.
+   */
   initialSyncTimeoutMs?: number;
+  /**
+   * Called on an error this replica cannot recover from (e.g. a leader that cannot build its
+   * clients); the CLI stops (releasing leadership) and exits. Default: logged only.
+   */
+  onFatal?: (err: unknown) => void;
   /** Take part in leader election (run informers). Default true. */
   campaign?: boolean;
   compute?: ComputeOptions;
@@ -109,6 +140,10 @@ interface LeaderState {
   policy?: PolicyInformer;
   clients: Array<{ close(): void }>;
   resynced: boolean;
+  /** Sources loaded from Redis's last-known copy at election (CAPI's ASGs, the policies). */
+  lastKnown: { capi: boolean; policy: boolean };
+  /** Sources the leader waits for before its first world write (empty once written). */
+  missing: InformerSource[];
   needResync: boolean;
   flushing: Promise<void> | null;
   flushAgain: boolean;
@@ -141,6 +176,8 @@ export class Controller {
   private stopping = false;
   private extensions: ControllerExtension[] = [];
   private readonly closers: Array<() => void> = [];
+  private publishBlocked: Gauge<'source'> | null = null;
+  private informerMetrics!: InformerMetrics;
 
   constructor(config: ControllerConfig) {
     this.config = config;
@@ -316,7 +353,9 @@ export class Controller {
     );
     this.election.on('elected', (l) => {
       leaderChanges.inc({ event: 'elected' });
-      this.leaderTransition = this.leaderTransition.then(() => this.startLeading(l));
+      this.leaderTransition = this.leaderTransition.then(() =>
+        this.startLeading(l).catch((err) => this.fatal(err, 'could not start leading')),
+      );
     });
     this.election.on('lost', (l, reason) => {
       leaderChanges.inc({ event: 'lost' });
@@ -327,21 +366,51 @@ export class Controller {
     if (c.campaign ?? true) this.election.start();
   }
 
-  /** Graceful stop: release leadership, drain workers, close servers and connections. */
+  /**
+   * An error this replica cannot recover from: leadership is given up (the lease released, so a
+   * standby takes over at once) and `onFatal` decides the rest (the CLI exits).
+   */
+  private async fatal(err: unknown, what: string): Promise<void> {
+    this.log.error({ err }, what);
+    await bounded(this.election?.stop(), 1000);
+    await this.stopLeading().catch(() => {});
+    if (this.config.onFatal) this.config.onFatal(err);
+  }
+
+  /**
+   * Graceful stop: release leadership, drain workers, close servers and connections. Bounded:
+   * every step has a time limit, so a stop with Redis (or anything else) unreachable takes about
+   * 3 s; what could not finish is abandoned (a standby takes over when the lease runs out, jobs
+   * held by this replica return to the queue after their lock).
+   */
   async stop(): Promise<void> {
     if (!this.started || this.stopping) return;
     this.stopping = true;
-    await this.election?.stop();
-    await this.leaderTransition;
-    await this.stopLeading();
-    await this.api?.close();
+    await bounded(this.election?.stop(), 1000);
+    await bounded(
+      this.leaderTransition.then(() => this.stopLeading()),
+      1000,
+    );
+    this.api?.app.server.closeAllConnections?.();
     for (const close of this.closers) close();
-    await this.operator?.close();
-    await this.workers?.close();
-    await this.queue?.close();
-    for (const e of this.extensions) await e.close?.().catch(() => {});
-    await this.notifier?.stop();
-    for (const r of [this.sub, this.invSub, this.workerConn, this.queueConn, this.redis]) await closeRedis(r);
+    await bounded(
+      Promise.all([
+        this.api?.close(),
+        this.operator?.close(),
+        this.workers?.close(),
+        this.queue?.close(),
+        ...this.extensions.map((e) => e.close?.()),
+        this.notifier?.stop(),
+      ]),
+      1000,
+    );
+    await bounded(
+      Promise.all(
+        [this.sub, this.invSub, this.workerConn, this.queueConn, this.redis].map((r) => closeRedis(r)),
+      ),
+      300,
+    );
+    for (const r of [this.sub, this.invSub, this.workerConn, this.queueConn, this.redis]) r?.disconnect();
   }
 
   /**
@@ -375,6 +444,8 @@ export class Controller {
       world,
       clients: [],
       resynced: false,
+      lastKnown: { capi: false, policy: false },
+      missing: [],
       needResync: false,
       flushing: null,
       flushAgain: false,
@@ -383,9 +454,9 @@ export class Controller {
     this.leader = state;
     const log = this.log.child({ part: 'leader', fence: leadership.fence });
     try {
-      await this.loadLastKnown(world);
+      state.lastKnown = await this.loadLastKnown(world);
     } catch (err) {
-      log.warn({ err: errorMessage(err) }, 'could not load the last known state from Redis');
+      log.warn({ err }, 'could not load the last known state from Redis');
     }
     world.takeChanges();
     const ctx: InformerContext = {
@@ -458,27 +529,78 @@ export class Controller {
     void this.initialSync(state, log);
   }
 
+  /**
+   * Waits until every configured source is covered (see the life cycle above), recording which ones
+   * block publishing, then writes the world.
+   */
   private async initialSync(state: LeaderState, log: Logger): Promise<void> {
     const timeout = this.config.initialSyncTimeoutMs ?? 30_000;
-    const waitFor = async (p: Promise<void> | undefined, what: string, ms: number) => {
-      if (!p) return;
-      const ok = await Promise.race([
-        p.then(() => true),
-        new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
-      ]);
-      if (!ok)
-        log.warn({ source: what, waitedMs: ms }, 'source not listed yet; writing the world without it');
-    };
-    // BBS is required: wait for it without limit (the leader keeps the old world in Redis meanwhile).
-    while (state.bbs && !state.bbs.isSynced && !state.stopped) {
-      await Promise.race([state.bbs.synced, new Promise((r) => setTimeout(r, 1000).unref())]);
+    const started = Date.now();
+    const sources: Array<{
+      source: InformerSource;
+      informer?: { isSynced: boolean; synced: Promise<void> };
+      lastKnown: boolean;
+    }> = [
+      { source: 'bbs', ...(state.bbs ? { informer: state.bbs } : {}), lastKnown: false },
+      { source: 'capi', ...(state.asg ? { informer: state.asg } : {}), lastKnown: state.lastKnown.capi },
+      {
+        source: 'policy',
+        ...(state.policy ? { informer: state.policy } : {}),
+        lastKnown: state.lastKnown.policy,
+      },
+    ];
+    let reported = '';
+    let warnedAt = started;
+    while (!state.stopped) {
+      const waited = Date.now() - started;
+      const missing = sources
+        .filter((s) => s.informer && !s.informer.isSynced && !(s.lastKnown && waited >= timeout))
+        .map((s) => s.source);
+      const key = missing.join(',');
+      if (key !== reported) {
+        reported = key;
+        await this.recordPublishState(state, missing, sources);
+      }
+      if (missing.length === 0) break;
+      if (Date.now() - warnedAt >= timeout) {
+        warnedAt = Date.now();
+        log.warn(
+          { missing, waitedMs: waited },
+          'not publishing rule sets: waiting for sources never listed since the state was lost; agents keep enforcing what they have',
+        );
+      }
+      const pending = sources.flatMap((s) => (s.informer && !s.informer.isSynced ? [s.informer.synced] : []));
+      await Promise.race([...pending, new Promise((r) => setTimeout(r, 250).unref())]);
     }
-    await Promise.all([
-      waitFor(state.asg?.synced, 'capi', timeout),
-      waitFor(state.policy?.synced, 'policy', timeout),
-    ]);
     if (state.stopped) return;
+    for (const s of sources) {
+      if (s.informer && !s.informer.isSynced) {
+        log.warn(
+          { source: s.source, waitedMs: timeout },
+          'source not listed yet; writing the world with its last-known copy from Redis',
+        );
+      }
+    }
     await this.resync(state, log);
+  }
+
+  /** The leader's publish state: gauge per source and a Redis key that operator tools read. */
+  private async recordPublishState(
+    state: LeaderState,
+    missing: InformerSource[],
+    sources: Array<{ source: InformerSource; informer?: unknown }>,
+  ): Promise<void> {
+    state.missing = missing;
+    for (const s of sources)
+      if (s.informer) this.publishBlocked?.set({ source: s.source }, missing.includes(s.source) ? 1 : 0);
+    await this.redis
+      .hset(this.keys.publishState, {
+        leader: this.instanceId,
+        state: missing.length > 0 ? 'waiting' : 'publishing',
+        missing: missing.join(','),
+        since: String(Date.now()),
+      })
+      .catch((err) => this.log.warn({ err }, 'could not record the publish state'));
   }
 
   /** Full write of the world (first time, and after any failed incremental write). */
@@ -571,10 +693,14 @@ export class Controller {
     );
     for (const c of state.clients) c.close();
     await state.flushing?.catch(() => {});
+    for (const source of this.configuredSources()) {
+      this.informerMetrics?.setSynced(source, false);
+      this.publishBlocked?.set({ source }, 0);
+    }
   }
 
   /** Last known security groups, policies and inventories (a failing source keeps them). */
-  private async loadLastKnown(world: World): Promise<void> {
+  private async loadLastKnown(world: World): Promise<{ capi: boolean; policy: boolean }> {
     const [[asg, stateAt], pol] = await Promise.all([
       this.redis.hmget(this.keys.asg, 'data', 'stateAt'),
       this.redis.hget(this.keys.policies, 'data'),
@@ -585,6 +711,7 @@ export class Controller {
     for (const cell of await this.worldStore.inventoryCells()) {
       world.setInventory(cell, await this.worldStore.inventory(cell));
     }
+    return { capi: !!asg, policy: !!pol };
   }
 
   // ------------------------------------------------------------------------------- operations
@@ -632,19 +759,53 @@ export class Controller {
     if (l) {
       checks.informers = l.resynced
         ? { ok: true, detail: 'leader; world written' }
-        : { ok: false, detail: 'leader; waiting for the first listing' };
+        : l.missing.length > 0
+          ? {
+              ok: false,
+              detail: `leader; not publishing: waiting for ${l.missing.join(', ')} (not listed since the state was lost)`,
+            }
+          : { ok: false, detail: 'leader; waiting for the first listing' };
     } else {
       const holder = await this.election.currentLeader().catch(() => null);
       checks.leader = holder
         ? { ok: true, detail: `leader ${holder}` }
         : { ok: false, detail: 'no leader elected' };
+      const p = await this.redis.hgetall(this.keys.publishState).catch(() => ({}) as Record<string, string>);
+      if (holder && p.state === 'waiting') {
+        checks.informers = {
+          ok: false,
+          detail: `leader not publishing: waiting for ${p.missing?.split(',').join(', ')} (not listed since the state was lost)`,
+        };
+      }
     }
     return checks;
+  }
+
+  /** The sources this replica's leader would watch. */
+  private configuredSources(): InformerSource[] {
+    const c = this.config;
+    return [
+      ...(c.bbs ? ['bbs' as const] : []),
+      ...(c.capi ? ['capi' as const] : []),
+      ...(c.policy ? ['policy' as const] : []),
+    ];
   }
 
   private registerMetrics(): void {
     const r = this.registry;
     const self = this;
+    // Every configured source is a series from start-up: 0 until this replica leads and lists it.
+    this.informerMetrics = new InformerMetrics(r);
+    this.publishBlocked = gauge(
+      r,
+      METRICS.publishBlocked,
+      '1 while the leader publishes no rule set because this source was not listed since the state was lost',
+      ['source'],
+    );
+    for (const source of this.configuredSources()) {
+      this.informerMetrics.setSynced(source, false);
+      this.publishBlocked.set({ source }, 0);
+    }
     gauge(r, METRICS.isLeader, '1 when this replica is the leader', [], function () {
       this.set(self.isLeader ? 1 : 0);
     });

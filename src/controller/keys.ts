@@ -8,6 +8,7 @@
  * | `ns:leader` | string (PX lease) | `<fence>:<instance>` of the leader |
  * | `ns:leader:fence` | counter | last fencing token handed out |
  * | `ns:w:ready` | string | fence of the leader whose full world write is complete |
+ * | `ns:w:publish` | hash | leader's publish state: `state` waiting/publishing, `missing` sources, `since` |
  * | `ns:w:cell:<cell>` | hash | handle → ContainerRecord JSON (BBS-derived) |
  * | `ns:w:cells` | set | cells with a `w:cell` hash |
  * | `ns:w:snap` | hash | egress snapshot hash → normalised rules JSON |
@@ -19,7 +20,12 @@
  * | `ns:rslog:<cell>` | list | `<from> <to> <LogEntry JSON>`, oldest first, bounded |
  * | `ns:rs:cells` | set | cells with a stored rule set |
  * | `ns:st:<cell>` | hash | agent status: applied version, times, error |
- * | `ns:lease:*` | | overlay subnet leases (see api/leases.ts) |
+ * | `ns:lease:cells` | hash | cell → Lease JSON |
+ * | `ns:lease:subnets` | hash | subnet → owning cell |
+ * | `ns:lease:expiry` | sorted set | cell → lease expiry (ms) |
+ * | `ns:lease:recovery` | string | ms from which fresh subnets are handed out (recovery window) |
+ * | `ns:lease:released` | hash | cell → release tombstone JSON, kept one TTL |
+ * | `ns:lease:move` | set | cells an operator moves to a fresh subnet |
  * | channels `ns:rs:changed`, `ns:w:inv:changed` | pub/sub | `<cell> <version>`, `<cell>` |
  */
 import { ValidationError } from '../lib/errors.js';
@@ -129,6 +135,26 @@ export class Keys {
 
   get leaseExpiry(): string {
     return `${this.ns}:lease:expiry`;
+  }
+
+  /** The leader's publish state: `leader`, `state` (waiting|publishing), `missing` sources, `since`. */
+  get publishState(): string {
+    return `${this.ns}:w:publish`;
+  }
+
+  /** Time (ms) from which fresh subnets are handed out after the lease table was found empty. */
+  get leaseRecovery(): string {
+    return `${this.ns}:lease:recovery`;
+  }
+
+  /** Tombstones of released leases (cell → {cellId, subnet, releasedAt}), kept one TTL. */
+  get leaseReleased(): string {
+    return `${this.ns}:lease:released`;
+  }
+
+  /** Cells an operator moves to a fresh subnet at their next lease request. */
+  get leaseMoves(): string {
+    return `${this.ns}:lease:move`;
   }
 
   /** Glob matching every key of the namespace (for tests and resets). */

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ValidationError } from '../lib/errors.js';
+import { redactUrlCredentials } from '../lib/redact.js';
 import type { RedisAuth } from '../lib/redis.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
@@ -351,6 +352,15 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
   },
   {
     group: 'overlay',
+    key: 'leaseRecoveryWindowMs',
+    kind: 'int',
+    min: 0,
+    def: 90_000,
+    describe:
+      'after the lease table is found empty (new foundation or Redis data lost), new cells get fresh subnets only this long after, so live cells claim theirs back first',
+  },
+  {
+    group: 'overlay',
     key: 'leaseTtlHours',
     kind: 'int',
     min: 1,
@@ -486,6 +496,7 @@ export type ControllerSettings = {
   overlayNetwork: string;
   subnetPrefixLength: number;
   leaseTtlHours: number;
+  leaseRecoveryWindowMs: number;
   dnsServers: string[];
   hostTcpServices: string[];
   hostUdpServices: string[];
@@ -811,6 +822,7 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
       overlayNetwork: s.overlayNetwork,
       subnetPrefixLength: s.subnetPrefixLength,
       ttlMs: s.leaseTtlHours * 3600_000,
+      recoveryWindowMs: s.leaseRecoveryWindowMs,
     },
   };
   if (s.bbsUrl) {
@@ -886,7 +898,32 @@ export function describeSettings(s: ControllerSettings): Record<string, unknown>
   for (const spec of CONTROLLER_SETTINGS) {
     const v = (s as Record<string, unknown>)[spec.key];
     if (v === undefined) continue;
-    out[spec.key] = spec.kind === 'secret' ? '[redacted]' : v;
+    out[spec.key] =
+      spec.kind === 'secret'
+        ? '[redacted]'
+        : spec.kind === 'url' && typeof v === 'string'
+          ? redactUrlCredentials(v)
+          : v;
   }
   return out;
+}
+
+/**
+ * Every file a setting names must be readable PEM: checked by `--check` and before start, so that
+ * a missing certificate is a settings error naming the setting (exit 2), not a crash of a new
+ * leader when it first builds its clients.
+ */
+export function checkSettingFiles(s: ControllerSettings): void {
+  for (const spec of CONTROLLER_SETTINGS) {
+    const path = (s as Record<string, unknown>)[spec.key];
+    if (spec.kind !== 'path' || typeof path !== 'string' || path === '') continue;
+    try {
+      loadPem(path);
+    } catch (err) {
+      throw new SettingsError(
+        `setting ${spec.key} (${flagName(spec.key)} / ${envName(spec.key)}): cannot use ${path}: ${(err as Error).message}`,
+        { setting: spec.key, path },
+      );
+    }
+  }
 }

@@ -293,6 +293,8 @@ export class Cluster {
   readonly logLevel: string;
   readonly dataplane: LabDataplane;
   private ctl: LabController | null = null;
+  /** Further controller replicas (startReplica), standbys unless the first one dies. */
+  readonly replicas: LabController[] = [];
   private rootRelay: Server | null = null;
   private relayPort = 0;
   private tls!: { ca: string; cert: string; key: string; caKey: string };
@@ -498,9 +500,35 @@ export class Cluster {
     return this.ctl?.starts ?? 0;
   }
 
-  /** Port of the controller's agent API (changes when it is restarted). */
+  /**
+   * Port of the agent API of the first running controller replica (the relay of every cell goes
+   * there; changes when a replica is restarted or dies).
+   */
   get controllerPort(): number {
-    return this.ctl?.apiUrl ? Number(new URL(this.ctl.apiUrl).port) : 0;
+    const up = [this.ctl, ...this.replicas].find((c) => c?.child && alive(c.child) && c.apiUrl);
+    const c = up ?? this.ctl;
+    return c?.apiUrl ? Number(new URL(c.apiUrl).port) : 0;
+  }
+
+  /** The first controller replica and the ones added by startReplica, in that order. */
+  get controllers(): LabController[] {
+    return [...(this.ctl ? [this.ctl] : []), ...this.replicas];
+  }
+
+  /** Starts one more controller replica (own config, log and instance id), on the same Redis. */
+  async startReplica(): Promise<LabController> {
+    const n = this.replicas.length + 1;
+    const dir = join(this.dir, `replica-${n}`);
+    await mkdir(dir, { recursive: true });
+    const base = this.ctl!.opts;
+    const replica = new LabController({
+      ...base,
+      dir,
+      settings: { ...base.settings, instanceId: `lab-replica-${n}` },
+    });
+    this.replicas.push(replica);
+    await replica.start();
+    return replica;
   }
 
   /** The controller's operator port (metrics, health, dashboard), e.g. http://127.0.0.1:41234. */
@@ -661,7 +689,12 @@ export class Cluster {
 
   /** Pids of every process the cluster started that is still running. */
   pids(): number[] {
-    const all = [this.controller, ...this.servers, ...this.cells.flatMap((c) => [c.agent, c.relay])];
+    const all = [
+      this.controller,
+      ...this.replicas.map((r) => r.child),
+      ...this.servers,
+      ...this.cells.flatMap((c) => [c.agent, c.relay]),
+    ];
     return all.flatMap((p) => (p?.pid !== undefined && alive(p) ? [p.pid] : []));
   }
 
@@ -677,6 +710,7 @@ export class Cluster {
       c.relay?.kill('SIGKILL');
     }
     await this.killController('SIGKILL').catch(() => undefined);
+    for (const r of this.replicas) await r.kill('SIGKILL').catch(() => undefined);
     for (const s of this.servers) s.kill('SIGKILL');
     for (const ns of this.namespaces) await deleteNetns(ns);
     this.rootRelay?.close();

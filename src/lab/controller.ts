@@ -69,6 +69,8 @@ export class LabController {
       instanceId: `lab-${this.starts}`,
       leaseMs: 2000,
       initialSyncTimeoutMs: 5000,
+      // lab agents retry every ≤ 2 s: claims arrive well within this after a Redis loss
+      leaseRecoveryWindowMs: 3000,
       workerConcurrency: 4,
       jobBackoffMs: 100,
       bbsUrl: sim.urls.bbs,

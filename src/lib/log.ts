@@ -1,4 +1,5 @@
 import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
+import { redactUrlCredentials } from './redact.js';
 
 /** Paths that may hold secrets anywhere in a log object: never printed. */
 export const REDACT_PATHS = [
@@ -41,6 +42,8 @@ export function createLogger(
     name,
     level: process.env.CFNET_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // credentials inside URLs, wherever they appear in a line (messages, errors, fields)
+    hooks: { streamWrite: redactUrlCredentials },
     ...options,
   };
   return destination ? pino(opts, destination) : pino(opts);

@@ -31,6 +31,8 @@ export const METRICS = {
   apiRequests: 'cfnet_controller_api_requests_total',
   longPolls: 'cfnet_controller_long_polls_active',
   leases: 'cfnet_controller_overlay_leases',
+  leaseConflicts: 'cfnet_controller_lease_conflicts_total',
+  publishBlocked: 'cfnet_controller_publish_blocked',
   // controller: identity and operator surface
   authFailures: 'cfnet_controller_auth_failures_total',
   cellCertificates: 'cfnet_controller_cell_certificates_total',

@@ -125,3 +125,29 @@ export function stateCounts(cells: readonly CellConvergence[]): Record<CellState
   for (const c of cells) out[c.state]++;
   return out;
 }
+
+/** The leader's publish state (see Keys.publishState): why no rule set is being published. */
+export interface PublishState {
+  leader: string;
+  state: 'waiting' | 'publishing';
+  /** Sources the leader waits for (never listed since the state was lost). */
+  missing: string[];
+  since: number;
+}
+
+export async function publishState(redis: Redis, keys: Keys): Promise<PublishState | null> {
+  const h = await redis.hgetall(keys.publishState);
+  if (!h.state) return null;
+  return {
+    leader: h.leader ?? '',
+    state: h.state === 'waiting' ? 'waiting' : 'publishing',
+    missing: h.missing ? h.missing.split(',') : [],
+    since: Number(h.since ?? 0),
+  };
+}
+
+/** One line for operators when rule sets are not being published, else null. */
+export function publishWarning(p: PublishState | null, now: number): string | null {
+  if (!p || p.state !== 'waiting') return null;
+  return `rule sets are NOT being published: leader ${p.leader} waits for ${p.missing.join(', ')} (not listed since the controller's state was lost) for ${Math.round((now - p.since) / 1000)} s; agents keep enforcing what they have`;
+}

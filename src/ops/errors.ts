@@ -1,5 +1,7 @@
 /** Errors of the operator tools: one line each, a stable code, and the exit status the CLI uses. */
 import { CfnetError, ValidationError } from '../lib/errors.js';
+import { EXIT } from '../lib/exit-codes.js';
+import { redactUrlCredentials } from '../lib/redact.js';
 
 /** Redis does not answer (refused, timed out, wrong password, …). Exit status 3. */
 export class RedisUnreachableError extends CfnetError {
@@ -31,15 +33,9 @@ export class NotFoundError extends CfnetError {
   }
 }
 
-/** The password part of a Redis URL replaced by `***` (for messages and logs). */
+/** The credentials of a Redis URL replaced by `***` (for messages and logs). */
 export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
+  return redactUrlCredentials(url);
 }
 
 const CONNECTION_ERRORS =
@@ -57,10 +53,10 @@ export function classifyRedisError(err: unknown, url: string): unknown {
 
 /** Exit status for an error of the operator tools (2 = invalid input, 1 = anything else). */
 export function exitCodeOf(err: unknown): number {
-  if (err instanceof RedisUnreachableError) return 3;
-  if (err instanceof ControllerUnavailableError) return 4;
-  if (err instanceof NotFoundError) return 5;
-  if (err instanceof ValidationError) return 2;
-  if (err instanceof CfnetError && err.code === 'CFNET_INVALID') return 2;
-  return 1;
+  if (err instanceof RedisUnreachableError) return EXIT.redisUnreachable;
+  if (err instanceof ControllerUnavailableError) return EXIT.noController;
+  if (err instanceof NotFoundError) return EXIT.notFound;
+  if (err instanceof ValidationError) return EXIT.invalid;
+  if (err instanceof CfnetError && err.code === 'CFNET_INVALID') return EXIT.invalid;
+  return EXIT.error;
 }

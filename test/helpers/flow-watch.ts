@@ -127,7 +127,7 @@ export class FlowWatch {
         } catch {
           return;
         }
-        round.r.forEach((result, i) => watch.record(nsFlows[i]!, round.at, result));
+        for (const [i, result] of round.r.entries()) watch.record(nsFlows[i]!, round.at, result);
       });
       children.push({ child, exited });
     }

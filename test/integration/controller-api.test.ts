@@ -108,7 +108,7 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
         maxWaitSeconds: 5,
       },
       operator: { host: '127.0.0.1', port: 0 },
-      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000 },
+      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
     });
     await ctl.start();
     url = ctl.apiUrl!;
@@ -149,7 +149,7 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
     }
     // and nothing was changed on cell-2's behalf
     const leases = await call(url, 'GET', '/v1/leases', as(cell1));
-    assert.deepEqual(leases.body, { leases: [] });
+    assert.deepEqual(leases.body, { leases: [], released: [] });
     assert.equal(await ctl.ruleSetStore.status('cell-2'), null);
     // a certificate from a foreign CA is not accepted either
     const foreign = issueCert(createCa(), { cn: 'cell-1', usage: 'client' });

@@ -27,6 +27,8 @@ export async function fromScratch(
   sim: SimHandle,
   config: CellConfig,
   inventoryOf: (cell: string) => Promise<InventoryEntry[]>,
+  /** The cells to compute (default: every cell of the simulated foundation). */
+  cellIds?: Iterable<string>,
 ): Promise<Map<string, CellRuleSet>> {
   const mtls = { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey };
   const bbs = new BbsClient({ url: sim.urls.bbs, tls: mtls });
@@ -58,7 +60,7 @@ export async function fromScratch(
     );
     w.setAsgs(groups.groups, Date.now(), t);
     w.setPolicies(policies, t);
-    const cells = new Set([...sim.world.cells.keys()]);
+    const cells = new Set(cellIds ?? sim.world.cells.keys());
     for (const c of cells) w.setInventory(c, await inventoryOf(c));
     const out = new Map<string, CellRuleSet>();
     for (const c of cells) out.set(c, computeCellRuleSet(w, c, config));

@@ -145,6 +145,7 @@ export async function startFoundation(label: string, o: FoundationOptions = {}):
       ...simSources(sim, poll, 10 * poll),
       cellConfig: DEFAULT_CELL_CONFIG,
       initialSyncTimeoutMs: 5000,
+      leases: { recoveryWindowMs: 0 },
       operator: { host: '127.0.0.1', port: 0, ...(o.token ? { token: o.token } : {}) },
       ...(o.agents
         ? {

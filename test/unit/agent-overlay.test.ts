@@ -9,6 +9,7 @@ import {
   desiredOverlay,
   diffOverlay,
   emptyOverlay,
+  mergePeerLeases,
   type OverlayState,
   parseFdb,
   parseNeighs,
@@ -181,5 +182,63 @@ describe('agent state file', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('peer leases are removed on expiry, never on a short listing', () => {
+  const now = 1_800_000_000_000;
+  const lease = (cellId: string, subnet: string, renewedAt = now - 1000): OverlayLease => ({
+    cellId,
+    subnet,
+    underlayIp: `192.0.2.${subnet.split('.')[2]}`,
+    vtepMac: vtepMacOf(subnet),
+    renewedAt,
+    expiresAt: renewedAt + 3600_000,
+  });
+  const a = lease('a', '10.255.1.0/24');
+  const b = lease('b', '10.255.2.0/24');
+  const c = lease('c', '10.255.3.0/24');
+
+  it('keeps known peers the listing lacks (a controller rebuilding its table after Redis loss)', () => {
+    const r = mergePeerLeases([a, b, c], [a], [], now);
+    assert.deepEqual(
+      r.leases.map((l) => l.cellId),
+      ['a', 'b', 'c'],
+    );
+    assert.deepEqual(r.retained, ['b', 'c']);
+  });
+
+  it('drops a peer whose lease expired, or whose release is newer than its last renewal', () => {
+    const expired = { ...b, expiresAt: now - 1 };
+    const r = mergePeerLeases(
+      [a, expired, c],
+      [a],
+      [{ cellId: 'c', subnet: c.subnet, releasedAt: now - 10 }],
+      now,
+    );
+    assert.deepEqual(
+      r.leases.map((l) => l.cellId),
+      ['a'],
+    );
+    // a release older than a later renewal (the cell came back) does not drop it
+    const back = mergePeerLeases([c], [], [{ cellId: 'c', subnet: c.subnet, releasedAt: now - 5000 }], now);
+    assert.deepEqual(back.retained, ['c']);
+  });
+
+  it('drops a known peer when the listing gives its subnet to another cell', () => {
+    const moved = lease('d', '10.255.2.0/24', now);
+    const r = mergePeerLeases([a, b], [a, moved], [], now);
+    assert.deepEqual(r.leases.map((l) => l.cellId).sort(), ['a', 'd']);
+    assert.deepEqual(r.retained, []);
+  });
+
+  it('never removes a peer that is listed, whatever else it knew', () => {
+    fc.assert(
+      fc.property(fc.subarray([a, b, c]), fc.subarray([a, b, c]), (known, listed) => {
+        const r = mergePeerLeases(known, listed, [], now);
+        for (const l of listed) assert.ok(r.leases.includes(l));
+        for (const k of known) assert.ok(r.leases.some((l) => l.cellId === k.cellId));
+      }),
+    );
   });
 });

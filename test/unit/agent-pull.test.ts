@@ -246,7 +246,7 @@ describe('rule-set pull loop against a fake controller (mTLS)', () => {
       inventoryChanged: true,
     });
     assert.deepEqual(fake.statuses.at(-1), { appliedVersion: 5, containers: [] });
-    const leases = await client.leases();
+    const { leases } = await client.leases();
     assert.deepEqual(
       leases.map((l) => l.cellId),
       ['cell-1'],

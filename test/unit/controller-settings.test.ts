@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { buildProgram } from '../../src/cli/main.js';
 import { SettingsError } from '../../src/controller/errors.js';
 import {
   CONTROLLER_SETTINGS,
+  checkSettingFiles,
   describeSettings,
   envName,
   flagName,
@@ -125,6 +127,7 @@ describe('controller settings', () => {
       overlayNetwork: '10.32.0.0/11',
       subnetPrefixLength: 22,
       ttlMs: 168 * 3600_000,
+      recoveryWindowMs: 90_000,
     });
     assert.equal(c.capi?.internal?.url, 'https://cloud-controller-ng.service.cf.internal:9023');
     assert.equal(c.api?.tls.ca, pem);
@@ -239,5 +242,66 @@ describe('controller settings', () => {
       }
     }
     assert.ok(help.includes('--config <file>') && help.includes('--check'));
+  });
+
+  it('every file a setting names is checked: a missing or non-PEM file is an error naming the setting', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfnet-settings-files-'));
+    const notPem = join(dir, 'not.pem');
+    writeFileSync(notPem, 'hello');
+    let e = err(() =>
+      checkSettingFiles(
+        parseControllerSettings({ ...base, flags: { ...base.flags, bbsClientCert: '/nonexistent.crt' } }),
+      ),
+    );
+    assert.equal(e.context.setting, 'bbsClientCert');
+    assert.match(
+      e.message,
+      /bbsClientCert \(--bbs-client-cert \/ CFNET_BBS_CLIENT_CERT\).*\/nonexistent\.crt/,
+    );
+    e = err(() =>
+      checkSettingFiles(
+        parseControllerSettings({ ...base, flags: { ...base.flags, policyServerCaCert: notPem } }),
+      ),
+    );
+    assert.equal(e.context.setting, 'policyServerCaCert');
+  });
+
+  it('cfnet controller --check exits 2 on a missing file and prints the Redis URL without its password', () => {
+    const cli = join(import.meta.dirname, '../../bin/cfnet.js');
+    const missing = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'controller',
+        '--check',
+        '--campaign',
+        'false',
+        '--api-listen',
+        'off',
+        '--bbs-ca-cert',
+        '/nonexistent.crt',
+      ],
+      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+    );
+    assert.equal(missing.status, 2, missing.stderr);
+    assert.match(missing.stderr, /bbsCaCert/);
+    const ok = spawnSync(
+      process.execPath,
+      [
+        cli,
+        'controller',
+        '--check',
+        '--campaign',
+        'false',
+        '--api-listen',
+        'off',
+        '--redis-url',
+        'redis://cfnet:hunter2hunter2@10.0.0.5:6379/0',
+      ],
+      { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } },
+    );
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.ok(!ok.stdout.includes('hunter2'), ok.stdout);
+    assert.equal(JSON.parse(ok.stdout).redisUrl, 'redis://cfnet:***@10.0.0.5:6379/0');
   });
 });

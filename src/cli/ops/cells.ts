@@ -47,13 +47,20 @@ export function registerCells(program: Command, io: OpsIo): void {
     .addHelpText('after', EXIT_HELP)
     .action(
       run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
-        const { cellConvergence, byLag, stateCounts } = await import('../../ops/cells.js');
+        const { cellConvergence, byLag, stateCounts, publishState, publishWarning } = await import(
+          '../../ops/cells.js'
+        );
         const valid = ['converged', 'lagging', 'error', 'no-agent', 'no-rule-set'];
         const states = list(o.state);
         for (const s of states)
           if (!valid.includes(s)) throw new ValidationError('state', s, `must be one of ${valid.join(', ')}`);
         const now = Date.now();
-        let cells = await withContext(io, o, (ctx) => cellConvergence(ctx.redis, ctx.keys, now));
+        const [all, publish] = await withContext(io, o, (ctx) =>
+          Promise.all([cellConvergence(ctx.redis, ctx.keys, now), publishState(ctx.redis, ctx.keys)]),
+        );
+        let cells = all;
+        const warning = publishWarning(publish, now);
+        if (warning) io.stderr(`cfnet cells: ${warning}\n`);
         if (states.length > 0) cells = cells.filter((c) => states.includes(c.state));
         if (o.sort === 'lag') cells = byLag(cells);
         if (o.sort === 'state')

@@ -47,9 +47,7 @@ export interface JsonFlag {
   json?: boolean;
 }
 
-export const EXIT_HELP = `
-Exit status: 0 ok, 1 error, 2 invalid input, 3 Redis unreachable, 4 no controller (world not
-written into the namespace, or no reconcile worker), 5 not found.`;
+export { EXIT_HELP } from '../../lib/exit-codes.js';
 
 /** Connection settings: flag > environment (CFNET_…) > controller config file > default. */
 export function connectionOf(o: ConnFlags, env: Record<string, string | undefined>): OpsConnectOptions {

@@ -9,6 +9,20 @@
  * away meanwhile: a new cell takes the lowest free subnet, and only when none is free the subnet of
  * the lease that expired longest ago. Claims are Lua compare-and-set, so concurrent acquires never
  * hand out one subnet twice.
+ *
+ * Redis is a cache here: the ground truth of a lease is the cell that holds it (its VXLAN device and
+ * its containers' addresses). After Redis lost its data the table is rebuilt from the agents' claims:
+ * - an agent acquires with `claim` = the subnet it holds; the claim is granted when no other cell
+ *   holds that subnet with an unexpired lease, and refused with `CFNET_LEASE_CONFLICT` (409) when one
+ *   does — the claimant is never moved silently;
+ * - fresh subnets (cells without a claim) are handed out only once the recovery window has passed
+ *   since the table was found empty (`lease:recovery` holds the time they open), so every live cell
+ *   has had time to claim its subnet back first; until then such acquires get
+ *   `CFNET_LEASE_RECOVERING` (503, with the time left). A table that still holds leases opens at once.
+ * - `lease:released` keeps a tombstone of each release for one TTL, so agents can drop a released
+ *   peer at once; every other peer stays programmed until its lease expires.
+ * - an operator can force a cell onto a new subnet (`cfnet leases move`): `lease:move` names the
+ *   cells whose next claim is answered with a fresh subnet (marked `moved`).
  */
 import type { Redis } from 'ioredis';
 import { CfnetError, ValidationError } from '../../lib/errors.js';
@@ -25,6 +39,15 @@ export interface Lease {
   acquiredAt: number;
   renewedAt: number;
   expiresAt: number;
+  /** Set on the answer that moves a cell to a new subnet because an operator asked for it. */
+  moved?: 'operator';
+}
+
+/** A release, kept for one TTL so that agents drop the released peer at once. */
+export interface ReleasedLease {
+  cellId: string;
+  subnet: string;
+  releasedAt: number;
 }
 
 export interface LeaseOptions {
@@ -32,11 +55,26 @@ export interface LeaseOptions {
   subnetPrefixLength?: number;
   /** Default 168 h (Silk's `subnet_lease_expiration_hours`). */
   ttlMs?: number;
+  /**
+   * After the lease table was found empty (a new foundation, or Redis lost its data), fresh subnets
+   * are handed out only this long after, so that cells holding a subnet claim it back first.
+   * @defaultValue 90 000 ms (agents retry at least every 30 s by default)
+   */
+  recoveryWindowMs?: number;
 }
+
+export const DEFAULT_LEASE_RECOVERY_WINDOW_MS = 90_000;
+
+export type LeaseErrorCode =
+  | 'CFNET_LEASE_EXHAUSTED'
+  | 'CFNET_LEASE_MISMATCH'
+  | 'CFNET_LEASE_UNKNOWN'
+  | 'CFNET_LEASE_CONFLICT'
+  | 'CFNET_LEASE_RECOVERING';
 
 export class LeaseError extends CfnetError {
   constructor(
-    code: 'CFNET_LEASE_EXHAUSTED' | 'CFNET_LEASE_MISMATCH' | 'CFNET_LEASE_UNKNOWN',
+    code: LeaseErrorCode,
     message: string,
     readonly status: number,
     context: Record<string, unknown> = {},
@@ -47,10 +85,9 @@ export class LeaseError extends CfnetError {
 
 const CLAIM = `
 -- KEYS: cells, subnets, expiry; ARGV: cell, subnet, leaseJson, expiresAt, victim ('' = free subnet), now
+-- (the cell itself may already own the subnet: a claim of its own subnet is a re-claim)
 local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if ARGV[5] == '' then
-  if owner then return 0 end
-else
+if owner and owner ~= ARGV[1] then
   if owner ~= ARGV[5] then return 0 end
   local exp = redis.call('ZSCORE', KEYS[3], ARGV[5])
   if exp and tonumber(exp) > tonumber(ARGV[6]) then return 0 end
@@ -83,19 +120,31 @@ return 1
 `;
 
 const RELEASE = `
+-- KEYS: cells, subnets, expiry, released; ARGV: cell, now
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if not old then return 0 end
 local prev = cjson.decode(old)
 if redis.call('HGET', KEYS[2], prev.subnet) == ARGV[1] then redis.call('HDEL', KEYS[2], prev.subnet) end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], cjson.encode({cellId = ARGV[1], subnet = prev.subnet, releasedAt = tonumber(ARGV[2])}))
 return 1
+`;
+
+const RECOVERY = `
+-- KEYS: recovery marker, cells; ARGV: now, window. Returns the time fresh subnets may be handed out.
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+if redis.call('HLEN', KEYS[2]) > 0 then v = ARGV[1] else v = tostring(tonumber(ARGV[1]) + tonumber(ARGV[2])) end
+redis.call('SET', KEYS[1], v)
+return v
 `;
 
 interface LeaseRedis extends Redis {
   cfnetLeaseClaim(...args: string[]): Promise<number>;
   cfnetLeaseRenew(...args: string[]): Promise<number>;
   cfnetLeaseRelease(...args: string[]): Promise<number>;
+  cfnetLeaseRecovery(...args: string[]): Promise<string>;
 }
 
 /**
@@ -132,6 +181,7 @@ export class LeaseManager {
   readonly network: string;
   readonly prefixLength: number;
   readonly ttlMs: number;
+  readonly recoveryWindowMs: number;
   private readonly base: bigint;
   private readonly count: number;
   private readonly redis: LeaseRedis;
@@ -147,12 +197,14 @@ export class LeaseManager {
     this.base = plan.base;
     this.count = plan.count;
     this.ttlMs = opts.ttlMs ?? 168 * 3600 * 1000;
+    this.recoveryWindowMs = opts.recoveryWindowMs ?? DEFAULT_LEASE_RECOVERY_WINDOW_MS;
     this.redis = redis as LeaseRedis;
     const r = this.redis as unknown as Record<string, unknown>;
     if (!r.cfnetLeaseClaim) {
       this.redis.defineCommand('cfnetLeaseClaim', { numberOfKeys: 3, lua: CLAIM });
       this.redis.defineCommand('cfnetLeaseRenew', { numberOfKeys: 3, lua: RENEW });
-      this.redis.defineCommand('cfnetLeaseRelease', { numberOfKeys: 3, lua: RELEASE });
+      this.redis.defineCommand('cfnetLeaseRelease', { numberOfKeys: 4, lua: RELEASE });
+      this.redis.defineCommand('cfnetLeaseRecovery', { numberOfKeys: 2, lua: RECOVERY });
     }
   }
 
@@ -210,27 +262,157 @@ export class LeaseManager {
     return json ? (JSON.parse(json) as Lease) : null;
   }
 
-  /** Acquire (or re-acquire) the cell's lease: its old subnet when it still owns it. */
-  async acquire(cellId: string, underlayIp: string, vtepMac?: string, now = Date.now()): Promise<Lease> {
+  /**
+   * The time (ms) from which fresh subnets may be handed out. Sets it on the first call after the
+   * table was found empty (now + recovery window), or to now when the table still holds leases.
+   */
+  async recoveryOpensAt(now = Date.now()): Promise<number> {
+    return Number(
+      await this.redis.cfnetLeaseRecovery(
+        this.keys.leaseRecovery,
+        this.keys.leases,
+        String(now),
+        String(this.recoveryWindowMs),
+      ),
+    );
+  }
+
+  /**
+   * A subnet as a claim: one of the plan's subnets, not the reserved first one. Throws a
+   * ValidationError naming `subnet` otherwise.
+   */
+  checkClaim(subnet: string): string {
+    const c = parseCidr(subnet, 'subnet');
+    const size = 2n ** BigInt(32 - this.prefixLength);
+    const offset = c.family === 4 ? parseIp(c.network).value - this.base : -1n;
+    const index = offset >= 0n && offset % size === 0n ? Number(offset / size) : -1;
+    if (
+      c.prefix !== this.prefixLength ||
+      index < 1 ||
+      index >= this.count ||
+      this.subnetAt(index) !== subnet
+    ) {
+      throw new ValidationError(
+        'subnet',
+        subnet,
+        `must be one of the /${this.prefixLength} subnets of ${this.network} other than the first`,
+      );
+    }
+    return this.subnetAt(index);
+  }
+
+  /**
+   * Acquire (or re-acquire) the cell's lease.
+   * - `claim` (the subnet the agent holds): granted unless another cell holds it with an unexpired
+   *   lease (`CFNET_LEASE_CONFLICT`, 409); an operator's pending move answers with a fresh subnet.
+   * - no claim: the cell's recorded subnet when it still owns it, else a fresh subnet — only once
+   *   the recovery window is over (`CFNET_LEASE_RECOVERING`, 503, before).
+   */
+  async acquire(
+    cellId: string,
+    underlayIp: string,
+    vtepMac?: string,
+    claim?: string,
+    now = Date.now(),
+  ): Promise<Lease> {
     this.validate(underlayIp, vtepMac);
+    const claimed = claim === undefined ? undefined : this.checkClaim(claim);
+    const opensAt = await this.recoveryOpensAt(now);
+    if (claimed !== undefined) {
+      if (await this.redis.sismember(this.keys.leaseMoves, cellId)) {
+        const l = await this.acquireFresh(cellId, underlayIp, vtepMac, opensAt, now, claimed);
+        await this.redis.srem(this.keys.leaseMoves, cellId);
+        return { ...l, moved: 'operator' };
+      }
+      return this.claimSubnet(cellId, claimed, underlayIp, vtepMac, now);
+    }
     for (let attempt = 0; attempt < 20; attempt++) {
       const prev = await this.get(cellId);
-      if (prev) {
-        const owner = await this.redis.hget(this.keys.leaseSubnets, prev.subnet);
-        if (owner === cellId) {
-          const l = this.lease(cellId, prev.subnet, underlayIp, vtepMac, prev.acquiredAt, now);
-          const ok = await this.redis.cfnetLeaseRenew(
-            ...this.keyArgs(),
-            cellId,
-            prev.subnet,
-            JSON.stringify(l),
-            String(l.expiresAt),
+      if (!prev || (await this.redis.hget(this.keys.leaseSubnets, prev.subnet)) !== cellId) break;
+      const l = this.lease(cellId, prev.subnet, underlayIp, vtepMac, prev.acquiredAt, now);
+      const ok = await this.redis.cfnetLeaseRenew(
+        ...this.keyArgs(),
+        cellId,
+        prev.subnet,
+        JSON.stringify(l),
+        String(l.expiresAt),
+      );
+      if (Number(ok) === 1) return l;
+    }
+    return this.acquireFresh(cellId, underlayIp, vtepMac, opensAt, now);
+  }
+
+  /** The cell's claim of `subnet`: granted when free, its own, or held by an expired lease. */
+  private async claimSubnet(
+    cellId: string,
+    subnet: string,
+    underlayIp: string,
+    vtepMac: string | undefined,
+    now: number,
+  ): Promise<Lease> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const [owner, prevJson] = await Promise.all([
+        this.redis.hget(this.keys.leaseSubnets, subnet),
+        this.redis.hget(this.keys.leases, cellId),
+      ]);
+      let victim = '';
+      if (owner && owner !== cellId) {
+        const exp = await this.redis.zscore(this.keys.leaseExpiry, owner);
+        if (exp !== null && Number(exp) > now) {
+          throw new LeaseError(
+            'CFNET_LEASE_CONFLICT',
+            `cell ${cellId} claims ${subnet}, which cell ${owner} holds until ${new Date(Number(exp)).toISOString()}`,
+            409,
+            { cellId, subnet, holder: owner, holderExpiresAt: Number(exp) },
           );
-          if (Number(ok) === 1) return l;
-          continue;
         }
+        victim = owner;
       }
+      const prev = prevJson ? (JSON.parse(prevJson) as Lease) : null;
+      const acquiredAt = prev && prev.subnet === subnet ? prev.acquiredAt : now;
+      const l = this.lease(cellId, subnet, underlayIp, vtepMac, acquiredAt, now);
+      const ok = await this.redis.cfnetLeaseClaim(
+        ...this.keyArgs(),
+        cellId,
+        subnet,
+        JSON.stringify(l),
+        String(l.expiresAt),
+        victim,
+        String(now),
+      );
+      if (Number(ok) === 1) return l;
+    }
+    throw new LeaseError(
+      'CFNET_LEASE_EXHAUSTED',
+      `could not claim ${subnet} for cell ${cellId} (contention)`,
+      503,
+      {
+        cellId,
+        subnet,
+      },
+    );
+  }
+
+  /** A subnet the cell did not hold: the lowest free one, else the one expired longest ago. */
+  private async acquireFresh(
+    cellId: string,
+    underlayIp: string,
+    vtepMac: string | undefined,
+    opensAt: number,
+    now: number,
+    avoid?: string,
+  ): Promise<Lease> {
+    if (now < opensAt) {
+      throw new LeaseError(
+        'CFNET_LEASE_RECOVERING',
+        `the lease table is being rebuilt from the cells' claims; new subnets are handed out in ${opensAt - now} ms`,
+        503,
+        { cellId, retryAfterMs: opensAt - now },
+      );
+    }
+    for (let attempt = 0; attempt < 20; attempt++) {
       const taken = new Set(Object.keys(await this.redis.hgetall(this.keys.leaseSubnets)));
+      if (avoid) taken.add(avoid);
       let subnet: string | null = null;
       for (let i = 1; i < this.count && subnet === null; i++) {
         const s = this.subnetAt(i);
@@ -293,6 +475,13 @@ export class LeaseManager {
     now = Date.now(),
   ): Promise<Lease> {
     this.validate(underlayIp, vtepMac);
+    await this.recoveryOpensAt(now);
+    if (await this.redis.sismember(this.keys.leaseMoves, cellId)) {
+      throw new LeaseError('CFNET_LEASE_MISMATCH', `an operator moves cell ${cellId} to a new subnet`, 409, {
+        cellId,
+        subnet,
+      });
+    }
     const prev = await this.get(cellId);
     if (!prev) throw new LeaseError('CFNET_LEASE_UNKNOWN', `cell ${cellId} holds no lease`, 404, { cellId });
     const l = this.lease(cellId, subnet, underlayIp, vtepMac, prev.acquiredAt, now);
@@ -320,8 +509,20 @@ export class LeaseManager {
     );
   }
 
-  async release(cellId: string): Promise<boolean> {
-    return Number(await this.redis.cfnetLeaseRelease(...this.keyArgs(), cellId)) === 1;
+  async release(cellId: string, now = Date.now()): Promise<boolean> {
+    return (
+      Number(
+        await this.redis.cfnetLeaseRelease(...this.keyArgs(), this.keys.leaseReleased, cellId, String(now)),
+      ) === 1
+    );
+  }
+
+  /**
+   * Operator: move the cell to a fresh subnet at its next lease request (its containers on the old
+   * subnet lose overlay connectivity: only for a cell that must leave a conflicting subnet).
+   */
+  async requestMove(cellId: string): Promise<void> {
+    await this.redis.sadd(this.keys.leaseMoves, cellId);
   }
 
   /** Every lease not expired at `now`. */
@@ -333,5 +534,19 @@ export class LeaseManager {
       .filter((j): j is string => j !== null)
       .map((j) => JSON.parse(j) as Lease)
       .sort((a, b) => (a.cellId < b.cellId ? -1 : a.cellId > b.cellId ? 1 : 0));
+  }
+
+  /** Releases of the last TTL (older tombstones are removed here). */
+  async released(now = Date.now()): Promise<ReleasedLease[]> {
+    const all = await this.redis.hgetall(this.keys.leaseReleased);
+    const out: ReleasedLease[] = [];
+    const old: string[] = [];
+    for (const [cell, json] of Object.entries(all)) {
+      const r = JSON.parse(json) as ReleasedLease;
+      if (r.releasedAt + this.ttlMs < now) old.push(cell);
+      else out.push(r);
+    }
+    if (old.length > 0) await this.redis.hdel(this.keys.leaseReleased, ...old);
+    return out.sort((a, b) => (a.cellId < b.cellId ? -1 : a.cellId > b.cellId ? 1 : 0));
   }
 }

@@ -11,10 +11,13 @@
  *   `X-Cfnet-Version` carries the current version (0 when nothing is stored yet).
  * - `PUT /v1/cells/{cell}/status` `{appliedVersion, appliedAt?, error?, containers?: [{handle, ip,
  *   metadata}]}` → 200 `{inventoryChanged}`; a changed inventory is stored and the cell enqueued.
- * - `POST /v1/cells/{cell}/lease/acquire` `{underlayIp, vtepMac?}` → 200 Lease
+ * - `POST /v1/cells/{cell}/lease/acquire` `{underlayIp, vtepMac?, subnet?}` → 200 Lease; `subnet`
+ *   is the agent's claim of the subnet it holds: 409 `CFNET_LEASE_CONFLICT` when another live cell
+ *   holds it; without a claim 503 `CFNET_LEASE_RECOVERING` while the lease table is being rebuilt
  * - `POST /v1/cells/{cell}/lease/renew` `{subnet, underlayIp, vtepMac?}` → 200 Lease, 409 mismatch
  * - `POST /v1/cells/{cell}/lease/release` → 200 `{released}`
- * - `GET /v1/leases` → 200 `{leases: Lease[]}` (every live lease, for VXLAN programming)
+ * - `GET /v1/leases` → 200 `{leases: Lease[], released: ReleasedLease[]}` (every live lease, for
+ *   VXLAN programming, and the releases of the last TTL)
  * - `POST /v1/cells/{cell}/certificate` `{csr, token?}` → 200 `{certificate, ca, notAfter, serial}`:
  *   the cell's next certificate (identity/authority.ts). The one route a client without a valid
  *   certificate may call: it then needs the cell's bootstrap token.
@@ -123,6 +126,7 @@ const AcquireBody = z.object({
   vtepMac: z.string().optional(),
 });
 
+const AcquireClaimBody = AcquireBody.extend({ subnet: z.string().optional() });
 const RenewBody = AcquireBody.extend({ subnet: z.string() });
 
 const RulesQuery = z.object({
@@ -165,6 +169,13 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     : undefined;
   const polls = deps.registry
     ? gauge(deps.registry, METRICS.longPolls, 'Long-poll requests waiting')
+    : undefined;
+  const leaseConflicts = deps.registry
+    ? counter(
+        deps.registry,
+        METRICS.leaseConflicts,
+        'Lease claims refused because another live cell holds the claimed subnet',
+      )
     : undefined;
 
   app.addHook('onResponse', async (req, reply) => {
@@ -321,11 +332,28 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
 
   app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/acquire', async (req, reply) => {
     const cell = cellOf(req);
-    const b = AcquireBody.safeParse(req.body ?? {});
+    const b = AcquireClaimBody.safeParse(req.body ?? {});
     if (!b.success) return zodError(reply, b.error);
     await checkOwnUnderlay(req, cell, b.data.underlayIp);
     await checkNotLeasedByOther(cell, b.data.underlayIp);
-    return reply.send(await deps.leases.acquire(cell, b.data.underlayIp, b.data.vtepMac));
+    try {
+      const lease = await deps.leases.acquire(cell, b.data.underlayIp, b.data.vtepMac, b.data.subnet);
+      if (lease.moved)
+        deps.logger.warn(
+          { cell, subnet: lease.subnet, claimed: b.data.subnet },
+          'cell moved to a new subnet by an operator',
+        );
+      return reply.send(lease);
+    } catch (err) {
+      if (err instanceof LeaseError && err.code === 'CFNET_LEASE_CONFLICT') {
+        leaseConflicts?.inc();
+        deps.logger.error({ err, cell }, 'lease claim refused: another live cell holds the subnet');
+      }
+      if (err instanceof LeaseError && err.code === 'CFNET_LEASE_RECOVERING') {
+        reply.header('retry-after', String(Math.ceil(Number(err.context.retryAfterMs ?? 1000) / 1000)));
+      }
+      throw err;
+    }
   });
 
   app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/renew', async (req, reply) => {
@@ -361,7 +389,10 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     },
   );
 
-  app.get('/v1/leases', async (_req, reply) => reply.send({ leases: await deps.leases.list() }));
+  app.get('/v1/leases', async (_req, reply) => {
+    const [leases, released] = await Promise.all([deps.leases.list(), deps.leases.released()]);
+    return reply.send({ leases, released });
+  });
 
   await app.listen({ host: opts.host ?? '0.0.0.0', port: opts.port ?? 0 });
   const addr = app.server.address();

@@ -70,6 +70,7 @@ export const CONVERGENCE_PAGE = `<!doctype html>
   <a href="/dashboard/queues/" id="queues-link">Queues (bull-board)</a>
   <form method="post" action="/dashboard/logout"><button type="submit">Log out</button></form>
 </header>
+<p class="error" id="publish-warning" hidden></p>
 <main>
   <section class="wide"><h2>Reconcile queue <span id="paused" class="error"></span></h2><div class="counts" id="counts"></div></section>
   <section><h2>Cells by lag <span class="muted" id="cell-states"></span></h2>
@@ -115,6 +116,11 @@ export const SCRIPT = `'use strict';
   function render(s) {
     $('namespace').textContent = s.namespace;
     $('leader').textContent = s.leader || 'none';
+    var pw = $('publish-warning');
+    var waiting = s.publish && s.publish.state === 'waiting';
+    pw.hidden = !waiting;
+    pw.textContent = waiting ? 'Rule sets are NOT being published: the leader waits for ' + s.publish.missing.join(', ') +
+      ' (not listed since the controller's state was lost) since ' + time(s.publish.since) + '. Agents keep enforcing what they have.' : '';
     $('updated').textContent = time(s.at);
     var q = s.queue;
     var counts = ['waiting', 'prioritized', 'delayed', 'active', 'failed', 'completed'].map(function (k) {

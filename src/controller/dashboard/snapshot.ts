@@ -10,6 +10,8 @@ import {
   type CellConvergence,
   type CellState,
   cellConvergence,
+  type PublishState,
+  publishState,
   stateCounts,
 } from '../../ops/cells.js';
 import type { Journal, JournalEntry } from '../../ops/journal.js';
@@ -22,6 +24,8 @@ export interface DashboardSnapshot {
   at: number;
   namespace: string;
   leader: string | null;
+  /** The leader's publish state: `waiting` names the sources that block publishing. */
+  publish: PublishState | null;
   queue: QueueCounts;
   cells: CellConvergence[];
   states: Record<CellState, number>;
@@ -43,13 +47,14 @@ export interface SnapshotSource {
 export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promise<DashboardSnapshot> {
   const admin = new QueueAdmin(src.queue);
   const sample = src.latencySample ?? 300;
-  const [queue, cells, failed, completed, journal, leader] = await Promise.all([
+  const [queue, cells, failed, completed, journal, leader, publish] = await Promise.all([
     admin.counts(),
     cellConvergence(src.redis, src.keys, now),
     admin.list({ states: ['failed'], limit: 50 }),
     src.queue.getJobs(['completed'], 0, sample - 1, false),
     src.journal.read({}, 20),
     src.redis.get(src.keys.leader),
+    publishState(src.redis, src.keys),
   ]);
   const finished = completed.filter((j) => !!j);
   const latency = reconcileLatency(
@@ -64,6 +69,7 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     at: now,
     namespace: src.keys.ns,
     leader,
+    publish,
     queue,
     cells: byLag(cells),
     states: stateCounts(cells),

@@ -64,6 +64,8 @@ export class BbsInformer {
   private running = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** Ends a listing retry's backoff early: only stop() may (events must not shorten the backoff). */
+  private abortBackoff: (() => void) | null = null;
   private relistTimer: NodeJS.Timeout | null = null;
   private readonly metrics: InformerMetrics;
   private readonly snapshots: SnapshotCache;
@@ -127,6 +129,7 @@ export class BbsInformer {
     this.lrpStream?.close();
     this.taskStream?.close();
     if (this.relistTimer) clearTimeout(this.relistTimer);
+    this.abortBackoff?.();
     this.poke();
     await this.loop;
   }
@@ -180,10 +183,19 @@ export class BbsInformer {
             { err: errorMessage(err), retryInMs: delay },
             'BBS listing failed; keeping the last state',
           );
+          // Events arriving meanwhile are queued (applied after the next listing, in order); they
+          // do not cut the backoff short, or a stream of events would hammer a failing BBS.
           await new Promise<void>((r) => {
-            const t = setTimeout(r, jittered(delay, 0.2));
-            this.wake = () => {
+            const t = setTimeout(
+              () => {
+                this.abortBackoff = null;
+                r();
+              },
+              jittered(delay, 0.2),
+            );
+            this.abortBackoff = () => {
               clearTimeout(t);
+              this.abortBackoff = null;
               r();
             };
           });
