@@ -89,7 +89,7 @@ describe('agent certificates rotate without a restart and without dropping a lon
         maxWaitSeconds: 30,
       },
       identity: { ca, ttlMs: TTL_MS, bootstrapSecret: SECRET },
-      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000 },
+      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
       logger: createLogger('ctl', { level: 'silent' }),
     });
     await ctl.start();

@@ -109,7 +109,7 @@ describe('cell identity: certificates only for the cell at the requesting addres
         maxWaitSeconds: 2,
       },
       identity: { ca, ttlMs: 3600_000, bootstrapSecret: SECRET },
-      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000 },
+      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
       registry,
       logger: createLogger(
         'ctl',
