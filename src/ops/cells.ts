@@ -148,6 +148,6 @@ export async function publishState(redis: Redis, keys: Keys): Promise<PublishSta
 
 /** One line for operators when rule sets are not being published, else null. */
 export function publishWarning(p: PublishState | null, now: number): string | null {
-  if (!p || p.state !== 'waiting') return null;
+  if (p?.state !== 'waiting') return null;
   return `rule sets are NOT being published: leader ${p.leader} waits for ${p.missing.join(', ')} (not listed since the controller's state was lost) for ${Math.round((now - p.since) / 1000)} s; agents keep enforcing what they have`;
 }

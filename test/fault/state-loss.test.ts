@@ -215,7 +215,14 @@ describe('fault suite: state loss costs time, never connectivity (real packets)'
       takeoverMs = r.takeoverMs ?? null;
       const recovered = Date.now();
       convergeMs = (await waitConverged()) - recovered;
-      await sleep(1500); // a few more rounds after convergence
+      // a few more rounds after convergence, and at least 10 rounds of every flow in all
+      await sleep(1500);
+      await waitUntil(
+        '10 rounds of probes',
+        async () => watch.counted.sent >= flows.length * 10,
+        30_000,
+        100,
+      );
     } finally {
       report = await watch.stop();
     }
