@@ -12,17 +12,14 @@ import { CellAgent } from '../../src/agent/agent.js';
 import { ControllerClient } from '../../src/agent/client.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
 import { AgentIdentity } from '../../src/agent/identity.js';
-import { Controller } from '../../src/controller/controller.js';
+import type { Controller } from '../../src/controller/controller.js';
 import { cellBootstrapToken } from '../../src/controller/identity/bootstrap-token.js';
 import { createLogger, defaultLogger } from '../../src/lib/log.js';
 import { exposition } from '../../src/lib/metrics.js';
-import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
-import { type CertificateAuthority, createCa, describeCert, issueCert } from '../../src/lib/tls.js';
+import { type CertificateAuthority, describeCert } from '../../src/lib/tls.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
-import { makeCell } from '../../src/sim/generate.js';
-import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { waitFor } from '../helpers/wait.js';
-import { REDIS_URL, testNamespace } from './controller-helpers.js';
+import { type IdentityFoundation, startIdentityFoundation } from './identity-helpers.js';
 
 const SECRET = 'agent-identity-test-secret-0123';
 const TTL_MS = 6000;
@@ -49,58 +46,32 @@ function ruleSet(cellId: string, n: number): CellRuleSet {
 }
 
 describe('agent certificates rotate without a restart and without dropping a long-poll', () => {
-  const ns = testNamespace('agent-identity');
   const cells = [
     { id: 'cell-r', ip: '127.0.0.31' },
     { id: 'cell-s', ip: '127.0.0.32' },
   ];
-  let sim: SimHandle;
+  let f: IdentityFoundation;
   let ca: CertificateAuthority;
   let ctl: Controller;
   let dir: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cfnet-agent-identity-'));
-    sim = await startSimulator({ seed: 4, size: 'small' });
-    for (const [i, c] of cells.entries()) {
-      sim.world.addCell({
-        ...makeCell(40 + i, 50),
-        id: c.id,
-        address: c.ip,
-        repAddress: `http://${c.ip}:1800`,
-      });
-    }
-    ca = createCa({ cn: 'cfnet agent CA' });
-    const server = issueCert(ca, { cn: 'cfnet-controller', sans: ['localhost', '127.0.0.1'] });
-    await writeFile(join(dir, 'ca.crt'), ca.cert);
-    ctl = new Controller({
-      redisUrl: REDIS_URL,
-      namespace: ns,
-      campaign: false,
-      cellConfig: DEFAULT_CELL_CONFIG,
-      bbs: {
-        url: sim.urls.bbs,
-        tls: { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey },
-      },
-      api: {
-        host: '0.0.0.0',
-        port: 0,
-        tls: { ca: ca.cert, cert: server.cert, key: server.key },
-        maxWaitSeconds: 30,
-      },
-      identity: { ca, ttlMs: TTL_MS, bootstrapSecret: SECRET },
-      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
+    f = await startIdentityFoundation({
+      label: 'agent-identity',
+      cells,
+      ttlMs: TTL_MS,
+      bootstrapSecret: SECRET,
+      maxWaitSeconds: 30,
       logger: createLogger('ctl', { level: 'silent' }),
     });
-    await ctl.start();
+    ca = f.ca;
+    ctl = f.ctl;
+    await writeFile(join(dir, 'ca.crt'), ca.cert);
   });
 
   after(async () => {
-    await ctl.stop();
-    await sim.stop();
-    const r = createRedis(REDIS_URL);
-    await deleteKeys(r, `${ns}:*`);
-    await closeRedis(r);
+    await f.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -112,7 +83,7 @@ describe('agent certificates rotate without a restart and without dropping a lon
     const config = resolveAgentConfig({
       flags: {
         cellId: cell.id,
-        controllerUrl: ctl.apiUrl!.replace('0.0.0.0', '127.0.0.1'),
+        controllerUrl: f.url,
         controllerServerName: 'localhost',
         controllerSourceAddress: cell.ip,
         caCert: join(dir, 'ca.crt'),
@@ -175,7 +146,7 @@ describe('agent certificates rotate without a restart and without dropping a lon
   it('a long-poll in flight when the certificate is swapped completes with the change', async () => {
     const cell = cells[1]!;
     const client = new ControllerClient({
-      baseUrl: ctl.apiUrl!.replace('0.0.0.0', '127.0.0.1'),
+      baseUrl: f.url,
       cellId: cell.id,
       tls: { ca: ca.cert, cert: '', key: '', servername: 'localhost' },
       localAddress: cell.ip,

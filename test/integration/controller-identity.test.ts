@@ -7,17 +7,12 @@ import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
-import { Controller } from '../../src/controller/controller.js';
 import { cellBootstrapToken } from '../../src/controller/identity/bootstrap-token.js';
 import { makeCsr } from '../../src/lib/csr.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createRegistry, exposition } from '../../src/lib/metrics.js';
-import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
-import { type CertificateAuthority, createCa, generateRsaKey, issueCert } from '../../src/lib/tls.js';
-import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
-import { makeCell } from '../../src/sim/generate.js';
-import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { REDIS_URL, testNamespace } from './controller-helpers.js';
+import { type CertificateAuthority, generateRsaKey, issueCert } from '../../src/lib/tls.js';
+import { type IdentityFoundation, startIdentityFoundation } from './identity-helpers.js';
 
 const SECRET = 'test-bootstrap-secret-0123456789';
 const A = { id: 'cell-a', ip: '127.0.0.11' };
@@ -72,44 +67,20 @@ function call(
 }
 
 describe('cell identity: certificates only for the cell at the requesting address', () => {
-  const ns = testNamespace('identity');
   const logLines: Record<string, unknown>[] = [];
   const registry = createRegistry({ processMetrics: false });
-  let sim: SimHandle;
+  let f: IdentityFoundation;
   let ca: CertificateAuthority;
-  let ctl: Controller;
   let url: string;
   const key = generateRsaKey();
 
   before(async () => {
-    sim = await startSimulator({ seed: 3, size: 'small' });
-    for (const [i, c] of [A, B].entries()) {
-      sim.world.addCell({
-        ...makeCell(40 + i, 50),
-        id: c.id,
-        address: c.ip,
-        repAddress: `http://${c.ip}:1800`,
-      });
-    }
-    ca = createCa({ cn: 'cfnet agent CA' });
-    const server = issueCert(ca, { cn: 'cfnet-controller', sans: ['localhost', '127.0.0.1'] });
-    ctl = new Controller({
-      redisUrl: REDIS_URL,
-      namespace: ns,
-      campaign: false,
-      cellConfig: DEFAULT_CELL_CONFIG,
-      bbs: {
-        url: sim.urls.bbs,
-        tls: { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey },
-      },
-      api: {
-        host: '0.0.0.0',
-        port: 0,
-        tls: { ca: ca.cert, cert: server.cert, key: server.key },
-        maxWaitSeconds: 2,
-      },
-      identity: { ca, ttlMs: 3600_000, bootstrapSecret: SECRET },
-      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
+    f = await startIdentityFoundation({
+      label: 'identity',
+      cells: [A, B],
+      ttlMs: 3600_000,
+      bootstrapSecret: SECRET,
+      maxWaitSeconds: 2,
       registry,
       logger: createLogger(
         'ctl',
@@ -117,17 +88,11 @@ describe('cell identity: certificates only for the cell at the requesting addres
         { write: (s: string) => void logLines.push(JSON.parse(s)) },
       ),
     });
-    await ctl.start();
-    url = ctl.apiUrl!;
+    ca = f.ca;
+    url = f.url;
   });
 
-  after(async () => {
-    await ctl.stop();
-    await sim.stop();
-    const r = createRedis(REDIS_URL);
-    await deleteKeys(r, `${ns}:*`);
-    await closeRedis(r);
-  });
+  after(() => f.stop());
 
   const csrFor = (cn: string) => makeCsr(key, cn);
   const ask = (

@@ -59,6 +59,20 @@ interface RenderReport {
   errors: { job?: string; instance_group?: string; template?: string; error: string }[];
 }
 
+/** Renderer arguments turning on cfnet-redis's TLS with this certificate, key and CA. */
+function redisTls(cert: string, key: string, ca: string): string[] {
+  return [
+    '--set',
+    'cfnet-redis:tls.enabled=true',
+    '--set',
+    `cfnet-redis:tls.certificate=${JSON.stringify(cert)}`,
+    '--set',
+    `cfnet-redis:tls.private_key=${JSON.stringify(key)}`,
+    '--set',
+    `cfnet-redis:tls.ca=${JSON.stringify(ca)}`,
+  ];
+}
+
 let runs = 0;
 function render(args: string[] = []): { status: number | null; report: RenderReport; stderr: string } {
   const out = join(work, `render-${++runs}`);
@@ -532,14 +546,7 @@ describe('BOSH properties reach the rendered files', () => {
   it('controller: a cfnet-redis link with TLS gives rediss://, the ACL user and the CA; the namespace must fit its key prefix', () => {
     const ca = createCa({ cn: 'cfnet-redis CA' });
     const r = renderOk([
-      '--set',
-      'cfnet-redis:tls.enabled=true',
-      '--set',
-      `cfnet-redis:tls.ca=${JSON.stringify(ca.cert)}`,
-      '--set',
-      `cfnet-redis:tls.certificate=${JSON.stringify(ca.cert)}`,
-      '--set',
-      `cfnet-redis:tls.private_key=${JSON.stringify(ca.key)}`,
+      ...redisTls(ca.cert, ca.key, ca.cert),
       '--set',
       'cfnet-redis:acl.username=cfnet-ctl',
     ]);
@@ -906,14 +913,7 @@ describe('rendered jobs run', () => {
       'cfnet-redis:bind=127.0.0.1',
       '--set',
       `cfnet-redis:password=${password}`,
-      '--set',
-      'cfnet-redis:tls.enabled=true',
-      '--set',
-      `cfnet-redis:tls.certificate=${JSON.stringify(server.cert)}`,
-      '--set',
-      `cfnet-redis:tls.private_key=${JSON.stringify(server.key)}`,
-      '--set',
-      `cfnet-redis:tls.ca=${JSON.stringify(ca.cert)}`,
+      ...redisTls(server.cert, server.key, ca.cert),
     ]);
     const caFile = file(r, 'cfnet-redis', 'config/certs/tls_ca.crt').path;
     const tls = (args: string[]) =>
