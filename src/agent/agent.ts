@@ -107,7 +107,7 @@ export class CellAgent {
   readonly dataplane: AgentDataplane;
   readonly dryRun: boolean;
   private readonly client: ControllerClient;
-  /** Key, CSR and renewal of the cell certificate (null when the caller passed TLS material). */
+  /** Key, CSR and renewal of the cell certificate (with bootstrapTokenFile; else null). */
   private readonly identity: AgentIdentity | null;
   private readonly stateFile: StateFile;
   private readonly inventory: InventoryReader;
@@ -162,19 +162,21 @@ export class CellAgent {
       tls: { ...tls, ...(c.controllerServerName ? { servername: c.controllerServerName } : {}) },
       ...(c.controllerSourceAddress ? { localAddress: c.controllerSourceAddress } : {}),
     });
-    this.identity = opts.tls
-      ? null
-      : new AgentIdentity({
-          cellId: c.cellId,
-          certFile: c.clientCert,
-          keyFile: c.clientKey,
-          tokenFile: c.bootstrapTokenFile,
-          client: this.client,
-          logger: this.log.child({ component: 'identity' }),
-          metrics: this.metrics,
-          minBackoffMs: c.reconnectMinMs,
-          maxBackoffMs: c.reconnectMaxMs,
-        });
+    // only a certificate the agent obtained itself is renewed (static files may be read-only)
+    this.identity =
+      opts.tls || !c.bootstrapTokenFile
+        ? null
+        : new AgentIdentity({
+            cellId: c.cellId,
+            certFile: c.clientCert,
+            keyFile: c.clientKey,
+            tokenFile: c.bootstrapTokenFile,
+            client: this.client,
+            logger: this.log.child({ component: 'identity' }),
+            metrics: this.metrics,
+            minBackoffMs: c.reconnectMinMs,
+            maxBackoffMs: c.reconnectMaxMs,
+          });
     this.dryRun = opts.dryRun ?? false;
     this.dataplane = this.dryRun
       ? new DryRunDataplane(c.nftTable)
