@@ -262,6 +262,19 @@ export class Controller {
     this.invSub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-inv`, ...auth });
     this.workerConn = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-worker`, ...auth });
     this.queueConn = createRedis(c.redisUrl, { name: `${name}-queue`, ...auth });
+    // Redis came back after a disconnect: it may be another server (a Sentinel failover to a replica
+    // that missed the last writes) or the same one restarted. The leader then rewrites the whole
+    // world and enqueues every cell (level-based), so nothing it wrote before can have been lost.
+    let connectedBefore = false;
+    this.redis.on('ready', () => {
+      const l = this.leader;
+      if (connectedBefore && l?.resynced && !l.stopped) {
+        this.log.warn('Redis reconnected: rewriting the world and recomputing every cell');
+        l.needResync = true;
+        this.scheduleFlush(l);
+      }
+      connectedBefore = true;
+    });
     this.worldStore = new WorldStore(this.redis, this.keys);
     this.store = new RuleSetStore(this.redis, this.keys, { logLength: c.rulesetLogLength ?? 50 });
     this.leases = new LeaseManager(this.redis, this.keys, c.leases ?? {});

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { ValidationError } from '../lib/errors.js';
 import { redactUrlCredentials } from '../lib/redact.js';
 import type { RedisAuth } from '../lib/redis.js';
+import { parseRedisUrl } from '../lib/redis.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
 import { subnetPlan } from './api/leases.js';
@@ -36,7 +37,8 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'redisUrl',
     kind: 'url',
     def: 'redis://127.0.0.1:6379/0',
-    describe: 'Redis URL (redis:// or rediss://, optional /db)',
+    describe:
+      'Redis URL (redis:// or rediss://, optional /db); through Sentinel: redis+sentinel://[user:password@]<master>[/db]?sentinels=host:port,host:port',
   },
   {
     group: 'redis',
@@ -556,7 +558,9 @@ const listOf = z.preprocess(
 const urlOf = z.string({ error: 'must be a URL' }).refine((v) => {
   try {
     const u = new URL(v);
-    return ['http:', 'https:', 'redis:', 'rediss:'].includes(u.protocol);
+    return ['http:', 'https:', 'redis:', 'rediss:', 'redis+sentinel:', 'rediss+sentinel:'].includes(
+      u.protocol,
+    );
   } catch {
     return false;
   }
@@ -681,7 +685,8 @@ function wrap<T>(key: string, raw: Record<string, { from: string }>, fn: () => T
 
 function checkCombinations(s: ControllerSettings, raw: Record<string, { from: string }>): void {
   wrap('redisNamespace', raw, () => validateNamespace(s.redisNamespace));
-  if (s.redisCaCert && !s.redisUrl.startsWith('rediss://')) {
+  wrap('redisUrl', raw, () => parseRedisUrl(s.redisUrl));
+  if (s.redisCaCert && !/^rediss(\+sentinel)?:\/\//.test(s.redisUrl)) {
     throw new SettingsError('setting redisCaCert needs a rediss:// redisUrl', { setting: 'redisCaCert' });
   }
   for (const spec of CONTROLLER_SETTINGS) {

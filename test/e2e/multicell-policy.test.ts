@@ -21,31 +21,7 @@ import {
   UNDERLAY_GW,
   waitUntil,
 } from '../helpers/cluster.js';
-import { LongConnection, type Probe, type ProbeResult, probe } from '../helpers/netns.js';
-
-/** Probes until the results equal `want` (rules converge asynchronously), then returns them. */
-async function expectTraffic(
-  what: string,
-  ns: string,
-  probes: Probe[],
-  want: ProbeResult[],
-  timeoutMs = 15_000,
-) {
-  let last: ProbeResult[] = [];
-  try {
-    await waitUntil(
-      what,
-      async () => {
-        last = await probe(ns, probes, 1000);
-        return JSON.stringify(last) === JSON.stringify(want);
-      },
-      timeoutMs,
-      150,
-    );
-  } catch {
-    assert.deepEqual(last, want, what);
-  }
-}
+import { expectTraffic, LongConnection, type Probe, probe } from '../helpers/netns.js';
 
 const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 

@@ -25,7 +25,7 @@ import { ruleSetsEqual } from '../../src/model/ruleset.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP, waitUntil } from '../helpers/cluster.js';
 import { type Flow, FlowWatch } from '../helpers/flow-watch.js';
-import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
+import { expectTraffic, type Probe, probe } from '../helpers/netns.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { describeDifference, fromScratch } from '../integration/controller-scratch.js';
 
@@ -173,23 +173,6 @@ describe('fault suite: state loss costs time, never connectivity (real packets)'
       throw new Error(`${(err as Error).message}; last difference: ${last}`);
     }
     return Date.now();
-  }
-
-  async function expectTraffic(what: string, ns: string, probes: Probe[], want: ProbeResult[]) {
-    let last: ProbeResult[] = [];
-    try {
-      await waitUntil(
-        what,
-        async () => {
-          last = await probe(ns, probes, 1000);
-          return JSON.stringify(last) === JSON.stringify(want);
-        },
-        20_000,
-        200,
-      );
-    } catch {
-      assert.deepEqual(last, want, what);
-    }
   }
 
   /** The pipeline still works: a new policy is enforced, its removal too. */

@@ -20,7 +20,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { Probe, ProbeResult } from './netns.js';
+import { PROBE_ONE_JS, type Probe, type ProbeResult } from './netns.js';
 
 export interface Flow extends Probe {
   /** Shown in failures, e.g. "x1→y1:8080". */
@@ -50,25 +50,8 @@ export interface FlowReport {
 }
 
 const LOOP = `
-const net = require('node:net'); const dgram = require('node:dgram');
 const { probes, timeout, interval } = JSON.parse(process.argv[1]);
-const one = (p) => new Promise((res) => {
-  let done = false; let s;
-  const fin = (r) => { if (!done) { done = true; clearTimeout(t); try { s.destroy ? s.destroy() : s.close(); } catch {} res(r); } };
-  const t = setTimeout(() => fin('timeout'), timeout);
-  const code = (e) => e.code === 'ECONNREFUSED' ? 'refused' : (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') ? 'unreachable' : 'error:' + e.code;
-  if (p.proto === 'tcp') {
-    s = net.connect({ host: p.host, port: p.port });
-    s.on('connect', () => s.write('ping'));
-    s.on('data', (d) => fin(String(d).startsWith('pong:') ? 'open' : 'error'));
-    s.on('error', (e) => fin(code(e)));
-  } else {
-    s = dgram.createSocket('udp4');
-    s.on('message', (d) => fin(String(d).startsWith('pong:') ? 'open' : 'error'));
-    s.on('error', (e) => fin(code(e)));
-    s.connect(p.port, p.host, () => s.send('ping'));
-  }
-});
+${PROBE_ONE_JS}
 let stopping = false;
 process.stdin.on('data', () => { stopping = true; });
 process.stdin.on('end', () => { stopping = true; });

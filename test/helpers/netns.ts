@@ -9,10 +9,12 @@
  *     await exec(ns.a, ['ip', 'addr', 'add', '10.255.1.2/32', 'dev', 'eth0']);
  *   });
  */
+import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { createNetns, deleteNetns, exec, ip, run, uniqueName } from '../../src/lab/netns.js';
+import { waitUntil } from '../../src/lab/process.js';
 
 // The basics live in the lab foundation (src/lab/netns.ts), shared with the demo and benches.
 export {
@@ -153,14 +155,17 @@ export interface Probe {
 /** open = the echo answered; refused = RST or ICMP unreachable; timeout = no answer (dropped). */
 export type ProbeResult = 'open' | 'refused' | 'unreachable' | 'timeout' | 'error';
 
-const PROBER = `
+/**
+ * JavaScript source of `one(p)`: one probe → a ProbeResult string. Shared by `probe` (one round)
+ * and FlowWatch (rounds until stopped); expects `timeout` (ms) in scope.
+ */
+export const PROBE_ONE_JS = `
 const net = require('node:net'); const dgram = require('node:dgram');
-const { probes, timeout } = JSON.parse(process.argv[1]);
 const one = (p) => new Promise((res) => {
-  let done = false; const fin = (r) => { if (!done) { done = true; clearTimeout(t); try { s.destroy ? s.destroy() : s.close(); } catch {} res(r); } };
+  let done = false; let s;
+  const fin = (r) => { if (!done) { done = true; clearTimeout(t); try { s.destroy ? s.destroy() : s.close(); } catch {} res(r); } };
   const t = setTimeout(() => fin('timeout'), timeout);
   const code = (e) => e.code === 'ECONNREFUSED' ? 'refused' : (e.code === 'EHOSTUNREACH' || e.code === 'ENETUNREACH') ? 'unreachable' : 'error:' + e.code;
-  let s;
   if (p.proto === 'tcp') {
     s = net.connect({ host: p.host, port: p.port });
     s.on('connect', () => s.write('ping'));
@@ -173,6 +178,11 @@ const one = (p) => new Promise((res) => {
     s.connect(p.port, p.host, () => s.send('ping'));
   }
 });
+`;
+
+const PROBER = `
+const { probes, timeout } = JSON.parse(process.argv[1]);
+${PROBE_ONE_JS}
 Promise.all(probes.map(one)).then((r) => { console.log(JSON.stringify(r)); process.exit(0); });
 `;
 
@@ -328,5 +338,29 @@ export async function withSysctl<T>(key: string, value: string, fn: () => Promis
     return await fn();
   } finally {
     await run(['sysctl', '-qw', `${key}=${old}`], { allowFail: true });
+  }
+}
+
+/** Probes until the results equal `want` (rules converge asynchronously); fails with the last seen. */
+export async function expectTraffic(
+  what: string,
+  ns: string,
+  probes: Probe[],
+  want: ProbeResult[],
+  timeoutMs = 15_000,
+): Promise<void> {
+  let last: ProbeResult[] = [];
+  try {
+    await waitUntil(
+      what,
+      async () => {
+        last = await probe(ns, probes, 1000);
+        return JSON.stringify(last) === JSON.stringify(want);
+      },
+      timeoutMs,
+      150,
+    );
+  } catch {
+    assert.deepEqual(last, want, what);
   }
 }

@@ -342,6 +342,23 @@ export class LeaseManager {
     return this.acquireFresh(cellId, underlayIp, vtepMac, opensAt, now);
   }
 
+  /**
+   * Writes `l` if its subnet is still free, the cell's own, or held by `victim` with an expired
+   * lease (CLAIM, compare-and-set); false when another acquire came first.
+   */
+  private async writeClaim(l: Lease, victim: string, now: number): Promise<boolean> {
+    const ok = await this.redis.cfnetLeaseClaim(
+      ...this.keyArgs(),
+      l.cellId,
+      l.subnet,
+      JSON.stringify(l),
+      String(l.expiresAt),
+      victim,
+      String(now),
+    );
+    return Number(ok) === 1;
+  }
+
   /** The cell's claim of `subnet`: granted when free, its own, or held by an expired lease. */
   private async claimSubnet(
     cellId: string,
@@ -371,16 +388,7 @@ export class LeaseManager {
       const prev = prevJson ? (JSON.parse(prevJson) as Lease) : null;
       const acquiredAt = prev && prev.subnet === subnet ? prev.acquiredAt : now;
       const l = this.lease(cellId, subnet, underlayIp, vtepMac, acquiredAt, now);
-      const ok = await this.redis.cfnetLeaseClaim(
-        ...this.keyArgs(),
-        cellId,
-        subnet,
-        JSON.stringify(l),
-        String(l.expiresAt),
-        victim,
-        String(now),
-      );
-      if (Number(ok) === 1) return l;
+      if (await this.writeClaim(l, victim, now)) return l;
     }
     throw new LeaseError(
       'CFNET_LEASE_EXHAUSTED',
@@ -445,16 +453,7 @@ export class LeaseManager {
         subnet = vl.subnet;
       }
       const l = this.lease(cellId, subnet, underlayIp, vtepMac, now, now);
-      const ok = await this.redis.cfnetLeaseClaim(
-        ...this.keyArgs(),
-        cellId,
-        subnet,
-        JSON.stringify(l),
-        String(l.expiresAt),
-        victim,
-        String(now),
-      );
-      if (Number(ok) === 1) return l;
+      if (await this.writeClaim(l, victim, now)) return l;
     }
     throw new LeaseError(
       'CFNET_LEASE_EXHAUSTED',

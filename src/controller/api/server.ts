@@ -6,8 +6,10 @@
  * another cell gets 403; a request without a valid certificate gets 401.
  *
  * - `GET /v1/cells/{cell}/rules?since=V&wait=S` → 200 `{kind:'patch', patch}` (V → current, when
- *   the log covers V), 200 `{kind:'snapshot', ruleSet}` (V = 0, unknown, too old or ahead), or 304
- *   after S seconds (at most `maxWaitSeconds`, default 60) without a change. Header
+ *   the log covers V), 200 `{kind:'snapshot', ruleSet}` (V = 0, unknown or too old), or 304
+ *   after S seconds (at most `maxWaitSeconds`, default 60) without a change. An agent ahead of the
+ *   store (V above the stored version: the store lost writes) is never sent older content: the cell
+ *   is recomputed with a version above V and the poll waits for it. Header
  *   `X-Cfnet-Version` carries the current version (0 when nothing is stored yet).
  * - `PUT /v1/cells/{cell}/status` `{appliedVersion, appliedAt?, error?, containers?: [{handle, ip,
  *   metadata}]}` → 200 `{inventoryChanged}`; a changed inventory is stored and the cell enqueued.
@@ -283,6 +285,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       const abort = new AbortController();
       reply.raw.once('close', () => abort.abort());
       polls?.inc();
+      let recomputeAsked = false;
       try {
         for (;;) {
           const w = deps.notifier.wait(cell, deadline - Date.now(), abort.signal);
@@ -292,7 +295,12 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
             const version = ch.kind === 'patch' ? ch.patch.to : ch.ruleSet.version;
             return reply.header('x-cfnet-version', String(version)).send(ch);
           }
-          const current = ch.kind === 'current' ? ch.version : 0;
+          if (ch.kind === 'ahead' && !recomputeAsked) {
+            // the store lost what the agent holds: have the cell recomputed above its version
+            recomputeAsked = true;
+            await deps.enqueue(cell, { kind: 'resync', id: 'agent-ahead', at: Date.now() });
+          }
+          const current = ch.kind === 'current' || ch.kind === 'ahead' ? ch.version : 0;
           if (Date.now() >= deadline || abort.signal.aborted) {
             w.cancel();
             return reply.code(304).header('x-cfnet-version', String(current)).send();

@@ -120,7 +120,7 @@ export const SCRIPT = `'use strict';
     var waiting = s.publish && s.publish.state === 'waiting';
     pw.hidden = !waiting;
     pw.textContent = waiting ? 'Rule sets are NOT being published: the leader waits for ' + s.publish.missing.join(', ') +
-      ' (not listed since the controller's state was lost) since ' + time(s.publish.since) + '. Agents keep enforcing what they have.' : '';
+      ' (not listed since the controller state was lost) since ' + time(s.publish.since) + '. Agents keep enforcing what they have.' : '';
     $('updated').textContent = time(s.at);
     var q = s.queue;
     var counts = ['waiting', 'prioritized', 'delayed', 'active', 'failed', 'completed'].map(function (k) {
