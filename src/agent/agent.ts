@@ -30,6 +30,7 @@ import type { CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import { ControllerClient, ControllerRequestError, type InventoryItem, type OverlayLease } from './client.js';
 import type { AgentConfig } from './config.js';
 import { type AgentDataplane, DryRunDataplane, DryRunOverlay, type OverlayDevice } from './dry-run.js';
+import { AgentIdentity } from './identity.js';
 import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
 import { type LocalContainer, mergeLocal } from './merge.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
@@ -84,6 +85,16 @@ function readPem(field: string, path: string): string {
   return text;
 }
 
+/** A PEM file that may not exist yet (null then); other problems are errors. */
+function readPemIfPresent(field: string, path: string): string | null {
+  try {
+    readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+  }
+  return readPem(field, path);
+}
+
 function jittered(ms: number, random: () => number = Math.random): number {
   return Math.round(ms * (0.9 + 0.2 * random()));
 }
@@ -96,6 +107,8 @@ export class CellAgent {
   readonly dataplane: AgentDataplane;
   readonly dryRun: boolean;
   private readonly client: ControllerClient;
+  /** Key, CSR and renewal of the cell certificate (with bootstrapTokenFile; else null). */
+  private readonly identity: AgentIdentity | null;
   private readonly stateFile: StateFile;
   private readonly inventory: InventoryReader;
   private readonly vxlan: OverlayDevice;
@@ -135,16 +148,35 @@ export class CellAgent {
     this.log = opts.logger ?? createLogger('agent', { level: c.logLevel });
     this.registry = opts.registry ?? createRegistry({ labels: { component: 'agent', cell: c.cellId } });
     this.metrics = agentMetrics(this.registry);
+    // With a bootstrap token the certificate may not exist yet: AgentIdentity gets one at start.
+    const optional = (field: string, path: string) =>
+      c.bootstrapTokenFile ? (readPemIfPresent(field, path) ?? '') : readPem(field, path);
     const tls = opts.tls ?? {
       ca: readPem('caCert', c.caCert),
-      cert: readPem('clientCert', c.clientCert),
-      key: readPem('clientKey', c.clientKey),
+      cert: optional('clientCert', c.clientCert),
+      key: optional('clientKey', c.clientKey),
     };
     this.client = new ControllerClient({
       baseUrl: c.controllerUrl,
       cellId: c.cellId,
       tls: { ...tls, ...(c.controllerServerName ? { servername: c.controllerServerName } : {}) },
+      ...(c.controllerSourceAddress ? { localAddress: c.controllerSourceAddress } : {}),
     });
+    // only a certificate the agent obtained itself is renewed (static files may be read-only)
+    this.identity =
+      opts.tls || !c.bootstrapTokenFile
+        ? null
+        : new AgentIdentity({
+            cellId: c.cellId,
+            certFile: c.clientCert,
+            keyFile: c.clientKey,
+            tokenFile: c.bootstrapTokenFile,
+            client: this.client,
+            logger: this.log.child({ component: 'identity' }),
+            metrics: this.metrics,
+            minBackoffMs: c.reconnectMinMs,
+            maxBackoffMs: c.reconnectMaxMs,
+          });
     this.dryRun = opts.dryRun ?? false;
     this.dataplane = this.dryRun
       ? new DryRunDataplane(c.nftTable)
@@ -236,6 +268,11 @@ export class CellAgent {
         registry: this.registry,
         ready: () => this.readiness(),
       });
+    }
+    if (this.identity) {
+      // everything below talks to the controller; what is in force stays in force meanwhile
+      await this.identity.ready(this.life.signal);
+      this.loops.push(this.identity.run(this.life.signal));
     }
     this.puller = new RulePuller({
       source: this.client,

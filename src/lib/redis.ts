@@ -5,7 +5,9 @@
  *   `prefix`, which carry a Redis Cluster hash tag such as `{cfnet}`);
  * - `maxRetriesPerRequest: null` for connections that block (BullMQ workers, subscribers);
  * - `enableOfflineQueue: false` for producers that should fail fast instead of buffering.
- * URLs: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS.
+ * URLs: `redis://[user:password@]host:port[/db]`, `rediss://…` for TLS. An ACL user and password
+ * and the CA of a TLS server can also be given apart from the URL (`RedisAuth`), so that no secret
+ * has to sit in a URL; what the URL carries wins.
  *
  * Redis Sentinel (automatic failover): `redis+sentinel://[user:password@]<master-name>[/db]?
  * sentinels=host:port,host:port,…` (`rediss+sentinel://` for TLS to the Redis servers and the
@@ -32,8 +34,22 @@ export interface RedisConnectOptions {
   name?: string;
   /** Do not connect until the first command (default false). */
   lazyConnect?: boolean;
+  /** ACL user, password and TLS trust (see RedisAuth). */
+  auth?: RedisAuth;
   /** Extra ioredis options (keyPrefix is rejected). */
   extra?: RedisOptions;
+}
+
+/** Credentials and TLS trust of a Redis connection, beside its URL. */
+export interface RedisAuth {
+  /** ACL user (Redis 6+); unset = `default`. */
+  username?: string;
+  password?: string;
+  /** PEM of the CA that signed a TLS server's certificate; unset = Node's public CAs. */
+  tlsCa?: string;
+  /** PEM client certificate and key, for servers that require mutual TLS (`tls-auth-clients yes`). */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export const REDIS_SCHEMES = ['redis:', 'rediss:', 'redis+sentinel:', 'rediss+sentinel:'] as const;
@@ -105,6 +121,34 @@ export function sentinelOptions(url: string): RedisOptions {
   };
 }
 
+/**
+ * ioredis options for `auth` on `url`: the user and password unless the URL carries its own, TLS
+ * material for rediss:// and rediss+sentinel:// (the sentinels too) only.
+ */
+export function redisAuthOptions(url: string, auth: RedisAuth | undefined): RedisOptions {
+  if (!auth) return {};
+  const u = parseRedisUrl(url);
+  const tlsUrl = u.protocol === 'rediss:' || u.protocol === 'rediss+sentinel:';
+  if ((auth.tlsCa || auth.tlsCert || auth.tlsKey) && !tlsUrl) {
+    throw new ValidationError(
+      'redis_url',
+      u.protocol,
+      'TLS settings (CA, client certificate) need a rediss:// or rediss+sentinel:// URL',
+    );
+  }
+  const tls = {
+    ...(auth.tlsCa ? { ca: auth.tlsCa } : {}),
+    ...(auth.tlsCert ? { cert: auth.tlsCert } : {}),
+    ...(auth.tlsKey ? { key: auth.tlsKey } : {}),
+  };
+  const urlHasCredentials = u.username !== '' || u.password !== '';
+  return {
+    ...(auth.username && !urlHasCredentials ? { username: auth.username } : {}),
+    ...(auth.password && !urlHasCredentials ? { password: auth.password } : {}),
+    ...(tlsUrl ? { tls, ...(isSentinelUrl(u) ? { sentinelTLS: tls } : {}) } : {}),
+  };
+}
+
 /** The ioredis options for a role (exported for BullMQ `connection` objects and tests). */
 export function redisOptionsFor(role: RedisRole): RedisOptions {
   const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 8), 5_000);
@@ -132,6 +176,7 @@ export function createRedis(url: string, opts: RedisConnectOptions = {}): Redis 
     ...redisOptionsFor(opts.role ?? 'client'),
     lazyConnect: opts.lazyConnect ?? false,
     ...(opts.name ? { connectionName: opts.name } : {}),
+    ...redisAuthOptions(url, opts.auth),
     ...opts.extra,
   };
   if (isSentinelUrl(parseRedisUrl(url))) return new Redis({ ...sentinelOptions(url), ...options });
