@@ -111,7 +111,6 @@ export function sentinelOptions(url: string): RedisOptions {
     ...(username ? { username } : {}),
     ...(password ? { password } : {}),
     ...(db ? { db: Number(db) } : {}),
-    ...(sentinelAuth && username ? { sentinelUsername: username } : {}),
     ...(sentinelAuth && password ? { sentinelPassword: password } : {}),
     ...(tls ? { tls: {}, sentinelTLS: {}, enableTLSForSentinelMode: true } : {}),
     // learn of a failover from the sentinels at once, not only when the old master stops answering
@@ -142,9 +141,12 @@ export function redisAuthOptions(url: string, auth: RedisAuth | undefined): Redi
     ...(auth.tlsKey ? { key: auth.tlsKey } : {}),
   };
   const urlHasCredentials = u.username !== '' || u.password !== '';
+  const sentinelAuth = isSentinelUrl(u) && u.searchParams.get('sentinelAuth') === '1';
   return {
     ...(auth.username && !urlHasCredentials ? { username: auth.username } : {}),
     ...(auth.password && !urlHasCredentials ? { password: auth.password } : {}),
+    // sentinels that require the password too (`requirepass` on the sentinels; no ACL user there)
+    ...(sentinelAuth && auth.password && !urlHasCredentials ? { sentinelPassword: auth.password } : {}),
     ...(tlsUrl ? { tls, ...(isSentinelUrl(u) ? { sentinelTLS: tls } : {}) } : {}),
   };
 }
