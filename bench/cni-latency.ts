@@ -10,23 +10,27 @@
  * Target (issue 6 / design.md): ADD p50 through the executor <= 2x Debian's bridge + host-local.
  */
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { availableTransports, Cell, type CniCall, removeInstalls } from '../test/helpers/cni.js';
+import { libcni } from '../test/helpers/libcni.js';
 import { createNetns, deleteNetns, uniqueName } from '../test/helpers/netns.js';
 import { percentile, printTable } from './controller-fixtures.js';
 
-const HELP = `Usage: npx tsx bench/cni-latency.ts [--runs N] [--fallback-runs N] [--warmup N]
+const HELP = `Usage: npx tsx bench/cni-latency.ts [--runs N] [--fallback-runs N] [--libcni-runs N] [--warmup N]
 
 CNI ADD/DEL latency of cfnet-cni (warm executor per shim transport, and the one-off Node
 fallback) next to Debian's bridge + host-local, in namespaces made for the run and removed after.
 
   --runs N           ADD+DEL pairs per executor variant and for Debian (default 200)
   --fallback-runs N  ADD+DEL pairs through the fallback, ~0.25 s each (default 40)
+  --libcni-runs N    ADD+DEL pairs per variant under the libcni driver (default 200; 0 = skip)
   --warmup N         unmeasured pairs per variant first (default 5)
   --help             this text
-Needs root, ip, nft, /usr/lib/cni/{bridge,host-local} (containernetworking-plugins); uses
-nc.openbsd as a second transport when installed.`;
+Needs root, ip, nft, /usr/lib/cni/{bridge,host-local} (containernetworking-plugins), and for the
+libcni part go + Debian's libcni source (golang-go, golang-github-appc-cni-dev); uses nc.openbsd as
+a second transport when installed.`;
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(HELP);
@@ -45,6 +49,7 @@ function arg(name: string, def: number): number {
 }
 const RUNS = arg('runs', 200);
 const FALLBACK_RUNS = arg('fallback-runs', 40);
+const LIBCNI_RUNS = arg('libcni-runs', 200);
 const WARMUP = arg('warmup', 5);
 
 interface Variant {
@@ -169,30 +174,87 @@ async function main(): Promise<void> {
         }
       }
     }
-    const debianAdd = summary(variants[0]!.add).p50;
-    printTable(
-      `CNI ADD/DEL latency (ms, one process per call as a runtime does; load average after: ${loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')})`,
-      variants.map((v) => {
-        const a = summary(v.add);
-        const d = summary(v.del);
-        return {
-          variant: v.name,
-          calls: v.add.length,
-          'ADD p50': ms(a.p50),
-          'ADD p99': ms(a.p99),
-          'DEL p50': ms(d.p50),
-          'DEL p99': ms(d.p99),
-          'ADD p50 / Debian': `${(a.p50 / debianAdd).toFixed(2)}x`,
-        };
-      }),
-    );
+    printLatency('CNI ADD/DEL latency (ms, one process per call as a runtime does', variants);
+    if (LIBCNI_RUNS > 0) await libcniBench(cell, debianConfig, newCtr);
   } finally {
     for (const c of containers) await deleteNetns(c);
     await cell.cleanup();
     await removeInstalls();
   }
+}
+
+/**
+ * The libcni-driven variant: cfnet's conflist (through the shim and the warm executor, as on a
+ * cell) and Debian's bridge + host-local, both run by the same libcni driver process, which times
+ * each AddNetworkList / DelNetworkList itself, variants taking turns call by call.
+ */
+async function libcniBench(
+  cell: Cell,
+  debianConfig: Record<string, unknown>,
+  newCtr: () => Promise<string>,
+): Promise<void> {
+  const { cniVersion: _v, name: _n, ...cfnetPlugin } = cell.config();
+  const { cniVersion: _dv, name: _dn, ...debianPlugin } = debianConfig;
+  const lists = {
+    'Debian bridge + host-local (Go), via libcni': {
+      cniVersion: '1.0.0',
+      name: 'debian-bench-libcni',
+      plugins: [
+        {
+          ...debianPlugin,
+          bridge: 'cnibench1',
+          ipam: {
+            ...(debianPlugin.ipam as object),
+            subnet: '10.98.0.0/24',
+            dataDir: join(cell.dir, 'host-local-libcni'),
+          },
+        },
+      ],
+    },
+    'cfnet-cni (shim + executor), via libcni': { cniVersion: '1.0.0', name: 'cfnet', plugins: [cfnetPlugin] },
+  };
+  const args = ['-runs', String(LIBCNI_RUNS), '-warmup', String(WARMUP)];
+  for (const [name, list] of Object.entries(lists)) {
+    const file = join(cell.dir, `${name.split(' ')[0]}-libcni.conflist`);
+    await writeFile(file, JSON.stringify(list));
+    args.push('-variant', `${name}=${file}=/run/netns/${await newCtr()}`);
+  }
+  const out = await libcni(cell, {
+    op: 'bench',
+    args,
+    runtimeConfig: CF_CONTAINER.runtimeConfig,
+    metadata: CF_CONTAINER.metadata,
+  });
+  assert.equal(out.ok, true, `libcni bench: ${out.error}`);
+  const variants = out.variants as { name: string; add: number[]; del: number[] }[];
+  printLatency(
+    'CNI ADD/DEL latency under libcni (ms inside the driver: AddNetworkList / DelNetworkList',
+    variants,
+  );
+}
+
+/** One table of ADD/DEL percentiles, the first variant (Debian's) as the reference. */
+function printLatency(title: string, variants: { name: string; add: number[]; del: number[] }[]): void {
+  const debianAdd = summary(variants[0]!.add).p50;
+  const load = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  printTable(
+    `${title}; load average after: ${load})`,
+    variants.map((v) => {
+      const a = summary(v.add);
+      const d = summary(v.del);
+      return {
+        variant: v.name,
+        calls: v.add.length,
+        'ADD p50': ms(a.p50),
+        'ADD p99': ms(a.p99),
+        'DEL p50': ms(d.p50),
+        'DEL p99': ms(d.p99),
+        'ADD p50 / Debian': `${(a.p50 / debianAdd).toFixed(2)}x`,
+      };
+    }),
+  );
 }
 
 main().catch((err) => {

@@ -29,17 +29,19 @@ import { DEFAULT_CELL_CONFIG } from '../src/model/types.js';
 import { generateWorld } from '../src/sim/generate.js';
 import type { FoundationSize } from '../src/sim/world.js';
 import { percentile, printTable, securityGroupsOf, worldFromSim } from './controller-fixtures.js';
+import { formatRedisStats, RedisStats } from './redis-stats.js';
 
 if (process.argv.includes('--help')) {
   console.log(
-    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0)',
+    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes] [--redis-stats]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0); --redis-stats samples Redis during the global ASG change',
   );
   process.exit(0);
 }
 
-const size = (process.argv[2] ?? 'medium') as FoundationSize;
-const concurrency = Number(process.argv[3] ?? 8);
-const processes = Math.max(1, Number(process.argv[4] ?? 1));
+const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const size = (positional[0] ?? 'medium') as FoundationSize;
+const concurrency = Number(positional[1] ?? 8);
+const processes = Math.max(1, Number(positional[2] ?? 1));
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const ns = `{cfnet-bench-${randomBytes(4).toString('hex')}}`;
 const keys = new Keys(ns);
@@ -165,7 +167,10 @@ try {
     ms: (performance.now() - t).toFixed(1),
     note: `${ch.cells.size} cells touched`,
   });
+  // what a full recompute of every cell costs Redis (the global ASG change rewrites every rule set)
+  const redisStats = process.argv.includes('--redis-stats') ? RedisStats.start(url) : null;
   await round('global ASG change: all cells rewritten');
+  const redisReport = await redisStats?.stop();
 
   for (const child of extra) child.kill('SIGTERM');
   await closeRedis(sub);
@@ -220,6 +225,10 @@ try {
     `reconcile throughput — ${size} foundation, ${cpus().length} CPUs, ${processes} worker process(es) × concurrency ${concurrency}, Redis ${url}`,
     rows,
   );
+  if (redisReport)
+    console.log(
+      `\n${formatRedisStats(`the global ASG change: ${cells.length} cells recomputed and rewritten`, redisReport)}`,
+    );
   await workers.close();
   await queue.close();
 } finally {

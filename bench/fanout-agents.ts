@@ -36,6 +36,7 @@ import { createLogger } from '../src/lib/log.js';
 import { closeRedis, createRedis } from '../src/lib/redis.js';
 import type { CellRuleSet } from '../src/model/types.js';
 import type { CcRule } from '../src/sim/index.js';
+import { formatRedisStats, RedisStats } from './redis-stats.js';
 
 const USAGE = `Fan-out: one change touching every cell delivered to N long-polling agents (1 real agent in a
 namespace, the others simulated in this process); controller and agent RSS. Root.
@@ -48,6 +49,8 @@ usage: npx tsx bench/fanout-agents.ts [options]
   --real-containers N       extra instances on the real agent's cell (default 200)
   --cli                     real agent as \`node bin/cfnet.js agent\` (default: \`node dist/agent/main.js\`)
   --agent-node-options S    node options of the real agent, e.g. '--max-semi-space-size=2'
+  --redis-stats             sample Redis (INFO: commands/s, network, CPU share, memory; PING
+                            latency) during the changes and print a table
   --cpu-prof DIR            CPU-profile the controller: a .cpuprofile per 2 s (named by the end
                             time, ms since the epoch) into DIR; each change's window is printed
   -h, --help                this text
@@ -269,6 +272,7 @@ async function main(): Promise<void> {
       benchCpu: number;
     }[] = [];
     let rules: CcRule[] = [...dns.rules];
+    const redisStats = process.argv.includes('--redis-stats') ? RedisStats.start(cluster.redisUrl) : null;
     for (let k = 0; k < CHANGES; k++) {
       const port = 5300 + k;
       rules = [...rules, { protocol: 'tcp', destination: '10.0.0.53', ports: String(port) }];
@@ -318,6 +322,7 @@ async function main(): Promise<void> {
       await new Promise((r) => setTimeout(r, 2000));
     }
 
+    const redisReport = await redisStats?.stop();
     const ctl = await Cluster.rss(cluster.controller!.pid!);
     const ag = await Cluster.rss(real.agent!.pid!);
     const self = await Cluster.rss(process.pid);
@@ -362,6 +367,8 @@ async function main(): Promise<void> {
     }
     const polls = agents.reduce((n, a) => n + a.puller.counts.errors, 0);
     console.log(`\nsimulated agents' failed polls during the run: ${polls}`);
+    if (redisReport)
+      console.log(`\n${formatRedisStats(`${CHANGES} changes to every one of ${AGENTS} cells`, redisReport)}`);
     await closeRedis(conn);
   } finally {
     monitor?.kill('SIGKILL');

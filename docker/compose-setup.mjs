@@ -5,13 +5,17 @@
 //       A throw-away CA for the agent API plus the controller's server certificate and one client
 //       certificate per cell (common name = cell id). Keeps existing files (restarts reuse them):
 //       <dir>/ca.crt, ca.key, controller.crt, controller.key, cells/<cell-id>/client.crt, client.key
+//       Also a generated operator token for the dashboard, <dir>/operator-token (0600), printed on
+//       stdout so that `docker compose logs setup` shows it.
 //
 //   node docker/compose-setup.mjs controller-config <sim.jsonl> <certs-dir> <sim-certs-dir>
 //       Prints the controller's JSON config (the keys of the BOSH job's controller.json) for the
 //       simulator that wrote <sim.jsonl> (its `sim-started` line carries ports and the UAA secret).
 //       The simulator is reached by the CF names its certificates carry (compose network aliases).
-//       Environment: REDIS_URL (default redis://redis:6379/0).
-import { existsSync, readFileSync } from 'node:fs';
+//       Environment: REDIS_URL (default redis://redis:6379/0). The operator token is read from
+//       <certs-dir>/operator-token.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa, issueCert, writePem } from '../dist/lib/tls.js';
 
@@ -40,6 +44,11 @@ function certs(dir, cells) {
     writePem(cellDir, { 'client.crt': c.cert, 'client.key': c.key, 'ca.crt': ca.cert });
   }
   process.stdout.write(`${JSON.stringify({ event: 'certs', dir, cells })}\n`);
+  const tokenFile = join(dir, 'operator-token');
+  if (!existsSync(tokenFile)) writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+  const token = readFileSync(tokenFile, 'utf8').trim();
+  process.stdout.write(`${JSON.stringify({ event: 'operator-token', token, dashboard: 'http://127.0.0.1:4191/dashboard' })}\n`);
+  process.stdout.write(`cfnet operator token (dashboard http://127.0.0.1:4191/dashboard): ${token}\n`);
 }
 
 function port(url) {
@@ -104,6 +113,8 @@ function controllerConfig(simJsonl, certsDir, simCerts) {
     acceptedUdpLogsPerSec: 100,
     logLevel: 'info',
   };
+  const tokenFile = join(certsDir, 'operator-token');
+  if (existsSync(tokenFile)) config.operatorToken = readFileSync(tokenFile, 'utf8').trim();
   process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
 }
 

@@ -27,7 +27,7 @@ import { nftDataplaneFactory } from '../cni/dataplane.js';
 import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
 import type { ContainerDataplane } from '../cni/plugin.js';
 import { admitRuleSet, type Refusal } from '../dataplane/admit.js';
-import { NftDataplane, summarise as summariseDrift } from '../dataplane/apply.js';
+import { type AttachmentRef, NftDataplane, summarise as summariseDrift } from '../dataplane/apply.js';
 import { NftMonitor } from '../dataplane/monitor.js';
 import { CfnetError, errorMessage, ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
@@ -36,6 +36,7 @@ import type { CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import { ControllerClient, ControllerRequestError, type InventoryItem, type OverlayLease } from './client.js';
 import type { AgentConfig } from './config.js';
 import { type AgentDataplane, DryRunDataplane, DryRunOverlay, type OverlayDevice } from './dry-run.js';
+import { AgentIdentity } from './identity.js';
 import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
 import { type LocalContainer, mergeLocal } from './merge.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
@@ -92,6 +93,16 @@ function readPem(field: string, path: string): string {
   return text;
 }
 
+/** A PEM file that may not exist yet (null then); other problems are errors. */
+function readPemIfPresent(field: string, path: string): string | null {
+  try {
+    readFileSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+  }
+  return readPem(field, path);
+}
+
 function jittered(ms: number, random: () => number = Math.random): number {
   return Math.round(ms * (0.9 + 0.2 * random()));
 }
@@ -104,6 +115,8 @@ export class CellAgent {
   readonly dataplane: AgentDataplane;
   readonly dryRun: boolean;
   private readonly client: ControllerClient;
+  /** Key, CSR and renewal of the cell certificate (with bootstrapTokenFile; else null). */
+  private readonly identity: AgentIdentity | null;
   private readonly stateFile: StateFile;
   private readonly inventory: InventoryReader;
   private readonly vxlan: OverlayDevice;
@@ -150,16 +163,35 @@ export class CellAgent {
     this.log = opts.logger ?? createLogger('agent', { level: c.logLevel });
     this.registry = opts.registry ?? createRegistry({ labels: { component: 'agent', cell: c.cellId } });
     this.metrics = agentMetrics(this.registry);
+    // With a bootstrap token the certificate may not exist yet: AgentIdentity gets one at start.
+    const optional = (field: string, path: string) =>
+      c.bootstrapTokenFile ? (readPemIfPresent(field, path) ?? '') : readPem(field, path);
     const tls = opts.tls ?? {
       ca: readPem('caCert', c.caCert),
-      cert: readPem('clientCert', c.clientCert),
-      key: readPem('clientKey', c.clientKey),
+      cert: optional('clientCert', c.clientCert),
+      key: optional('clientKey', c.clientKey),
     };
     this.client = new ControllerClient({
       baseUrl: c.controllerUrl,
       cellId: c.cellId,
       tls: { ...tls, ...(c.controllerServerName ? { servername: c.controllerServerName } : {}) },
+      ...(c.controllerSourceAddress ? { localAddress: c.controllerSourceAddress } : {}),
     });
+    // only a certificate the agent obtained itself is renewed (static files may be read-only)
+    this.identity =
+      opts.tls || !c.bootstrapTokenFile
+        ? null
+        : new AgentIdentity({
+            cellId: c.cellId,
+            certFile: c.clientCert,
+            keyFile: c.clientKey,
+            tokenFile: c.bootstrapTokenFile,
+            client: this.client,
+            logger: this.log.child({ component: 'identity' }),
+            metrics: this.metrics,
+            minBackoffMs: c.reconnectMinMs,
+            maxBackoffMs: c.reconnectMaxMs,
+          });
     this.dryRun = opts.dryRun ?? false;
     this.dataplane = this.dryRun
       ? new DryRunDataplane(c.nftTable)
@@ -251,6 +283,11 @@ export class CellAgent {
         registry: this.registry,
         ready: () => this.readiness(),
       });
+    }
+    if (this.identity) {
+      // everything below talks to the controller; what is in force stays in force meanwhile
+      await this.identity.ready(this.life.signal);
+      this.loops.push(this.identity.run(this.life.signal));
     }
     this.puller = new RulePuller({
       source: this.client,
@@ -560,21 +597,25 @@ export class CellAgent {
   private executorDataplane(): (cfg: NetConfig) => ContainerDataplane {
     const other = nftDataplaneFactory(this.log.child({ component: 'cni-dataplane' }));
     const own: ContainerDataplane = {
-      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig) =>
+      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig, opts) =>
         this.mutex.run(async () => {
           this.local.set(container.handle, { container, egressRules, addedAt: Date.now() });
           try {
-            return await this.dataplane.addContainer(container, egressRules, cellConfig);
+            // the read-back path: the agent's own diff base stays exact
+            return await this.dataplane.addContainer(container, egressRules, cellConfig, {
+              ...(opts?.takeOver ? { takeOver: opts.takeOver } : {}),
+            });
           } catch (err) {
             this.local.delete(container.handle);
             throw err;
           }
         }),
-      removeContainer: (handleOrIp: string) =>
+      removeAttachment: (ref: AttachmentRef) =>
         this.mutex.run(async () => {
-          this.local.delete(handleOrIp);
-          return this.dataplane.removeContainer(handleOrIp);
+          this.local.delete(ref.handle);
+          return this.dataplane.removeAttachment(ref);
         }),
+      addressUse: () => this.dataplane.addressUse(),
       readBack: () => this.dataplane.readBack(),
     };
     let warned = false;

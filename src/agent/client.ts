@@ -8,6 +8,10 @@
  *   PUT  /v1/cells/{cell}/status                 {appliedVersion, appliedAt, error?, containers?}
  *   POST /v1/cells/{cell}/lease/acquire|renew|release
  *   GET  /v1/leases                              → {leases: [...]}
+ *   POST /v1/cells/{cell}/certificate            {csr, token?} → {certificate, ca, notAfter, serial}
+ *
+ * `useCertificate` swaps the client certificate without a restart: new requests go through a new
+ * https.Agent, requests in flight (a long-poll) finish on the old one, which is closed once idle.
  */
 import { Agent, request } from 'node:https';
 import { CfnetError } from '../lib/errors.js';
@@ -77,10 +81,28 @@ export class ControllerRequestError extends CfnetError {
   }
 }
 
+/** The controller's answer to a certificate request. */
+export interface SignedCertificate {
+  certificate: string;
+  ca: string;
+  notAfter: string;
+  serial: string;
+}
+
+/** One https.Agent and the requests running on it. */
+interface Dispatcher {
+  agent: Agent;
+  inflight: number;
+  retired: boolean;
+}
+
 export interface ControllerClientOptions {
   baseUrl: string;
   cellId: string;
+  /** `cert`/`key` may be '' before the cell has a certificate (bootstrap with its token). */
   tls: { ca: string; cert: string; key: string; servername?: string };
+  /** Local address to connect from (default: the kernel's choice). */
+  localAddress?: string;
   /** Timeout of ordinary requests (default 10 s). */
   requestTimeoutMs?: number;
 }
@@ -121,24 +143,57 @@ function checkReleased(v: unknown): ReleasedLease | null {
 export class ControllerClient {
   readonly baseUrl: string;
   readonly cellId: string;
-  private readonly dispatcher: Agent;
+  private dispatcher: Dispatcher;
+  private readonly retiring = new Set<Dispatcher>();
   private readonly timeoutMs: number;
+  private tls: ControllerClientOptions['tls'];
+  private readonly localAddress: string | undefined;
 
   constructor(opts: ControllerClientOptions) {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.cellId = opts.cellId;
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
-    this.dispatcher = new Agent({
+    this.tls = opts.tls;
+    this.localAddress = opts.localAddress || undefined;
+    this.dispatcher = this.makeDispatcher();
+  }
+
+  private makeDispatcher(): Dispatcher {
+    const t = this.tls;
+    const agent = new Agent({
       keepAlive: true,
       keepAliveMsecs: 30_000,
       maxSockets: 4,
       maxFreeSockets: 4,
-      ca: opts.tls.ca,
-      ...(opts.tls.cert ? { cert: opts.tls.cert } : {}),
-      ...(opts.tls.key ? { key: opts.tls.key } : {}),
+      ca: t.ca,
+      ...(t.cert ? { cert: t.cert } : {}),
+      ...(t.key ? { key: t.key } : {}),
       minVersion: 'TLSv1.2',
-      ...(opts.tls.servername ? { servername: opts.tls.servername } : {}),
+      ...(t.servername ? { servername: t.servername } : {}),
+      ...(this.localAddress ? { localAddress: this.localAddress } : {}),
     });
+    return { agent, inflight: 0, retired: false };
+  }
+
+  /**
+   * From now on requests present this certificate (and trust `ca` when given). Requests in flight
+   * keep their connection; the old connections close once they are idle.
+   */
+  useCertificate(cert: string, key: string, ca?: string): void {
+    const old = this.dispatcher;
+    this.tls = { ...this.tls, cert, key, ...(ca ? { ca } : {}) };
+    this.dispatcher = this.makeDispatcher();
+    old.retired = true;
+    if (old.inflight === 0) old.agent.destroy();
+    else this.retiring.add(old);
+  }
+
+  private released(d: Dispatcher): void {
+    d.inflight--;
+    if (d.retired && d.inflight === 0) {
+      d.agent.destroy();
+      this.retiring.delete(d);
+    }
   }
 
   private cellPath(suffix: string): string {
@@ -153,74 +208,78 @@ export class ControllerClient {
   ): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }> {
     const timeout = opts.timeoutMs ?? this.timeoutMs;
     const payload = body === undefined ? null : Buffer.from(JSON.stringify(body));
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (err: unknown) => {
-        if (settled) return;
-        settled = true;
-        if (opts.signal?.aborted) {
-          reject(opts.signal.reason ?? err);
-          return;
+    const dispatcher = this.dispatcher;
+    dispatcher.inflight++;
+    return new Promise<{ status: number; json: unknown; headers: Record<string, unknown> }>(
+      (resolve, reject) => {
+        let settled = false;
+        const fail = (err: unknown) => {
+          if (settled) return;
+          settled = true;
+          if (opts.signal?.aborted) {
+            reject(opts.signal.reason ?? err);
+            return;
+          }
+          const e = err as { message?: string; code?: string };
+          reject(
+            new ControllerRequestError(
+              `${method} ${url}: ${e.message ?? String(err)}`,
+              0,
+              e.code ?? 'NO_ANSWER',
+              {
+                url,
+              },
+            ),
+          );
+        };
+        const headers: Record<string, string | number> = { accept: 'application/json' };
+        if (payload) {
+          headers['content-type'] = 'application/json';
+          headers['content-length'] = payload.length;
         }
-        const e = err as { message?: string; code?: string };
-        reject(
-          new ControllerRequestError(
-            `${method} ${url}: ${e.message ?? String(err)}`,
-            0,
-            e.code ?? 'NO_ANSWER',
-            {
-              url,
-            },
-          ),
-        );
-      };
-      const headers: Record<string, string | number> = { accept: 'application/json' };
-      if (payload) {
-        headers['content-type'] = 'application/json';
-        headers['content-length'] = payload.length;
-      }
-      const req = request(
-        url,
-        { method, agent: this.dispatcher, headers, ...(opts.signal ? { signal: opts.signal } : {}) },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (b: Buffer) => chunks.push(b));
-          res.on('error', fail);
-          res.on('end', () => {
-            if (settled) return;
-            const status = res.statusCode ?? 0;
-            const text = Buffer.concat(chunks).toString('utf8');
-            let json: unknown = null;
-            if (text !== '') {
-              try {
-                json = JSON.parse(text);
-              } catch {
-                json = null;
+        const req = request(
+          url,
+          { method, agent: dispatcher.agent, headers, ...(opts.signal ? { signal: opts.signal } : {}) },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (b: Buffer) => chunks.push(b));
+            res.on('error', fail);
+            res.on('end', () => {
+              if (settled) return;
+              const status = res.statusCode ?? 0;
+              const text = Buffer.concat(chunks).toString('utf8');
+              let json: unknown = null;
+              if (text !== '') {
+                try {
+                  json = JSON.parse(text);
+                } catch {
+                  json = null;
+                }
               }
-            }
-            settled = true;
-            if (status >= 400) {
-              const e = (json as { error?: { code?: string; message?: string } } | null)?.error;
-              reject(
-                new ControllerRequestError(
-                  `${method} ${url}: HTTP ${status}${e?.message ? `: ${e.message}` : ''}`,
-                  status,
-                  e?.code ?? `HTTP_${status}`,
-                  { url },
-                ),
-              );
-              return;
-            }
-            resolve({ status, json, headers: res.headers as Record<string, unknown> });
-          });
-        },
-      );
-      req.setTimeout(timeout, () =>
-        req.destroy(Object.assign(new Error(`no answer within ${timeout} ms`), { code: 'TIMEOUT' })),
-      );
-      req.on('error', fail);
-      req.end(payload ?? undefined);
-    });
+              settled = true;
+              if (status >= 400) {
+                const e = (json as { error?: { code?: string; message?: string } } | null)?.error;
+                reject(
+                  new ControllerRequestError(
+                    `${method} ${url}: HTTP ${status}${e?.message ? `: ${e.message}` : ''}`,
+                    status,
+                    e?.code ?? `HTTP_${status}`,
+                    { url },
+                  ),
+                );
+                return;
+              }
+              resolve({ status, json, headers: res.headers as Record<string, unknown> });
+            });
+          },
+        );
+        req.setTimeout(timeout, () =>
+          req.destroy(Object.assign(new Error(`no answer within ${timeout} ms`), { code: 'TIMEOUT' })),
+        );
+        req.on('error', fail);
+        req.end(payload ?? undefined);
+      },
+    ).finally(() => this.released(dispatcher));
   }
 
   /**
@@ -302,12 +361,33 @@ export class ControllerClient {
     };
   }
 
+  /**
+   * Asks the controller to sign `csr` for this cell: authenticated by the current certificate, or
+   * (first certificate, or after it expired) by the cell's bootstrap `token`.
+   */
+  async requestCertificate(csr: string, token?: string): Promise<SignedCertificate> {
+    const url = this.cellPath('/certificate');
+    const r = await this.call('POST', url, token ? { csr, token } : { csr });
+    const j = r.json as Partial<SignedCertificate> | null;
+    if (!j || typeof j.certificate !== 'string' || typeof j.ca !== 'string') {
+      throw new ControllerRequestError(`POST ${url}: no certificate in the answer`, r.status, 'BAD_ANSWER');
+    }
+    return {
+      certificate: j.certificate,
+      ca: j.ca,
+      notAfter: String(j.notAfter ?? ''),
+      serial: String(j.serial ?? ''),
+    };
+  }
+
   async close(): Promise<void> {
-    this.dispatcher.destroy();
+    await this.destroy();
   }
 
   /** Drops open connections at once (a long-poll in flight fails). */
   async destroy(): Promise<void> {
-    this.dispatcher.destroy();
+    this.dispatcher.agent.destroy();
+    for (const d of this.retiring) d.agent.destroy();
+    this.retiring.clear();
   }
 }

@@ -27,9 +27,11 @@ export interface AgentConfig {
   cellId: string;
   controllerUrl: string;
   controllerServerName: string;
+  controllerSourceAddress: string;
   caCert: string;
   clientCert: string;
   clientKey: string;
+  bootstrapTokenFile: string;
   underlayIp: string;
   underlayInterface: string;
   vtepName: string;
@@ -78,6 +80,14 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
     describe: "name to verify in the controller's certificate (TLS SNI); '' = the URL's host",
   },
   {
+    key: 'controllerSourceAddress',
+    kind: 'ip',
+    def: '',
+    emptyOk: true,
+    describe:
+      "local address the agent's connections to the controller come from (the controller signs certificates only for requests from the cell's BBS address); '' = the kernel's choice",
+  },
+  {
     key: 'caCert',
     kind: 'path',
     describe: "CA certificate (PEM file) that signed the controller's certificate",
@@ -85,9 +95,18 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   {
     key: 'clientCert',
     kind: 'path',
-    describe: "this cell's client certificate (PEM file); the controller takes the cell id from it",
+    describe:
+      "this cell's client certificate (PEM file; written by the agent with bootstrapTokenFile); the controller takes the cell id from it",
   },
   { key: 'clientKey', kind: 'path', describe: 'private key (PEM file) of the client certificate' },
+  {
+    key: 'bootstrapTokenFile',
+    kind: 'path',
+    def: '',
+    emptyOk: true,
+    describe:
+      "file holding this cell's bootstrap token: the agent then makes its own key, has the controller sign it, writes clientCert/clientKey and renews before expiry; '' = use clientCert/clientKey as they are",
+  },
   {
     key: 'underlayIp',
     kind: 'ip',

@@ -30,7 +30,16 @@ import type { VtepSpec, Vxlan } from './vxlan.js';
 /** What the agent needs of its nft dataplane. */
 export type AgentDataplane = Pick<
   NftDataplane,
-  'apply' | 'applyFull' | 'detectDrift' | 'repair' | 'readBack' | 'addContainer' | 'removeContainer' | 'close'
+  | 'apply'
+  | 'applyFull'
+  | 'detectDrift'
+  | 'repair'
+  | 'readBack'
+  | 'addContainer'
+  | 'removeContainer'
+  | 'removeAttachment'
+  | 'addressUse'
+  | 'close'
 >;
 
 /** What the agent needs of its VXLAN device. */
@@ -112,6 +121,15 @@ export class DryRunDataplane implements AgentDataplane {
 
   removeContainer(): Promise<ContainerOpResult> {
     return Promise.reject(new DryRunError('dry run: containers are not detached (no CNI executor)'));
+  }
+
+  removeAttachment(): Promise<ContainerOpResult> {
+    return this.removeContainer();
+  }
+
+  /** Nothing is in a dry run's kernel. */
+  addressUse(): Promise<{ handles: Map<string, string>; netIn: Map<number, string> }> {
+    return Promise.resolve({ handles: new Map(), netIn: new Map() });
   }
 }
 

@@ -5,9 +5,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Datastore } from '../cni/store.js';
+import { isHandle } from '../model/identifiers.js';
 import type { InventoryItem } from './client.js';
 
-const HANDLE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 const IP4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 
 export interface Inventory {
@@ -46,10 +46,9 @@ export class InventoryReader {
     const items: InventoryItem[] = [];
     const attached = new Map<string, string>();
     for (const [handle, e] of Object.entries(data)) {
-      if (!e || typeof e !== 'object' || !HANDLE.test(handle) || typeof e.ip !== 'string' || !IP4.test(e.ip))
+      if (!e || typeof e !== 'object' || !isHandle(handle) || typeof e.ip !== 'string' || !IP4.test(e.ip))
         continue;
-      const metadata =
-        e.metadata && typeof e.metadata === 'object' && !Array.isArray(e.metadata) ? e.metadata : {};
+      const metadata = reportedMetadata(e.metadata);
       items.push({ handle, ip: e.ip, metadata });
       attached.set(handle, e.ip);
     }
@@ -57,6 +56,32 @@ export class InventoryReader {
     this.cache = { items, attached, version };
     return this.cache;
   }
+}
+
+/** The metadata keys the controller reads (identityFromMetadata); nothing else is reported. */
+export const REPORTED_METADATA_KEYS = [
+  'policy_group_id',
+  'app_id',
+  'space_id',
+  'org_id',
+  'container_workload',
+] as const;
+/** Longer values are left out: a GUID is 36 characters. */
+export const REPORTED_METADATA_MAX_CHARS = 256;
+
+/**
+ * What the status report carries of one container's Garden metadata: the identity keys, as
+ * bounded strings. So one record's size (whatever a datastore holds) never makes the cell's status
+ * report too large to send: the report stays a few hundred bytes per container.
+ */
+export function reportedMetadata(meta: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!meta || typeof meta !== 'object' || Array.isArray(meta)) return out;
+  for (const k of REPORTED_METADATA_KEYS) {
+    const v = (meta as Record<string, unknown>)[k];
+    if (typeof v === 'string' && v.length <= REPORTED_METADATA_MAX_CHARS) out[k] = v;
+  }
+  return out;
 }
 
 /** A stable fingerprint of an inventory (to report it only when it changed). */

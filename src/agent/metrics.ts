@@ -19,6 +19,8 @@ export const AGENT_METRICS = {
   localContainers: 'cfnet_agent_local_containers',
   pendingContainers: 'cfnet_agent_cni_only_containers',
   statusReports: 'cfnet_agent_status_reports_total',
+  certificateNotAfter: 'cfnet_agent_certificate_not_after_seconds',
+  certificateRenewals: 'cfnet_agent_certificate_renewals_total',
 } as const;
 
 export function agentMetrics(registry: Registry) {
@@ -88,6 +90,17 @@ export function agentMetrics(registry: Registry) {
       'Containers enforced with CNI-time rules (not yet in the controller rule set)',
     ),
     statusReports: counter(registry, AGENT_METRICS.statusReports, 'Status reports by outcome', ['outcome']),
+    certificateNotAfter: gauge(
+      registry,
+      AGENT_METRICS.certificateNotAfter,
+      "End of the cell certificate's validity (Unix seconds)",
+    ),
+    certificateRenewals: counter(
+      registry,
+      AGENT_METRICS.certificateRenewals,
+      'Cell certificate requests by method (certificate, token) and outcome',
+      ['method', 'outcome'],
+    ),
   };
 }
 

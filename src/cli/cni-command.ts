@@ -12,6 +12,7 @@ export function registerCniCommands(program: Command): void {
     )
     .action(async () => {
       const out = await runCniOnce();
+      if (out.about) process.stderr.write(out.about);
       await new Promise<void>((resolve) => process.stdout.write(out.stdout, () => resolve()));
       process.exitCode = out.exitCode;
     });

@@ -10,7 +10,10 @@ export const AGENT_EVENTS_PATH = '/v1/cni/events';
 
 export interface CniEvent {
   type: 'add' | 'del';
+  /** The attachment's name (src/cni/attachment.ts): the container ID for eth0, the agent's handle. */
   handle: string;
+  /** CNI_CONTAINERID (absent from events of older plugins: then `handle`). */
+  containerId?: string;
   ifname: string;
   /** Container address ('' for a DEL of an unknown container). */
   ip: string;

@@ -283,6 +283,27 @@ function metaString(meta: Record<string, unknown>, key: string): string {
   return v;
 }
 
+/**
+ * Largest Garden metadata an attachment may carry, as compact JSON (UTF-8 bytes). Garden sends a few
+ * GUIDs, the ports and a log config (well under 1 KiB); the record is stored in the datastore that
+ * every ADD rewrites and reported in the agent's status, so one container must not be able to make
+ * either large. Beyond it ADD is code 7 naming `metadata`.
+ */
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+/** Throws ValidationError (→ code 7) when `metadata` is larger than MAX_METADATA_BYTES. */
+export function checkMetadataSize(metadata: Record<string, unknown>): void {
+  const bytes = Buffer.byteLength(JSON.stringify(metadata));
+  if (bytes > MAX_METADATA_BYTES) {
+    throw new ValidationError(
+      'metadata',
+      `<${bytes} bytes>`,
+      `is larger than ${MAX_METADATA_BYTES} bytes as JSON (Garden metadata is a few GUIDs)`,
+      { bytes, limit: MAX_METADATA_BYTES },
+    );
+  }
+}
+
 /** ADD-only input: runtimeConfig (portMappings, netOutRules, static IP requests) and metadata. */
 export function parseAddInput(cfg: NetConfig): AddInput {
   const raw = cfg.raw;
@@ -301,6 +322,7 @@ export function parseAddInput(cfg: NetConfig): AddInput {
   );
   const metaRaw = raw.metadata ?? rc.metadata ?? {};
   if (!isObject(metaRaw)) throw new ValidationError('metadata', metaRaw, 'must be an object');
+  checkMetadataSize(metaRaw);
   const workloadText = metaString(metaRaw, 'container_workload') || 'app';
   if (!(WORKLOADS as readonly string[]).includes(workloadText)) {
     throw new ValidationError('metadata.container_workload', workloadText, 'must be app, task or staging');

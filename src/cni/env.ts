@@ -2,6 +2,7 @@
  * The CNI_* environment, checked like Go's `skel` (the de-facto implementation): CNI_PATH is
  * required for ADD/CHECK/DEL/GC/STATUS, CNI_NETNS for ADD/CHECK; missing variables are named in
  * one code-4 error (`required env variables [A B] missing`). An empty variable counts as missing.
+ * VERSION looks at nothing but CNI_COMMAND, whatever else the environment holds.
  */
 import { CNI_ERR, CniError } from './errors.js';
 import { CNI_ENV_KEYS, type CniCommand, type CniEnv } from './types.js';
@@ -60,6 +61,8 @@ export function checkEnv(env: CniEnv): CheckedEnv {
     throw new CniError(CNI_ERR.INVALID_ENV, `unknown CNI_COMMAND: ${raw}`, '', { command: raw });
   }
   const command = raw as CniCommand;
+  // as skel: VERSION depends on CNI_COMMAND alone (libcni's GetVersionInfo sends CNI_NETNS=dummy)
+  if (command === 'VERSION') return { command };
   const missing = REQUIRED[command].filter((k) => env[k] === undefined);
   if (missing.length > 0) {
     throw new CniError(CNI_ERR.INVALID_ENV, `required env variables [${missing.join(' ')}] missing`, '', {

@@ -232,7 +232,7 @@ export async function configureContainerSide(v: VethSpec, ipBatch?: PendingCmd):
     ...noLinkLocal(v.ctrIf),
     `addr add ${v.ip}/32 dev ${v.ctrIf}`,
     `link set dev ${v.ctrIf} up`,
-    `route add default via ${GATEWAY} dev ${v.ctrIf} onlink`,
+    ...defaultRoutes(v),
     `neigh replace ${GATEWAY} lladdr ${v.hostMac} dev ${v.ctrIf} nud permanent`,
     '',
   ].join('\n');
@@ -244,6 +244,39 @@ export async function configureContainerSide(v: VethSpec, ipBatch?: PendingCmd):
       r.stderr.trim(),
     );
   }
+}
+
+/**
+ * The container's routes out. The first network (`eth0`, CF's only one) owns the default route, as
+ * before. Another attachment in the same container (a runtime with several networks) must not fail
+ * on the default route that exists already, and its address must leave through its own interface
+ * (where its rules are): its default route is appended (used when no other exists) and its
+ * address gets a policy rule to a table of its own (sourceTable) holding a default route via it.
+ */
+function defaultRoutes(v: VethSpec): string[] {
+  const via = `default via ${GATEWAY} dev ${v.ctrIf} onlink`;
+  if (v.ctrIf === 'eth0') return [`route add ${via}`];
+  const table = sourceTable(v.ip);
+  return [`route append ${via}`, `route add ${via} table ${table}`, `rule add from ${v.ip} lookup ${table}`];
+}
+
+/** The routing table of an additional attachment's address (unique per address in the container). */
+export function sourceTable(ip: string): number {
+  const last16 = ip
+    .split('.')
+    .slice(2)
+    .reduce((n, o) => n * 256 + Number(o), 0);
+  return 0x10000 + last16;
+}
+
+/**
+ * Removes the policy rule an additional attachment put into its container (its routes went with
+ * the interface). Best effort: the namespace may be gone.
+ */
+export async function deleteSourceRule(netns: string, ip: string): Promise<void> {
+  await runCmd(ipArgv(['rule', 'del', 'from', ip, 'lookup', String(sourceTable(ip))], netns)).catch(
+    () => undefined,
+  );
 }
 
 /**

@@ -3,20 +3,35 @@
  * by the warm executor (executor.ts) and by the one-off fallback process (fallback.ts), so both
  * paths give identical results.
  *
- * ADD:  validate → netns exists → subnet + MTU → reserve an address and record the container in
- *       the datastore (one locked step) → in parallel: nft (dataplane.addContainer: ASGs, NetIn,
- *       memberships; one transaction) and the veth (two `ip -batch` processes) → tell the agent
- *       (best effort) → result. Any failure undoes every step that ran.
- * DEL:  rules, veth and record removed; each step tolerates "already gone"; the address is
- *       released only once the rules are gone.
+ * An attachment is (CNI_CONTAINERID, CNI_IFNAME), named as attachment.ts says; everything below
+ * (datastore key, nft handle, host veth) is keyed by that name, never by an address alone.
+ *
+ * ADD:  validate → netns exists → subnet + MTU (the table's address use listed meanwhile) → in one
+ *       locked datastore step: pick an address, check nothing on the cell holds it (table, routes,
+ *       interfaces, neighbours; refused with nothing changed otherwise), record the attachment →
+ *       in parallel: nft (dataplane.addContainer: ASGs, NetIn, memberships; one transaction) and
+ *       the veth (two `ip -batch` processes) → tell the agent (best effort) → result. A failure
+ *       undoes exactly the steps that succeeded.
+ * DEL:  rules (by the record: address, host ports, ASG set), veth and record removed; each step
+ *       tolerates "already gone"; the address is released only once the rules are gone.
  * CHECK, GC, STATUS, VERSION as in SPEC 1.1.0.
  */
 import { accessSync } from 'node:fs';
+import { AddressTakenError, type AttachmentRef } from '../dataplane/apply.js';
 import { atomId, type Element } from '../dataplane/elements.js';
 import type { Logger } from '../lib/log.js';
 import { normalizeRules, ruleSetHash } from '../model/canonical.js';
 import type { CellConfig, CellContainer, EgressRule } from '../model/types.js';
+import { AddressInUseError, cellHolders, type TableAddressUse, tableHolding } from './address-use.js';
 import { type CniEvent, postEvent } from './agent-client.js';
+import {
+  type AttachmentId,
+  attachmentName,
+  DEFAULT_IFNAME,
+  findAttachment,
+  recordContainerId,
+  recordIfname,
+} from './attachment.js';
 import {
   type AddInput,
   type Attachment,
@@ -34,6 +49,7 @@ import {
   configureContainerSide,
   createHostSide,
   deleteHostIf,
+  deleteSourceRule,
   ensureIpForward,
   LinkError,
   listHostIfs,
@@ -61,14 +77,20 @@ export interface TableView {
 
 /** The container-level operations of the dataplane (NftDataplane implements them). */
 export interface ContainerDataplane {
-  /** `fresh`: nothing of this container is in the table yet (its address was just allocated). */
+  /**
+   * `fresh`: nothing of this container is in the table yet (its address was just allocated);
+   * `takeOver`: handles whose entries for the address it may replace (checked not on the cell).
+   */
   addContainer(
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts?: { fresh?: boolean },
+    opts?: { fresh?: boolean; takeOver?: readonly string[] },
   ): Promise<unknown>;
-  removeContainer(handleOrIp: string): Promise<unknown>;
+  /** Removes one attachment by its record (NftDataplane.removeAttachment). */
+  removeAttachment(ref: AttachmentRef): Promise<{ foreignOwner?: string }>;
+  /** The table's ctr_addrs and netin_dnat by address (ADD's address check). */
+  addressUse(): Promise<TableAddressUse>;
   readBack(): Promise<TableView>;
 }
 
@@ -211,28 +233,39 @@ function netnsExists(path: string): void {
 }
 
 /**
- * Reserves an address and records the container, in one locked datastore step (the store is the
- * IPAM state). An existing entry for the handle is an error: the runtime must DEL first.
+ * Picks an address and records the attachment, in one locked datastore step (the store is the IPAM
+ * state). Before recording, nothing else on the cell may hold the address: an attachment the table
+ * names whose host veth exists (`tableUse`, listed since ADD began), routes, interfaces and
+ * neighbours of this namespace. A holder refuses the ADD with AddressInUseError and nothing written
+ * but the round-robin hint, so a retry takes the next address. Table entries of attachments that
+ * are not on the cell are `stale`: the ADD takes the address over from them. An existing record of
+ * this attachment is an error (DEL it first).
  */
 async function reserveAddress(
   store: Datastore,
-  handle: string,
+  id: AttachmentId,
+  name: string,
   subnet: Awaited<ReturnType<typeof readSubnet>>,
-  input: AddInput,
-  cfg: NetConfig,
-  ifname: string,
-  hostIf: string,
-  netns: string,
-  mtu: number,
-): Promise<string> {
-  return store.update((tx) => {
-    const existing = tx.data[handle];
+  tableUse: Promise<TableAddressUse>,
+  record: (ip: string) => StoreEntry,
+): Promise<{ ip: string; stale: string[] }> {
+  const out = await store.update(async (tx) => {
+    const existing = findAttachment(tx.data, id);
     if (existing) {
       throw new CniError(
         CNI_ERR.INTERNAL,
-        `container ${handle} is already attached (ip ${existing.ip}, interface ${existing.cfnet?.ifname ?? '?'}); DEL it first`,
+        `container ${id.containerId} is already attached on ${id.ifname} (ip ${existing.entry.ip}); DEL it first`,
         '',
-        { handle },
+        { handle: id.containerId, ifname: id.ifname },
+      );
+    }
+    const squatter = tx.data[name];
+    if (squatter) {
+      throw new CniError(
+        CNI_ERR.INTERNAL,
+        `datastore key ${name} holds the attachment of ${recordContainerId(name, squatter)} on ${recordIfname(squatter)} (ip ${squatter.ip}); DEL it first`,
+        '',
+        { handle: id.containerId, ifname: id.ifname },
       );
     }
     const used = new Set<string>();
@@ -240,30 +273,22 @@ async function reserveAddress(
       if (e && typeof e.ip === 'string' && inSubnet(subnet, e.ip)) used.add(e.ip);
     // allocate() throws 999 naming the subnet when it is full
     const chosen = allocate(subnet, used, tx.lastReserved);
-    const entry: StoreEntry = {
-      handle,
-      ip: chosen,
-      metadata: input.metadata,
-      cfnet: {
-        network: cfg.name,
-        ifname,
-        hostIface: hostIf,
-        netns,
-        mtu,
-        subnet: subnet.subnet,
-        createdAt: new Date().toISOString(),
-      },
-    };
-    tx.data[handle] = entry;
     tx.lastReserved = chosen;
+    const table = tableHolding(await tableUse, chosen, name, hostIfName);
+    const holders = [...table.live, ...cellHolders(chosen, hostMac(chosen))];
+    if (holders.length > 0) return { ip: chosen, holders, stale: table.stale };
+    tx.data[name] = record(chosen);
     tx.changed = true;
-    return chosen;
+    return { ip: chosen, holders, stale: table.stale };
   });
+  if (out.holders.length > 0) throw new AddressInUseError(out.ip, out.holders, store.path);
+  return { ip: out.ip, stale: out.stale };
 }
 
 async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logger): Promise<CniResult> {
-  const handle = env.containerId!;
-  const ifname = env.ifname!;
+  const id: AttachmentId = { containerId: env.containerId!, ifname: env.ifname! };
+  const ifname = id.ifname;
+  const handle = attachmentName(id.containerId, ifname);
   const netns = env.netns!;
   const t0 = performance.now();
   const steps: Record<string, number> = {};
@@ -284,18 +309,42 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
   };
   const store = new Datastore(cfg.datastore, { logger: log });
   const hostIf = hostIfName(handle);
+  const dp = deps.dataplane(cfg);
+  // listed while the subnet and MTU are read; awaited inside the datastore lock
+  const tableUse = dp.addressUse();
+  tableUse.catch(() => undefined); // awaited (and reported) by reserveAddress, or dropped on an early failure
+  const egress = ruleSetHash(rules);
   let subnet: Awaited<ReturnType<typeof readSubnet>>;
   let mtu: number;
   let ip: string;
+  let stale: string[];
   try {
     [subnet, mtu] = await Promise.all([readSubnet(cfg), containerMtu(cfg, deps.mtuCache)]);
     mark('subnetMtu');
-    ip = await reserveAddress(store, handle, subnet, input, cfg, ifname, hostIf, netns, mtu);
+    ({ ip, stale } = await reserveAddress(store, id, handle, subnet, tableUse, (chosen) => ({
+      handle: id.containerId,
+      ip: chosen,
+      metadata: input.metadata,
+      cfnet: {
+        network: cfg.name,
+        ifname,
+        hostIface: hostIf,
+        netns,
+        mtu,
+        subnet: subnet.subnet,
+        createdAt: new Date().toISOString(),
+        hostPorts: input.portMappings.map((m) => m.hostPort),
+        egress,
+      },
+    })));
   } catch (err) {
     cancelBatches();
     throw err;
   }
   mark('allocated');
+  if (stale.length > 0) {
+    log.info({ ip, stale }, 'address taken over from table entries of attachments not on this cell');
+  }
 
   const container = buildContainer(handle, ip, input, rules);
   const veth: VethSpec = {
@@ -307,15 +356,16 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
     hostMac: hostMac(ip),
     ctrMac: containerMac(ip),
   };
-  const dp = deps.dataplane(cfg);
   let vethMade = false;
-  let rulesTried = false;
+  let rulesMade = false;
   try {
     await ensureIpForward();
-    rulesTried = true;
     const [rulesRes, linkRes] = await Promise.allSettled([
-      // fresh: the address was free in the datastore, so the table holds nothing of it
-      dp.addContainer(container, rules, cfg.cell, { fresh: true }).finally(() => mark('rules')),
+      // fresh: nothing in the table names the address, so its part is written blind; when a stale
+      // entry does, the table is read back and what it holds for the address replaced
+      dp
+        .addContainer(container, rules, cfg.cell, { fresh: stale.length === 0, takeOver: stale })
+        .finally(() => mark('rules')),
       (async () => {
         try {
           await createHostSide(veth, hostBatch);
@@ -330,8 +380,13 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
         mark('containerSide');
       })(),
     ]);
+    // one nft transaction: it either made all of this attachment's rules or none
+    rulesMade = rulesRes.status === 'fulfilled';
     if (linkRes.status === 'rejected') throw linkRes.reason;
     if (rulesRes.status === 'rejected') {
+      if (rulesRes.reason instanceof AddressTakenError) {
+        throw new AddressInUseError(ip, [rulesRes.reason.message], store.path);
+      }
       const why = rulesRes.reason instanceof Error ? rulesRes.reason.message : String(rulesRes.reason);
       const clash = await portClash(dp, input.portMappings, ip);
       throw new CniError(
@@ -344,7 +399,14 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
     }
   } catch (err) {
     cancelBatches();
-    await rollbackAdd(log, store, dp, handle, ip, hostIf, vethMade, rulesTried);
+    const ref: AttachmentRef = {
+      handle,
+      ip,
+      hostPorts: input.portMappings.map((m) => m.hostPort),
+      egress,
+    };
+    await rollbackAdd(log, store, dp, ref, hostIf, vethMade, rulesMade);
+    if (vethMade && ifname !== DEFAULT_IFNAME) await deleteSourceRule(netns, ip);
     throw err;
   }
 
@@ -354,6 +416,7 @@ async function cmdAdd(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
     {
       type: 'add',
       handle,
+      containerId: id.containerId,
       ifname,
       ip,
       network: cfg.name,
@@ -407,34 +470,41 @@ async function portClash(
   }
 }
 
+/**
+ * Undoes exactly what a failed ADD made: its veth (only when it created it), its rules (only when
+ * its one nft transaction went through; removed by the attachment's record, so another
+ * attachment's elements are never touched) and its datastore record.
+ */
 async function rollbackAdd(
   log: Logger,
   store: Datastore,
   dp: ContainerDataplane,
-  handle: string,
-  ip: string,
+  ref: AttachmentRef,
   hostIf: string,
   vethMade: boolean,
-  rulesTried: boolean,
+  rulesMade: boolean,
 ): Promise<void> {
   const problems: string[] = [];
   await Promise.all([
     vethMade ? deleteHostIf(hostIf).catch((e) => problems.push(`veth: ${String(e)}`)) : undefined,
-    rulesTried ? dp.removeContainer(handle).catch((e) => problems.push(`rules: ${String(e)}`)) : undefined,
+    rulesMade ? dp.removeAttachment(ref).catch((e) => problems.push(`rules: ${String(e)}`)) : undefined,
   ]);
   if (problems.length === 0) {
     await store
       .update((tx) => {
-        if (tx.data[handle]?.ip === ip) {
-          delete tx.data[handle];
+        if (tx.data[ref.handle]?.ip === ref.ip) {
+          delete tx.data[ref.handle];
           tx.changed = true;
         }
       })
       .catch((e) => problems.push(`datastore: ${String(e)}`));
   }
   if (problems.length > 0)
-    log.error({ handle, problems }, 'rollback of a failed ADD was incomplete; DEL will finish it');
-  else log.info({ handle, ip }, 'failed ADD rolled back');
+    log.error(
+      { handle: ref.handle, problems },
+      'rollback of a failed ADD was incomplete; DEL will finish it',
+    );
+  else log.info({ handle: ref.handle, ip: ref.ip, vethMade, rulesMade }, 'failed ADD rolled back');
 }
 
 // ---------------------------------------------------------------------------------------- DEL
@@ -446,62 +516,99 @@ interface DelOutcome {
   steps: Record<string, number>;
 }
 
-/** Removes one attachment (by handle); tolerant of anything already gone. */
+/**
+ * Removes one attachment (record key `key`, its record if any); tolerant of anything already gone.
+ * Its rules go by the record (address, host ports, ASG set), so they go even when the table lost
+ * its ctr_addrs element or comment; without a record, by the handle in the table.
+ */
 async function detach(
   store: Datastore,
   dp: ContainerDataplane,
-  handle: string,
+  key: string,
   entry: StoreEntry | undefined,
   log: Logger,
   batches: IpBatchSource,
 ): Promise<DelOutcome> {
-  const hostIf = entry?.cfnet?.hostIface ?? hostIfName(handle);
+  const hostIf = entry?.cfnet?.hostIface ?? hostIfName(key);
   const problems: string[] = [];
   const t0 = performance.now();
   const steps: Record<string, number> = {};
   const mark = (k: string) => {
     steps[k] = Math.round((performance.now() - t0) * 10) / 10;
   };
+  const ref: AttachmentRef = {
+    handle: key,
+    ip: typeof entry?.ip === 'string' ? entry.ip : null,
+    ...(entry?.cfnet?.hostPorts ? { hostPorts: entry.cfnet.hostPorts } : {}),
+    ...(entry?.cfnet?.egress ? { egress: entry.cfnet.egress } : {}),
+  };
   await Promise.all([
     deleteHostIf(hostIf, batches.host())
       .catch((e) => problems.push(`veth ${hostIf}: ${e instanceof Error ? e.message : String(e)}`))
       .finally(() => mark('veth')),
     dp
-      .removeContainer(handle)
+      .removeAttachment(ref)
+      .then((r) => {
+        if (r.foreignOwner !== undefined) {
+          log.warn(
+            { handle: key, ip: ref.ip, owner: r.foreignOwner },
+            "the table gives this attachment's address to another handle: its elements were left alone",
+          );
+        }
+      })
       .catch((e) => problems.push(`rules: ${e instanceof Error ? e.message : String(e)}`))
       .finally(() => mark('rules')),
   ]);
+  const netns = entry?.cfnet?.netns;
+  if (entry?.cfnet && entry.cfnet.ifname !== DEFAULT_IFNAME && netns && ref.ip) {
+    await deleteSourceRule(netns, ref.ip);
+  }
   if (problems.length === 0) {
     await store.update((tx) => {
-      if (tx.data[handle]) {
-        delete tx.data[handle];
+      if (tx.data[key]) {
+        delete tx.data[key];
         tx.changed = true;
       }
     });
     mark('released');
   } else {
-    log.warn({ handle, problems }, 'detach incomplete; the address stays reserved until a DEL succeeds');
+    log.warn({ handle: key, problems }, 'detach incomplete; the address stays reserved until a DEL succeeds');
   }
   return { ip: entry?.ip ?? '', problems, steps };
 }
 
+/** The attachment's name, or null for an interface name no ADD could have attached (nothing to DEL). */
+function nameOrNull(id: AttachmentId): string | null {
+  try {
+    return attachmentName(id.containerId, id.ifname);
+  } catch {
+    return null;
+  }
+}
+
 async function cmdDel(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logger): Promise<void> {
-  const handle = env.containerId!;
+  const id: AttachmentId = { containerId: env.containerId!, ifname: env.ifname! };
+  const name = nameOrNull(id);
+  if (name === null) return;
   const t0 = performance.now();
   const store = new Datastore(cfg.datastore, { logger: log });
-  const entry = (await store.read())[handle];
+  const data = await store.read();
+  const found = findAttachment(data, id);
   const readMs = Math.round((performance.now() - t0) * 10) / 10;
-  if (entry?.cfnet && entry.cfnet.ifname !== env.ifname) {
+  if (!found && data[name]) {
+    // a record from before attachments were keyed by interface holds this name for another one
     log.info(
-      { recorded: entry.cfnet.ifname },
+      { recorded: recordIfname(data[name]!) },
       'DEL for an interface this container does not have: nothing to do',
     );
     return;
   }
-  const out = await detach(store, deps.dataplane(cfg), handle, entry, log, deps.ipBatches ?? ON_DEMAND);
+  const key = found?.key ?? name;
+  const entry = found?.entry;
+  const out = await detach(store, deps.dataplane(cfg), key, entry, log, deps.ipBatches ?? ON_DEMAND);
   if (out.problems.length > 0) {
-    throw new CniError(CNI_ERR.INTERNAL, `DEL of ${handle} incomplete: ${out.problems.join('; ')}`, '', {
-      handle,
+    throw new CniError(CNI_ERR.INTERNAL, `DEL of ${key} incomplete: ${out.problems.join('; ')}`, '', {
+      handle: key,
     });
   }
   log.info(
@@ -514,8 +621,9 @@ async function cmdDel(env: CheckedEnv, cfg: NetConfig, deps: CniDeps, log: Logge
       cfg,
       {
         type: 'del',
-        handle,
-        ifname: env.ifname!,
+        handle: key,
+        containerId: id.containerId,
+        ifname: id.ifname,
         ip: out.ip,
         network: cfg.name,
         at: new Date().toISOString(),
@@ -538,15 +646,21 @@ function ctrAddrs(view: TableView): Map<string, string> {
 }
 
 async function cmdCheck(env: CheckedEnv, cfg: NetConfig, deps: CniDeps): Promise<void> {
-  const handle = env.containerId!;
+  const id: AttachmentId = { containerId: env.containerId!, ifname: env.ifname! };
   const netns = env.netns!;
-  const ifname = env.ifname!;
-  const entry = (await new Datastore(cfg.datastore).read())[handle];
-  if (!entry)
-    throw new CniError(CNI_ERR.UNKNOWN_CONTAINER, `container ${handle} is not attached`, '', { handle });
+  const ifname = id.ifname;
+  const found = findAttachment(await new Datastore(cfg.datastore).read(), id);
+  if (!found) {
+    throw new CniError(
+      CNI_ERR.UNKNOWN_CONTAINER,
+      `container ${id.containerId} is not attached on ${ifname}`,
+      '',
+      { handle: id.containerId, ifname },
+    );
+  }
+  const { key: handle, entry } = found;
   const problems: string[] = [];
   const rec = entry.cfnet;
-  if (rec && rec.ifname !== ifname) problems.push(`attached as ${rec.ifname}, not ${ifname}`);
   const hostIf = rec?.hostIface ?? hostIfName(handle);
   const [ctr, host, ctrRoutes, hostRoutes, table] = await Promise.all([
     showLinks(ifname, netns),
@@ -600,29 +714,36 @@ async function cmdGc(cfg: NetConfig, deps: CniDeps, log: Logger): Promise<void> 
       },
     );
   }
-  const key = (h: string, i: string) => `${h}\u0000${i}`;
-  const validSet = new Set(valid.map((a) => key(a.containerID, a.ifname)));
+  const pair = (h: string, i: string) => `${h}\u0000${i}`;
+  const validPairs = new Set(valid.map((a) => pair(a.containerID, a.ifname)));
   const validHandles = new Set(valid.map((a) => a.containerID));
+  const validNames = new Set<string>();
+  for (const a of valid) {
+    const n = nameOrNull({ containerId: a.containerID, ifname: a.ifname });
+    if (n !== null) validNames.add(n);
+  }
   const store = new Datastore(cfg.datastore, { logger: log });
   const dp = deps.dataplane(cfg);
   const data = await store.read();
   const problems: string[] = [];
-  for (const [handle, entry] of Object.entries(data)) {
+  for (const [key, entry] of Object.entries(data)) {
     const rec = entry?.cfnet;
     if (rec && rec.network !== cfg.name) continue; // another network's attachment
-    if (validSet.has(key(handle, rec?.ifname ?? ''))) continue;
-    if (!rec && validHandles.has(handle)) continue;
-    const out = await detach(store, dp, handle, entry, log, deps.ipBatches ?? ON_DEMAND);
+    const containerId = recordContainerId(key, entry);
+    if (validPairs.has(pair(containerId, recordIfname(entry)))) continue;
+    if (!rec && validHandles.has(containerId)) continue; // Silk's records do not say which interface
+    const out = await detach(store, dp, key, entry, log, deps.ipBatches ?? ON_DEMAND);
     problems.push(...out.problems);
     if (out.problems.length === 0) {
-      log.info({ handle, ip: entry.ip }, 'GC removed a stale attachment');
+      log.info({ handle: key, ip: entry.ip }, 'GC removed a stale attachment');
       await notify(
         deps,
         cfg,
         {
           type: 'del',
-          handle,
-          ifname: rec?.ifname ?? '',
+          handle: key,
+          containerId,
+          ifname: recordIfname(entry),
           ip: entry.ip,
           network: cfg.name,
           at: new Date().toISOString(),
@@ -633,17 +754,17 @@ async function cmdGc(cfg: NetConfig, deps: CniDeps, log: Logger): Promise<void> 
   }
   // leftovers with no datastore entry: host veths named by our scheme, and rule-set members
   const remaining = await store.read();
-  const keepIfs = new Set<string>([...validHandles, ...Object.keys(remaining)].map(hostIfName));
+  const keep = new Set<string>([...validNames, ...Object.keys(remaining)]);
+  const keepIfs = new Set<string>([...keep].map(hostIfName));
   for (const e of Object.values(remaining)) if (e?.cfnet?.hostIface) keepIfs.add(e.cfnet.hostIface);
   for (const ifn of await listHostIfs(HOST_IF)) {
     if (keepIfs.has(ifn)) continue;
     await deleteHostIf(ifn).catch((e) => problems.push(`veth ${ifn}: ${String(e)}`));
   }
-  const keepHandles = new Set([...validHandles, ...Object.keys(remaining)]);
   const table = await dp.readBack();
-  for (const [, handle] of ctrAddrs(table)) {
-    if (handle === '' || keepHandles.has(handle)) continue;
-    await dp.removeContainer(handle).catch((e) => problems.push(`rules of ${handle}: ${String(e)}`));
+  for (const [ip, handle] of ctrAddrs(table)) {
+    if (handle === '' || keep.has(handle)) continue;
+    await dp.removeAttachment({ handle, ip }).catch((e) => problems.push(`rules of ${handle}: ${String(e)}`));
   }
   if (problems.length > 0) {
     throw new CniError(CNI_ERR.INTERNAL, `GC incomplete: ${problems.join('; ')}`);

@@ -1,6 +1,7 @@
 /**
  * The container metadata store, in Silk's store.json shape (silk-behaviour.md §1):
- * `{ "<handle>": {"handle", "ip", "metadata"} }`, rewritten whole on every change (temp file +
+ * `{ "<handle>": {"handle", "ip", "metadata"} }`, one entry per CNI attachment keyed by its name
+ * (attachment.ts: the container ID for eth0, so CF's one-network case is exactly Silk's shape), rewritten whole on every change (temp file +
  * rename) with `store.json_version` bumped so readers can cache. Each entry also carries a `cfnet`
  * object (network, ifname, host veth, netns, MTU, subnet); Silk-style readers ignore it.
  *
@@ -34,6 +35,10 @@ export interface AttachmentRecord {
   mtu: number;
   subnet: string;
   createdAt: string;
+  /** NetIn host ports it was given (records from before this field: unknown). */
+  hostPorts?: number[];
+  /** Hash of its ASG rule set: its `asg_<hash>` chain (records from before this field: unknown). */
+  egress?: string;
 }
 
 export interface StoreEntry {
@@ -247,9 +252,10 @@ export class Datastore {
         writeAtomicSync(this.path, JSON.stringify(tx.data));
         const v = Number.parseInt(versionText ?? '0', 10);
         writeAtomicSync(this.versionPath, String((Number.isFinite(v) ? v : 0) + 1));
-        if (tx.lastReserved !== lastReserved) {
-          writeAtomicSync(this.ipamPath, JSON.stringify({ lastReserved: tx.lastReserved }));
-        }
+      }
+      // also without a store change: an ADD refused for an address in use moves the round robin on
+      if (tx.lastReserved !== lastReserved) {
+        writeAtomicSync(this.ipamPath, JSON.stringify({ lastReserved: tx.lastReserved }));
       }
       return result;
     } finally {

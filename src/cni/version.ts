@@ -62,6 +62,14 @@ export function versionInfo(): { cniVersion: string; supportedVersions: string[]
   return { cniVersion: WIRE_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
 }
 
+/**
+ * What a reference plugin prints on stderr when started without CNI_COMMAND (skel's "about"): a
+ * person ran it by hand. bin/cfnet-cni prints the same text itself (a test keeps the two equal).
+ */
+export function aboutText(): string {
+  return `CNI cfnet-cni plugin (cfnet; docs/cni.md)\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}\n`;
+}
+
 function ipVersion(address: string): '4' | '6' {
   return address.includes(':') ? '6' : '4';
 }

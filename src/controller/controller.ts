@@ -28,7 +28,7 @@ import { errorMessage } from '../lib/errors.js';
 import { LeaderElection, type Leadership } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { counter, createRegistry, type Gauge, gauge, METRICS, type Registry } from '../lib/metrics.js';
-import { closeRedis, createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
 import type { C2CPolicy, CellConfig } from '../model/types.js';
 import { LeaseManager } from './api/leases.js';
 import { ChangeNotifier } from './api/notifier.js';
@@ -36,6 +36,7 @@ import { type RunningServer, startAgentApi, startOperatorServer } from './api/se
 import type { ComputeOptions } from './compute.js';
 import { FencedOffError } from './errors.js';
 import { type ControllerExtension, extensionsFor } from './extensions.js';
+import { type IdentityConfig, startIdentity } from './identity/setup.js';
 import { AsgInformer } from './informers/asg-informer.js';
 import { BbsInformer } from './informers/bbs-informer.js';
 import { type InformerContext, InformerMetrics, type InformerSource } from './informers/context.js';
@@ -65,6 +66,8 @@ async function bounded(p: Promise<unknown> | undefined, ms: number): Promise<voi
 
 export interface ControllerConfig {
   redisUrl: string;
+  /** ACL user, password, TLS trust of Redis beside the URL (lib/redis.ts). */
+  redisAuth?: RedisAuth;
   /** Redis namespace with a hash tag, default `{cfnet}`; also the BullMQ prefix. */
   namespace?: string;
   instanceId?: string;
@@ -98,6 +101,8 @@ export interface ControllerConfig {
     tls: { ca: string; cert: string; key: string };
     maxWaitSeconds?: number;
   };
+  /** Cell certificates signed by this controller (identity/); unset = agents bring their own. */
+  identity?: IdentityConfig;
   /** Operator port; `token` (operator token) enables the dashboard (controller/dashboard). */
   operator?: { host?: string; port?: number; token?: string };
   cellConfig: CellConfig;
@@ -174,6 +179,7 @@ export class Controller {
   private extensions: ControllerExtension[] = [];
   private rejections!: RejectionRecorder;
   private ingest!: IngestGate;
+  private readonly closers: Array<() => void> = [];
   private publishBlocked: Gauge<'source'> | null = null;
   private informerMetrics!: InformerMetrics;
 
@@ -254,11 +260,25 @@ export class Controller {
     this.started = true;
     const c = this.config;
     const name = `cfnet-controller-${this.instanceId}`;
-    this.redis = createRedis(c.redisUrl, { name });
-    this.sub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-sub` });
-    this.invSub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-inv` });
-    this.workerConn = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-worker` });
-    this.queueConn = createRedis(c.redisUrl, { name: `${name}-queue` });
+    const auth = c.redisAuth ? { auth: c.redisAuth } : {};
+    this.redis = createRedis(c.redisUrl, { name, ...auth });
+    this.sub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-sub`, ...auth });
+    this.invSub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-inv`, ...auth });
+    this.workerConn = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-worker`, ...auth });
+    this.queueConn = createRedis(c.redisUrl, { name: `${name}-queue`, ...auth });
+    // Redis came back after a disconnect: it may be another server (a Sentinel failover to a replica
+    // that missed the last writes) or the same one restarted. The leader then rewrites the whole
+    // world and enqueues every cell (level-based), so nothing it wrote before can have been lost.
+    let connectedBefore = false;
+    this.redis.on('ready', () => {
+      const l = this.leader;
+      if (connectedBefore && l?.resynced && !l.stopped) {
+        this.log.warn('Redis reconnected: rewriting the world and recomputing every cell');
+        l.needResync = true;
+        this.scheduleFlush(l);
+      }
+      connectedBefore = true;
+    });
     this.worldStore = new WorldStore(this.redis, this.keys);
     this.store = new RuleSetStore(this.redis, this.keys, { logLength: c.rulesetLogLength ?? 50 });
     this.leases = new LeaseManager(this.redis, this.keys, c.leases ?? {});
@@ -302,8 +322,17 @@ export class Controller {
     this.workers.start();
 
     if (c.api) {
+      const identity = c.identity
+        ? startIdentity(c.identity, {
+            ...(c.bbs ? { bbs: c.bbs } : {}),
+            logger: this.log.child({ part: 'identity' }),
+            registry: this.registry,
+          })
+        : null;
+      if (identity) this.closers.push(identity.close);
       this.api = await startAgentApi(
         {
+          ...(identity ? { identity: identity.authority } : {}),
           store: this.store,
           world: this.worldStore,
           leases: this.leases,
@@ -388,6 +417,7 @@ export class Controller {
       1000,
     );
     this.api?.app.server.closeAllConnections?.();
+    for (const close of this.closers) close();
     await bounded(
       Promise.all([
         this.api?.close(),

@@ -60,7 +60,10 @@ export class Reconciler {
     const next = computeCellRuleSet(slice.view, cellId, this.opts.config, compute);
     const encoded = new EncodedRuleSet(next);
     const hash = encoded.hash;
-    if (hash === slice.storedHash && slice.storedVersion > 0) {
+    // Equal content is not rewritten — unless an agent holds a version above the stored one (the
+    // store lost writes, e.g. in a Redis failover): then the same content is written again with a
+    // version above the agent's, so that no agent ever sees its version go backwards.
+    if (hash === slice.storedHash && slice.storedVersion > 0 && slice.storedFloor < slice.storedVersion) {
       return { outcome: 'unchanged', version: slice.storedVersion, containers: next.containers.length };
     }
     let prev: CellRuleSet | null = null;

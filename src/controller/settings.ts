@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ValidationError } from '../lib/errors.js';
 import { redactUrlCredentials } from '../lib/redact.js';
+import type { RedisAuth } from '../lib/redis.js';
+import { parseRedisUrl } from '../lib/redis.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
 import { subnetPlan } from './api/leases.js';
@@ -35,7 +37,26 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'redisUrl',
     kind: 'url',
     def: 'redis://127.0.0.1:6379/0',
-    describe: 'Redis URL (redis:// or rediss://, optional /db)',
+    describe:
+      'Redis URL (redis:// or rediss://, optional /db); through Sentinel: redis+sentinel://[user:password@]<master>[/db]?sentinels=host:port,host:port',
+  },
+  {
+    group: 'redis',
+    key: 'redisUsername',
+    kind: 'string',
+    describe: "Redis ACL user (Redis 6+; the URL's user wins); unset = the default user",
+  },
+  {
+    group: 'redis',
+    key: 'redisPassword',
+    kind: 'secret',
+    describe: "Redis password (the URL's wins; prefer the environment variable or the config file)",
+  },
+  {
+    group: 'redis',
+    key: 'redisCaCert',
+    kind: 'path',
+    describe: 'CA of a rediss:// server certificate (PEM file); unset = the public CAs Node.js trusts',
   },
   {
     group: 'redis',
@@ -269,6 +290,28 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     kind: 'path',
     describe: 'CA that signs agent client certificates (PEM file)',
   },
+  {
+    group: 'api',
+    key: 'apiCaKey',
+    kind: 'path',
+    describe:
+      "private key of apiCaCert (PEM file): the controller then signs cells' certificate requests (docs/security.md); unset = agents bring their own certificates",
+  },
+  {
+    group: 'api',
+    key: 'cellBootstrapSecret',
+    kind: 'secret',
+    describe:
+      "secret the per-cell bootstrap tokens derive from (a cell's first certificate request needs its token); unset = only renewals with a valid certificate",
+  },
+  {
+    group: 'api',
+    key: 'cellCertTtlMinutes',
+    kind: 'int',
+    min: 10,
+    def: 1440,
+    describe: 'lifetime of a cell certificate the controller signs (agents renew at two thirds of it)',
+  },
   { group: 'api', key: 'apiCert', kind: 'path', describe: 'server certificate of the agent API (PEM file)' },
   { group: 'api', key: 'apiKey', kind: 'path', describe: 'server key of the agent API (PEM file)' },
   {
@@ -404,6 +447,9 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
 
 export type ControllerSettings = {
   redisUrl: string;
+  redisUsername?: string;
+  redisPassword?: string;
+  redisCaCert?: string;
   redisNamespace: string;
   instanceId?: string;
   campaign: boolean;
@@ -441,6 +487,9 @@ export type ControllerSettings = {
   policyFullListIntervalMs: number;
   apiListen: { host: string; port: number } | null;
   apiCaCert?: string;
+  apiCaKey?: string;
+  cellBootstrapSecret?: string;
+  cellCertTtlMinutes: number;
   apiCert?: string;
   apiKey?: string;
   apiMaxWaitSeconds: number;
@@ -509,7 +558,9 @@ const listOf = z.preprocess(
 const urlOf = z.string({ error: 'must be a URL' }).refine((v) => {
   try {
     const u = new URL(v);
-    return ['http:', 'https:', 'redis:', 'rediss:'].includes(u.protocol);
+    return ['http:', 'https:', 'redis:', 'rediss:', 'redis+sentinel:', 'rediss+sentinel:'].includes(
+      u.protocol,
+    );
   } catch {
     return false;
   }
@@ -634,6 +685,10 @@ function wrap<T>(key: string, raw: Record<string, { from: string }>, fn: () => T
 
 function checkCombinations(s: ControllerSettings, raw: Record<string, { from: string }>): void {
   wrap('redisNamespace', raw, () => validateNamespace(s.redisNamespace));
+  wrap('redisUrl', raw, () => parseRedisUrl(s.redisUrl));
+  if (s.redisCaCert && !/^rediss(\+sentinel)?:\/\//.test(s.redisUrl)) {
+    throw new SettingsError('setting redisCaCert needs a rediss:// redisUrl', { setting: 'redisCaCert' });
+  }
   for (const spec of CONTROLLER_SETTINGS) {
     const v = (s as Record<string, unknown>)[spec.key];
     if (spec.min === undefined || typeof v !== 'number' || v >= spec.min) continue;
@@ -658,6 +713,13 @@ function checkCombinations(s: ControllerSettings, raw: Record<string, { from: st
     need(s, 'apiCaCert', 'to serve the agent API (or set apiListen to off)');
     need(s, 'apiCert', 'to serve the agent API');
     need(s, 'apiKey', 'to serve the agent API');
+  }
+  if (s.apiCaKey) need(s, 'bbsUrl', 'with apiCaKey (cells are verified against their BBS presence)');
+  if (s.cellBootstrapSecret !== undefined && s.cellBootstrapSecret.length < 16) {
+    throw new SettingsError(
+      `invalid setting cellBootstrapSecret (${flagName('cellBootstrapSecret')} / ${envName('cellBootstrapSecret')}) [redacted]: must be at least 16 characters`,
+      { setting: 'cellBootstrapSecret' },
+    );
   }
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(s.logLevel)) {
     throw new SettingsError(
@@ -712,6 +774,28 @@ function cellConfigOf(s: ControllerSettings, raw: Record<string, { from: string 
   }
 }
 
+function load(key: string, path: string): string {
+  try {
+    return loadPem(path);
+  } catch (err) {
+    throw new SettingsError(
+      `setting ${key} (${flagName(key)}): cannot read ${path}: ${(err as Error).message}`,
+      {
+        setting: key,
+      },
+    );
+  }
+}
+
+function redisAuthOf(s: ControllerSettings): { redisAuth?: RedisAuth } {
+  const auth: RedisAuth = {
+    ...(s.redisUsername ? { username: s.redisUsername } : {}),
+    ...(s.redisPassword ? { password: s.redisPassword } : {}),
+    ...(s.redisCaCert ? { tlsCa: load('redisCaCert', s.redisCaCert) } : {}),
+  };
+  return Object.keys(auth).length > 0 ? { redisAuth: auth } : {};
+}
+
 function tlsFiles(ca?: string, cert?: string, key?: string) {
   return {
     ...(ca ? { caFile: ca } : {}),
@@ -724,6 +808,7 @@ function tlsFiles(ca?: string, cert?: string, key?: string) {
 export function toControllerConfig(s: ControllerSettings): ControllerConfig {
   const cfg: ControllerConfig = {
     redisUrl: s.redisUrl,
+    ...redisAuthOf(s),
     namespace: s.redisNamespace,
     ...(s.instanceId ? { instanceId: s.instanceId } : {}),
     campaign: s.campaign,
@@ -784,18 +869,6 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
     };
   }
   if (s.apiListen && s.apiCaCert && s.apiCert && s.apiKey) {
-    const load = (key: string, path: string) => {
-      try {
-        return loadPem(path);
-      } catch (err) {
-        throw new SettingsError(
-          `setting ${key} (${flagName(key)}): cannot read ${path}: ${(err as Error).message}`,
-          {
-            setting: key,
-          },
-        );
-      }
-    };
     cfg.api = {
       host: s.apiListen.host,
       port: s.apiListen.port,
@@ -806,6 +879,13 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
       },
       maxWaitSeconds: s.apiMaxWaitSeconds,
     };
+    if (s.apiCaKey) {
+      cfg.identity = {
+        ca: { cert: cfg.api.tls.ca, key: load('apiCaKey', s.apiCaKey) },
+        ttlMs: s.cellCertTtlMinutes * 60_000,
+        ...(s.cellBootstrapSecret ? { bootstrapSecret: s.cellBootstrapSecret } : {}),
+      };
+    }
   }
   if (s.operatorListen) {
     cfg.operator = {

@@ -19,11 +19,43 @@ import type { CellConfig, CellContainer, CellRuleSet, EgressRule } from '../mode
 import { CanonLearner } from './canon.js';
 import { addContainerTo, desiredState, emptyState, type TableState, validateConfig } from './desired.js';
 import { atomId, type Element, ipv4Text, SET_DEFS } from './elements.js';
-import { ASG_CHAIN, checkTable, DEFAULT_TABLE, logChainIp } from './layout.js';
+import { ASG_CHAIN, asgChainName, checkTable, DEFAULT_TABLE, logChainIp } from './layout.js';
 import { applyScript, NftApplyError, type NftRunOptions, runNft } from './nft.js';
+import { NftQuerySession } from './query-session.js';
 import { compareStates, type DriftReport, type KernelState, parseKernelState } from './readback.js';
 import { type DiffSummary, diffStates, renderStateFull } from './render.js';
 import { NftSession } from './session.js';
+
+/**
+ * A container operation found its address held by another attachment in the table (ctr_addrs names
+ * another handle): nothing was changed. `owner` is that handle.
+ */
+export class AddressTakenError extends CfnetError {
+  readonly ip: string;
+  readonly owner: string;
+
+  constructor(ip: string, owner: string, handle: string) {
+    super(
+      'CFNET_DATAPLANE_ADDRESS_TAKEN',
+      `address ${ip} belongs to ${owner} in the nft table, not to ${handle}: nothing changed`,
+      { ip, owner, handle },
+    );
+    this.ip = ip;
+    this.owner = owner;
+  }
+}
+
+/** One attachment as its owner recorded it (the CNI datastore): what removeAttachment acts on. */
+export interface AttachmentRef {
+  /** Its handle in the table (the ctr_addrs comment). */
+  handle: string;
+  /** Its address; null when unknown (then found by the ctr_addrs comment). */
+  ip: string | null;
+  /** NetIn host ports it was given. */
+  hostPorts?: readonly number[];
+  /** Its ASG rule-set hash (the `asg_<hash>` chain its ctr_asg element jumps to). */
+  egress?: string;
+}
 
 /** detectDrift / repair without an expectation before anything was applied. */
 export class DataplaneStateError extends CfnetError {
@@ -83,6 +115,7 @@ export class NftDataplane {
   private queue: Promise<unknown> = Promise.resolve();
   private dirReady = false;
   private readonly session: NftSession | null;
+  private readonly querySession: NftQuerySession | null;
   private readonly sessionMaxBytes: number;
   private readonly canon: CanonLearner;
 
@@ -97,12 +130,14 @@ export class NftDataplane {
     this.log = opts.logger ?? defaultLogger('dataplane');
     this.session = opts.session ? new NftSession(this.run) : null;
     this.canon = new CanonLearner(this.run, this.log);
+    // the CNI executor's address listings go through a long-lived `nft -j -i` as well
+    this.querySession = opts.session ? new NftQuerySession(this.run) : null;
     this.sessionMaxBytes = opts.sessionMaxBytes ?? 1 << 20;
   }
 
   /** Ends the nft session, if any (rules stay; a later call starts a new one). */
-  close(): Promise<void> {
-    return this.session?.close() ?? Promise.resolve();
+  async close(): Promise<void> {
+    await Promise.all([this.session?.close(), this.querySession?.close()]);
   }
 
   /**
@@ -168,6 +203,36 @@ export class NftDataplane {
     }
   }
 
+  /**
+   * Which addresses the table holds, read cheaply for CNI ADD's address check: ctr_addrs (address →
+   * handle) and netin_dnat (host port → address), each listed on its own (`nft -j list set|map`, a
+   * few ms; the whole table costs tens of ms on a full cell). No table: both empty.
+   */
+  async addressUse(): Promise<{ handles: Map<string, string>; netIn: Map<number, string> }> {
+    const list = async (kind: 'set' | 'map', name: string): Promise<Map<string, Element>> => {
+      try {
+        const args = ['list', kind, 'inet', this.table, name];
+        const stdout = this.querySession
+          ? await this.querySession.query(args.join(' '))
+          : (await runNft(['-j', ...args], undefined, this.run)).stdout;
+        return parseKernelState(stdout, this.table).sets.get(name) ?? new Map();
+      } catch (err) {
+        if (err instanceof NftApplyError && /No such file or directory/.test(err.stderr)) return new Map();
+        throw err;
+      }
+    };
+    const [addrs, dnat] = await Promise.all([list('set', 'ctr_addrs'), list('map', 'netin_dnat')]);
+    const handles = new Map<string, string>();
+    for (const e of addrs.values()) if (e.key[0]) handles.set(atomId(e.key[0]), e.comment ?? '');
+    const netIn = new Map<number, string>();
+    for (const e of dnat.values()) {
+      const [port] = e.key;
+      const [to] = e.value ?? [];
+      if (port?.k === 'port' && to) netIn.set(port.v, atomId(to));
+    }
+    return { handles, netIn };
+  }
+
   /** Differences between the kernel's table and `expected` (default: the last applied rule set). */
   async detectDrift(expected?: CellRuleSet): Promise<DriftReport> {
     const want = expected ? desiredState(expected) : this.last?.state;
@@ -213,7 +278,7 @@ export class NftDataplane {
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts: { fresh?: boolean } = {},
+    opts: { fresh?: boolean; takeOver?: readonly string[] } = {},
   ): Promise<ContainerOpResult> {
     return this.exclusive(async () => {
       const t0 = performance.now();
@@ -222,8 +287,14 @@ export class NftDataplane {
       addContainerTo(nextPart, container, egressRules, config, 'container', 'egressRules');
       if (opts.fresh) {
         const blind = diffStates(emptyState(), nextPart, { table: this.table });
+        // `create`, not `add`: the transaction fails as a whole when anyone holds this address in
+        // ctr_addrs already, so a fresh add can never merge into another attachment's elements
+        const script = blind.script.replace(
+          `add element inet ${this.table} ctr_addrs `,
+          `create element inet ${this.table} ctr_addrs `,
+        );
         try {
-          await this.patch(blind.script);
+          await this.patch(script);
           if (this.last) patchState(this.last.state, emptyState(), nextPart);
           return { changed: true, ms: performance.now() - t0, ip: container.ip };
         } catch (err) {
@@ -247,7 +318,14 @@ export class NftDataplane {
       }
       const ips = new Set([container.ip]);
       for (const e of kernel.sets.get('ctr_addrs')?.values() ?? []) {
-        if (e.comment === container.handle) ips.add(atomId(e.key[0]!));
+        const ip = atomId(e.key[0]!);
+        // another attachment's address is taken over only when the caller checked that the
+        // attachment is gone (a stale entry); otherwise its elements would become ours
+        const other = e.comment !== undefined && e.comment !== container.handle;
+        if (ip === container.ip && other && !(opts.takeOver ?? []).includes(e.comment!)) {
+          throw new AddressTakenError(ip, e.comment!, container.handle);
+        }
+        if (e.comment === container.handle) ips.add(ip);
       }
       const keepC2C = new Set([container.ip]);
       const prevPart = containerPart(kernel, ips, keepC2C);
@@ -279,6 +357,52 @@ export class NftDataplane {
       const prevPart = containerPart(kernel, new Set([ip]), new Set());
       const nextPart = emptyState();
       collectUnusedAsgChains(kernel, prevPart, nextPart);
+      const diff = diffStates(prevPart, nextPart, { table: this.table });
+      if (diff.script === '') return { changed: false, ms: performance.now() - t0, ip };
+      await this.patch(diff.script);
+      if (this.last) patchState(this.last.state, prevPart, nextPart);
+      return { changed: true, ms: performance.now() - t0, ip };
+    });
+  }
+
+  /**
+   * Removes one attachment as its owner recorded it (the CNI datastore), not as the table labels it:
+   * every element of its address whatever their comments (so it works after its ctr_addrs element
+   * or a comment went missing), the NetIn mappings of its host ports that point at that address, its
+   * log chains, and its ASG chain once nothing jumps to it. When ctr_addrs names another handle for
+   * the address, nothing is removed (`foreignOwner` says whose it is). `ip` null: the address is
+   * found by the ctr_addrs comment (an attachment without a record). Idempotent.
+   */
+  removeAttachment(ref: AttachmentRef): Promise<ContainerOpResult & { foreignOwner?: string }> {
+    return this.exclusive(async () => {
+      const t0 = performance.now();
+      const kernel = await this.readBack();
+      if (!kernel.exists) return { changed: false, ms: performance.now() - t0, ip: ref.ip };
+      const addrs = kernel.sets.get('ctr_addrs') ?? new Map<string, Element>();
+      let ip = ref.ip;
+      if (ip === null) {
+        for (const e of addrs.values()) if (e.comment === ref.handle) ip = atomId(e.key[0]!);
+      }
+      if (ip === null) return { changed: false, ms: performance.now() - t0, ip: null };
+      for (const e of addrs.values()) {
+        if (atomId(e.key[0]!) !== ip || e.comment === undefined || e.comment === ref.handle) continue;
+        return { changed: false, ms: performance.now() - t0, ip, foreignOwner: e.comment };
+      }
+      const prevPart = containerPart(kernel, new Set([ip]), new Set());
+      const ports = new Set(ref.hostPorts ?? []);
+      const dnat = prevPart.sets.get('netin_dnat')!;
+      for (const [id, e] of kernel.sets.get('netin_dnat') ?? []) {
+        const [port] = e.key;
+        const [to] = e.value ?? [];
+        if (port?.k === 'port' && ports.has(port.v) && to && atomId(to) === ip) dnat.set(id, e);
+      }
+      const nextPart = emptyState();
+      collectUnusedAsgChains(
+        kernel,
+        prevPart,
+        nextPart,
+        ref.egress === undefined ? [] : [asgChainName(ref.egress)],
+      );
       const diff = diffStates(prevPart, nextPart, { table: this.table });
       if (diff.script === '') return { changed: false, ms: performance.now() - t0, ip };
       await this.patch(diff.script);
@@ -379,8 +503,16 @@ function asgTargets(elems: Iterable<Element>): Set<string> {
   return out;
 }
 
-/** Adds to prevPart the ASG chains no element will reference once prevPart becomes nextPart. */
-function collectUnusedAsgChains(kernel: KernelState, prevPart: TableState, nextPart: TableState): void {
+/**
+ * Adds to prevPart the ASG chains no element will reference once prevPart becomes nextPart: those
+ * the removed ctr_asg elements jumped to, and `also` (a chain a record names whose element is gone).
+ */
+function collectUnusedAsgChains(
+  kernel: KernelState,
+  prevPart: TableState,
+  nextPart: TableState,
+  also: readonly string[] = [],
+): void {
   const removed = prevPart.sets.get('ctr_asg')!;
   const stillUsed = new Set<string>();
   for (const [id, e] of kernel.sets.get('ctr_asg') ?? []) {
@@ -389,7 +521,7 @@ function collectUnusedAsgChains(kernel: KernelState, prevPart: TableState, nextP
     if (v?.k === 'verdict') stillUsed.add(v.target);
   }
   for (const t of asgTargets(nextPart.sets.get('ctr_asg')!.values())) stillUsed.add(t);
-  for (const t of asgTargets(removed.values())) {
+  for (const t of new Set([...asgTargets(removed.values()), ...also])) {
     const chain = kernel.chains.get(t);
     if (chain && !stillUsed.has(t) && !nextPart.chains.has(t)) prevPart.chains.set(t, chain);
   }

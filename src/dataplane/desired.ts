@@ -44,7 +44,7 @@ export function addElement(state: TableState, set: string, e: Element): void {
 // ---------------------------------------------------------------- validation helpers
 
 // Handles, ports, tags and container addresses: src/model/identifiers (shared with the controller's
-// ingest and the agent API). A handle reaches element comments and log prefixes.
+// ingest, the agent API and the agent). A handle reaches element comments and log prefixes.
 export { checkHandle } from '../model/identifiers.js';
 
 function int(field: string, v: unknown, min: number, max: number): number {

@@ -1,6 +1,8 @@
 /** cfnet's nftables dataplane: rendering (pure), applying (one transaction per change), read-back. */
 export {
+  AddressTakenError,
   type ApplyResult,
+  type AttachmentRef,
   type ContainerOpResult,
   DataplaneStateError,
   NftDataplane,

@@ -35,6 +35,9 @@ export const METRICS = {
   leases: 'cfnet_controller_overlay_leases',
   leaseConflicts: 'cfnet_controller_lease_conflicts_total',
   publishBlocked: 'cfnet_controller_publish_blocked',
+  // controller: identity and operator surface
+  authFailures: 'cfnet_controller_auth_failures_total',
+  cellCertificates: 'cfnet_controller_cell_certificates_total',
 } as const;
 
 /** Buckets for event → effect latencies (seconds): 1 ms … 60 s. */

@@ -47,6 +47,13 @@ export interface IssueOptions {
   validDays?: number;
   /** Reuse this private key (PEM) instead of generating one. */
   key?: string;
+  /**
+   * Certify this public key (PEM, e.g. from a CSR) instead of a key of ours: the result carries no
+   * private key (`key` is '').
+   */
+  publicKey?: string;
+  /** Exact validity (overrides `validDays`; short-lived cell certificates). */
+  validity?: { notBefore: Date; notAfter: Date };
   /** Optional organisational units (Diego puts `app:<guid>` etc. there for instance identity). */
   organizationalUnits?: string[];
 }
@@ -131,12 +138,15 @@ export function issueCert(ca: CertificateAuthority, opts: IssueOptions): IssuedC
   if (opts.keyType && opts.keyType !== 'rsa') {
     throw new ValidationError('keyType', opts.keyType, "only 'rsa' is supported");
   }
-  const key = opts.key ?? generateRsaKey(opts.bits ?? 2048);
+  const key = opts.publicKey ? '' : (opts.key ?? generateRsaKey(opts.bits ?? 2048));
   const caCert = pki.certificateFromPem(ca.cert);
   const cert = pki.createCertificate();
-  cert.publicKey = publicKeyOf(key);
+  cert.publicKey = publicKeyOf(opts.publicKey ?? key);
   cert.serialNumber = serialHex();
-  validity(cert, opts.validDays ?? 825);
+  if (opts.validity) {
+    cert.validity.notBefore = opts.validity.notBefore;
+    cert.validity.notAfter = opts.validity.notAfter;
+  } else validity(cert, opts.validDays ?? 825);
   const subject: forge.pki.CertificateField[] = [{ name: 'commonName', value: opts.cn }];
   for (const ou of opts.organizationalUnits ?? []) subject.push({ shortName: 'OU', value: ou });
   cert.setSubject(subject);
@@ -164,6 +174,48 @@ export function issueCert(ca: CertificateAuthority, opts: IssueOptions): IssuedC
   if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
   cert.setExtensions(extensions);
   return { cert: signCert(cert, ca.key), key, ca: ca.cert };
+}
+
+/** What a CSR proves: its public key (SPKI PEM), the key size, and the subject CN it asks for. */
+export interface CheckedCsr {
+  publicKey: string;
+  bits: number;
+  cn: string;
+}
+
+/**
+ * Parses a PEM CSR and checks its self-signature (proof that the requester holds the private key).
+ * Only RSA keys (CF's TLS 1.2 suites are ECDHE-RSA); throws ValidationError('csr', …) otherwise.
+ */
+export function checkCsr(pem: unknown): CheckedCsr {
+  if (
+    typeof pem !== 'string' ||
+    !pem.includes('-----BEGIN CERTIFICATE REQUEST-----') ||
+    pem.length > 16_384
+  ) {
+    throw new ValidationError('csr', '[csr]', 'must be a PEM certificate request');
+  }
+  let csr: forge.pki.CertificateSigningRequest;
+  try {
+    csr = pki.certificationRequestFromPem(pem);
+  } catch (err) {
+    throw new ValidationError(
+      'csr',
+      '[csr]',
+      `cannot be parsed (${(err as Error).message}); only RSA keys are accepted`,
+    );
+  }
+  let verified = false;
+  try {
+    verified = csr.verify();
+  } catch {
+    verified = false;
+  }
+  if (!verified) throw new ValidationError('csr', '[csr]', 'its signature does not verify');
+  const publicKey = pki.publicKeyToPem(csr.publicKey as forge.pki.rsa.PublicKey);
+  const bits = (csr.publicKey as forge.pki.rsa.PublicKey).n.bitLength();
+  const cnField = csr.subject.getField('CN') as { value?: string } | null;
+  return { publicKey, bits, cn: cnField?.value ?? '' };
 }
 
 /**
@@ -201,6 +253,8 @@ export function loadTlsFiles(files: TlsFiles): TlsFiles {
 }
 
 export interface CertSummary {
+  serial: string;
+  notBefore: Date;
   cn: string;
   dns: string[];
   ip: string[];
@@ -219,7 +273,15 @@ export function describeCert(pem: string): CertSummary {
     if (part.startsWith('DNS:')) dns.push(part.slice(4));
     else if (part.startsWith('IP Address:')) ip.push(part.slice(11));
   }
-  return { cn, dns, ip, notAfter: new Date(x.validTo), issuerCn };
+  return {
+    serial: x.serialNumber,
+    notBefore: new Date(x.validFrom),
+    cn,
+    dns,
+    ip,
+    notAfter: new Date(x.validTo),
+    issuerCn,
+  };
 }
 
 /** TLS 1.2 suites CF's internal servers allow (tlsconfig internal-service defaults), plus TLS 1.3. */

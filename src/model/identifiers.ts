@@ -5,8 +5,11 @@
  * Redis keys without escaping; anything else is refused where it enters, item by item.
  *
  * - handle (Garden handle = ActualLRP instance guid = task guid = CNI ContainerID): 1..128
- *   characters of [A-Za-z0-9_.-], starting alphanumeric (the CNI spec's ContainerID rule, bounded);
- * - cell id (Diego cell id, BOSH instance name): the same character class and bound;
+ *   characters of [A-Za-z0-9_.:-], starting alphanumeric (the CNI spec's ContainerID rule, bounded,
+ *   plus `:`: an attachment on an interface other than eth0 is `<container ID>:<ifname>`,
+ *   src/cni/attachment.ts; `:` is safe in nft's quoted comments and log prefixes);
+ * - cell id (Diego cell id, BOSH instance name): 1..128 characters of [A-Za-z0-9_.-], starting
+ *   alphanumeric (it is part of Redis keys and certificate names);
  * - guid (app, space, org, process guid, policy server id): 1..128 characters of [A-Za-z0-9_.-]
  *   (CF's guids are UUIDs; the bound keeps one record from bloating every rule set);
  * - port: integer 1..65535 (0..65535 where Garden allows 0); port range: start <= end;
@@ -19,12 +22,13 @@ import { parseIp } from './ip.js';
 import { MAX_PORT, MIN_PORT } from './ports.js';
 
 export const MAX_IDENTIFIER_LENGTH = 128;
-export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
-export const CELL_ID_PATTERN = HANDLE_PATTERN;
+export const HANDLE_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+export const CELL_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 export const GUID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
 export const MAX_TAG = 0xffff;
 
-const HANDLE_RULE = '1-128 characters of [A-Za-z0-9_.-], starting alphanumeric';
+const HANDLE_RULE = '1-128 characters of [A-Za-z0-9_.:-], starting alphanumeric';
+const CELL_ID_RULE = '1-128 characters of [A-Za-z0-9_.-], starting alphanumeric';
 
 function describe(v: unknown): string {
   if (typeof v !== 'string') return `a ${v === null ? 'null' : typeof v}`;
@@ -50,7 +54,7 @@ export function isCellId(v: unknown): v is string {
 }
 
 export function checkCellId(field: string, v: unknown): string {
-  if (!isCellId(v)) throw new ValidationError(field, v, `cell id must be ${HANDLE_RULE}`);
+  if (!isCellId(v)) throw new ValidationError(field, v, `cell id must be ${CELL_ID_RULE}`);
   return v;
 }
 

@@ -9,7 +9,7 @@ import { DEFAULT_NAMESPACE, Keys } from '../controller/keys.js';
 import { ReconcileQueue } from '../controller/queue/reconcile-queue.js';
 import { RuleSetStore } from '../controller/store/ruleset-store.js';
 import { errorMessage } from '../lib/errors.js';
-import { closeRedis, createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
 import { classifyRedisError, RedisUnreachableError } from './errors.js';
 import { Journal } from './journal.js';
 import { QueueAdmin } from './queue-admin.js';
@@ -18,6 +18,8 @@ export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379/0';
 
 export interface OpsConnectOptions {
   redisUrl?: string;
+  /** ACL user, password, TLS CA beside the URL. */
+  auth?: RedisAuth;
   namespace?: string;
   /** Give up connecting after this long (default 3 s). */
   connectTimeoutMs?: number;
@@ -41,10 +43,11 @@ export interface OpsContext {
 /** A Redis client that does not retry: the first failure is the answer. */
 export async function connectRedis(
   url: string,
-  opts: { connectTimeoutMs?: number; commandTimeoutMs?: number; name?: string } = {},
+  opts: { connectTimeoutMs?: number; commandTimeoutMs?: number; name?: string; auth?: RedisAuth } = {},
 ): Promise<Redis> {
   const redis = createRedis(url, {
     name: opts.name ?? 'cfnet-ops',
+    ...(opts.auth ? { auth: opts.auth } : {}),
     lazyConnect: true,
     extra: {
       connectTimeout: opts.connectTimeoutMs ?? 3000,
@@ -77,6 +80,7 @@ export async function openOps(opts: OpsConnectOptions = {}): Promise<OpsContext>
   const url = opts.redisUrl ?? DEFAULT_REDIS_URL;
   const keys = new Keys(opts.namespace ?? DEFAULT_NAMESPACE);
   const redis = await connectRedis(url, {
+    ...(opts.auth ? { auth: opts.auth } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
     commandTimeoutMs: opts.commandTimeoutMs ?? 15_000,
   });
@@ -94,6 +98,7 @@ export async function openOps(opts: OpsConnectOptions = {}): Promise<OpsContext>
     async blocking() {
       if (!blocking) {
         blocking = await connectRedis(url, {
+          ...(opts.auth ? { auth: opts.auth } : {}),
           ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
           name: 'cfnet-ops-follow',
         });

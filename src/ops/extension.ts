@@ -91,7 +91,10 @@ export class JournalExtension implements ControllerExtension {
         import('../lib/redis.js'),
         import('./job-options.js'),
       ]);
-      const redis = createRedis(this.config.redisUrl, { name: 'cfnet-controller-journal' });
+      const redis = createRedis(this.config.redisUrl, {
+        name: 'cfnet-controller-journal',
+        ...(this.config.redisAuth ? { auth: this.config.redisAuth } : {}),
+      });
       redis.on('error', () => {});
       const keys = new Keys(this.config.namespace);
       const journal = new Journal(redis, keys, {
@@ -186,10 +189,12 @@ export class DashboardExtension implements ControllerExtension {
     const { registerDashboard } = await import('../controller/dashboard/index.js');
     const d = await registerDashboard(app, {
       redisUrl: this.config.redisUrl,
+      ...(this.config.redisAuth ? { redisAuth: this.config.redisAuth } : {}),
       ...(this.config.namespace ? { namespace: this.config.namespace } : {}),
       token: this.config.operator?.token ?? null,
       queue: controller.reconcileQueue.queue,
       logger: controller.log.child({ part: 'dashboard' }),
+      registry: controller.registry,
     });
     this.closeFn = d.close;
   }

@@ -6,13 +6,18 @@
  * Every namespace, process and socket is removed in `after`/`finally`, also on failure.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { rename, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { MAX_METADATA_BYTES } from '../../src/cni/config.js';
 import { hostIfName } from '../../src/cni/names.js';
+import { aboutText, SUPPORTED_VERSIONS } from '../../src/cni/version.js';
 import {
   availableTransports,
   BOSH_DNS,
+  buildInstall,
   Cell,
   type CniCall,
   type CniOutcome,
@@ -130,7 +135,6 @@ function badCases(cell: Cell, ctr: string): BadCase[] {
   });
   const cfg = (extra: Record<string, unknown>) => cell.config(extra);
   return [
-    { name: 'no CNI_COMMAND', call: add(cfg({}), { command: '' }), code: 4, msg: /\[CNI_COMMAND\] missing/ },
     {
       name: 'unknown command',
       call: add(cfg({}), { command: 'FOO' }),
@@ -186,6 +190,18 @@ function badCases(cell: Cell, ctr: string): BadCase[] {
       msg: /error decoding network configuration/,
     },
     { name: 'stdin not an object', call: add('[1,2]'), code: 6, msg: /not a JSON object/ },
+    {
+      name: 'metadata over the size limit',
+      call: add(cfg({ metadata: { policy_group_id: 'app', blob: 'x'.repeat(MAX_METADATA_BYTES) } })),
+      code: 7,
+      msg: /invalid metadata .*larger than 16384 bytes/,
+    },
+    {
+      name: 'an interface name cfnet cannot name an attachment after',
+      call: add(cfg({}), { ifname: 'eth@1' }),
+      code: 4,
+      msg: /invalid CNI_IFNAME "eth@1"/,
+    },
     {
       name: 'cniVersion 0.2.0',
       call: add(cfg({ cniVersion: '0.2.0' })),
@@ -1041,6 +1057,25 @@ for (const mode of ['executor', 'fallback'] as Mode[]) {
         supportedVersions: ['0.3.1', '0.4.0', '1.0.0', '1.1.0'],
       });
     });
+
+    it(
+      "VERSION answers whatever else the environment holds (libcni's GetVersionInfo: CNI_NETNS=dummy)",
+      T,
+      async () => {
+        const r = await cell.call({
+          command: 'VERSION',
+          containerId: 'dummy',
+          netns: 'dummy/not-absolute',
+          ifname: 'dummy',
+          path: 'dummy',
+          env: { CNI_NETNS: 'dummy', CNI_CONTAINERID: '-not valid-', CNI_IFNAME: 'x'.repeat(20) },
+          config: '{"cniVersion":"1.0.0"}',
+          mode,
+        });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.deepEqual(r.json, { cniVersion: '1.0.0', supportedVersions: [...SUPPORTED_VERSIONS] });
+      },
+    );
   });
 }
 
@@ -1182,11 +1217,12 @@ describe('the executor (per shim transport) and the fallback give identical resu
       // the session itself is what a runtime expects
       assert.deepEqual(
         reference!.map((s) => s.code),
-        [0, 0, 1, 0, 0, 0, 0, 1, 1, 1, 0, 0, 1, 0],
+        [0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0],
         JSON.stringify(reference, null, 1),
       );
       assert.match(reference![1]!.stdout, /"sandbox":"\/run\/netns\/<ctr1>"/);
       assert.equal(reference![3]!.stdout, '', 'CHECK prints nothing');
+      assert.equal(reference![8]!.stdout, '', 'no command: the about text goes to stderr');
       assert.equal(reference![10]!.stdout, '', 'DEL prints nothing');
       for (const [i, t] of transports.entries()) {
         assert.deepEqual(others[i], reference, `executor via ${t} vs fallback`);
@@ -1271,5 +1307,44 @@ describe('the shim runs a plugin the runtime found through CNI_PATH (symlinked b
     } finally {
       await cell.cleanup();
     }
+  });
+});
+
+describe('cfnet-cni started by hand (no CNI_COMMAND), as the reference plugins', () => {
+  it(
+    'prints the about line and the supported versions on stderr, exits 0, and never reads stdin',
+    T,
+    async () => {
+      const install = await buildInstall();
+      // stdin stays open: a plugin that waited on it would hang until the timeout kills it
+      const child = spawn(install.shim, [], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      const out: Buffer[] = [];
+      const err: Buffer[] = [];
+      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stderr.on('data', (b: Buffer) => err.push(b));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      clearTimeout(timer);
+      child.stdin.destroy();
+      assert.equal(code, 0, 'exit status 0 without waiting for stdin');
+      assert.equal(Buffer.concat(out).toString(), '', 'nothing on stdout');
+      assert.equal(Buffer.concat(err).toString(), aboutText(), 'the same text as the library');
+      assert.match(aboutText(), /CNI protocol versions supported: 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/);
+    },
+  );
+
+  it('the one-off runner (no executor) does the same', T, async () => {
+    const install = await buildInstall();
+    const r = await runWithStdin(
+      [process.execPath, join(install.home, 'dist', 'cni', 'fallback.js')],
+      { PATH: process.env.PATH ?? '' },
+      '',
+    );
+    assert.equal(r.code, 0);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, aboutText());
   });
 });

@@ -151,6 +151,19 @@ describe('dashboard in a headless browser', { skip: !existsSync(CHROMIUM) && `no
         .locator(`#recent tbody tr[data-job-id="${failedJob.id}"]`, { hasText: 'completed' })
         .waitFor();
       assert.equal(await page.textContent('#count-failed b'), '0');
+      // a leader that publishes nothing (a source not listed since Redis lost its data) is named
+      assert.equal(await page.isHidden('#publish-warning'), true);
+      await redis.hset(keys.publishState, {
+        leader: 'ctl-x',
+        state: 'waiting',
+        missing: 'policy',
+        since: String(Date.now()),
+      });
+      await page
+        .locator('#publish-warning', { hasText: 'NOT being published: the leader waits for policy' })
+        .waitFor();
+      await redis.hset(keys.publishState, { state: 'publishing', missing: '' });
+      await page.locator('#publish-warning').waitFor({ state: 'hidden' });
       const job = await cfnetJson<{ state: string; attemptsMade: number }>(
         ['queue', 'show', failedJob.id],
         f.ns,

@@ -194,9 +194,12 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
     assert.equal(pb.patch.to, v2);
     assert.ok(ruleSetsEqual(applyPatch(sb.ruleSet, pb.patch), (await store.get('cell-1'))!));
 
-    // an unknown or future version gets the snapshot; the wait is capped by maxWaitSeconds
-    const ahead = await call(url, 'GET', `/v1/cells/cell-1/rules?since=${v2 + 99}`, as(cell1));
-    assert.equal((ahead.body as { kind: string }).kind, 'snapshot');
+    // a future version (the store lost it) is never answered with older content: 304, and the
+    // cell is recomputed above it
+    const ahead = await call(url, 'GET', `/v1/cells/cell-1/rules?since=${v2 + 99}&wait=1`, as(cell1));
+    assert.equal(ahead.status, 304);
+    const again = await store.write((await store.get('cell-1'))!, (await store.get('cell-1'))!);
+    assert.ok(again > v2 + 99, 'the next write, even of equal content, goes above the agent');
     const bad = await call(url, 'GET', '/v1/cells/cell-1/rules?since=abc', as(cell1));
     assert.equal(bad.status, 400);
     assert.equal((bad.body as { error: { field: string } }).error.field, 'since');
@@ -248,7 +251,7 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
       appliedVersion: 43,
       containers: [
         { handle: 'x; drop table', ip: '10.0.0.1' },
-        { handle: 'bad:handle', ip: '10.0.0.2' },
+        { handle: 'bad/handle', ip: '10.0.0.2' },
         { handle: 'h', ip: '300.1.1.1' },
         ...body.containers,
       ],

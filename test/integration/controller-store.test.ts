@@ -82,13 +82,13 @@ describe('rule-set store (real Redis)', () => {
     assert.equal(ch.patch.to, current);
     const base = { ...rs('c2', ['b']), version: versions[2]! };
     assert.ok(ruleSetsEqual(applyPatch(base, ch.patch), rs('c2', ['c', 'd'])));
-    // too old, zero, unknown, ahead → snapshot
-    for (const since of [versions[0]!, 0, versions[0]! - 5, current + 1000]) {
+    // too old, zero, unknown → snapshot
+    for (const since of [versions[0]!, 0, versions[0]! - 5]) {
       const s = await store.changesSince('c2', since);
       assert.equal(s.kind, 'snapshot', `since=${since}`);
       if (s.kind === 'snapshot') assert.equal(s.ruleSet.version, current);
     }
-    assert.deepEqual(await store.changesSince('nothing-here', 5), { kind: 'none' });
+    assert.deepEqual(await store.changesSince('nothing-here', 0), { kind: 'none' });
   });
 
   it('logs asg sets by key only and serves patches with their rules, also for sets another replica wrote', async () => {
@@ -223,5 +223,19 @@ describe('rule-set store (real Redis)', () => {
     const c3 = conv.find((c) => c.cellId === 'c3')!;
     assert.deepEqual([c3.desired, c3.applied, c3.lagMs], [meta.version, meta.version, 0]);
     assert.deepEqual(await store.cells(), ['c1', 'c2', 'c3']);
+  });
+
+  it('never serves an agent older content than it holds: ahead → floor → the next write goes above it', async () => {
+    const v1 = await store.write(rs('c9', ['a']), null);
+    const held = v1 + 1_000_000; // the agent applied a version the store lost (failover)
+    assert.deepEqual(await store.changesSince('c9', held), { kind: 'ahead', version: v1 });
+    // even rewriting the same content must lift the version above the agent's
+    const v2 = await store.write(rs('c9', ['a']), (await store.get('c9'))!);
+    assert.ok(v2 > held, `${v2} > ${held}`);
+    const ch = await store.changesSince('c9', held);
+    assert.equal(ch.kind, 'snapshot');
+    // a store that lost everything for the cell: ahead of nothing, and the first write goes above
+    assert.deepEqual(await store.changesSince('c10', held), { kind: 'ahead', version: 0 });
+    assert.ok((await store.write(rs('c10', ['a']), null)) > held);
   });
 });

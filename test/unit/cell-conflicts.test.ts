@@ -102,7 +102,7 @@ describe('controller: per-cell conflicts', () => {
     const w = world([
       inst('a', '10.255.0.2'),
       inst('b', '10.255.0.2'),
-      inst('c:d', '10.255.0.4'),
+      inst('c/d', '10.255.0.4'),
       inst('e', '::1'),
     ]);
     const { rs, conflicts } = compute(w);
@@ -112,7 +112,7 @@ describe('controller: per-cell conflicts', () => {
     );
     assert.deepEqual(conflicts.map((c) => [c.handle, c.reason]).sort(), [
       ['b', 'address-conflict'],
-      ['c:d', 'invalid-handle'],
+      ['c/d', 'invalid-handle'],
       ['e', 'invalid-address'],
     ]);
     desiredState(rs);

@@ -135,6 +135,56 @@ describe('controller settings', () => {
     assert.equal(describeSettings(s).uaaClientSecret, '[redacted]');
   });
 
+  it('signing cell certificates: the CA key, the bootstrap secret (redacted), the lifetime; Redis user, password, CA', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfnet-settings-identity-'));
+    const pem = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+    const key = '-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n';
+    for (const f of ['ca.crt', 'api.crt']) writeFileSync(join(dir, f), pem);
+    for (const f of ['api.key', 'ca.key']) writeFileSync(join(dir, f), key);
+    const file = {
+      bbsUrl: 'https://bbs.service.cf.internal:8889',
+      apiCaCert: join(dir, 'ca.crt'),
+      apiCaKey: join(dir, 'ca.key'),
+      apiCert: join(dir, 'api.crt'),
+      apiKey: join(dir, 'api.key'),
+      cellCertTtlMinutes: 60,
+      redisUrl: 'rediss://redis.example.com:6380/0',
+      redisUsername: 'cfnet',
+      redisCaCert: join(dir, 'ca.crt'),
+    };
+    const s = parseControllerSettings({
+      file,
+      env: { CFNET_CELL_BOOTSTRAP_SECRET: 'bootstrap-secret-0123456789', CFNET_REDIS_PASSWORD: 'pw' },
+    });
+    const c = toControllerConfig(s);
+    assert.deepEqual(c.identity, {
+      ca: { cert: pem, key },
+      ttlMs: 3600_000,
+      bootstrapSecret: 'bootstrap-secret-0123456789',
+    });
+    assert.deepEqual(c.redisAuth, { username: 'cfnet', password: 'pw', tlsCa: pem });
+    assert.equal(describeSettings(s).cellBootstrapSecret, '[redacted]');
+    assert.equal(describeSettings(s).redisPassword, '[redacted]');
+    assert.match(
+      err(() =>
+        parseControllerSettings({ file: { ...file, bbsUrl: undefined }, flags: { campaign: 'false' } }),
+      ).message,
+      /bbsUrl.*apiCaKey/,
+    );
+    assert.match(
+      err(() => parseControllerSettings({ file, env: { CFNET_CELL_BOOTSTRAP_SECRET: 'short' } })).message,
+      /cellBootstrapSecret.*16 characters/,
+    );
+    assert.match(
+      err(() => parseControllerSettings({ file: { ...file, redisUrl: 'redis://r:6379/0' } })).message,
+      /redisCaCert needs a rediss/,
+    );
+    assert.match(
+      err(() => parseControllerSettings({ file: { ...file, cellCertTtlMinutes: 1 } })).message,
+      /at least 10/,
+    );
+  });
+
   it('refuses a value below the setting’s minimum, naming it and its source', () => {
     let e = err(() => parseControllerSettings({ ...base, env: { CFNET_JOB_BACKOFF_MS: '-1' } }));
     assert.match(

@@ -28,9 +28,13 @@ import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const alnum = fc.constantFrom(...ALNUM.split(''));
-const rest = fc.constantFrom(...`${ALNUM}_.-`.split(''));
+const rest = fc.constantFrom(...`${ALNUM}_.:-`.split(''));
+const restNoColon = fc.constantFrom(...`${ALNUM}_.-`.split(''));
 const validHandle = fc
   .tuple(alnum, fc.array(rest, { maxLength: 127 }))
+  .map(([first, tail]) => first + tail.join(''));
+const validCellId = fc
+  .tuple(alnum, fc.array(restNoColon, { maxLength: 127 }))
   .map(([first, tail]) => first + tail.join(''));
 
 /** A rule set with one container of `handle` (what the agent would render). */
@@ -39,7 +43,7 @@ function oneContainer(handle: string): CellRuleSet {
 }
 
 describe('identifiers: handles', () => {
-  it('every handle of 1-128 characters of [A-Za-z0-9_.-] starting alphanumeric is accepted, and the dataplane renders it', () => {
+  it('every handle of 1-128 characters of [A-Za-z0-9_.:-] starting alphanumeric is accepted (`:` names a CNI attachment), and the dataplane renders it', () => {
     fc.assert(
       fc.property(validHandle, (h) => {
         assert.equal(checkHandle('handle', h), h);
@@ -51,8 +55,8 @@ describe('identifiers: handles', () => {
 
   it('anything else is refused — and refused by the dataplane as well (one definition)', () => {
     const invalid = fc.oneof(
-      fc.string({ maxLength: 200 }).filter((s) => !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(s)),
-      validHandle.map((h) => `${h}:x`),
+      fc.string({ maxLength: 200 }).filter((s) => !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/.test(s)),
+      validHandle.map((h) => `${h}/x`),
       validHandle.map((h) => `${h}"`),
       fc.constant(`a${'b'.repeat(128)}`),
       fc.constant('evil";flush ruleset;"'),
@@ -76,9 +80,9 @@ describe('identifiers: handles', () => {
     assert.throws(() => checkHandle('h', 42), /got a number/);
   });
 
-  it('cell ids and guids follow the same character class', () => {
+  it('cell ids and guids: the same class without `:` (they are parts of Redis keys)', () => {
     fc.assert(
-      fc.property(validHandle, (h) => {
+      fc.property(validCellId, (h) => {
         assert.equal(checkCellId('cell', h), h);
         assert.equal(checkGuid('guid', h), h);
       }),
@@ -173,14 +177,15 @@ describe('identifiers: container addresses and CIDRs', () => {
 });
 
 describe('ingest gate: agent reports', () => {
-  it('an inventory entry with ":" in its handle is left out by itself and recorded', () => {
+  it('an inventory entry with a handle the dataplane refuses is left out by itself and recorded', () => {
     const seen: string[] = [];
     const gate = new IngestGate(
       new RejectionRecorder({ onRejected: (r) => seen.push(...r.map((x) => x.subject)) }),
     );
     const entries = gate.inventory('cell-1', [
       { handle: 'good-1', ip: '10.255.0.2', metadata: { policy_group_id: 'app-1' } },
-      { handle: 'bad:handle', ip: '10.255.0.3' },
+      { handle: 'bad/handle', ip: '10.255.0.3' },
+      { handle: 'ctr-9:eth1', ip: '10.255.0.7' },
       { handle: 'good-2', ip: '10.255.0.4:80' },
       { handle: 'good-3', ip: '10.255.0.5', metadata: { space_id: 'sp ace' } },
       { handle: 'good-1', ip: '10.255.0.6' },
@@ -188,9 +193,12 @@ describe('ingest gate: agent reports', () => {
     ]);
     assert.deepEqual(
       entries.map((e) => [e.handle, e.ip, e.appGuid]),
-      [['good-1', '10.255.0.2', 'app-1']],
+      [
+        ['good-1', '10.255.0.2', 'app-1'],
+        ['ctr-9:eth1', '10.255.0.7', ''],
+      ],
     );
-    assert.deepEqual(seen, ['bad:handle', 'good-2', 'good-3', 'good-1', '(none)']);
+    assert.deepEqual(seen, ['bad/handle', 'good-2', 'good-3', 'good-1', '(none)']);
   });
 
   it('each distinct problem is reported once; every occurrence is counted', () => {
@@ -202,12 +210,12 @@ describe('ingest gate: agent reports', () => {
       repeatAfterMs: 1000,
     });
     const gate = new IngestGate(rec);
-    for (let i = 0; i < 5; i++) gate.inventory('cell-1', [{ handle: 'a:b', ip: '10.0.0.1' }]);
+    for (let i = 0; i < 5; i++) gate.inventory('cell-1', [{ handle: 'a/b', ip: '10.0.0.1' }]);
     assert.equal(reported, 1);
-    gate.inventory('cell-2', [{ handle: 'a:b', ip: '10.0.0.1' }]);
+    gate.inventory('cell-2', [{ handle: 'a/b', ip: '10.0.0.1' }]);
     assert.equal(reported, 2, 'another cell is another problem');
     now = 1000;
-    gate.inventory('cell-1', [{ handle: 'a:b', ip: '10.0.0.1' }]);
+    gate.inventory('cell-1', [{ handle: 'a/b', ip: '10.0.0.1' }]);
     assert.equal(reported, 3, 'reported again after repeatAfterMs');
   });
 });

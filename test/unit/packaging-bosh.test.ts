@@ -6,7 +6,6 @@
 // cf-deployment-shaped manifest, and the packaging scripts build packages from stand-in blobs.
 import assert from 'node:assert/strict';
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -27,18 +26,19 @@ import { after, describe, it } from 'node:test';
 import { AGENT_SETTINGS, resolveAgentConfig } from '../../src/agent/config.js';
 import { parseNetConfig } from '../../src/cni/config.js';
 import { SUPPORTED_VERSIONS } from '../../src/cni/version.js';
-import { cellIdFromCertificate } from '../../src/controller/api/server.js';
+import { cellBootstrapToken } from '../../src/controller/identity/bootstrap-token.js';
 import {
   CONTROLLER_SETTINGS,
   type ControllerSettings,
   parseControllerSettings,
 } from '../../src/controller/settings.js';
-import { createCa } from '../../src/lib/tls.js';
+import { createCa, issueCert } from '../../src/lib/tls.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const script = join(root, 'scripts', 'render-bosh-templates.rb');
 const release = join(root, 'bosh');
 const JOBS = ['cfnet-agent', 'cfnet-controller', 'cfnet-redis', 'cni'];
+const SAMPLE_KEY = '-----BEGIN RSA PRIVATE KEY-----\nc2FtcGxlIGtleQ==\n-----END RSA PRIVATE KEY-----\n';
 
 const work = mkdtempSync(join(tmpdir(), 'cfnet-packaging-bosh-'));
 after(() => rmSync(work, { recursive: true, force: true }));
@@ -57,6 +57,20 @@ interface RenderReport {
   manifest?: string;
   files: RenderedFile[];
   errors: { job?: string; instance_group?: string; template?: string; error: string }[];
+}
+
+/** Renderer arguments turning on cfnet-redis's TLS with this certificate, key and CA. */
+function redisTls(cert: string, key: string, ca: string): string[] {
+  return [
+    '--set',
+    'cfnet-redis:tls.enabled=true',
+    '--set',
+    `cfnet-redis:tls.certificate=${JSON.stringify(cert)}`,
+    '--set',
+    `cfnet-redis:tls.private_key=${JSON.stringify(key)}`,
+    '--set',
+    `cfnet-redis:tls.ca=${JSON.stringify(ca)}`,
+  ];
 }
 
 let runs = 0;
@@ -250,7 +264,9 @@ describe('BOSH release templates (sample properties)', () => {
     assert.deepEqual(ctl.operatorListen, { host: '127.0.0.1', port: 4191 });
     const redis = new URL(ctl.redisUrl);
     assert.equal(redis.host, 'q-s0.cfnet-redis.default.cf.bosh:6379', 'from the cfnet_redis link');
-    assert.equal(decodeURIComponent(redis.password), 'sample-redis-password-0123');
+    assert.equal(redis.password, '', 'no secret in the URL');
+    assert.equal(ctl.redisUsername, 'cfnet', "the cfnet-redis job's ACL user, from the link");
+    assert.equal(ctl.redisPassword, 'sample-redis-password-0123');
     assert.deepEqual(ctl.dnsServers, ['169.254.0.2'], 'from the cni job through the cfnet_cni_config link');
     assert.equal(ctl.asgLogging, false);
     assert.equal(ctl.deniedLogsPerSec, 1);
@@ -285,7 +301,22 @@ describe('every setting of the programs comes from a BOSH property', () => {
   // With every optional property given, the rendered files carry every setting the programs know:
   // a setting added to src/controller/settings.ts or src/agent/config.ts fails here until a job
   // property (or a deliberate rule in the template) provides it.
-  const r = renderOk(['--set', 'cfnet-controller:asg_full_sync_interval_seconds=120']);
+  const r = renderOk([
+    '--set',
+    'cfnet-controller:asg_full_sync_interval_seconds=120',
+    '--set',
+    'cfnet-controller:redis.url=rediss://redis.example.com:6380/0',
+    '--set',
+    `cfnet-controller:redis.ca_cert=${JSON.stringify(SAMPLE_KEY.replace('RSA PRIVATE KEY', 'CERTIFICATE'))}`,
+    '--set',
+    `cfnet-controller:ca_private_key=${JSON.stringify(SAMPLE_KEY)}`,
+    '--set',
+    'cfnet-controller:cell_bootstrap_secret=sample-bootstrap-secret-0123',
+    '--set',
+    'cfnet-controller:redis.username=cfnet',
+    '--set',
+    'cfnet-controller:redis.password=sample-redis-password-0123',
+  ]);
 
   it('controller.json sets every CONTROLLER_SETTINGS key', () => {
     const json = parsed(r, 'cfnet-controller', 'config/controller.json');
@@ -499,26 +530,39 @@ describe('BOSH properties reach the rendered files', () => {
     assert.equal(u.protocol, 'rediss:');
     assert.equal(u.host, 'redis.example.com:6380');
     assert.equal(u.pathname, '/2');
-    assert.equal(decodeURIComponent(u.password), 'p@ss/word', 'the password is URL-encoded into the URL');
+    assert.equal(u.password, '', 'the password is a setting of its own, not part of the URL');
+    assert.equal(ctl.redisPassword, 'p@ss/word');
     assert.equal(ctl.redisNamespace, '{cf2}');
     const caPath = '/var/vcap/jobs/cfnet-controller/config/certs/redis_ca.crt';
+    assert.equal(ctl.redisCaCert, caPath, 'the controller trusts the Redis CA (redisCaCert)');
+    assert.equal(
+      readFileSync(file(r, 'cfnet-controller', caPath.slice(32)).path, 'utf8').trim(),
+      ca.cert.trim(),
+    );
+    // Without a CA, Node's own trust only.
+    assert.equal(controllerSettings(renderOk()).redisCaCert, undefined);
+  });
+
+  it('controller: a cfnet-redis link with TLS gives rediss://, the ACL user and the CA; the namespace must fit its key prefix', () => {
+    const ca = createCa({ cn: 'cfnet-redis CA' });
+    const r = renderOk([
+      ...redisTls(ca.cert, ca.key, ca.cert),
+      '--set',
+      'cfnet-redis:acl.username=cfnet-ctl',
+    ]);
+    const ctl = controllerSettings(r);
+    assert.equal(new URL(ctl.redisUrl).protocol, 'rediss:');
+    assert.equal(ctl.redisUsername, 'cfnet-ctl');
     assert.equal(
       readFileSync(file(r, 'cfnet-controller', 'config/certs/redis_ca.crt').path, 'utf8').trim(),
       ca.cert.trim(),
     );
-    const bpm = parsed<{ processes: { env: Record<string, string> }[] }>(
-      r,
-      'cfnet-controller',
-      'config/bpm.yml',
-    );
-    assert.equal(bpm.processes[0]!.env.NODE_EXTRA_CA_CERTS, caPath, 'Node adds the Redis CA to its trust');
-    // Without a CA, Node's own trust only.
-    const plain = parsed<{ processes: { env: Record<string, string> }[] }>(
-      renderOk(),
-      'cfnet-controller',
-      'config/bpm.yml',
-    );
-    assert.equal(plain.processes[0]!.env.NODE_EXTRA_CA_CERTS, undefined);
+    const conf = readFileSync(file(r, 'cfnet-redis', 'config/redis.conf').path, 'utf8');
+    assert.match(conf, /^port 0$/m, 'no plain-text port');
+    assert.match(conf, /^tls-port 6379$/m);
+    const outside = render(['--set', 'cfnet-controller:redis.namespace={other}']);
+    assert.notEqual(outside.status, 0);
+    assert.match(JSON.stringify(outside.report.errors), /outside the cfnet-redis ACL user's key prefix/);
   });
 
   it('agent: controller TLS name, reconnect bounds, VTEP MTU, status interval, nft binary, metrics', () => {
@@ -658,10 +702,22 @@ describe('bad BOSH properties fail rendering and name the property', () => {
       /cc\.internal_client_key/,
     ],
     [
-      'an agent with no client certificate mode',
+      'an agent with half a static certificate',
       ['--set', 'cfnet-agent:client_cert=""'],
-      /either client_cert and client_key, or client_ca/,
+      /both client_cert and client_key, or neither/,
     ],
+    [
+      'an agent without a certificate and without a bootstrap token',
+      ['--set', 'cfnet-agent:client_cert=""', '--set', 'cfnet-agent:client_key=""'],
+      /needs a bootstrap token/,
+    ],
+    [
+      'a bootstrap secret without the CA key to sign with',
+      ['--set', 'cfnet-controller:cell_bootstrap_secret=sample-bootstrap-secret-0123'],
+      /cell_bootstrap_secret.*ca_private_key/,
+    ],
+    ['a TLS Redis without a certificate', ['--set', 'cfnet-redis:tls.enabled=true'], /tls\.certificate/],
+    ['the default user as the ACL user', ['--set', 'cfnet-redis:acl.username=default'], /acl\.username/],
     [
       'a prefix length not below the network',
       ['--set', 'cfnet-controller:subnet_prefix_length=16'],
@@ -752,7 +808,43 @@ function redisCli(port: number, args: string[], password?: string): SpawnSyncRet
 }
 
 describe('rendered jobs run', () => {
-  it('cfnet-redis: redis-server starts with the rendered redis.conf and requires the password', async () => {
+  /** Starts redis-server as bpm would, from rendered files laid out under a temporary job dir. */
+  async function startRendered(
+    r: RenderReport,
+    port: number,
+    cli: (args: string[]) => SpawnSyncReturns<string>,
+  ) {
+    const jobDir = join(r.out, 'cfnet-redis');
+    const conf = file(r, 'cfnet-redis', 'config/redis.conf').path;
+    const local = join(work, `redis-${port}.conf`);
+    writeFileSync(local, readFileSync(conf, 'utf8').replaceAll('/var/vcap/jobs/cfnet-redis', jobDir));
+    const dir = join(work, `redis-data-${port}`);
+    mkdirSync(dir, { recursive: true });
+    const server = spawn('redis-server', [local, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    let exited = false;
+    const exit = new Promise((res) => server.once('exit', res)).then(() => {
+      exited = true;
+    });
+    server.stdout.on('data', (b: Buffer) => {
+      log += b.toString();
+    });
+    let pong = '';
+    for (let i = 0; i < 50 && pong !== 'PONG' && !exited; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      pong = cli(['ping']).stdout.trim();
+    }
+    assert.equal(pong, 'PONG', `redis-server did not answer: ${log}`);
+    return {
+      dir,
+      async stop() {
+        if (!exited) server.kill('SIGTERM');
+        await exit;
+      },
+    };
+  }
+
+  it('cfnet-redis: an ACL user limited to the key prefix (default user off), AOF every second, noeviction', async () => {
     const port = await freePort();
     const password = 'test-redis-password-0123456789';
     const r = renderOk([
@@ -767,97 +859,118 @@ describe('rendered jobs run', () => {
       '--set',
       'cfnet-redis:maxmemory_mb=64',
     ]);
-    const conf = file(r, 'cfnet-redis', 'config/redis.conf').path;
-    const bpm = parsed<{ processes: { args: string[] }[] }>(r, 'cfnet-redis', 'config/bpm.yml');
+    const bpm = parsed<{ processes: { args: string[]; persistent_disk?: boolean }[] }>(
+      r,
+      'cfnet-redis',
+      'config/bpm.yml',
+    );
     assert.deepEqual(bpm.processes[0]!.args, [
       '/var/vcap/jobs/cfnet-redis/config/redis.conf',
       '--dir',
-      '/var/vcap/data/cfnet-redis',
+      '/var/vcap/store/cfnet-redis',
     ]);
-    const dir = join(work, 'redis-data');
-    mkdirSync(dir, { recursive: true });
-    // As bpm starts it, with the data directory swapped for a temporary one.
-    const server = spawn('redis-server', [conf, '--dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    let exited = false;
-    const exit = new Promise((res) => server.once('exit', res)).then(() => {
-      exited = true;
-    });
-    server.stdout.on('data', (b: Buffer) => {
-      log += b.toString();
-    });
+    assert.equal(bpm.processes[0]!.persistent_disk, true, 'the AOF lives on the persistent disk');
+    const acl = readFileSync(file(r, 'cfnet-redis', 'config/users.acl').path, 'utf8');
+    assert.ok(!acl.includes(password), 'only the SHA-256 of the password is rendered');
+    const conf = readFileSync(file(r, 'cfnet-redis', 'config/redis.conf').path, 'utf8');
+    assert.match(conf, /^appendonly yes$/m);
+    assert.match(conf, /^appendfsync everysec$/m);
+    const asUser = (args: string[]) => redisCli(port, ['--user', 'cfnet', ...args], password);
+    const redis = await startRendered(r, port, asUser);
     try {
-      let pong = '';
-      for (let i = 0; i < 50 && pong !== 'PONG' && !exited; i++) {
-        await new Promise((res) => setTimeout(res, 100));
-        pong = redisCli(port, ['ping'], password).stdout.trim();
-      }
-      assert.equal(pong, 'PONG', `redis-server did not answer: ${log}`);
       const noauth = redisCli(port, ['ping']);
-      assert.match(noauth.stdout + noauth.stderr, /NOAUTH/);
-      assert.equal(
-        redisCli(port, ['config', 'get', 'maxmemory-policy'], password).stdout.split('\n')[1],
-        'noeviction',
-      );
-      assert.equal(
-        redisCli(port, ['config', 'get', 'maxmemory'], password).stdout.split('\n')[1],
-        String(64 * 1024 * 1024),
-      );
+      assert.match(noauth.stdout + noauth.stderr, /NOAUTH|default user/i);
+      assert.equal(asUser(['set', '{cfnet}:probe', '1']).stdout.trim(), 'OK');
+      assert.match(asUser(['set', 'other:probe', '1']).stdout, /NOPERM/);
+      assert.match(asUser(['flushall']).stdout, /NOPERM/);
+      assert.match(asUser(['config', 'set', 'appendonly', 'no']).stdout, /NOPERM/);
+      const info = asUser(['info', 'all']).stdout;
+      assert.match(info, /^aof_enabled:1\r?$/m);
+      assert.match(info, /^maxmemory:67108864\r?$/m);
+      assert.match(info, /^maxmemory_policy:noeviction\r?$/m);
+      assert.ok(existsSync(join(redis.dir, 'appendonlydir')), 'the append-only file is written');
     } finally {
-      if (!exited) server.kill('SIGTERM');
-      await exit;
+      await redis.stop();
+    }
+    const memoryOnly = renderOk(['--job', 'cfnet-redis', '--set', 'cfnet-redis:persistence=false']);
+    assert.match(
+      readFileSync(file(memoryOnly, 'cfnet-redis', 'config/redis.conf').path, 'utf8'),
+      /^appendonly no$/m,
+    );
+  });
+
+  it('cfnet-redis with tls.enabled serves TLS only, verified against tls.ca', async () => {
+    const port = await freePort();
+    const password = 'test-redis-password-0123456789';
+    const ca = createCa({ cn: 'cfnet-redis test CA' });
+    const server = issueCert(ca, { cn: 'redis', sans: ['127.0.0.1'] });
+    const r = renderOk([
+      '--job',
+      'cfnet-redis',
+      '--set',
+      `cfnet-redis:port=${port}`,
+      '--set',
+      'cfnet-redis:bind=127.0.0.1',
+      '--set',
+      `cfnet-redis:password=${password}`,
+      ...redisTls(server.cert, server.key, ca.cert),
+    ]);
+    const caFile = file(r, 'cfnet-redis', 'config/certs/tls_ca.crt').path;
+    const tls = (args: string[]) =>
+      redisCli(port, ['--tls', '--cacert', caFile, '--user', 'cfnet', ...args], password);
+    const redis = await startRendered(r, port, tls);
+    try {
+      const plain = redisCli(port, ['--user', 'cfnet', 'ping'], password);
+      assert.notEqual(plain.stdout.trim(), 'PONG', 'no plain-text answer');
+    } finally {
+      await redis.stop();
     }
   });
 
-  it('cfnet-agent issue-cell-cert: a per-cell certificate from the client CA that the controller maps to the cell', () => {
-    const ca = createCa({ cn: 'test agent CA' });
-    const r = renderOk([
-      '--job',
-      'cfnet-agent',
-      '--set',
-      'cfnet-agent:client_cert=""',
-      '--set',
-      'cfnet-agent:client_key=""',
-      '--set',
-      `cfnet-agent:client_ca.certificate=${JSON.stringify(ca.cert)}`,
-      '--set',
-      `cfnet-agent:client_ca.private_key=${JSON.stringify(ca.key)}`,
-    ]);
-    const agent = parsed(r, 'cfnet-agent', 'config/agent.json');
-    assert.equal(agent.clientCert, '/var/vcap/data/cfnet-agent/certs/client.crt');
-    resolveAgentConfig({ file: agent });
-    // Lay the rendered files out as the job directory and run the script against temp paths.
-    const jobDir = join(work, 'job-cfnet-agent');
-    const state = join(work, 'agent-state');
-    mkdirSync(join(jobDir, 'config', 'certs'), { recursive: true });
-    for (const dest of ['config/certs/issuer.crt', 'config/certs/issuer.key']) {
-      copyFileSync(file(r, 'cfnet-agent', dest).path, join(jobDir, dest));
-    }
-    const script = file(r, 'cfnet-agent', 'bin/issue-cell-cert').path;
-    const env = { ...process.env, JOB_DIR: jobDir, STATE_DIR: state };
-    const first = spawnSync('bash', [script], { encoding: 'utf8', env });
-    assert.equal(first.status, 0, first.stderr);
-    const pem = readFileSync(join(state, 'certs', 'client.crt'), 'utf8');
-    const cert = new X509Certificate(pem);
-    assert.ok(cert.verify(new X509Certificate(ca.cert).publicKey));
-    assert.ok(cert.keyUsage?.includes('1.3.6.1.5.5.7.3.2'), 'client auth');
-    const cellId = '6f3c1c1e-0b1c-4a8e-9a55-3d1f0c2b7a10';
-    const cn = /CN=([^\n]+)/.exec(cert.subject)?.[1];
-    assert.equal(
-      cellIdFromCertificate({ subject: { CN: cn! }, subjectaltname: cert.subjectAltName! }),
-      cellId,
-    );
-    assert.equal(statSync(join(state, 'certs', 'client.key')).mode & 0o777, 0o600);
-    assert.equal(readFileSync(join(jobDir, 'config/certs/issuer.key'), 'utf8'), '', 'the CA key is wiped');
-    // A later start without the key keeps the certificate; without either it fails.
-    const again = spawnSync('bash', [script], { encoding: 'utf8', env });
-    assert.equal(again.status, 0, again.stderr);
-    assert.equal(readFileSync(join(state, 'certs', 'client.crt'), 'utf8'), pem);
-    const none = spawnSync('bash', [script], {
-      encoding: 'utf8',
-      env: { ...env, STATE_DIR: join(work, 'empty') },
+  it('the BOSH templates render no CA private key on Diego cells: each cell gets only its own bootstrap token', () => {
+    const secret = 'bootstrap-secret-for-the-test-0123';
+    const agentCaKey =
+      '-----BEGIN RSA PRIVATE KEY-----\nYWdlbnQgQ0EgcHJpdmF0ZSBrZXk=\n-----END RSA PRIVATE KEY-----\n';
+    const cellIds = ['0b7e-cell-one', '1c8f-cell-two'];
+    const tokens = cellIds.map((id) => {
+      const r = renderOk([
+        '--set',
+        'cfnet-agent:client_cert=""',
+        '--set',
+        'cfnet-agent:client_key=""',
+        '--set',
+        `cfnet-agent:cell_id=${id}`,
+        '--set',
+        `cfnet-controller:ca_private_key=${JSON.stringify(agentCaKey)}`,
+        '--set',
+        `cfnet-controller:cell_bootstrap_secret=${secret}`,
+      ]);
+      // the controller holds the CA key and the secret
+      const ctl = controllerSettings(r);
+      assert.equal(ctl.apiCaKey, '/var/vcap/jobs/cfnet-controller/config/certs/agent_api_ca.key');
+      assert.equal(
+        readFileSync(file(r, 'cfnet-controller', 'config/certs/agent_api_ca.key').path, 'utf8').trim(),
+        agentCaKey.trim(),
+      );
+      // nothing of the cell's jobs carries a private key, the CA key or the secret
+      for (const f of r.files.filter((x) => x.job === 'cfnet-agent' || x.job === 'cni')) {
+        const text = readFileSync(f.path, 'utf8');
+        assert.doesNotMatch(text, /PRIVATE KEY/, `${f.job}/${f.dest} holds a private key`);
+        assert.ok(!text.includes(secret), `${f.job}/${f.dest} holds the bootstrap secret`);
+      }
+      assert.ok(!r.files.some((f) => f.job === 'cfnet-agent' && /issuer|issue-cell-cert/.test(f.dest)));
+      const agent = parsed(r, 'cfnet-agent', 'config/agent.json');
+      assert.equal(agent.bootstrapTokenFile, '/var/vcap/jobs/cfnet-agent/config/certs/bootstrap.token');
+      assert.equal(agent.clientKey, '/var/vcap/data/cfnet-agent/certs/client.key', 'the agent makes its key');
+      resolveAgentConfig({ file: agent });
+      const token = readFileSync(file(r, 'cfnet-agent', 'config/certs/bootstrap.token').path, 'utf8').trim();
+      assert.equal(token, cellBootstrapToken(secret, id), 'the token the controller expects from this cell');
+      return token;
     });
-    assert.notEqual(none.status, 0);
+    assert.notEqual(tokens[0], tokens[1], "one cell's token is not another's");
+    // the job offers no way to render a CA key on a cell any more
+    const spec = readFileSync(join(release, 'jobs', 'cfnet-agent', 'spec'), 'utf8');
+    assert.doesNotMatch(spec, /client_ca|issuer/);
   });
 
   it('cfnet-agent drain: prints 0, waits for the datastore to empty, never touches rules', async () => {
@@ -1069,7 +1182,9 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
     assert.deepEqual(conf.plugins[0]!.dns_servers, ['169.254.0.53']);
     parseNetConfig({ ...conf.plugins[0]!, cniVersion: conf.cniVersion, name: conf.name });
     const ctl = controllerSettings(r, 'cfnet-controller');
-    assert.match(ctl.redisUrl, /^redis:\/\/:[^@]+@q-s0\.cfnet-redis\.default\.cf\.bosh:6379\//);
+    assert.match(ctl.redisUrl, /^redis:\/\/q-s0\.cfnet-redis\.default\.cf\.bosh:6379\//);
+    assert.equal(ctl.redisUsername, 'cfnet');
+    assert.ok(ctl.redisPassword);
     assert.deepEqual(ctl.dnsServers, ['169.254.0.53']);
     const agent = parsed(r, 'cfnet-agent', 'config/agent.json', 'diego-cell');
     resolveAgentConfig({ file: agent });
@@ -1086,19 +1201,31 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
       manifest.instance_groups.find((g) => g.name === group)!.jobs.find((j) => j.name === job)!.properties!;
     const agentProps = jobProps('diego-cell', 'cfnet-agent') as {
       ca_cert: string;
-      client_ca: Record<string, string>;
-    };
+    } & Record<string, unknown>;
     const ctlProps = jobProps('cfnet-controller', 'cfnet-controller') as {
       ca_cert: string;
+      ca_private_key: string;
+      cell_bootstrap_secret: string;
       server_cert: string;
     };
-    assert.equal(agentProps.client_ca.certificate, ctlProps.ca_cert);
+    assert.equal(ctlProps.ca_cert, '((cfnet_agent_ca.certificate))');
+    assert.equal(ctlProps.ca_private_key, '((cfnet_agent_ca.private_key))', 'only the controller holds it');
+    assert.equal(ctlProps.cell_bootstrap_secret, '((cfnet_cell_bootstrap_secret))');
+    assert.ok(
+      !JSON.stringify(agentProps).includes('cfnet_agent_ca'),
+      'the cells get nothing of the agent CA',
+    );
     assert.equal(agentProps.ca_cert, '((cfnet_controller.ca))');
     assert.equal(ctlProps.server_cert, '((cfnet_controller.certificate))');
     assert.equal(cert('cfnet_agent_ca').is_ca, true);
-    assert.equal(agent.clientCert, '/var/vcap/data/cfnet-agent/certs/client.crt', 'issued at pre-start');
-    const preStart = readFileSync(file(r, 'cfnet-agent', 'bin/pre-start', 'diego-cell').path, 'utf8');
-    assert.match(preStart, /bin\/issue-cell-cert/);
+    assert.equal(agent.clientCert, '/var/vcap/data/cfnet-agent/certs/client.crt', 'the agent makes it');
+    assert.equal(agent.bootstrapTokenFile, '/var/vcap/jobs/cfnet-agent/config/certs/bootstrap.token');
+    // with the manifest's variables: no private key in any cfnet file on the cells
+    for (const f of r.files.filter(
+      (x) => x.instance_group === 'diego-cell' && ['cfnet-agent', 'cni'].includes(x.job),
+    )) {
+      assert.doesNotMatch(readFileSync(f.path, 'utf8'), /PRIVATE KEY/, `${f.job}/${f.dest}`);
+    }
   });
 
   it("garden keeps garden-external-networker, whose garden-cni now runs the cni job's conflist", () => {
@@ -1162,11 +1289,15 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
       'cfnet_redis_url=rediss://redis.example.com:6380/0',
       '--var',
       'cfnet_redis_password=external-password',
+      '--var',
+      'cfnet_redis_username=cfnet-ext',
     ]);
     const m = JSON.parse(readFileSync(ext.manifest!, 'utf8')) as { instance_groups: Group[] };
     assert.ok(!m.instance_groups.some((g) => g.name === 'cfnet-redis'));
     const ctl = controllerSettings(ext, 'cfnet-controller');
-    assert.equal(ctl.redisUrl, 'rediss://:external-password@redis.example.com:6380/0');
+    assert.equal(ctl.redisUrl, 'rediss://redis.example.com:6380/0');
+    assert.equal(ctl.redisUsername, 'cfnet-ext');
+    assert.equal(ctl.redisPassword, 'external-password');
   });
 
   it('an undefined variable or an undeclared property is reported', () => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -307,10 +307,44 @@ describe('docker/compose-setup.mjs', () => {
     assert.deepEqual(s.apiListen, { host: '0.0.0.0', port: 4190 });
     assert.equal(s.apiCaCert, '/shared/cfnet/ca.crt');
     // The ports compose publishes and the agents dial are the ones configured.
-    assert.ok(services.controller?.ports?.includes(`${s.operatorListen!.port}:${s.operatorListen!.port}`));
+    assert.ok(
+      services.controller?.ports?.includes(`127.0.0.1:${s.operatorListen!.port}:${s.operatorListen!.port}`),
+    );
     for (const [, a] of Object.entries(services).filter(([n]) => n.startsWith('agent-'))) {
       assert.equal(new URL(a.environment!.CFNET_AGENT_CONTROLLER_URL!).port, String(s.apiListen!.port));
     }
+  });
+
+  it('publishes ports on 127.0.0.1 only', () => {
+    const published = Object.entries(services).flatMap(([name, svc]) =>
+      (svc.ports ?? []).map((p) => [name, p]),
+    );
+    assert.ok(published.length >= 2);
+    for (const [name, p] of published) assert.match(p!, /^127\.0\.0\.1:\d+:\d+$/, `${name} publishes ${p}`);
+  });
+
+  it('generates an operator token once, prints it, and puts it into the controller config', () => {
+    const dir = join(work, 'token-certs');
+    const res = spawnSync(process.execPath, [setup, 'certs', dir, 'cell-000'], { encoding: 'utf8' });
+    assert.equal(res.status, 0, res.stderr);
+    const token = readFileSync(join(dir, 'operator-token'), 'utf8').trim();
+    assert.ok(token.length >= 32);
+    assert.equal(statSync(join(dir, 'operator-token')).mode & 0o777, 0o600);
+    assert.ok(res.stdout.includes(token), 'the setup log shows the token');
+    const again = spawnSync(process.execPath, [setup, 'certs', dir, 'cell-000'], { encoding: 'utf8' });
+    assert.equal(readFileSync(join(dir, 'operator-token'), 'utf8').trim(), token, 'kept across restarts');
+    assert.ok(again.stdout.includes(token));
+    const jsonl = join(work, 'sim-token.jsonl');
+    writeFileSync(
+      jsonl,
+      `${JSON.stringify({ event: 'sim-started', urls: { bbs: 'https://0.0.0.0:8889', capi: 'https://0.0.0.0:9443', uaa: 'https://0.0.0.0:8443', ccInternal: 'https://0.0.0.0:9023', policyServer: 'https://0.0.0.0:4003' }, uaaClient: { id: 'c', secret: 's' } })}\n`,
+    );
+    const cfg = spawnSync(process.execPath, [setup, 'controller-config', jsonl, dir, '/b'], {
+      encoding: 'utf8',
+    });
+    assert.equal(cfg.status, 0, cfg.stderr);
+    const s = parseControllerSettings({ file: JSON.parse(cfg.stdout) as Record<string, unknown> });
+    assert.equal(s.operatorToken, token);
   });
 
   it('refuses to write a controller config before the simulator started', () => {

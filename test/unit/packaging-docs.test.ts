@@ -74,6 +74,8 @@ describe('README.md', () => {
       'containernetworking-plugins',
       'ruby',
       'chromium',
+      'golang-go',
+      'golang-github-appc-cni-dev',
     ]) {
       assert.ok(ci.includes(`need_apt+=(${pkgName})`), `.ci/run does not install ${pkgName}`);
       assert.ok(readme.includes(`\`${pkgName}\``), `README does not list ${pkgName}`);

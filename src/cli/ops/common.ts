@@ -6,6 +6,8 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CfnetError, errorMessage, ValidationError } from '../../lib/errors.js';
+import type { RedisAuth } from '../../lib/redis.js';
+import { loadPem } from '../../lib/tls.js';
 import type { OpsConnectOptions, OpsContext } from '../../ops/connect.js';
 import { exitCodeOf } from '../../ops/errors.js';
 import { parseDuration } from '../../ops/format.js';
@@ -34,6 +36,8 @@ export const processIo: OpsIo = {
 
 export interface ConnFlags {
   redisUrl?: string;
+  redisUsername?: string;
+  redisCaCert?: string;
   redisNamespace?: string;
   config?: string;
   connectTimeout?: string;
@@ -76,6 +80,15 @@ export function connectionOf(o: ConnFlags, env: Record<string, string | undefine
   if (url) out.redisUrl = url;
   const ns = pick(o.redisNamespace, 'CFNET_REDIS_NAMESPACE', 'redisNamespace', 'redis_namespace');
   if (ns) out.namespace = ns;
+  const auth: RedisAuth = {};
+  const user = pick(o.redisUsername, 'CFNET_REDIS_USERNAME', 'redisUsername', 'redis_username');
+  if (user) auth.username = user;
+  // the password only from the environment or the config file: never on a command line
+  const password = (env.CFNET_REDIS_PASSWORD || undefined) ?? fromFile('redisPassword', 'redis_password');
+  if (password) auth.password = password;
+  const ca = pick(o.redisCaCert, 'CFNET_REDIS_CA_CERT', 'redisCaCert', 'redis_ca_cert');
+  if (ca) auth.tlsCa = loadPem(ca);
+  if (Object.keys(auth).length > 0) out.auth = auth;
   if (o.connectTimeout !== undefined)
     out.connectTimeoutMs = parseDuration(o.connectTimeout, 'connect-timeout');
   return out;
@@ -92,8 +105,16 @@ export function connectionOptions(cmd: Command): Command {
       "the controller's key namespace and BullMQ prefix (env CFNET_REDIS_NAMESPACE) [default: {cfnet}]",
     )
     .option(
+      '--redis-username <user>',
+      'Redis ACL user (env CFNET_REDIS_USERNAME); the password comes from env CFNET_REDIS_PASSWORD or the config file',
+    )
+    .option(
+      '--redis-ca-cert <file>',
+      'CA (PEM file) of a rediss:// server certificate (env CFNET_REDIS_CA_CERT) [default: public CAs]',
+    )
+    .option(
       '--config <file>',
-      "read redisUrl / redisNamespace from the controller's JSON config file (env CFNET_CONFIG)",
+      "read redisUrl, redisNamespace, redisUsername, redisPassword, redisCaCert from the controller's JSON config file (env CFNET_CONFIG)",
     )
     .option('--connect-timeout <duration>', 'give up connecting to Redis after this long', '3s');
 }

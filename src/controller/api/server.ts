@@ -6,8 +6,10 @@
  * another cell gets 403; a request without a valid certificate gets 401.
  *
  * - `GET /v1/cells/{cell}/rules?since=V&wait=S` → 200 `{kind:'patch', patch}` (V → current, when
- *   the log covers V), 200 `{kind:'snapshot', ruleSet}` (V = 0, unknown, too old or ahead), or 304
- *   after S seconds (at most `maxWaitSeconds`, default 60) without a change. Header
+ *   the log covers V), 200 `{kind:'snapshot', ruleSet}` (V = 0, unknown or too old), or 304
+ *   after S seconds (at most `maxWaitSeconds`, default 60) without a change. An agent ahead of the
+ *   store (V above the stored version: the store lost writes) is never sent older content: the cell
+ *   is recomputed with a version above V and the poll waits for it. Header
  *   `X-Cfnet-Version` carries the current version (0 when nothing is stored yet).
  * - `PUT /v1/cells/{cell}/status` `{appliedVersion, appliedAt?, error?, containers?: [{handle, ip,
  *   metadata}]}` → 200 `{inventoryChanged}`; a changed inventory is stored and the cell enqueued.
@@ -18,6 +20,13 @@
  * - `POST /v1/cells/{cell}/lease/release` → 200 `{released}`
  * - `GET /v1/leases` → 200 `{leases: Lease[], released: ReleasedLease[]}` (every live lease, for
  *   VXLAN programming, and the releases of the last TTL)
+ * - `POST /v1/cells/{cell}/certificate` `{csr, token?}` → 200 `{certificate, ca, notAfter, serial}`:
+ *   the cell's next certificate (identity/authority.ts). The one route a client without a valid
+ *   certificate may call: it then needs the cell's bootstrap token.
+ * A certificate with an IP SAN (the authority's) is accepted only from that address (403
+ * `CFNET_IDENTITY_ADDRESS_MISMATCH`). A lease's `underlayIp` must be the caller's own address (the IP SAN of a certificate the
+ * authority issued, else the cell's BBS presence when the authority is configured), and not
+ * another cell's live lease: 403 `CFNET_LEASE_FOREIGN_UNDERLAY` otherwise.
  * Errors: `{error: {code, message, field?}}`.
  *
  * Operator port: `GET /metrics` (Prometheus), `GET /healthz` (process up), `GET /readyz` (503
@@ -30,6 +39,9 @@ import { CfnetError, ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, exposition, gauge, METRICS, type Registry } from '../../lib/metrics.js';
 import { CF_INTERNAL_CIPHERS } from '../../lib/tls.js';
+import { CELL_SAN_SUFFIX, type CellIdentityAuthority, certifiedAddress } from '../identity/authority.js';
+import { normaliseAddress } from '../identity/directory.js';
+import { IdentityError } from '../identity/errors.js';
 import { IngestGate } from '../ingest/gate.js';
 import { validateCellId } from '../keys.js';
 import type { RuleSetStore } from '../store/ruleset-store.js';
@@ -39,8 +51,7 @@ import type { Trigger } from '../world/world.js';
 import { LeaseError, type LeaseManager } from './leases.js';
 import type { ChangeNotifier } from './notifier.js';
 
-/** DNS SAN suffix naming a cell in an agent certificate. */
-export const CELL_SAN_SUFFIX = '.cell.cfnet';
+export { CELL_SAN_SUFFIX };
 
 export interface AgentApiDeps {
   store: RuleSetStore;
@@ -52,6 +63,8 @@ export interface AgentApiDeps {
   registry?: Registry;
   /** Validates report items one by one and records what it leaves out (default: records nothing). */
   ingest?: IngestGate;
+  /** Signs cells' certificate requests and knows each cell's address; unset = no CSR endpoint. */
+  identity?: CellIdentityAuthority;
   /** Called after a status report was stored (operator journal). */
   onStatus?(cellId: string, status: { appliedVersion: number; appliedAt: number; error: string }): void;
 }
@@ -123,7 +136,14 @@ const RulesQuery = z.object({
   wait: z.coerce.number().nonnegative().default(0),
 });
 
+const CertificateBody = z.object({
+  csr: z.string().max(16_384),
+  token: z.string().max(256).optional(),
+});
+
 type CellParams = { cell: string };
+/** What the identity hook learnt from the client certificate. */
+type Caller = { cellId?: string; certifiedAddress?: string | null };
 
 export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): Promise<RunningServer> {
   const maxWait = opts.maxWaitSeconds ?? 60;
@@ -168,6 +188,9 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
   // Identity: a verified client certificate naming a cell.
   app.addHook('onRequest', async (req, reply) => {
     const socket = req.raw.socket as TLSSocket;
+    const certificateRoute = (req.routeOptions.config as { certificateRequest?: boolean } | undefined)
+      ?.certificateRequest;
+    if (!socket.authorized && certificateRoute) return; // bootstrap: the authority checks the token
     if (!socket.authorized) {
       const reason = socket.authorizationError ? String(socket.authorizationError) : 'no client certificate';
       return sendError(
@@ -180,7 +203,18 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     const cert = socket.getPeerCertificate();
     const id = cellIdFromCertificate(cert);
     if (!id) return sendError(reply, 401, 'CFNET_UNAUTHENTICATED', 'the client certificate names no cell');
-    (req as FastifyRequest & { cellId?: string }).cellId = id;
+    (req as FastifyRequest & Caller).cellId = id;
+    const bound = certifiedAddress(cert.subjectaltname);
+    (req as FastifyRequest & Caller).certifiedAddress = bound;
+    // a certificate the authority issued is bound to the cell's address: a copied key is of no use elsewhere
+    if (bound !== null && bound !== normaliseAddress(req.raw.socket.remoteAddress)) {
+      return sendError(
+        reply,
+        403,
+        'CFNET_IDENTITY_ADDRESS_MISMATCH',
+        `the certificate of cell ${id} is valid from ${bound} only`,
+      );
+    }
     const params = req.params as Partial<CellParams> | undefined;
     if (params?.cell !== undefined && params.cell !== id) {
       return sendError(
@@ -193,6 +227,11 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
   });
 
   app.setErrorHandler((err, _req, reply) => {
+    if (err instanceof IdentityError) {
+      const retry = err.context.retryAfterSeconds;
+      if (typeof retry === 'number') reply.header('retry-after', String(retry));
+      return sendError(reply, err.status, err.code, err.message);
+    }
     if (err instanceof LeaseError) return sendError(reply, err.status, err.code, err.message);
     if (err instanceof ValidationError) return sendError(reply, 400, err.code, err.message, err.field);
     if (err instanceof CfnetError) return sendError(reply, 500, err.code, err.message);
@@ -203,6 +242,38 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
   });
 
   const cellOf = (req: FastifyRequest<{ Params: CellParams }>) => validateCellId(req.params.cell, 'cell');
+
+  /** Refuses a lease for an underlay address that is not the caller's own (see the module comment). */
+  const checkOwnUnderlay = async (req: FastifyRequest, cell: string, underlayIp: string) => {
+    let own = (req as FastifyRequest & Caller).certifiedAddress ?? null;
+    if (own === null && deps.identity) {
+      own = await deps.identity.directory.addressOf(cell);
+      if (own === null) {
+        throw new IdentityError('CFNET_IDENTITY_UNKNOWN_CELL', `BBS presents no cell ${cell}`, 403, {
+          cellId: cell,
+        });
+      }
+    }
+    if (own !== null && own !== underlayIp) {
+      throw new IdentityError(
+        'CFNET_LEASE_FOREIGN_UNDERLAY',
+        `cell ${cell} lives at ${own}: it may not lease for underlay ${underlayIp}`,
+        403,
+        { cellId: cell, underlayIp, own },
+      );
+    }
+  };
+  const checkNotLeasedByOther = async (cell: string, underlayIp: string) => {
+    const other = (await deps.leases.list()).find((l) => l.underlayIp === underlayIp && l.cellId !== cell);
+    if (other) {
+      throw new IdentityError(
+        'CFNET_LEASE_FOREIGN_UNDERLAY',
+        `underlay ${underlayIp} belongs to cell ${other.cellId}'s live lease`,
+        403,
+        { cellId: cell, underlayIp, holder: other.cellId },
+      );
+    }
+  };
 
   app.get<{ Params: CellParams; Querystring: Record<string, string> }>(
     '/v1/cells/:cell/rules',
@@ -215,6 +286,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       const abort = new AbortController();
       reply.raw.once('close', () => abort.abort());
       polls?.inc();
+      let recomputeAsked = false;
       try {
         for (;;) {
           const w = deps.notifier.wait(cell, deadline - Date.now(), abort.signal);
@@ -224,7 +296,12 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
             const version = ch.kind === 'patch' ? ch.patch.to : ch.ruleSet.version;
             return reply.header('x-cfnet-version', String(version)).send(ch);
           }
-          const current = ch.kind === 'current' ? ch.version : 0;
+          if (ch.kind === 'ahead' && !recomputeAsked) {
+            // the store lost what the agent holds: have the cell recomputed above its version
+            recomputeAsked = true;
+            await deps.enqueue(cell, { kind: 'resync', id: 'agent-ahead', at: Date.now() });
+          }
+          const current = ch.kind === 'current' || ch.kind === 'ahead' ? ch.version : 0;
           if (Date.now() >= deadline || abort.signal.aborted) {
             w.cancel();
             return reply.code(304).header('x-cfnet-version', String(current)).send();
@@ -263,6 +340,8 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     const cell = cellOf(req);
     const b = AcquireClaimBody.safeParse(req.body ?? {});
     if (!b.success) return zodError(reply, b.error);
+    await checkOwnUnderlay(req, cell, b.data.underlayIp);
+    await checkNotLeasedByOther(cell, b.data.underlayIp);
     try {
       const lease = await deps.leases.acquire(cell, b.data.underlayIp, b.data.vtepMac, b.data.subnet);
       if (lease.moved)
@@ -287,12 +366,34 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     const cell = cellOf(req);
     const b = RenewBody.safeParse(req.body ?? {});
     if (!b.success) return zodError(reply, b.error);
+    await checkOwnUnderlay(req, cell, b.data.underlayIp);
     return reply.send(await deps.leases.renew(cell, b.data.subnet, b.data.underlayIp, b.data.vtepMac));
   });
 
   app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/release', async (req, reply) => {
     return reply.send({ released: await deps.leases.release(cellOf(req)) });
   });
+
+  app.post<{ Params: CellParams }>(
+    '/v1/cells/:cell/certificate',
+    { config: { certificateRequest: true } },
+    async (req, reply) => {
+      const cell = cellOf(req);
+      if (!deps.identity) {
+        throw new IdentityError('CFNET_IDENTITY_DISABLED', 'this controller signs no cell certificates', 404);
+      }
+      const b = CertificateBody.safeParse(req.body ?? {});
+      if (!b.success) return zodError(reply, b.error);
+      const issued = await deps.identity.sign({
+        cellId: cell,
+        csr: b.data.csr,
+        token: b.data.token,
+        sourceAddress: req.raw.socket.remoteAddress ?? '',
+        certifiedCell: (req as FastifyRequest & Caller).cellId ?? null,
+      });
+      return reply.header('cache-control', 'no-store').send(issued);
+    },
+  );
 
   app.get('/v1/leases', async (_req, reply) => {
     const [leases, released] = await Promise.all([deps.leases.list(), deps.leases.released()]);

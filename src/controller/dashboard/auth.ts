@@ -3,8 +3,9 @@
  * given once on the login page and exchanged for a session cookie, or sent on every request as
  * `Authorization: Bearer <token>` (scripts). The cookie is `<expiry>.<HMAC(expiry)>` keyed by a
  * hash of the token: any replica with the same token accepts it, changing the token ends every
- * session, and the token itself never travels again. HttpOnly, SameSite=Strict (no cross-site
- * request carries it, so the dashboard's POSTs need no CSRF token), Path=/dashboard.
+ * session, and the token itself never travels again. HttpOnly, SameSite=Strict, Path=/dashboard.
+ * SameSite does not stop another port of the same host (same site), so state-changing requests are
+ * also checked for their origin (index.ts).
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
@@ -57,6 +58,13 @@ export class OperatorAuth {
     const given = Buffer.from(value.slice(dot + 1));
     const want = Buffer.from(this.mac(expiry));
     return given.length === want.length && timingSafeEqual(given, want);
+  }
+
+  /** Which credential a request presents (`token`, `session`), or null when none. */
+  presented(req: FastifyRequest): 'token' | 'session' | null {
+    const h = req.headers.authorization;
+    if (typeof h === 'string' && /^Bearer /i.test(h)) return 'token';
+    return parseCookies(req.headers.cookie ?? '')[SESSION_COOKIE] !== undefined ? 'session' : null;
   }
 
   /** The request carries the token (Bearer) or a valid session cookie. */

@@ -12,13 +12,23 @@
  * - /dashboard/queues/…             bull-board over the reconcile queue; only actions that cannot
  *   corrupt state are allowed (retry, promote, pause/resume, cleaning finished jobs): adding or
  *   editing jobs, emptying or obliterating the queue are refused with 403.
+ *
+ * Abuse resistance: a request that changes anything (not GET/HEAD/OPTIONS) must come from the
+ * dashboard's own origin: `Sec-Fetch-Site` same-origin/none and `Origin` equal to the Host it was
+ * sent to, when the client sends them (browsers always do; scripts with a Bearer token need not);
+ * 403 `CFNET_CROSS_ORIGIN` otherwise, whatever cookie comes along (another port of the same host
+ * is same-site, so SameSite alone would not do). Wrong tokens and sessions are throttled per client
+ * address (lib/auth-throttle.ts: 10, then 1 per second; 429 with Retry-After), logged without the
+ * credential and counted.
  */
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
+import { AuthThrottle } from '../../lib/auth-throttle.js';
 import { CfnetError, errorMessage, ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
-import { closeRedis, createRedis } from '../../lib/redis.js';
+import type { Registry } from '../../lib/metrics.js';
+import { closeRedis, createRedis, type RedisAuth } from '../../lib/redis.js';
 import { NotFoundError } from '../../ops/errors.js';
 import { Journal } from '../../ops/journal.js';
 import { QueueAdmin } from '../../ops/queue-admin.js';
@@ -31,11 +41,16 @@ import { type DashboardSnapshot, takeSnapshot } from './snapshot.js';
 
 export interface DashboardDeps {
   redisUrl: string;
+  redisAuth?: RedisAuth;
   namespace?: string;
   /** The operator token; null or empty = dashboard disabled. */
   token: string | null;
   queue: Queue<ReconcileJobData>;
   logger: Logger;
+  /** Where failed authentications are counted. */
+  registry?: Registry;
+  /** Failed-authentication budget per client (tests). */
+  throttle?: { burst?: number; perSecond?: number };
   /** Snapshot interval of the live stream (default 2 s). */
   intervalMs?: number;
 }
@@ -56,6 +71,21 @@ function safeNext(next: unknown): string {
   return typeof next === 'string' && /^\/dashboard(\/[A-Za-z0-9/_.?=&%-]*)?$/.test(next)
     ? next
     : '/dashboard';
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Why a state-changing request is not from the dashboard's own origin, or null when it is. */
+export function crossOriginReason(req: FastifyRequest): string | null {
+  if (SAFE_METHODS.has(req.method)) return null;
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return `Sec-Fetch-Site: ${site}`;
+  const origin = req.headers.origin;
+  if (typeof origin === 'string') {
+    const own = `${req.protocol}://${req.headers.host ?? ''}`;
+    if (origin !== own) return `Origin ${origin} is not ${own}`;
+  }
+  return null;
 }
 
 function wantsHtml(req: FastifyRequest): boolean {
@@ -84,8 +114,36 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     );
   }
   const auth = new OperatorAuth(token);
+  const throttle = new AuthThrottle({
+    logger: deps.logger,
+    ...(deps.registry ? { registry: deps.registry } : {}),
+    ...deps.throttle,
+  });
+  const refuseCrossOrigin = async (req: FastifyRequest, reply: FastifyReply) => {
+    const reason = crossOriginReason(req);
+    if (reason === null) return;
+    deps.logger.warn(
+      { event: 'cross_origin_refused', client: req.ip, url: req.url, reason },
+      'cross-origin request refused',
+    );
+    return apiError(
+      reply,
+      403,
+      'CFNET_CROSS_ORIGIN',
+      'state-changing requests must come from the dashboard itself',
+    );
+  };
+  const throttled = (req: FastifyRequest, reply: FastifyReply) => {
+    if (throttle.admit(req.ip, 'dashboard')) return false;
+    reply.header('retry-after', String(throttle.retryAfterSeconds(req.ip)));
+    apiError(reply, 429, 'CFNET_THROTTLED', 'too many failed authentications; retry later');
+    return true;
+  };
   const keys = new Keys(deps.namespace);
-  const redis: Redis = createRedis(deps.redisUrl, { name: 'cfnet-controller-dashboard' });
+  const redis: Redis = createRedis(deps.redisUrl, {
+    name: 'cfnet-controller-dashboard',
+    ...(deps.redisAuth ? { auth: deps.redisAuth } : {}),
+  });
   redis.on('error', () => {});
   const journal = new Journal(redis, keys);
   const admin = new QueueAdmin(deps.queue);
@@ -115,6 +173,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
 
   // Public: login, logout, assets.
   await app.register(async (pub) => {
+    pub.addHook('onRequest', refuseCrossOrigin);
     pub.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: 4096 },
@@ -130,10 +189,9 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     pub.post('/dashboard/login', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
       const next = safeNext(body.next);
+      if (throttled(req, reply)) return reply;
       if (!auth.checkToken(body.token)) {
-        deps.logger.warn({ ip: req.ip }, 'dashboard login refused: wrong operator token');
-        // a little friction against guessing (the token is long anyway)
-        await new Promise((r) => setTimeout(r, 200));
+        throttle.fail(req.ip, 'dashboard', 'wrong operator token at login');
         return reply
           .code(401)
           .type('text/html; charset=utf-8')
@@ -150,8 +208,12 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
 
   // Everything else: the token or a session.
   await app.register(async (priv) => {
+    priv.addHook('onRequest', refuseCrossOrigin);
     priv.addHook('onRequest', async (req, reply) => {
+      const presented = auth.presented(req);
+      if (presented !== null && throttled(req, reply)) return reply;
       if (auth.authorized(req)) return;
+      if (presented !== null) throttle.fail(req.ip, 'dashboard', `wrong operator ${presented}`);
       if (wantsHtml(req)) {
         return reply.redirect(`/dashboard/login?next=${encodeURIComponent(safeNext(req.url))}`, 303);
       }

@@ -4,6 +4,10 @@
  * - Versions strictly increase and are assigned by Redis itself: `max(previous + 1, Redis TIME in
  *   ms)`. They are unique across a loss of Redis data too (a fresh store starts at the current time,
  *   above every version handed out before), so an agent never mistakes a new rule set for an old one.
+ * - Versions never go backwards for an agent, even when Redis lost writes it had served (a failover
+ *   to a replica that had not received them): an agent asking with a version above the stored one
+ *   is not given the older content (`ahead`: it keeps what it has); that version is recorded as the
+ *   cell's `floor`, and the next write — even of equal content — gets a version above it.
  * - A write is a compare-and-set on the expected previous version (Lua): a worker that read an older
  *   state can never replace a newer rule set; its write is refused (`StaleWriteError`).
  * - Every write publishes `<cell> <version>` on the change channel so every replica wakes the
@@ -37,6 +41,8 @@ export type Changes =
   | { kind: 'none' }
   /** The agent is at the current version. */
   | { kind: 'current'; version: number }
+  /** The agent holds a version the store does not have (lost writes): wait for a newer one. */
+  | { kind: 'ahead'; version: number }
   | { kind: 'patch'; patch: RuleSetPatch }
   | { kind: 'snapshot'; ruleSet: CellRuleSet };
 
@@ -155,6 +161,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = now
 if v <= cur then v = cur + 1 end
+local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+if v <= floor then v = floor + 1 end
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[1], 'version', vs, 'hash', ARGV[3], 'snapshot', ARGV[2], 'updatedAt', string.format('%d', now))
 if ARGV[4] ~= '' and cur > 0 then
@@ -168,11 +176,18 @@ redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. vs)
 return {1, vs}
 `;
 
+const RAISE_FLOOR_SCRIPT = `
+local f = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+if tonumber(ARGV[1]) > f then redis.call('HSET', KEYS[1], 'floor', ARGV[1]) end
+return 1
+`;
+
 /** Arguments of the write script: 3 keys, then expected, snapshot, hash, entry, logLength, channel, cell. */
 type WriteArgs = [string, string, string, string, string, string, string, string, string, string];
 
 interface ScriptRedis extends Redis {
   cfnetWriteRuleSet(...args: WriteArgs): Promise<[number, string]>;
+  cfnetRaiseFloor(key: string, version: string): Promise<number>;
 }
 
 /** A log line; sets named by key only (`upsertSets`) get the UNRESOLVED placeholder. */
@@ -214,6 +229,7 @@ export class RuleSetStore {
     this.logLength = Math.max(1, opts.logLength ?? 50);
     if (!(this.redis as unknown as Record<string, unknown>).cfnetWriteRuleSet) {
       this.redis.defineCommand('cfnetWriteRuleSet', { numberOfKeys: 3, lua: WRITE_SCRIPT });
+      this.redis.defineCommand('cfnetRaiseFloor', { numberOfKeys: 1, lua: RAISE_FLOOR_SCRIPT });
     }
   }
 
@@ -280,17 +296,22 @@ export class RuleSetStore {
 
   /**
    * What an agent at version `since` needs: nothing new (`current`), one patch composed from the
-   * log when it covers `since`, or the full snapshot (since = 0, unknown, too old, or ahead). A
-   * patch larger than the snapshot is replaced by the snapshot.
+   * log when it covers `since`, or the full snapshot (since = 0, unknown or too old). A patch
+   * larger than the snapshot is replaced by the snapshot. An agent ahead of the store (it holds a
+   * version the store lost) gets `ahead` and the version becomes the cell's floor.
    */
   async changesSince(cellId: string, since: number): Promise<Changes> {
     // The snapshot itself is read only when it is to be sent (or to resolve sets): a patch, or
     // "current", needs just its length.
     const { version, snapshotLength, lines } = await this.heads.call(cellId);
-    if (!version || snapshotLength === 0) return { kind: 'none' };
-    const current = Number(version);
+    const current = version && snapshotLength > 0 ? Number(version) : 0;
+    if (since > current) {
+      await this.redis.cfnetRaiseFloor(this.keys.ruleSet(cellId), String(since));
+      return { kind: 'ahead', version: current };
+    }
+    if (current === 0) return { kind: 'none' };
     if (since === current) return { kind: 'current', version: current };
-    if (since <= 0 || since > current) return this.snapshot(cellId);
+    if (since <= 0) return this.snapshot(cellId);
     const entries: LogEntry[] = [];
     let started = false;
     for (const line of lines) {

@@ -96,6 +96,8 @@ export interface CellSlice {
   /** Stored rule-set version and content hash at the time of the read (0/'' when none). */
   storedVersion: number;
   storedHash: string;
+  /** Highest version an agent held that the store had lost (0 = none); see RuleSetStore. */
+  storedFloor: number;
   asgVersion: number;
   policyVersion: number;
 }
@@ -363,7 +365,7 @@ export class WorldStore {
       .hmget(this.keys.policies, 'version', 'hash');
     for (const c of cells) {
       multi
-        .hmget(this.keys.ruleSet(c), 'version', 'hash')
+        .hmget(this.keys.ruleSet(c), 'version', 'hash', 'floor')
         .hgetall(this.keys.cellWorld(c))
         .hgetall(this.keys.inventory(c));
     }
@@ -390,7 +392,7 @@ export class WorldStore {
   async loadCell(cellId: string): Promise<CellSlice> {
     const raw = await this.slices.call(cellId);
     if (!raw.ready) throw new WorldNotReadyError({ cellId });
-    const [sv, sh] = raw.ruleSet;
+    const [sv, sh, sf] = raw.ruleSet;
     const records = Object.values(raw.records).map((j) => JSON.parse(j) as ContainerRecord);
     const inventory = Object.values(raw.inventory).map((j) => JSON.parse(j) as InventoryEntry);
     const [av, as, ah] = raw.asg;
@@ -426,6 +428,7 @@ export class WorldStore {
       view: new StaticView(new Map([[cellId, records]]), new Map([[cellId, inventory]]), snapshots, asg, pol),
       storedVersion: Number(sv ?? 0),
       storedHash: sh ?? '',
+      storedFloor: Number(sf ?? 0),
       asgVersion,
       policyVersion,
     };
