@@ -357,3 +357,40 @@ describe('docker/compose-setup.mjs', () => {
     assert.match(res.stderr, /no sim-started line/);
   });
 });
+
+describe('docker-compose.sentinel.yml (the Redis Sentinel option)', () => {
+  const res = spawnSync(
+    'ruby',
+    [
+      '-ryaml',
+      '-rjson',
+      '-e',
+      'puts JSON.generate(YAML.safe_load(File.read(ARGV[0]), aliases: true))',
+      join(root, 'docker-compose.sentinel.yml'),
+    ],
+    { encoding: 'utf8' },
+  );
+  it('parses, adds two replicas and three sentinels of the base redis, publishes nothing', () => {
+    assert.equal(res.status, 0, res.stderr);
+    const extra = (JSON.parse(res.stdout) as { services: Record<string, Service> }).services;
+    const sentinels = Object.keys(extra).filter((n) => n.startsWith('sentinel-'));
+    assert.equal(sentinels.length, 3);
+    for (const n of ['redis-replica-1', 'redis-replica-2'])
+      assert.deepEqual(argv(extra[n]!).slice(-3), ['--replicaof', 'redis', '6379']);
+    for (const n of sentinels)
+      assert.match(argv(extra[n]!).join(' '), /sentinel monitor cfnet redis 6379 2.*--sentinel/);
+    for (const s of Object.values(extra)) assert.equal(s.ports, undefined);
+    assert.ok(services.redis, 'the base file has the master');
+  });
+
+  it("the controller's Redis URL goes through the three sentinels and is valid for cfnet", () => {
+    const extra = (JSON.parse(res.stdout) as { services: Record<string, Service> }).services;
+    const url = extra.controller!.environment!.REDIS_URL!;
+    assert.match(
+      url,
+      /^redis\+sentinel:\/\/cfnet\/0\?sentinels=sentinel-0:26379,sentinel-1:26379,sentinel-2:26379$/,
+    );
+    const s = parseControllerSettings({ flags: { campaign: 'false', apiListen: 'off', redisUrl: url } });
+    assert.equal(s.redisUrl, url);
+  });
+});
