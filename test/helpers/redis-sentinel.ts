@@ -9,32 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitExit } from '../../src/lab/process.js';
+import { redisAnswers } from './redis-server.js';
 
 export const MASTER_NAME = 'cfnet';
-
-async function answers(port: number, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const c = new Redis({
-      port,
-      host: '127.0.0.1',
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-      retryStrategy: () => null,
-    });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      await c.ping();
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`redis on ${port} did not start`);
-      await new Promise((r) => setTimeout(r, 100));
-    } finally {
-      c.disconnect();
-    }
-  }
-}
 
 export class SentinelRedis {
   private readonly servers = new Map<number, ChildProcess>();
@@ -79,7 +56,7 @@ export class SentinelRedis {
       );
       const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
       s.sentinels.push(child);
-      await answers(port);
+      await redisAnswers(port);
     }
     // replicas in sync before anything depends on them
     await s.waitReplicas(master, 2);
@@ -101,7 +78,7 @@ export class SentinelRedis {
     ];
     if (replicaOf) args.push('--replicaof', '127.0.0.1', String(replicaOf));
     this.servers.set(port, spawn('redis-server', args, { stdio: 'ignore' }));
-    await answers(port);
+    await redisAnswers(port);
   }
 
   private async waitReplicas(master: number, n: number): Promise<void> {

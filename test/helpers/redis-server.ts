@@ -10,6 +10,31 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitExit } from '../../src/lab/process.js';
 
+/** Resolves once a redis-server answers PING on 127.0.0.1:`port` (refused until it listens). */
+export async function redisAnswers(port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const c = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      await c.ping();
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start`);
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      c.disconnect();
+    }
+  }
+}
+
 export class RedisServer {
   private child: ChildProcess | null = null;
 
@@ -47,24 +72,7 @@ export class RedisServer {
       { stdio: 'ignore' },
     );
     this.child = child;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const c = new Redis(this.url, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 0,
-        retryStrategy: () => null,
-      });
-      try {
-        await c.connect();
-        await c.ping();
-        return;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`redis-server on ${this.port} did not start`);
-        await new Promise((r) => setTimeout(r, 100));
-      } finally {
-        c.disconnect();
-      }
-    }
+    await redisAnswers(this.port);
   }
 
   /** A crash: SIGKILL, data gone. */

@@ -35,7 +35,10 @@ interface Service {
   volumes?: string[];
 }
 
-function loadCompose(): { services: Record<string, Service>; volumes?: Record<string, unknown> } {
+function loadCompose(file = 'docker-compose.yml'): {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+} {
   const res = spawnSync(
     'ruby',
     [
@@ -43,11 +46,11 @@ function loadCompose(): { services: Record<string, Service>; volumes?: Record<st
       '-rjson',
       '-e',
       'puts JSON.generate(YAML.safe_load(File.read(ARGV[0]), aliases: true))',
-      join(root, 'docker-compose.yml'),
+      join(root, file),
     ],
     { encoding: 'utf8' },
   );
-  assert.equal(res.status, 0, `docker-compose.yml does not parse: ${res.stderr}`);
+  assert.equal(res.status, 0, `${file} does not parse: ${res.stderr}`);
   return JSON.parse(res.stdout);
 }
 
@@ -359,20 +362,8 @@ describe('docker/compose-setup.mjs', () => {
 });
 
 describe('docker-compose.sentinel.yml (the Redis Sentinel option)', () => {
-  const res = spawnSync(
-    'ruby',
-    [
-      '-ryaml',
-      '-rjson',
-      '-e',
-      'puts JSON.generate(YAML.safe_load(File.read(ARGV[0]), aliases: true))',
-      join(root, 'docker-compose.sentinel.yml'),
-    ],
-    { encoding: 'utf8' },
-  );
+  const extra = loadCompose('docker-compose.sentinel.yml').services;
   it('parses, adds two replicas and three sentinels of the base redis, publishes nothing', () => {
-    assert.equal(res.status, 0, res.stderr);
-    const extra = (JSON.parse(res.stdout) as { services: Record<string, Service> }).services;
     const sentinels = Object.keys(extra).filter((n) => n.startsWith('sentinel-'));
     assert.equal(sentinels.length, 3);
     for (const n of ['redis-replica-1', 'redis-replica-2'])
@@ -384,7 +375,6 @@ describe('docker-compose.sentinel.yml (the Redis Sentinel option)', () => {
   });
 
   it("the controller's Redis URL goes through the three sentinels and is valid for cfnet", () => {
-    const extra = (JSON.parse(res.stdout) as { services: Record<string, Service> }).services;
     const url = extra.controller!.environment!.REDIS_URL!;
     assert.match(
       url,
