@@ -309,6 +309,9 @@ export class Controller {
       lockDurationMs: w.lockDurationMs ?? Math.max(5000, c.leaseMs ?? 10_000),
       registry: this.registry,
       logger: this.log.child({ part: 'worker' }),
+      onRewriteWanted: (cell: string) => {
+        void this.redis.publish(this.keys.resyncChannel, cell).catch(() => {});
+      },
       ...(c.onReconcile
         ? {
             onResult: (cell: string, r: ReconcileResult | { outcome: 'not-ready' }) =>
@@ -539,14 +542,24 @@ export class Controller {
     }
     // Agent inventories (written by whichever replica serves the agent) feed the span indexes.
     this.invSub.removeAllListeners('message');
-    this.invSub.on('message', (_ch: string, cell: string) => {
+    this.invSub.on('message', (ch: string, cell: string) => {
       if (state.stopped) return;
+      if (ch === this.keys.resyncChannel) {
+        // a worker found an agent ahead of the store: Redis lost writes; rewrite the world in full
+        // (coalesced: one rewrite serves every cell that asked meanwhile)
+        if (state.resynced && !state.needResync) {
+          log.warn({ cell }, 'an agent holds a rule set Redis lost: rewriting the world in full');
+          state.needResync = true;
+          this.scheduleFlush(state);
+        }
+        return;
+      }
       void this.worldStore
         .inventory(cell)
         .then((entries) => world.setInventory(cell, entries))
         .catch((err) => log.warn({ err: errorMessage(err), cell }, 'could not read an inventory'));
     });
-    await this.invSub.subscribe(this.keys.inventoryChannel).catch(() => {});
+    await this.invSub.subscribe(this.keys.inventoryChannel, this.keys.resyncChannel).catch(() => {});
 
     state.bbs?.start();
     state.asg?.start();
@@ -713,7 +726,7 @@ export class Controller {
     if (!state) return;
     state.stopped = true;
     this.leader = null;
-    await this.invSub.unsubscribe(this.keys.inventoryChannel).catch(() => {});
+    await this.invSub.unsubscribe(this.keys.inventoryChannel, this.keys.resyncChannel).catch(() => {});
     await Promise.all(
       [state.bbs?.stop(), state.asg?.stop(), state.policy?.stop()].map((p) => p?.catch(() => {})),
     );

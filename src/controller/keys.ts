@@ -8,6 +8,7 @@
  * | `ns:leader` | string (PX lease) | `<fence>:<instance>` of the leader |
  * | `ns:leader:fence` | counter | last fencing token handed out |
  * | `ns:w:ready` | string | fence of the leader whose full world write is complete |
+ * | `ns:w:readyAt` | string | when (Redis clock, ms) the world was last written in full |
  * | `ns:w:publish` | hash | leader's publish state: `state` waiting/publishing, `missing` sources, `since` |
  * | `ns:w:cell:<cell>` | hash | handle → ContainerRecord JSON (BBS-derived) |
  * | `ns:w:cells` | set | cells with a `w:cell` hash |
@@ -27,6 +28,7 @@
  * | `ns:lease:released` | hash | cell → release tombstone JSON, kept one TTL |
  * | `ns:lease:move` | set | cells an operator moves to a fresh subnet |
  * | channels `ns:rs:changed`, `ns:w:inv:changed` | pub/sub | `<cell> <version>`, `<cell>` |
+ * | channel `ns:w:resync` | pub/sub | `<cell>`: a worker asks the leader for a full world rewrite |
  */
 import { ValidationError } from '../lib/errors.js';
 import { isCellId } from '../model/identifiers.js';
@@ -72,6 +74,16 @@ export class Keys {
 
   get ready(): string {
     return `${this.ns}:w:ready`;
+  }
+
+  /** When (Redis clock, ms) the world was last written in full. */
+  get readyAt(): string {
+    return `${this.ns}:w:readyAt`;
+  }
+
+  /** Workers ask the leader for a full world rewrite here (an agent is ahead of the store). */
+  get resyncChannel(): string {
+    return `${this.ns}:w:resync`;
   }
 
   cellWorld(cell: string): string {

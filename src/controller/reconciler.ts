@@ -7,9 +7,12 @@
  */
 import type { CellConfig, CellRuleSet } from '../model/types.js';
 import { type ComputeOptions, computeCellRuleSet } from './compute.js';
-import { MissingSnapshotError, StaleWriteError } from './errors.js';
+import { MissingSnapshotError, StaleWriteError, WorldNotReadyError } from './errors.js';
 import { EncodedRuleSet, type RuleSetStore, serializeRuleSet } from './store/ruleset-store.js';
 import type { WorldStore } from './world/redis-world.js';
+
+/** WorldNotReadyError reason: an agent is ahead of a world not rewritten since (see once()). */
+export const AGENT_AHEAD = 'agent ahead of a world not rewritten since';
 
 export type ReconcileResult =
   | { outcome: 'unchanged'; version: number; containers: number }
@@ -54,6 +57,14 @@ export class Reconciler {
 
   private async once(cellId: string, hooks: ReconcileHooks): Promise<ReconcileResult> {
     const slice = await this.world.loadCell(cellId);
+    const agentAhead = slice.storedFloor > 0 && slice.storedFloor >= slice.storedVersion;
+    if (agentAhead && !(slice.worldCurrent && slice.worldWrittenAt > slice.storedFloorAt)) {
+      // An agent holds a version the store lost (a Redis failover or loss): what it enforces may
+      // come from world writes that were lost with it. Only a world the leader in office rewrote
+      // in full after that was seen may replace it; until then the agent keeps what it has. The
+      // worker asks the leader for that rewrite, which enqueues every cell again.
+      throw new WorldNotReadyError({ cellId, reason: AGENT_AHEAD });
+    }
     const compute = this.opts.onConflict
       ? { ...this.opts.compute, onConflict: this.opts.onConflict }
       : this.opts.compute;
@@ -63,7 +74,7 @@ export class Reconciler {
     // Equal content is not rewritten — unless an agent holds a version above the stored one (the
     // store lost writes, e.g. in a Redis failover): then the same content is written again with a
     // version above the agent's, so that no agent ever sees its version go backwards.
-    if (hash === slice.storedHash && slice.storedVersion > 0 && slice.storedFloor < slice.storedVersion) {
+    if (hash === slice.storedHash && slice.storedVersion > 0 && !agentAhead) {
       return { outcome: 'unchanged', version: slice.storedVersion, containers: next.containers.length };
     }
     let prev: CellRuleSet | null = null;

@@ -168,4 +168,86 @@ describe('Redis Sentinel: master killed during policy churn (real packets)', () 
       );
     });
   });
+
+  it('writes the old master accepted but lost: nothing applied from them is dropped, no version goes back', async () => {
+    const versions = new Map<string, number[]>();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const c of cluster.cells) {
+          const v = Number(
+            (await c.agentState().catch(() => ({}) as Record<string, unknown>)).appliedVersion ?? 0,
+          );
+          if (v > 0) versions.set(c.id, [...(versions.get(c.id) ?? []), v]);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    })();
+    try {
+      const before = new Map<string, number>();
+      for (const c of cluster.cells) before.set(c.id, Number((await c.agentState()).appliedVersion));
+      // the replicas stop receiving: this change reaches the agents from the master alone
+      await redis.pauseReplicas();
+      await change('policy-add', X, 9002);
+      await expectTraffic(
+        'X→Y:9002 enforced from the master alone',
+        x1.ns,
+        [tcp(y1.ip, 9002)],
+        ['open'],
+        30_000,
+      );
+      // the cells whose rule set changed (Y's: the destination enforces c2c) hold versions only the
+      // master had
+      const lostVersions = new Map<string, number>();
+      for (const c of cluster.cells) {
+        const v = Number((await c.agentState()).appliedVersion);
+        if (v !== before.get(c.id)) lostVersions.set(c.id, v);
+      }
+      assert.ok(lostVersions.has(y1.cell.id), "Y's cell applied a rule set only the master had");
+      // it must stay in force from here on, whatever Redis forgets
+      const watch = await FlowWatch.start([
+        { name: 'X→Y:9002 (its rule set was lost by Redis)', ns: x1.ns, ...tcp(y1.ip, 9002), expect: 'open' },
+        { name: 'X→Y:8080', ns: x1.ns, ...tcp(y1.ip, 8080), expect: 'open' },
+        { name: 'Z→Y:8080', ns: z1.ns, ...tcp(y1.ip, 8080), expect: 'closed' },
+      ]);
+      const killed = await redis.killMaster(); // the rule sets of that change die with it
+      redis.resumeReplicas();
+      await waitUntil(
+        'a replica is promoted',
+        async () => {
+          const m = await redis.masterPort();
+          return m !== 0 && m !== killed;
+        },
+        30_000,
+      );
+      // the controller recomputes; agents get versions above what they hold
+      await waitUntil(
+        'every agent whose rule set Redis lost is above that version',
+        async () => {
+          for (const [cell, lost] of lostVersions) {
+            const c = cluster.cells.find((x) => x.id === cell)!;
+            if (Number((await c.agentState()).appliedVersion) <= lost) return false;
+          }
+          return true;
+        },
+        60_000,
+        250,
+      );
+      await change('policy-add', Z, 9003);
+      await expectChurnEnforced('after the lost writes');
+      const report = await watch.stop();
+      assert.equal(report.failed, 0, report.summary());
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    for (const [cell, seq] of versions) {
+      for (let i = 1; i < seq.length; i++) {
+        assert.ok(
+          seq[i]! >= seq[i - 1]!,
+          `${cell}: applied version went back from ${seq[i - 1]} to ${seq[i]}`,
+        );
+      }
+    }
+  });
 });

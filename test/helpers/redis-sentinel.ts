@@ -118,7 +118,29 @@ export class SentinelRedis {
     return port;
   }
 
+  /**
+   * SIGSTOP of every replica and their links cut: the master goes on accepting writes that reach
+   * no replica (what a crash then loses). `resumeReplicas` lets them run again.
+   */
+  async pauseReplicas(): Promise<void> {
+    const master = await this.masterPort();
+    for (const [port, child] of this.servers) if (port !== master) child.kill('SIGSTOP');
+    // and cut their links: what the master accepts from now on reaches no replica (writes
+    // already in a replica's socket buffer would otherwise still arrive once it runs again)
+    const c = new Redis({ port: master, host: '127.0.0.1' });
+    try {
+      await c.client('KILL', 'TYPE', 'replica');
+    } finally {
+      c.disconnect();
+    }
+  }
+
+  resumeReplicas(): void {
+    for (const child of this.servers.values()) child.kill('SIGCONT');
+  }
+
   async stop(): Promise<void> {
+    this.resumeReplicas();
     for (const c of [...this.servers.values(), ...this.sentinels]) c.kill('SIGKILL');
     for (const c of [...this.servers.values(), ...this.sentinels]) await waitExit(c, 5000);
     await rm(this.dir, { recursive: true, force: true });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { computeCellRuleSet } from '../../src/controller/compute.js';
-import { FencedOffError, StaleWriteError } from '../../src/controller/errors.js';
+import { FencedOffError, StaleWriteError, WorldNotReadyError } from '../../src/controller/errors.js';
 import { ReconcileQueue } from '../../src/controller/queue/reconcile-queue.js';
 import { ReconcileWorkers } from '../../src/controller/queue/reconcile-worker.js';
-import { Reconciler } from '../../src/controller/reconciler.js';
+import { AGENT_AHEAD, Reconciler } from '../../src/controller/reconciler.js';
 import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { snapshotOf } from '../../src/controller/world/records.js';
 import { WorldStore } from '../../src/controller/world/redis-world.js';
@@ -371,65 +371,96 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
       await queue.close();
     }
   });
-});
 
-describe('worker caches after Redis lost the world (real Redis)', () => {
-  let t: TestRedis;
-  let leader: LeaderElection;
-  before(async () => {
-    t = await openTestRedis('lost');
-    leader = new LeaderElection(t.redis, { leaseKey: t.keys.leader, fenceKey: t.keys.fence, leaseMs: 5000 });
-    leader.start();
-  });
-  after(async () => {
+  it('a cell whose agent is ahead of the store waits for a full world rewrite, then goes above the agent', async () => {
+    const reconciler = new Reconciler(world, store, { config });
+    // a leadership of its own (earlier tests depose the suite's leader)
     await leader.stop();
-    await t.cleanup();
+    const current = '999:agent-ahead-test';
+    await t.redis.set(t.keys.leader, current);
+    await world.resync(w, current);
+    await reconciler.reconcile('cell-c');
+    const stored = (await store.meta('cell-c'))!;
+    // the agent holds a version the store lost (a failover): the store records it as the floor
+    const held = stored.version + 1_000_000;
+    assert.equal((await store.changesSince('cell-c', held)).kind, 'ahead');
+    // the world was written before that was seen: it may lack what the lost rule set had
+    await assert.rejects(reconciler.reconcile('cell-c'), (err: unknown) => {
+      assert.ok(err instanceof WorldNotReadyError);
+      assert.equal(err.context.reason, AGENT_AHEAD);
+      return true;
+    });
+    assert.equal((await store.meta('cell-c'))!.version, stored.version, 'nothing written meanwhile');
+    // the leader rewrites the world in full: now the cell is recomputed above the agent's version
+    await new Promise((r) => setTimeout(r, 5)); // Redis clock: the rewrite comes strictly later
+    await world.resync(w, current);
+    const r = await reconciler.reconcile('cell-c');
+    assert.equal(r.outcome, 'written', 'equal content is written again, above the agent');
+    assert.ok(r.version > held);
   });
 
-  it('a worker never takes old security groups or policies for new ones when the counters restart', async () => {
-    const fence = (await waitFor('leadership', () => leader.leadership)).value;
-    const writer = new WorldStore(t.redis, t.keys);
-    const workerConn = createRedis(REDIS_URL);
-    const worker = new WorldStore(workerConn, t.keys);
-    try {
-      const before = buildWorld(['cell-a'], 3);
-      before.takeChanges();
-      await writer.resync(before, fence);
-      const old = await worker.loadCell('cell-a');
-      assert.deepEqual(
-        computeCellRuleSet(old.view, 'cell-a', config),
-        computeCellRuleSet(before, 'cell-a', config),
-      );
-      // Redis loses the world (FLUSHALL, failover to an empty replica); only the lease survives here
-      for (const k of await t.redis.keys(t.keys.pattern)) if (k !== t.keys.leader) await t.redis.del(k);
-      const other = parseCapiRule({ protocol: 'udp', destination: '192.0.2.0/24', ports: '53' });
-      const after = buildWorld(['cell-a'], 3);
-      after.setAsgs(
-        [
-          {
-            guid: 'g2',
-            name: 'g2',
-            rules: [other],
-            runningDefault: true,
-            stagingDefault: false,
-            runningSpaces: [],
-            stagingSpaces: [],
-          },
-        ],
-        2,
-        T,
-      );
-      after.setPolicies([], T);
-      after.takeChanges();
-      await writer.resync(after, fence);
-      const now = await worker.loadCell('cell-a');
-      assert.equal(now.asgVersion, old.asgVersion, 'the version counter restarted at the same value');
-      const got = computeCellRuleSet(now.view, 'cell-a', config);
-      assert.deepEqual(got, computeCellRuleSet(after, 'cell-a', config));
-      assert.deepEqual(Object.values(got.asgSets), [[other]]);
-      assert.equal(got.c2c.length, 0, 'the new (empty) policy list, not the cached one');
-    } finally {
-      await closeRedis(workerConn);
-    }
+  describe('worker caches after Redis lost the world (real Redis)', () => {
+    let t: TestRedis;
+    let leader: LeaderElection;
+    before(async () => {
+      t = await openTestRedis('lost');
+      leader = new LeaderElection(t.redis, {
+        leaseKey: t.keys.leader,
+        fenceKey: t.keys.fence,
+        leaseMs: 5000,
+      });
+      leader.start();
+    });
+    after(async () => {
+      await leader.stop();
+      await t.cleanup();
+    });
+
+    it('a worker never takes old security groups or policies for new ones when the counters restart', async () => {
+      const fence = (await waitFor('leadership', () => leader.leadership)).value;
+      const writer = new WorldStore(t.redis, t.keys);
+      const workerConn = createRedis(REDIS_URL);
+      const worker = new WorldStore(workerConn, t.keys);
+      try {
+        const before = buildWorld(['cell-a'], 3);
+        before.takeChanges();
+        await writer.resync(before, fence);
+        const old = await worker.loadCell('cell-a');
+        assert.deepEqual(
+          computeCellRuleSet(old.view, 'cell-a', config),
+          computeCellRuleSet(before, 'cell-a', config),
+        );
+        // Redis loses the world (FLUSHALL, failover to an empty replica); only the lease survives here
+        for (const k of await t.redis.keys(t.keys.pattern)) if (k !== t.keys.leader) await t.redis.del(k);
+        const other = parseCapiRule({ protocol: 'udp', destination: '192.0.2.0/24', ports: '53' });
+        const after = buildWorld(['cell-a'], 3);
+        after.setAsgs(
+          [
+            {
+              guid: 'g2',
+              name: 'g2',
+              rules: [other],
+              runningDefault: true,
+              stagingDefault: false,
+              runningSpaces: [],
+              stagingSpaces: [],
+            },
+          ],
+          2,
+          T,
+        );
+        after.setPolicies([], T);
+        after.takeChanges();
+        await writer.resync(after, fence);
+        const now = await worker.loadCell('cell-a');
+        assert.equal(now.asgVersion, old.asgVersion, 'the version counter restarted at the same value');
+        const got = computeCellRuleSet(now.view, 'cell-a', config);
+        assert.deepEqual(got, computeCellRuleSet(after, 'cell-a', config));
+        assert.deepEqual(Object.values(got.asgSets), [[other]]);
+        assert.equal(got.c2c.length, 0, 'the new (empty) policy list, not the cached one');
+      } finally {
+        await closeRedis(workerConn);
+      }
+    });
   });
 });

@@ -17,7 +17,7 @@ import {
   type Registry,
 } from '../../lib/metrics.js';
 import { WorldNotReadyError } from '../errors.js';
-import type { ReconcileResult, Reconciler } from '../reconciler.js';
+import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from '../reconciler.js';
 import { RECONCILE_QUEUE, type ReconcileJobData } from './reconcile-queue.js';
 
 export interface ReconcileWorkerOptions {
@@ -34,6 +34,11 @@ export interface ReconcileWorkerOptions {
   maxStalledCount?: number;
   registry?: Registry;
   logger?: Logger;
+  /**
+   * Called when a cell waits for a full world rewrite (its agent is ahead of the store: Redis lost
+   * writes); the controller asks its leader for one.
+   */
+  onRewriteWanted?: (cellId: string) => void;
   /** Called after each job (tests and benchmarks observe publications through it). */
   onResult?: (
     cellId: string,
@@ -105,6 +110,7 @@ export class ReconcileWorkers {
     } catch (err) {
       if (!(err instanceof WorldNotReadyError)) throw err;
       // The leader re-enqueues every cell once its full world write is complete.
+      if (err.context.reason === AGENT_AHEAD) this.opts.onRewriteWanted?.(cellId);
       result = { outcome: 'not-ready' };
     }
     const seconds = (performance.now() - t0) / 1000;

@@ -178,7 +178,10 @@ return {1, vs}
 
 const RAISE_FLOOR_SCRIPT = `
 local f = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-if tonumber(ARGV[1]) > f then redis.call('HSET', KEYS[1], 'floor', ARGV[1]) end
+if tonumber(ARGV[1]) > f then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'floor', ARGV[1], 'floorAt', string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
+end
 return 1
 `;
 

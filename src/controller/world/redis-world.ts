@@ -33,6 +33,9 @@ while i <= n do
   elseif op == 'sadd' then redis.call('SADD', k, f)
   elseif op == 'srem' then redis.call('SREM', k, f)
   elseif op == 'set' then redis.call('SET', k, v)
+  elseif op == 'settime' then
+    local t = redis.call('TIME')
+    redis.call('SET', k, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
   end
   i = i + 4
 end
@@ -43,7 +46,7 @@ interface FencedRedis extends Redis {
   cfnetFenced(numKeys: number, ...args: string[]): Promise<number>;
 }
 
-type OpCode = 'hset' | 'hdel' | 'hincr' | 'del' | 'sadd' | 'srem' | 'set';
+type OpCode = 'hset' | 'hdel' | 'hincr' | 'del' | 'sadd' | 'srem' | 'set' | 'settime';
 
 /** A batch of writes to run under the fence. */
 class OpBatch {
@@ -98,6 +101,12 @@ export interface CellSlice {
   storedHash: string;
   /** Highest version an agent held that the store had lost (0 = none); see RuleSetStore. */
   storedFloor: number;
+  /** When (Redis clock, ms) an agent was last seen ahead of the store (0 = never). */
+  storedFloorAt: number;
+  /** The world was written in full by the leader now in office (false between leaders). */
+  worldCurrent: boolean;
+  /** When (Redis clock, ms) the world was last written in full. */
+  worldWrittenAt: number;
   asgVersion: number;
   policyVersion: number;
 }
@@ -105,6 +114,10 @@ export interface CellSlice {
 /** The raw reads of one cell (one MULTI serves every cell asked for in the same loop turn). */
 interface RawSlice {
   ready: boolean;
+  /** Written in full by the leader now in office. */
+  current: boolean;
+  /** When it was last written in full (Redis clock, ms; 0 = unknown). */
+  writtenAt: number;
   ruleSet: Array<string | null>;
   records: Record<string, string>;
   inventory: Record<string, string>;
@@ -268,6 +281,9 @@ export class WorldStore {
       });
     }
     main.push(['set', this.keys.ready, '', fence]);
+    // when (Redis clock) the world was last written in full: a cell whose agent is ahead of the
+    // store may be recomputed only from a world written after that was seen (RuleSetStore floor)
+    main.push(['settime', this.keys.readyAt, '', '']);
     await this.run([...WorldStore.chunk(adds), ...WorldStore.chunk(main), ...WorldStore.chunk(dels)], fence);
 
     const [rsCells, invCells] = await Promise.all([
@@ -360,26 +376,36 @@ export class WorldStore {
   private async readSlices(cells: string[]): Promise<Array<RawSlice | Error>> {
     const multi = this.redis
       .multi()
-      .exists(this.keys.ready)
+      .get(this.keys.ready)
       .hmget(this.keys.asg, 'version', 'stateAt', 'hash')
-      .hmget(this.keys.policies, 'version', 'hash');
+      .hmget(this.keys.policies, 'version', 'hash')
+      .get(this.keys.leader)
+      .get(this.keys.readyAt);
     for (const c of cells) {
       multi
-        .hmget(this.keys.ruleSet(c), 'version', 'hash', 'floor')
+        .hmget(this.keys.ruleSet(c), 'version', 'hash', 'floor', 'floorAt')
         .hgetall(this.keys.cellWorld(c))
         .hgetall(this.keys.inventory(c));
     }
     const res = await multi.exec();
     if (!res) return cells.map((cellId) => new WorldNotReadyError({ cellId, reason: 'transaction aborted' }));
-    for (const [err] of res.slice(0, 3)) if (err) throw err;
-    const ready = Number(res[0]![1]) === 1;
+    for (const [err] of res.slice(0, 5)) if (err) throw err;
+    const readyFence = res[0]![1] as string | null;
+    const ready = readyFence !== null;
     const asg = res[1]![1] as Array<string | null>;
     const policies = res[2]![1] as Array<string | null>;
+    const leader = res[3]![1] as string | null;
+    const writtenAt = Number(res[4]![1] ?? 0);
+    // written in full by the leader in office (not one from before a failover or a loss)
+    // (`w:ready` holds the leadership value — fence and instance — of the leader that wrote it)
+    const current = ready && leader !== null && leader === readyFence;
     return cells.map((_, i) => {
-      const part = res.slice(3 + 3 * i, 6 + 3 * i);
+      const part = res.slice(5 + 3 * i, 8 + 3 * i);
       for (const [err] of part) if (err) return err;
       return {
         ready,
+        current,
+        writtenAt,
         asg,
         policies,
         ruleSet: part[0]![1] as Array<string | null>,
@@ -392,7 +418,7 @@ export class WorldStore {
   async loadCell(cellId: string): Promise<CellSlice> {
     const raw = await this.slices.call(cellId);
     if (!raw.ready) throw new WorldNotReadyError({ cellId });
-    const [sv, sh, sf] = raw.ruleSet;
+    const [sv, sh, sf, sfa] = raw.ruleSet;
     const records = Object.values(raw.records).map((j) => JSON.parse(j) as ContainerRecord);
     const inventory = Object.values(raw.inventory).map((j) => JSON.parse(j) as InventoryEntry);
     const [av, as, ah] = raw.asg;
@@ -429,6 +455,9 @@ export class WorldStore {
       storedVersion: Number(sv ?? 0),
       storedHash: sh ?? '',
       storedFloor: Number(sf ?? 0),
+      storedFloorAt: Number(sfa ?? 0),
+      worldCurrent: raw.current,
+      worldWrittenAt: raw.writtenAt,
       asgVersion,
       policyVersion,
     };
