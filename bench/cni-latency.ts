@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/cni-latency.ts [--runs 200] [--fallback-runs 40] [--warmup 5]
  *
- * Target (issue 6 / design.md): ADD p50 through the executor <= 2x Debian's bridge + host-local.
+ * Target (issue 6): ADD p50 through the executor <= 2x Debian's bridge + host-local.
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';

@@ -2,7 +2,7 @@
  * The overlay's kernel state, as pure data: for every other cell's lease a route
  * `<subnet> via <its VTEP address> dev <vtep> onlink`, a permanent neighbour entry (VTEP address →
  * VTEP MAC) and a permanent FDB entry (VTEP MAC → underlay IP), as Silk's daemon keeps them
- * (silk-behaviour.md §4). Unlike Silk, the agent diffs desired against current and sends only the
+ * (docs/silk.md, "Leases and the overlay"). Unlike Silk, the agent diffs desired against current and sends only the
  * difference, in one `ip -batch` and one `bridge -batch` process; nothing runs when nothing changed.
  */
 import type { OverlayLease, ReleasedLease } from './client.js';

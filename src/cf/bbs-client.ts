@@ -1,5 +1,5 @@
 /**
- * Diego BBS client (cf-wire.md A.0–A.3, A.7): HTTP/1.1 over mTLS, protobuf bodies, every route a
+ * Diego BBS client (docs/cf-interfaces.md, the BBS sections): HTTP/1.1 over mTLS, protobuf bodies, every route a
  * POST. A response is HTTP 200 `application/x-protobuf`; a present `error` field (even with type 0)
  * is a `BbsError`; 503 → `BbsUnavailableError` (migrations); `X-Cf-Routererror` → `BbsError`
  * RouterError; other non-protobuf answers (404 unknown route, …) → `BbsInvalidResponseError`.
@@ -66,7 +66,7 @@ export interface ActualLrpFilter {
 export interface DesiredLrpFilter {
   domain?: string;
   processGuids?: string[];
-  /** Prefix match on process guid: finds web processes only (cf-wire.md A.1). */
+  /** Prefix match on process guid: finds web processes only (docs/cf-interfaces.md, "BBS routes cfnet uses"). */
   appGuids?: string[];
 }
 

@@ -1,5 +1,5 @@
 /**
- * Typed errors of the BBS protocol layer (cf-wire.md A.0, A.2, A.3):
+ * Typed errors of the BBS protocol layer (docs/cf-interfaces.md, "BBS transport and errors", "BBS event streams"):
  * - `BbsError`: a response carried its `error` field (field 1). Present means failure, even with
  *   type 0 (`UnknownError`), because a 0 type is not on the wire.
  * - `BbsDecodeError`: bytes that do not decode: bad base64 in an SSE `data:` line, an empty event

@@ -1,5 +1,5 @@
 /**
- * BBS event streams (cf-wire.md A.3): `POST /v1/events/lrp_instances.r1` (body `EventsByCellId`)
+ * BBS event streams (docs/cf-interfaces.md, "BBS event streams"): `POST /v1/events/lrp_instances.r1` (body `EventsByCellId`)
  * and `POST /v1/events/tasks.r1`, as SSE over mTLS with BBS's chunk framing (`<hex>;\r\n`, which
  * Node's HTTP parser rejects). The `eventsource` package parses the SSE text; its `fetch` is
  * `rawFetch` (raw `tls.connect`, own chunk decoder).

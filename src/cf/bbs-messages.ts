@@ -1,7 +1,7 @@
 /**
  * The BBS protobuf messages (generated from proto/*.proto into src/gen/bbs.js by `npm run gen:proto`)
  * with short type aliases and the helpers every BBS user needs: int64 ⇄ bigint, SSE event decoding
- * (cf-wire.md A.3) and response decoding with typed errors.
+ * (docs/cf-interfaces.md, "BBS event streams") and response decoding with typed errors.
  *
  * Field names are camelCase (`actualLrpKey`, `instanceAddress`); `PlacementTags` and `Routable` keep
  * their capital letter as in BBS. int64 fields (`since`, `createdAt`, …: nanoseconds) are `Long`.
@@ -105,7 +105,7 @@ export function bigIntToLong(v: bigint | number, unsigned = false): Long {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// SSE events (cf-wire.md A.3)
+// SSE events (docs/cf-interfaces.md, "BBS event streams")
 
 /** Event name (`event:` line) → the decoded message type. */
 export interface BbsEventMessages {

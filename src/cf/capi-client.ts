@@ -1,5 +1,5 @@
 /**
- * Cloud Controller client for security groups (cf-wire.md B.0–B.4, silk-behaviour.md §2).
+ * Cloud Controller client for security groups (docs/cf-interfaces.md, "Security groups in Cloud Controller").
  *
  * - `info()`: `GET /` → which APIs the foundation serves (v2 only when `links.cloud_controller_v2`
  *   is present) and the UAA URL.

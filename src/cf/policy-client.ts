@@ -1,5 +1,5 @@
 /**
- * Client of the CF policy server's internal API (cf-wire.md C.1): mTLS, JSON.
+ * Client of the CF policy server's internal API (docs/cf-interfaces.md, "Policy server internal API"): mTLS, JSON.
  *
  * - `policiesLastUpdated()` → bigint UnixNano, parsed from the raw text (never through a JS number:
  *   the value is above 2^53).

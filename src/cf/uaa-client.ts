@@ -1,5 +1,5 @@
 /**
- * UAA client-credentials tokens (cf-wire.md B.5): `POST <uaa>/oauth/token` with HTTP Basic client
+ * UAA client-credentials tokens (docs/cf-interfaces.md, "UAA tokens"): `POST <uaa>/oauth/token` with HTTP Basic client
  * authentication and `grant_type=client_credentials`. The token is cached and refreshed once
  * `refreshFraction` (default 80%) of `expires_in` has passed; concurrent callers share one in-flight
  * request; `invalidate(token)` (after a 401 from CAPI) makes the next caller fetch a new one. When a

@@ -199,7 +199,7 @@ export function registerSimCommands(program: Command): void {
       1,
     )
     .addOption(
-      new Option('--size <size>', 'foundation size (design.md table)')
+      new Option('--size <size>', 'foundation size (docs/architecture.md, "Foundation sizes")')
         .choices(['small', 'medium', 'large'])
         .default('small'),
     )

@@ -1,6 +1,6 @@
 /**
  * CNI errors: every failure of a CNI invocation becomes `{cniVersion, code, msg, details}` on stdout
- * with a non-zero exit (libcni parses stdout; cni-nftables-libraries.md §1). Codes are the spec's
+ * with a non-zero exit (libcni parses stdout, as the CNI spec says). Codes are the spec's
  * well-known ones plus libcni's 8 and 999.
  */
 import { CfnetError, ValidationError } from '../lib/errors.js';

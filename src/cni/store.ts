@@ -1,5 +1,5 @@
 /**
- * The container metadata store, in Silk's store.json shape (silk-behaviour.md §1):
+ * The container metadata store, in Silk's store.json shape (docs/silk.md, "The container metadata store"):
  * `{ "<handle>": {"handle", "ip", "metadata"} }`, one entry per CNI attachment keyed by its name
  * (attachment.ts: the container ID for eth0, so CF's one-network case is exactly Silk's shape), rewritten whole on every change (temp file +
  * rename) with `store.json_version` bumped so readers can cache. Each entry also carries a `cfnet`

@@ -1,5 +1,5 @@
 /**
- * The rule set of one cell as a pure function of the world (design.md "Rule set of a cell").
+ * The rule set of one cell as a pure function of the world (docs/architecture.md, "The rule set of a cell").
  *
  * Containers: every active container BBS places on the cell (RUNNING/CLAIMED LRP instances, Running
  * tasks and staging tasks) that has an IP (from BBS, or from the cell agent's inventory: BBS does

@@ -1,5 +1,5 @@
 /**
- * Span: which cells a change touches (design.md "Span"). Pure functions over before/after indexes
+ * Span: which cells a change touches (docs/architecture.md, "Span"). Pure functions over before/after indexes
  * and two lookups the world answers from its indexes (no scans):
  * - an ASG change touches the cells running containers of the spaces whose effective rules may
  *   differ (old and new bindings; only the bindings that changed when the rules did not); a change

@@ -1,6 +1,6 @@
 /**
  * Redis connections (ioredis) from a URL, with the options BullMQ and cfnet need
- * (cni-nftables-libraries.md §5):
+ * (docs/redis.md, "Connecting"):
  * - never ioredis `keyPrefix` (BullMQ refuses it; namespacing is done with key prefixes / BullMQ's
  *   `prefix`, which carry a Redis Cluster hash tag such as `{cfnet}`);
  * - `maxRetriesPerRequest: null` for connections that block (BullMQ workers, subscribers);

@@ -1,6 +1,6 @@
 /**
  * Operator settings that shape every cell's rule set, in Silk's vocabulary (silk-cni /
- * cni-wrapper-plugin job properties, silk-behaviour.md §1 and §7), parsed into `CellConfig`.
+ * cni-wrapper-plugin job properties, docs/silk.md, "The CNI plugin's properties"), parsed into `CellConfig`.
  *
  * Accepted keys (all optional; missing keys keep the value of `opts.base`, by default
  * DEFAULT_CELL_CONFIG):

@@ -1,5 +1,5 @@
 /**
- * The CF policy server's internal API responses (cf-wire.md §C.1) parsed into domain types:
+ * The CF policy server's internal API responses (docs/cf-interfaces.md, "Policy server internal API") parsed into domain types:
  * - `GET /networking/v1/internal/policies` → `C2CPolicy[]`
  * - `GET /networking/v1/internal/policies_last_updated` → bigint (UnixNano, above 2^53)
  * - `GET /networking/v1/internal/security_groups` → `{ next, groups: SecurityGroup[] }`

@@ -1,5 +1,5 @@
 /**
- * CAPI v3 security group resources (cf-wire.md §B.3) parsed into `SecurityGroup`.
+ * CAPI v3 security group resources (docs/cf-interfaces.md, "Security groups in Cloud Controller") parsed into `SecurityGroup`.
  * The v2 shape is not parsed here: its space lists may be omitted (more than 50 members) and must
  * be paged separately, which is the CAPI client's job.
  */

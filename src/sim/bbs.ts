@@ -32,7 +32,7 @@ export const SLOW_CONSUMER_LIMIT = 1024;
 
 const ErrorType = models.Error.Type;
 
-// ---- SSE wire format (cf-wire.md A.3) ----
+// ---- SSE wire format (docs/cf-interfaces.md, "BBS event streams") ----
 
 /** The response head BBS writes itself once it has hijacked the connection for an event stream. */
 export function eventStreamHead(date = new Date()): string {

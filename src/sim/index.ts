@@ -1,7 +1,7 @@
 /**
  * `startSimulator()`: a CF foundation (Diego BBS, Cloud Controller v2/v3 + internal, UAA, policy
  * server internal API) generated from a seed and a size, speaking the real wire formats, with a
- * change API, churn and fault injection. See cf-wire.md for the formats and design.md for sizes.
+ * change API, churn and fault injection. See docs/cf-interfaces.md for the formats and docs/architecture.md for the sizes.
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';

@@ -1,5 +1,5 @@
 /**
- * CC's v3 security-group rule validation (cf-wire B.2), used by the simulated v3 write routes and
+ * CC's v3 security-group rule validation (docs/cf-interfaces.md, "Security groups in Cloud Controller"), used by the simulated v3 write routes and
  * the change API (which may skip it to store invalid rules on purpose).
  */
 import { isIPv4 } from 'node:net';

@@ -18,7 +18,7 @@ export interface SizeSpec {
   tasks: number;
 }
 
-/** design.md "Foundation sizes"; orgs and tasks are the simulator's own choice. */
+/** docs/architecture.md, "Foundation sizes"; orgs and tasks are the simulator's own choice. */
 export const FOUNDATION_SIZES: Record<FoundationSize, SizeSpec> = {
   small: {
     cells: 3,

@@ -1,6 +1,6 @@
 /**
  * The BBS event stream client against a local mTLS server that writes the exact bytes real BBS
- * writes (cf-wire.md A.3): `HTTP/1.1 200` head with `Transfer-Encoding: chunked`, then one chunk per
+ * writes (docs/cf-interfaces.md, "BBS event streams"): `HTTP/1.1 200` head with `Transfer-Encoding: chunked`, then one chunk per
  * event framed `%x;\r\n<event>\r\n` (empty chunk extension), `0\r\n\r\n` on close.
  */
 import assert from 'node:assert/strict';

@@ -21,7 +21,7 @@ const ALL4 = allAddresses(4);
 const ALL6 = allAddresses(6);
 
 describe('parseCapiRule: accepted (CAPI v3 examples and variants)', () => {
-  it('parses the v3 resource example rules from cf-wire §B.3', () => {
+  it('parses the rules of a CAPI v3 security group resource', () => {
     const rules = parseCapiRules([
       { protocol: 'tcp', destination: '10.10.10.0/24', ports: '443,80,8080' },
       {
@@ -344,7 +344,7 @@ describe('parsePolicyServerRules (JSON string, 7 keys always present)', () => {
     ] satisfies EgressRule[]);
   });
 
-  it('decodes the dns example from cf-wire §C.1', () => {
+  it('decodes the policy server dns group example (rules as a JSON string)', () => {
     const body =
       '[{"protocol":"tcp","destination":"0.0.0.0/0","ports":"53","type":0,"code":0,"description":"","log":false}]';
     assert.deepEqual(parsePolicyServerRules(body), [

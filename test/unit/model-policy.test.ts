@@ -205,7 +205,7 @@ describe('parseInternalSecurityGroups', () => {
     ],
   };
 
-  it('parses the cf-wire §C.1 example, decoding rules twice', () => {
+  it('parses the policy server internal security-group example, decoding rules twice', () => {
     const page = parseInternalSecurityGroups(JSON.stringify({ ...body, next: 42 }));
     assert.equal(page.next, 42);
     assert.deepEqual(page.groups, [
@@ -335,7 +335,7 @@ describe('parseCapiV3SecurityGroup', () => {
     links: { self: { href: 'https://api.example.org/v3/security_groups/b85a788e' } },
   };
 
-  it('parses the cf-wire §B.3 resource', () => {
+  it('parses a CAPI v3 security group resource', () => {
     const g = parseCapiV3SecurityGroup(resource);
     assert.equal(g.guid, resource.guid);
     assert.equal(g.name, 'my-group0');

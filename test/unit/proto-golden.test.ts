@@ -1,5 +1,5 @@
 // Golden-bytes tests for every message in proto/*.proto. The expected bytes are built by hand from
-// the field numbers in /work/shared/reference/cf-wire.md (A.2, A.4, A.5) with a tiny byte builder
+// the field numbers in docs/cf-interfaces.md ("BBS messages") with a tiny byte builder
 // (tag = field << 3 | wire type, base-128 varints, length prefixes), never by the code under test.
 // Each case asserts that encoding the object gives exactly those bytes (protobufjs emits fields in
 // ascending number order, map entries in insertion order) and that decoding them gives the values.

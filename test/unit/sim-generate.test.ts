@@ -117,7 +117,7 @@ describe('sim generation', () => {
     const used = process.cpuUsage(t0);
     const ms = (used.user + used.system) / 1000;
     const s = summarize(w).counts;
-    // design.md: 2,500 cells, 250,000 containers, 25,000 apps, 2,500 spaces, 1,000 ASGs (20,000 rules), 50,000 policies
+    // docs/architecture.md, "Foundation sizes": 2,500 cells, 250,000 containers, 25,000 apps, 2,500 spaces, 1,000 ASGs (20,000 rules), 50,000 policies
     assert.deepEqual(
       [s.cells, s.actualLrps, s.apps, s.spaces, s.securityGroups, s.asgRules, s.policies],
       [2_500, 250_000, 25_000, 2_500, 1_000, 20_000, 50_000],

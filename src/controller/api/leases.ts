@@ -1,5 +1,5 @@
 /**
- * Overlay subnet leases (Silk's silk-controller, silk-behaviour.md §4): every cell gets one subnet
+ * Overlay subnet leases (Silk's silk-controller; docs/silk.md, "Leases and the overlay"): every cell gets one subnet
  * of `subnetPrefixLength` from the overlay network (default 10.255.0.0/16 with /24; e.g.
  * 10.32.0.0/11 with /22 for 2,000+ cells). The first subnet is never handed out (Silk reserves it).
  *

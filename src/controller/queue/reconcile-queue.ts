@@ -1,5 +1,5 @@
 /**
- * The BullMQ `reconcile` queue (cni-nftables-libraries.md §5). Jobs carry keys, not payloads: the
+ * The BullMQ `reconcile` queue (docs/controller.md, "Queue and workers"). Jobs carry keys, not payloads: the
  * job for cell X says "recompute X" plus the trigger timestamps (for latency metrics). Jobs are
  * deduplicated per cell with `deduplication: {id: cellId, keepLastIfActive: true}`: while a job of
  * the cell waits, new requests are absorbed by it; while one is active, at most one follow-up is

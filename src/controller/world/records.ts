@@ -1,6 +1,6 @@
 /**
  * The controller's records of what the platform says, reduced to what rule sets need, and their
- * conversion from BBS messages (cf-wire.md A.4, A.6). Records are plain JSON-able objects: the
+ * conversion from BBS messages (docs/cf-interfaces.md, "BBS messages", "What Cloud Controller writes into BBS"). Records are plain JSON-able objects: the
  * leader keeps them in memory and mirrors the per-cell join (`ContainerRecord`) into Redis.
  */
 import type {
@@ -248,7 +248,7 @@ export function recordOfTask(t: TaskInfo): ContainerRecord {
   };
 }
 
-/** Garden/Silk container metadata keys (silk-behaviour.md §1 store.json) → identity. */
+/** Garden/Silk container metadata keys (docs/silk.md, "The container metadata store") → identity. */
 export function identityFromMetadata(meta: Record<string, unknown> | null | undefined): NetworkIdentity {
   const props: Record<string, string> = {};
   for (const [k, v] of Object.entries(meta ?? {})) if (typeof v === 'string') props[k] = v;
