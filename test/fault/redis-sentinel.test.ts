@@ -84,21 +84,43 @@ describe('Redis Sentinel: master killed during policy churn (real packets)', () 
     }
   }
 
-  it('follows the promotion; every change is enforced; no version goes backwards; stable flows never fail', async () => {
-    // versions every agent applied, sampled throughout: must never decrease
-    const versions = new Map<string, number[]>();
+  /** Every agent's applied version, sampled every 200 ms until stop(). */
+  function sampleAppliedVersions() {
+    const seen = new Map<string, number[]>();
     let sampling = true;
-    const sampler = (async () => {
+    const loop = (async () => {
       while (sampling) {
         for (const c of cluster.cells) {
           const v = Number(
             (await c.agentState().catch(() => ({}) as Record<string, unknown>)).appliedVersion ?? 0,
           );
-          if (v > 0) versions.set(c.id, [...(versions.get(c.id) ?? []), v]);
+          if (v > 0) seen.set(c.id, [...(seen.get(c.id) ?? []), v]);
         }
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
+    return {
+      seen,
+      async stop() {
+        sampling = false;
+        await loop;
+      },
+      assertNeverBackwards() {
+        for (const [cell, seq] of seen) {
+          for (let i = 1; i < seq.length; i++) {
+            assert.ok(
+              seq[i]! >= seq[i - 1]!,
+              `${cell}: applied version went back from ${seq[i - 1]} to ${seq[i]}`,
+            );
+          }
+        }
+      },
+    };
+  }
+
+  it('follows the promotion; every change is enforced; no version goes backwards; stable flows never fail', async () => {
+    // versions every agent applied, sampled throughout: must never decrease
+    const versions = sampleAppliedVersions();
     const watch = await FlowWatch.start([
       { name: 'X→Y:8080', ns: x1.ns, ...tcp(y1.ip, 8080), expect: 'open' },
       { name: 'Z→Y:8080', ns: z1.ns, ...tcp(y1.ip, 8080), expect: 'closed' },
@@ -131,20 +153,12 @@ describe('Redis Sentinel: master killed during policy churn (real packets)', () 
       );
       assert.ok(cluster.controllerStarts === 1, 'the controller was never restarted');
     } finally {
-      sampling = false;
-      await sampler;
+      await versions.stop();
     }
     const report = await watch.stop();
     assert.equal(report.failed, 0, report.summary());
-    for (const [cell, seq] of versions) {
-      for (let i = 1; i < seq.length; i++) {
-        assert.ok(
-          seq[i]! >= seq[i - 1]!,
-          `${cell}: applied version went back from ${seq[i - 1]} to ${seq[i]}`,
-        );
-      }
-    }
-    assert.equal(versions.size, 3, 'every agent was sampled');
+    versions.assertNeverBackwards();
+    assert.equal(versions.seen.size, 3, 'every agent was sampled');
     // operator tools reach the promoted master through the same URL: every cell converged
     const cells = await cfnet(['cells', '--json', '--redis-url', redis.url], { namespace: cluster.redisNs });
     assert.equal(cells.code, 0, cells.stderr);
@@ -170,19 +184,7 @@ describe('Redis Sentinel: master killed during policy churn (real packets)', () 
   });
 
   it('writes the old master accepted but lost: nothing applied from them is dropped, no version goes back', async () => {
-    const versions = new Map<string, number[]>();
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        for (const c of cluster.cells) {
-          const v = Number(
-            (await c.agentState().catch(() => ({}) as Record<string, unknown>)).appliedVersion ?? 0,
-          );
-          if (v > 0) versions.set(c.id, [...(versions.get(c.id) ?? []), v]);
-        }
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    })();
+    const versions = sampleAppliedVersions();
     try {
       const before = new Map<string, number>();
       for (const c of cluster.cells) before.set(c.id, Number((await c.agentState()).appliedVersion));
@@ -238,16 +240,8 @@ describe('Redis Sentinel: master killed during policy churn (real packets)', () 
       const report = await watch.stop();
       assert.equal(report.failed, 0, report.summary());
     } finally {
-      sampling = false;
-      await sampler;
+      await versions.stop();
     }
-    for (const [cell, seq] of versions) {
-      for (let i = 1; i < seq.length; i++) {
-        assert.ok(
-          seq[i]! >= seq[i - 1]!,
-          `${cell}: applied version went back from ${seq[i - 1]} to ${seq[i]}`,
-        );
-      }
-    }
+    versions.assertNeverBackwards();
   });
 });

@@ -18,6 +18,7 @@ import { createLogger, defaultLogger } from '../../src/lib/log.js';
 import { exposition } from '../../src/lib/metrics.js';
 import { type CertificateAuthority, describeCert } from '../../src/lib/tls.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { dryRunAgentFiles } from '../helpers/dry-run-agent.js';
 import { waitFor } from '../helpers/wait.js';
 import { type IdentityFoundation, startIdentityFoundation } from './identity-helpers.js';
 
@@ -96,15 +97,7 @@ describe('agent certificates rotate without a restart and without dropping a lon
         leasePollIntervalSeconds: 30,
         reconnectMinMs: 100,
         reconnectMaxMs: 1000,
-        driftCheckIntervalSeconds: 0,
-        stateDir: join(cdir, 'state'),
-        executorSocket: '',
-        agentSocket: '',
-        datastore: join(cdir, 'store.json'),
-        subnetFile: join(cdir, 'subnet.json'),
-        cniStateDir: join(cdir, 'cni'),
-        metricsPort: 0,
-        logLevel: 'silent',
+        ...dryRunAgentFiles(cdir),
       },
     });
     const agent = new CellAgent({ config, dryRun: true, logger: defaultLogger('agent-identity') });

@@ -19,6 +19,7 @@ import { createCa, issueCert } from '../../src/lib/tls.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type JournalExtension, opsExtensions } from '../../src/ops/extension.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
+import { dryRunAgentFiles } from '../helpers/dry-run-agent.js';
 import { REDIS_URL, simSources, testNamespace } from './controller-helpers.js';
 
 export { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
@@ -196,15 +197,7 @@ export async function startFoundation(label: string, o: FoundationOptions = {}):
           statusIntervalSeconds: 2,
           reconnectMinMs: 100,
           reconnectMaxMs: 1000,
-          driftCheckIntervalSeconds: 0,
-          stateDir: join(cdir, 'state'),
-          executorSocket: '',
-          agentSocket: '',
-          datastore: join(cdir, 'store.json'),
-          subnetFile: join(cdir, 'subnet.json'),
-          cniStateDir: join(cdir, 'cni'),
-          metricsPort: 0,
-          logLevel: 'silent',
+          ...dryRunAgentFiles(cdir),
         },
       });
       const agent = new CellAgent({ config, dryRun: true, logger: defaultLogger(`agent-${cellId}`) });
