@@ -607,6 +607,8 @@ export class Cluster {
       register?: boolean;
       /** Garden metadata (default: the app's identity, as Garden passes it). */
       metadata?: Record<string, unknown>;
+      /** Garden NetOutRules in runtimeConfig (the DesiredLRP's egress_rules; default none). */
+      netOutRules?: unknown[];
     } = {},
   ): Promise<ContainerRef> {
     if (this.dataplane !== 'kernel') throw new Error('containers need the kernel dataplane (root)');
@@ -622,7 +624,7 @@ export class Cluster {
           host_port: p.hostPort,
           container_port: p.containerPort,
         })),
-        netOutRules: [],
+        netOutRules: opts.netOutRules ?? [],
       },
       metadata: opts.metadata ?? {
         policy_group_id: app.appGuid,
@@ -666,6 +668,32 @@ export class Cluster {
       });
     }
     return { handle, ns, ip: ipAddr, cell, appGuid: app.appGuid, processGuid: app.processGuid, index };
+  }
+
+  /**
+   * Removes a container as Diego does when an instance goes away: the ActualLRP leaves the BBS
+   * (when it was registered), then garden-external-networker's CNI DEL, then its namespace.
+   */
+  async removeContainer(ref: ContainerRef, opts: { registered?: boolean } = {}): Promise<void> {
+    if (opts.registered ?? true) {
+      await this.sim.apply({ kind: 'lrp-remove', processGuid: ref.processGuid, index: ref.index });
+    }
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+      CNI_COMMAND: 'DEL',
+      CNI_CONTAINERID: ref.handle,
+      CNI_NETNS: `/run/netns/${ref.ns}`,
+      CNI_IFNAME: 'eth0',
+      CNI_PATH: '/usr/lib/cni',
+    };
+    const out = await runWithStdin(
+      ['ip', 'netns', 'exec', ref.cell.ns, this.install.shim],
+      env,
+      JSON.stringify(ref.cell.cniConfig()),
+    );
+    if (out.code !== 0)
+      throw new Error(`CNI DEL on ${ref.cell.id} failed (${out.code}): ${out.stdout} ${out.stderr}`);
+    await deleteNetns(ref.ns);
   }
 
   /** TCP echo servers inside a container or the underlay namespace (`pong:<port>:<peer>:<data>`). */
