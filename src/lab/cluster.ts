@@ -90,6 +90,8 @@ export interface StopSummary {
 
 export interface ContainerRef {
   handle: string;
+  /** The CNI ADD result as the runtime got it. */
+  cniResult?: Record<string, unknown>;
   ns: string;
   ip: string;
   cell: CellNode;
@@ -434,6 +436,8 @@ export class Cluster {
     await waitUntil('every cell has overlay routes to every other cell', async () => {
       for (const c of this.cells) {
         if (this.dataplane === 'kernel') {
+          // a lone cell has no routes to wait for, but it needs its lease (subnet file) for ADD
+          if (!(await c.subnet().catch(() => null))) return false;
           const r = await c.exec(['ip', '-j', 'route', 'show', 'dev', 'cfnet-vtep']);
           if ((JSON.parse(r.stdout || '[]') as unknown[]).length !== this.cells.length - 1) return false;
         } else if ((await c.agentState()).peers !== this.cells.length - 1) return false;
@@ -667,7 +671,16 @@ export class Cluster {
         })),
       });
     }
-    return { handle, ns, ip: ipAddr, cell, appGuid: app.appGuid, processGuid: app.processGuid, index };
+    return {
+      handle,
+      ...(out.json ? { cniResult: out.json as Record<string, unknown> } : {}),
+      ns,
+      ip: ipAddr,
+      cell,
+      appGuid: app.appGuid,
+      processGuid: app.processGuid,
+      index,
+    };
   }
 
   /**
