@@ -565,6 +565,12 @@ export class Controller {
     state.bbs?.start();
     state.asg?.start();
     state.policy?.start();
+    if (c.compute?.egressSource === 'static') {
+      log.info(
+        { dynamicAsgs: false },
+        'static ASGs: egress rules from the BBS desire-time snapshots; security groups are not polled',
+      );
+    }
     log.info('leading: informers started');
     void this.initialSync(state, log);
   }
@@ -747,8 +753,11 @@ export class Controller {
     ]);
     const t: Trigger = { kind: 'resync', id: 'last-known', at: Date.now() };
     // With static ASGs the CAPI state is never used: a copy left by an earlier dynamic run stays
-    // out of the world (and out of operator tools reading it).
+    // out of the world and is removed from Redis, so operator tools do not name groups from it and
+    // a worker still running the dynamic mode during a rolling switch finds no CAPI state either
+    // (it then uses the BBS snapshots too).
     const staticAsgs = this.config.compute?.egressSource === 'static';
+    if (asg && staticAsgs) await this.redis.del(this.keys.asg);
     if (asg && !staticAsgs) world.setAsgs(JSON.parse(asg) as AsgData, Number(stateAt ?? 0), t);
     if (pol) world.setPolicies(JSON.parse(pol) as C2CPolicy[], t);
     for (const cell of await this.worldStore.inventoryCells()) {

@@ -58,6 +58,17 @@ export interface ClusterOptions {
   /** Controller poll intervals (ms). */
   policyIntervalMs?: number;
   capiCheckIntervalMs?: number;
+  /**
+   * Full security-group listing interval (ms; the lab's controller default is 5 s). The only way a
+   * group written through the v2 API (`via: 'v2'`) is seen.
+   */
+  capiFullListIntervalMs?: number;
+  /**
+   * false = static ASGs (CF's `dynamic_asgs_enabled: false`): containers keep the egress rules of
+   * their BBS desired LRP / task; a group change reaches an app only when it is restarted
+   * (`sim.apply({kind: 'app-restage'})`) or a new task is run. Default true.
+   */
+  dynamicAsgs?: boolean;
   /** Log level of the controller and agents (logs go to the cluster's temp dir, kept with CFNET_KEEP_LOGS). */
   logLevel?: string;
   /** Simulator options (default: seed 7, small foundation). */
@@ -360,6 +371,10 @@ export class Cluster {
       settings: {
         ...(this.opts.policyIntervalMs ? { policyPollIntervalMs: this.opts.policyIntervalMs } : {}),
         ...(this.opts.capiCheckIntervalMs ? { asgCheckIntervalMs: this.opts.capiCheckIntervalMs } : {}),
+        ...(this.opts.capiFullListIntervalMs
+          ? { asgFullListIntervalMs: this.opts.capiFullListIntervalMs }
+          : {}),
+        ...(this.opts.dynamicAsgs === false ? { dynamicAsgs: false } : {}),
         ...this.opts.controller,
       },
     });

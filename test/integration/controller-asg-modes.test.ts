@@ -10,8 +10,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
+import { Keys } from '../../src/controller/keys.js';
+import type { AsgData } from '../../src/controller/world/redis-world.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
+import { parseCapiRule } from '../../src/model/asg-rule.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG, type EgressRule } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
@@ -60,9 +63,14 @@ function egressOf(rs: CellRuleSet | null, handle: string): EgressRule[] | undefi
   return c ? rs!.asgSets[c.egress] : undefined;
 }
 
-async function setUp(label: string, mode: 'dynamic' | 'static') {
+async function setUp(
+  label: string,
+  mode: 'dynamic' | 'static',
+  before?: (sim: SimHandle, keys: Keys) => Promise<void>,
+) {
   const ns = testNamespace(label);
   const sim = await startSimulator({ seed: 11, size: 'small' });
+  await before?.(sim, new Keys(ns));
   const ctl = new Controller(config(sim, ns, mode));
   await ctl.start();
   await ctl.leading(30_000);
@@ -130,8 +138,41 @@ describe('security groups written through v2, dynamic ASGs', () => {
 
 describe('static ASGs (dynamicAsgs: false)', () => {
   let env: Awaited<ReturnType<typeof setUp>>;
+  let stale = '';
   before(async () => {
-    env = await setUp('asg-static', 'static');
+    // a last-known CAPI copy left by an earlier dynamic run, binding the marked rule everywhere
+    env = await setUp('asg-static', 'static', async (_sim, keys) => {
+      stale = keys.asg;
+      const data: AsgData = [
+        {
+          guid: 'g-stale',
+          name: 'stale',
+          rules: [parseCapiRule(MARK_RULE)],
+          runningDefault: true,
+          stagingDefault: true,
+          runningSpaces: [],
+          stagingSpaces: [],
+        },
+      ];
+      const r = createRedis(REDIS_URL);
+      await r.hset(keys.asg, { data: JSON.stringify(data), hash: 'stale', stateAt: String(Date.now()) });
+      await closeRedis(r);
+    });
+  });
+
+  it('ignores and removes a CAPI copy left in Redis by an earlier dynamic run', async () => {
+    const { sim, ctl } = env;
+    const { cellId, handle } = runningApp(sim);
+    const rules = await waitFor('the container in its cell’s rule set', async () =>
+      egressOf(await ctl.ruleSetStore.get(cellId), handle),
+    );
+    assert.ok(!marked(rules), 'the snapshot, not the stale globally enabled group');
+    const r = createRedis(REDIS_URL);
+    try {
+      assert.equal(await r.exists(stale), 0, 'the stale copy is gone');
+    } finally {
+      await closeRedis(r);
+    }
   });
   after(async () => env?.stop());
 
