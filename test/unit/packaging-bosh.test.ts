@@ -1304,6 +1304,19 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
     assert.equal(ctl.redisPassword, 'external-password');
   });
 
+  it('disable-dynamic-asgs.yml turns the controller to static ASGs, which use-cfnet.yml alone leaves dynamic', () => {
+    assert.equal(controllerSettings(r, 'cfnet-controller').dynamicAsgs, true);
+    const off = renderOk([
+      '--deployment',
+      fixture,
+      '--ops',
+      ops,
+      '--ops',
+      join(release, 'operations', 'disable-dynamic-asgs.yml'),
+    ]);
+    assert.equal(controllerSettings(off, 'cfnet-controller').dynamicAsgs, false);
+  });
+
   it('an undefined variable or an undeclared property is reported', () => {
     const badOps = join(work, 'bad-ops.yml');
     writeFileSync(
