@@ -4,8 +4,8 @@
  *   and list (the stable way: re-checking the timestamp after every page) only when it moved; plus
  *   a full listing every `fullListIntervalMs` anyway (its default is in settings.ts,
  *   `ASG_FULL_LIST_DEFAULT_MS`), because v2 writes do not move the timestamp and CF gives an ASG
- *   change 180 s to take effect. The timestamp has 1-second resolution: a second change within the second of the
- *   first leaves it as it was (cloud_controller_ng#3479). So a value counts as covered only by a
+ *   change 180 s to take effect. The timestamp has 1-second resolution: a second change within
+ *   the second of the first leaves it as it was (cloud_controller_ng#3479). So a value counts as covered only by a
  *   listing that started more than `SAME_STAMP_WINDOW_MS` after this replica first saw it (every
  *   change sharing the value happened before then); until such a listing, checks list again;
  * - without it: a full listing every `fullListIntervalMs`.
