@@ -36,6 +36,7 @@ import { closeRedis, createRedis, deleteKeys } from '../lib/redis.js';
 import { createCa, issueCert } from '../lib/tls.js';
 import { type SimHandle, type SimOptions, startSimulator } from '../sim/index.js';
 import { LabController } from './controller.js';
+import { type GardenNetOutRule, gardenNetOutRulesOfBbs } from './garden-rules.js';
 import { type Install, labInstall, removeInstalls, runWithStdin } from './install.js';
 import { createNetns, deleteNetns, exec, ip, localAddrs, sysctlNs, uniqueName } from './netns.js';
 import { alive, getUnix, rss, waitExit, waitForLine, waitUntil } from './process.js';
@@ -622,6 +623,12 @@ export class Cluster {
       register?: boolean;
       /** Garden metadata (default: the app's identity, as Garden passes it). */
       metadata?: Record<string, unknown>;
+      /**
+       * `runtimeConfig.netOutRules` (Garden's NetOutRule JSON; default none). `'desired'`: the
+       * egress_rules of the app's current desired LRP in the simulator, as Garden passes them
+       * (what a static-ASG cell enforces from creation).
+       */
+      netOutRules?: 'desired' | GardenNetOutRule[];
     } = {},
   ): Promise<ContainerRef> {
     if (this.dataplane !== 'kernel') throw new Error('containers need the kernel dataplane (root)');
@@ -637,7 +644,10 @@ export class Cluster {
           host_port: p.hostPort,
           container_port: p.containerPort,
         })),
-        netOutRules: [],
+        netOutRules:
+          opts.netOutRules === 'desired'
+            ? gardenNetOutRulesOfBbs(this.sim.world.desiredLrps.get(app.processGuid)?.egressRules ?? [])
+            : (opts.netOutRules ?? []),
       },
       metadata: opts.metadata ?? {
         policy_group_id: app.appGuid,
