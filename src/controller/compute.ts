@@ -10,8 +10,10 @@
  * Egress of a container: the globally enabled running groups plus its space's running groups (apps
  * and tasks) or the staging ones (staging), from the controller's CAPI state, when that state was
  * listed after the container was desired; otherwise the `egress_rules` snapshot CC put into BBS at
- * desire time (it is then the newer information). Each distinct rule list is stored once in
- * `asgSets` under its content hash.
+ * desire time (it is then the newer information). With static ASGs (`egressSource: 'static'`,
+ * CF's `dynamic_asgs_enabled: false`) it is always that snapshot: a security-group change reaches a
+ * container only when it is desired again (a restart). Each distinct rule list is stored once in
+ * `asgSets` under its content hash, so containers with identical rules share one set.
  *
  * c2c: for every container whose app is the destination of policies, one allow per policy (source
  * tag, container IP, protocol, ports). A container's `tag` is its app's policy tag (null if its app
@@ -34,12 +36,17 @@ import type { ContainerRecord, EgressSnapshot, InventoryEntry, NetworkIdentity }
 import { snapshotOf } from './world/records.js';
 import type { WorldView } from './world/view.js';
 
+export type EgressSource = 'auto' | 'dynamic' | 'snapshot' | 'static';
+
 export interface ComputeOptions {
   /**
    * Where egress rules come from: 'auto' (default, as described above), 'dynamic' (CAPI state
-   * whenever known) or 'snapshot' (BBS snapshot whenever there is one).
+   * whenever known), 'snapshot' (BBS snapshot whenever there is one, else the CAPI state) or
+   * 'static' (CF's static ASGs, `dynamicAsgs: false`: the BBS snapshot only, never the CAPI state;
+   * a container without a known snapshot — BBS does not know it or its desired LRP yet — gets no
+   * ASG rules, as a container whose desired LRP carried none).
    */
-  egressSource?: 'auto' | 'dynamic' | 'snapshot';
+  egressSource?: EgressSource;
   /** A per-cell conflict resolved while computing (a container or a mapping left out). */
   onConflict?: (c: CellConflict) => void;
 }
@@ -72,7 +79,7 @@ function egressOf(
   c: Candidate,
   mode: NonNullable<ComputeOptions['egressSource']>,
 ): EgressSnapshot {
-  const asg = view.asgs();
+  const asg = mode === 'static' ? null : view.asgs();
   const snapshot = c.rec?.snapshot ?? null;
   const dynamicWins =
     asg !== null &&

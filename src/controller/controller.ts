@@ -92,7 +92,8 @@ export interface ControllerConfig {
     uaa: { url: string; clientId: string; clientSecret: string; tls?: TlsMaterial };
     internal?: { url: string; tls?: TlsMaterial };
     checkIntervalMs?: number;
-    fullListIntervalMs?: number;
+    /** Full security-group listing interval (default in settings.ts: `ASG_FULL_LIST_DEFAULT_MS`). */
+    fullListIntervalMs: number;
   };
   policy?: { url: string; tls?: TlsMaterial; intervalMs?: number; fullListIntervalMs?: number };
   api?: {
@@ -523,7 +524,7 @@ export class Controller {
       state.asg = new AsgInformer(capi, ctx, {
         useLatestUpdate: !!c.capi.internal,
         ...(c.capi.checkIntervalMs !== undefined ? { checkIntervalMs: c.capi.checkIntervalMs } : {}),
-        ...(c.capi.fullListIntervalMs !== undefined ? { fullListIntervalMs: c.capi.fullListIntervalMs } : {}),
+        fullListIntervalMs: c.capi.fullListIntervalMs,
       });
     }
     if (c.policy) {
@@ -564,6 +565,12 @@ export class Controller {
     state.bbs?.start();
     state.asg?.start();
     state.policy?.start();
+    if (c.compute?.egressSource === 'static') {
+      log.info(
+        { dynamicAsgs: false },
+        'static ASGs: egress rules from the BBS desire-time snapshots; security groups are not polled',
+      );
+    }
     log.info('leading: informers started');
     void this.initialSync(state, log);
   }
@@ -745,12 +752,18 @@ export class Controller {
       this.redis.hget(this.keys.policies, 'data'),
     ]);
     const t: Trigger = { kind: 'resync', id: 'last-known', at: Date.now() };
-    if (asg) world.setAsgs(JSON.parse(asg) as AsgData, Number(stateAt ?? 0), t);
+    // With static ASGs the CAPI state is never used: a copy left by an earlier dynamic run stays
+    // out of the world and is removed from Redis, so operator tools do not name groups from it and
+    // a worker still running the dynamic mode during a rolling switch finds no CAPI state either
+    // (it then uses the BBS snapshots too).
+    const staticAsgs = this.config.compute?.egressSource === 'static';
+    if (asg && staticAsgs) await this.redis.del(this.keys.asg);
+    if (asg && !staticAsgs) world.setAsgs(JSON.parse(asg) as AsgData, Number(stateAt ?? 0), t);
     if (pol) world.setPolicies(JSON.parse(pol) as C2CPolicy[], t);
     for (const cell of await this.worldStore.inventoryCells()) {
       world.setInventory(cell, await this.worldStore.inventory(cell));
     }
-    return { capi: !!asg, policy: !!pol };
+    return { capi: !!asg && !staticAsgs, policy: !!pol };
   }
 
   // ------------------------------------------------------------------------------- operations

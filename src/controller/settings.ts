@@ -30,6 +30,17 @@ export interface SettingSpec {
   min?: number;
 }
 
+/**
+ * Default full security-group listing interval (ms). With `asg_latest_update` (ccInternalUrl) the
+ * check catches every v3 write within seconds, but v2 writes do not move it: only a full listing
+ * finds them, and CF's acceptance tests give an ASG bind or unbind 180 s to take effect. 60 s
+ * (the listing runs at the first check after it is due: at most 60 s + one jittered check interval,
+ * then the listing, compute and delivery) keeps well inside that, and is the rate of CF's own
+ * policy-server-asg-syncer (asg_poll_interval_seconds, 60). Without the check the listing is the
+ * only change detection (its poll is jittered ±20 %: at most 36 s apart).
+ */
+export const ASG_FULL_LIST_DEFAULT_MS = { withLatestUpdate: 60_000, withoutLatestUpdate: 30_000 } as const;
+
 export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
   // Redis and replicas
   {
@@ -232,7 +243,15 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'asgFullListIntervalMs',
     kind: 'int',
     min: 1000,
-    describe: 'full ASG listing interval (default 300000 with ccInternalUrl, 30000 without)',
+    describe: `full ASG listing interval (default ${ASG_FULL_LIST_DEFAULT_MS.withLatestUpdate} with ccInternalUrl: v2 writes do not move asg_latest_update and CF allows 180 s; ${ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate} without)`,
+  },
+  {
+    group: 'capi',
+    key: 'dynamicAsgs',
+    kind: 'bool',
+    def: true,
+    describe:
+      "dynamic ASGs (CF's default): a container's egress follows Cloud Controller's security groups; false = static ASGs: the egress_rules BBS holds for the container's desired LRP or task (compiled at desire time), changed only by a restart; Cloud Controller is then not polled for security groups",
   },
   // policy server
   {
@@ -479,6 +498,7 @@ export type ControllerSettings = {
   ccInternalClientKey?: string;
   asgCheckIntervalMs: number;
   asgFullListIntervalMs?: number;
+  dynamicAsgs: boolean;
   policyServerUrl?: string;
   policyServerCaCert?: string;
   policyServerClientCert?: string;
@@ -838,7 +858,9 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
       streamIdleTimeoutMs: s.bbsStreamIdleTimeoutMs,
     };
   }
-  if (s.capiUrl && s.uaaUrl && s.uaaClientId && s.uaaClientSecret) {
+  // Static ASGs: the BBS snapshots are the whole truth, so Cloud Controller is not polled at all
+  // (no CAPI load, and no leader waits for a CAPI listing before it publishes).
+  if (s.dynamicAsgs && s.capiUrl && s.uaaUrl && s.uaaClientId && s.uaaClientSecret) {
     cfg.capi = {
       url: s.capiUrl,
       tls: tlsFiles(s.capiCaCert),
@@ -857,9 +879,14 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
           }
         : {}),
       checkIntervalMs: s.asgCheckIntervalMs,
-      ...(s.asgFullListIntervalMs !== undefined ? { fullListIntervalMs: s.asgFullListIntervalMs } : {}),
+      fullListIntervalMs:
+        s.asgFullListIntervalMs ??
+        (s.ccInternalUrl
+          ? ASG_FULL_LIST_DEFAULT_MS.withLatestUpdate
+          : ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate),
     };
   }
+  if (!s.dynamicAsgs) cfg.compute = { egressSource: 'static' };
   if (s.policyServerUrl) {
     cfg.policy = {
       url: s.policyServerUrl,

@@ -36,6 +36,7 @@ import { closeRedis, createRedis, deleteKeys } from '../lib/redis.js';
 import { createCa, issueCert } from '../lib/tls.js';
 import { type SimHandle, type SimOptions, startSimulator } from '../sim/index.js';
 import { LabController } from './controller.js';
+import { type GardenNetOutRule, gardenNetOutRulesOfBbs } from './garden-rules.js';
 import { type Install, labInstall, removeInstalls, runWithStdin } from './install.js';
 import { createNetns, deleteNetns, exec, ip, localAddrs, sysctlNs, uniqueName } from './netns.js';
 import { alive, getUnix, rss, waitExit, waitForLine, waitUntil } from './process.js';
@@ -58,6 +59,17 @@ export interface ClusterOptions {
   /** Controller poll intervals (ms). */
   policyIntervalMs?: number;
   capiCheckIntervalMs?: number;
+  /**
+   * Full security-group listing interval (ms; the lab's controller default is 5 s). The only way a
+   * group written through the v2 API (`via: 'v2'`) is seen.
+   */
+  capiFullListIntervalMs?: number;
+  /**
+   * false = static ASGs (CF's `dynamic_asgs_enabled: false`): containers keep the egress rules of
+   * their BBS desired LRP / task; a group change reaches an app only when it is restarted
+   * (`sim.apply({kind: 'app-restage'})`) or a new task is run. Default true.
+   */
+  dynamicAsgs?: boolean;
   /** Log level of the controller and agents (logs go to the cluster's temp dir, kept with CFNET_KEEP_LOGS). */
   logLevel?: string;
   /** Simulator options (default: seed 7, small foundation). */
@@ -362,6 +374,10 @@ export class Cluster {
       settings: {
         ...(this.opts.policyIntervalMs ? { policyPollIntervalMs: this.opts.policyIntervalMs } : {}),
         ...(this.opts.capiCheckIntervalMs ? { asgCheckIntervalMs: this.opts.capiCheckIntervalMs } : {}),
+        ...(this.opts.capiFullListIntervalMs
+          ? { asgFullListIntervalMs: this.opts.capiFullListIntervalMs }
+          : {}),
+        ...(this.opts.dynamicAsgs === false ? { dynamicAsgs: false } : {}),
         ...this.opts.controller,
       },
     });
@@ -611,8 +627,12 @@ export class Cluster {
       register?: boolean;
       /** Garden metadata (default: the app's identity, as Garden passes it). */
       metadata?: Record<string, unknown>;
-      /** Garden NetOutRules in runtimeConfig (the DesiredLRP's egress_rules; default none). */
-      netOutRules?: unknown[];
+      /**
+       * `runtimeConfig.netOutRules` (Garden's NetOutRule JSON; default none). `'desired'`: the
+       * egress_rules of the app's current desired LRP in the simulator, as Garden passes them
+       * (what a static-ASG cell enforces from creation).
+       */
+      netOutRules?: 'desired' | GardenNetOutRule[];
     } = {},
   ): Promise<ContainerRef> {
     if (this.dataplane !== 'kernel') throw new Error('containers need the kernel dataplane (root)');
@@ -628,7 +648,10 @@ export class Cluster {
           host_port: p.hostPort,
           container_port: p.containerPort,
         })),
-        netOutRules: opts.netOutRules ?? [],
+        netOutRules:
+          opts.netOutRules === 'desired'
+            ? gardenNetOutRulesOfBbs(this.sim.world.desiredLrps.get(app.processGuid)?.egressRules ?? [])
+            : (opts.netOutRules ?? []),
       },
       metadata: opts.metadata ?? {
         policy_group_id: app.appGuid,

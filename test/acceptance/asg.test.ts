@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import type { GardenNetOutRule } from '../../src/lab/garden-rules.js';
 import { type AppRef, Cluster, EXTERNAL_IP, waitUntil } from '../helpers/cluster.js';
 import { FlowWatch } from '../helpers/flow-watch.js';
 import { icmp, type Server, startServers } from '../helpers/netns.js';
@@ -203,7 +204,7 @@ describe('CF acceptance: ASGs with dynamic ASGs (external_connectivity, asg_test
 
     const app = await cluster.app('big-asg-app');
     const ccRules: Record<string, unknown>[] = [];
-    const gardenRules: Record<string, unknown>[] = [];
+    const gardenRules: GardenNetOutRule[] = [];
     for (let i = 0; i < 999; i++) {
       const net = `10.${(i >> 8) + 1}.${i & 255}`;
       ccRules.push({ destination: `${net}.0/24`, protocol: 'tcp', ports: String(1000 + i) });

@@ -11,15 +11,17 @@ import { defaultLogger } from '../../src/lib/log.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import type { SecurityGroup } from '../../src/model/types.js';
 
-/** A CC with second-resolution `asg_latest_update`; counts listings. */
+/** A CC with second-resolution `asg_latest_update` on the test's clock; counts listings. */
 class SecondResolutionCc {
   groups: SecurityGroup[] = [];
   stamp = 0n;
   listings = 0;
 
+  constructor(private readonly now: () => number) {}
+
   change(groups: SecurityGroup[]): void {
     this.groups = groups;
-    this.stamp = BigInt(Math.floor(Date.now() / 1000)) * 1_000_000_000n;
+    this.stamp = BigInt(Math.floor(this.now() / 1000)) * 1_000_000_000n;
   }
 
   async asgLatestUpdate() {
@@ -51,25 +53,22 @@ function group(port: string): SecurityGroup {
   };
 }
 
-/** Wait until the start of a second with at least `ms` of it left (so two changes share it). */
-async function earlyInASecond(ms: number): Promise<void> {
-  while (1000 - (Date.now() % 1000) < ms) await new Promise((r) => setTimeout(r, 5));
-}
-
 describe('security-group informer with asg_latest_update', () => {
   it('finds a second change that shares the first one’s timestamp, then checks cheaply again', async () => {
-    const cc = new SecondResolutionCc();
+    // the clock starts early in a second, so two changes 100 ms apart share it
+    const clock = { t: 1_700_000_000_100 };
+    const cc = new SecondResolutionCc(() => clock.t);
     const world = new World();
     const informer = new AsgInformer(
       cc as unknown as CapiClient,
       { world, changed: () => {}, log: defaultLogger('asg-test') },
-      { useLatestUpdate: true, checkIntervalMs: 60_000, fullListIntervalMs: 3_600_000 },
+      { useLatestUpdate: true, checkIntervalMs: 60_000, fullListIntervalMs: 3_600_000, now: () => clock.t },
     );
-    await earlyInASecond(600);
     cc.change([group('443')]);
     await informer.pollNow();
     assert.equal(cc.listings, 1);
     const first = cc.stamp;
+    clock.t += 100;
     cc.change([group('8443')]);
     assert.equal(cc.stamp, first, 'the second change did not move the timestamp');
     await informer.pollNow();
@@ -77,10 +76,12 @@ describe('security-group informer with asg_latest_update', () => {
     assert.deepEqual(world.asgs()!.group('g')!.rules[0]!.ports, [{ start: 8443, end: 8443 }]);
 
     // once a listing started long enough after the value was first seen, checks are cheap again
-    await new Promise((r) => setTimeout(r, SAME_STAMP_WINDOW_MS + 100));
+    clock.t += SAME_STAMP_WINDOW_MS + 100;
     await informer.pollNow();
     assert.equal(cc.listings, 3, 'one more listing, past the window');
+    clock.t += 1_000;
     await informer.pollNow();
+    clock.t += 1_000;
     await informer.pollNow();
     assert.equal(cc.listings, 3, 'then the unchanged timestamp is trusted');
     assert.equal(informer.changes, 2);

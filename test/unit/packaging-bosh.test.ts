@@ -260,6 +260,7 @@ describe('BOSH release templates (sample properties)', () => {
     assert.equal(ctl.policyPollIntervalMs, 1000);
     assert.equal(ctl.asgCheckIntervalMs, 5000);
     assert.equal(ctl.asgFullListIntervalMs, undefined, "the controller's default");
+    assert.equal(ctl.dynamicAsgs, true, "dynamic ASGs, as CF's default");
     assert.deepEqual(ctl.apiListen, { host: '0.0.0.0', port: 4190 });
     assert.deepEqual(ctl.operatorListen, { host: '127.0.0.1', port: 4191 });
     const redis = new URL(ctl.redisUrl);
@@ -447,10 +448,12 @@ describe('BOSH properties reach the rendered files', () => {
     assert.match(dflt, /gc_thresh3=8192/);
   });
 
-  it('controller: leadership, workers, queue retention, BBS intervals, operator port, log level', () => {
+  it('controller: leadership, ASG mode, workers, queue retention, BBS intervals, operator port, log level', () => {
     const r = renderOk([
       '--set',
       'cfnet-controller:campaign=false',
+      '--set',
+      'cfnet-controller:dynamic_asgs_enabled=false',
       '--set',
       'cfnet-controller:leader_lease_seconds=15',
       '--set',
@@ -504,6 +507,7 @@ describe('BOSH properties reach the rendered files', () => {
     assert.equal(ctl.bbsStreamIdleTimeoutMs, 90_000);
     assert.equal(ctl.asgCheckIntervalMs, 2_000);
     assert.equal(ctl.asgFullListIntervalMs, 600_000);
+    assert.equal(ctl.dynamicAsgs, false, 'static ASGs (disable-dynamic-asgs.yml)');
     assert.equal(ctl.policyFullListIntervalMs, 900_000);
     assert.equal(ctl.leaseTtlHours, 24);
     assert.equal(ctl.apiMaxWaitSeconds, 30);
@@ -1298,6 +1302,19 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
     assert.equal(ctl.redisUrl, 'rediss://redis.example.com:6380/0');
     assert.equal(ctl.redisUsername, 'cfnet-ext');
     assert.equal(ctl.redisPassword, 'external-password');
+  });
+
+  it('disable-dynamic-asgs.yml turns the controller to static ASGs, which use-cfnet.yml alone leaves dynamic', () => {
+    assert.equal(controllerSettings(r, 'cfnet-controller').dynamicAsgs, true);
+    const off = renderOk([
+      '--deployment',
+      fixture,
+      '--ops',
+      ops,
+      '--ops',
+      join(release, 'operations', 'disable-dynamic-asgs.yml'),
+    ]);
+    assert.equal(controllerSettings(off, 'cfnet-controller').dynamicAsgs, false);
   });
 
   it('an undefined variable or an undeclared property is reported', () => {

@@ -2,12 +2,15 @@
  * Security-group informer (leader only). Two modes:
  * - with CC's internal endpoint: every `checkIntervalMs` (default 5 s) read `asg_latest_update`
  *   and list (the stable way: re-checking the timestamp after every page) only when it moved; plus
- *   a full listing every `fullListIntervalMs` anyway (default 5 min), because v2 writes do not move
- *   the timestamp. The timestamp has 1-second resolution: a second change within the second of the
- *   first leaves it as it was (cloud_controller_ng#3479). So a value counts as covered only by a
+ *   a full listing every `fullListIntervalMs` anyway (its default is in settings.ts,
+ *   `ASG_FULL_LIST_DEFAULT_MS`), because v2 writes do not move the timestamp and CF gives an ASG
+ *   change 180 s to take effect. The timestamp has 1-second resolution: a second change within
+ *   the second of the first leaves it as it was (cloud_controller_ng#3479). So a value counts as covered only by a
  *   listing that started more than `SAME_STAMP_WINDOW_MS` after this replica first saw it (every
  *   change sharing the value happened before then); until such a listing, checks list again;
- * - without it: a full listing every `fullListIntervalMs` (default 30 s here).
+ * - without it: a full listing every `fullListIntervalMs`.
+ * Every time the informer reads comes from `now` (an injectable clock: tests drive the cadence
+ * without waiting).
  * A listing that fails keeps the groups in effect (never wipes rules because CAPI is down); a group
  * that is invalid keeps its last valid version (it is left out only if it never had one).
  * `stateAt` of a listing is the time it started: the CAPI state is at least that new; a check that
@@ -30,7 +33,10 @@ export interface AsgInformerOptions {
   /** Use `asg_latest_update` (needs the internal CC endpoint). */
   useLatestUpdate: boolean;
   checkIntervalMs?: number;
-  fullListIntervalMs?: number;
+  /** Full listing at least this often (ms), whatever the check says. */
+  fullListIntervalMs: number;
+  /** The clock (ms); default `Date.now`. */
+  now?: () => number;
 }
 
 export class AsgInformer extends PollingInformer {
@@ -40,6 +46,7 @@ export class AsgInformer extends PollingInformer {
   /** Start of the last successful listing. */
   private lastListStarted = 0;
   private lastFullList = 0;
+  private readonly now: () => number;
 
   constructor(
     private readonly capi: CapiClient,
@@ -49,17 +56,19 @@ export class AsgInformer extends PollingInformer {
     super(
       ctx,
       'capi',
-      opts.useLatestUpdate ? (opts.checkIntervalMs ?? 5_000) : (opts.fullListIntervalMs ?? 30_000),
+      opts.useLatestUpdate ? (opts.checkIntervalMs ?? 5_000) : opts.fullListIntervalMs,
       'security-group',
     );
+    this.now = opts.now ?? Date.now;
   }
 
   protected async tick(): Promise<void> {
-    const now = Date.now();
-    const fullEvery = this.opts.fullListIntervalMs ?? (this.opts.useLatestUpdate ? 300_000 : 30_000);
-    const fullDue = !this.listedOnce || now - this.lastFullList >= fullEvery;
+    const now = this.now();
+    // The listing interval counts from the start of the previous full listing (a slow listing does
+    // not push the next one out); the poll's jitter only adds at most one check interval.
+    const fullDue = !this.listedOnce || now - this.lastFullList >= this.opts.fullListIntervalMs;
     if (this.opts.useLatestUpdate) {
-      const checkedAt = Date.now();
+      const checkedAt = this.now();
       const lu = await this.capi.asgLatestUpdate();
       this.saw(lu.nanos);
       const covered = this.lastListStarted >= this.seen!.at + SAME_STAMP_WINDOW_MS;
@@ -71,14 +80,14 @@ export class AsgInformer extends PollingInformer {
         if (this.ctx.world.hasChanges()) this.ctx.changed();
         return;
       }
-      const started = Date.now();
+      const started = this.now();
       const listing = await this.capi.listSecurityGroupsStable();
       this.saw(listing.lastUpdate.nanos);
       this.apply(listing, started);
       this.lastUpdate = listing.lastUpdate.nanos;
       this.lastListStarted = started;
     } else {
-      const started = Date.now();
+      const started = this.now();
       this.apply(await this.capi.listSecurityGroups(), started);
     }
     this.lastFullList = now;
@@ -86,7 +95,7 @@ export class AsgInformer extends PollingInformer {
 
   /** Note a value of `asg_latest_update` (the time is taken after the read: an upper bound). */
   private saw(nanos: bigint): void {
-    if (this.seen?.nanos !== nanos) this.seen = { nanos, at: Date.now() };
+    if (this.seen?.nanos !== nanos) this.seen = { nanos, at: this.now() };
   }
 
   private apply(listing: SecurityGroupListing, stateAt: number): void {
