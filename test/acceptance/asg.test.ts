@@ -196,7 +196,7 @@ describe('CF acceptance: ASGs with dynamic ASGs (external_connectivity, asg_test
     });
   }
 
-  it('big_asg: "should not give large time difference" — a container of a space with a 1,000-rule ASG is created about as fast as one without', async (t) => {
+  it('big_asg: "should not give large time difference" — a container of a space with a 1,000-rule ASG is created about as fast as one without (CF prints both)', async (t) => {
     const plain = await cluster.app('big-plain');
     let start = Date.now();
     await cluster.container(cluster.cells[0]!, plain, 0);
@@ -236,6 +236,7 @@ describe('CF acceptance: ASGs with dynamic ASGs (external_connectivity, asg_test
       { since: start },
     );
     t.diagnostic(`container without ASG ${withoutMs} ms, with the 1,000-rule ASG ${withMs} ms`);
-    assert.ok(withMs <= withoutMs + 2_000, `with the big ASG ${withMs} ms vs ${withoutMs} ms without`);
+    // CF only prints both (Silk once took minutes here); on a loaded CI machine allow 5 s of noise
+    assert.ok(withMs <= withoutMs + 5_000, `with the big ASG ${withMs} ms vs ${withoutMs} ms without`);
   });
 });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { CONTROLLER_SETTINGS } from '../../src/controller/settings.js';
+import { ASG_FULL_LIST_DEFAULT_MS, CONTROLLER_SETTINGS } from '../../src/controller/settings.js';
 import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
 
 /** CF's `PolicyWaitTime`: the suite sleeps this long after a policy change before it checks. */
@@ -47,8 +47,8 @@ export function productionCadence(): Record<string, number> {
     policyPollIntervalMs: defaultOf('policyPollIntervalMs'),
     asgCheckIntervalMs: defaultOf('asgCheckIntervalMs'),
   };
-  const full = CONTROLLER_SETTINGS.find((s) => s.key === 'asgFullListIntervalMs')?.def;
-  if (typeof full === 'number') cadence.asgFullListIntervalMs = full;
+  // the lab's controller reads CC's internal endpoint (asg_latest_update), as BOSH deployments do
+  cadence.asgFullListIntervalMs = ASG_FULL_LIST_DEFAULT_MS.withLatestUpdate;
   return cadence;
 }
 
