@@ -32,6 +32,8 @@ import {
   sysctlNs,
   uniqueName,
   veth,
+  waitKernelLog,
+  withSysctl,
 } from '../helpers/netns.js';
 import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
@@ -42,8 +44,10 @@ const OVERLAY = '10.255.0.0/16';
 /** Namespace prefix (a person running tests next to others may choose theirs). */
 const PREFIX = process.env.CFNET_TEST_NETNS_PREFIX || 'cftipt';
 
-function ruleSet(): CellRuleSet {
-  return ruleSetOf([container('iptables-test-a', A, { tag: 1, egress: 'H' })], {
+const RUN = Math.random().toString(16).slice(2, 8);
+
+function ruleSet(handle = `ipt-${RUN}-a`, asgLogging = false): CellRuleSet {
+  return ruleSetOf([container(handle, A, { tag: 1, egress: 'H' })], {
     asgSets: { H: parseCapiRules([{ protocol: 'tcp', destination: EXT, ports: '443' }]) },
     config: {
       overlayNetwork: OVERLAY,
@@ -51,7 +55,7 @@ function ruleSet(): CellRuleSet {
       hostTcpServices: [],
       hostUdpServices: [],
       denyNetworks: { always: [], running: [], staging: [] },
-      logging: { asg: false, c2c: false, deniedPerSec: 1, acceptedUdpPerSec: 100 },
+      logging: { asg: asgLogging, c2c: false, deniedPerSec: 100, acceptedUdpPerSec: 100 },
     },
   });
 }
@@ -129,6 +133,21 @@ for (const binary of backends) {
     test("an operator's FORWARD accept inserted first lets ASG-denied egress through to that port only", async () => {
       await ipt('-I', 'FORWARD', '1', ...OPERATOR_FORWARD);
       assert.deepEqual(await probes(), ['open', 'refused', 'open', 'refused', 'open']);
+    });
+
+    test('DENY_ lines are written for packets rejected in the end, never for ones an operator accepted', async () => {
+      const h = `ipt-${RUN}-${binary.length}`; // a handle of this backend's run only
+      await withSysctl('net.netfilter.nf_log_all_netns', '1', async () => {
+        await dp.apply(ruleSet(h, true));
+        assert.deepEqual((await probes()).slice(2, 4), ['open', 'refused']);
+        const deny = await waitKernelLog(`DENY_${h} `);
+        assert.ok(
+          deny.some((l) => l.includes(`DST=${EXT}`) && l.includes('DPT=8080')),
+          deny.join('\n'),
+        );
+        assert.ok(!deny.some((l) => l.includes('DPT=80 ')), deny.join('\n'));
+      });
+      await dp.apply(ruleSet());
     });
 
     test("ensure is idempotent, leaves operators' rules alone and keeps cfnet's rule after them", async () => {
