@@ -166,6 +166,9 @@ export class CellAgent {
   private readonly iptables: IptablesRules | null;
   private iptablesPresent = false;
   private iptablesError = '';
+  /** Checks of the iptables rules run one at a time (two could both append a missing rule). */
+  private iptablesChecks: Promise<unknown> = Promise.resolve();
+  private iptablesTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -359,7 +362,9 @@ export class CellAgent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.saveTimer) clearTimeout(this.saveTimer);
     if (this.rulesCheckTimer) clearTimeout(this.rulesCheckTimer);
+    if (this.iptablesTimer) clearTimeout(this.iptablesTimer);
     await this.monitor?.stop();
+    await this.iptablesChecks;
     await this.rulesCheckRunning;
     await this.puller?.stop();
     await this.executor?.close().catch((err) => this.log.warn({ err: errorMessage(err) }, 'executor close'));
@@ -847,11 +852,23 @@ export class CellAgent {
       table: this.config.nftTable,
       nft: this.config.nftBinary,
       logger: this.log.child({ component: 'nft-monitor' }),
+      // iptables-nft's rule changes show up in nft monitor too: a flush is answered at once
+      watchIptables: this.config.filterMode === 'iptables' && this.iptablesPresent,
     });
     let first = true;
     this.monitor.on('started', () => {
-      if (!first) this.rulesCheckSoon('monitor restarted');
+      if (!first) {
+        this.rulesCheckSoon('monitor restarted');
+        void this.checkIptables('monitor restarted');
+      }
       first = false;
+    });
+    this.monitor.on('iptables', () => {
+      if (this.stopping || this.iptablesTimer) return;
+      this.iptablesTimer = setTimeout(() => {
+        this.iptablesTimer = null;
+        void this.checkIptables('iptables change');
+      }, this.config.nftWatchDelayMs);
     });
     this.monitor.on('foreign', (c) => {
       this.metrics.foreignChanges.inc();
@@ -919,7 +936,14 @@ export class CellAgent {
    * mode: once a table of that mode is in force, cfnet's rules of an earlier `iptables` mode are
    * removed (inert by then). Never touches another rule. Returns what it changed.
    */
-  async checkIptables(trigger: string): Promise<string[]> {
+  checkIptables(trigger: string): Promise<string[]> {
+    const run = () => this.checkIptablesNow(trigger);
+    const p = this.iptablesChecks.then(run, run);
+    this.iptablesChecks = p.catch(() => undefined);
+    return p;
+  }
+
+  private async checkIptablesNow(trigger: string): Promise<string[]> {
     if (!this.iptables || !this.iptablesPresent) return [];
     try {
       let done: string[] = [];

@@ -21,6 +21,7 @@ import {
   splitRuleLine,
 } from '../../src/dataplane/host-filter.js';
 import { INGRESS_MARK, staticChains } from '../../src/dataplane/layout.js';
+import { MonitorParser } from '../../src/dataplane/monitor.js';
 import { compareStates, expectedHeader } from '../../src/dataplane/readback.js';
 import { renderFull } from '../../src/dataplane/render.js';
 import { ValidationError } from '../../src/lib/errors.js';
@@ -119,6 +120,44 @@ describe('filter modes: where container→host and egress denials are decided', 
     const other = compareStates(desiredState(rs), kernel, undefined, staticChains('nftables'));
     assert.equal(other.drift, true);
     assert.deepEqual(other.extraChains.sort(), ['ctr_reject', 'deny_forward', 'deny_input', 'egress_reject']);
+  });
+});
+
+describe('nft monitor reports changes to iptables-nft filter INPUT/FORWARD (an iptables -F answered at once)', () => {
+  it('reports transactions on ip filter INPUT/FORWARD, not other chains or tables, and not without watchIptables', () => {
+    const seen: string[][] = [];
+    const foreign: string[][] = [];
+    const lines = [
+      'delete rule ip filter INPUT handle 3',
+      'delete rule ip filter INPUT handle 2',
+      '# new generation 5 by process 25863 (iptables)',
+      'add rule ip filter OUTPUT counter accept',
+      'add rule ip nat POSTROUTING counter accept',
+      '# new generation 6 by process 25864 (iptables)',
+      'add rule ip filter FORWARD counter accept',
+      '# new generation 7 by process 25865 (iptables)',
+      'delete table ip filter',
+      '# new generation 8 by process 25866 (nft)',
+    ];
+    const p = new MonitorParser(
+      'cfnet',
+      () => false,
+      (c) => foreign.push(c.lines),
+      (c) => seen.push(c.lines),
+    );
+    for (const l of lines) p.line(l);
+    assert.deepEqual(seen, [
+      ['delete rule ip filter INPUT handle 3', 'delete rule ip filter INPUT handle 2'],
+      ['add rule ip filter FORWARD counter accept'],
+      ['delete table ip filter'],
+    ]);
+    assert.deepEqual(foreign, [], "cfnet's own table was not touched");
+    const quiet = new MonitorParser(
+      'cfnet',
+      () => false,
+      () => undefined,
+    );
+    for (const l of lines) quiet.line(l); // no iptables callback: nothing to report, no error
   });
 });
 
