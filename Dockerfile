@@ -1,8 +1,8 @@
 # cfnet image for the local try-out (docker-compose.yml): controller, simulator and agents.
 #   docker build -t cfnet:local .
 # Stage 1 compiles (all dependencies, protobuf code generation, tsc); stage 2 keeps the compiled
-# program, its production dependencies and the tools the agent drives (nft, ip; netcat-openbsd and curl,
-# the CNI shim's transports to the warm executor).
+# program, its production dependencies and the tools the agent drives (nft, ip, iptables for its
+# default filterMode; netcat-openbsd and curl, the CNI shim's transports to the warm executor).
 
 FROM node:20-bookworm-slim AS build
 WORKDIR /opt/cfnet
@@ -17,7 +17,7 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-bookworm-slim
 RUN apt-get update \
-  && apt-get install -y --no-install-recommends nftables iproute2 netcat-openbsd curl ca-certificates \
+  && apt-get install -y --no-install-recommends nftables iproute2 iptables netcat-openbsd curl ca-certificates \
   && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/cfnet
 ENV NODE_ENV=production

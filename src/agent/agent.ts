@@ -2,14 +2,16 @@
  * The cell agent (one per Diego cell, docs/agent.md). Start-up order, chosen so that a restart
  * never opens or cuts traffic:
  *  1. load the saved state (lease, leases, controller rule set, CNI-time containers);
- *  2. rules: if the kernel table already equals the saved rule set (read-back), apply nothing;
- *     otherwise replace it in one nft transaction. Never a flush, never an empty table;
+ *  2. rules: in `iptables` filter mode, cfnet's iptables rule in INPUT and FORWARD first (its
+ *     denials are confirmed there, after operators' rules: iptables.ts); then if the kernel table
+ *     already equals the saved rule set (read-back), apply nothing; otherwise replace it in one nft
+ *     transaction. Never a flush, never an empty table;
  *  3. overlay: keep the VXLAN device if it matches, program the saved leases (diffed);
  *  4. serve: the warm CNI executor and the local socket, the metrics endpoint;
  *  5. background: lease renewal + leases of the other cells, the rule-set long-poll (patches
  *     since the saved version), status reports, drift repair: `nft monitor` reports a foreign
  *     change to the table (repaired within `nftWatchDelayMs` + one comparison), and a periodic
- *     full comparison of the table and the overlay is the backstop.
+ *     full comparison of the table, the overlay and cfnet's iptables rules is the backstop.
  * The rule set is admitted container by container (dataplane/admit.ts): what the dataplane
  * cannot enforce is refused by itself and reported, the rest of the cell's rule set is applied.
  * With `dryRun` the nft table and the VXLAN device are stand-ins that render and diff but write
@@ -36,8 +38,10 @@ import type { CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import { ControllerClient, ControllerRequestError, type InventoryItem, type OverlayLease } from './client.js';
 import type { AgentConfig } from './config.js';
 import { type AgentDataplane, DryRunDataplane, DryRunOverlay, type OverlayDevice } from './dry-run.js';
+import type { Runner } from './exec.js';
 import { AgentIdentity } from './identity.js';
 import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
+import { IptablesRules } from './iptables.js';
 import { type LocalContainer, mergeLocal } from './merge.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
 import { Mutex } from './mutex.js';
@@ -56,6 +60,8 @@ export interface AgentOptions {
   tls?: { ca: string; cert: string; key: string };
   /** Render and report, change nothing in the kernel (see dry-run.ts). */
   dryRun?: boolean;
+  /** Runner of host commands other than nft, ip and bridge (iptables; tests inject one). */
+  run?: Runner;
 }
 
 export interface AgentStatus {
@@ -156,6 +162,13 @@ export class CellAgent {
   private rulesCheckTimer: NodeJS.Timeout | null = null;
   private rulesCheckRunning: Promise<void> | null = null;
   private rulesCheckAgain = false;
+  // cfnet's iptables rules (filter mode; null in a dry run)
+  private readonly iptables: IptablesRules | null;
+  private iptablesPresent = false;
+  private iptablesError = '';
+  /** Checks of the iptables rules run one at a time (two could both append a missing rule). */
+  private iptablesChecks: Promise<unknown> = Promise.resolve();
+  private iptablesTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -194,14 +207,22 @@ export class CellAgent {
           });
     this.dryRun = opts.dryRun ?? false;
     this.dataplane = this.dryRun
-      ? new DryRunDataplane(c.nftTable)
+      ? new DryRunDataplane(c.nftTable, c.filterMode)
       : new NftDataplane({
           table: c.nftTable,
+          filterMode: c.filterMode,
           nft: c.nftBinary,
           stateDir: c.cniStateDir,
           // one long-lived nft process for incremental changes: no process start per change
           session: true,
           logger: this.log.child({ component: 'dataplane' }),
+        });
+    this.iptables = this.dryRun
+      ? null
+      : new IptablesRules({
+          binary: c.iptablesBinary,
+          table: c.nftTable,
+          ...(opts.run ? { run: opts.run } : {}),
         });
     this.stateFile = new StateFile(c.stateDir);
     this.inventory = new InventoryReader(c.datastore);
@@ -223,11 +244,18 @@ export class CellAgent {
         vtep: c.vtepName,
         vni: c.vni,
         table: c.nftTable,
+        filterMode: c.filterMode,
         stateDir: c.stateDir,
         dryRun: this.dryRun,
       },
       'cell agent starting',
     );
+    // before any nft table of this mode is written: its pending denials need the iptables rule
+    if (this.iptables && c.filterMode === 'iptables') {
+      await this.iptables.checkAvailable();
+      this.iptablesPresent = true;
+      await this.checkIptables('start');
+    }
     // a dry run with a given address needs no interface holding it (nothing is sent from it)
     this.underlay =
       this.dryRun && c.underlayIp
@@ -250,6 +278,13 @@ export class CellAgent {
       );
     }
     await this.restoreRules();
+    if (this.iptables && c.filterMode === 'nftables') {
+      this.iptablesPresent = await this.iptables.checkAvailable().then(
+        () => true,
+        () => false,
+      );
+      await this.checkIptables('start');
+    }
     if (this.lease) {
       try {
         await this.adoptLease(this.lease, 'saved');
@@ -327,7 +362,9 @@ export class CellAgent {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.saveTimer) clearTimeout(this.saveTimer);
     if (this.rulesCheckTimer) clearTimeout(this.rulesCheckTimer);
+    if (this.iptablesTimer) clearTimeout(this.iptablesTimer);
     await this.monitor?.stop();
+    await this.iptablesChecks;
     await this.rulesCheckRunning;
     await this.puller?.stop();
     await this.executor?.close().catch((err) => this.log.warn({ err: errorMessage(err) }, 'executor close'));
@@ -373,6 +410,7 @@ export class CellAgent {
       lease: { ok: this.lease !== null && this.subnetWritten, subnet: this.lease?.subnet ?? null },
       executor: { ok: this.executor !== null || !this.config.executorSocket || this.dryRun },
       rules: { ok: this.lastApplyError === '', appliedVersion: this.appliedVersion },
+      iptables: { ok: this.iptablesError === '', filterMode: this.config.filterMode },
     };
     return { ok: Object.values(checks).every((c) => c.ok), checks };
   }
@@ -814,11 +852,23 @@ export class CellAgent {
       table: this.config.nftTable,
       nft: this.config.nftBinary,
       logger: this.log.child({ component: 'nft-monitor' }),
+      // iptables-nft's rule changes show up in nft monitor too: a flush is answered at once
+      watchIptables: this.config.filterMode === 'iptables' && this.iptablesPresent,
     });
     let first = true;
     this.monitor.on('started', () => {
-      if (!first) this.rulesCheckSoon('monitor restarted');
+      if (!first) {
+        this.rulesCheckSoon('monitor restarted');
+        void this.checkIptables('monitor restarted');
+      }
       first = false;
+    });
+    this.monitor.on('iptables', () => {
+      if (this.stopping || this.iptablesTimer) return;
+      this.iptablesTimer = setTimeout(() => {
+        this.iptablesTimer = null;
+        void this.checkIptables('iptables change');
+      }, this.config.nftWatchDelayMs);
     });
     this.monitor.on('foreign', (c) => {
       this.metrics.foreignChanges.inc();
@@ -880,8 +930,47 @@ export class CellAgent {
     });
   }
 
-  /** Reads the nft table and the overlay back and repairs what differs. */
-  async checkDrift(): Promise<{ rules: boolean; overlay: number }> {
+  /**
+   * `iptables` mode: cfnet's rule in INPUT and FORWARD, exactly once each (re-appended when someone
+   * flushed a chain: until then cfnet's denials in those chains were not enforced). `nftables`
+   * mode: once a table of that mode is in force, cfnet's rules of an earlier `iptables` mode are
+   * removed (inert by then). Never touches another rule. Returns what it changed.
+   */
+  checkIptables(trigger: string): Promise<string[]> {
+    const run = () => this.checkIptablesNow(trigger);
+    const p = this.iptablesChecks.then(run, run);
+    this.iptablesChecks = p.catch(() => undefined);
+    return p;
+  }
+
+  private async checkIptablesNow(trigger: string): Promise<string[]> {
+    if (!this.iptables || !this.iptablesPresent) return [];
+    try {
+      let done: string[] = [];
+      if (this.config.filterMode === 'iptables') done = await this.iptables.ensure();
+      else if (this.applied) {
+        const n = await this.iptables.remove();
+        if (n > 0) done = [`removed ${n} rule(s) of iptables mode`];
+      }
+      this.iptablesError = '';
+      if (done.length > 0) {
+        if (trigger !== 'start') this.metrics.driftRepairs.inc({ what: 'iptables' });
+        const fields = { trigger, done, filterMode: this.config.filterMode };
+        if (trigger === 'start') this.log.info(fields, "cfnet's iptables rules put in place");
+        else this.log.warn(fields, "cfnet's iptables rules repaired");
+      }
+      return done;
+    } catch (err) {
+      this.iptablesError = errorMessage(err).slice(0, 2000);
+      if (trigger === 'start' && this.config.filterMode === 'iptables') throw err;
+      this.log.error({ trigger, err: this.iptablesError }, "checking cfnet's iptables rules failed");
+      return [];
+    }
+  }
+
+  /** Reads the nft table, the overlay and cfnet's iptables rules back and repairs what differs. */
+  async checkDrift(): Promise<{ rules: boolean; overlay: number; iptables: string[] }> {
+    const iptables = await this.checkIptables('periodic');
     const rules = await this.checkRules('periodic');
     let overlay = 0;
     if (this.lease) {
@@ -902,7 +991,7 @@ export class CellAgent {
       overlay = await this.syncOverlay(true);
       if (overlay > 0) this.metrics.driftRepairs.inc({ what: 'overlay' });
     }
-    return { rules, overlay };
+    return { rules, overlay, iptables };
   }
 
   // ------------------------------------------------------------------ status

@@ -6,10 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { DEFAULT_FILTER_MODE, FILTER_MODES, type FilterMode } from '../dataplane/host-filter.js';
 import { ValidationError } from '../lib/errors.js';
 import { checkCellId } from '../model/identifiers.js';
 
-export type SettingKind = 'string' | 'int' | 'path' | 'url' | 'ip' | 'ifname' | 'level';
+export type SettingKind = 'string' | 'int' | 'path' | 'url' | 'ip' | 'ifname' | 'level' | 'choice';
 
 export interface SettingDef {
   key: keyof AgentConfig;
@@ -20,6 +21,8 @@ export interface SettingDef {
   max?: number;
   /** True when '' is allowed (means "detect" or "off", as described). */
   emptyOk?: boolean;
+  /** The allowed values of a `choice` setting. */
+  choices?: readonly string[];
   describe: string;
 }
 
@@ -53,6 +56,8 @@ export interface AgentConfig {
   cniStateDir: string;
   nftTable: string;
   nftBinary: string;
+  filterMode: FilterMode;
+  iptablesBinary: string;
   metricsAddress: string;
   metricsPort: number;
   logLevel: string;
@@ -238,6 +243,21 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   },
   { key: 'nftBinary', kind: 'string', def: 'nft', describe: 'nft executable' },
   {
+    key: 'filterMode',
+    kind: 'choice',
+    choices: FILTER_MODES,
+    def: DEFAULT_FILTER_MODE,
+    describe:
+      "who has the last word on container→host and ASG-denied egress packets: iptables = one rule cfnet appends to the filter INPUT and FORWARD chains confirms its denials, so operators' earlier iptables ACCEPTs win (Silk's ordering; the agent refuses to start without iptablesBinary); nftables = cfnet's table rejects by itself",
+  },
+  {
+    key: 'iptablesBinary',
+    kind: 'string',
+    def: 'iptables',
+    describe:
+      "iptables executable for filterMode iptables: the one operators' rules are written with (same backend, nft or legacy)",
+  },
+  {
     key: 'metricsAddress',
     kind: 'ip',
     def: '127.0.0.1',
@@ -311,6 +331,9 @@ function coerce(def: SettingDef, raw: unknown, source: string): string | number 
       return s;
     case 'level':
       if (!LEVELS.includes(s)) throw bad(`must be one of ${LEVELS.join(', ')}`);
+      return s;
+    case 'choice':
+      if (!def.choices?.includes(s)) throw bad(`must be one of ${def.choices?.join(', ')}`);
       return s;
     default:
       return s;

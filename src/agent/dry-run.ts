@@ -5,8 +5,11 @@
  * entry is written. What a kernel would hold is kept in memory, so "applied" versions, incremental
  * diffs and drift checks behave as on a real cell. For demos and laptops without root.
  */
+
+import { type FilterMode, SELF_CONTAINED_MODE } from '../dataplane/host-filter.js';
 import {
   type ApplyResult,
+  type ChainSpec,
   type ContainerOpResult,
   compareStates,
   DataplaneStateError,
@@ -57,14 +60,22 @@ export class DryRunDataplane implements AgentDataplane {
   private state: TableState | null = null;
   private rules: CellRuleSet | null = null;
 
-  constructor(readonly table: string) {}
+  private readonly statics: ChainSpec[];
+
+  /** `filterMode`: whose static chains the stand-in kernel holds (as NftDataplane's option). */
+  constructor(
+    readonly table: string,
+    readonly filterMode: FilterMode = SELF_CONTAINED_MODE,
+  ) {
+    this.statics = staticChains(filterMode);
+  }
 
   async close(): Promise<void> {}
 
   async applyFull(rs: CellRuleSet): Promise<ApplyResult> {
     const t0 = performance.now();
     const next = desiredState(rs);
-    const bytes = renderStateFull(next, { table: this.table }).length;
+    const bytes = renderStateFull(next, { table: this.table, filterMode: this.filterMode }).length;
     this.state = next;
     this.rules = rs;
     return { mode: 'full', ms: performance.now() - t0, bytes };
@@ -87,7 +98,7 @@ export class DryRunDataplane implements AgentDataplane {
 
   async readBack(): Promise<KernelState> {
     const s = this.state ?? emptyState();
-    const statics = staticChains();
+    const statics = this.statics;
     // the stand-in kernel holds base chains exactly as rendered (rules compare by count and marker)
     const headers = new Map([...s.chains.values(), ...statics].map((c) => [c.name, expectedHeader(c.hook)]));
     return {
@@ -104,7 +115,7 @@ export class DryRunDataplane implements AgentDataplane {
   async detectDrift(expected?: CellRuleSet): Promise<DriftReport> {
     const want = expected ? desiredState(expected) : this.state;
     if (!want) throw new DataplaneStateError('no expected rule set: nothing applied yet');
-    return compareStates(want, await this.readBack());
+    return compareStates(want, await this.readBack(), undefined, this.statics);
   }
 
   async repair(expected?: CellRuleSet): Promise<{ report: DriftReport; repaired: boolean }> {

@@ -19,7 +19,16 @@ import type { CellConfig, CellContainer, CellRuleSet, EgressRule } from '../mode
 import { CanonLearner } from './canon.js';
 import { addContainerTo, desiredState, emptyState, type TableState, validateConfig } from './desired.js';
 import { atomId, type Element, ipv4Text, SET_DEFS } from './elements.js';
-import { ASG_CHAIN, asgChainName, checkTable, DEFAULT_TABLE, logChainIp } from './layout.js';
+import { type FilterMode, SELF_CONTAINED_MODE } from './host-filter.js';
+import {
+  ASG_CHAIN,
+  asgChainName,
+  type ChainSpec,
+  checkTable,
+  DEFAULT_TABLE,
+  logChainIp,
+  staticChains,
+} from './layout.js';
 import { applyScript, NftApplyError, type NftRunOptions, runNft } from './nft.js';
 import { NftQuerySession } from './query-session.js';
 import { compareStates, type DriftReport, type KernelState, parseKernelState } from './readback.js';
@@ -73,6 +82,11 @@ export interface NftDataplaneOptions {
   netnsEnter?: boolean;
   /** nft binary; default `nft`. */
   nft?: string;
+  /**
+   * Static chains of this filter mode (host-filter.ts). Default `nftables`: the table rejects by
+   * itself; `iptables` only for a writer that keeps cfnet's iptables rules in place (the agent).
+   */
+  filterMode?: FilterMode;
   /** Directory for the cross-process lock; default `/run/cfnet`. */
   stateDir?: string;
   /** Take the cross-process lock around each transaction (default true). */
@@ -107,6 +121,8 @@ export interface ContainerOpResult {
 
 export class NftDataplane {
   readonly table: string;
+  readonly filterMode: FilterMode;
+  private readonly statics: ChainSpec[];
   private readonly run: NftRunOptions;
   private readonly stateDir: string;
   private readonly useLock: boolean;
@@ -121,6 +137,8 @@ export class NftDataplane {
 
   constructor(opts: NftDataplaneOptions = {}) {
     this.table = checkTable(opts.table ?? DEFAULT_TABLE);
+    this.filterMode = opts.filterMode ?? SELF_CONTAINED_MODE;
+    this.statics = staticChains(this.filterMode);
     this.run = {};
     if (opts.netns !== undefined) this.run.netns = opts.netns;
     if (opts.nft !== undefined) this.run.nft = opts.nft;
@@ -129,7 +147,7 @@ export class NftDataplane {
     this.useLock = opts.lock ?? true;
     this.log = opts.logger ?? defaultLogger('dataplane');
     this.session = opts.session ? new NftSession(this.run) : null;
-    this.canon = new CanonLearner(this.run, this.log);
+    this.canon = new CanonLearner(this.run, this.log, { filterMode: this.filterMode });
     // the CNI executor's address listings go through a long-lived `nft -j -i` as well
     this.querySession = opts.session ? new NftQuerySession(this.run) : null;
     this.sessionMaxBytes = opts.sessionMaxBytes ?? 1 << 20;
@@ -243,7 +261,7 @@ export class NftDataplane {
   /** The kernel's table compared canonically with `want` (every rule, in order). */
   private async compare(want: TableState): Promise<DriftReport> {
     await this.canon.learn(want.chains.values());
-    return compareStates(want, await this.readBack(), this.canon);
+    return compareStates(want, await this.readBack(), this.canon, this.statics);
   }
 
   /**
@@ -313,7 +331,7 @@ export class NftDataplane {
           config,
         };
         const state = desiredState(rs);
-        await this.transaction(renderStateFull(state, { table: this.table }));
+        await this.transaction(renderStateFull(state, { table: this.table, filterMode: this.filterMode }));
         return { changed: true, ms: performance.now() - t0, ip: container.ip };
       }
       const ips = new Set([container.ip]);
@@ -422,7 +440,7 @@ export class NftDataplane {
   // ------------------------------------------------------------------ internals
 
   private async full(rs: CellRuleSet, state: TableState): Promise<number> {
-    const script = renderStateFull(state, { table: this.table });
+    const script = renderStateFull(state, { table: this.table, filterMode: this.filterMode });
     await this.transaction(script);
     this.last = { rs, state };
     return script.length;

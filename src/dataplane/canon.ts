@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from '../lib/log.js';
 import { SET_DEFS, setDecl } from './elements.js';
+import type { FilterMode } from './host-filter.js';
 import { type ChainSpec, staticChains } from './layout.js';
 import { applyScript, type NftRunOptions, runNft } from './nft.js';
 import { canonicalRule, type ExpectedCanon, setDeclOf } from './readback.js';
@@ -73,12 +74,15 @@ export class CanonLearner implements ExpectedCanon {
   private decls: Map<string, string> | null = null;
   private readonly maxEntries: number;
   private readonly scratchDir: string;
+  /** The static chains of the table's filter mode (probed once). */
+  private readonly statics: ChainSpec[];
 
   constructor(
     private readonly run: NftRunOptions,
     private readonly log: Logger,
-    opts: { maxEntries?: number; scratchDir?: string } = {},
+    opts: { maxEntries?: number; scratchDir?: string; filterMode?: FilterMode } = {},
   ) {
+    this.statics = staticChains(opts.filterMode);
     this.maxEntries = opts.maxEntries ?? 4096;
     this.scratchDir = opts.scratchDir ?? tmpdir();
   }
@@ -110,7 +114,7 @@ export class CanonLearner implements ExpectedCanon {
   async learn(chains: Iterable<ChainSpec>): Promise<void> {
     // Static chains jump to each other: they are probed together, under their own names. A name
     // appears once per probe (another content of the same chain name waits for the next call).
-    const statics = staticChains();
+    const statics = this.statics;
     const firstTime = this.decls === null || statics.some((c) => !this.rules.has(c.marker));
     const names = new Set<string>();
     const todo: ChainSpec[] = [];

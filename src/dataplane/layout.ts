@@ -14,9 +14,24 @@
  *                       ip saddr @overlay_net reject      (unknown overlay source leaving: spoofed)
  *  input (filter)       ip saddr @ctr_addrs  goto ctr_host (DNS + host services, else reject)
  *  postrouting (srcnat) masquerade containers -> anything but the overlay
+ *
+ * In `iptables` filter mode (host-filter.ts) ctr_host and egress_deny do not reject: they mark the
+ * packet PENDING and accept, hook_input and hook_forward run before iptables' filter chains
+ * (priority -5), and deny_input / deny_forward (priority 5, after them) reject what cfnet's iptables
+ * rule CONFIRMED, logging DENY_ for egress as egress_deny does in `nftables` mode.
  */
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../lib/errors.js';
+import {
+  CLASSIFY_PRIORITY,
+  CONFIRMED_MARK,
+  type FilterMode,
+  HIGH_MASK,
+  hex,
+  PENDING_MARK,
+  REJECT_PRIORITY,
+  SELF_CONTAINED_MODE,
+} from './host-filter.js';
 
 /** Table names: a conservative identifier that can never collide with an nft keyword. */
 export const TABLE_NAME = /^cf[a-z0-9_]{0,30}$/;
@@ -100,8 +115,16 @@ const NETIN_MATCH = 'ip saddr != @overlay_net fib daddr type local tcp dport @ne
  */
 export const REJECT = ['meta l4proto tcp reject with tcp reset', 'reject'] as const;
 
+/** Keeps the c2c tag (low half), sets the high half to PENDING, ends this table's evaluation. */
+const PENDING = `meta mark set meta mark & ${hex(0xffff)} | ${hex(PENDING_MARK)} accept`;
+/** Packets cfnet's iptables rule confirmed (high half exactly CONFIRMED). */
+const CONFIRMED = `meta mark & ${hex(HIGH_MASK)} == ${hex(CONFIRMED_MARK)}`;
+
+/** Every static chain name of either filter mode (read-back classifies chains by name). */
 export const STATIC_CHAIN_NAMES = [
   'egress_deny',
+  'egress_reject',
+  'ctr_reject',
   'ctr_out',
   'ctr_in',
   'ctr_host',
@@ -110,20 +133,25 @@ export const STATIC_CHAIN_NAMES = [
   'hook_forward',
   'hook_input',
   'hook_masq',
+  'deny_forward',
+  'deny_input',
 ] as const;
 
-/** Helper and base chains, in dependency order (a chain is defined before any jump to it). */
-export function staticChains(): ChainSpec[] {
-  return [
-    withMarker(
-      'egress_deny',
-      [
-        // per-container DENY_<handle> log (present only when ASG logging is on), then reject
-        'ip saddr vmap @log_deny',
-        ...REJECT,
-      ],
-      undefined,
-    ),
+/** Per-container DENY_<handle> log (present only when ASG logging is on), then reject. */
+const EGRESS_REJECT = ['ip saddr vmap @log_deny', ...REJECT];
+
+/**
+ * Helper and base chains, in dependency order (a chain is defined before any jump to it). The
+ * default mode is the self-contained one: a table rendered without knowing whether cfnet's iptables
+ * rules are in place must reject by itself.
+ */
+export function staticChains(mode: FilterMode = SELF_CONTAINED_MODE): ChainSpec[] {
+  const deferred = mode === 'iptables';
+  // iptables' filter chains hook at priority 0: cfnet classifies before them, rejects after them
+  const filterPrio = deferred ? String(CLASSIFY_PRIORITY) : 'filter';
+  const chains = [
+    ...(deferred ? [withMarker('egress_reject', EGRESS_REJECT), withMarker('ctr_reject', [...REJECT])] : []),
+    withMarker('egress_deny', deferred ? [PENDING] : EGRESS_REJECT, undefined),
     withMarker('ctr_out', [
       'meta l4proto tcp ct state invalid drop',
       // c2c: the destination cell enforces it (the source tag travels as mark / VXLAN GBP id)
@@ -150,7 +178,7 @@ export function staticChains(): ChainSpec[] {
       'ip daddr @dns_servers meta l4proto { tcp, udp } th dport 53 accept',
       'ip daddr . tcp dport @host_tcp accept',
       'ip daddr . udp dport @host_udp accept',
-      ...REJECT,
+      ...(deferred ? [PENDING] : REJECT),
     ]),
     withMarker(
       'hook_mark',
@@ -171,12 +199,12 @@ export function staticChains(): ChainSpec[] {
         'ip saddr @overlay_net ip daddr != @overlay_net meta l4proto tcp reject with tcp reset',
         'ip saddr @overlay_net ip daddr != @overlay_net reject',
       ],
-      'type filter hook forward priority filter; policy accept;',
+      `type filter hook forward priority ${filterPrio}; policy accept;`,
     ),
     withMarker(
       'hook_input',
       ['ip saddr @ctr_addrs goto ctr_host'],
-      'type filter hook input priority filter; policy accept;',
+      `type filter hook input priority ${filterPrio}; policy accept;`,
     ),
     withMarker(
       'hook_masq',
@@ -184,4 +212,19 @@ export function staticChains(): ChainSpec[] {
       'type nat hook postrouting priority srcnat; policy accept;',
     ),
   ];
+  if (deferred) {
+    chains.push(
+      withMarker(
+        'deny_forward',
+        [`${CONFIRMED} ip saddr @ctr_addrs goto egress_reject`],
+        `type filter hook forward priority ${REJECT_PRIORITY}; policy accept;`,
+      ),
+      withMarker(
+        'deny_input',
+        [`${CONFIRMED} ip saddr @ctr_addrs goto ctr_reject`],
+        `type filter hook input priority ${REJECT_PRIORITY}; policy accept;`,
+      ),
+    );
+  }
+  return chains;
 }

@@ -9,6 +9,11 @@
  * `nft monitor` prints each change as one line (`add rule inet cfnet ctr_in …`) and ends each
  * transaction with `# new generation N by process PID (comm)`. The monitor process is restarted
  * with backoff when it exits.
+ *
+ * With `watchIptables`, a transaction touching iptables-nft's filter INPUT or FORWARD chain (`ip
+ * filter`, where the agent keeps its rule in filterMode iptables) is reported too (`iptables`), so
+ * an `iptables -F INPUT` is answered at once rather than at the next periodic check. Legacy
+ * iptables is not visible to nft monitor: there the periodic check is the only one.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -26,6 +31,8 @@ export interface ForeignChange {
 
 export interface NftMonitorOptions extends NftRunOptions {
   table: string;
+  /** Also report transactions on iptables-nft's filter INPUT/FORWARD chains (event `iptables`). */
+  watchIptables?: boolean;
   logger: Logger;
   /** Whether a pid is one of ours (default: ownNftPids). */
   isOwn?: (pid: number) => boolean;
@@ -34,16 +41,21 @@ export interface NftMonitorOptions extends NftRunOptions {
 }
 
 const GENERATION = /^# new generation \d+ by process (\d+) \(([^)]*)\)/;
+/** A change to iptables-nft's filter table as a whole or to its INPUT / FORWARD chain. */
+const IPTABLES_FILTER = /\bip filter(?: (?:INPUT|FORWARD)\b|\s*$| \{| handle)/;
 
 /** Parses monitor output line by line; calls `onForeign` per foreign transaction on `table`. */
 export class MonitorParser {
   private touched: string[] = [];
+  private filterTouched: string[] = [];
   private readonly pattern: RegExp;
 
   constructor(
     table: string,
     private readonly isOwn: (pid: number) => boolean,
     private readonly onForeign: (c: ForeignChange) => void,
+    /** Called per transaction touching iptables-nft's filter INPUT/FORWARD (anyone's, ours too). */
+    private readonly onIptables?: (c: ForeignChange) => void,
   ) {
     checkTable(table);
     this.pattern = new RegExp(`\\binet ${table}(\\s|$)`);
@@ -56,10 +68,17 @@ export class MonitorParser {
       if (this.touched.length > 0 && !this.isOwn(pid)) {
         this.onForeign({ pid, comm: gen[2] ?? '', lines: this.touched.slice(0, 5) });
       }
+      if (this.filterTouched.length > 0) {
+        this.onIptables?.({ pid, comm: gen[2] ?? '', lines: this.filterTouched.slice(0, 5) });
+      }
       this.touched = [];
+      this.filterTouched = [];
       return;
     }
     if (this.pattern.test(text) && this.touched.length < 50) this.touched.push(text.slice(0, 300));
+    else if (this.onIptables && IPTABLES_FILTER.test(text) && this.filterTouched.length < 50) {
+      this.filterTouched.push(text.slice(0, 300));
+    }
   }
 
   /** The monitor ended mid-transaction: whatever touched the table counts as foreign. */
@@ -71,6 +90,8 @@ export class MonitorParser {
 
 export interface NftMonitorEvents {
   foreign: [ForeignChange];
+  /** A transaction touched iptables-nft's filter INPUT/FORWARD (with watchIptables). */
+  iptables: [ForeignChange];
   /** The monitor (re)started: changes made while it was down were not seen. */
   started: [];
 }
@@ -101,8 +122,11 @@ export class NftMonitor extends EventEmitter<NftMonitorEvents> {
     const [cmd, argv] = nftCommand(['monitor'], this.opts);
     const child = spawn(cmd, argv, { stdio: 'pipe' });
     this.child = child;
-    const parser = new MonitorParser(this.opts.table, this.opts.isOwn ?? ((p) => ownNftPids.has(p)), (c) =>
-      this.emit('foreign', c),
+    const parser = new MonitorParser(
+      this.opts.table,
+      this.opts.isOwn ?? ((p) => ownNftPids.has(p)),
+      (c) => this.emit('foreign', c),
+      this.opts.watchIptables ? (c) => this.emit('iptables', c) : undefined,
     );
     let buf = '';
     let started = false;

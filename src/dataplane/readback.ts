@@ -342,12 +342,18 @@ export interface DriftReport {
 }
 
 /**
- * Compares the kernel's table with the expected state (static chains included): sets and their
+ * Compares the kernel's table with the expected state and `statics` (the static chains of the
+ * table's filter mode; a static chain of the other mode is extra): sets and their
  * declarations, elements, chains, base-chain headers, every rule in order (canonically, where
  * `canon` knows the chain's content; else by rule count and content marker), table flags and
  * foreign objects. Any difference is drift.
  */
-export function compareStates(expected: TableState, kernel: KernelState, canon?: ExpectedCanon): DriftReport {
+export function compareStates(
+  expected: TableState,
+  kernel: KernelState,
+  canon?: ExpectedCanon,
+  statics: readonly ChainSpec[] = staticChains(),
+): DriftReport {
   const r: DriftReport = {
     drift: false,
     tableMissing: !kernel.exists,
@@ -408,9 +414,12 @@ export function compareStates(expected: TableState, kernel: KernelState, canon?:
       }
       if (r.changedRules.length > before) r.changedChains.push(want.name);
     };
-    for (const c of staticChains()) cmp(c, kernel.staticChains.get(c.name));
+    for (const c of statics) cmp(c, kernel.staticChains.get(c.name));
     for (const c of expected.chains.values()) cmp(c, kernel.chains.get(c.name));
     for (const name of kernel.chains.keys()) if (!expected.chains.has(name)) r.extraChains.push(name);
+    // a static chain of the other filter mode (the mode changed, or someone added it)
+    const wanted = new Set(statics.map((c) => c.name));
+    for (const name of kernel.staticChains.keys()) if (!wanted.has(name)) r.extraChains.push(name);
   }
   r.drift =
     r.tableMissing ||

@@ -6,11 +6,14 @@
 import type { CellRuleSet } from '../model/types.js';
 import { desiredState, type TableState } from './desired.js';
 import { type Element, elementKeyText, elementText, SET_DEFS, setDecl } from './elements.js';
+import type { FilterMode } from './host-filter.js';
 import { type ChainSpec, checkTable, DEFAULT_TABLE, staticChains } from './layout.js';
 
 export interface RenderOptions {
   /** nft table (family inet) cfnet owns; default `cfnet`. No other table is ever touched. */
   table?: string;
+  /** The static chains of this filter mode (host-filter.ts); default the self-contained one. */
+  filterMode?: FilterMode;
 }
 
 const CHUNK = 2000;
@@ -61,7 +64,7 @@ export function renderStateFull(state: TableState, opts?: RenderOptions): string
   const lines = [`table inet ${t} {}`, `delete table inet ${t}`, `table inet ${t} {`];
   for (const d of SET_DEFS) lines.push(`  ${setDecl(d)}`);
   for (const c of sortedChains(state)) lines.push(...chainBlock(c));
-  for (const c of staticChains()) lines.push(...chainBlock(c));
+  for (const c of staticChains(opts?.filterMode)) lines.push(...chainBlock(c));
   lines.push('}');
   for (const d of SET_DEFS) {
     const elems = sortedElements(state.sets.get(d.name));

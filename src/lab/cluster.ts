@@ -24,7 +24,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as netConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -117,6 +117,12 @@ export interface AppRef {
   processGuid: string;
   spaceGuid: string;
   orgGuid: string;
+}
+
+/** An executable of that name in a directory of PATH (or the sbin directories root has). */
+function onPath(name: string): boolean {
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin'];
+  return dirs.some((d) => d !== '' && existsSync(join(d, name)));
 }
 
 /** A TCP relay from `host:port` in a cell namespace to a unix socket (run with `node -e`). */
@@ -440,6 +446,9 @@ export class Cluster {
         cniStateDir: cell.cniStateDir,
         metricsPort: 0,
         logLevel: this.logLevel,
+        // the agent's default filter mode needs iptables; a machine without it runs the cells in
+        // the self-contained mode rather than not at all (a test asking for a mode gets it)
+        ...(this.dataplane === 'kernel' && !onPath('iptables') ? { filterMode: 'nftables' as const } : {}),
         ...this.opts.agent,
       };
       await writeFile(cell.configPath, JSON.stringify(agent, null, 2));
@@ -451,6 +460,8 @@ export class Cluster {
     // every cell holds a lease and routes to every other cell
     await waitUntil('every cell has overlay routes to every other cell', async () => {
       for (const c of this.cells) {
+        // a cell holds its lease once its subnet file is written (with one cell, no routes prove it)
+        if ((await c.subnet().catch(() => null)) === null) return false;
         if (this.dataplane === 'kernel') {
           // a lone cell has no routes to wait for, but it needs its lease (subnet file) for ADD
           if (!(await c.subnet().catch(() => null))) return false;

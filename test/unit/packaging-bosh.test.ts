@@ -9,6 +9,7 @@ import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -623,6 +624,61 @@ describe('BOSH properties reach the rendered files', () => {
     assert.equal(dflt.vtepMtu, 0, 'automatic');
   });
 
+  it("agent: filter_mode iptables by default (operators' iptables ACCEPTs win), nftables on request, the iptables binary", () => {
+    const dflt = resolveAgentConfig({ file: parsed(renderOk(), 'cfnet-agent', 'config/agent.json') });
+    assert.equal(dflt.filterMode, 'iptables');
+    assert.equal(dflt.iptablesBinary, '/usr/sbin/iptables');
+    const r = renderOk([
+      '--set',
+      'cfnet-agent:filter_mode=nftables',
+      '--set',
+      'cfnet-agent:iptables_binary=/usr/sbin/iptables-legacy',
+    ]);
+    const cfg = resolveAgentConfig({ file: parsed(r, 'cfnet-agent', 'config/agent.json') });
+    assert.equal(cfg.filterMode, 'nftables');
+    assert.equal(cfg.iptablesBinary, '/usr/sbin/iptables-legacy');
+  });
+
+  it("controller: provides Silk's cf_network link (network, subnet_prefix_length) that a job written for silk-controller consumes", () => {
+    // a release holding cfnet's jobs plus a consumer shaped like CF's iptables-writer job
+    const rel = join(work, 'release-cf-network');
+    for (const d of ['jobs', 'config']) cpSync(join(release, d), join(rel, d), { recursive: true });
+    mkdirSync(join(rel, 'jobs', 'net-reader', 'templates'), { recursive: true });
+    writeFileSync(
+      join(rel, 'jobs', 'net-reader', 'spec'),
+      [
+        '---',
+        'name: net-reader',
+        'templates:',
+        '  net.json.erb: config/net.json',
+        'consumes:',
+        '- name: cf_network',
+        '  type: cf_network',
+        'properties: {}',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(rel, 'jobs', 'net-reader', 'templates', 'net.json.erb'),
+      "<%= require 'json'; JSON.generate('network' => link('cf_network').p('network'), 'prefix' => link('cf_network').p('subnet_prefix_length')) %>\n",
+    );
+    const sample = join(release, 'test', 'sample-properties.yml');
+    const r = renderOk([
+      '--release',
+      rel,
+      '--sample',
+      sample,
+      '--set',
+      'cfnet-controller:network=10.32.0.0/11',
+      '--set',
+      'cfnet-controller:subnet_prefix_length=22',
+    ]);
+    assert.deepEqual(JSON.parse(readFileSync(file(r, 'net-reader', 'config/net.json').path, 'utf8')), {
+      network: '10.32.0.0/11',
+      prefix: 22,
+    });
+  });
+
   it('cni: the shim environment names the transport, nft, node and the executor timeout', () => {
     const env = (args: string[]) => {
       const r = renderOk(['--job', 'cni', ...args]);
@@ -761,6 +817,8 @@ describe('bad BOSH properties fail rendering and name the property', () => {
       ['--set', 'cfnet-controller:bbs.relist_interval_seconds=-1'],
       /bbs\.relist_interval_seconds/,
     ],
+    ['an unknown filter mode', ['--set', 'cfnet-agent:filter_mode=ebtables'], /filter_mode/],
+    ['a relative iptables binary', ['--set', 'cfnet-agent:iptables_binary=iptables'], /iptables_binary/],
     [
       'a property the job does not declare',
       ['--set', 'cfnet-agent:vtep_prot=4789'],

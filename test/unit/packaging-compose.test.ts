@@ -228,6 +228,7 @@ describe('Dockerfile', () => {
     assert.match(text, /RUN npm ci\b/);
     assert.match(text, /npm run build/);
     assert.match(text, /apt-get install[^\n]*\bnftables\b[^\n]*\biproute2\b/);
+    assert.match(text, /apt-get install[^\n]*\biptables\b/, "the agent's default filterMode needs iptables");
     assert.match(text, /apt-get install[^\n]*\bnetcat-openbsd\b/, 'the cfnet-cni shim prefers nc.openbsd');
     assert.match(text, /apt-get install[^\n]*\bcurl\b/, 'the cfnet-cni shim falls back to curl');
     assert.match(text, /^ENTRYPOINT \["node", "\/opt\/cfnet\/bin\/cfnet\.js"\]$/m);
