@@ -463,8 +463,6 @@ export class Cluster {
         // a cell holds its lease once its subnet file is written (with one cell, no routes prove it)
         if ((await c.subnet().catch(() => null)) === null) return false;
         if (this.dataplane === 'kernel') {
-          // a lone cell has no routes to wait for, but it needs its lease (subnet file) for ADD
-          if (!(await c.subnet().catch(() => null))) return false;
           const r = await c.exec(['ip', '-j', 'route', 'show', 'dev', 'cfnet-vtep']);
           if ((JSON.parse(r.stdout || '[]') as unknown[]).length !== this.cells.length - 1) return false;
         } else if ((await c.agentState()).peers !== this.cells.length - 1) return false;
