@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Cluster } from '../helpers/cluster.js';
-import { productionCadence } from './cf-bounds.js';
+import { CUSTOM_IPTABLES_BOUND_MS, productionCadence, tcp, within } from './cf-bounds.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
-describe('CF acceptance: search_domains', () => {
+describe('CF acceptance: custom_iptables_compatibility and search_domains', () => {
   let cluster: Cluster;
   const work = mkdtempSync(join(tmpdir(), 'cfnet-acceptance-host-'));
 
@@ -76,5 +76,46 @@ describe('CF acceptance: search_domains', () => {
     const dns = c.cniResult?.dns as { nameservers?: string[]; search?: string[] } | undefined;
     assert.deepEqual(dns?.nameservers, cluster.cells[0]!.cniConfig().dns_servers);
     assert.equal(dns?.search, undefined, 'no search domains from cfnet: garden-cni owns them');
+  });
+
+  it('custom_iptables_compatibility: "still applies the iptable rule to the new app" — an operator ACCEPT inserted first in INPUT with iptables-legacy (as CF\'s iptables-writer job) lets a new container reach a host process on 8898', async (t) => {
+    const cell = cluster.cells[0]!;
+    // CF's test-server job on the cell: a process listening on the cell's own address
+    await cluster.serve(cell.ns, [8898, 8899], [cell.underlayIp]);
+    // CF's iptables-writer post-start, before any app is pushed: overlay network from cf_network
+    const overlay = String(cell.cniConfig().overlay_network);
+    const rule = [
+      'INPUT',
+      '-s',
+      overlay,
+      '-p',
+      'tcp',
+      '-m',
+      'tcp',
+      '--destination',
+      cell.underlayIp,
+      '--dport',
+      '8898',
+      '-j',
+      'ACCEPT',
+    ];
+    const check = await cell.exec(['iptables-legacy', '-w', '-C', ...rule]);
+    if (check.code !== 0) {
+      const inserted = await cell.exec(['iptables-legacy', '-w', '-I', rule[0]!, '1', ...rule.slice(1)]);
+      assert.equal(inserted.code, 0, inserted.stderr);
+    }
+    const pushed = Date.now();
+    const app = await cluster.app('custom-iptables');
+    const c = await cluster.container(cell, app, 0);
+    // CF: `cf ssh app -c "curl $CF_INSTANCE_IP:8898"` succeeds (180 s overall, 10 s per curl)
+    await within(
+      t,
+      'the new app reaches the host process on 8898',
+      CUSTOM_IPTABLES_BOUND_MS,
+      c.ns,
+      [tcp(cell.underlayIp, 8898), tcp(cell.underlayIp, 8899)],
+      ['open', 'closed'],
+      { since: pushed },
+    );
   });
 });
