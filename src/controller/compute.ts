@@ -17,6 +17,10 @@
  * tag, container IP, protocol, ports). A container's `tag` is its app's policy tag (null if its app
  * is in no policy). NetIn: the instance's host→container port mappings.
  *
+ * Tags: the foundation's source tag table (every app that is the source of some policy → its tag),
+ * the same on every cell: an instance or task of any of those apps may start on the cell, and its
+ * agent tags it at CNI ADD from this table, before ADD returns and without asking the controller.
+ *
  * Per-cell conflicts never block the cell; they are resolved deterministically and reported through
  * `onConflict`. Candidates are taken in a fixed order: those the cell's agent reports attached
  * first (they exist), then those BBS knows, then by handle. A container whose handle or address
@@ -177,5 +181,6 @@ export function computeCellRuleSet(
       });
     }
   }
-  return sortRuleSet({ cellId, version: 0, containers, asgSets, c2c, config });
+  const tags = policies.sourceTags();
+  return sortRuleSet({ cellId, version: 0, containers, asgSets, c2c, config, ...(tags ? { tags } : {}) });
 }

@@ -115,6 +115,7 @@ export class EncodedRuleSet {
   private readonly containers: string;
   private readonly c2c: string;
   private readonly config: string;
+  private readonly tags: string;
   private readonly setKeys: string[];
   private hashValue: string | null = null;
 
@@ -123,23 +124,41 @@ export class EncodedRuleSet {
     this.containers = `[${containerTexts(ruleSet.containers).join(',')}]`;
     this.c2c = JSON.stringify(ruleSet.c2c);
     this.config = JSON.stringify(ruleSet.config);
+    this.tags = tagsText(ruleSet.tags);
     this.setKeys = Object.keys(ruleSet.asgSets).sort();
   }
 
   get hash(): string {
     this.hashValue ??= shortHash(
-      `[${JSON.stringify(this.ruleSet.cellId)},${this.containers},${JSON.stringify(this.setKeys)},${this.c2c},${this.config}]`,
+      `[${JSON.stringify(this.ruleSet.cellId)},${this.containers},${JSON.stringify(this.setKeys)},${this.c2c},${this.config}${this.tags === '' ? '' : `,${this.tags}`}]`,
     );
     return this.hashValue;
   }
 
-  /** The stored text: `{cellId, version: 0, containers, asgSets, c2c, config}`. */
+  /** The stored text: `{cellId, version: 0, containers, asgSets, c2c, config[, tags]}`. */
   body(): string {
     const sets = this.setKeys
       .map((k) => `${JSON.stringify(k)}:${asgSetText(k, this.ruleSet.asgSets[k]!)}`)
       .join(',');
-    return `{"cellId":${JSON.stringify(this.ruleSet.cellId)},"version":0,"containers":${this.containers},"asgSets":{${sets}},"c2c":${this.c2c},"config":${this.config}}`;
+    return `{"cellId":${JSON.stringify(this.ruleSet.cellId)},"version":0,"containers":${this.containers},"asgSets":{${sets}},"c2c":${this.c2c},"config":${this.config}${this.tags === '' ? '' : `,"tags":${this.tags}`}}`;
   }
+}
+
+/**
+ * JSON text of a tag table, '' when empty. Every cell carries the same table: its text is kept by
+ * table identity (computed rule sets share one object per policy state), so 2,500 cells serialise
+ * it once.
+ */
+const tagsTexts = new WeakMap<Readonly<Record<string, number>>, string>();
+
+function tagsText(tags: Readonly<Record<string, number>> | undefined): string {
+  if (tags === undefined) return '';
+  let t = tagsTexts.get(tags);
+  if (t === undefined) {
+    t = Object.keys(tags).length === 0 ? '' : JSON.stringify(tags);
+    tagsTexts.set(tags, t);
+  }
+  return t;
 }
 
 /** Content hash of a rule set, version excluded (see EncodedRuleSet). */
