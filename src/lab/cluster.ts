@@ -550,6 +550,16 @@ export class Cluster {
     await this.ctl?.kill(signal);
   }
 
+  /**
+   * SIGSTOP / SIGCONT of the controller process: paused, it still accepts connections (the kernel
+   * queues them) but answers nothing, so whatever waits on it hangs rather than failing fast.
+   */
+  pauseController(paused: boolean): void {
+    const pid = this.ctl?.pid;
+    if (pid === undefined) throw new Error('no controller process');
+    process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** A client certificate for any cell id from the cluster's CA (reusing `key` when given). */
   clientTls(cellId: string, key?: string): { ca: string; cert: string; key: string } {
     const cert = issueCert(
