@@ -99,6 +99,13 @@ export function sortTags(
   if (sortedTables.has(tags)) return tags as Record<string, number>;
   const keys = Object.keys(tags);
   if (keys.length === 0) return undefined;
+  // a table read back from JSON is in order already: mark it rather than copy it
+  let ordered = true;
+  for (let i = 1; i < keys.length && ordered; i++) ordered = keys[i - 1]! < keys[i]!;
+  if (ordered) {
+    sortedTables.add(tags);
+    return tags as Record<string, number>;
+  }
   const out: Record<string, number> = {};
   for (const k of keys.sort()) out[k] = tags[k]!;
   sortedTables.add(out);
