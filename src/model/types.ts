@@ -85,7 +85,7 @@ export interface CellContainer {
   spaceGuid: string;
   orgGuid: string;
   workload: Workload;
-  /** c2c source tag of the container's app (packet mark); null when the app is in no policy. */
+  /** c2c source tag of the container's app (packet mark); null when the app is the source of no policy. */
   tag: number | null;
   /** Key into CellRuleSet.asgSets: content hash of the container's effective egress rules. */
   egress: string;

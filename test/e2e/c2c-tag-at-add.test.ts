@@ -109,4 +109,25 @@ describe('c2c source tag in place before CNI ADD returns, with the controller pa
     const a2 = await cluster.container(cell1, A, 1, { register: false });
     assert.deepEqual(await probe(a2.ns, [tcp(b2.ip, 8080), tcp(b2.ip, 8081)]), ['open', 'refused']);
   });
+
+  it('what ADD put in place is exactly what the controller computes once it knows the containers', async () => {
+    const c2cOf = async (cell: CellNode) => ({
+      tags: (await cell.exec(['nft', 'list', 'map', 'inet', 'cfnet', 'ctr_tag'])).stdout,
+      c2c: (await cell.exec(['nft', 'list', 'set', 'inet', 'cfnet', 'c2c_port'])).stdout,
+    });
+    const before1 = await c2cOf(cell1);
+    const before2 = await c2cOf(cell2);
+    cluster.pauseController(false);
+    paused = false;
+    // the agents report the new containers; the controller's rule sets take them over (their tag
+    // from the policies, the destination's allow entries), and nothing is left CNI-only
+    for (const cell of [cell1, cell2]) {
+      await waitUntil(`${cell.id}: the controller knows every container`, async () => {
+        const st = await cell.agentState();
+        return st.controllerReachable === true && (st.cniOnlyContainers as string[]).length === 0;
+      });
+    }
+    assert.deepEqual(await c2cOf(cell1), before1);
+    assert.deepEqual(await c2cOf(cell2), before2);
+  });
 });

@@ -239,7 +239,7 @@ describe('computeCellRuleSet', () => {
     ]);
   });
 
-  it('ships every cell the tag table of all policy sources, and only of sources, as one shared table', () => {
+  it('ships every cell the tag table of all policy sources, and only of sources, as one shared table; only sources are marked', () => {
     const w = new World();
     w.upsertDesired(desired('pg-y', 'app-y', 'space-a'), snap, T);
     w.upsertInstance(inst('h-y', 'pg-y', 'cell-1', '10.255.1.6'), T);
@@ -258,6 +258,11 @@ describe('computeCellRuleSet', () => {
     // app-x and app-w run nowhere yet: their instances or tasks may start on any cell; app-y is a
     // destination only, so its packets need no tag
     assert.deepEqual(one.tags, { 'app-w': 4, 'app-x': 1 });
+    // and a container is marked only when its app is a source: app-y's packets match no c2c entry
+    assert.deepEqual(
+      one.containers.map((c) => [c.handle, c.tag]),
+      [['h-y', null]],
+    );
     // a cell with no container at all still gets it, and every cell shares the one object
     const empty = computeCellRuleSet(w, 'cell-9', config);
     assert.equal(empty.tags, one.tags);
