@@ -52,6 +52,8 @@ describe('c2c source tag in place before CNI ADD returns, with the controller pa
   let cell1: CellNode;
   let cell2: CellNode;
   let paused = false;
+  /** A's tag as the policy server gave it (from cell-1's rule set). */
+  let tagA = 0;
 
   before(async () => {
     cluster = await Cluster.start({ cells: 2, redisPrefix: 'h16c' });
@@ -63,7 +65,10 @@ describe('c2c source tag in place before CNI ADD returns, with the controller pa
     // is placed on it): it holds a rule set, tag table included, before any container of A exists
     await cluster.container(cell1, C, 0);
     await cluster.serve(b1.ns, [8080]);
-    await heldBy(cluster, cell1, 'cell-1 carries the tag of A', (rs) => rs.tags?.[A.appGuid] !== undefined);
+    await heldBy(cluster, cell1, 'cell-1 carries the tag of A', (rs) => {
+      tagA = rs.tags?.[A.appGuid] ?? 0;
+      return tagA > 0;
+    });
     await heldBy(cluster, cell2, 'cell-2 allows A → b1:8080', (rs) =>
       rs.c2c.some((e) => e.dstIp === b1.ip && e.ports.start === 8080),
     );
@@ -80,6 +85,7 @@ describe('c2c source tag in place before CNI ADD returns, with the controller pa
     const a1 = await cluster.container(cell1, A, 0, { register: false });
     const addMs = performance.now() - t0;
     assert.deepEqual(await probe(a1.ns, [tcp(b1.ip, 8080)]), ['open']);
+    assert.equal(await cell1.ctrTag(a1.ip), tagA);
     // A round trip to the paused controller would hang for the client's 10 s request timeout.
     assert.ok(addMs < 3000, `ADD (with a new netns) took ${Math.round(addMs)} ms with the controller paused`);
   });
@@ -96,11 +102,13 @@ describe('c2c source tag in place before CNI ADD returns, with the controller pa
       },
     });
     assert.deepEqual(await probe(t.ns, [tcp(b1.ip, 8080)]), ['open']);
+    assert.equal(await cell1.ctrTag(t.ip), tagA);
   });
 
   it('an app that is no policy source gets no tag: its connect is refused', async () => {
     const c1 = await cluster.container(cell1, C, 0, { register: false });
     assert.deepEqual(await probe(c1.ns, [tcp(b1.ip, 8080)]), ['refused']);
+    assert.equal(await cell1.ctrTag(c1.ip), null);
   });
 
   it('a new instance of the destination app is reachable at once where its app already runs', async () => {
