@@ -120,12 +120,14 @@ export function sourceTagsChanged(before: PolicyIndex, after: PolicyIndex): bool
 
 /** Cells touched by a policy change. */
 export function policyChangeSpan(before: PolicyIndex, after: PolicyIndex, lookups: SpanLookups): Set<string> {
-  // Every cell carries the source tag table (compute.ts): a change to it touches them all.
-  if (sourceTagsChanged(before, after)) return new Set(lookups.allCells());
   const diff = diffPolicies(before, after);
   const cells = new Set<string>();
   for (const app of new Set([...diff.destinations, ...diff.retagged])) {
     for (const c of lookups.cellsOfApp(app)) cells.add(c);
   }
+  // Every cell carries the source tag table (compute.ts): a change to it touches them all. The
+  // cells whose c2c entries or container tags change come first (insertion order is queue order),
+  // so the policy itself is enforced before the rest of the foundation gets the new table.
+  if (sourceTagsChanged(before, after)) for (const c of lookups.allCells()) cells.add(c);
   return cells;
 }

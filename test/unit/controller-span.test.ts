@@ -331,6 +331,15 @@ describe('span: policies', () => {
     );
   });
 
+  it('a new policy source puts the cells enforcing the policy first in queue order', () => {
+    const w = world();
+    w.setPolicies([pol('app-a', 1, 'app-b', 2), pol('app-c', 3, 'app-b', 2, 9000)], T);
+    const order = [...w.takeChanges().cells.keys()];
+    // app-b runs on cell-1 and cell-3 (the new allow entries), app-c on cell-2 (its new tag)
+    assert.deepEqual(order.slice(0, 3).sort(), ['cell-1', 'cell-2', 'cell-3']);
+    assert.deepEqual(order.slice(3), ['cell-4']);
+  });
+
   it('removing the last policy touches every cell (its source leaves the tag table)', () => {
     assert.deepEqual(
       cellsAfter(world(), (w) => w.setPolicies([], T)),
