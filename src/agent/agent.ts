@@ -42,7 +42,7 @@ import type { Runner } from './exec.js';
 import { AgentIdentity } from './identity.js';
 import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
 import { IptablesRules } from './iptables.js';
-import { type LocalContainer, mergeLocal } from './merge.js';
+import { type LocalContainer, localC2C, mergeLocal } from './merge.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
 import { Mutex } from './mutex.js';
 import { desiredOverlay, mergePeerLeases, vtepIpOf, vtepMacOf } from './overlay.js';
@@ -635,13 +635,18 @@ export class CellAgent {
   private executorDataplane(): (cfg: NetConfig) => ContainerDataplane {
     const other = nftDataplaneFactory(this.log.child({ component: 'cni-dataplane' }));
     const own: ContainerDataplane = {
-      addContainer: (container: CellContainer, egressRules: EgressRule[], cellConfig, opts) =>
+      addContainer: (plain: CellContainer, egressRules: EgressRule[], cellConfig, opts) =>
         this.mutex.run(async () => {
+          // c2c identity from the rule set in hand (tag table, same-app entries): in place in the
+          // admitting transaction, before ADD returns, with no controller round trip
+          const { container, c2c } = localC2C(this.base, plain);
           this.local.set(container.handle, { container, egressRules, addedAt: Date.now() });
+          if (container.tag !== null) this.metrics.cniLocalTags.inc();
           try {
             // the read-back path: the agent's own diff base stays exact
             return await this.dataplane.addContainer(container, egressRules, cellConfig, {
               ...(opts?.takeOver ? { takeOver: opts.takeOver } : {}),
+              ...(c2c.length > 0 ? { c2c } : {}),
             });
           } catch (err) {
             this.local.delete(container.handle);

@@ -18,6 +18,7 @@ export const AGENT_METRICS = {
   refused: 'cfnet_agent_refused_items',
   localContainers: 'cfnet_agent_local_containers',
   pendingContainers: 'cfnet_agent_cni_only_containers',
+  cniLocalTags: 'cfnet_agent_cni_local_tags_total',
   statusReports: 'cfnet_agent_status_reports_total',
   certificateNotAfter: 'cfnet_agent_certificate_not_after_seconds',
   certificateRenewals: 'cfnet_agent_certificate_renewals_total',
@@ -88,6 +89,12 @@ export function agentMetrics(registry: Registry) {
       registry,
       AGENT_METRICS.pendingContainers,
       'Containers enforced with CNI-time rules (not yet in the controller rule set)',
+    ),
+    cniLocalTags: counter(
+      registry,
+      AGENT_METRICS.cniLocalTags,
+      'CNI ADDs whose container got its c2c source tag from the local tag table in the admitting transaction',
+      [],
     ),
     statusReports: counter(registry, AGENT_METRICS.statusReports, 'Status reports by outcome', ['outcome']),
     certificateNotAfter: gauge(

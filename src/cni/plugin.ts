@@ -21,7 +21,7 @@ import { AddressTakenError, type AttachmentRef } from '../dataplane/apply.js';
 import { atomId, type Element } from '../dataplane/elements.js';
 import type { Logger } from '../lib/log.js';
 import { normalizeRules, ruleSetHash } from '../model/canonical.js';
-import type { CellConfig, CellContainer, EgressRule } from '../model/types.js';
+import type { C2CAllow, CellConfig, CellContainer, EgressRule } from '../model/types.js';
 import { AddressInUseError, cellHolders, type TableAddressUse, tableHolding } from './address-use.js';
 import { type CniEvent, postEvent } from './agent-client.js';
 import {
@@ -79,13 +79,14 @@ export interface TableView {
 export interface ContainerDataplane {
   /**
    * `fresh`: nothing of this container is in the table yet (its address was just allocated);
-   * `takeOver`: handles whose entries for the address it may replace (checked not on the cell).
+   * `takeOver`: handles whose entries for the address it may replace (checked not on the cell);
+   * `c2c`: allow entries to the container, added in the same transaction (the agent's local ones).
    */
   addContainer(
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts?: { fresh?: boolean; takeOver?: readonly string[] },
+    opts?: { fresh?: boolean; takeOver?: readonly string[]; c2c?: readonly C2CAllow[] },
   ): Promise<unknown>;
   /** Removes one attachment by its record (NftDataplane.removeAttachment). */
   removeAttachment(ref: AttachmentRef): Promise<{ foreignOwner?: string }>;

@@ -16,8 +16,12 @@
  * `asgSets` under its content hash, so containers with identical rules share one set.
  *
  * c2c: for every container whose app is the destination of policies, one allow per policy (source
- * tag, container IP, protocol, ports). A container's `tag` is its app's policy tag (null if its app
- * is in no policy). NetIn: the instance's host→container port mappings.
+ * tag, container IP, protocol, ports). A container's `tag` is its app's policy tag when its app is
+ * the source of some policy (null otherwise: no c2c entry matches its packets). NetIn: the instance's host→container port mappings.
+ *
+ * Tags: the foundation's source tag table (every app that is the source of some policy → its tag),
+ * the same on every cell: an instance or task of any of those apps may start on the cell, and its
+ * agent tags it at CNI ADD from this table, before ADD returns and without asking the controller.
  *
  * Per-cell conflicts never block the cell; they are resolved deterministically and reported through
  * `onConflict`. Candidates are taken in a fixed order: those the cell's agent reports attached
@@ -170,7 +174,9 @@ export function computeCellRuleSet(
       spaceGuid: c.id.spaceGuid,
       orgGuid: c.id.orgGuid,
       workload: c.id.workload,
-      tag: app === '' ? null : policies.tagOf(app),
+      // only a policy source's packets need a mark (no c2c entry matches any other app's tag), and
+      // exactly these tags are in the tag table CNI ADD tags new containers from
+      tag: app === '' || !policies.isSource(app) ? null : policies.tagOf(app),
       egress: egress.hash,
       netIn,
     });
@@ -184,5 +190,6 @@ export function computeCellRuleSet(
       });
     }
   }
-  return sortRuleSet({ cellId, version: 0, containers, asgSets, c2c, config });
+  const tags = policies.sourceTags();
+  return sortRuleSet({ cellId, version: 0, containers, asgSets, c2c, config, ...(tags ? { tags } : {}) });
 }

@@ -37,6 +37,20 @@ export class StaleWriteError extends CfnetError {
   }
 }
 
+/** A stored cell snapshot names a tag table Redis does not hold (read kept racing with writes). */
+export class MissingTagTableError extends CfnetError {
+  constructor(cellId: string, ref: string) {
+    super(
+      'CFNET_MISSING_TAG_TABLE',
+      `rule set of cell ${cellId} names tag table ${ref}, which is not stored`,
+      {
+        cellId,
+        ref,
+      },
+    );
+  }
+}
+
 /** A setting is invalid (names the setting and where it came from). */
 export class SettingsError extends CfnetError {
   constructor(message: string, context: Record<string, unknown> = {}) {

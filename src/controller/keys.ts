@@ -130,6 +130,16 @@ export class Keys {
     return `${this.ns}:rs:cells`;
   }
 
+  /** Tag tables by content hash (hash field → JSON text), shared by every cell's snapshot. */
+  get tagTables(): string {
+    return `${this.ns}:rs:tags`;
+  }
+
+  /** How many cell snapshots name each tag table (a table goes when none does). */
+  get tagTableRefs(): string {
+    return `${this.ns}:rs:tagrefs`;
+  }
+
   get ruleSetChannel(): string {
     return `${this.ns}:rs:changed`;
   }

@@ -6,11 +6,13 @@
  *   to (or of) a globally enabled group touches every cell;
  * - a policy change (policies are compared with their tags) touches the cells running the
  *   destination app of every added or removed policy, and the cells running every app whose tag
- *   changed (their containers' `tag`).
+ *   changed (their containers' `tag`); a change to the source tag table (an app became or stopped
+ *   being a policy source, or a source's tag changed) touches every cell, as every cell carries it.
  * BBS changes need no function here: the world re-joins the touched containers and a cell is touched
  * exactly when one of its container records changed (both cells when a container moves).
  */
 import { canonicalJson } from '../model/canonical.js';
+import { diffTags } from '../model/ruleset.js';
 import type { SecurityGroup } from '../model/types.js';
 import { type AsgIndex, groupKey, type PolicyIndex, policyKey } from './world/indexes.js';
 
@@ -111,6 +113,11 @@ export function diffPolicies(before: PolicyIndex, after: PolicyIndex): PolicyDif
   return diff;
 }
 
+/** True when an app became or stopped being a policy source, or a source's tag changed. */
+export function sourceTagsChanged(before: PolicyIndex, after: PolicyIndex): boolean {
+  return diffTags(before.sourceTags(), after.sourceTags()) !== undefined;
+}
+
 /** Cells touched by a policy change. */
 export function policyChangeSpan(before: PolicyIndex, after: PolicyIndex, lookups: SpanLookups): Set<string> {
   const diff = diffPolicies(before, after);
@@ -118,5 +125,9 @@ export function policyChangeSpan(before: PolicyIndex, after: PolicyIndex, lookup
   for (const app of new Set([...diff.destinations, ...diff.retagged])) {
     for (const c of lookups.cellsOfApp(app)) cells.add(c);
   }
+  // Every cell carries the source tag table (compute.ts): a change to it touches them all. The
+  // cells whose c2c entries or container tags change come first (insertion order is queue order),
+  // so the policy itself is enforced before the rest of the foundation gets the new table.
+  if (sourceTagsChanged(before, after)) for (const c of lookups.allCells()) cells.add(c);
   return cells;
 }

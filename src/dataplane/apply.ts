@@ -15,9 +15,16 @@ import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { CfnetError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
-import type { CellConfig, CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
+import type { C2CAllow, CellConfig, CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import { CanonLearner } from './canon.js';
-import { addContainerTo, desiredState, emptyState, type TableState, validateConfig } from './desired.js';
+import {
+  addC2CTo,
+  addContainerTo,
+  desiredState,
+  emptyState,
+  type TableState,
+  validateConfig,
+} from './desired.js';
 import { atomId, type Element, ipv4Text, SET_DEFS } from './elements.js';
 import { type FilterMode, SELF_CONTAINED_MODE } from './host-filter.js';
 import {
@@ -283,7 +290,8 @@ export class NftDataplane {
 
   /**
    * Adds (or updates) one container from the kernel's current table: its memberships, ASG jump,
-   * tag, NetIn mappings and log chains; creates its ASG chain only if missing. One transaction;
+   * tag, NetIn mappings and log chains, and `opts.c2c` (allow entries to its address; the agent
+   * derives them locally); creates its ASG chain only if missing. One transaction;
    * none when the table already holds exactly this. Creates the table when it does not exist.
    *
    * `fresh`: the caller vouches that the table holds nothing of this container (the CNI ADD of a
@@ -296,13 +304,15 @@ export class NftDataplane {
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts: { fresh?: boolean; takeOver?: readonly string[] } = {},
+    opts: { fresh?: boolean; takeOver?: readonly string[]; c2c?: readonly C2CAllow[] } = {},
   ): Promise<ContainerOpResult> {
     return this.exclusive(async () => {
       const t0 = performance.now();
       validateConfig(config);
+      const c2c = (opts.c2c ?? []).filter((e) => e.dstIp === container.ip);
       const nextPart = emptyState();
       addContainerTo(nextPart, container, egressRules, config, 'container', 'egressRules');
+      addC2CTo(nextPart, { c2c });
       if (opts.fresh) {
         const blind = diffStates(emptyState(), nextPart, { table: this.table });
         // `create`, not `add`: the transaction fails as a whole when anyone holds this address in
@@ -327,7 +337,7 @@ export class NftDataplane {
           version: 0,
           containers: [container],
           asgSets: { [container.egress]: egressRules },
-          c2c: [],
+          c2c,
           config,
         };
         const state = desiredState(rs);

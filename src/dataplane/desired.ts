@@ -363,7 +363,7 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
  * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports go to the
  * hash set c2c_port (cheap updates), real ranges to the interval set c2c_range.
  */
-export function addC2CTo(state: TableState, rs: CellRuleSet): void {
+export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void {
   if (!Array.isArray(rs.c2c)) throw new ValidationError('c2c', rs.c2c, 'not a list');
   const groups = new Map<string, { tag: number; ip: string; proto: 'tcp' | 'udp'; ports: PortRange[] }>();
   rs.c2c.forEach((a, i) => {

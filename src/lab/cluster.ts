@@ -297,6 +297,19 @@ export class CellNode {
     return (await exec(this.ns, ['nft', 'list', 'table', 'inet', 'cfnet'], { allowFail: true })).stdout;
   }
 
+  /**
+   * The c2c source tag the cell's `ctr_tag` map gives a container address (the mark its packets
+   * carry in the VXLAN GBP id), null when it has none.
+   */
+  async ctrTag(ip: string): Promise<number | null> {
+    this.kernelOnly('ctrTag');
+    const text = (
+      await exec(this.ns, ['nft', 'list', 'map', 'inet', 'cfnet', 'ctr_tag'], { allowFail: true })
+    ).stdout;
+    const m = new RegExp(`(?:^|[\\s{,])${ip.replaceAll('.', '\\.')} : (0x[0-9a-f]+)`).exec(text);
+    return m ? Number(m[1]) : null;
+  }
+
   async subnet(): Promise<string> {
     return (JSON.parse(await readFile(this.subnetFile, 'utf8')) as { subnet: string }).subnet;
   }
@@ -577,6 +590,16 @@ export class Cluster {
 
   async killController(signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
     await this.ctl?.kill(signal);
+  }
+
+  /**
+   * SIGSTOP / SIGCONT of the controller process: paused, it still accepts connections (the kernel
+   * queues them) but answers nothing, so whatever waits on it hangs rather than failing fast.
+   */
+  pauseController(paused: boolean): void {
+    const pid = this.ctl?.pid;
+    if (pid === undefined) throw new Error('no controller process');
+    process.kill(pid, paused ? 'SIGSTOP' : 'SIGCONT');
   }
 
   /** A client certificate for any cell id from the cluster's CA (reusing `key` when given). */

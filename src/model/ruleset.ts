@@ -85,6 +85,69 @@ function dedupeC2C(list: readonly C2CAllow[]): C2CAllow[] {
 }
 
 /**
+ * Tag tables this module sorted. Tables are never mutated, and every cell's rule set carries the
+ * same one: sorting it again per cell would cost 2,500 copies of a table of tens of thousands of
+ * apps, and would defeat the store's per-table text cache.
+ */
+const sortedTables = new WeakSet<object>();
+
+/** The tag table sorted by app, or undefined when empty (absent and empty are the same table). */
+export function sortTags(
+  tags: Readonly<Record<string, number>> | undefined,
+): Record<string, number> | undefined {
+  if (tags === undefined) return undefined;
+  if (sortedTables.has(tags)) return tags as Record<string, number>;
+  const keys = Object.keys(tags);
+  if (keys.length === 0) return undefined;
+  // a table read back from JSON is in order already: mark it rather than copy it
+  let ordered = true;
+  for (let i = 1; i < keys.length && ordered; i++) ordered = keys[i - 1]! < keys[i]!;
+  if (ordered) {
+    sortedTables.add(tags);
+    return tags as Record<string, number>;
+  }
+  const out: Record<string, number> = {};
+  for (const k of keys.sort()) out[k] = tags[k]!;
+  sortedTables.add(out);
+  return out;
+}
+
+/** The changes turning tag table `prev` into `next`, or undefined when they are equal. */
+export function diffTags(
+  prev: Readonly<Record<string, number>> | undefined,
+  next: Readonly<Record<string, number>> | undefined,
+): RuleSetPatch['tags'] {
+  if (prev === next) return undefined;
+  const a = prev ?? {};
+  const b = next ?? {};
+  const upsert: Record<string, number> = {};
+  let changed = false;
+  for (const k of Object.keys(b).sort()) {
+    if (a[k] !== b[k]) {
+      upsert[k] = b[k]!;
+      changed = true;
+    }
+  }
+  const remove = Object.keys(a)
+    .filter((k) => !Object.hasOwn(b, k))
+    .sort();
+  if (!changed && remove.length === 0) return undefined;
+  return { upsert, remove };
+}
+
+/** `tags` with a tag patch applied (removing an app that is not there is a no-op). */
+export function patchTags(
+  tags: Readonly<Record<string, number>> | undefined,
+  change: RuleSetPatch['tags'],
+): Record<string, number> | undefined {
+  if (change === undefined) return sortTags(tags);
+  const out: Record<string, number> = { ...tags };
+  for (const k of change.remove) delete out[k];
+  for (const [k, v] of Object.entries(change.upsert)) out[k] = v;
+  return sortTags(out);
+}
+
+/**
  * Canonical order: containers by handle (netIn by host port), asgSets keys sorted, c2c by
  * (srcTag, dstIp numerically, protocol, ports) without duplicates. Returns a new object; rule
  * lists and config are shared with the input, not copied.
@@ -97,7 +160,13 @@ export function sortRuleSet(rs: CellRuleSet): CellRuleSet {
     asgSets: sortedRecord(rs.asgSets),
     c2c: dedupeC2C(rs.c2c),
     config: rs.config,
+    ...withTags(sortTags(rs.tags)),
   };
+}
+
+/** `{ tags }` when there are any, else nothing: the key is left out for an empty table. */
+export function withTags(tags: Record<string, number> | undefined): { tags?: Record<string, number> } {
+  return tags === undefined ? {} : { tags };
 }
 
 /**
@@ -140,6 +209,8 @@ export function diffRuleSets(prev: CellRuleSet, next: CellRuleSet): RuleSetPatch
     c2c: { add, remove },
   };
   if (canonicalJson(prev.config) !== canonicalJson(next.config)) patch.config = next.config;
+  const tags = diffTags(prev.tags, next.tags);
+  if (tags) patch.tags = tags;
   return patch;
 }
 
@@ -152,7 +223,9 @@ export function isEmptyPatch(patch: RuleSetPatch): boolean {
     patch.asgSets.remove.length === 0 &&
     patch.c2c.add.length === 0 &&
     patch.c2c.remove.length === 0 &&
-    patch.config === undefined
+    patch.config === undefined &&
+    (patch.tags === undefined ||
+      (Object.keys(patch.tags.upsert).length === 0 && patch.tags.remove.length === 0))
   );
 }
 
@@ -215,5 +288,6 @@ export function applyPatch(base: CellRuleSet, patch: RuleSetPatch): CellRuleSet 
     asgSets,
     c2c,
     config: patch.config ?? base.config,
+    ...withTags(patchTags(base.tags, patch.tags)),
   });
 }

@@ -85,7 +85,7 @@ export interface CellContainer {
   spaceGuid: string;
   orgGuid: string;
   workload: Workload;
-  /** c2c source tag of the container's app (packet mark); null when the app is in no policy. */
+  /** c2c source tag of the container's app (packet mark); null when the app is the source of no policy. */
   tag: number | null;
   /** Key into CellRuleSet.asgSets: content hash of the container's effective egress rules. */
   egress: string;
@@ -141,6 +141,13 @@ export interface CellRuleSet {
   asgSets: Record<string, EgressRule[]>;
   c2c: C2CAllow[];
   config: CellConfig;
+  /**
+   * The foundation's c2c source tags (app/policy group GUID → tag) of every app that is the source
+   * of some policy: any of them may start an instance or task on this cell, and the agent tags it
+   * at CNI ADD from this table, without asking the controller. Absent = empty (rule sets stored
+   * before the table existed read the same).
+   */
+  tags?: Record<string, number>;
 }
 
 /** The difference between two versions of a cell's rule set (what goes on the wire). */
@@ -153,6 +160,8 @@ export interface RuleSetPatch {
   c2c: { add: C2CAllow[]; remove: C2CAllow[] };
   /** Present only when the config changed. */
   config?: CellConfig;
+  /** Present only when the tag table changed: tags set (new or changed) and apps removed. */
+  tags?: { upsert: Record<string, number>; remove: string[] };
 }
 
 export const DEFAULT_CELL_CONFIG: CellConfig = {

@@ -21,17 +21,22 @@ export interface StoredRules {
 
 /**
  * The part of a rule set that concerns one container: the container, its egress rule list and the
- * c2c entries that allow traffic to it. Cell-wide config stays (it shapes the container's rules).
+ * c2c entries that allow traffic to it, its app's entry of the tag table. Cell-wide config stays (it
+ * shapes the container's rules).
  */
 export function containerSlice(rs: CellRuleSet, handle: string): CellRuleSet | null {
   const c = rs.containers.find((x) => x.handle === handle);
   if (!c) return null;
   const rules = rs.asgSets[c.egress];
+  const { tags, ...rest } = rs;
+  const tag = tags !== undefined && Object.hasOwn(tags, c.appGuid) ? tags[c.appGuid] : undefined;
   return {
-    ...rs,
+    ...rest,
     containers: [c],
     asgSets: rules ? { [c.egress]: rules } : {},
     c2c: rs.c2c.filter((e) => e.dstIp === c.ip),
+    // of the foundation's tag table, only the entry of the container's own app
+    ...(tag !== undefined ? { tags: { [c.appGuid]: tag } } : {}),
   };
 }
 

@@ -3,8 +3,13 @@ import { after, before, describe, it } from 'node:test';
 import { StaleWriteError } from '../../src/controller/errors.js';
 import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
-import { applyPatch, ruleSetsEqual } from '../../src/model/ruleset.js';
-import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { applyPatch, ruleSetsEqual, sortRuleSet } from '../../src/model/ruleset.js';
+import {
+  type CellContainer,
+  type CellRuleSet,
+  DEFAULT_CELL_CONFIG,
+  type RuleSetPatch,
+} from '../../src/model/types.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
 function container(handle: string, ip: string): CellContainer {
@@ -237,5 +242,53 @@ describe('rule-set store (real Redis)', () => {
     // a store that lost everything for the cell: ahead of nothing, and the first write goes above
     assert.deepEqual(await store.changesSince('c10', held), { kind: 'ahead', version: 0 });
     assert.ok((await store.write(rs('c10', ['a']), null)) > held);
+  });
+});
+
+describe('rule-set store: the tag table (real Redis)', () => {
+  let t: TestRedis;
+  let store: RuleSetStore;
+  before(async () => {
+    t = await openTestRedis('store-tags');
+    store = new RuleSetStore(t.redis, t.keys, { logLength: 3 });
+  });
+  after(async () => t.cleanup());
+
+  it('stores the tag table once for every cell, serves it in snapshots and only its changes in patches', async () => {
+    const big: Record<string, number> = {};
+    for (let i = 0; i < 200; i++) big[`app-${String(i).padStart(3, '0')}`] = i + 1;
+    const withTags = (cell: string, tags: Record<string, number> | undefined) =>
+      sortRuleSet({ ...rs(cell, ['h1']), ...(tags ? { tags } : {}) });
+    const t1 = sortRuleSet(withTags('t1', big)).tags!;
+    const a1 = await store.write(withTags('ta', t1), null);
+    const b1 = await store.write(withTags('tb', t1), null);
+    // one stored table, named by both snapshots, whose own text does not carry it
+    assert.equal(await t.redis.hlen(t.keys.tagTables), 1);
+    assert.deepEqual(Object.values(await t.redis.hgetall(t.keys.tagTableRefs)), ['2']);
+    assert.ok(!(await t.redis.hget(t.keys.ruleSet('ta'), 'snapshot'))!.includes('app-000'));
+    const ta = (await store.get('ta'))!;
+    assert.deepEqual(ta.tags, t1);
+    assert.equal(ta.version, a1);
+    // one tag changes on one cell: a second table; the agent at a1 gets a patch of that tag alone
+    const t2 = { ...t1, 'app-007': 999 };
+    const a2 = await store.write(withTags('ta', t2), ta);
+    assert.equal(await t.redis.hlen(t.keys.tagTables), 2);
+    const ch = await store.changesSince('ta', a1);
+    assert.equal(ch.kind, 'patch');
+    const patch = (ch as { patch: RuleSetPatch }).patch;
+    assert.deepEqual(patch.tags, { upsert: { 'app-007': 999 }, remove: [] });
+    assert.ok(ruleSetsEqual(applyPatch(ta, patch), withTags('ta', t2)));
+    assert.equal(applyPatch(ta, patch).version, a2);
+    // the other cell moves too: the first table is named by none and goes
+    const tb = (await store.get('tb'))!;
+    assert.equal(tb.version, b1);
+    await store.write(withTags('tb', t2), tb);
+    assert.equal(await t.redis.hlen(t.keys.tagTables), 1);
+    // no policy source left: no table at all
+    await store.write(withTags('ta', undefined), (await store.get('ta'))!);
+    await store.write(withTags('tb', undefined), (await store.get('tb'))!);
+    assert.equal(await t.redis.hlen(t.keys.tagTables), 0);
+    assert.equal(await t.redis.hlen(t.keys.tagTableRefs), 0);
+    assert.equal((await store.get('tb'))!.tags, undefined);
   });
 });

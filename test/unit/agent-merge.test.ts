@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { type LocalContainer, mergeLocal } from '../../src/agent/merge.js';
+import { type LocalContainer, localC2C, mergeLocal } from '../../src/agent/merge.js';
 import { recoverFromKernel } from '../../src/agent/recover.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import { ruleSetHash } from '../../src/model/canonical.js';
@@ -190,6 +190,49 @@ describe('mergeLocal', () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('localC2C: c2c identity of a new container from the rule set in hand', () => {
+  const withTags = (containers: CellContainer[]): CellRuleSet => ({
+    ...base(containers),
+    tags: { 'app-src': 9, 'app-a': 3 },
+  });
+
+  it('takes the source tag from the tag table, for an app and a task alike', () => {
+    const b = withTags([]);
+    assert.equal(localC2C(b, ctr('n', '10.255.1.3', H_WEB, { appGuid: 'app-src' })).container.tag, 9);
+    const t = ctr('t', '10.255.1.4', H_WEB, { appGuid: 'app-src', workload: 'task' });
+    assert.equal(localC2C(b, t).container.tag, 9);
+  });
+
+  it('gives no tag to an app missing from the table, or when there is no rule set yet', () => {
+    assert.equal(
+      localC2C(withTags([]), ctr('n', '10.255.1.3', H_WEB, { appGuid: 'app-z' })).container.tag,
+      null,
+    );
+    assert.equal(localC2C(null, ctr('n', '10.255.1.3', H_WEB, { appGuid: 'app-src' })).container.tag, null);
+  });
+
+  it('copies the allow entries of another container of the same app, aimed at the new address', () => {
+    const b = withTags([ctr('a', '10.255.1.2', H_WEB, { appGuid: 'app-a', tag: 3 })]);
+    const got = localC2C(b, ctr('n', '10.255.1.3', H_WEB, { appGuid: 'app-a' }));
+    assert.deepEqual(got.c2c, [
+      { srcTag: 3, dstIp: '10.255.1.3', protocol: 'tcp', ports: { start: 8080, end: 8080 } },
+    ]);
+    // no instance of the app on the cell: nothing to copy (the controller's rule set brings them)
+    assert.deepEqual(localC2C(b, ctr('m', '10.255.1.5', H_WEB, { appGuid: 'app-q' })).c2c, []);
+  });
+
+  it('mergeLocal keeps the same identity for a CNI-time container until the controller knows it', () => {
+    const b = withTags([ctr('a', '10.255.1.2', H_WEB, { appGuid: 'app-a', tag: 3 })]);
+    const n = ctr('n', '10.255.1.3', H_WEB, { appGuid: 'app-a' });
+    const r = mergeLocal(b, new Map([['n', local(n, [web])]]), null);
+    assert.equal(r.ruleSet.containers.find((c) => c.handle === 'n')?.tag, 3);
+    assert.ok(r.ruleSet.c2c.some((e) => e.dstIp === '10.255.1.3' && e.srcTag === 3));
+    assert.deepEqual(r.ruleSet.tags, b.tags);
+    // the merged rule set is one the dataplane accepts
+    desiredState(r.ruleSet);
   });
 });
 

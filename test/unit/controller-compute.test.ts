@@ -10,7 +10,7 @@ import {
 } from '../../src/controller/world/records.js';
 import { type Trigger, World } from '../../src/controller/world/world.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
-import { sortRuleSet } from '../../src/model/ruleset.js';
+import { applyPatch, diffRuleSets, sortRuleSet } from '../../src/model/ruleset.js';
 import {
   type C2CPolicy,
   type CellConfig,
@@ -237,6 +237,57 @@ describe('computeCellRuleSet', () => {
       { srcTag: 1, dstIp: '10.255.2.6', protocol: 'tcp', ports: { start: 8080, end: 8080 } },
       { srcTag: 4, dstIp: '10.255.2.6', protocol: 'tcp', ports: { start: 443, end: 443 } },
     ]);
+  });
+
+  it('ships every cell the tag table of all policy sources, and only of sources, as one shared table; only sources are marked', () => {
+    const w = new World();
+    w.upsertDesired(desired('pg-y', 'app-y', 'space-a'), snap, T);
+    w.upsertInstance(inst('h-y', 'pg-y', 'cell-1', '10.255.1.6'), T);
+    const policies: C2CPolicy[] = [
+      {
+        source: { appGuid: 'app-x', tag: 1 },
+        destination: { appGuid: 'app-y', tag: 2, protocol: 'tcp', ports: { start: 8080, end: 8080 } },
+      },
+      {
+        source: { appGuid: 'app-w', tag: 4 },
+        destination: { appGuid: 'app-y', tag: 2, protocol: 'tcp', ports: { start: 443, end: 443 } },
+      },
+    ];
+    w.setPolicies(policies, T);
+    const one = computeCellRuleSet(w, 'cell-1', config);
+    // app-x and app-w run nowhere yet: their instances or tasks may start on any cell; app-y is a
+    // destination only, so its packets need no tag
+    assert.deepEqual(one.tags, { 'app-w': 4, 'app-x': 1 });
+    // and a container is marked only when its app is a source: app-y's packets match no c2c entry
+    assert.deepEqual(
+      one.containers.map((c) => [c.handle, c.tag]),
+      [['h-y', null]],
+    );
+    // a cell with no container at all still gets it, and every cell shares the one object
+    const empty = computeCellRuleSet(w, 'cell-9', config);
+    assert.equal(empty.tags, one.tags);
+    assert.deepEqual(empty.containers, []);
+  });
+
+  it('changing one source tag makes a patch of that tag alone; no policy source means no table', () => {
+    const pol = (tag: number): C2CPolicy => ({
+      source: { appGuid: 'app-x', tag },
+      destination: { appGuid: 'app-y', tag: 2, protocol: 'tcp', ports: { start: 8080, end: 8080 } },
+    });
+    const others: C2CPolicy[] = Array.from({ length: 50 }, (_, i) => ({
+      source: { appGuid: `app-s${i}`, tag: 100 + i },
+      destination: { appGuid: 'app-y', tag: 2, protocol: 'tcp', ports: { start: 8080, end: 8080 } },
+    }));
+    const w = new World();
+    w.setPolicies([pol(1), ...others], T);
+    const before = { ...computeCellRuleSet(w, 'cell-1', config), version: 1 };
+    w.setPolicies([pol(7), ...others], T);
+    const after = { ...computeCellRuleSet(w, 'cell-1', config), version: 2 };
+    const patch = diffRuleSets(before, after);
+    assert.deepEqual(patch.tags, { upsert: { 'app-x': 7 }, remove: [] });
+    assert.deepEqual(applyPatch(before, patch), after);
+    w.setPolicies([], T);
+    assert.equal(computeCellRuleSet(w, 'cell-1', config).tags, undefined);
   });
 
   it('carries NetIn mappings and drops inactive or address-less containers', () => {

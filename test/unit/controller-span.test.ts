@@ -314,27 +314,36 @@ describe('span: security groups', () => {
 });
 
 describe('span: policies', () => {
-  it('a new policy touches the destination’s cells, and the source’s cells when its tag is new', () => {
-    // app-b already has tag 2: only cells running app-a (the destination) are touched
+  it('a new policy touches the destination’s cells; every cell when its source is a new policy source', () => {
+    // app-b becomes a source: every cell's tag table gains it (an instance of app-b may start anywhere)
     assert.deepEqual(
       cellsAfter(world(), (w) =>
         w.setPolicies([pol('app-a', 1, 'app-b', 2), pol('app-b', 2, 'app-a', 1, 9000)], T),
       ),
-      ['cell-1', 'cell-2'],
+      ['cell-1', 'cell-2', 'cell-3', 'cell-4'],
     );
-    // app-c gets its first tag (cell-2), destination app-b (cell-1, cell-3)
+    // app-a is a source already: only the cells running the destination app-b (cell-1, cell-3)
     assert.deepEqual(
       cellsAfter(world(), (w) =>
-        w.setPolicies([pol('app-a', 1, 'app-b', 2), pol('app-c', 3, 'app-b', 2, 9000)], T),
+        w.setPolicies([pol('app-a', 1, 'app-b', 2), pol('app-a', 1, 'app-b', 2, 9000)], T),
       ),
-      ['cell-1', 'cell-2', 'cell-3'],
+      ['cell-1', 'cell-3'],
     );
   });
 
-  it('removing the last policy touches destination cells and the cells of apps losing their tag', () => {
+  it('a new policy source puts the cells enforcing the policy first in queue order', () => {
+    const w = world();
+    w.setPolicies([pol('app-a', 1, 'app-b', 2), pol('app-c', 3, 'app-b', 2, 9000)], T);
+    const order = [...w.takeChanges().cells.keys()];
+    // app-b runs on cell-1 and cell-3 (the new allow entries), app-c on cell-2 (its new tag)
+    assert.deepEqual(order.slice(0, 3).sort(), ['cell-1', 'cell-2', 'cell-3']);
+    assert.deepEqual(order.slice(3), ['cell-4']);
+  });
+
+  it('removing the last policy touches every cell (its source leaves the tag table)', () => {
     assert.deepEqual(
       cellsAfter(world(), (w) => w.setPolicies([], T)),
-      ['cell-1', 'cell-2', 'cell-3'],
+      ['cell-1', 'cell-2', 'cell-3', 'cell-4'],
     );
   });
 
@@ -349,10 +358,17 @@ describe('span: policies', () => {
     );
   });
 
-  it('a tag change of a source touches its cells and the cells of its destinations', () => {
+  it('a tag change of a source touches every cell (the tag table changes)', () => {
     assert.deepEqual(
       cellsAfter(world(), (w) => w.setPolicies([pol('app-a', 7, 'app-b', 2)], T)),
-      ['cell-1', 'cell-2', 'cell-3'],
+      ['cell-1', 'cell-2', 'cell-3', 'cell-4'],
+    );
+  });
+
+  it('a tag change of a destination-only app touches its cells only', () => {
+    assert.deepEqual(
+      cellsAfter(world(), (w) => w.setPolicies([pol('app-a', 1, 'app-b', 8)], T)),
+      ['cell-1', 'cell-3'],
     );
   });
 

@@ -30,8 +30,13 @@ const arbRuleSet = (version: number) =>
         selector: (t) => `${t[0]}-${t[1]}`,
       }),
       dns: fc.constantFrom('169.254.0.2', '10.0.0.2'),
+      // the source tag table: apps joining, leaving and changing tag between versions
+      tags: fc.dictionary(
+        fc.constantFrom('app-1', 'app-2', 'app-3', 'app-4'),
+        fc.integer({ min: 1, max: 3 }),
+      ),
     })
-    .map(({ handles, egress, hostPort, c2c, dns }): CellRuleSet => {
+    .map(({ handles, egress, hostPort, c2c, dns, tags }): CellRuleSet => {
       const containers = handles.map((h, i) => ({
         handle: h,
         ip: `10.255.1.${Number(h.slice(1)) + 1}`,
@@ -57,6 +62,7 @@ const arbRuleSet = (version: number) =>
           ports: { start: 8080, end: 8080 },
         })),
         config: { ...DEFAULT_CELL_CONFIG, dnsServers: [dns] },
+        tags,
       });
     });
 
@@ -87,6 +93,10 @@ describe('rule-set log composition', () => {
           const baseC2C = new Set(base.c2c.map(c2cKey));
           for (const e of composed.c2c.remove) assert.ok(baseC2C.has(c2cKey(e)), 'removes absent c2c');
           for (const e of composed.c2c.add) assert.ok(!baseC2C.has(c2cKey(e)), 'adds present c2c');
+          // tags travel only when they changed between the two ends, and only the apps that did
+          for (const [app, tag] of Object.entries(composed.tags?.upsert ?? {})) {
+            assert.equal(last.tags?.[app], tag);
+          }
         },
       ),
       { numRuns: 300 },
@@ -156,12 +166,24 @@ describe('rule-set store encoding', () => {
         const e = new EncodedRuleSet(a);
         const { body, hash } = serializeRuleSet(a);
         assert.equal(hash, e.hash);
-        assert.ok(ruleSetsEqual(JSON.parse(body) as CellRuleSet, { ...a, version: 0 }));
+        // the tag table is stored once for all cells, beside the snapshot (named by e.tagsRef)
+        const { tags: _tags, ...noTags } = a;
+        assert.ok(ruleSetsEqual(JSON.parse(body) as CellRuleSet, { ...noTags, version: 0 }));
+        assert.equal(e.tagsRef, a.tags ? shortHash(JSON.stringify(a.tags)) : '');
         assert.equal((JSON.parse(body) as CellRuleSet).version, 0);
         // the same text as a plain canonical serialisation of the hashed parts
         assert.equal(
           hash,
-          shortHash(JSON.stringify([a.cellId, a.containers, Object.keys(a.asgSets).sort(), a.c2c, a.config])),
+          shortHash(
+            JSON.stringify([
+              a.cellId,
+              a.containers,
+              Object.keys(a.asgSets).sort(),
+              a.c2c,
+              a.config,
+              ...(a.tags ? [shortHash(JSON.stringify(a.tags))] : []),
+            ]),
+          ),
         );
         assert.equal(ruleSetHash({ ...a, version: 123 }), hash, 'version excluded');
         assert.equal(ruleSetHash(b) === hash, ruleSetsEqual({ ...a, version: 0 }, { ...b, version: 0 }));

@@ -115,6 +115,8 @@ export function registerRules(program: Command, io: OpsIo): void {
                   ['tag', 'destination', 'protocol', 'ports'],
                 ),
             '',
+            `source tag table (tags new containers at CNI ADD): ${Object.keys(rs.tags ?? {}).length} apps`,
+            '',
             '(--format json for the stored rule set, --format nft for the nft script)',
           ];
           io.stdout(`${out.join('\n')}\n`);

@@ -4,7 +4,7 @@
  * an upserted container was new or changed, so each entry also lists what it added; with that the
  * composition is exact: it removes only what existed at V and adds only what did not.
  */
-import { c2cKey, compareC2C } from '../../model/ruleset.js';
+import { c2cKey, compareC2C, diffTags } from '../../model/ruleset.js';
 import type { C2CAllow, CellContainer, CellRuleSet, EgressRule, RuleSetPatch } from '../../model/types.js';
 
 export interface LogEntry {
@@ -76,6 +76,8 @@ export function diffSortedRuleSets(prev: CellRuleSet, next: CellRuleSet): RuleSe
     c2c: { add, remove: removeC2C },
   };
   if (JSON.stringify(prev.config) !== JSON.stringify(next.config)) patch.config = next.config;
+  const tags = diffTags(prev.tags, next.tags);
+  if (tags) patch.tags = tags;
   return patch;
 }
 
@@ -109,6 +111,9 @@ export function composeEntries(entries: readonly LogEntry[]): RuleSetPatch | nul
   const sets = new Map<string, { existed: boolean; last: Op<EgressRule[]> }>();
   const c2c = new Map<string, { existed: boolean; present: boolean; value: C2CAllow }>();
   let config: RuleSetPatch['config'];
+  // Tags: the last op per app wins. Removing an app the base lacks is a no-op for a map, so (unlike
+  // containers) whether it existed at the start need not be known.
+  const tags = new Map<string, number | null>();
 
   for (const { patch, addedHandles, addedSets } of entries) {
     const added = new Set(addedHandles);
@@ -146,6 +151,8 @@ export function composeEntries(entries: readonly LogEntry[]): RuleSetPatch | nul
       else c2c.set(k, { existed: false, present: true, value: e });
     }
     if (patch.config) config = patch.config;
+    for (const app of patch.tags?.remove ?? []) tags.set(app, null);
+    for (const [app, tag] of Object.entries(patch.tags?.upsert ?? {})) tags.set(app, tag);
   }
 
   const first = entries[0]!.patch;
@@ -175,5 +182,15 @@ export function composeEntries(entries: readonly LogEntry[]): RuleSetPatch | nul
   out.c2c.add = add.sort(compareC2C);
   out.c2c.remove = remove.sort(compareC2C);
   if (config) out.config = config;
+  if (tags.size > 0) {
+    const upsert: Record<string, number> = {};
+    const removeTags: string[] = [];
+    for (const app of [...tags.keys()].sort()) {
+      const tag = tags.get(app)!;
+      if (tag === null) removeTags.push(app);
+      else upsert[app] = tag;
+    }
+    out.tags = { upsert, remove: removeTags };
+  }
   return out;
 }

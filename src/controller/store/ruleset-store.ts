@@ -16,8 +16,9 @@
  */
 import type { Redis } from 'ioredis';
 import { shortHash } from '../../model/canonical.js';
+import { sortTags } from '../../model/ruleset.js';
 import type { CellRuleSet, EgressRule, RuleSetPatch } from '../../model/types.js';
-import { StaleWriteError } from '../errors.js';
+import { MissingTagTableError, StaleWriteError } from '../errors.js';
 import type { Keys } from '../keys.js';
 import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
 import { TickBatcher } from './tick-batch.js';
@@ -115,6 +116,8 @@ export class EncodedRuleSet {
   private readonly containers: string;
   private readonly c2c: string;
   private readonly config: string;
+  /** Content hash of the tag table ('' when none): the snapshot names the table by it. */
+  readonly tagsRef: string;
   private readonly setKeys: string[];
   private hashValue: string | null = null;
 
@@ -123,23 +126,68 @@ export class EncodedRuleSet {
     this.containers = `[${containerTexts(ruleSet.containers).join(',')}]`;
     this.c2c = JSON.stringify(ruleSet.c2c);
     this.config = JSON.stringify(ruleSet.config);
+    this.tagsRef = tagTable(ruleSet.tags).ref;
     this.setKeys = Object.keys(ruleSet.asgSets).sort();
   }
 
   get hash(): string {
     this.hashValue ??= shortHash(
-      `[${JSON.stringify(this.ruleSet.cellId)},${this.containers},${JSON.stringify(this.setKeys)},${this.c2c},${this.config}]`,
+      `[${JSON.stringify(this.ruleSet.cellId)},${this.containers},${JSON.stringify(this.setKeys)},${this.c2c},${this.config}${this.tagsRef === '' ? '' : `,${JSON.stringify(this.tagsRef)}`}]`,
     );
     return this.hashValue;
   }
 
-  /** The stored text: `{cellId, version: 0, containers, asgSets, c2c, config}`. */
+  /**
+   * The stored text: `{cellId, version: 0, containers, asgSets, c2c, config}`; the tag table is
+   * stored once for every cell and named by `tagsRef` beside the snapshot.
+   */
   body(): string {
     const sets = this.setKeys
       .map((k) => `${JSON.stringify(k)}:${asgSetText(k, this.ruleSet.asgSets[k]!)}`)
       .join(',');
     return `{"cellId":${JSON.stringify(this.ruleSet.cellId)},"version":0,"containers":${this.containers},"asgSets":{${sets}},"c2c":${this.c2c},"config":${this.config}}`;
   }
+}
+
+/**
+ * A tag table as the store keeps it: its JSON text and content hash (`ref`), '' for none. Every
+ * cell carries the same table (tens of thousands of apps, ~1 MB in the large foundation), so it is
+ * stored once in Redis, under its hash, and each cell's snapshot names it; text and hash are kept
+ * by table identity (computed rule sets share one object per policy state), so 2,500 cells
+ * serialise and hash it once.
+ */
+interface TagTable {
+  ref: string;
+  text: string;
+}
+
+const NO_TABLE: TagTable = { ref: '', text: '' };
+const tagTables = new WeakMap<Readonly<Record<string, number>>, TagTable>();
+
+function tagTable(tags: Readonly<Record<string, number>> | undefined): TagTable {
+  if (tags === undefined) return NO_TABLE;
+  let t = tagTables.get(tags);
+  if (t === undefined) {
+    const text = Object.keys(tags).length === 0 ? '' : JSON.stringify(tags);
+    t = text === '' ? NO_TABLE : { ref: shortHash(text), text };
+    tagTables.set(tags, t);
+  }
+  return t;
+}
+
+/** Parsed tables by ref, shared by every rule set this process reads (one per policy state). */
+const tablesByRef = new Map<string, Record<string, number>>();
+const TABLES_MAX = 4;
+
+function rememberTable(ref: string, text: string): Record<string, number> {
+  let tags = tablesByRef.get(ref);
+  if (tags === undefined) {
+    tags = sortTags(JSON.parse(text) as Record<string, number>) ?? {};
+    tagTables.set(tags, { ref, text });
+    if (tablesByRef.size >= TABLES_MAX) tablesByRef.delete(tablesByRef.keys().next().value as string);
+    tablesByRef.set(ref, tags);
+  }
+  return tags;
 }
 
 /** Content hash of a rule set, version excluded (see EncodedRuleSet). */
@@ -153,10 +201,29 @@ export function serializeRuleSet(rs: CellRuleSet | EncodedRuleSet): { body: stri
   return { body: e.body(), hash: e.hash };
 }
 
+/** The tag table of a rule set as the store keeps it: its ref and JSON text ('' when none). */
+export function tagTableOf(rs: CellRuleSet): { ref: string; text: string } {
+  return tagTable(rs.tags);
+}
+
 const WRITE_SCRIPT = `
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local expected = tonumber(ARGV[1])
 if cur ~= expected then return {0, string.format('%d', cur)} end
+local ref = ARGV[8]
+if ref ~= '' and redis.call('HEXISTS', KEYS[4], ref) == 0 then
+  if ARGV[9] == '' then return {2, string.format('%d', cur)} end
+  redis.call('HSET', KEYS[4], ref, ARGV[9])
+end
+local oldRef = redis.call('HGET', KEYS[1], 'tagsRef') or ''
+if ref ~= oldRef then
+  if ref ~= '' then redis.call('HINCRBY', KEYS[5], ref, 1) end
+  if oldRef ~= '' and redis.call('HINCRBY', KEYS[5], oldRef, -1) <= 0 then
+    redis.call('HDEL', KEYS[5], oldRef)
+    redis.call('HDEL', KEYS[4], oldRef)
+  end
+  if ref == '' then redis.call('HDEL', KEYS[1], 'tagsRef') else redis.call('HSET', KEYS[1], 'tagsRef', ref) end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local v = now
@@ -185,8 +252,27 @@ end
 return 1
 `;
 
-/** Arguments of the write script: 3 keys, then expected, snapshot, hash, entry, logLength, channel, cell. */
-type WriteArgs = [string, string, string, string, string, string, string, string, string, string];
+/**
+ * Arguments of the write script: 5 keys (rule set, log, cells, tag tables, tag table references),
+ * then expected, snapshot, hash, entry, logLength, channel, cell, tagsRef, tag table text ('' unless
+ * the script asked for it: answer 2 = "table not stored yet").
+ */
+type WriteArgs = [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 
 interface ScriptRedis extends Redis {
   cfnetWriteRuleSet(...args: WriteArgs): Promise<[number, string]>;
@@ -231,7 +317,7 @@ export class RuleSetStore {
     this.redis = redis as ScriptRedis;
     this.logLength = Math.max(1, opts.logLength ?? 50);
     if (!(this.redis as unknown as Record<string, unknown>).cfnetWriteRuleSet) {
-      this.redis.defineCommand('cfnetWriteRuleSet', { numberOfKeys: 3, lua: WRITE_SCRIPT });
+      this.redis.defineCommand('cfnetWriteRuleSet', { numberOfKeys: 5, lua: WRITE_SCRIPT });
       this.redis.defineCommand('cfnetRaiseFloor', { numberOfKeys: 1, lua: RAISE_FLOOR_SCRIPT });
     }
   }
@@ -249,9 +335,16 @@ export class RuleSetStore {
 
   /** The stored rule set (with its version), or null. */
   async get(cellId: string): Promise<CellRuleSet | null> {
-    const [version, snapshot] = await this.redis.hmget(this.keys.ruleSet(cellId), 'version', 'snapshot');
-    if (!version || !snapshot) return null;
-    return { ...(JSON.parse(snapshot) as CellRuleSet), version: Number(version) };
+    const snap = await this.snapshot(cellId);
+    return snap.kind === 'snapshot' ? snap.ruleSet : null;
+  }
+
+  /** The tag table `ref` names: cached, or read from Redis (once per table); null when gone. */
+  private async table(ref: string): Promise<Record<string, number> | null> {
+    const cached = tablesByRef.get(ref);
+    if (cached !== undefined) return cached;
+    const text = await this.redis.hget(this.keys.tagTables, ref);
+    return text === null ? null : rememberTable(ref, text);
   }
 
   /** Cells with a stored rule set. */
@@ -278,19 +371,33 @@ export class RuleSetStore {
       e.patch.to = 0;
       entry = encodeLogEntry(e);
     }
-    const [ok, v] = await this.redis.cfnetWriteRuleSet(
-      this.keys.ruleSet(cell),
-      this.keys.ruleSetLog(cell),
-      this.keys.ruleSetCells,
-      String(expected),
-      serialized.body,
-      serialized.hash,
-      entry,
-      String(this.logLength),
-      this.keys.ruleSetChannel,
-      cell,
-    );
+    const table = tagTable(next.tags);
+    const run = (tableText: string) =>
+      this.redis.cfnetWriteRuleSet(
+        this.keys.ruleSet(cell),
+        this.keys.ruleSetLog(cell),
+        this.keys.ruleSetCells,
+        this.keys.tagTables,
+        this.keys.tagTableRefs,
+        String(expected),
+        serialized.body,
+        serialized.hash,
+        entry,
+        String(this.logLength),
+        this.keys.ruleSetChannel,
+        cell,
+        table.ref,
+        tableText,
+      );
+    // The table travels only when Redis does not hold it yet: once per policy state, not per cell.
+    let [ok, v] = await run('');
+    if (Number(ok) === 2) [ok, v] = await run(table.text);
     if (Number(ok) !== 1) throw new StaleWriteError(cell, expected, Number(v));
+    // reads of this table now yield the computed object itself: the next diff against it is free
+    if (next.tags !== undefined && table.ref !== '' && !tablesByRef.has(table.ref)) {
+      if (tablesByRef.size >= TABLES_MAX) tablesByRef.delete(tablesByRef.keys().next().value as string);
+      tablesByRef.set(table.ref, next.tags);
+    }
     for (const [k, rules] of Object.entries(next.asgSets)) {
       if (!setRules.has(k)) rememberSet(k, JSON.parse(asgSetText(k, rules)) as EgressRule[]);
     }
@@ -369,12 +476,21 @@ export class RuleSetStore {
 
   /** The full stored snapshot at its current version (`none` when there is none). */
   private async snapshot(cellId: string): Promise<Changes> {
-    const [version, snapshot] = await this.redis.hmget(this.keys.ruleSet(cellId), 'version', 'snapshot');
-    if (!version || !snapshot) return { kind: 'none' };
-    return {
-      kind: 'snapshot',
-      ruleSet: { ...(JSON.parse(snapshot) as CellRuleSet), version: Number(version) },
-    };
+    for (let attempt = 1; ; attempt++) {
+      const [version, snapshot, ref] = await this.redis.hmget(
+        this.keys.ruleSet(cellId),
+        'version',
+        'snapshot',
+        'tagsRef',
+      );
+      if (!version || !snapshot) return { kind: 'none' };
+      const ruleSet = { ...(JSON.parse(snapshot) as CellRuleSet), version: Number(version) };
+      if (!ref) return { kind: 'snapshot', ruleSet };
+      const tags = await this.table(ref);
+      if (tags !== null) return { kind: 'snapshot', ruleSet: { ...ruleSet, tags } };
+      // A write replaced the snapshot (and dropped its table) between the two reads: read again.
+      if (attempt >= 3) throw new MissingTagTableError(cellId, ref);
+    }
   }
 
   /** Record what an agent reports it applied. */

@@ -4,6 +4,7 @@
  * version moves) and shared by every computation of that version.
  */
 import { canonicalJson, normalizeRules, shortHash } from '../../model/canonical.js';
+import { sortTags } from '../../model/ruleset.js';
 import type { C2CPolicy, EgressRule, SecurityGroup, Workload } from '../../model/types.js';
 import type { EgressSnapshot } from './records.js';
 
@@ -179,6 +180,28 @@ export class PolicyIndex {
 
   has(key: string): boolean {
     return this.keys.has(key);
+  }
+
+  private sourceTable: Record<string, number> | undefined | null = null;
+
+  /**
+   * Tags of the apps that are the source of some policy (app → tag), sorted; undefined when none.
+   * What every cell's agent needs to tag a new container at CNI ADD: a destination-only app's
+   * packets match no c2c entry, so its tag is of no use at the source. Built once per index and
+   * shared by every cell's rule set.
+   */
+  sourceTags(): Record<string, number> | undefined {
+    if (this.sourceTable === null) {
+      const table: Record<string, number> = {};
+      for (const app of this.bySource.keys()) table[app] = this.tags.get(app)!;
+      this.sourceTable = sortTags(table);
+    }
+    return this.sourceTable;
+  }
+
+  /** True when the app is the source of some policy (its tag is in every cell's tag table). */
+  isSource(appGuid: string): boolean {
+    return this.bySource.has(appGuid);
   }
 
   tagEntries(): IterableIterator<[string, number]> {
