@@ -19,11 +19,12 @@ import {
   SCALE_BOUND_MS,
   SMOKE_POLICY_SLEEP_MS,
   SMOKE_STAGE_MS,
+  TASK_CURL_BOUND_MS,
   tcp,
   within,
 } from './cf-bounds.js';
 
-describe('CF acceptance: c2c policies (inter_container_connectivity, source_ip, asg_overlay_interaction, policy_cleanup, space_developer) and the smoke test', () => {
+describe('CF acceptance: c2c policies (inter_container_connectivity, source_ip, asg_overlay_interaction, policy_cleanup, space_developer, task_connectivity) and the smoke test', () => {
   let cluster: Cluster;
   let cells: CellNode[];
 
@@ -377,6 +378,50 @@ describe('CF acceptance: c2c policies (inter_container_connectivity, source_ip, 
       [tcp(bI!.ip, 1234)],
       ['closed'],
       { since: removed },
+    );
+  });
+
+  it('task_connectivity: "allows tasks to talk to app instances" — a task of proxy1 reaches proxy2 on 8080 on its very first attempt (CF loops curl for up to 1 minute)', async (t) => {
+    const [c1, c2, c3] = cells as [CellNode, CellNode, CellNode];
+    const proxy1 = await cluster.app('proxy-task-connectivity-1');
+    const proxy2 = await cluster.app('proxy-task-connectivity-2', proxy1.spaceGuid);
+    const [p1] = await instances(proxy1, [c1], []);
+    const [p2] = await instances(proxy2, [c2], [8080]);
+    const added = Date.now();
+    await cluster.sim.apply({
+      kind: 'policy-add',
+      source: proxy1.appGuid,
+      destination: proxy2.appGuid,
+      port: 8080,
+    });
+    // CF pushes both apps, adds the policy and then starts the task, minutes of CF work later;
+    // here: once proxy1's own instance is let through, the policy is on the cells
+    await within(
+      t,
+      'policy proxy1 → proxy2 in force',
+      POLICY_WAIT_MS,
+      p1!.ns,
+      [tcp(p2!.ip, 8080)],
+      ['open'],
+      { since: added },
+    );
+    // the task runs on a cell where proxy1 has no instance: its tag can only come from the cell's
+    // copy of the foundation's tag table, put in place by the CNI ADD itself
+    const started = Date.now();
+    const task = await cluster.container(c3, proxy1, 0, {
+      register: false,
+      metadata: {
+        policy_group_id: proxy1.appGuid,
+        app_id: proxy1.appGuid,
+        space_id: proxy1.spaceGuid,
+        org_id: proxy1.orgGuid,
+        container_workload: 'task',
+      },
+    });
+    const [first] = await outcome(task.ns, [tcp(p2!.ip, 8080)]);
+    assert.equal(first, 'open', "the task's first connection");
+    t.diagnostic(
+      `task created and connected on the first attempt: cfnet ${Date.now() - started} ms (CF bound ${TASK_CURL_BOUND_MS} ms)`,
     );
   });
 
