@@ -944,10 +944,17 @@ export class CellAgent {
     const { used, skipped } = await this.iptables.probe(required);
     this.iptablesPresent = used.length > 0;
     for (const s of skipped) {
-      this.log.info({ binary: s.binary, reason: s.reason, filterMode: this.config.filterMode }, 'iptables executable skipped');
+      this.log.info(
+        { binary: s.binary, reason: s.reason, filterMode: this.config.filterMode },
+        'iptables executable skipped',
+      );
     }
     this.log.info(
-      { binaries: used.map((r) => r.binary), backends: used.map((r) => r.backend), filterMode: this.config.filterMode },
+      {
+        binaries: used.map((r) => r.binary),
+        backends: used.map((r) => r.backend),
+        filterMode: this.config.filterMode,
+      },
       'iptables backends in use',
     );
   }

@@ -253,7 +253,7 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
     choices: FILTER_MODES,
     def: DEFAULT_FILTER_MODE,
     describe:
-      "who has the last word on container→host and ASG-denied egress packets: iptables = one rule cfnet appends to the filter INPUT and FORWARD chains confirms its denials, so operators' earlier iptables ACCEPTs win (Silk's ordering; the agent refuses to start when none of iptablesBinaries runs); nftables = cfnet's table rejects by itself",
+      "who has the last word on container→host and ASG-denied egress packets: iptables = cfnet's rules appended to the filter INPUT and FORWARD chains of each iptables backend confirm its denials, so operators' earlier iptables ACCEPTs (legacy or nft) win (Silk's ordering; the agent refuses to start when none of iptablesBinaries runs); nftables = cfnet's table rejects by itself",
   },
   {
     key: 'iptablesBinaries',
@@ -300,7 +300,7 @@ function coerce(def: SettingDef, raw: unknown, source: string): SettingValue {
   if (def.kind === 'list') {
     // a JSON array in the config file, a comma list from the environment or a flag
     const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null;
-    if (!items || !items.every((x) => typeof x === 'string')) throw bad('must be a list of strings');
+    if (!items?.every((x) => typeof x === 'string')) throw bad('must be a list of strings');
     const list = (items as string[]).map((x) => x.trim()).filter((x) => x !== '');
     if (list.length === 0) throw bad('must name at least one value');
     if (list.some((x) => x.includes('\0'))) throw bad('must not contain NUL');
@@ -381,7 +381,8 @@ export function resolveAgentConfig(src: ConfigSources): AgentConfig {
     if (flag !== undefined) value = coerce(def, flag, flagName(def.key));
     else if (env !== undefined) value = coerce(def, env, envName(def.key));
     else if (fromFile !== undefined && fromFile !== null) value = coerce(def, fromFile, 'config file');
-    else if (def.def !== undefined) value = Array.isArray(def.def) ? [...def.def] : (def.def as string | number);
+    else if (def.def !== undefined)
+      value = Array.isArray(def.def) ? [...def.def] : (def.def as string | number);
     else {
       throw new ValidationError(
         def.key,

@@ -229,6 +229,9 @@ export function sameRule(have: readonly string[], want: readonly string[]): bool
 }
 
 /** True when a chain's cfnet rules are exactly the wanted ones, each once, in that order. */
-export function sameRules(have: readonly (readonly string[])[], want: readonly (readonly string[])[]): boolean {
+export function sameRules(
+  have: readonly (readonly string[])[],
+  want: readonly (readonly string[])[],
+): boolean {
   return have.length === want.length && have.every((r, i) => sameRule(r, want[i]!));
 }

@@ -360,11 +360,22 @@ describe("the agent's iptables rules", () => {
   });
 
   it('iptablesBinaries: both backends by default, a comma list or a JSON array, never empty', () => {
-    const base = { cellId: 'c1', controllerUrl: 'https://c:4190', caCert: '/ca', clientCert: '/c', clientKey: '/k' };
-    assert.deepEqual(resolveAgentConfig({ file: base }).iptablesBinaries, ['iptables-legacy', 'iptables-nft']);
+    const base = {
+      cellId: 'c1',
+      controllerUrl: 'https://c:4190',
+      caCert: '/ca',
+      clientCert: '/c',
+      clientKey: '/k',
+    };
+    assert.deepEqual(resolveAgentConfig({ file: base }).iptablesBinaries, [
+      'iptables-legacy',
+      'iptables-nft',
+    ]);
     assert.deepEqual(
-      resolveAgentConfig({ file: base, env: { CFNET_AGENT_IPTABLES_BINARIES: ' /usr/sbin/iptables-legacy , ' } })
-        .iptablesBinaries,
+      resolveAgentConfig({
+        file: base,
+        env: { CFNET_AGENT_IPTABLES_BINARIES: ' /usr/sbin/iptables-legacy , ' },
+      }).iptablesBinaries,
       ['/usr/sbin/iptables-legacy'],
     );
     assert.deepEqual(
