@@ -21,7 +21,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCommand } from '../src/agent/exec.js';
-import { IptablesRules } from '../src/agent/iptables.js';
+import { IptablesBackends } from '../src/agent/iptables.js';
 import type { FilterMode } from '../src/dataplane/host-filter.js';
 import { NftDataplane } from '../src/dataplane/index.js';
 import { parseCapiRules } from '../src/model/asg-rule.js';
@@ -49,7 +49,8 @@ egress), modes alternating round by round, in namespaces made for the run and re
 
   --connects N        connects per target, mode and round (default 2000)
   --rounds N          rounds per mode (default 4)
-  --iptables BINARY   iptables executable (default iptables; e.g. iptables-legacy)
+  --iptables BINARY   iptables executable(s), comma list (default iptables; e.g. iptables-legacy,
+                      iptables-nft for cfnet's rules in both backends; the operator rule goes to the first)
   --help              this text
 Needs root, ip, nft and iptables.`;
 
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     );
     // the operator's rule stays in both modes (nftables mode ignores it)
     await exec(ns.cell, [
-      IPTABLES,
+      IPTABLES.split(',')[0]!,
       '-w',
       '-I',
       'INPUT',
@@ -154,11 +155,14 @@ async function main(): Promise<void> {
       '-j',
       'ACCEPT',
     ]);
-    const rules = new IptablesRules({
-      binary: IPTABLES,
+    // cfnet's rules in the given executable's backend only (--iptables names one; a comma list of
+    // one per backend measures the two-backend rules)
+    const rules = new IptablesBackends({
+      binaries: IPTABLES.split(','),
       table: 'cfnet',
       run: (argv, input) => runCommand(['ip', 'netns', 'exec', ns.cell, ...argv], input),
     });
+    await rules.probe(true);
     const modes: FilterMode[] = ['nftables', 'iptables'];
     const dp = new Map(
       modes.map((m) => {

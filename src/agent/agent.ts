@@ -2,8 +2,9 @@
  * The cell agent (one per Diego cell, docs/agent.md). Start-up order, chosen so that a restart
  * never opens or cuts traffic:
  *  1. load the saved state (lease, leases, controller rule set, CNI-time containers);
- *  2. rules: in `iptables` filter mode, cfnet's iptables rule in INPUT and FORWARD first (its
- *     denials are confirmed there, after operators' rules: iptables.ts); then if the kernel table
+ *  2. rules: in `iptables` filter mode, cfnet's iptables rules in INPUT and FORWARD of every
+ *     usable iptables backend first (its denials are confirmed there, after operators' rules:
+ *     iptables.ts); then if the kernel table
  *     already equals the saved rule set (read-back), apply nothing; otherwise replace it in one nft
  *     transaction. Never a flush, never an empty table;
  *  3. overlay: keep the VXLAN device if it matches, program the saved leases (diffed);
@@ -41,7 +42,7 @@ import { type AgentDataplane, DryRunDataplane, DryRunOverlay, type OverlayDevice
 import type { Runner } from './exec.js';
 import { AgentIdentity } from './identity.js';
 import { type Inventory, InventoryReader, inventoryKey } from './inventory.js';
-import { IptablesRules } from './iptables.js';
+import { IptablesBackends } from './iptables.js';
 import { type LocalContainer, localC2C, mergeLocal } from './merge.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
 import { Mutex } from './mutex.js';
@@ -163,7 +164,8 @@ export class CellAgent {
   private rulesCheckRunning: Promise<void> | null = null;
   private rulesCheckAgain = false;
   // cfnet's iptables rules (filter mode; null in a dry run)
-  private readonly iptables: IptablesRules | null;
+  private readonly iptables: IptablesBackends | null;
+  /** At least one backend's executable runs (probed at start). */
   private iptablesPresent = false;
   private iptablesError = '';
   /** Checks of the iptables rules run one at a time (two could both append a missing rule). */
@@ -219,8 +221,8 @@ export class CellAgent {
         });
     this.iptables = this.dryRun
       ? null
-      : new IptablesRules({
-          binary: c.iptablesBinary,
+      : new IptablesBackends({
+          binaries: c.iptablesBinaries,
           table: c.nftTable,
           ...(opts.run ? { run: opts.run } : {}),
         });
@@ -252,8 +254,7 @@ export class CellAgent {
     );
     // before any nft table of this mode is written: its pending denials need the iptables rule
     if (this.iptables && c.filterMode === 'iptables') {
-      await this.iptables.checkAvailable();
-      this.iptablesPresent = true;
+      await this.probeIptables(true);
       await this.checkIptables('start');
     }
     // a dry run with a given address needs no interface holding it (nothing is sent from it)
@@ -279,10 +280,7 @@ export class CellAgent {
     }
     await this.restoreRules();
     if (this.iptables && c.filterMode === 'nftables') {
-      this.iptablesPresent = await this.iptables.checkAvailable().then(
-        () => true,
-        () => false,
-      );
+      await this.probeIptables(false);
       await this.checkIptables('start');
     }
     if (this.lease) {
@@ -410,7 +408,11 @@ export class CellAgent {
       lease: { ok: this.lease !== null && this.subnetWritten, subnet: this.lease?.subnet ?? null },
       executor: { ok: this.executor !== null || !this.config.executorSocket || this.dryRun },
       rules: { ok: this.lastApplyError === '', appliedVersion: this.appliedVersion },
-      iptables: { ok: this.iptablesError === '', filterMode: this.config.filterMode },
+      iptables: {
+        ok: this.iptablesError === '',
+        filterMode: this.config.filterMode,
+        backends: this.iptables?.used.map((r) => r.backend) ?? [],
+      },
     };
     return { ok: Object.values(checks).every((c) => c.ok), checks };
   }
@@ -857,8 +859,11 @@ export class CellAgent {
       table: this.config.nftTable,
       nft: this.config.nftBinary,
       logger: this.log.child({ component: 'nft-monitor' }),
-      // iptables-nft's rule changes show up in nft monitor too: a flush is answered at once
-      watchIptables: this.config.filterMode === 'iptables' && this.iptablesPresent,
+      // iptables-nft's rule changes show up in nft monitor too: a flush is answered at once (legacy
+      // ones do not: the periodic check repairs those)
+      watchIptables:
+        this.config.filterMode === 'iptables' &&
+        (this.iptables?.used.some((r) => r.backend === 'nft') ?? false),
     });
     let first = true;
     this.monitor.on('started', () => {
@@ -936,7 +941,31 @@ export class CellAgent {
   }
 
   /**
-   * `iptables` mode: cfnet's rule in INPUT and FORWARD, exactly once each (re-appended when someone
+   * Which configured iptables executables are used (one per backend that runs); the others are
+   * logged. `required` (filterMode iptables): none usable is IptablesMissingError.
+   */
+  private async probeIptables(required: boolean): Promise<void> {
+    if (!this.iptables) return;
+    const { used, skipped } = await this.iptables.probe(required);
+    this.iptablesPresent = used.length > 0;
+    for (const s of skipped) {
+      this.log.info(
+        { binary: s.binary, reason: s.reason, filterMode: this.config.filterMode },
+        'iptables executable skipped',
+      );
+    }
+    this.log.info(
+      {
+        binaries: used.map((r) => r.binary),
+        backends: used.map((r) => r.backend),
+        filterMode: this.config.filterMode,
+      },
+      'iptables backends in use',
+    );
+  }
+
+  /**
+   * `iptables` mode: cfnet's rules in INPUT and FORWARD of every used backend, exactly once each (re-appended when someone
    * flushed a chain: until then cfnet's denials in those chains were not enforced). `nftables`
    * mode: once a table of that mode is in force, cfnet's rules of an earlier `iptables` mode are
    * removed (inert by then). Never touches another rule. Returns what it changed.

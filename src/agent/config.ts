@@ -6,17 +6,22 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { DEFAULT_FILTER_MODE, FILTER_MODES, type FilterMode } from '../dataplane/host-filter.js';
+import {
+  DEFAULT_FILTER_MODE,
+  DEFAULT_IPTABLES_BINARIES,
+  FILTER_MODES,
+  type FilterMode,
+} from '../dataplane/host-filter.js';
 import { ValidationError } from '../lib/errors.js';
 import { checkCellId } from '../model/identifiers.js';
 
-export type SettingKind = 'string' | 'int' | 'path' | 'url' | 'ip' | 'ifname' | 'level' | 'choice';
+export type SettingKind = 'string' | 'int' | 'path' | 'url' | 'ip' | 'ifname' | 'level' | 'choice' | 'list';
 
 export interface SettingDef {
   key: keyof AgentConfig;
   kind: SettingKind;
   /** Default; undefined = required. */
-  def?: string | number;
+  def?: string | number | readonly string[];
   min?: number;
   max?: number;
   /** True when '' is allowed (means "detect" or "off", as described). */
@@ -57,7 +62,7 @@ export interface AgentConfig {
   nftTable: string;
   nftBinary: string;
   filterMode: FilterMode;
-  iptablesBinary: string;
+  iptablesBinaries: string[];
   metricsAddress: string;
   metricsPort: number;
   logLevel: string;
@@ -248,14 +253,14 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
     choices: FILTER_MODES,
     def: DEFAULT_FILTER_MODE,
     describe:
-      "who has the last word on container→host and ASG-denied egress packets: iptables = one rule cfnet appends to the filter INPUT and FORWARD chains confirms its denials, so operators' earlier iptables ACCEPTs win (Silk's ordering; the agent refuses to start without iptablesBinary); nftables = cfnet's table rejects by itself",
+      "who has the last word on container→host and ASG-denied egress packets: iptables = cfnet's rules appended to the filter INPUT and FORWARD chains of each iptables backend confirm its denials, so operators' earlier iptables ACCEPTs (legacy or nft) win (Silk's ordering; the agent refuses to start when none of iptablesBinaries runs); nftables = cfnet's table rejects by itself",
   },
   {
-    key: 'iptablesBinary',
-    kind: 'string',
-    def: 'iptables',
+    key: 'iptablesBinaries',
+    kind: 'list',
+    def: DEFAULT_IPTABLES_BINARIES,
     describe:
-      "iptables executable for filterMode iptables: the one operators' rules are written with (same backend, nft or legacy)",
+      "iptables executables for filterMode iptables (comma list): cfnet keeps its rules in the backend of each one that runs (one per backend, legacy or nft; the others are skipped and logged), so an operator's ACCEPT written with either backend wins",
   },
   {
     key: 'metricsAddress',
@@ -287,9 +292,20 @@ export function envName(key: string): string {
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const TABLE = /^cf[a-z0-9_]{0,30}$/;
 
-function coerce(def: SettingDef, raw: unknown, source: string): string | number {
+type SettingValue = string | number | string[];
+
+function coerce(def: SettingDef, raw: unknown, source: string): SettingValue {
   const field = def.key;
   const bad = (reason: string) => new ValidationError(field, raw, `${reason} (from ${source})`);
+  if (def.kind === 'list') {
+    // a JSON array in the config file, a comma list from the environment or a flag
+    const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null;
+    if (!items?.every((x) => typeof x === 'string')) throw bad('must be a list of strings');
+    const list = (items as string[]).map((x) => x.trim()).filter((x) => x !== '');
+    if (list.length === 0) throw bad('must name at least one value');
+    if (list.some((x) => x.includes('\0'))) throw bad('must not contain NUL');
+    return list;
+  }
   if (def.kind === 'int') {
     const n =
       typeof raw === 'number'
@@ -356,16 +372,17 @@ export function resolveAgentConfig(src: ConfigSources): AgentConfig {
   for (const k of Object.keys(file)) {
     if (!known.has(k)) throw new ValidationError(k, file[k], 'unknown setting in the config file');
   }
-  const out: Record<string, string | number> = {};
+  const out: Record<string, SettingValue> = {};
   for (const def of AGENT_SETTINGS) {
     const flag = src.flags?.[def.key];
     const env = src.env?.[envName(def.key)];
     const fromFile = file[def.key];
-    let value: string | number;
+    let value: SettingValue;
     if (flag !== undefined) value = coerce(def, flag, flagName(def.key));
     else if (env !== undefined) value = coerce(def, env, envName(def.key));
     else if (fromFile !== undefined && fromFile !== null) value = coerce(def, fromFile, 'config file');
-    else if (def.def !== undefined) value = def.def;
+    else if (def.def !== undefined)
+      value = Array.isArray(def.def) ? [...def.def] : (def.def as string | number);
     else {
       throw new ValidationError(
         def.key,

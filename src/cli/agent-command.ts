@@ -28,6 +28,8 @@ function placeholder(kind: string): string {
       return '<ip>';
     case 'ifname':
       return '<name>';
+    case 'list':
+      return '<a,b>';
     default:
       return '<value>';
   }

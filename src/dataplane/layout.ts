@@ -18,7 +18,9 @@
  * In `iptables` filter mode (host-filter.ts) ctr_host and egress_deny do not reject: they mark the
  * packet PENDING and accept, hook_input and hook_forward run before iptables' filter chains
  * (priority -5), and deny_input / deny_forward (priority 5, after them) reject what cfnet's iptables
- * rule CONFIRMED, logging DENY_ for egress as egress_deny does in `nftables` mode.
+ * rules CONFIRMED (in every configured backend), logging DENY_ for egress as egress_deny does in
+ * `nftables` mode. These chains are the same for one or two iptables backends: only the iptables
+ * rules differ (host-filter.ts), CONFIRMED is the one value rejected either way.
  */
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../lib/errors.js';
@@ -117,7 +119,7 @@ export const REJECT = ['meta l4proto tcp reject with tcp reset', 'reject'] as co
 
 /** Keeps the c2c tag (low half), sets the high half to PENDING, ends this table's evaluation. */
 const PENDING = `meta mark set meta mark & ${hex(0xffff)} | ${hex(PENDING_MARK)} accept`;
-/** Packets cfnet's iptables rule confirmed (high half exactly CONFIRMED). */
+/** Packets cfnet's iptables rules confirmed in every backend (high half exactly CONFIRMED). */
 const CONFIRMED = `meta mark & ${hex(HIGH_MASK)} == ${hex(CONFIRMED_MARK)}`;
 
 /** Every static chain name of either filter mode (read-back classifies chains by name). */

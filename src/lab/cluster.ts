@@ -32,6 +32,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ControllerClient } from '../agent/client.js';
 import type { AgentConfig } from '../agent/config.js';
+import { DEFAULT_IPTABLES_BINARIES } from '../dataplane/host-filter.js';
 import { closeRedis, createRedis, deleteKeys } from '../lib/redis.js';
 import { createCa, issueCert } from '../lib/tls.js';
 import { type SimHandle, type SimOptions, startSimulator } from '../sim/index.js';
@@ -459,9 +460,12 @@ export class Cluster {
         cniStateDir: cell.cniStateDir,
         metricsPort: 0,
         logLevel: this.logLevel,
-        // the agent's default filter mode needs iptables; a machine without it runs the cells in
-        // the self-contained mode rather than not at all (a test asking for a mode gets it)
-        ...(this.dataplane === 'kernel' && !onPath('iptables') ? { filterMode: 'nftables' as const } : {}),
+        // the agent's default filter mode needs one of its iptables executables; a machine without
+        // any runs the cells in the self-contained mode rather than not at all (a test asking for
+        // a mode gets it)
+        ...(this.dataplane === 'kernel' && !DEFAULT_IPTABLES_BINARIES.some(onPath)
+          ? { filterMode: 'nftables' as const }
+          : {}),
         ...this.opts.agent,
       };
       await writeFile(cell.configPath, JSON.stringify(agent, null, 2));

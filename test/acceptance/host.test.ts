@@ -21,6 +21,9 @@ describe('CF acceptance: custom_iptables_compatibility and search_domains', () =
 
   before(async () => {
     cluster = await Cluster.start({ cells: 1, controller: productionCadence() });
+    // a host process no operator rule names: it answers, so only cfnet can refuse a container
+    const cell = cluster.cells[0]!;
+    await cluster.serve(cell.ns, [8899], [cell.underlayIp]);
   });
   after(async () => {
     await cluster?.stop();
@@ -78,14 +81,15 @@ describe('CF acceptance: custom_iptables_compatibility and search_domains', () =
     assert.equal(dns?.search, undefined, 'no search domains from cfnet: garden-cni owns them');
   });
 
-  it('custom_iptables_compatibility: "still applies the iptable rule to the new app" — an operator ACCEPT inserted first in INPUT with iptables-legacy (as CF\'s iptables-writer job) lets a new container reach a host process on 8898', async (t) => {
+  /**
+   * CF's iptables-writer post-start, run before any app is pushed: an ACCEPT from the overlay (read
+   * from the `cf_network` link) to the cell's own address on `port`, inserted first in INPUT unless
+   * present. Today's job runs `iptables`; a 2022 version ran `iptables-legacy`.
+   */
+  async function operatorAccept(binary: string, port: number): Promise<void> {
     const cell = cluster.cells[0]!;
-    // CF's test-server job on the cell: a process listening on the cell's own address
-    await cluster.serve(cell.ns, [8898, 8899], [cell.underlayIp]);
-    // CF's iptables-writer post-start, before any app is pushed: overlay network from cf_network
     const overlay = String(cell.cniConfig().overlay_network);
     const rule = [
-      'INPUT',
       '-s',
       overlay,
       '-p',
@@ -95,27 +99,37 @@ describe('CF acceptance: custom_iptables_compatibility and search_domains', () =
       '--destination',
       cell.underlayIp,
       '--dport',
-      '8898',
+      String(port),
       '-j',
       'ACCEPT',
     ];
-    const check = await cell.exec(['iptables-legacy', '-w', '-C', ...rule]);
-    if (check.code !== 0) {
-      const inserted = await cell.exec(['iptables-legacy', '-w', '-I', rule[0]!, '1', ...rule.slice(1)]);
-      assert.equal(inserted.code, 0, inserted.stderr);
-    }
-    const pushed = Date.now();
-    const app = await cluster.app('custom-iptables');
-    const c = await cluster.container(cell, app, 0);
-    // CF: `cf ssh app -c "curl $CF_INSTANCE_IP:8898"` succeeds (180 s overall, 10 s per curl)
-    await within(
-      t,
-      'the new app reaches the host process on 8898',
-      CUSTOM_IPTABLES_BOUND_MS,
-      c.ns,
-      [tcp(cell.underlayIp, 8898), tcp(cell.underlayIp, 8899)],
-      ['open', 'closed'],
-      { since: pushed },
-    );
-  });
+    if ((await cell.exec([binary, '-w', '-C', 'INPUT', ...rule])).code === 0) return;
+    const inserted = await cell.exec([binary, '-w', '-I', 'INPUT', '1', ...rule]);
+    assert.equal(inserted.code, 0, inserted.stderr);
+  }
+
+  for (const [binary, port] of [
+    ['iptables', 8898],
+    ['iptables-legacy', 8897],
+  ] as const) {
+    it(`custom_iptables_compatibility: "still applies the iptable rule to the new app" — an operator ACCEPT inserted first in INPUT with ${binary} lets a new container reach a host process (port ${port})`, async (t) => {
+      const cell = cluster.cells[0]!;
+      // CF's test-server job on the cell: a process on the cell's own address ("Hello world!!")
+      await cluster.serve(cell.ns, [port], [cell.underlayIp]);
+      await operatorAccept(binary, port);
+      const pushed = Date.now();
+      const c = await cluster.container(cell, await cluster.app(`custom-iptables-${port}`), 0);
+      // CF: `cf ssh app -c "curl $CF_INSTANCE_IP:8898"` succeeds (180 s overall, 10 s per curl);
+      // a port no operator rule names stays rejected
+      await within(
+        t,
+        `the new app reaches the host process on ${port}`,
+        CUSTOM_IPTABLES_BOUND_MS,
+        c.ns,
+        [tcp(cell.underlayIp, port), tcp(cell.underlayIp, 8899)],
+        ['open', 'closed'],
+        { since: pushed },
+      );
+    });
+  }
 });

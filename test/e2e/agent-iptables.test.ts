@@ -3,14 +3,17 @@
  * iptables) and a container made by the real CNI plugin. The operator's rule is the one CF's
  * iptables-writer job inserts in post-start:
  *   iptables -I INPUT 1 -s <overlay> -d <cell ip> -p tcp --dport 8898 -j ACCEPT
- * Once with iptables-nft, whose flush the agent sees through nft monitor (the periodic drift check
- * is set to an hour, so only the monitor can repair in time), and once with iptables-legacy (when
- * installed), which nft monitor cannot see: the periodic check (1 s here) repairs it.
+ * With one configured executable: once with iptables-nft, whose flush the agent sees through nft
+ * monitor (the periodic drift check is set to an hour, so only the monitor can repair in time),
+ * and once with iptables-legacy (when installed), which nft monitor cannot see: the periodic check
+ * (1 s here) repairs it. Then with the default iptablesBinaries (both backends, when both are
+ * installed): the operator's rule wins whichever executable wrote it, CF's job's iptables-legacy
+ * included.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { iptablesComment } from '../../src/dataplane/host-filter.js';
+import { backendRuleArgs, iptablesComment, splitRuleLine } from '../../src/dataplane/host-filter.js';
 import { Cluster, type ContainerRef, waitUntil } from '../helpers/cluster.js';
 import { expectTraffic, type Probe } from '../helpers/netns.js';
 
@@ -36,7 +39,7 @@ for (const v of variants)
         cells: 1,
         agent: {
           filterMode: 'iptables',
-          iptablesBinary: v.binary,
+          iptablesBinaries: [v.binary],
           driftCheckIntervalSeconds: v.driftCheckIntervalSeconds,
         },
       });
@@ -118,5 +121,77 @@ for (const v of variants)
       await ctr.cell.startAgent();
       assert.equal((await ours('INPUT')).length, 1);
       assert.equal((await ours('FORWARD')).length, 1);
+    });
+  });
+
+const BOTH = ['iptables-legacy', 'iptables-nft'] as const;
+const installed = (b: string) => ['/usr/sbin', '/sbin'].some((d) => existsSync(`${d}/${b}`));
+
+if (BOTH.every(installed))
+  describe("agent with the default iptablesBinaries (both backends): CF's iptables-legacy rule and an iptables-nft rule each win; a flush in either backend is repaired", () => {
+    let cluster: Cluster;
+    let ctr: ContainerRef;
+    let cellIp = '';
+    const ipt = (binary: string, ...args: string[]) => ctr.cell.exec([binary, '-w', ...args]);
+    const ours = async (binary: string, chain: string) =>
+      (await ipt(binary, '-S', chain)).stdout
+        .split('\n')
+        .filter((l) => l.includes(iptablesComment('cfnet')))
+        .map((l) => splitRuleLine(l).slice(2));
+    const operator = () => ['-s', OVERLAY, '-d', cellIp, '-p', 'tcp', '--dport', '8898', '-j', 'ACCEPT'];
+    const hostPorts = () => [tcp(cellIp, 8898), tcp(cellIp, 8899)];
+
+    before(async () => {
+      // no iptablesBinaries: the agent's default is what a lab cluster and a BOSH cell get
+      cluster = await Cluster.start({
+        cells: 1,
+        agent: { filterMode: 'iptables', driftCheckIntervalSeconds: 1 },
+      });
+      const app = await cluster.app('ipt2');
+      ctr = await cluster.container(cluster.cells[0]!, app, 0);
+      cellIp = ctr.cell.underlayIp;
+      await cluster.serve(ctr.cell.ns, [8898, 8899], [cellIp]);
+    });
+    after(async () => {
+      await cluster?.stop();
+    });
+
+    it('the agent put its two rules in INPUT and FORWARD of each backend; without an operator rule 8898 is rejected', async () => {
+      for (const binary of BOTH) {
+        const backend = binary === 'iptables-legacy' ? 'legacy' : 'nft';
+        for (const chain of ['INPUT', 'FORWARD'])
+          assert.deepEqual(await ours(binary, chain), backendRuleArgs('cfnet', backend, ['legacy', 'nft']));
+      }
+      await expectTraffic('container→host rejected', ctr.ns, hostPorts(), ['refused', 'refused']);
+    });
+
+    for (const binary of BOTH)
+      it(`${binary} -I INPUT 1 … --dport 8898 -j ACCEPT opens 8898; 8899 stays rejected`, async () => {
+        await ipt(binary, '-I', 'INPUT', '1', ...operator());
+        await expectTraffic(`8898 accepted via ${binary}`, ctr.ns, hostPorts(), ['open', 'refused']);
+        await ipt(binary, '-D', 'INPUT', ...operator());
+        await expectTraffic('rejected again', ctr.ns, hostPorts(), ['refused', 'refused']);
+      });
+
+    for (const binary of BOTH)
+      it(`after ${binary} -F INPUT the agent re-appends its rules there; 8899 rejected again`, async () => {
+        await ipt(binary, '-F', 'INPUT');
+        await ipt(binary, '-I', 'INPUT', '1', ...operator());
+        await waitUntil(
+          `cfnet rules back in ${binary} INPUT`,
+          async () => (await ours(binary, 'INPUT')).length === 2,
+          5_000,
+          50,
+        );
+        await expectTraffic('8899 rejected again', ctr.ns, hostPorts(), ['open', 'refused']);
+        await ipt(binary, '-D', 'INPUT', ...operator());
+      });
+
+    it('restarting the agent adds no duplicate in either backend', async () => {
+      await ctr.cell.stopAgent();
+      await ctr.cell.startAgent();
+      for (const binary of BOTH)
+        for (const chain of ['INPUT', 'FORWARD'])
+          assert.equal((await ours(binary, chain)).length, 2, `${binary} ${chain}`);
     });
   });

@@ -7,15 +7,22 @@ import { CellAgent } from '../../src/agent/agent.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
 import { DryRunDataplane } from '../../src/agent/dry-run.js';
 import { CommandError, type Runner } from '../../src/agent/exec.js';
-import { IptablesMissingError, IptablesRules } from '../../src/agent/iptables.js';
+import { IptablesBackends, IptablesMissingError, IptablesRules } from '../../src/agent/iptables.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import {
+  backendOfVersion,
+  backendRuleArgs,
+  backendTransitions,
   CONFIRMED_MARK,
   checkFilterMode,
   DEFAULT_FILTER_MODE,
+  DEFAULT_IPTABLES_BINARIES,
   HIGH_MASK,
+  IPTABLES_CHAINS,
   iptablesComment,
   iptablesRuleArgs,
+  markAfter,
+  ONLY_CONFIRMED_MARK,
   ownRules,
   PENDING_MARK,
   splitRuleLine,
@@ -161,16 +168,90 @@ describe('nft monitor reports changes to iptables-nft filter INPUT/FORWARD (an i
   });
 });
 
+describe('marks across two iptables backends: rejected only when neither had an earlier accept, in either kernel order', () => {
+  const both = ['legacy', 'nft'] as const;
+  const orders = [
+    ['legacy', 'nft'],
+    ['nft', 'legacy'],
+  ] as const;
+
+  it('each backend moves PENDING to its own half-confirmed mark and the other half to CONFIRMED', () => {
+    assert.deepEqual(backendTransitions('legacy', both), [
+      { from: PENDING_MARK, to: ONLY_CONFIRMED_MARK.legacy },
+      { from: ONLY_CONFIRMED_MARK.nft, to: CONFIRMED_MARK },
+    ]);
+    assert.deepEqual(backendTransitions('nft', both), [
+      { from: PENDING_MARK, to: ONLY_CONFIRMED_MARK.nft },
+      { from: ONLY_CONFIRMED_MARK.legacy, to: CONFIRMED_MARK },
+    ]);
+    // a backend's targets are none of its own sources: its two rules commute
+    for (const b of both) {
+      const t = backendTransitions(b, both);
+      assert.ok(!t.some((x) => t.some((y) => x.to === y.from)), b);
+    }
+  });
+
+  for (const order of orders) {
+    it(`kernel order ${order.join(' then ')}: CONFIRMED only without an operator accept in either backend`, () => {
+      for (const acceptIn of [[], ['legacy'], ['nft'], ['legacy', 'nft']] as const) {
+        const passes = order.map((backend) => ({
+          backend,
+          operatorAccepts: (acceptIn as readonly string[]).includes(backend),
+        }));
+        const mark = markAfter(passes, both);
+        assert.equal(mark === CONFIRMED_MARK, acceptIn.length === 0, `accept in [${acceptIn.join(',')}]`);
+      }
+    });
+  }
+
+  it('one backend keeps the single rule PENDING → CONFIRMED; the nft side rejects the same value either way', () => {
+    for (const b of both) {
+      assert.deepEqual(backendTransitions(b, [b]), [{ from: PENDING_MARK, to: CONFIRMED_MARK }]);
+      assert.equal(markAfter([{ backend: b, operatorAccepts: false }], [b]), CONFIRMED_MARK);
+      assert.equal(markAfter([{ backend: b, operatorAccepts: true }], [b]), PENDING_MARK);
+      assert.deepEqual(backendRuleArgs('cfnet', b, [b]), [iptablesRuleArgs('cfnet')]);
+    }
+    assert.throws(() => backendTransitions('nft', ['legacy']));
+    assert.throws(() => backendTransitions('nft', ['nft', 'nft']));
+  });
+
+  it('the four high-half values are distinct, keep the c2c tag bits and are not the NetIn ingress mark', () => {
+    const marks = [PENDING_MARK, ONLY_CONFIRMED_MARK.legacy, ONLY_CONFIRMED_MARK.nft, CONFIRMED_MARK];
+    assert.equal(new Set(marks).size, 4);
+    for (const m of marks) {
+      assert.equal(m & 0xffff, 0);
+      assert.equal(m & HIGH_MASK, m);
+      assert.notEqual(m, INGRESS_MARK & HIGH_MASK);
+    }
+  });
+
+  it("an executable's backend is read from its --version line", () => {
+    assert.equal(backendOfVersion('iptables v1.8.9 (nf_tables)\n'), 'nft');
+    assert.equal(backendOfVersion('iptables v1.8.9 (legacy)\n'), 'legacy');
+    assert.equal(backendOfVersion('iptables v1.6.1\n'), 'legacy');
+    assert.deepEqual(DEFAULT_IPTABLES_BINARIES, ['iptables-legacy', 'iptables-nft']);
+  });
+});
+
 describe("the agent's iptables rules", () => {
-  /** A fake iptables: chains as lists of `-A` argument lists; records the commands run. */
-  function fakeIptables(present = true) {
-    const chains: Record<string, string[][]> = { INPUT: [], FORWARD: [] };
+  /**
+   * Fake iptables executables: per backend, chains as lists of `-A` argument lists; records the
+   * commands run. `binaries` maps an executable to its backend (absent: cannot be run).
+   */
+  function fakeIptables(binaries: Record<string, 'legacy' | 'nft'> = { iptables: 'nft' }) {
+    const kernel = {
+      legacy: { INPUT: [], FORWARD: [] } as Record<string, string[][]>,
+      nft: { INPUT: [], FORWARD: [] } as Record<string, string[][]>,
+    };
     const calls: string[] = [];
     const run: Runner = async (argv) => {
       calls.push(argv.join(' '));
-      if (!present) throw new CommandError(argv, null, `spawn ${argv[0]} ENOENT`);
+      const backend = binaries[argv[0]!];
+      if (!backend) throw new CommandError(argv, null, `spawn ${argv[0]} ENOENT`);
+      const chains = kernel[backend];
       const args = argv.slice(1).filter((a) => a !== '-w');
-      if (args[0] === '--version') return { stdout: 'iptables v1.8.9 (nf_tables)\n', stderr: '' };
+      if (args[0] === '--version')
+        return { stdout: `iptables v1.8.9 (${backend === 'nft' ? 'nf_tables' : 'legacy'})\n`, stderr: '' };
       const [, , op, chain, ...rule] = args; // -t filter <op> <chain> …
       const list = chains[chain!]!;
       const q = (a: string) => (a.includes(' ') ? `"${a}"` : a);
@@ -184,14 +265,20 @@ describe("the agent's iptables rules", () => {
         );
       return { stdout: '', stderr: '' };
     };
-    return { chains, calls, run };
+    return { chains: kernel.nft, kernel, calls, run };
   }
 
   it('appends one rule per chain after the rules already there, once, and repairs a removal', async () => {
     const f = fakeIptables();
     const operator = ['-s', '10.255.0.0/16', '-j', 'ACCEPT'];
     f.chains.INPUT!.push(operator);
-    const rules = new IptablesRules({ binary: 'iptables', table: 'cfnet', run: f.run });
+    const rules = new IptablesRules({
+      binary: 'iptables',
+      backend: 'nft',
+      backends: ['nft'],
+      table: 'cfnet',
+      run: f.run,
+    });
     assert.deepEqual(await rules.ensure(), ['added INPUT', 'added FORWARD']);
     assert.deepEqual(await rules.ensure(), []);
     assert.deepEqual(f.chains.INPUT, [operator, iptablesRuleArgs('cfnet')]);
@@ -200,21 +287,113 @@ describe("the agent's iptables rules", () => {
     assert.ok(f.calls.every((c) => c.includes(' -w ') || c.endsWith('--version')));
   });
 
-  it('a missing iptables is a typed error that says what to do', async () => {
-    const rules = new IptablesRules({ binary: '/no/iptables', table: 'cfnet', run: fakeIptables(false).run });
+  it('with both backends usable each chain of each backend gets its two rules, once; one lost rule is put back', async () => {
+    const f = fakeIptables({ 'iptables-legacy': 'legacy', 'iptables-nft': 'nft' });
+    // a one-backend rule of an earlier configuration is replaced, not kept next to the new ones
+    f.kernel.nft.INPUT!.push(iptablesRuleArgs('cfnet'));
+    const set = new IptablesBackends({ binaries: DEFAULT_IPTABLES_BINARIES, table: 'cfnet', run: f.run });
+    const { used, skipped } = await set.probe(true);
+    assert.deepEqual(
+      used.map((r) => [r.binary, r.backend]),
+      [
+        ['iptables-legacy', 'legacy'],
+        ['iptables-nft', 'nft'],
+      ],
+    );
+    assert.deepEqual(skipped, []);
+    const done = await set.ensure();
+    assert.equal(done.filter((d) => d.startsWith('iptables-legacy: added')).length, 4);
+    assert.ok(done.includes('iptables-nft: removed INPUT'));
+    for (const b of ['legacy', 'nft'] as const) {
+      for (const chain of IPTABLES_CHAINS) {
+        assert.deepEqual(f.kernel[b][chain], backendRuleArgs('cfnet', b, ['legacy', 'nft']), `${b} ${chain}`);
+      }
+    }
+    assert.deepEqual(await set.ensure(), []);
+    f.kernel.legacy.FORWARD!.splice(1, 1); // someone deleted one of cfnet's legacy rules
+    assert.deepEqual(await set.ensure(), [
+      'iptables-legacy: removed FORWARD',
+      'iptables-legacy: added FORWARD',
+      'iptables-legacy: added FORWARD',
+    ]);
+    assert.equal(await set.remove(), 8);
+  });
+
+  it('an executable that does not run, or writes to a backend already used, is skipped with its reason', async () => {
+    const f = fakeIptables({ iptables: 'nft', 'iptables-nft': 'nft' });
+    const set = new IptablesBackends({
+      binaries: ['iptables', 'iptables-legacy', 'iptables-nft'],
+      table: 'cfnet',
+      run: f.run,
+    });
+    const { used, skipped } = await set.probe(true);
+    assert.deepEqual(
+      used.map((r) => r.binary),
+      ['iptables'],
+    );
+    assert.deepEqual(
+      skipped.map((s) => s.binary),
+      ['iptables-legacy', 'iptables-nft'],
+    );
+    assert.match(skipped[0]!.reason, /ENOENT/);
+    assert.match(skipped[1]!.reason, /same backend \(nft\) as iptables/);
+    // one backend left: the single rule, as with one configured executable
+    assert.deepEqual(await set.ensure(), ['iptables: added INPUT', 'iptables: added FORWARD']);
+    assert.deepEqual(f.kernel.nft.INPUT, [iptablesRuleArgs('cfnet')]);
+  });
+
+  it('no runnable executable is a typed error that says what to do (only when iptables mode needs one)', async () => {
+    const set = new IptablesBackends({
+      binaries: ['/no/iptables', '/no/iptables-nft'],
+      table: 'cfnet',
+      run: fakeIptables({}).run,
+    });
     await assert.rejects(
-      rules.checkAvailable(),
+      set.probe(true),
       (e: unknown) =>
         e instanceof IptablesMissingError &&
         e.code === 'CFNET_AGENT_IPTABLES_MISSING' &&
         /filterMode nftables/.test(e.message),
     );
+    assert.deepEqual((await set.probe(false)).used, []);
+    assert.equal(await set.remove(), 0);
   });
 
-  it('an agent in iptables mode without iptables refuses to start, before touching the kernel', async () => {
+  it('iptablesBinaries: both backends by default, a comma list or a JSON array, never empty', () => {
+    const base = {
+      cellId: 'c1',
+      controllerUrl: 'https://c:4190',
+      caCert: '/ca',
+      clientCert: '/c',
+      clientKey: '/k',
+    };
+    assert.deepEqual(resolveAgentConfig({ file: base }).iptablesBinaries, [
+      'iptables-legacy',
+      'iptables-nft',
+    ]);
+    assert.deepEqual(
+      resolveAgentConfig({
+        file: base,
+        env: { CFNET_AGENT_IPTABLES_BINARIES: ' /usr/sbin/iptables-legacy , ' },
+      }).iptablesBinaries,
+      ['/usr/sbin/iptables-legacy'],
+    );
+    assert.deepEqual(
+      resolveAgentConfig({ file: { ...base, iptablesBinaries: ['a', 'b'] } }).iptablesBinaries,
+      ['a', 'b'],
+    );
+    for (const bad of [[], ',', [1], 'x\0y'])
+      assert.throws(
+        () => resolveAgentConfig({ file: { ...base, iptablesBinaries: bad } }),
+        (e: unknown) => e instanceof ValidationError && e.field === 'iptablesBinaries',
+        JSON.stringify(bad),
+      );
+  });
+
+  it('an agent in iptables mode without any runnable iptables refuses to start, before touching the kernel', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'cfnet-ipt-agent-'));
     try {
-      const f = fakeIptables(false);
+      const f = fakeIptables({});
       const config = resolveAgentConfig({
         file: {
           cellId: 'cell-1',
@@ -228,12 +407,11 @@ describe("the agent's iptables rules", () => {
           agentSocket: '',
           metricsPort: 0,
           logLevel: 'silent',
-          iptablesBinary: '/no/iptables',
         },
       });
       const agent = new CellAgent({ config, tls: { ca: '', cert: '', key: '' }, run: f.run });
       await assert.rejects(agent.start(), IptablesMissingError);
-      assert.deepEqual(f.calls, ['/no/iptables --version']);
+      assert.deepEqual(f.calls, ['iptables-legacy --version', 'iptables-nft --version']);
       await agent.stop();
     } finally {
       await rm(dir, { recursive: true, force: true });

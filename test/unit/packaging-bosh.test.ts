@@ -33,6 +33,7 @@ import {
   type ControllerSettings,
   parseControllerSettings,
 } from '../../src/controller/settings.js';
+import { DEFAULT_IPTABLES_BINARIES } from '../../src/dataplane/host-filter.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -624,19 +625,24 @@ describe('BOSH properties reach the rendered files', () => {
     assert.equal(dflt.vtepMtu, 0, 'automatic');
   });
 
-  it("agent: filter_mode iptables by default (operators' iptables ACCEPTs win), nftables on request, the iptables binary", () => {
+  it("agent: filter_mode iptables by default (operators' iptables ACCEPTs win), nftables on request, both iptables backends by default", () => {
     const dflt = resolveAgentConfig({ file: parsed(renderOk(), 'cfnet-agent', 'config/agent.json') });
     assert.equal(dflt.filterMode, 'iptables');
-    assert.equal(dflt.iptablesBinary, '/usr/sbin/iptables');
+    // absolute paths of the agent's own default executables (CF's iptables-writer job writes with
+    // iptables-legacy, other tools with whatever `iptables` is)
+    assert.deepEqual(
+      dflt.iptablesBinaries,
+      DEFAULT_IPTABLES_BINARIES.map((b) => `/usr/sbin/${b}`),
+    );
     const r = renderOk([
       '--set',
       'cfnet-agent:filter_mode=nftables',
       '--set',
-      'cfnet-agent:iptables_binary=/usr/sbin/iptables-legacy',
+      'cfnet-agent:iptables_binaries=["/usr/sbin/iptables-legacy"]',
     ]);
     const cfg = resolveAgentConfig({ file: parsed(r, 'cfnet-agent', 'config/agent.json') });
     assert.equal(cfg.filterMode, 'nftables');
-    assert.equal(cfg.iptablesBinary, '/usr/sbin/iptables-legacy');
+    assert.deepEqual(cfg.iptablesBinaries, ['/usr/sbin/iptables-legacy']);
   });
 
   it("controller: provides Silk's cf_network link (network, subnet_prefix_length) that a job written for silk-controller consumes", () => {
@@ -818,7 +824,12 @@ describe('bad BOSH properties fail rendering and name the property', () => {
       /bbs\.relist_interval_seconds/,
     ],
     ['an unknown filter mode', ['--set', 'cfnet-agent:filter_mode=ebtables'], /filter_mode/],
-    ['a relative iptables binary', ['--set', 'cfnet-agent:iptables_binary=iptables'], /iptables_binary/],
+    [
+      'a relative iptables binary',
+      ['--set', 'cfnet-agent:iptables_binaries=["iptables"]'],
+      /iptables_binaries/,
+    ],
+    ['no iptables binary', ['--set', 'cfnet-agent:iptables_binaries=[]'], /iptables_binaries/],
     [
       'a property the job does not declare',
       ['--set', 'cfnet-agent:vtep_prot=4789'],
