@@ -112,17 +112,43 @@ export function sortTags(
   return out;
 }
 
+/**
+ * Diffs already made, by table pair. Tables are immutable and shared: every cell's rule set holds
+ * the same table object per policy state (compute) or per stored table (the store's read cache), so
+ * a foundation-wide recompute diffs the same pair once per cell — 2,500 walks of ~20k apps each
+ * without this (measured: about half the time of a full recompute of the large foundation).
+ */
+const diffedTags = new WeakMap<object, WeakMap<object, RuleSetPatch['tags'] | null>>();
+
 /** The changes turning tag table `prev` into `next`, or undefined when they are equal. */
 export function diffTags(
   prev: Readonly<Record<string, number>> | undefined,
   next: Readonly<Record<string, number>> | undefined,
 ): RuleSetPatch['tags'] {
   if (prev === next) return undefined;
+  if (prev === undefined || next === undefined) return diffTagTables(prev, next);
+  let byNext = diffedTags.get(prev);
+  if (byNext === undefined) {
+    byNext = new WeakMap();
+    diffedTags.set(prev, byNext);
+  }
+  const known = byNext.get(next);
+  if (known !== undefined) return known ?? undefined;
+  const diff = diffTagTables(prev, next);
+  byNext.set(next, diff ?? null);
+  return diff;
+}
+
+function diffTagTables(
+  prev: Readonly<Record<string, number>> | undefined,
+  next: Readonly<Record<string, number>> | undefined,
+): RuleSetPatch['tags'] {
   const a = prev ?? {};
   const b = next ?? {};
   const upsert: Record<string, number> = {};
   let changed = false;
-  for (const k of Object.keys(b).sort()) {
+  const keys = Object.keys(b);
+  for (const k of sortedTables.has(b) ? keys : keys.sort()) {
     if (a[k] !== b[k]) {
       upsert[k] = b[k]!;
       changed = true;
