@@ -9,9 +9,9 @@
  *   NODE_OPTIONS=--expose-gc npx tsx bench/controller-compute.ts large   (heap after GC)
  */
 import { cpus } from 'node:os';
-import { computeCellRuleSet } from '../src/controller/compute.js';
-import type { Trigger } from '../src/controller/world/world.js';
 import { DEFAULT_CELL_CONFIG } from '../src/model/types.js';
+import { computeCellRuleSet } from '../src/rules/compute.js';
+import type { Trigger } from '../src/rules/world.js';
 import { generateWorld } from '../src/sim/generate.js';
 import type { FoundationSize } from '../src/sim/world.js';
 import { mb, percentile, printTable, worldFromSim } from './controller-fixtures.js';

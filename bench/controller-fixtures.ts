@@ -3,15 +3,11 @@
  * controller's in-memory World the way the informers would (BBS records through the same
  * converters, CAPI rules through the CAPI parser, policies with their tags).
  */
-import {
-  type DesiredInfo,
-  egressSnapshot,
-  type InstanceInfo,
-  type TaskInfo,
-} from '../src/controller/world/records.js';
-import { type Trigger, World } from '../src/controller/world/world.js';
+
 import { parseCapiRules } from '../src/model/asg-rule.js';
 import type { C2CPolicy, SecurityGroup } from '../src/model/types.js';
+import { type DesiredInfo, egressSnapshot, type InstanceInfo, type TaskInfo } from '../src/rules/records.js';
+import { type Trigger, World } from '../src/rules/world.js';
 import type { SimWorld } from '../src/sim/world.js';
 
 const T: Trigger = { kind: 'resync', id: 'bench', at: 0 };

@@ -19,7 +19,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Keys } from '../src/controller/keys.js';
 import { LabController } from '../src/lab/controller.js';
 import { labInstall, removeInstalls } from '../src/lab/install.js';
 import { provideRedis } from '../src/lab/redis.js';
@@ -31,6 +30,7 @@ import { randomChange } from '../src/sim/churn.js';
 import { type SimHandle, startSimulator } from '../src/sim/index.js';
 import { Prng } from '../src/sim/prng.js';
 import type { FoundationSize } from '../src/sim/world.js';
+import { Keys } from '../src/state/keys.js';
 import { percentile, printTable } from './controller-fixtures.js';
 
 if (process.argv.includes('--help')) {

@@ -4,13 +4,14 @@
  *
  *   npx tsx bench/controller-queue-worker.ts <namespace> <concurrency> <overlayNetwork>
  */
-import { Keys } from '../src/controller/keys.js';
-import { ReconcileWorkers } from '../src/controller/queue/reconcile-worker.js';
-import { Reconciler } from '../src/controller/reconciler.js';
-import { RuleSetStore } from '../src/controller/store/ruleset-store.js';
-import { WorldStore } from '../src/controller/world/redis-world.js';
+
+import { Reconciler } from '../src/controller/reconcile/reconciler.js';
+import { ReconcileWorkers } from '../src/controller/reconcile/worker.js';
 import { closeRedis, createRedis } from '../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../src/model/types.js';
+import { Keys } from '../src/state/keys.js';
+import { RuleSetStore } from '../src/state/ruleset-store.js';
+import { WorldStore } from '../src/state/world-store.js';
 
 if (process.argv.includes('--help')) {
   console.log(

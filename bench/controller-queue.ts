@@ -16,18 +16,18 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import { Keys } from '../src/controller/keys.js';
-import { ReconcileQueue } from '../src/controller/queue/reconcile-queue.js';
-import { ReconcileWorkers } from '../src/controller/queue/reconcile-worker.js';
-import { Reconciler } from '../src/controller/reconciler.js';
-import { RuleSetStore } from '../src/controller/store/ruleset-store.js';
-import { WorldStore } from '../src/controller/world/redis-world.js';
-import type { Trigger, World } from '../src/controller/world/world.js';
+import { ReconcileQueue } from '../src/controller/reconcile/queue.js';
+import { Reconciler } from '../src/controller/reconcile/reconciler.js';
+import { ReconcileWorkers } from '../src/controller/reconcile/worker.js';
 import { LeaderElection } from '../src/lib/leader.js';
 import { closeRedis, createRedis, deleteKeys } from '../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../src/model/types.js';
+import type { Trigger, World } from '../src/rules/world.js';
 import { generateWorld } from '../src/sim/generate.js';
 import type { FoundationSize } from '../src/sim/world.js';
+import { Keys } from '../src/state/keys.js';
+import { RuleSetStore } from '../src/state/ruleset-store.js';
+import { WorldStore } from '../src/state/world-store.js';
 import { percentile, printTable, securityGroupsOf, worldFromSim } from './controller-fixtures.js';
 import { formatRedisStats, RedisStats } from './redis-stats.js';
 

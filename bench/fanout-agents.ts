@@ -29,13 +29,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ControllerClient } from '../src/agent/client.js';
 import { RulePuller } from '../src/agent/pull.js';
-import { Keys } from '../src/controller/keys.js';
-import { RuleSetStore } from '../src/controller/store/ruleset-store.js';
 import { Cluster, waitUntil } from '../src/lab/cluster.js';
 import { createLogger } from '../src/lib/log.js';
 import { closeRedis, createRedis } from '../src/lib/redis.js';
 import type { CellRuleSet } from '../src/model/types.js';
 import type { CcRule } from '../src/sim/index.js';
+import { Keys } from '../src/state/keys.js';
+import { RuleSetStore } from '../src/state/ruleset-store.js';
 import { formatRedisStats, RedisStats } from './redis-stats.js';
 
 const USAGE = `Fan-out: one change touching every cell delivered to N long-polling agents (1 real agent in a

@@ -8,12 +8,13 @@
  *
  *   npx tsx bench/tag-table-size.ts [small|medium|large] [seed]
  */
-import { computeCellRuleSet } from '../src/controller/compute.js';
-import { serializeRuleSet } from '../src/controller/store/ruleset-store.js';
+
 import { diffRuleSets } from '../src/model/ruleset.js';
 import { type C2CPolicy, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../src/model/types.js';
+import { computeCellRuleSet } from '../src/rules/compute.js';
 import { generateWorld } from '../src/sim/generate.js';
 import type { FoundationSize } from '../src/sim/world.js';
+import { serializeRuleSet } from '../src/state/ruleset-store.js';
 import { policiesOf, worldFromSim } from './controller-fixtures.js';
 
 if (process.argv.includes('--help')) {

@@ -11,10 +11,10 @@
  * Extensions must not throw from the hooks (errors are logged and ignored by the controller).
  */
 import type { FastifyInstance } from 'fastify';
+import type { Trigger } from '../rules/world.js';
+import type { AgentStatus } from '../state/ruleset-store.js';
 import type { Controller, ControllerConfig } from './controller.js';
-import type { Rejection } from './ingest/rejections.js';
-import type { AgentStatus } from './store/ruleset-store.js';
-import type { Trigger } from './world/world.js';
+import type { Rejection } from './sources/rejections.js';
 
 export interface EnqueuedJob {
   cellId: string;

@@ -7,16 +7,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { SettingsError } from '../controller/errors.js';
 import { ValidationError } from '../lib/errors.js';
 import { redactUrlCredentials } from '../lib/redact.js';
 import type { RedisAuth } from '../lib/redis.js';
 import { parseRedisUrl } from '../lib/redis.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
-import { subnetPlan } from './api/leases.js';
+import { validateNamespace } from '../state/keys.js';
+import { subnetPlan } from '../state/lease-store.js';
 import type { ControllerConfig } from './controller.js';
-import { SettingsError } from './errors.js';
-import { validateNamespace } from './keys.js';
 
 export type SettingKind = 'string' | 'secret' | 'url' | 'path' | 'int' | 'bool' | 'list' | 'listen';
 

@@ -5,7 +5,7 @@
  * store in Redis (what the controller's dashboard and metrics read) plus each agent's own socket.
  * `ConvergenceTracker` keeps the history; `renderFrame` is pure.
  */
-import type { RuleSetStore } from '../controller/store/ruleset-store.js';
+import type { RuleSetStore } from '../state/ruleset-store.js';
 
 export interface CellView {
   cellId: string;

@@ -12,13 +12,13 @@
  * The exit status is 0 when every cell converged (or the demo was interrupted), 1 otherwise.
  */
 import { clearScreenDown, moveCursor } from 'node:readline';
-import { Keys } from '../controller/keys.js';
-import { RuleSetStore } from '../controller/store/ruleset-store.js';
 import { Cluster, type StopSummary } from '../lab/cluster.js';
 import { type LabRedis, provideRedis } from '../lab/redis.js';
 import { errorMessage } from '../lib/errors.js';
 import { closeRedis, createRedis } from '../lib/redis.js';
 import type { ChurnRun } from '../sim/index.js';
+import { Keys } from '../state/keys.js';
+import { RuleSetStore } from '../state/ruleset-store.js';
 import { ConvergenceTracker, converged, renderFrame, type Snapshot } from './convergence.js';
 import { chooseDataplane, type DataplaneChoice } from './environment.js';
 

@@ -5,7 +5,7 @@
  * place the controller knows them from: stored rule sets, the world, agent inventories, leases.
  */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../controller/keys.js';
+import type { Keys } from '../state/keys.js';
 
 export type CellState =
   /** The agent reported the desired version. */

@@ -5,11 +5,11 @@
  * (replays, retries), queue state (pause/resume, cleaning finished jobs) and the journal.
  */
 import type { Redis } from 'ioredis';
-import { DEFAULT_NAMESPACE, Keys } from '../controller/keys.js';
-import { ReconcileQueue } from '../controller/queue/reconcile-queue.js';
-import { RuleSetStore } from '../controller/store/ruleset-store.js';
+import { ReconcileQueue } from '../controller/reconcile/queue.js';
 import { errorMessage } from '../lib/errors.js';
 import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
+import { DEFAULT_NAMESPACE, Keys } from '../state/keys.js';
+import { RuleSetStore } from '../state/ruleset-store.js';
 import { classifyRedisError, RedisUnreachableError } from './errors.js';
 import { Journal } from './journal.js';
 import { QueueAdmin } from './queue-admin.js';

@@ -14,12 +14,13 @@
  * Each cell involved is reported with its stored rule-set version, whether the stored rules agree
  * with the decision, and the version its agent applied (enforced = applied the stored version).
  */
-import type { RuleSetStore } from '../controller/store/ruleset-store.js';
-import { lifecycleOf } from '../controller/world/indexes.js';
+
 import { ValidationError } from '../lib/errors.js';
 import { ipInRange, isIp, parseIp, rangeToString } from '../model/ip.js';
 import { portInRanges, portRangesToString } from '../model/ports.js';
 import type { C2CPolicy, CellConfig, CellRuleSet, EgressRule } from '../model/types.js';
+import { lifecycleOf } from '../rules/indexes.js';
+import type { RuleSetStore } from '../state/ruleset-store.js';
 import { ControllerUnavailableError, NotFoundError } from './errors.js';
 import type { RedisWorld, WorldContainer } from './world-reader.js';
 

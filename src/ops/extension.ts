@@ -11,7 +11,7 @@
 import type { Redis } from 'ioredis';
 import type { Controller, ControllerConfig } from '../controller/controller.js';
 import type { ControllerExtension, EnqueuedJob } from '../controller/extensions.js';
-import type { Rejection } from '../controller/ingest/rejections.js';
+import type { Rejection } from '../controller/sources/rejections.js';
 import { errorMessage } from '../lib/errors.js';
 import { counter } from '../lib/metrics.js';
 import type { JournalEntryInput, JournalSource } from './journal.js';
@@ -87,7 +87,7 @@ export class JournalExtension implements ControllerExtension {
       ] = await Promise.all([
         import('./journal.js'),
         import('./recorder.js'),
-        import('../controller/keys.js'),
+        import('../state/keys.js'),
         import('../lib/redis.js'),
         import('./job-options.js'),
       ]);
@@ -186,7 +186,7 @@ export class DashboardExtension implements ControllerExtension {
   constructor(private readonly config: ControllerConfig) {}
 
   async operatorRoutes(app: import('fastify').FastifyInstance, controller: Controller): Promise<void> {
-    const { registerDashboard } = await import('../controller/dashboard/index.js');
+    const { registerDashboard } = await import('./dashboard/index.js');
     const d = await registerDashboard(app, {
       redisUrl: this.config.redisUrl,
       ...(this.config.redisAuth ? { redisAuth: this.config.redisAuth } : {}),

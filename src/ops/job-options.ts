@@ -8,8 +8,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { ControllerConfig } from '../controller/controller.js';
-import type { Keys } from '../controller/keys.js';
-import type { ReconcileQueueOptions } from '../controller/queue/reconcile-queue.js';
+import type { ReconcileQueueOptions } from '../controller/reconcile/queue.js';
+import type { Keys } from '../state/keys.js';
 
 export interface PublishedJobOptions {
   attempts: number;

@@ -8,8 +8,8 @@
  * entry was written; `at` is when the controller saw the change.
  */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../controller/keys.js';
 import { ValidationError } from '../lib/errors.js';
+import type { Keys } from '../state/keys.js';
 
 export type JournalType =
   | 'lrp'

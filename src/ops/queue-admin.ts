@@ -5,9 +5,9 @@
  * the current world.
  */
 import { Job, type JobType, type Queue } from 'bullmq';
-import type { ReconcileJobData } from '../controller/queue/reconcile-queue.js';
-import type { Trigger } from '../controller/world/world.js';
+import type { ReconcileJobData } from '../controller/reconcile/queue.js';
 import { ValidationError } from '../lib/errors.js';
+import type { Trigger } from '../rules/world.js';
 import { NotFoundError } from './errors.js';
 
 export const JOB_STATES = ['waiting', 'prioritized', 'delayed', 'active', 'failed', 'completed'] as const;

@@ -7,9 +7,9 @@
  * added or removed policies.
  */
 import type { EnqueuedJob } from '../controller/extensions.js';
-import { diffAsgs } from '../controller/span.js';
-import { type AsgIndex, PolicyIndex, policyKey } from '../controller/world/indexes.js';
-import type { Trigger, World } from '../controller/world/world.js';
+import { type AsgIndex, PolicyIndex, policyKey } from '../rules/indexes.js';
+import { diffAsgs } from '../rules/span.js';
+import type { Trigger, World } from '../rules/world.js';
 import type { JournalEntryInput, JournalSubject, JournalType } from './journal.js';
 import { sourceOf } from './journal.js';
 

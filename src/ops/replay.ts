@@ -4,15 +4,16 @@
  * The cells of an app or a space come from the world the leader wrote into Redis, by the same
  * identity rule the controller's span uses.
  */
-import { validateCellId } from '../controller/keys.js';
+
 import {
   jobOptions,
   RECONCILE_JOB,
   type ReconcileQueue,
   type ReconcileQueueOptions,
-} from '../controller/queue/reconcile-queue.js';
-import type { Trigger } from '../controller/world/world.js';
+} from '../controller/reconcile/queue.js';
 import { ValidationError } from '../lib/errors.js';
+import type { Trigger } from '../rules/world.js';
+import { validateCellId } from '../state/keys.js';
 import { ControllerUnavailableError, NotFoundError } from './errors.js';
 import type { Journal, JournalSubject } from './journal.js';
 import type { QueueAdmin } from './queue-admin.js';

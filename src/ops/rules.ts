@@ -3,12 +3,13 @@
  * container, and its nft text as the agent would apply it (the dataplane's own renderer, so the
  * text is exactly what `nft -f` gets on a full apply).
  */
-import { validateCellId } from '../controller/keys.js';
-import type { AgentStatus, RuleSetStore, StoredMeta } from '../controller/store/ruleset-store.js';
+
 import { renderFull } from '../dataplane/render.js';
 import { ValidationError } from '../lib/errors.js';
 import { isHandle } from '../model/identifiers.js';
 import type { CellRuleSet } from '../model/types.js';
+import { validateCellId } from '../state/keys.js';
+import type { AgentStatus, RuleSetStore, StoredMeta } from '../state/ruleset-store.js';
 import { NotFoundError } from './errors.js';
 
 export interface StoredRules {

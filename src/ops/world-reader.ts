@@ -1,5 +1,5 @@
 /**
- * The world as the controller's leader last wrote it into Redis (layout in controller/keys.ts),
+ * The world as the controller's leader last wrote it into Redis (layout in state/keys.ts),
  * read in one go by an operator tool: per-cell container records, agent inventories, egress
  * snapshots, security groups and policies. It answers the span lookups the controller answers from
  * its in-memory indexes (cells of an app, cells of a space, all cells), with the same rule for a
@@ -7,14 +7,14 @@
  * `WorldView`, so `computeCellRuleSet` can recompute any cell from it.
  */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../controller/keys.js';
-import type { SpanLookups } from '../controller/span.js';
-import { AsgIndex, PolicyIndex } from '../controller/world/indexes.js';
-import type { ContainerRecord, InventoryEntry } from '../controller/world/records.js';
-import type { AsgData } from '../controller/world/redis-world.js';
-import { StaticView } from '../controller/world/view.js';
 import { CfnetError, errorMessage } from '../lib/errors.js';
 import type { C2CPolicy, EgressRule, Workload } from '../model/types.js';
+import { AsgIndex, PolicyIndex } from '../rules/indexes.js';
+import type { ContainerRecord, InventoryEntry } from '../rules/records.js';
+import type { SpanLookups } from '../rules/span.js';
+import { StaticView } from '../rules/view.js';
+import type { Keys } from '../state/keys.js';
+import type { AsgData } from '../state/world-store.js';
 
 /** A record of the world that is not valid JSON: named by key and field, so it can be found. */
 export class CorruptRecordError extends CfnetError {

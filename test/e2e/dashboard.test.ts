@@ -10,9 +10,9 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium, type Page } from 'playwright-core';
-import { Keys } from '../../src/controller/keys.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { JobSummary } from '../../src/ops/queue-admin.js';
+import { Keys } from '../../src/state/keys.js';
 import {
   cfnet,
   cfnetJson,

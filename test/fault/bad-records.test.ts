@@ -18,9 +18,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { Journal, type JournalEntry } from '../../src/ops/journal.js';
+import { Keys } from '../../src/state/keys.js';
 import {
   type AppRef,
   type CellNode,

@@ -16,13 +16,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
-import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
-import { WorldStore } from '../../src/controller/world/redis-world.js';
 import { waitExit } from '../../src/lab/process.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { ruleSetsEqual } from '../../src/model/ruleset.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { Keys } from '../../src/state/keys.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
+import { WorldStore } from '../../src/state/world-store.js';
 import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP, waitUntil } from '../helpers/cluster.js';
 import { type Flow, FlowWatch } from '../helpers/flow-watch.js';
 import { expectTraffic, type Probe, probe } from '../helpers/netns.js';

@@ -10,13 +10,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
-import { Keys } from '../../src/controller/keys.js';
-import type { AsgData } from '../../src/controller/world/redis-world.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG, type EgressRule } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
+import { Keys } from '../../src/state/keys.js';
+import type { AsgData } from '../../src/state/world-store.js';
 import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
 
 const POLL_MS = 150;

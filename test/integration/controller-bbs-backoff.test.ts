@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BbsClient } from '../../src/cf/bbs-client.js';
-import { BbsInformer } from '../../src/controller/informers/bbs-informer.js';
-import { World } from '../../src/controller/world/world.js';
+import { BbsInformer } from '../../src/controller/sources/bbs-informer.js';
 import { defaultLogger } from '../../src/lib/log.js';
+import { World } from '../../src/rules/world.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { waitFor } from '../helpers/wait.js';
 

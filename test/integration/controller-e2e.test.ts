@@ -8,12 +8,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
-import { StaleWriteError } from '../../src/controller/errors.js';
-import { Reconciler } from '../../src/controller/reconciler.js';
+import { Reconciler } from '../../src/controller/reconcile/reconciler.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { type CellConfig, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
+import { StaleWriteError } from '../../src/state/errors.js';
 import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
 import { type ConvergenceTarget, waitConverged } from './controller-scratch.js';
 

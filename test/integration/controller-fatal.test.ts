@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
-import { Keys } from '../../src/controller/keys.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { Keys } from '../../src/state/keys.js';
 import { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
 
 describe('controller: a fatal error of the leader releases leadership', () => {

@@ -2,9 +2,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ControllerConfig } from '../../src/controller/controller.js';
-import { Keys } from '../../src/controller/keys.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import type { SimHandle } from '../../src/sim/index.js';
+import { Keys } from '../../src/state/keys.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 

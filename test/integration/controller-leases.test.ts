@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { LeaseError, LeaseManager } from '../../src/controller/api/leases.js';
 import { deleteKeys } from '../../src/lib/redis.js';
+import { LeaseError, LeaseManager } from '../../src/state/lease-store.js';
 import { openTestRedis, type TestRedis } from './controller-helpers.js';
 
 const T0 = 1_800_000_000_000;

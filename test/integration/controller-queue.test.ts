@@ -1,19 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { computeCellRuleSet } from '../../src/controller/compute.js';
-import { FencedOffError, StaleWriteError, WorldNotReadyError } from '../../src/controller/errors.js';
-import { ReconcileQueue } from '../../src/controller/queue/reconcile-queue.js';
-import { ReconcileWorkers } from '../../src/controller/queue/reconcile-worker.js';
-import { AGENT_AHEAD, Reconciler } from '../../src/controller/reconciler.js';
-import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
-import { snapshotOf } from '../../src/controller/world/records.js';
-import { WorldStore } from '../../src/controller/world/redis-world.js';
-import { type Trigger, World } from '../../src/controller/world/world.js';
+import { ReconcileQueue } from '../../src/controller/reconcile/queue.js';
+import { AGENT_AHEAD, Reconciler } from '../../src/controller/reconcile/reconciler.js';
+import { ReconcileWorkers } from '../../src/controller/reconcile/worker.js';
 import { LeaderElection } from '../../src/lib/leader.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import { ruleSetsEqual } from '../../src/model/ruleset.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { computeCellRuleSet } from '../../src/rules/compute.js';
+import { snapshotOf } from '../../src/rules/records.js';
+import { type Trigger, World } from '../../src/rules/world.js';
+import { FencedOffError, StaleWriteError, WorldNotReadyError } from '../../src/state/errors.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
+import { WorldStore } from '../../src/state/world-store.js';
 import { openTestRedis, REDIS_URL, type TestRedis, waitFor } from './controller-helpers.js';
 
 const T: Trigger = { kind: 'lrp', id: 'x', at: Date.now() };

@@ -7,19 +7,19 @@ import { BbsClient } from '../../src/cf/bbs-client.js';
 import { CapiClient } from '../../src/cf/capi-client.js';
 import { PolicyServerClient } from '../../src/cf/policy-client.js';
 import { UaaClient } from '../../src/cf/uaa-client.js';
-import { computeCellRuleSet } from '../../src/controller/compute.js';
-import type { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
+import { canonicalJson } from '../../src/model/canonical.js';
+import { ruleSetsEqual } from '../../src/model/ruleset.js';
+import type { CellConfig, CellRuleSet } from '../../src/model/types.js';
+import { computeCellRuleSet } from '../../src/rules/compute.js';
 import {
   desiredFromBbs,
   type InventoryEntry,
   instanceFromBbs,
   taskFromBbs,
-} from '../../src/controller/world/records.js';
-import { World } from '../../src/controller/world/world.js';
-import { canonicalJson } from '../../src/model/canonical.js';
-import { ruleSetsEqual } from '../../src/model/ruleset.js';
-import type { CellConfig, CellRuleSet } from '../../src/model/types.js';
+} from '../../src/rules/records.js';
+import { World } from '../../src/rules/world.js';
 import type { SimHandle } from '../../src/sim/index.js';
+import type { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { waitFor } from './controller-helpers.js';
 
 /** Every cell of the simulator computed from a fresh listing of BBS, CAPI and the policy server. */

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { StaleWriteError } from '../../src/controller/errors.js';
-import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { applyPatch, ruleSetsEqual, sortRuleSet } from '../../src/model/ruleset.js';
 import {
@@ -10,6 +8,8 @@ import {
   DEFAULT_CELL_CONFIG,
   type RuleSetPatch,
 } from '../../src/model/types.js';
+import { StaleWriteError } from '../../src/state/errors.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
 function container(handle: string, ip: string): CellContainer {

@@ -1,14 +1,14 @@
-// The dashboard's defences (src/controller/dashboard/index.ts): state-changing requests from another
+// The dashboard's defences (src/ops/dashboard/index.ts): state-changing requests from another
 // origin are refused whatever cookie comes along (another port of the same host included), and a
 // guessing loop is throttled per client, logged without the token and counted.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { registerDashboard } from '../../src/controller/dashboard/index.js';
-import { ReconcileQueue } from '../../src/controller/queue/reconcile-queue.js';
+import { ReconcileQueue } from '../../src/controller/reconcile/queue.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createRegistry, exposition } from '../../src/lib/metrics.js';
+import { registerDashboard } from '../../src/ops/dashboard/index.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
 const TOKEN = 'dashboard-test-token-0123456789';

@@ -6,14 +6,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
-import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { sampleRuleSet } from '../../src/dataplane/sample.js';
 import { ConvergenceTracker, percentile, renderFrame } from '../../src/demo/convergence.js';
 import { chooseDataplane, DemoEnvironmentError, kernelBlocker, onPath } from '../../src/demo/environment.js';
 import { REDIS_URL } from '../../src/lab/cluster.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import type { CellRuleSet } from '../../src/model/types.js';
+import { Keys } from '../../src/state/keys.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
 
 const rs = (cellId: string, containers: number): CellRuleSet => ({
   ...sampleRuleSet({ containers, asgSets: 2, rulesPerSet: 3, c2cPerContainer: 1, seed: containers }),

@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
-import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { CellRuleSet } from '../../src/model/types.js';
 import type { JournalEntry } from '../../src/ops/journal.js';
+import { Keys } from '../../src/state/keys.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
 
 const TOKEN = 'operator-token-for-the-rejections-test';

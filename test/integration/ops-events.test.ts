@@ -8,11 +8,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { JournalEntry } from '../../src/ops/journal.js';
 import type { JobDetail } from '../../src/ops/queue-admin.js';
 import { loadRedisWorld } from '../../src/ops/world-reader.js';
+import { Keys } from '../../src/state/keys.js';
 import {
   cfnet,
   cfnetJson,

@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
-import { RuleSetStore } from '../../src/controller/store/ruleset-store.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { CellRuleSet } from '../../src/model/types.js';
 import type { CellConvergence } from '../../src/ops/cells.js';
 import type { C2CExplanation, EgressExplanation } from '../../src/ops/explain.js';
 import type { JobSummary, QueueCounts } from '../../src/ops/queue-admin.js';
 import { loadRedisWorld, type WorldContainer } from '../../src/ops/world-reader.js';
+import { Keys } from '../../src/state/keys.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
 
 describe('cfnet cells / rules / explain', () => {

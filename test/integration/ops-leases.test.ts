@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { LeaseManager } from '../../src/controller/api/leases.js';
+import { LeaseManager } from '../../src/state/lease-store.js';
 import { openTestRedis, type TestRedis } from './controller-helpers.js';
 import { cfnet } from './ops-helpers.js';
 

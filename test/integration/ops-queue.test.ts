@@ -6,10 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
-import { Keys } from '../../src/controller/keys.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { JobDetail, JobSummary, QueueCounts } from '../../src/ops/queue-admin.js';
 import { loadRedisWorld } from '../../src/ops/world-reader.js';
+import { Keys } from '../../src/state/keys.js';
 import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
 
 /** Make every reconcile of `cell` fail (an unreadable world record), as a corrupt write would. */

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type CellConflict, computeCellRuleSet } from '../../src/controller/compute.js';
-import { type InstanceInfo, snapshotOf } from '../../src/controller/world/records.js';
-import { type Trigger, World } from '../../src/controller/world/world.js';
 import { admitRuleSet } from '../../src/dataplane/admit.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { type CellConflict, computeCellRuleSet } from '../../src/rules/compute.js';
+import { type InstanceInfo, snapshotOf } from '../../src/rules/records.js';
+import { type Trigger, World } from '../../src/rules/world.js';
 import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const T: Trigger = { kind: 'lrp', id: 'test', at: 1 };

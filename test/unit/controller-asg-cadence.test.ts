@@ -7,16 +7,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CapiClient, SecurityGroupListing, StableListing } from '../../src/cf/capi-client.js';
-import { AsgInformer } from '../../src/controller/informers/asg-informer.js';
 import {
   ASG_FULL_LIST_DEFAULT_MS,
   parseControllerSettings,
   toControllerConfig,
 } from '../../src/controller/settings.js';
-import { World } from '../../src/controller/world/world.js';
+import { AsgInformer } from '../../src/controller/sources/asg-informer.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import type { SecurityGroup } from '../../src/model/types.js';
+import { World } from '../../src/rules/world.js';
 
 /** A CC whose v2 writes leave `asg_latest_update` alone; counts checks and listings. */
 class V2WritingCc {

@@ -5,11 +5,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CapiClient, StableListing } from '../../src/cf/capi-client.js';
-import { AsgInformer, SAME_STAMP_WINDOW_MS } from '../../src/controller/informers/asg-informer.js';
-import { World } from '../../src/controller/world/world.js';
+import { AsgInformer, SAME_STAMP_WINDOW_MS } from '../../src/controller/sources/asg-informer.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import type { SecurityGroup } from '../../src/model/types.js';
+import { World } from '../../src/rules/world.js';
 
 /** A CC with second-resolution `asg_latest_update` on the test's clock; counts listings. */
 class SecondResolutionCc {

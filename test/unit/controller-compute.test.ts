@@ -1,14 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { computeCellRuleSet } from '../../src/controller/compute.js';
-import { MissingSnapshotError } from '../../src/controller/errors.js';
-import {
-  type DesiredInfo,
-  type InstanceInfo,
-  snapshotOf,
-  type TaskInfo,
-} from '../../src/controller/world/records.js';
-import { type Trigger, World } from '../../src/controller/world/world.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import { applyPatch, diffRuleSets, sortRuleSet } from '../../src/model/ruleset.js';
 import {
@@ -19,6 +10,10 @@ import {
   type EgressRule,
   type SecurityGroup,
 } from '../../src/model/types.js';
+import { computeCellRuleSet } from '../../src/rules/compute.js';
+import { MissingSnapshotError } from '../../src/rules/errors.js';
+import { type DesiredInfo, type InstanceInfo, snapshotOf, type TaskInfo } from '../../src/rules/records.js';
+import { type Trigger, World } from '../../src/rules/world.js';
 
 const T: Trigger = { kind: 'lrp', id: 'test', at: 1 };
 const config: CellConfig = structuredClone(DEFAULT_CELL_CONFIG);

@@ -3,7 +3,6 @@
 // caching, CSRs made without node-forge and checked with it, and the cross-origin rule.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { crossOriginReason } from '../../src/controller/dashboard/index.js';
 import { bootstrapTokenMatches, cellBootstrapToken } from '../../src/controller/identity/bootstrap-token.js';
 import {
   addressFromPresence,
@@ -15,6 +14,7 @@ import { makeCsr } from '../../src/lib/csr.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createRegistry, exposition } from '../../src/lib/metrics.js';
 import { checkCsr, generateRsaKey } from '../../src/lib/tls.js';
+import { crossOriginReason } from '../../src/ops/dashboard/index.js';
 
 describe('AuthThrottle', () => {
   const setup = () => {

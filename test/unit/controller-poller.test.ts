@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { jittered, Poller } from '../../src/controller/informers/poller.js';
+import { jittered, Poller } from '../../src/controller/sources/poller.js';
 
 describe('informer polls: jitter and backoff', () => {
   it('jitters an interval within ±fraction, not to a constant', () => {

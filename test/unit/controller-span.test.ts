@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { computeCellRuleSet } from '../../src/controller/compute.js';
-import { diffAsgs } from '../../src/controller/span.js';
-import { AsgIndex } from '../../src/controller/world/indexes.js';
-import { type DesiredInfo, snapshotOf, type TaskInfo } from '../../src/controller/world/records.js';
-import { StaticView } from '../../src/controller/world/view.js';
-import { type Trigger, World } from '../../src/controller/world/world.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import { type C2CPolicy, DEFAULT_CELL_CONFIG, type SecurityGroup } from '../../src/model/types.js';
+import { computeCellRuleSet } from '../../src/rules/compute.js';
+import { AsgIndex } from '../../src/rules/indexes.js';
+import { type DesiredInfo, snapshotOf, type TaskInfo } from '../../src/rules/records.js';
+import { diffAsgs } from '../../src/rules/span.js';
+import { StaticView } from '../../src/rules/view.js';
+import { type Trigger, World } from '../../src/rules/world.js';
 
 const T: Trigger = { kind: 'asg', id: 't', at: 1 };
 const r1 = parseCapiRule({ protocol: 'tcp', destination: '10.0.0.0/8', ports: '443' });

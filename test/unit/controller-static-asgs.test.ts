@@ -6,18 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { computeCellRuleSet } from '../../src/controller/compute.js';
 import { parseControllerSettings, toControllerConfig } from '../../src/controller/settings.js';
+import { parseCapiRule } from '../../src/model/asg-rule.js';
+import { type CellConfig, DEFAULT_CELL_CONFIG, type SecurityGroup } from '../../src/model/types.js';
+import { computeCellRuleSet } from '../../src/rules/compute.js';
 import {
   type DesiredInfo,
   type EgressSnapshot,
   type InstanceInfo,
   snapshotOf,
   type TaskInfo,
-} from '../../src/controller/world/records.js';
-import { type Trigger, World } from '../../src/controller/world/world.js';
-import { parseCapiRule } from '../../src/model/asg-rule.js';
-import { type CellConfig, DEFAULT_CELL_CONFIG, type SecurityGroup } from '../../src/model/types.js';
+} from '../../src/rules/records.js';
+import { type Trigger, World } from '../../src/rules/world.js';
 
 const T: Trigger = { kind: 'lrp', id: 'test', at: 1 };
 const config: CellConfig = structuredClone(DEFAULT_CELL_CONFIG);

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { composeEntries, diffSortedRuleSets, makeLogEntry } from '../../src/controller/store/compose.js';
-import { EncodedRuleSet, ruleSetHash, serializeRuleSet } from '../../src/controller/store/ruleset-store.js';
 import { shortHash } from '../../src/model/canonical.js';
 import { applyPatch, c2cKey, diffRuleSets, ruleSetsEqual, sortRuleSet } from '../../src/model/ruleset.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG, type EgressRule } from '../../src/model/types.js';
+import { composeEntries, diffSortedRuleSets, makeLogEntry } from '../../src/state/compose.js';
+import { EncodedRuleSet, ruleSetHash, serializeRuleSet } from '../../src/state/ruleset-store.js';
 
 const rulesA: EgressRule[] = [
   {

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { snapshotOf } from '../../src/controller/world/records.js';
 import { gardenNetOutRules, gardenNetOutRulesOfBbs } from '../../src/lab/garden-rules.js';
 import { parseBbsRules, parseCapiRule, parseGardenNetOutRules } from '../../src/model/asg-rule.js';
+import { snapshotOf } from '../../src/rules/records.js';
 import { generateWorld } from '../../src/sim/generate.js';
 
 describe('lab: Garden NetOutRules from BBS egress_rules', () => {

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { IngestGate } from '../../src/controller/ingest/gate.js';
-import { RejectionRecorder } from '../../src/controller/ingest/rejections.js';
+import { IngestGate } from '../../src/controller/sources/gate.js';
+import { RejectionRecorder } from '../../src/controller/sources/rejections.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import { ValidationError } from '../../src/lib/errors.js';
 import {

@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cellIdFromCertificate } from '../../src/controller/api/server.js';
+import { cellIdFromCertificate } from '../../src/controller/serve/server.js';
 import { parseControllerSettings } from '../../src/controller/settings.js';
 import { makeCell } from '../../src/sim/generate.js';
 

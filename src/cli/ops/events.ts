@@ -99,7 +99,7 @@ ${EXIT_HELP}`,
             },
         ) => {
           const { parseJournalTypes, Journal } = await import('../../ops/journal.js');
-          const { validateCellId } = await import('../../controller/keys.js');
+          const { validateCellId } = await import('../../state/keys.js');
           const now = Date.now();
           const filter: JournalFilter = {};
           if (o.cell !== undefined) filter.cell = validateCellId(o.cell, 'cell');

@@ -4,8 +4,8 @@
  * subnet (the only way a cell with containers ever changes subnet).
  */
 import type { Command } from 'commander';
-import { validateCellId } from '../../controller/keys.js';
 import { ago, table } from '../../ops/format.js';
+import { validateCellId } from '../../state/keys.js';
 import {
   type ConnFlags,
   connectionOptions,
@@ -28,7 +28,7 @@ export function registerLeases(program: Command, io: OpsIo): void {
     .addHelpText('after', EXIT_HELP)
     .action(
       run(io, 'leases', async (o: ConnFlags & JsonFlag) => {
-        const { LeaseManager } = await import('../../controller/api/leases.js');
+        const { LeaseManager } = await import('../../state/lease-store.js');
         const now = Date.now();
         const { leases, released, opensAt } = await withContext(io, o, async (ctx) => {
           const m = new LeaseManager(ctx.redis, ctx.keys);
@@ -71,7 +71,7 @@ export function registerLeases(program: Command, io: OpsIo): void {
     .action(
       run(io, 'leases move', async (cell: string, o: ConnFlags) => {
         const id = validateCellId(cell, 'cell');
-        const { LeaseManager } = await import('../../controller/api/leases.js');
+        const { LeaseManager } = await import('../../state/lease-store.js');
         await withContext(io, o, (ctx) => new LeaseManager(ctx.redis, ctx.keys).requestMove(id));
         io.stdout(`cell ${id} moves to a new subnet at its next lease renewal\n`);
       }),

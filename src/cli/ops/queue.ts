@@ -236,7 +236,7 @@ export function registerQueue(program: Command, io: OpsIo): void {
         'queue list',
         async (o: ConnFlags & JsonFlag & { state?: string; cell?: string; limit: string }) => {
           const { parseJobState } = await import('../../ops/queue-admin.js');
-          const { validateCellId } = await import('../../controller/keys.js');
+          const { validateCellId } = await import('../../state/keys.js');
           const states: JobState[] = list(o.state).map((s) => parseJobState(s, 'state'));
           if (o.cell !== undefined) validateCellId(o.cell, 'cell');
           const limit = parsePositiveInt(o.limit, 'limit');

@@ -15,7 +15,7 @@ import type { AuthThrottle } from '../../lib/auth-throttle.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, METRICS, type Registry } from '../../lib/metrics.js';
 import { type CertificateAuthority, checkCsr, describeCert, issueCert } from '../../lib/tls.js';
-import { validateCellId } from '../keys.js';
+import { validateCellId } from '../../state/keys.js';
 import { bootstrapTokenMatches } from './bootstrap-token.js';
 import { type CellDirectory, normaliseAddress } from './directory.js';
 import { IdentityError } from './errors.js';

@@ -11,12 +11,12 @@ import type {
   DesiredLRP,
   PortMapping,
   Task,
-} from '../../cf/bbs-messages.js';
-import type { ValidationError } from '../../lib/errors.js';
-import { parseBbsRules } from '../../model/asg-rule.js';
-import { canonicalJson, normalizeRules, shortHash } from '../../model/canonical.js';
-import { isIp } from '../../model/ip.js';
-import type { EgressRule, NetInMapping, Workload } from '../../model/types.js';
+} from '../cf/bbs-messages.js';
+import type { ValidationError } from '../lib/errors.js';
+import { parseBbsRules } from '../model/asg-rule.js';
+import { canonicalJson, normalizeRules, shortHash } from '../model/canonical.js';
+import { isIp } from '../model/ip.js';
+import type { EgressRule, NetInMapping, Workload } from '../model/types.js';
 
 /** Network identity from `network.properties` (A.6). Empty strings when unknown. */
 export interface NetworkIdentity {

@@ -5,8 +5,7 @@
  * records which cells changed (with the triggering event) and which Redis entries must be written;
  * `takeChanges()` hands that over to the Redis writer and the reconcile queue.
  */
-import type { C2CPolicy, EgressRule, SecurityGroup } from '../../model/types.js';
-import { asgChangeSpan, policyChangeSpan, type SpanLookups } from '../span.js';
+import type { C2CPolicy, EgressRule, SecurityGroup } from '../model/types.js';
 import { AsgIndex, PolicyIndex } from './indexes.js';
 import {
   type ContainerRecord,
@@ -18,6 +17,7 @@ import {
   recordOfTask,
   type TaskInfo,
 } from './records.js';
+import { asgChangeSpan, policyChangeSpan, type SpanLookups } from './span.js';
 import type { WorldView } from './view.js';
 
 /** Why a cell is reconciled: kind of source, its id, and when the controller saw it (ms). */

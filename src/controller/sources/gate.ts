@@ -19,8 +19,8 @@ import type {
   InventoryEntry,
   NetworkIdentity,
   TaskInfo,
-} from '../world/records.js';
-import { identityFromMetadata } from '../world/records.js';
+} from '../../rules/records.js';
+import { identityFromMetadata } from '../../rules/records.js';
 import type { RejectionRecorder, RejectionSource } from './rejections.js';
 
 function checkIdentity(id: NetworkIdentity): void {

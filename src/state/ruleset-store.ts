@@ -15,12 +15,12 @@
  * - Agents report the version they applied; desired vs applied gives convergence.
  */
 import type { Redis } from 'ioredis';
-import { shortHash } from '../../model/canonical.js';
-import { sortTags } from '../../model/ruleset.js';
-import type { CellRuleSet, EgressRule, RuleSetPatch } from '../../model/types.js';
-import { MissingTagTableError, StaleWriteError } from '../errors.js';
-import type { Keys } from '../keys.js';
+import { shortHash } from '../model/canonical.js';
+import { sortTags } from '../model/ruleset.js';
+import type { CellRuleSet, EgressRule, RuleSetPatch } from '../model/types.js';
 import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
+import { MissingTagTableError, StaleWriteError } from './errors.js';
+import type { Keys } from './keys.js';
 import { TickBatcher } from './tick-batch.js';
 
 /** What `changesSince` reads first: the version, the snapshot's length and the log. */

@@ -1,6 +1,6 @@
 /**
  * Rejected input: a record from BBS, CAPI, the policy server or an agent report that failed
- * validation (src/controller/ingest/gate.ts), or a per-cell conflict the computation resolved (two
+ * validation (src/controller/sources/gate.ts), or a per-cell conflict the computation resolved (two
  * containers on one host port or address), or a container the agent refused. Each one is left out
  * by itself; everything else is applied.
  *
@@ -13,7 +13,7 @@ import type { ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, METRICS, type Registry } from '../../lib/metrics.js';
 import { validationReason } from '../../model/errors.js';
-import type { CellConflict } from '../compute.js';
+import type { CellConflict } from '../../rules/compute.js';
 
 export type RejectionSource = 'bbs' | 'capi' | 'policy' | 'agent' | 'compute';
 

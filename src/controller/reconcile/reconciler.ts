@@ -5,11 +5,12 @@
  * wrote first) or a dangling snapshot (the world moved under the read) makes it start over from a
  * fresh read; after a few rounds the error goes to BullMQ, which retries the job with backoff.
  */
-import type { CellConfig, CellRuleSet } from '../model/types.js';
-import { type ComputeOptions, computeCellRuleSet } from './compute.js';
-import { MissingSnapshotError, StaleWriteError, WorldNotReadyError } from './errors.js';
-import { EncodedRuleSet, type RuleSetStore, serializeRuleSet } from './store/ruleset-store.js';
-import type { WorldStore } from './world/redis-world.js';
+import type { CellConfig, CellRuleSet } from '../../model/types.js';
+import { type ComputeOptions, computeCellRuleSet } from '../../rules/compute.js';
+import { MissingSnapshotError } from '../../rules/errors.js';
+import { StaleWriteError, WorldNotReadyError } from '../../state/errors.js';
+import { EncodedRuleSet, type RuleSetStore, serializeRuleSet } from '../../state/ruleset-store.js';
+import type { WorldStore } from '../../state/world-store.js';
 
 /** WorldNotReadyError reason: an agent is ahead of a world not rewritten since (see once()). */
 export const AGENT_AHEAD = 'agent ahead of a world not rewritten since';

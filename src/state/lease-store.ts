@@ -25,9 +25,9 @@
  *   cells whose next claim is answered with a fresh subnet (marked `moved`).
  */
 import type { Redis } from 'ioredis';
-import { CfnetError, ValidationError } from '../../lib/errors.js';
-import { bigIntToIp, parseCidr, parseIp } from '../../model/ip.js';
-import type { Keys } from '../keys.js';
+import { CfnetError, ValidationError } from '../lib/errors.js';
+import { bigIntToIp, parseCidr, parseIp } from '../model/ip.js';
+import type { Keys } from './keys.js';
 
 export interface Lease {
   cellId: string;

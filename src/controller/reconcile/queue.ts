@@ -8,7 +8,7 @@
  */
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Trigger } from '../world/world.js';
+import type { Trigger } from '../../rules/world.js';
 
 export const RECONCILE_QUEUE = 'reconcile';
 export const RECONCILE_JOB = 'reconcile';

@@ -5,6 +5,8 @@
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
+import type { Keys } from '../../state/keys.js';
 import {
   byLag,
   type CellConvergence,
@@ -13,12 +15,10 @@ import {
   type PublishState,
   publishState,
   stateCounts,
-} from '../../ops/cells.js';
-import type { Journal, JournalEntry } from '../../ops/journal.js';
-import { type LatencyDistribution, reconcileLatency } from '../../ops/latency.js';
-import { type JobSummary, oldestTrigger, QueueAdmin, type QueueCounts } from '../../ops/queue-admin.js';
-import type { Keys } from '../keys.js';
-import type { ReconcileJobData } from '../queue/reconcile-queue.js';
+} from '../cells.js';
+import type { Journal, JournalEntry } from '../journal.js';
+import { type LatencyDistribution, reconcileLatency } from '../latency.js';
+import { type JobSummary, oldestTrigger, QueueAdmin, type QueueCounts } from '../queue-admin.js';
 
 export interface DashboardSnapshot {
   at: number;

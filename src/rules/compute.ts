@@ -35,10 +35,10 @@ import { containerIpv4, isHandle, isPort } from '../model/identifiers.js';
 import { sortRuleSet } from '../model/ruleset.js';
 import type { C2CAllow, CellConfig, CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import { MissingSnapshotError } from './errors.js';
-import { lifecycleOf } from './world/indexes.js';
-import type { ContainerRecord, EgressSnapshot, InventoryEntry, NetworkIdentity } from './world/records.js';
-import { snapshotOf } from './world/records.js';
-import type { WorldView } from './world/view.js';
+import { lifecycleOf } from './indexes.js';
+import type { ContainerRecord, EgressSnapshot, InventoryEntry, NetworkIdentity } from './records.js';
+import { snapshotOf } from './records.js';
+import type { WorldView } from './view.js';
 
 export type EgressSource = 'auto' | 'dynamic' | 'snapshot' | 'static';
 

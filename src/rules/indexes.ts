@@ -3,9 +3,9 @@
  * Built once per version (on the leader when a poll changes them, on a worker when the stored
  * version moves) and shared by every computation of that version.
  */
-import { canonicalJson, normalizeRules, shortHash } from '../../model/canonical.js';
-import { sortTags } from '../../model/ruleset.js';
-import type { C2CPolicy, EgressRule, SecurityGroup, Workload } from '../../model/types.js';
+import { canonicalJson, normalizeRules, shortHash } from '../model/canonical.js';
+import { sortTags } from '../model/ruleset.js';
+import type { C2CPolicy, EgressRule, SecurityGroup, Workload } from '../model/types.js';
 import type { EgressSnapshot } from './records.js';
 
 export type Lifecycle = 'running' | 'staging';

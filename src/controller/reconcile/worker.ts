@@ -16,9 +16,9 @@ import {
   METRICS,
   type Registry,
 } from '../../lib/metrics.js';
-import { WorldNotReadyError } from '../errors.js';
-import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from '../reconciler.js';
-import { RECONCILE_QUEUE, type ReconcileJobData } from './reconcile-queue.js';
+import { WorldNotReadyError } from '../../state/errors.js';
+import { RECONCILE_QUEUE, type ReconcileJobData } from './queue.js';
+import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from './reconciler.js';
 
 export interface ReconcileWorkerOptions {
   prefix: string;

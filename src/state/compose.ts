@@ -4,8 +4,8 @@
  * an upserted container was new or changed, so each entry also lists what it added; with that the
  * composition is exact: it removes only what existed at V and adds only what did not.
  */
-import { c2cKey, compareC2C, diffTags } from '../../model/ruleset.js';
-import type { C2CAllow, CellContainer, CellRuleSet, EgressRule, RuleSetPatch } from '../../model/types.js';
+import { c2cKey, compareC2C, diffTags } from '../model/ruleset.js';
+import type { C2CAllow, CellContainer, CellRuleSet, EgressRule, RuleSetPatch } from '../model/types.js';
 
 export interface LogEntry {
   patch: RuleSetPatch;

@@ -13,7 +13,6 @@ import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
 import type { DecodedBbsEvent, DesiredLRP, Task } from '../../cf/bbs-messages.js';
 import { errorMessage, type ValidationError } from '../../lib/errors.js';
-import type { IngestGate } from '../ingest/gate.js';
 import {
   desiredFromBbs,
   type EgressSnapshot,
@@ -22,9 +21,10 @@ import {
   instanceFromBbs,
   type TaskInfo,
   taskFromBbs,
-} from '../world/records.js';
-import type { Trigger } from '../world/world.js';
+} from '../../rules/records.js';
+import type { Trigger } from '../../rules/world.js';
 import { type InformerContext, InformerMetrics, ingestOf } from './context.js';
+import type { IngestGate } from './gate.js';
 import { jittered } from './poller.js';
 
 /** Events applied per event-loop turn (each is a few µs; a turn stays well under 100 ms). */

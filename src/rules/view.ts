@@ -3,7 +3,7 @@
  * by `CellSlice` (one cell as a worker loads it from Redis), so `computeCellRuleSet` is a pure
  * function over either.
  */
-import type { EgressRule } from '../../model/types.js';
+import type { EgressRule } from '../model/types.js';
 import type { AsgIndex, PolicyIndex } from './indexes.js';
 import type { ContainerRecord, InventoryEntry } from './records.js';
 

@@ -7,14 +7,14 @@
  * keep ASGs, policies and egress snapshots cached in memory by content hash.
  */
 import type { Redis } from 'ioredis';
-import type { C2CPolicy, EgressRule, SecurityGroup } from '../../model/types.js';
-import { FencedOffError, WorldNotReadyError } from '../errors.js';
-import type { Keys } from '../keys.js';
-import { TickBatcher } from '../store/tick-batch.js';
-import { AsgIndex, PolicyIndex } from './indexes.js';
-import type { ContainerRecord, InventoryEntry } from './records.js';
-import { StaticView, type WorldView } from './view.js';
-import type { World, WorldChanges } from './world.js';
+import type { C2CPolicy, EgressRule, SecurityGroup } from '../model/types.js';
+import { AsgIndex, PolicyIndex } from '../rules/indexes.js';
+import type { ContainerRecord, InventoryEntry } from '../rules/records.js';
+import { StaticView, type WorldView } from '../rules/view.js';
+import type { World, WorldChanges } from '../rules/world.js';
+import { FencedOffError, WorldNotReadyError } from './errors.js';
+import type { Keys } from './keys.js';
+import { TickBatcher } from './tick-batch.js';
 
 /** Op codes of the fenced write script (4 arguments each: code, key index, field, value). */
 const FENCED_SCRIPT = `

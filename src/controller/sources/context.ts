@@ -1,8 +1,8 @@
 /** What every informer needs: the world to mutate, a way to say "flush", logs and metrics. */
 import type { Logger } from '../../lib/log.js';
 import { counter, gauge, METRICS, type Registry } from '../../lib/metrics.js';
-import { IngestGate } from '../ingest/gate.js';
-import type { World } from '../world/world.js';
+import type { World } from '../../rules/world.js';
+import { IngestGate } from './gate.js';
 
 export interface InformerContext {
   world: World;

@@ -10,8 +10,8 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import { Job, type Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
 import type { Logger } from '../../lib/log.js';
-import type { ReconcileJobData } from '../queue/reconcile-queue.js';
 
 export const BULL_BOARD_PATH = '/dashboard/queues';
 

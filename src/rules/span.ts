@@ -14,7 +14,7 @@
 import { canonicalJson } from '../model/canonical.js';
 import { diffTags } from '../model/ruleset.js';
 import type { SecurityGroup } from '../model/types.js';
-import { type AsgIndex, groupKey, type PolicyIndex, policyKey } from './world/indexes.js';
+import { type AsgIndex, groupKey, type PolicyIndex, policyKey } from './indexes.js';
 
 export interface SpanLookups {
   cellsOfSpace(spaceGuid: string): Iterable<string>;
