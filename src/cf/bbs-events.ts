@@ -16,6 +16,8 @@
  * - as an async iterator, at most `maxBuffered` items wait for the consumer; beyond that the
  *   connection is dropped (like BBS's own slow-consumer rule), and a new one is opened once the
  *   consumer has drained half of the queue, followed by the re-list signal.
+ *
+ * Longer than ~400 lines: the SSE framing state machine and the decoding of every BBS event kind.
  */
 import { EventEmitter } from 'node:events';
 import { EventSource } from 'eventsource';

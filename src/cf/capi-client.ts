@@ -18,6 +18,9 @@
  *
  * Requests carry a UAA token (refreshed once on 401); 429 waits out `Retry-After`; 5xx, timeouts
  * and connection errors are retried with backoff (see `http.ts`).
+ *
+ * Longer than ~400 lines: the v3 and v2 listings with their different pagination and relations, and
+ * the UAA token handling they share.
  */
 import { ValidationError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';

@@ -9,6 +9,9 @@
  *   so they run from a fresh process without in-memory state. Idempotent.
  * - detectDrift / repair: compare the kernel's table with the expectation; re-apply in full.
  * Applies are serialised in-process and locked across processes (proper-lockfile in stateDir).
+ *
+ * Longer than ~400 lines: the one owner of a cell's nft transactions (rule-set applies, CNI
+ * add/remove, drift repair), all under one in-process and one cross-process lock.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';

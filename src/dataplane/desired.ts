@@ -2,6 +2,9 @@
  * CellRuleSet -> the desired content of cfnet's table: elements per named set/map and the dynamic
  * chains (one per distinct ASG rule set, plus per-container log chains when logging needs them).
  * Pure; validates every value that reaches nft text and throws ValidationError naming the field.
+ *
+ * Longer than ~400 lines: renders every object kind of cfnet's table (sets, maps, chains, elements)
+ * from a rule set.
  */
 import { ValidationError } from '../lib/errors.js';
 import { checkContainerIp, checkHandle, checkPort, checkTag } from '../model/identifiers.js';

@@ -2,6 +2,9 @@
  * Read-back: `nft -j list table inet <t>` parsed into the same TableState shape the renderer
  * builds, so the two can be diffed (drift detection, and the CNI path that edits the live table
  * from a process without in-memory state). Pure parsing; see apply.ts for the I/O.
+ *
+ * Longer than ~400 lines: parses nft's JSON listing of every object kind of cfnet's table back into
+ * the desired-state model.
  */
 import { CfnetError } from '../lib/errors.js';
 import { cidrToRange, ipToBigInt } from '../model/ip.js';

@@ -21,6 +21,10 @@
  *
  * Everything (namespaces, processes, Redis keys, temp dirs) is removed by `stop()`, also after a
  * failure; call it from `finally`.
+ *
+ * Longer than ~400 lines: the whole lab topology (cells, controller replicas, relays, containers,
+ * servers) for tests, benches and the demo; every part shares the cluster's files, namespaces and
+ * stop.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -13,6 +13,9 @@
  *
  * All parsers are pure and throw `ValidationError` whose `field` is a path such as
  * `rules[2].ports` (list parsers) or `ports` (single rule, no `path` option).
+ *
+ * Longer than ~400 lines: three input formats (CAPI, BBS, Garden) parsed into one rule type, each
+ * with its documented defaults and errors.
  */
 import { ValidationError } from '../lib/errors.js';
 import { allAddresses, bigIntToIp, mergeRanges, parseDestinations, parseIp, rangeToString } from './ip.js';

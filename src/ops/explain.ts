@@ -13,6 +13,9 @@
  *
  * Each cell involved is reported with its stored rule-set version, whether the stored rules agree
  * with the decision, and the version its agent applied (enforced = applied the stored version).
+ *
+ * Longer than ~400 lines: one decision procedure that walks a packet through the cell's rule set in
+ * the dataplane's order and explains each step.
  */
 
 import { ValidationError } from '../lib/errors.js';

@@ -4,6 +4,9 @@
  * cell, cells by app, cells by space). Every mutation re-joins only the containers it touches,
  * records which cells changed (with the triggering event) and which Redis entries must be written;
  * `takeChanges()` hands that over to the Redis writer and the reconcile queue.
+ *
+ * Longer than ~400 lines: the in-memory world and its incremental joins: every mutation must keep
+ * the same indexes and change records consistent.
  */
 import type { C2CPolicy, EgressRule, SecurityGroup } from '../model/types.js';
 import { AsgIndex, PolicyIndex } from './indexes.js';

@@ -4,6 +4,9 @@
  * 250k ActualLRPs is encoded once and re-served from the cache until the records change. List
  * responses splice the cached message bytes into their repeated field with the Writer (tag +
  * length + bytes), which protobuf allows in any order.
+ *
+ * Longer than ~400 lines: protobuf encoding, with caches, of every BBS message the simulator
+ * serves.
  */
 import $protobuf from 'protobufjs/minimal.js';
 import { bigIntToLong, models } from '../cf/bbs-messages.js';

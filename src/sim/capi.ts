@@ -2,6 +2,9 @@
  * Simulated Cloud Controller: `GET /`, `/v2/info`, v3 security groups (list with CC's filters and
  * pagination, get, writes), v2 security groups (relative next_url, inline relations with the >50
  * omission, config endpoints), and CC's internal mTLS endpoint `/internal/v4/asg_latest_update`.
+ *
+ * Longer than ~400 lines: CC's v2 and v3 security-group APIs side by side, whose differences
+ * (pagination, inline relations, the >50 omission) are what the simulator exists to reproduce.
  */
 import { errorMessage, ValidationError } from '../lib/errors.js';
 import type { ChangeEngine, SimChange } from './changes.js';

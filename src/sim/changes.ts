@@ -3,6 +3,10 @@
  * policy server would, emits the BBS events real BBS emits (in its order), bumps
  * `asg_latest_update` (v3 writes) or `policies_last_updated`, and reports when the change became
  * visible and which cells it affects.
+ *
+ * Longer than ~400 lines: one method per named change kind (about twenty), all sharing the
+ * bookkeeping that orders BBS events and bumps CC's and the policy server's change markers; split
+ * per kind, that bookkeeping would be spread over twenty files.
  */
 import { ValidationError } from '../lib/errors.js';
 import type { EventSink, LrpEvent, TaskEvent } from './events.js';

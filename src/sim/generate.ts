@@ -1,6 +1,9 @@
 /**
  * Deterministic foundation generation from (seed, size): the same inputs always give the same
  * world, timestamps included (they are derived from BASE_TIME_MS, not the wall clock).
+ *
+ * Longer than ~400 lines: one deterministic pass that generates every record kind of a foundation
+ * from a seed.
  */
 import { Prng } from './prng.js';
 import {

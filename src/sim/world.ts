@@ -2,6 +2,9 @@
  * The simulator's model of a CF foundation: orgs, spaces, apps, Diego DesiredLRPs / ActualLRPs /
  * Tasks / cells, CAPI security groups, policy-server policies and tags. Records are treated as
  * immutable: a change replaces a record with a new object, so encoders can cache by identity.
+ *
+ * Longer than ~400 lines: the simulator's record types and the one store that keeps them with their
+ * indexes; mostly declarations.
  */
 
 export type FoundationSize = 'small' | 'medium' | 'large';

@@ -31,6 +31,9 @@
  *
  * Operator port: `GET /metrics` (Prometheus), `GET /healthz` (process up), `GET /readyz` (503
  * unless Redis answers and the informers are synced on the leader / a leader is known).
+ *
+ * Longer than ~400 lines: the agent API's routes (rules long-poll, status, leases, certificates)
+ * share authentication, request limits and error mapping.
  */
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
