@@ -13,6 +13,7 @@ import {
   toControllerConfig,
 } from '../../src/controller/settings.js';
 import { AsgInformer } from '../../src/controller/sources/asg-informer.js';
+import { ManualClock } from '../../src/lib/clock.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import type { SecurityGroup } from '../../src/model/types.js';
@@ -66,11 +67,11 @@ function setup(useLatestUpdate: boolean, fullListIntervalMs: number) {
   const cc = new V2WritingCc();
   cc.groups = [bound([])];
   const world = new World();
-  const clock = { t: 1_000_000 };
+  const clock = new ManualClock(1_000_000);
   const informer = new AsgInformer(
     cc as unknown as CapiClient,
-    { world, changed: () => {}, log: defaultLogger('asg-cadence-test') },
-    { useLatestUpdate, checkIntervalMs: CHECK_MS, fullListIntervalMs, now: () => clock.t },
+    { world, changed: () => {}, log: defaultLogger('asg-cadence-test'), clock },
+    { useLatestUpdate, checkIntervalMs: CHECK_MS, fullListIntervalMs },
   );
   const boundTo = () => world.asgs()?.group('g-v2')?.runningSpaces ?? [];
   return { cc, world, clock, informer, boundTo };
@@ -83,13 +84,13 @@ async function pollUntil(
   seen: () => boolean,
   limitMs: number,
 ): Promise<number> {
-  const from = s.clock.t;
+  const from = s.clock.now();
   while (!seen()) {
-    assert.ok(s.clock.t - from <= limitMs, `not seen within ${limitMs} ms`);
-    s.clock.t += step;
+    assert.ok(s.clock.now() - from <= limitMs, `not seen within ${limitMs} ms`);
+    await s.clock.advance(step);
     await s.informer.pollNow();
   }
-  return s.clock.t - from;
+  return s.clock.now() - from;
 }
 
 describe('security-group listing cadence (injected clock)', () => {
@@ -141,7 +142,7 @@ describe('security-group listing cadence (injected clock)', () => {
     await pollUntil(s, CHECK_MS, () => s.cc.listings >= 2, 3 * CHECK_MS);
     const [l0, c0] = [s.cc.listings, s.cc.checks];
     for (let i = 0; i < (10 * full) / CHECK_MS; i++) {
-      s.clock.t += CHECK_MS;
+      await s.clock.advance(CHECK_MS);
       await s.informer.pollNow();
     }
     assert.equal(s.cc.listings - l0, 10, 'ten minutes: ten listings');
@@ -152,7 +153,7 @@ describe('security-group listing cadence (injected clock)', () => {
     const s = setup(false, ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate);
     await s.informer.pollNow();
     s.cc.groups = [bound(['space-b'])];
-    s.clock.t += ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate;
+    await s.clock.advance(ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate);
     await s.informer.pollNow();
     assert.deepEqual(s.boundTo(), ['space-b']);
     assert.equal(s.cc.checks, 0);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { CapiClient, StableListing } from '../../src/cf/capi-client.js';
 import { AsgInformer, SAME_STAMP_WINDOW_MS } from '../../src/controller/sources/asg-informer.js';
+import { ManualClock } from '../../src/lib/clock.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import type { SecurityGroup } from '../../src/model/types.js';
@@ -56,19 +57,19 @@ function group(port: string): SecurityGroup {
 describe('security-group informer with asg_latest_update', () => {
   it('finds a second change that shares the first one’s timestamp, then checks cheaply again', async () => {
     // the clock starts early in a second, so two changes 100 ms apart share it
-    const clock = { t: 1_700_000_000_100 };
-    const cc = new SecondResolutionCc(() => clock.t);
+    const clock = new ManualClock(1_700_000_000_100);
+    const cc = new SecondResolutionCc(() => clock.now());
     const world = new World();
     const informer = new AsgInformer(
       cc as unknown as CapiClient,
-      { world, changed: () => {}, log: defaultLogger('asg-test') },
-      { useLatestUpdate: true, checkIntervalMs: 60_000, fullListIntervalMs: 3_600_000, now: () => clock.t },
+      { world, changed: () => {}, log: defaultLogger('asg-test'), clock },
+      { useLatestUpdate: true, checkIntervalMs: 60_000, fullListIntervalMs: 3_600_000 },
     );
     cc.change([group('443')]);
     await informer.pollNow();
     assert.equal(cc.listings, 1);
     const first = cc.stamp;
-    clock.t += 100;
+    await clock.advance(100);
     cc.change([group('8443')]);
     assert.equal(cc.stamp, first, 'the second change did not move the timestamp');
     await informer.pollNow();
@@ -76,12 +77,12 @@ describe('security-group informer with asg_latest_update', () => {
     assert.deepEqual(world.asgs()!.group('g')!.rules[0]!.ports, [{ start: 8443, end: 8443 }]);
 
     // once a listing started long enough after the value was first seen, checks are cheap again
-    clock.t += SAME_STAMP_WINDOW_MS + 100;
+    await clock.advance(SAME_STAMP_WINDOW_MS + 100);
     await informer.pollNow();
     assert.equal(cc.listings, 3, 'one more listing, past the window');
-    clock.t += 1_000;
+    await clock.advance(1_000);
     await informer.pollNow();
-    clock.t += 1_000;
+    await clock.advance(1_000);
     await informer.pollNow();
     assert.equal(cc.listings, 3, 'then the unchanged timestamp is trusted');
     assert.equal(informer.changes, 2);

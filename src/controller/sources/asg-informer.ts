@@ -19,7 +19,7 @@
  */
 import type { CapiClient, SecurityGroupListing } from '../../cf/capi-client.js';
 import type { SecurityGroup } from '../../model/types.js';
-import { type InformerContext, ingestOf } from './context.js';
+import { clockOf, type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 /**
@@ -35,8 +35,6 @@ export interface AsgInformerOptions {
   checkIntervalMs?: number;
   /** Full listing at least this often (ms), whatever the check says. */
   fullListIntervalMs: number;
-  /** The clock (ms); default `Date.now`. */
-  now?: () => number;
 }
 
 export class AsgInformer extends PollingInformer {
@@ -59,7 +57,8 @@ export class AsgInformer extends PollingInformer {
       opts.useLatestUpdate ? (opts.checkIntervalMs ?? 5_000) : opts.fullListIntervalMs,
       'security-group',
     );
-    this.now = opts.now ?? Date.now;
+    const clock = clockOf(ctx);
+    this.now = () => clock.now();
   }
 
   protected async tick(): Promise<void> {

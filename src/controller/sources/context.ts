@@ -1,4 +1,5 @@
 /** What every informer needs: the world to mutate, a way to say "flush", logs and metrics. */
+import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, gauge, METRICS, type Registry } from '../../lib/metrics.js';
 import type { World } from '../../rules/world.js';
@@ -12,6 +13,15 @@ export interface InformerContext {
   registry?: Registry;
   /** Per-item validation of what the sources send (a gate that records nothing when absent). */
   ingest?: IngestGate;
+  /**
+   * The time the informers read and poll by (tests pass a ManualClock).
+   * @defaultValue systemClock
+   */
+  clock?: Clock;
+}
+
+export function clockOf(ctx: InformerContext): Clock {
+  return ctx.clock ?? systemClock;
 }
 
 const UNRECORDED = new IngestGate();

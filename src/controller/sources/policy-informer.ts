@@ -4,7 +4,7 @@
  * `fullListIntervalMs`, default 5 min, as a safety net). A failure keeps the policies in effect.
  */
 import type { PolicyServerClient } from '../../cf/policy-client.js';
-import { type InformerContext, ingestOf } from './context.js';
+import { clockOf, type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 export interface PolicyInformerOptions {
@@ -25,7 +25,7 @@ export class PolicyInformer extends PollingInformer {
   }
 
   protected async tick(): Promise<void> {
-    const now = Date.now();
+    const now = clockOf(this.ctx).now();
     const lu = await this.client.policiesLastUpdated();
     const fullDue = !this.listedOnce || now - this.lastFullList >= (this.opts.fullListIntervalMs ?? 300_000);
     if (!fullDue && lu === this.last) {

@@ -3,8 +3,15 @@
  * previous tick; after a failure it backs off exponentially (up to `maxBackoffMs`) and returns to
  * the normal interval after the next success. Never overlaps ticks.
  */
+import { type Clock, type ClockTimer, systemClock } from '../../lib/clock.js';
+
 export interface PollerOptions {
   intervalMs: number;
+  /**
+   * What schedules the ticks (tests pass a ManualClock).
+   * @defaultValue systemClock
+   */
+  clock?: Clock;
   /** Fraction of the interval to randomise (default 0.2 → ±20 %). */
   jitter?: number;
   maxBackoffMs?: number;
@@ -18,7 +25,8 @@ export function jittered(ms: number, fraction: number): number {
 }
 
 export class Poller {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: ClockTimer | null = null;
+  private readonly clock: Clock;
   private running = false;
   private failures = 0;
   private inFlight: Promise<void> | null = null;
@@ -26,7 +34,9 @@ export class Poller {
   constructor(
     private readonly tick: () => Promise<void>,
     private readonly opts: PollerOptions,
-  ) {}
+  ) {
+    this.clock = opts.clock ?? systemClock;
+  }
 
   start(): void {
     if (this.running) return;
@@ -36,7 +46,7 @@ export class Poller {
 
   async stop(): Promise<void> {
     this.running = false;
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) this.clock.clearTimeout(this.timer);
     this.timer = null;
     await this.inFlight?.catch(() => {});
   }
@@ -56,8 +66,8 @@ export class Poller {
 
   private schedule(ms: number): void {
     if (!this.running) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
+    if (this.timer) this.clock.clearTimeout(this.timer);
+    this.timer = this.clock.setTimeout(() => {
       void this.run().then(() => this.schedule(this.nextDelay()));
     }, ms);
   }

@@ -3,7 +3,7 @@
  * keep the last state in effect, the "listed at least once" promise and gauge, start/stop.
  */
 import { errorMessage } from '../../lib/errors.js';
-import { type InformerContext, InformerMetrics, type InformerSource } from './context.js';
+import { clockOf, type InformerContext, InformerMetrics, type InformerSource } from './context.js';
 import { Poller } from './poller.js';
 
 export abstract class PollingInformer {
@@ -27,6 +27,7 @@ export abstract class PollingInformer {
     });
     this.poller = new Poller(() => this.tick(), {
       intervalMs,
+      clock: clockOf(ctx),
       onError: (err, n) => {
         this.metrics.pollError(source);
         this.ctx.log.warn(
