@@ -7,6 +7,7 @@
  * needs; the CF clients read their own files).
  */
 import { ValidationError } from '../lib/errors.js';
+import { DEFAULT_LEASE_MS } from '../lib/leader.js';
 import type { RedisAuth } from '../lib/redis.js';
 import { parseRedisUrl } from '../lib/redis.js';
 import {
@@ -27,9 +28,34 @@ import {
 } from '../lib/settings/index.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
-import { validateNamespace } from '../state/keys.js';
-import { subnetPlan } from '../state/lease-store.js';
+import { DEFAULT_NAMESPACE, validateNamespace } from '../state/keys.js';
+import {
+  DEFAULT_LEASE_RECOVERY_WINDOW_MS,
+  DEFAULT_LEASE_TTL_HOURS,
+  DEFAULT_OVERLAY_NETWORK,
+  DEFAULT_SUBNET_PREFIX_LENGTH,
+  subnetPlan,
+} from '../state/lease-store.js';
+import { DEFAULT_RULESET_LOG_LENGTH } from '../state/ruleset-store.js';
 import type { ControllerConfig } from './controller.js';
+import { DEFAULT_CELL_CERT_TTL_MINUTES } from './identity/authority.js';
+import {
+  DEFAULT_JOB_ATTEMPTS,
+  DEFAULT_JOB_BACKOFF_MS,
+  DEFAULT_KEEP_COMPLETED,
+  DEFAULT_KEEP_FAILED,
+} from './reconcile/queue.js';
+import { DEFAULT_WORKER_CONCURRENCY } from './reconcile/worker.js';
+import { DEFAULT_MAX_WAIT_SECONDS } from './serve/server.js';
+import { DEFAULT_ASG_CHECK_INTERVAL_MS } from './sources/asg-informer.js';
+import {
+  DEFAULT_BBS_RELIST_INTERVAL_MS,
+  DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS,
+} from './sources/bbs-informer.js';
+import {
+  DEFAULT_POLICY_FULL_LIST_INTERVAL_MS,
+  DEFAULT_POLICY_POLL_INTERVAL_MS,
+} from './sources/policy-informer.js';
 
 export type { SettingKind, SettingSpec, SettingsSources } from '../lib/settings/index.js';
 export { flagName, readSettingsFile };
@@ -77,7 +103,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     group: 'redis',
     key: 'redisNamespace',
     kind: 'string',
-    def: '{cfnet}',
+    def: DEFAULT_NAMESPACE,
     describe: 'prefix of every Redis key and the BullMQ prefix; keep the {hash tag} for Redis Cluster',
   },
   {
@@ -98,7 +124,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'leaseMs',
     kind: 'int',
     min: 500,
-    def: 10_000,
+    def: DEFAULT_LEASE_MS,
     describe: 'leadership lease in ms; a standby takes over within about this time',
   },
   {
@@ -115,16 +141,23 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'workerConcurrency',
     kind: 'int',
     min: 1,
-    def: 4,
+    def: DEFAULT_WORKER_CONCURRENCY,
     describe: 'reconcile jobs run at once by this replica',
   },
-  { group: 'queue', key: 'jobAttempts', kind: 'int', min: 1, def: 5, describe: 'attempts per reconcile job' },
+  {
+    group: 'queue',
+    key: 'jobAttempts',
+    kind: 'int',
+    min: 1,
+    def: DEFAULT_JOB_ATTEMPTS,
+    describe: 'attempts per reconcile job',
+  },
   {
     group: 'queue',
     key: 'jobBackoffMs',
     kind: 'int',
     min: 0,
-    def: 500,
+    def: DEFAULT_JOB_BACKOFF_MS,
     describe: 'first retry delay (exponential backoff)',
   },
   {
@@ -132,7 +165,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'keepCompletedJobs',
     kind: 'int',
     min: 0,
-    def: 1000,
+    def: DEFAULT_KEEP_COMPLETED.count,
     describe: 'completed jobs kept in Redis',
   },
   {
@@ -140,7 +173,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'keepFailedJobs',
     kind: 'int',
     min: 0,
-    def: 5000,
+    def: DEFAULT_KEEP_FAILED.count,
     describe: 'failed jobs kept in Redis',
   },
   {
@@ -148,7 +181,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'rulesetLogLength',
     kind: 'int',
     min: 1,
-    def: 50,
+    def: DEFAULT_RULESET_LOG_LENGTH,
     describe: 'patches kept per cell (agents further behind get a snapshot)',
   },
   // BBS
@@ -166,7 +199,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'bbsRelistIntervalMs',
     kind: 'int',
     min: 0,
-    def: 600_000,
+    def: DEFAULT_BBS_RELIST_INTERVAL_MS,
     describe: 'full BBS re-list interval (also after every stream reconnect); 0 = only after reconnects',
   },
   {
@@ -174,7 +207,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'bbsStreamIdleTimeoutMs',
     kind: 'int',
     min: 1000,
-    def: 300_000,
+    def: DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS,
     describe: 'reconnect an event stream silent for this long',
   },
   // CAPI
@@ -239,7 +272,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'asgCheckIntervalMs',
     kind: 'int',
     min: 100,
-    def: 5_000,
+    def: DEFAULT_ASG_CHECK_INTERVAL_MS,
     describe: 'asg_latest_update check interval (with ccInternalUrl)',
   },
   {
@@ -288,7 +321,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'policyPollIntervalMs',
     kind: 'int',
     min: 100,
-    def: 1_000,
+    def: DEFAULT_POLICY_POLL_INTERVAL_MS,
     describe: 'policies_last_updated poll interval',
   },
   {
@@ -296,7 +329,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'policyFullListIntervalMs',
     kind: 'int',
     min: 1000,
-    def: 300_000,
+    def: DEFAULT_POLICY_FULL_LIST_INTERVAL_MS,
     describe: 'full policy listing interval (safety net)',
   },
   // agent API and operator port
@@ -332,7 +365,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'cellCertTtlMinutes',
     kind: 'int',
     min: 10,
-    def: 1440,
+    def: DEFAULT_CELL_CERT_TTL_MINUTES,
     describe: 'lifetime of a cell certificate the controller signs (agents renew at two thirds of it)',
   },
   { group: 'api', key: 'apiCert', kind: 'path', describe: 'server certificate of the agent API (PEM file)' },
@@ -342,7 +375,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'apiMaxWaitSeconds',
     kind: 'int',
     min: 0,
-    def: 60,
+    def: DEFAULT_MAX_WAIT_SECONDS,
     describe: 'longest long-poll wait granted',
   },
   {
@@ -364,7 +397,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     group: 'overlay',
     key: 'overlayNetwork',
     kind: 'string',
-    def: '10.255.0.0/16',
+    def: DEFAULT_OVERLAY_NETWORK,
     describe: 'overlay network (cell subnets are leased from it; c2c traffic)',
   },
   {
@@ -372,7 +405,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'subnetPrefixLength',
     kind: 'int',
     min: 1,
-    def: 24,
+    def: DEFAULT_SUBNET_PREFIX_LENGTH,
     describe: 'prefix length of each cell subnet',
   },
   {
@@ -380,7 +413,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'leaseRecoveryWindowMs',
     kind: 'int',
     min: 0,
-    def: 90_000,
+    def: DEFAULT_LEASE_RECOVERY_WINDOW_MS,
     describe:
       'after the lease table is found empty (new foundation or Redis data lost), new cells get fresh subnets only this long after, so live cells claim theirs back first',
   },
@@ -389,7 +422,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'leaseTtlHours',
     kind: 'int',
     min: 1,
-    def: 168,
+    def: DEFAULT_LEASE_TTL_HOURS,
     describe: 'a subnet lease expires this long after its last renewal',
   },
   // rule-set shaping (Silk vocabulary)
