@@ -69,6 +69,9 @@ export { flagName, readSettingsFile };
  * policy-server-asg-syncer (asg_poll_interval_seconds, 60). Without the check the listing is the
  * only change detection (its poll is jittered ±20 %: at most 36 s apart).
  */
+/** How long a new leader waits for CAPI and the policy server before its first world write (ms). */
+export const DEFAULT_INITIAL_SYNC_TIMEOUT_MS = 30_000;
+
 export const ASG_FULL_LIST_DEFAULT_MS = { withLatestUpdate: 60_000, withoutLatestUpdate: 30_000 } as const;
 
 export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
@@ -132,7 +135,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'initialSyncTimeoutMs',
     kind: 'int',
     min: 0,
-    def: 30_000,
+    def: DEFAULT_INITIAL_SYNC_TIMEOUT_MS,
     describe: 'how long a new leader waits for CAPI and the policy server before its first world write',
   },
   // workers
@@ -827,4 +830,55 @@ export function checkSettingFiles(s: ControllerSettings): void {
       );
     }
   }
+}
+
+/** The fields of ControllerConfig the settings table defaults. */
+type Defaulted =
+  | 'namespace'
+  | 'leaseMs'
+  | 'workers'
+  | 'leases'
+  | 'rulesetLogLength'
+  | 'initialSyncTimeoutMs'
+  | 'campaign';
+
+/**
+ * A ControllerConfig built in code (tests, the lab, benchmarks) rather than from settings: what it
+ * leaves out takes the settings table's defaults (the same constants).
+ */
+export type ControllerOptions = Omit<ControllerConfig, Defaulted> & {
+  namespace?: string;
+  leaseMs?: number;
+  workers?: Partial<ControllerConfig['workers']>;
+  leases?: Partial<ControllerConfig['leases']>;
+  rulesetLogLength?: number;
+  initialSyncTimeoutMs?: number;
+  campaign?: boolean;
+};
+
+/** Completes `o` with the settings table's defaults. */
+export function withControllerDefaults(o: ControllerOptions): ControllerConfig {
+  return {
+    ...o,
+    namespace: o.namespace ?? DEFAULT_NAMESPACE,
+    leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS,
+    workers: {
+      concurrency: DEFAULT_WORKER_CONCURRENCY,
+      attempts: DEFAULT_JOB_ATTEMPTS,
+      backoffMs: DEFAULT_JOB_BACKOFF_MS,
+      keepCompleted: DEFAULT_KEEP_COMPLETED.count,
+      keepFailed: DEFAULT_KEEP_FAILED.count,
+      ...o.workers,
+    },
+    leases: {
+      overlayNetwork: DEFAULT_OVERLAY_NETWORK,
+      subnetPrefixLength: DEFAULT_SUBNET_PREFIX_LENGTH,
+      ttlMs: DEFAULT_LEASE_TTL_HOURS * 3600_000,
+      recoveryWindowMs: DEFAULT_LEASE_RECOVERY_WINDOW_MS,
+      ...o.leases,
+    },
+    rulesetLogLength: o.rulesetLogLength ?? DEFAULT_RULESET_LOG_LENGTH,
+    initialSyncTimeoutMs: o.initialSyncTimeoutMs ?? DEFAULT_INITIAL_SYNC_TIMEOUT_MS,
+    campaign: o.campaign ?? true,
+  };
 }

@@ -27,12 +27,12 @@ export function jobOptionsKey(keys: Keys): string {
 
 /** The options a controller with this config gives its jobs (the same defaults as controller.ts). */
 export function jobOptionsOf(config: ControllerConfig, now = Date.now()): PublishedJobOptions {
-  const w = config.workers ?? {};
+  const w = config.workers;
   return {
-    attempts: w.attempts ?? 5,
-    backoffMs: w.backoffMs ?? 500,
-    keepCompleted: { count: w.keepCompleted ?? 1000, age: 3600 },
-    keepFailed: { count: w.keepFailed ?? 5000, age: 7 * 24 * 3600 },
+    attempts: w.attempts,
+    backoffMs: w.backoffMs,
+    keepCompleted: { count: w.keepCompleted, age: 3600 },
+    keepFailed: { count: w.keepFailed, age: 7 * 24 * 3600 },
     instance: config.instanceId ?? '',
     at: now,
   };
