@@ -4,6 +4,8 @@
  * BOSH job's agent.json) and docs/agent.md. Precedence: built-in default < config file <
  * environment < flag. Every problem is a SettingsError naming the setting.
  */
+// the paths and table the agent shares with the CNI plugin: one default for both
+import { DEFAULTS as CNI_DEFAULTS } from '../cni/config.js';
 import {
   DEFAULT_FILTER_MODE,
   DEFAULT_IPTABLES_BINARIES,
@@ -220,7 +222,7 @@ export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
     key: 'executorSocket',
     kind: 'path',
     absolute: true,
-    def: '/var/vcap/data/cfnet/cni.sock',
+    def: CNI_DEFAULTS.executorSocket,
     emptyOk: true,
     describe:
       "unix socket of the warm CNI executor the agent hosts (the CNI config's executor_socket); '' = do not host",
@@ -229,7 +231,7 @@ export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
     key: 'agentSocket',
     kind: 'path',
     absolute: true,
-    def: '/var/vcap/data/cfnet/agent.sock',
+    def: CNI_DEFAULTS.agentSocket,
     emptyOk: true,
     describe: "the agent's local socket the CNI plugin reports ADD/DEL to (agent_socket); '' = none",
   },
@@ -237,27 +239,27 @@ export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
     key: 'datastore',
     kind: 'path',
     absolute: true,
-    def: '/var/vcap/data/container-metadata/store.json',
+    def: CNI_DEFAULTS.datastore,
     describe: 'container metadata store written by the CNI plugin (its datastore)',
   },
   {
     key: 'subnetFile',
     kind: 'path',
     absolute: true,
-    def: '/var/vcap/data/cfnet/subnet.json',
+    def: CNI_DEFAULTS.subnetFile,
     describe: "where the agent writes the cell's subnet lease for the CNI plugin (its subnet_file)",
   },
   {
     key: 'cniStateDir',
     kind: 'path',
     absolute: true,
-    def: '/var/vcap/data/cfnet/state',
+    def: CNI_DEFAULTS.stateDir,
     describe: "lock directory shared with the CNI plugin's nft writes (its state_dir)",
   },
   {
     key: 'nftTable',
     kind: 'string',
-    def: 'cfnet',
+    def: CNI_DEFAULTS.nftTable,
     describe: "cfnet's nftables table, family inet (the CNI config's nft_table)",
   },
   { key: 'nftBinary', kind: 'string', def: 'nft', describe: 'nft executable' },
