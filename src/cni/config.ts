@@ -37,7 +37,7 @@ export const DEFAULTS = {
 } as const;
 
 /** Silk-style keys handed to parseCellConfig (model/config.ts). */
-export const CNI_CELL_KEYS = [
+export const CELL_KEYS = [
   'overlay_network',
   'dns_servers',
   'host_tcp_services',
@@ -73,7 +73,7 @@ export const CNI_PLUGIN_KEYS = [
  * `ipam`, `prevResult`, `runtimeConfig`, `args`): templates that write the config are checked
  * against this list, so a key nothing reads cannot slip in.
  */
-export const CNI_CONFIG_KEYS: readonly string[] = ['type', ...CNI_PLUGIN_KEYS, ...CNI_CELL_KEYS];
+export const CNI_CONFIG_KEYS: readonly string[] = ['type', ...CNI_PLUGIN_KEYS, ...CELL_KEYS];
 
 export interface NetConfig {
   cniVersion: SupportedVersion;
@@ -204,7 +204,7 @@ export function parseNetConfig(raw: Record<string, unknown>): NetConfig {
   }
 
   const cellInput: Record<string, unknown> = {};
-  for (const k of CNI_CELL_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
+  for (const k of CELL_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
   const cell = parseCellConfig(cellInput, {
     base: {
       ...DEFAULT_CELL_CONFIG,
