@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from '../agent/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
-import { addSettingOptions, flagValues, SettingsError } from '../lib/settings/index.js';
+import { addSettingOptions, flagValues, SettingsError, wrapText } from '../lib/settings/index.js';
 
 /**
  * How long a stop may take whatever is unreachable: loops get 2 s, the state is saved, then the
@@ -22,7 +22,7 @@ export function registerAgentCommands(program: Command): void {
       '--dry-run',
       'render and report rule sets and overlay changes but write nothing to the kernel (no nft, no VXLAN device, no CNI executor); needs no root. For demos',
     )
-    .addHelpText('after', EXIT_HELP);
+    .addHelpText('after', wrapText(EXIT_HELP));
   addSettingOptions(cmd, AGENT_TABLE);
   cmd.action(async (opts: Record<string, unknown>) => {
     let config: AgentConfig;

@@ -18,7 +18,7 @@ import { errorMessage } from '../lib/errors.js';
 import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
 import { createLogger } from '../lib/log.js';
 import { redactUrlCredentials } from '../lib/redact.js';
-import { addSettingOptions, flagValues } from '../lib/settings/index.js';
+import { addSettingOptions, flagValues, wrapText } from '../lib/settings/index.js';
 
 /**
  * How long a stop may take, whatever is unreachable (Redis, BBS, …): leadership released and
@@ -41,7 +41,7 @@ export function registerControllerCommands(program: Command): void {
       '--check',
       'validate the settings and the files they name, print them (secrets redacted) and exit',
     )
-    .addHelpText('after', EXIT_HELP);
+    .addHelpText('after', wrapText(EXIT_HELP));
   addSettingOptions(cmd, CONTROLLER_TABLE);
   cmd.action(async (opts: Record<string, unknown>) => {
     let settings: ControllerSettings;

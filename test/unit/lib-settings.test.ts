@@ -18,6 +18,7 @@ import {
   SettingsError,
   type SettingsTable,
   withSetting,
+  wrapText,
 } from '../../src/lib/settings/index.js';
 
 const TABLE: SettingsTable = {
@@ -228,5 +229,14 @@ describe('settings engine (lib/settings)', () => {
     const r = resolveSettings(TABLE, { file: NAME, flags: flagValues(TABLE, cmd.opts()) });
     assert.equal(r.values.retryCount, 7);
     assert.equal(r.values.verbose, false);
+  });
+
+  it('wraps free text at 80 columns on spaces, keeping a longer word whole', () => {
+    const long = `${'word '.repeat(40)}https://${'x'.repeat(90)}.example end`;
+    const lines = wrapText(`${long}\nsecond paragraph`).split('\n');
+    for (const line of lines) assert.ok(line.length <= HELP_WIDTH || !line.includes(' '), line);
+    assert.ok(lines.some((l) => l.startsWith('https://')));
+    assert.equal(lines.at(-1), 'second paragraph');
+    assert.equal(lines.join(' ').replace(/\s+/g, ' '), `${long} second paragraph`.replace(/\s+/g, ' '));
   });
 });

@@ -28,6 +28,30 @@ function shownDefault(spec: SettingSpec): string {
   return ` [default: ${d === '' ? '""' : d}]`;
 }
 
+/**
+ * `text` wrapped at `width` columns on spaces (each paragraph separately); a word longer than the
+ * width, e.g. a URL, stays whole on its own line.
+ */
+export function wrapText(text: string, width = HELP_WIDTH): string {
+  return text
+    .split('\n')
+    .map((para) => {
+      const lines: string[] = [];
+      let line = '';
+      for (const word of para.split(' ')) {
+        if (line !== '' && line.length + 1 + word.length > width) {
+          lines.push(line);
+          line = word;
+        } else {
+          line = line === '' ? word : `${line} ${word}`;
+        }
+      }
+      lines.push(line);
+      return lines.join('\n');
+    })
+    .join('\n');
+}
+
 /** The commander flags and description of one setting. */
 export function settingOption(
   table: SettingsTable,

@@ -7,7 +7,7 @@
 export { type Listen, schemaOf } from './coerce.js';
 export { describeSettings } from './describe.js';
 export { SettingsError } from './errors.js';
-export { addSettingOptions, flagValues, HELP_WIDTH, settingOption } from './help.js';
+export { addSettingOptions, flagValues, HELP_WIDTH, settingOption, wrapText } from './help.js';
 export {
   invalid,
   type Resolved,
