@@ -1,35 +1,31 @@
 /**
- * The agent's settings: one table (AGENT_SETTINGS) drives the command-line flags, the environment
- * variables, the JSON config file keys (camelCase, as the BOSH job's agent.json) and docs/agent.md.
- * Precedence: built-in default < config file < environment < flag. Every problem is a
- * ValidationError naming the setting.
+ * The agent's settings: one table (AGENT_SETTINGS) on the settings engine (lib/settings) drives
+ * the command-line flags, the environment variables, the JSON config file keys (camelCase, as the
+ * BOSH job's agent.json) and docs/agent.md. Precedence: built-in default < config file <
+ * environment < flag. Every problem is a SettingsError naming the setting.
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+// the paths and table the agent shares with the CNI plugin: one default for both
+import { DEFAULTS as CNI_DEFAULTS } from '../cni/config.js';
 import {
   DEFAULT_FILTER_MODE,
   DEFAULT_IPTABLES_BINARIES,
   FILTER_MODES,
   type FilterMode,
 } from '../dataplane/host-filter.js';
-import { ValidationError } from '../lib/errors.js';
+import {
+  envNameOf,
+  flagName,
+  invalid,
+  readSettingsFile,
+  resolveSettings,
+  type SettingSpec,
+  type SettingsSources,
+  type SettingsTable,
+  withSetting,
+} from '../lib/settings/index.js';
 import { checkCellId } from '../model/identifiers.js';
 
-export type SettingKind = 'string' | 'int' | 'path' | 'url' | 'ip' | 'ifname' | 'level' | 'choice' | 'list';
-
-export interface SettingDef {
-  key: keyof AgentConfig;
-  kind: SettingKind;
-  /** Default; undefined = required. */
-  def?: string | number | readonly string[];
-  min?: number;
-  max?: number;
-  /** True when '' is allowed (means "detect" or "off", as described). */
-  emptyOk?: boolean;
-  /** The allowed values of a `choice` setting. */
-  choices?: readonly string[];
-  describe: string;
-}
+export { flagName };
 
 export interface AgentConfig {
   cellId: string;
@@ -68,17 +64,20 @@ export interface AgentConfig {
   logLevel: string;
 }
 
-const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export const AGENT_SETTINGS: readonly SettingDef[] = [
+export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
   {
     key: 'cellId',
     kind: 'string',
+    required: true,
     describe: "this cell's id as Diego knows it (BBS ActualLRP cell_id); must match the client certificate",
   },
   {
     key: 'controllerUrl',
     kind: 'url',
+    protocols: ['https:'],
+    required: true,
     describe:
       "base URL of the controller's agent API, e.g. https://cfnet-controller.service.cf.internal:4190",
   },
@@ -100,18 +99,29 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   {
     key: 'caCert',
     kind: 'path',
+    absolute: true,
+    required: true,
     describe: "CA certificate (PEM file) that signed the controller's certificate",
   },
   {
     key: 'clientCert',
     kind: 'path',
+    absolute: true,
+    required: true,
     describe:
       "this cell's client certificate (PEM file; written by the agent with bootstrapTokenFile); the controller takes the cell id from it",
   },
-  { key: 'clientKey', kind: 'path', describe: 'private key (PEM file) of the client certificate' },
+  {
+    key: 'clientKey',
+    kind: 'path',
+    absolute: true,
+    required: true,
+    describe: 'private key (PEM file) of the client certificate',
+  },
   {
     key: 'bootstrapTokenFile',
     kind: 'path',
+    absolute: true,
     def: '',
     emptyOk: true,
     describe:
@@ -204,13 +214,15 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   {
     key: 'stateDir',
     kind: 'path',
+    absolute: true,
     def: '/var/vcap/data/cfnet-agent',
     describe: 'where the agent persists its lease, leases and last applied rule set',
   },
   {
     key: 'executorSocket',
     kind: 'path',
-    def: '/var/vcap/data/cfnet/cni.sock',
+    absolute: true,
+    def: CNI_DEFAULTS.executorSocket,
     emptyOk: true,
     describe:
       "unix socket of the warm CNI executor the agent hosts (the CNI config's executor_socket); '' = do not host",
@@ -218,38 +230,42 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   {
     key: 'agentSocket',
     kind: 'path',
-    def: '/var/vcap/data/cfnet/agent.sock',
+    absolute: true,
+    def: CNI_DEFAULTS.agentSocket,
     emptyOk: true,
     describe: "the agent's local socket the CNI plugin reports ADD/DEL to (agent_socket); '' = none",
   },
   {
     key: 'datastore',
     kind: 'path',
-    def: '/var/vcap/data/container-metadata/store.json',
+    absolute: true,
+    def: CNI_DEFAULTS.datastore,
     describe: 'container metadata store written by the CNI plugin (its datastore)',
   },
   {
     key: 'subnetFile',
     kind: 'path',
-    def: '/var/vcap/data/cfnet/subnet.json',
+    absolute: true,
+    def: CNI_DEFAULTS.subnetFile,
     describe: "where the agent writes the cell's subnet lease for the CNI plugin (its subnet_file)",
   },
   {
     key: 'cniStateDir',
     kind: 'path',
-    def: '/var/vcap/data/cfnet/state',
+    absolute: true,
+    def: CNI_DEFAULTS.stateDir,
     describe: "lock directory shared with the CNI plugin's nft writes (its state_dir)",
   },
   {
     key: 'nftTable',
     kind: 'string',
-    def: 'cfnet',
+    def: CNI_DEFAULTS.nftTable,
     describe: "cfnet's nftables table, family inet (the CNI config's nft_table)",
   },
   { key: 'nftBinary', kind: 'string', def: 'nft', describe: 'nft executable' },
   {
     key: 'filterMode',
-    kind: 'choice',
+    kind: 'enum',
     choices: FILTER_MODES,
     def: DEFAULT_FILTER_MODE,
     describe:
@@ -258,6 +274,7 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
   {
     key: 'iptablesBinaries',
     kind: 'list',
+    min: 1,
     def: DEFAULT_IPTABLES_BINARIES,
     describe:
       "iptables executables for filterMode iptables (comma list): cfnet keeps its rules in the backend of each one that runs (one per backend, legacy or nft; the others are skipped and logged), so an operator's ACCEPT written with either backend wins",
@@ -276,149 +293,45 @@ export const AGENT_SETTINGS: readonly SettingDef[] = [
     max: 65535,
     describe: 'port of the metrics and health endpoint; 0 = no endpoint',
   },
-  { key: 'logLevel', kind: 'level', def: 'info', describe: `log level (${LEVELS.join(', ')})` },
+  {
+    key: 'logLevel',
+    kind: 'enum',
+    choices: LOG_LEVELS,
+    def: 'info',
+    describe: `log level (${LOG_LEVELS.join(', ')})`,
+  },
 ];
 
-/** `controllerUrl` → `--controller-url`. */
-export function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
+/** The agent's table for the settings engine: '' from the environment is a value ("detect", "off"). */
+export const AGENT_TABLE: SettingsTable<keyof AgentConfig> = {
+  envPrefix: 'CFNET_AGENT_',
+  settings: AGENT_SETTINGS,
+  emptyEnv: 'value',
+};
 
 /** `controllerUrl` → `CFNET_AGENT_CONTROLLER_URL`. */
 export function envName(key: string): string {
-  return `CFNET_AGENT_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+  return envNameOf(AGENT_TABLE.envPrefix, key);
 }
 
-const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const TABLE = /^cf[a-z0-9_]{0,30}$/;
 
-type SettingValue = string | number | string[];
+/** Sources of the agent's settings: file keys as AgentConfig, flags by key, CFNET_AGENT_* variables. */
+export type ConfigSources = SettingsSources;
 
-function coerce(def: SettingDef, raw: unknown, source: string): SettingValue {
-  const field = def.key;
-  const bad = (reason: string) => new ValidationError(field, raw, `${reason} (from ${source})`);
-  if (def.kind === 'list') {
-    // a JSON array in the config file, a comma list from the environment or a flag
-    const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : null;
-    if (!items?.every((x) => typeof x === 'string')) throw bad('must be a list of strings');
-    const list = (items as string[]).map((x) => x.trim()).filter((x) => x !== '');
-    if (list.length === 0) throw bad('must name at least one value');
-    if (list.some((x) => x.includes('\0'))) throw bad('must not contain NUL');
-    return list;
-  }
-  if (def.kind === 'int') {
-    const n =
-      typeof raw === 'number'
-        ? raw
-        : typeof raw === 'string' && /^-?\d+$/.test(raw.trim())
-          ? Number(raw)
-          : NaN;
-    if (!Number.isInteger(n)) throw bad('must be an integer');
-    if ((def.min !== undefined && n < def.min) || (def.max !== undefined && n > def.max)) {
-      throw bad(`must be in ${def.min}..${def.max}`);
-    }
-    return n;
-  }
-  if (typeof raw !== 'string') throw bad('must be a string');
-  const s = raw.trim();
-  if (s === '') {
-    if (def.emptyOk) return '';
-    throw bad('must not be empty');
-  }
-  switch (def.kind) {
-    case 'path':
-      if (!s.startsWith('/') || s.includes('\0')) throw bad('must be an absolute path');
-      return s;
-    case 'url': {
-      let u: URL;
-      try {
-        u = new URL(s);
-      } catch {
-        throw bad('must be a URL like https://host:port');
-      }
-      if (u.protocol !== 'https:') throw bad('must be an https:// URL (the agent API is mutual TLS)');
-      return s.replace(/\/+$/, '');
-    }
-    case 'ip':
-      if (isIP(s) !== 4) throw bad('must be an IPv4 address');
-      return s;
-    case 'ifname':
-      if (!IFNAME.test(s)) throw bad('must be an interface name (1-15 of [A-Za-z0-9_.-])');
-      return s;
-    case 'level':
-      if (!LEVELS.includes(s)) throw bad(`must be one of ${LEVELS.join(', ')}`);
-      return s;
-    case 'choice':
-      if (!def.choices?.includes(s)) throw bad(`must be one of ${def.choices?.join(', ')}`);
-      return s;
-    default:
-      return s;
-  }
-}
-
-export interface ConfigSources {
-  /** Parsed JSON config file content (keys as AgentConfig). */
-  file?: Record<string, unknown>;
-  /** Environment (CFNET_AGENT_*). */
-  env?: Record<string, string | undefined>;
-  /** Command-line values by AgentConfig key (commander's camelCase). */
-  flags?: Record<string, unknown>;
-}
-
-/** Resolves every setting from its sources; throws ValidationError naming the first bad setting. */
+/** Resolves every setting from its sources; throws SettingsError naming the first bad setting. */
 export function resolveAgentConfig(src: ConfigSources): AgentConfig {
-  const file = src.file ?? {};
-  const known = new Set(AGENT_SETTINGS.map((d) => d.key as string));
-  for (const k of Object.keys(file)) {
-    if (!known.has(k)) throw new ValidationError(k, file[k], 'unknown setting in the config file');
-  }
-  const out: Record<string, SettingValue> = {};
-  for (const def of AGENT_SETTINGS) {
-    const flag = src.flags?.[def.key];
-    const env = src.env?.[envName(def.key)];
-    const fromFile = file[def.key];
-    let value: SettingValue;
-    if (flag !== undefined) value = coerce(def, flag, flagName(def.key));
-    else if (env !== undefined) value = coerce(def, env, envName(def.key));
-    else if (fromFile !== undefined && fromFile !== null) value = coerce(def, fromFile, 'config file');
-    else if (def.def !== undefined)
-      value = Array.isArray(def.def) ? [...def.def] : (def.def as string | number);
-    else {
-      throw new ValidationError(
-        def.key,
-        undefined,
-        `is required (${flagName(def.key)}, ${envName(def.key)} or "${def.key}" in the config file)`,
-      );
-    }
-    out[def.key] = value;
-  }
-  const cfg = out as unknown as AgentConfig;
-  checkCellId('cellId', cfg.cellId);
+  const resolved = resolveSettings(AGENT_TABLE, src);
+  const cfg = resolved.values as unknown as AgentConfig;
+  withSetting(AGENT_TABLE, resolved, 'cellId', () => checkCellId('cellId', cfg.cellId));
   if (!TABLE.test(cfg.nftTable)) {
-    throw new ValidationError('nftTable', cfg.nftTable, 'must match /^cf[a-z0-9_]{0,30}$/');
+    throw invalid(AGENT_TABLE, resolved, 'nftTable', `${JSON.stringify(cfg.nftTable)} must match ${TABLE}`);
   }
   if (cfg.reconnectMaxMs < cfg.reconnectMinMs) {
-    throw new ValidationError('reconnectMaxMs', cfg.reconnectMaxMs, 'must be >= reconnectMinMs');
+    throw invalid(AGENT_TABLE, resolved, 'reconnectMaxMs', 'must be >= reconnectMinMs');
   }
   return cfg;
 }
 
 /** Reads a JSON config file (an object of settings). */
-export function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ValidationError('config', path, `cannot read: ${(err as Error).message}`);
-  }
-  let obj: unknown;
-  try {
-    obj = JSON.parse(text);
-  } catch (err) {
-    throw new ValidationError('config', path, `is not JSON: ${(err as Error).message}`);
-  }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) {
-    throw new ValidationError('config', path, 'must hold a JSON object of settings');
-  }
-  return obj as Record<string, unknown>;
-}
+export const readConfigFile = readSettingsFile;

@@ -1,39 +1,14 @@
 import type { Command } from 'commander';
-import {
-  AGENT_SETTINGS,
-  type AgentConfig,
-  envName,
-  flagName,
-  readConfigFile,
-  resolveAgentConfig,
-} from '../agent/config.js';
-import { errorMessage, ValidationError } from '../lib/errors.js';
+import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from '../agent/config.js';
+import { errorMessage } from '../lib/errors.js';
 import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
+import { addSettingOptions, flagValues, SettingsError, wrapText } from '../lib/settings/index.js';
 
 /**
  * How long a stop may take whatever is unreachable: loops get 2 s, the state is saved, then the
  * process exits regardless (nothing is flushed: every rule stays in force). A second signal exits now.
  */
 export const AGENT_STOP_DEADLINE_MS = 5000;
-
-function placeholder(kind: string): string {
-  switch (kind) {
-    case 'int':
-      return '<n>';
-    case 'path':
-      return '<path>';
-    case 'url':
-      return '<url>';
-    case 'ip':
-      return '<ip>';
-    case 'ifname':
-      return '<name>';
-    case 'list':
-      return '<a,b>';
-    default:
-      return '<value>';
-  }
-}
 
 /** `cfnet agent`: the per-cell agent. Every setting is a flag, a CFNET_AGENT_* variable or a config key. */
 export function registerAgentCommands(program: Command): void {
@@ -47,23 +22,15 @@ export function registerAgentCommands(program: Command): void {
       '--dry-run',
       'render and report rule sets and overlay changes but write nothing to the kernel (no nft, no VXLAN device, no CNI executor); needs no root. For demos',
     )
-    .addHelpText('after', EXIT_HELP);
-  for (const s of AGENT_SETTINGS) {
-    const def = s.def === undefined ? ' [required]' : ` [default: ${JSON.stringify(s.def)}]`;
-    cmd.option(
-      `${flagName(s.key)} ${placeholder(s.kind)}`,
-      `${s.describe} (${s.key}; env ${envName(s.key)})${def}`,
-    );
-  }
+    .addHelpText('after', wrapText(EXIT_HELP));
+  addSettingOptions(cmd, AGENT_TABLE);
   cmd.action(async (opts: Record<string, unknown>) => {
     let config: AgentConfig;
     try {
       const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
-      const flags: Record<string, unknown> = {};
-      for (const s of AGENT_SETTINGS) if (opts[s.key] !== undefined) flags[s.key] = opts[s.key];
-      config = resolveAgentConfig({ file, env: process.env, flags });
+      config = resolveAgentConfig({ file, env: process.env, flags: flagValues(AGENT_TABLE, opts) });
     } catch (err) {
-      const msg = err instanceof ValidationError ? err.message : errorMessage(err);
+      const msg = err instanceof SettingsError ? err.message : errorMessage(err);
       process.stderr.write(`cfnet agent: ${msg}\n`);
       process.exitCode = EXIT.invalid;
       return;

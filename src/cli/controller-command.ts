@@ -6,48 +6,25 @@ import type { Command } from 'commander';
 import { Controller } from '../controller/controller.js';
 import { SettingsError } from '../controller/errors.js';
 import {
-  CONTROLLER_SETTINGS,
+  CONTROLLER_TABLE,
   type ControllerSettings,
   checkSettingFiles,
   describeSettings,
-  envName,
-  flagName,
   parseControllerSettings,
   readSettingsFile,
-  type SettingKind,
   toControllerConfig,
 } from '../controller/settings.js';
 import { errorMessage } from '../lib/errors.js';
 import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
 import { createLogger } from '../lib/log.js';
 import { redactUrlCredentials } from '../lib/redact.js';
+import { addSettingOptions, flagValues, wrapText } from '../lib/settings/index.js';
 
 /**
  * How long a stop may take, whatever is unreachable (Redis, BBS, …): leadership released and
  * workers drained when possible, then the process exits regardless. A second signal exits at once.
  */
 export const CONTROLLER_STOP_DEADLINE_MS = 5000;
-
-function placeholder(kind: SettingKind): string {
-  switch (kind) {
-    case 'int':
-      return '<n>';
-    case 'bool':
-      return '[bool]';
-    case 'path':
-      return '<pem-file>';
-    case 'url':
-      return '<url>';
-    case 'list':
-      return '<a,b,…>';
-    case 'listen':
-      return '<host:port|off>';
-    case 'secret':
-      return '<secret>';
-    default:
-      return '<value>';
-  }
-}
 
 export function registerControllerCommands(program: Command): void {
   const cmd = program
@@ -64,24 +41,14 @@ export function registerControllerCommands(program: Command): void {
       '--check',
       'validate the settings and the files they name, print them (secrets redacted) and exit',
     )
-    .addHelpText('after', EXIT_HELP);
-  for (const s of CONTROLLER_SETTINGS) {
-    const def =
-      s.def === undefined
-        ? ''
-        : ` [default: ${Array.isArray(s.def) ? s.def.join(',') || '""' : String(s.def)}]`;
-    cmd.option(
-      `${flagName(s.key)} ${placeholder(s.kind)}`,
-      `${s.describe} (${s.key}; env ${envName(s.key)})${def}`,
-    );
-  }
+    .addHelpText('after', wrapText(EXIT_HELP));
+  addSettingOptions(cmd, CONTROLLER_TABLE);
   cmd.action(async (opts: Record<string, unknown>) => {
     let settings: ControllerSettings;
     try {
       const path = typeof opts.config === 'string' ? opts.config : process.env.CFNET_CONFIG;
       const file = path ? readSettingsFile(path) : {};
-      const flags: Record<string, unknown> = {};
-      for (const s of CONTROLLER_SETTINGS) if (opts[s.key] !== undefined) flags[s.key] = opts[s.key];
+      const flags = flagValues(CONTROLLER_TABLE, opts);
       settings = parseControllerSettings({ flags, env: process.env, file });
       checkSettingFiles(settings);
     } catch (err) {

@@ -37,7 +37,7 @@ export const DEFAULTS = {
 } as const;
 
 /** Silk-style keys handed to parseCellConfig (model/config.ts). */
-const CELL_KEYS = [
+export const CELL_KEYS = [
   'overlay_network',
   'dns_servers',
   'host_tcp_services',
@@ -51,6 +51,29 @@ const CELL_KEYS = [
 ] as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** The plugin's own keys of the network configuration (read by parseNetConfig below). */
+export const CNI_PLUGIN_KEYS = [
+  'subnet',
+  'subnet_file',
+  'mtu',
+  'underlay_interface',
+  'datastore',
+  'executor_socket',
+  'agent_socket',
+  'agent_timeout_ms',
+  'state_dir',
+  'nft_table',
+  'log_level',
+  'log_file',
+] as const;
+
+/**
+ * Every key of the network configuration cfnet-cni reads besides CNI's own (`cniVersion`, `name`,
+ * `ipam`, `prevResult`, `runtimeConfig`, `args`): templates that write the config are checked
+ * against this list, so a key nothing reads cannot slip in.
+ */
+export const CNI_CONFIG_KEYS: readonly string[] = ['type', ...CNI_PLUGIN_KEYS, ...CELL_KEYS];
 
 export interface NetConfig {
   cniVersion: SupportedVersion;

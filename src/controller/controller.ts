@@ -68,17 +68,17 @@ export interface ControllerConfig {
   redisUrl: string;
   /** ACL user, password, TLS trust of Redis beside the URL (lib/redis.ts). */
   redisAuth?: RedisAuth;
-  /** Redis namespace with a hash tag, default `{cfnet}`; also the BullMQ prefix. */
-  namespace?: string;
+  /** Redis namespace with a hash tag; also the BullMQ prefix. */
+  namespace: string;
   instanceId?: string;
-  /** Leadership lease (ms), default 10 s. */
-  leaseMs?: number;
-  workers?: {
-    concurrency?: number;
-    attempts?: number;
-    backoffMs?: number;
-    keepCompleted?: number;
-    keepFailed?: number;
+  /** Leadership lease (ms). */
+  leaseMs: number;
+  workers: {
+    concurrency: number;
+    attempts: number;
+    backoffMs: number;
+    keepCompleted: number;
+    keepFailed: number;
     /**
      * Reconcile job lock (ms): a replica that dies or freezes holding a job gives it back to the
      * queue after about 1.5 × this. Default max(leaseMs, 5 s), like the leadership lease.
@@ -107,25 +107,25 @@ export interface ControllerConfig {
   /** Operator port; `token` (operator token) enables the dashboard (controller/dashboard). */
   operator?: { host?: string; port?: number; token?: string };
   cellConfig: CellConfig;
-  leases?: {
-    overlayNetwork?: string;
-    subnetPrefixLength?: number;
-    ttlMs?: number;
-    recoveryWindowMs?: number;
+  leases: {
+    overlayNetwork: string;
+    subnetPrefixLength: number;
+    ttlMs: number;
+    recoveryWindowMs: number;
   };
-  rulesetLogLength?: number;
+  rulesetLogLength: number;
   /**
    * How long a new leader waits for a fresh listing of CAPI and the policy server when Redis holds
-   * their last-known copy (default 30 s). Without such a copy it waits for the listing, however long.
+   * their last-known copy. Without such a copy it waits for the listing, however long.
    */
-  initialSyncTimeoutMs?: number;
+  initialSyncTimeoutMs: number;
   /**
    * Called on an error this replica cannot recover from (e.g. a leader that cannot build its
    * clients); the CLI stops (releasing leadership) and exits. Default: logged only.
    */
   onFatal?: (err: unknown) => void;
-  /** Take part in leader election (run informers). Default true. */
-  campaign?: boolean;
+  /** Take part in leader election (run informers). */
+  campaign: boolean;
   compute?: ComputeOptions;
   logger?: Logger;
   registry?: Registry;
@@ -281,9 +281,9 @@ export class Controller {
       connectedBefore = true;
     });
     this.worldStore = new WorldStore(this.redis, this.keys);
-    this.store = new RuleSetStore(this.redis, this.keys, { logLength: c.rulesetLogLength ?? 50 });
-    this.leases = new LeaseManager(this.redis, this.keys, c.leases ?? {});
-    const w = c.workers ?? {};
+    this.store = new RuleSetStore(this.redis, this.keys, { logLength: c.rulesetLogLength });
+    this.leases = new LeaseManager(this.redis, this.keys, c.leases);
+    const w = c.workers;
     this.extensions = extensionsFor(c);
     this.rejections = new RejectionRecorder({
       logger: this.log.child({ part: 'ingest' }),
@@ -294,10 +294,10 @@ export class Controller {
     this.queue = new ReconcileQueue(this.queueConn, {
       onEnqueued: (jobs) => this.extensionHook((e) => e.onEnqueued?.(jobs, this)),
       prefix: this.keys.ns,
-      attempts: w.attempts ?? 5,
-      backoffMs: w.backoffMs ?? 500,
-      keepCompleted: { count: w.keepCompleted ?? 1000, age: 3600 },
-      keepFailed: { count: w.keepFailed ?? 5000, age: 7 * 24 * 3600 },
+      attempts: w.attempts,
+      backoffMs: w.backoffMs,
+      keepCompleted: { count: w.keepCompleted, age: 3600 },
+      keepFailed: { count: w.keepFailed, age: 7 * 24 * 3600 },
     });
     const reconciler = new Reconciler(this.worldStore, this.store, {
       config: c.cellConfig,
@@ -306,8 +306,8 @@ export class Controller {
     });
     this.workers = new ReconcileWorkers(this.workerConn, reconciler, {
       prefix: this.keys.ns,
-      concurrency: w.concurrency ?? 4,
-      lockDurationMs: w.lockDurationMs ?? Math.max(5000, c.leaseMs ?? 10_000),
+      concurrency: w.concurrency,
+      lockDurationMs: w.lockDurationMs ?? Math.max(5000, c.leaseMs),
       registry: this.registry,
       logger: this.log.child({ part: 'worker' }),
       onRewriteWanted: (cell: string) => {
@@ -370,7 +370,7 @@ export class Controller {
     this.election = new LeaderElection(this.redis, {
       leaseKey: this.keys.leader,
       fenceKey: this.keys.fence,
-      leaseMs: c.leaseMs ?? 10_000,
+      leaseMs: c.leaseMs,
       id: this.instanceId,
       logger: this.log.child({ part: 'leader' }),
     });
@@ -392,7 +392,7 @@ export class Controller {
       this.leaderTransition = this.leaderTransition.then(() => this.stopLeading());
     });
     this.election.on('error', (err) => this.log.warn({ err: err.message }, 'leader election error'));
-    if (c.campaign ?? true) this.election.start();
+    if (c.campaign) this.election.start();
   }
 
   /**
@@ -580,7 +580,7 @@ export class Controller {
    * block publishing, then writes the world.
    */
   private async initialSync(state: LeaderState, log: Logger): Promise<void> {
-    const timeout = this.config.initialSyncTimeoutMs ?? 30_000;
+    const timeout = this.config.initialSyncTimeoutMs;
     const started = Date.now();
     const sources: Array<{
       source: InformerSource;

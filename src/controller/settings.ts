@@ -1,34 +1,64 @@
 /**
- * Controller settings: one table drives the command-line flags, the environment variables
- * (`CFNET_<SNAKE_CASE>`), the JSON config file keys (camelCase, snake_case also accepted) and the
- * validation (zod). Precedence: flag > environment > config file > default. Errors name the setting
- * and where its value came from. `toControllerConfig` turns settings into the runtime config
- * (reading the PEM files the agent API needs; the CF clients read their own files).
+ * Controller settings: one table (CONTROLLER_SETTINGS) on the settings engine (lib/settings)
+ * drives the command-line flags, the environment variables (`CFNET_<SNAKE_CASE>`), the JSON config
+ * file keys (camelCase, snake_case also accepted) and the validation. Precedence: flag >
+ * environment > config file > default. Errors name the setting and where its value came from.
+ * `toControllerConfig` turns settings into the runtime config (reading the PEM files the agent API
+ * needs; the CF clients read their own files).
  */
-import { readFileSync } from 'node:fs';
-import { z } from 'zod';
-import { SettingsError } from '../controller/errors.js';
 import { ValidationError } from '../lib/errors.js';
-import { redactUrlCredentials } from '../lib/redact.js';
+import { DEFAULT_LEASE_MS } from '../lib/leader.js';
 import type { RedisAuth } from '../lib/redis.js';
 import { parseRedisUrl } from '../lib/redis.js';
+import {
+  describeSettings as describeTable,
+  envNameOf,
+  flagName,
+  invalid,
+  type Resolved,
+  readSettingsFile,
+  required,
+  resolveSettings,
+  type SettingSpec,
+  SettingsError,
+  type SettingsSources,
+  type SettingsTable,
+  settingLabel,
+  withSetting,
+} from '../lib/settings/index.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
-import { validateNamespace } from '../state/keys.js';
-import { subnetPlan } from '../state/lease-store.js';
+import { DEFAULT_NAMESPACE, validateNamespace } from '../state/keys.js';
+import {
+  DEFAULT_LEASE_RECOVERY_WINDOW_MS,
+  DEFAULT_LEASE_TTL_HOURS,
+  DEFAULT_OVERLAY_NETWORK,
+  DEFAULT_SUBNET_PREFIX_LENGTH,
+  subnetPlan,
+} from '../state/lease-store.js';
+import { DEFAULT_RULESET_LOG_LENGTH } from '../state/ruleset-store.js';
 import type { ControllerConfig } from './controller.js';
+import { DEFAULT_CELL_CERT_TTL_MINUTES } from './identity/authority.js';
+import {
+  DEFAULT_JOB_ATTEMPTS,
+  DEFAULT_JOB_BACKOFF_MS,
+  DEFAULT_KEEP_COMPLETED,
+  DEFAULT_KEEP_FAILED,
+} from './reconcile/queue.js';
+import { DEFAULT_WORKER_CONCURRENCY } from './reconcile/worker.js';
+import { DEFAULT_MAX_WAIT_SECONDS } from './serve/server.js';
+import { DEFAULT_ASG_CHECK_INTERVAL_MS } from './sources/asg-informer.js';
+import {
+  DEFAULT_BBS_RELIST_INTERVAL_MS,
+  DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS,
+} from './sources/bbs-informer.js';
+import {
+  DEFAULT_POLICY_FULL_LIST_INTERVAL_MS,
+  DEFAULT_POLICY_POLL_INTERVAL_MS,
+} from './sources/policy-informer.js';
 
-export type SettingKind = 'string' | 'secret' | 'url' | 'path' | 'int' | 'bool' | 'list' | 'listen';
-
-export interface SettingSpec {
-  key: string;
-  kind: SettingKind;
-  def?: string | number | boolean | string[];
-  describe: string;
-  group: string;
-  /** Smallest accepted value of an int setting. */
-  min?: number;
-}
+export type { SettingKind, SettingSpec, SettingsSources } from '../lib/settings/index.js';
+export { flagName, readSettingsFile };
 
 /**
  * Default full security-group listing interval (ms). With `asg_latest_update` (ccInternalUrl) the
@@ -39,6 +69,9 @@ export interface SettingSpec {
  * policy-server-asg-syncer (asg_poll_interval_seconds, 60). Without the check the listing is the
  * only change detection (its poll is jittered ±20 %: at most 36 s apart).
  */
+/** How long a new leader waits for CAPI and the policy server before its first world write (ms). */
+export const DEFAULT_INITIAL_SYNC_TIMEOUT_MS = 30_000;
+
 export const ASG_FULL_LIST_DEFAULT_MS = { withLatestUpdate: 60_000, withoutLatestUpdate: 30_000 } as const;
 
 export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
@@ -73,7 +106,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     group: 'redis',
     key: 'redisNamespace',
     kind: 'string',
-    def: '{cfnet}',
+    def: DEFAULT_NAMESPACE,
     describe: 'prefix of every Redis key and the BullMQ prefix; keep the {hash tag} for Redis Cluster',
   },
   {
@@ -94,7 +127,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'leaseMs',
     kind: 'int',
     min: 500,
-    def: 10_000,
+    def: DEFAULT_LEASE_MS,
     describe: 'leadership lease in ms; a standby takes over within about this time',
   },
   {
@@ -102,7 +135,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'initialSyncTimeoutMs',
     kind: 'int',
     min: 0,
-    def: 30_000,
+    def: DEFAULT_INITIAL_SYNC_TIMEOUT_MS,
     describe: 'how long a new leader waits for CAPI and the policy server before its first world write',
   },
   // workers
@@ -111,16 +144,23 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'workerConcurrency',
     kind: 'int',
     min: 1,
-    def: 4,
+    def: DEFAULT_WORKER_CONCURRENCY,
     describe: 'reconcile jobs run at once by this replica',
   },
-  { group: 'queue', key: 'jobAttempts', kind: 'int', min: 1, def: 5, describe: 'attempts per reconcile job' },
+  {
+    group: 'queue',
+    key: 'jobAttempts',
+    kind: 'int',
+    min: 1,
+    def: DEFAULT_JOB_ATTEMPTS,
+    describe: 'attempts per reconcile job',
+  },
   {
     group: 'queue',
     key: 'jobBackoffMs',
     kind: 'int',
     min: 0,
-    def: 500,
+    def: DEFAULT_JOB_BACKOFF_MS,
     describe: 'first retry delay (exponential backoff)',
   },
   {
@@ -128,7 +168,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'keepCompletedJobs',
     kind: 'int',
     min: 0,
-    def: 1000,
+    def: DEFAULT_KEEP_COMPLETED.count,
     describe: 'completed jobs kept in Redis',
   },
   {
@@ -136,7 +176,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'keepFailedJobs',
     kind: 'int',
     min: 0,
-    def: 5000,
+    def: DEFAULT_KEEP_FAILED.count,
     describe: 'failed jobs kept in Redis',
   },
   {
@@ -144,7 +184,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'rulesetLogLength',
     kind: 'int',
     min: 1,
-    def: 50,
+    def: DEFAULT_RULESET_LOG_LENGTH,
     describe: 'patches kept per cell (agents further behind get a snapshot)',
   },
   // BBS
@@ -162,7 +202,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'bbsRelistIntervalMs',
     kind: 'int',
     min: 0,
-    def: 600_000,
+    def: DEFAULT_BBS_RELIST_INTERVAL_MS,
     describe: 'full BBS re-list interval (also after every stream reconnect); 0 = only after reconnects',
   },
   {
@@ -170,7 +210,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'bbsStreamIdleTimeoutMs',
     kind: 'int',
     min: 1000,
-    def: 300_000,
+    def: DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS,
     describe: 'reconnect an event stream silent for this long',
   },
   // CAPI
@@ -235,7 +275,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'asgCheckIntervalMs',
     kind: 'int',
     min: 100,
-    def: 5_000,
+    def: DEFAULT_ASG_CHECK_INTERVAL_MS,
     describe: 'asg_latest_update check interval (with ccInternalUrl)',
   },
   {
@@ -284,7 +324,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'policyPollIntervalMs',
     kind: 'int',
     min: 100,
-    def: 1_000,
+    def: DEFAULT_POLICY_POLL_INTERVAL_MS,
     describe: 'policies_last_updated poll interval',
   },
   {
@@ -292,7 +332,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'policyFullListIntervalMs',
     kind: 'int',
     min: 1000,
-    def: 300_000,
+    def: DEFAULT_POLICY_FULL_LIST_INTERVAL_MS,
     describe: 'full policy listing interval (safety net)',
   },
   // agent API and operator port
@@ -328,7 +368,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'cellCertTtlMinutes',
     kind: 'int',
     min: 10,
-    def: 1440,
+    def: DEFAULT_CELL_CERT_TTL_MINUTES,
     describe: 'lifetime of a cell certificate the controller signs (agents renew at two thirds of it)',
   },
   { group: 'api', key: 'apiCert', kind: 'path', describe: 'server certificate of the agent API (PEM file)' },
@@ -338,7 +378,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'apiMaxWaitSeconds',
     kind: 'int',
     min: 0,
-    def: 60,
+    def: DEFAULT_MAX_WAIT_SECONDS,
     describe: 'longest long-poll wait granted',
   },
   {
@@ -360,7 +400,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     group: 'overlay',
     key: 'overlayNetwork',
     kind: 'string',
-    def: '10.255.0.0/16',
+    def: DEFAULT_OVERLAY_NETWORK,
     describe: 'overlay network (cell subnets are leased from it; c2c traffic)',
   },
   {
@@ -368,7 +408,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'subnetPrefixLength',
     kind: 'int',
     min: 1,
-    def: 24,
+    def: DEFAULT_SUBNET_PREFIX_LENGTH,
     describe: 'prefix length of each cell subnet',
   },
   {
@@ -376,7 +416,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'leaseRecoveryWindowMs',
     kind: 'int',
     min: 0,
-    def: 90_000,
+    def: DEFAULT_LEASE_RECOVERY_WINDOW_MS,
     describe:
       'after the lease table is found empty (new foundation or Redis data lost), new cells get fresh subnets only this long after, so live cells claim theirs back first',
   },
@@ -385,7 +425,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     key: 'leaseTtlHours',
     kind: 'int',
     min: 1,
-    def: 168,
+    def: DEFAULT_LEASE_TTL_HOURS,
     describe: 'a subnet lease expires this long after its last renewal',
   },
   // rule-set shaping (Silk vocabulary)
@@ -458,7 +498,8 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
   {
     group: 'log',
     key: 'logLevel',
-    kind: 'string',
+    kind: 'enum',
+    choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
     def: 'info',
     describe: 'trace, debug, info, warn, error or fatal',
   },
@@ -532,197 +573,53 @@ export type ControllerSettings = {
   logLevel: string;
 };
 
-/** `redisUrl` → `--redis-url`. */
-export function flagName(key: string): string {
-  return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
-}
+/** The controller's table for the settings engine. */
+export const CONTROLLER_TABLE: SettingsTable = {
+  envPrefix: 'CFNET_',
+  settings: CONTROLLER_SETTINGS,
+  emptyEnv: 'unset',
+};
 
 /** `redisUrl` → `CFNET_REDIS_URL`. */
 export function envName(key: string): string {
-  return `CFNET_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+  return envNameOf(CONTROLLER_TABLE.envPrefix, key);
 }
-
-function camel(key: string): string {
-  return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-const intOf = z.preprocess(
-  (v) => (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v),
-  z.number({ error: 'must be an integer' }).int('must be an integer'),
-);
-
-const BOOLS: Record<string, boolean> = {
-  true: true,
-  false: false,
-  '1': true,
-  '0': false,
-  yes: true,
-  no: false,
-};
-const boolOf = z.preprocess(
-  (v) => (typeof v === 'string' && v.toLowerCase() in BOOLS ? BOOLS[v.toLowerCase()] : v),
-  z.boolean({ error: 'must be true or false' }),
-);
-
-const listOf = z.preprocess(
-  (v) =>
-    typeof v === 'string'
-      ? v
-          .split(',')
-          .map((x) => x.trim())
-          .filter((x) => x !== '')
-      : v,
-  z.array(z.string({ error: 'must be a string' }), { error: 'must be a comma-separated list' }),
-);
-
-const urlOf = z.string({ error: 'must be a URL' }).refine((v) => {
-  try {
-    const u = new URL(v);
-    return ['http:', 'https:', 'redis:', 'rediss:', 'redis+sentinel:', 'rediss+sentinel:'].includes(
-      u.protocol,
-    );
-  } catch {
-    return false;
-  }
-}, 'must be an absolute URL');
-
-const listenOf = z.string({ error: 'must be host:port or "off"' }).transform((v, ctx) => {
-  if (v === 'off' || v === '') return null;
-  const m = /^(.*):(\d{1,5})$/.exec(v);
-  const port = m ? Number(m[2]) : Number.NaN;
-  if (!m || port > 65535) {
-    ctx.addIssue({ code: 'custom', message: 'must be host:port (port 0-65535) or "off"' });
-    return z.NEVER;
-  }
-  return { host: m[1]!.replace(/^\[|\]$/g, '') || '0.0.0.0', port };
-});
-
-function schemaFor(kind: SettingKind): z.ZodType {
-  switch (kind) {
-    case 'int':
-      return intOf;
-    case 'bool':
-      return boolOf;
-    case 'list':
-      return listOf;
-    case 'url':
-      return urlOf;
-    case 'listen':
-      return listenOf;
-    default:
-      return z.string({ error: 'must be a string' }).min(1, 'must not be empty');
-  }
-}
-
-export interface SettingsSources {
-  flags?: Record<string, unknown>;
-  env?: Record<string, string | undefined>;
-  file?: Record<string, unknown>;
-}
-
-/** Read a JSON config file (keys camelCase or snake_case). */
-export function readSettingsFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new SettingsError(`cannot read config file ${path}: ${(err as Error).message}`, { path });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new SettingsError(`config file ${path} is not valid JSON: ${(err as Error).message}`, { path });
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new SettingsError(`config file ${path} must hold a JSON object`, { path });
-  }
-  return json as Record<string, unknown>;
-}
-
-const SPEC = new Map(CONTROLLER_SETTINGS.map((s) => [s.key, s]));
 
 /** Merge the sources, validate every value and the combinations. */
 export function parseControllerSettings(sources: SettingsSources): ControllerSettings {
-  const raw: Record<string, { value: unknown; from: string }> = {};
-  for (const [k, v] of Object.entries(sources.file ?? {})) {
-    const key = camel(k);
-    if (!SPEC.has(key)) {
-      throw new SettingsError(`unknown setting "${k}" in the config file`, { setting: k, from: 'file' });
-    }
-    raw[key] = { value: v, from: 'config file' };
-  }
-  for (const s of CONTROLLER_SETTINGS) {
-    const e = sources.env?.[envName(s.key)];
-    if (e !== undefined && e !== '') raw[s.key] = { value: e, from: `env ${envName(s.key)}` };
-    const f = sources.flags?.[s.key];
-    if (f !== undefined) raw[s.key] = { value: f, from: `flag ${flagName(s.key)}` };
-  }
-  const out: Record<string, unknown> = {};
-  for (const s of CONTROLLER_SETTINGS) {
-    const given = raw[s.key];
-    const value = given ? given.value : s.def;
-    if (value === undefined) continue;
-    const r = schemaFor(s.kind).safeParse(value === true && s.kind !== 'bool' ? '' : value);
-    if (!r.success) {
-      const shown = s.kind === 'secret' ? '[redacted]' : JSON.stringify(value);
-      throw new SettingsError(
-        `invalid setting ${s.key} (${flagName(s.key)} / ${envName(s.key)}) ${shown} from ${given?.from ?? 'default'}: ${r.error.issues[0]?.message}`,
-        { setting: s.key, from: given?.from ?? 'default' },
-      );
-    }
-    out[s.key] = r.data;
-  }
-  const settings = out as ControllerSettings;
-  checkCombinations(settings, raw);
+  const resolved = resolveSettings(CONTROLLER_TABLE, sources);
+  const settings = resolved.values as ControllerSettings;
+  checkCombinations(settings, resolved);
   return settings;
 }
 
 function need(s: ControllerSettings, key: keyof ControllerSettings, because: string): void {
-  if (s[key] === undefined) {
+  if (s[key] === undefined) throw required(CONTROLLER_TABLE, key, because);
+}
+
+/** A secret that must be long enough to resist guessing. */
+function atLeast16(
+  s: ControllerSettings,
+  resolved: Resolved,
+  key: 'operatorToken' | 'cellBootstrapSecret',
+): void {
+  const v = s[key];
+  if (v !== undefined && v.length < 16) {
     throw new SettingsError(
-      `setting ${String(key)} (${flagName(String(key))} / ${envName(String(key))}) is required ${because}`,
-      {
-        setting: key,
-      },
+      `invalid setting ${settingLabel(CONTROLLER_TABLE, key)} [redacted] from ${resolved.from[key] ?? 'default'}: must be at least 16 characters`,
+      { setting: key, from: resolved.from[key] ?? 'default' },
     );
   }
 }
 
-function wrap<T>(key: string, raw: Record<string, { from: string }>, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof ValidationError) {
-      throw new SettingsError(
-        `invalid setting ${key} (${flagName(key)} / ${envName(key)}) from ${raw[key]?.from ?? 'default'}: ${err.message}`,
-        { setting: key, field: err.field },
-      );
-    }
-    throw err;
-  }
-}
-
-function checkCombinations(s: ControllerSettings, raw: Record<string, { from: string }>): void {
-  wrap('redisNamespace', raw, () => validateNamespace(s.redisNamespace));
-  wrap('redisUrl', raw, () => parseRedisUrl(s.redisUrl));
+function checkCombinations(s: ControllerSettings, resolved: Resolved): void {
+  const check = <T>(key: string, fn: () => T) => withSetting(CONTROLLER_TABLE, resolved, key, fn);
+  check('redisNamespace', () => validateNamespace(s.redisNamespace));
+  check('redisUrl', () => parseRedisUrl(s.redisUrl));
   if (s.redisCaCert && !/^rediss(\+sentinel)?:\/\//.test(s.redisUrl)) {
     throw new SettingsError('setting redisCaCert needs a rediss:// redisUrl', { setting: 'redisCaCert' });
   }
-  for (const spec of CONTROLLER_SETTINGS) {
-    const v = (s as Record<string, unknown>)[spec.key];
-    if (spec.min === undefined || typeof v !== 'number' || v >= spec.min) continue;
-    throw new SettingsError(
-      `invalid setting ${spec.key} (${flagName(spec.key)} / ${envName(spec.key)}) ${v} from ${raw[spec.key]?.from ?? 'default'}: must be at least ${spec.min}`,
-      { setting: spec.key, from: raw[spec.key]?.from ?? 'default' },
-    );
-  }
-  if (s.operatorToken !== undefined && s.operatorToken.length < 16) {
-    throw new SettingsError(
-      `invalid setting operatorToken (${flagName('operatorToken')} / ${envName('operatorToken')}) [redacted] from ${raw.operatorToken?.from ?? 'default'}: must be at least 16 characters`,
-      { setting: 'operatorToken', from: raw.operatorToken?.from ?? 'default' },
-    );
-  }
+  atLeast16(s, resolved, 'operatorToken');
   if (s.campaign) need(s, 'bbsUrl', 'to run informers (or set campaign to false)');
   if (s.capiUrl) {
     need(s, 'uaaUrl', 'with capiUrl');
@@ -735,28 +632,26 @@ function checkCombinations(s: ControllerSettings, raw: Record<string, { from: st
     need(s, 'apiKey', 'to serve the agent API');
   }
   if (s.apiCaKey) need(s, 'bbsUrl', 'with apiCaKey (cells are verified against their BBS presence)');
-  if (s.cellBootstrapSecret !== undefined && s.cellBootstrapSecret.length < 16) {
-    throw new SettingsError(
-      `invalid setting cellBootstrapSecret (${flagName('cellBootstrapSecret')} / ${envName('cellBootstrapSecret')}) [redacted]: must be at least 16 characters`,
-      { setting: 'cellBootstrapSecret' },
-    );
-  }
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(s.logLevel)) {
-    throw new SettingsError(
-      `setting logLevel must be one of trace, debug, info, warn, error, fatal, silent`,
-      {
-        setting: 'logLevel',
-      },
-    );
-  }
-  wrap('overlayNetwork', raw, () => parseCellConfig({ overlay_network: s.overlayNetwork }));
-  wrap('subnetPrefixLength', raw, () =>
+  atLeast16(s, resolved, 'cellBootstrapSecret');
+  check('overlayNetwork', () => parseCellConfig({ overlay_network: s.overlayNetwork }));
+  check('subnetPrefixLength', () =>
     subnetPlan({ overlayNetwork: s.overlayNetwork, subnetPrefixLength: s.subnetPrefixLength }),
   );
-  cellConfigOf(s, raw);
+  cellConfigOf(s, resolved);
 }
 
-function cellConfigOf(s: ControllerSettings, raw: Record<string, { from: string }> = {}) {
+/** Setting of each cell-config field (the model's snake_case names). */
+const CELL_CONFIG_FIELDS: Record<string, string> = {
+  dns_servers: 'dnsServers',
+  host_tcp_services: 'hostTcpServices',
+  host_udp_services: 'hostUdpServices',
+  'deny_networks.always': 'denyNetworksAlways',
+  'deny_networks.running': 'denyNetworksRunning',
+  'deny_networks.staging': 'denyNetworksStaging',
+  overlay_network: 'overlayNetwork',
+};
+
+function cellConfigOf(s: ControllerSettings, resolved: Resolved = { values: {}, from: {} }) {
   const input = {
     overlay_network: s.overlayNetwork,
     dns_servers: s.dnsServers,
@@ -776,21 +671,9 @@ function cellConfigOf(s: ControllerSettings, raw: Record<string, { from: string 
     return parseCellConfig(input);
   } catch (err) {
     if (!(err instanceof ValidationError)) throw err;
-    const map: Record<string, string> = {
-      dns_servers: 'dnsServers',
-      host_tcp_services: 'hostTcpServices',
-      host_udp_services: 'hostUdpServices',
-      'deny_networks.always': 'denyNetworksAlways',
-      'deny_networks.running': 'denyNetworksRunning',
-      'deny_networks.staging': 'denyNetworksStaging',
-      overlay_network: 'overlayNetwork',
-    };
-    const prefix = Object.keys(map).find((p) => err.field.startsWith(p));
-    const key = prefix ? map[prefix]! : err.field;
-    throw new SettingsError(
-      `invalid setting ${key} (${flagName(key)} / ${envName(key)}) from ${raw[key]?.from ?? 'default'}: ${err.message}`,
-      { setting: key, field: err.field },
-    );
+    const prefix = Object.keys(CELL_CONFIG_FIELDS).find((p) => err.field.startsWith(p));
+    const key = prefix ? CELL_CONFIG_FIELDS[prefix]! : err.field;
+    throw invalid(CONTROLLER_TABLE, resolved, key, err.message, { field: err.field });
   }
 }
 
@@ -924,20 +807,9 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
   return cfg;
 }
 
-/** Settings as text for `--check` (secrets redacted). */
+/** Settings as text for `--check` and logs (secrets and URL credentials redacted). */
 export function describeSettings(s: ControllerSettings): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const spec of CONTROLLER_SETTINGS) {
-    const v = (s as Record<string, unknown>)[spec.key];
-    if (v === undefined) continue;
-    out[spec.key] =
-      spec.kind === 'secret'
-        ? '[redacted]'
-        : spec.kind === 'url' && typeof v === 'string'
-          ? redactUrlCredentials(v)
-          : v;
-  }
-  return out;
+  return describeTable(CONTROLLER_TABLE, s);
 }
 
 /**
@@ -958,4 +830,55 @@ export function checkSettingFiles(s: ControllerSettings): void {
       );
     }
   }
+}
+
+/** The fields of ControllerConfig the settings table defaults. */
+type Defaulted =
+  | 'namespace'
+  | 'leaseMs'
+  | 'workers'
+  | 'leases'
+  | 'rulesetLogLength'
+  | 'initialSyncTimeoutMs'
+  | 'campaign';
+
+/**
+ * A ControllerConfig built in code (tests, the lab, benchmarks) rather than from settings: what it
+ * leaves out takes the settings table's defaults (the same constants).
+ */
+export type ControllerOptions = Omit<ControllerConfig, Defaulted> & {
+  namespace?: string;
+  leaseMs?: number;
+  workers?: Partial<ControllerConfig['workers']>;
+  leases?: Partial<ControllerConfig['leases']>;
+  rulesetLogLength?: number;
+  initialSyncTimeoutMs?: number;
+  campaign?: boolean;
+};
+
+/** Completes `o` with the settings table's defaults. */
+export function withControllerDefaults(o: ControllerOptions): ControllerConfig {
+  return {
+    ...o,
+    namespace: o.namespace ?? DEFAULT_NAMESPACE,
+    leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS,
+    workers: {
+      concurrency: DEFAULT_WORKER_CONCURRENCY,
+      attempts: DEFAULT_JOB_ATTEMPTS,
+      backoffMs: DEFAULT_JOB_BACKOFF_MS,
+      keepCompleted: DEFAULT_KEEP_COMPLETED.count,
+      keepFailed: DEFAULT_KEEP_FAILED.count,
+      ...o.workers,
+    },
+    leases: {
+      overlayNetwork: DEFAULT_OVERLAY_NETWORK,
+      subnetPrefixLength: DEFAULT_SUBNET_PREFIX_LENGTH,
+      ttlMs: DEFAULT_LEASE_TTL_HOURS * 3600_000,
+      recoveryWindowMs: DEFAULT_LEASE_RECOVERY_WINDOW_MS,
+      ...o.leases,
+    },
+    rulesetLogLength: o.rulesetLogLength ?? DEFAULT_RULESET_LOG_LENGTH,
+    initialSyncTimeoutMs: o.initialSyncTimeoutMs ?? DEFAULT_INITIAL_SYNC_TIMEOUT_MS,
+    campaign: o.campaign ?? true,
+  };
 }

@@ -47,12 +47,18 @@ interface LeaderRedis extends Redis {
   cfnetLeaderRelease(lease: string, value: string): Promise<number>;
 }
 
+/** Leadership lease (ms): a standby takes over within about this time (the controller's `leaseMs`). */
+export const DEFAULT_LEASE_MS = 10_000;
+
 export interface LeaderElectionOptions {
   /** Key of the lease (e.g. `{cfnet}:leader`). */
   leaseKey: string;
   /** Key of the fencing counter. */
   fenceKey: string;
-  /** Lease time in ms (default 10 s). */
+  /**
+   * Lease time in ms.
+   * @defaultValue {@link DEFAULT_LEASE_MS}
+   */
   leaseMs?: number;
   /** Standby retry period in ms (default leaseMs / 3), jittered ±20 %. */
   retryMs?: number;
@@ -93,7 +99,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
     super();
     this.opts = opts;
     this.redis = redis as LeaderRedis;
-    this.leaseMs = Math.max(300, opts.leaseMs ?? 10_000);
+    this.leaseMs = Math.max(300, opts.leaseMs ?? DEFAULT_LEASE_MS);
     this.retryMs = Math.max(50, opts.retryMs ?? Math.floor(this.leaseMs / 3));
     this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = opts.logger ?? defaultLogger('leader');

@@ -9,6 +9,7 @@
 import type { Redis } from 'ioredis';
 import type { ControllerConfig } from '../controller/controller.js';
 import type { ReconcileQueueOptions } from '../controller/reconcile/queue.js';
+import { DEFAULT_KEEP_COMPLETED, DEFAULT_KEEP_FAILED } from '../controller/reconcile/queue.js';
 import type { Keys } from '../state/keys.js';
 
 export interface PublishedJobOptions {
@@ -25,14 +26,14 @@ export function jobOptionsKey(keys: Keys): string {
   return `${keys.ns}:ops:job-options`;
 }
 
-/** The options a controller with this config gives its jobs (the same defaults as controller.ts). */
+/** The options a controller with this config gives its jobs (ages: the queue's defaults). */
 export function jobOptionsOf(config: ControllerConfig, now = Date.now()): PublishedJobOptions {
-  const w = config.workers ?? {};
+  const w = config.workers;
   return {
-    attempts: w.attempts ?? 5,
-    backoffMs: w.backoffMs ?? 500,
-    keepCompleted: { count: w.keepCompleted ?? 1000, age: 3600 },
-    keepFailed: { count: w.keepFailed ?? 5000, age: 7 * 24 * 3600 },
+    attempts: w.attempts,
+    backoffMs: w.backoffMs,
+    keepCompleted: { count: w.keepCompleted, age: DEFAULT_KEEP_COMPLETED.age },
+    keepFailed: { count: w.keepFailed, age: DEFAULT_KEEP_FAILED.age },
     instance: config.instanceId ?? '',
     at: now,
   };

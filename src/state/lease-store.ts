@@ -50,15 +50,24 @@ export interface ReleasedLease {
   releasedAt: number;
 }
 
+/** The overlay network cell subnets are leased from (Silk's `network`). */
+export const DEFAULT_OVERLAY_NETWORK = '10.255.0.0/16';
+/** Prefix length of each cell subnet (Silk's `subnet_prefix_length`). */
+export const DEFAULT_SUBNET_PREFIX_LENGTH = 24;
+/** Hours a lease lives after its last renewal (Silk's `subnet_lease_expiration_hours`). */
+export const DEFAULT_LEASE_TTL_HOURS = 168;
+
 export interface LeaseOptions {
+  /** @defaultValue {@link DEFAULT_OVERLAY_NETWORK} */
   overlayNetwork?: string;
+  /** @defaultValue {@link DEFAULT_SUBNET_PREFIX_LENGTH} */
   subnetPrefixLength?: number;
-  /** Default 168 h (Silk's `subnet_lease_expiration_hours`). */
+  /** @defaultValue {@link DEFAULT_LEASE_TTL_HOURS} in ms */
   ttlMs?: number;
   /**
    * After the lease table was found empty (a new foundation, or Redis lost its data), fresh subnets
    * are handed out only this long after, so that cells holding a subnet claim it back first.
-   * @defaultValue 90 000 ms (agents retry at least every 30 s by default)
+   * @defaultValue {@link DEFAULT_LEASE_RECOVERY_WINDOW_MS} (agents retry at least every 30 s by default)
    */
   recoveryWindowMs?: number;
 }
@@ -157,9 +166,9 @@ export function subnetPlan(opts: Pick<LeaseOptions, 'overlayNetwork' | 'subnetPr
   base: bigint;
   count: number;
 } {
-  const net = parseCidr(opts.overlayNetwork ?? '10.255.0.0/16', 'overlay_network');
+  const net = parseCidr(opts.overlayNetwork ?? DEFAULT_OVERLAY_NETWORK, 'overlay_network');
   if (net.family !== 4) throw new ValidationError('overlay_network', opts.overlayNetwork, 'must be IPv4');
-  const len = opts.subnetPrefixLength ?? 24;
+  const len = opts.subnetPrefixLength ?? DEFAULT_SUBNET_PREFIX_LENGTH;
   if (!Number.isInteger(len) || len <= net.prefix || len > 30) {
     throw new ValidationError(
       'subnet_prefix_length',
@@ -196,7 +205,7 @@ export class LeaseManager {
     this.prefixLength = plan.prefixLength;
     this.base = plan.base;
     this.count = plan.count;
-    this.ttlMs = opts.ttlMs ?? 168 * 3600 * 1000;
+    this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_HOURS * 3600_000;
     this.recoveryWindowMs = opts.recoveryWindowMs ?? DEFAULT_LEASE_RECOVERY_WINDOW_MS;
     this.redis = redis as LeaseRedis;
     const r = this.redis as unknown as Record<string, unknown>;

@@ -56,8 +56,14 @@ export interface AgentStatus {
   error: string;
 }
 
+/** Patches kept per cell: an agent further behind gets a snapshot (the controller's `rulesetLogLength`). */
+export const DEFAULT_RULESET_LOG_LENGTH = 50;
+
 export interface RuleSetStoreOptions {
-  /** Patches kept per cell (default 50). */
+  /**
+   * Patches kept per cell.
+   * @defaultValue {@link DEFAULT_RULESET_LOG_LENGTH}
+   */
   logLength?: number;
 }
 
@@ -315,7 +321,7 @@ export class RuleSetStore {
     opts: RuleSetStoreOptions = {},
   ) {
     this.redis = redis as ScriptRedis;
-    this.logLength = Math.max(1, opts.logLength ?? 50);
+    this.logLength = Math.max(1, opts.logLength ?? DEFAULT_RULESET_LOG_LENGTH);
     if (!(this.redis as unknown as Record<string, unknown>).cfnetWriteRuleSet) {
       this.redis.defineCommand('cfnetWriteRuleSet', { numberOfKeys: 5, lua: WRITE_SCRIPT });
       this.redis.defineCommand('cfnetRaiseFloor', { numberOfKeys: 1, lua: RAISE_FLOOR_SCRIPT });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
+import { withControllerDefaults } from '../../src/controller/settings.js';
 import { deleteKeys } from '../../src/lib/redis.js';
 import { type CertificateAuthority, createCa, issueCert } from '../../src/lib/tls.js';
 import { applyPatch, ruleSetsEqual } from '../../src/model/ruleset.js';
@@ -96,20 +97,27 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
     server = issueCert(ca, { cn: 'cfnet-controller', sans: ['localhost', '127.0.0.1'] });
     cell1 = issueCert(ca, { cn: 'cell-1', usage: 'client' });
     cell2 = issueCert(ca, { cn: 'ignored-cn', sans: { dns: ['cell-2.cell.cfnet'] }, usage: 'client' });
-    ctl = new Controller({
-      redisUrl: REDIS_URL,
-      namespace: ns,
-      campaign: false,
-      cellConfig: DEFAULT_CELL_CONFIG,
-      api: {
-        host: '127.0.0.1',
-        port: 0,
-        tls: { ca: ca.cert, cert: server.cert, key: server.key },
-        maxWaitSeconds: 5,
-      },
-      operator: { host: '127.0.0.1', port: 0 },
-      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
-    });
+    ctl = new Controller(
+      withControllerDefaults({
+        redisUrl: REDIS_URL,
+        namespace: ns,
+        campaign: false,
+        cellConfig: DEFAULT_CELL_CONFIG,
+        api: {
+          host: '127.0.0.1',
+          port: 0,
+          tls: { ca: ca.cert, cert: server.cert, key: server.key },
+          maxWaitSeconds: 5,
+        },
+        operator: { host: '127.0.0.1', port: 0 },
+        leases: {
+          overlayNetwork: '10.255.0.0/22',
+          subnetPrefixLength: 24,
+          ttlMs: 60_000,
+          recoveryWindowMs: 0,
+        },
+      }),
+    );
     await ctl.start();
     url = ctl.apiUrl!;
   });

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
+import { withControllerDefaults } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
@@ -30,7 +31,7 @@ const marked = (rules: readonly EgressRule[] | undefined) =>
 
 function config(sim: SimHandle, ns: string, mode: 'dynamic' | 'static'): ControllerConfig {
   const sources = simSources(sim, POLL_MS, FULL_LIST_MS);
-  return {
+  return withControllerDefaults({
     redisUrl: REDIS_URL,
     namespace: ns,
     instanceId: `asg-${mode}`,
@@ -43,7 +44,7 @@ function config(sim: SimHandle, ns: string, mode: 'dynamic' | 'static'): Control
     cellConfig: DEFAULT_CELL_CONFIG,
     initialSyncTimeoutMs: 5000,
     logger: defaultLogger(`controller-asg-${mode}`),
-  };
+  });
 }
 
 /** A started app with a running instance with an address, and its space. */

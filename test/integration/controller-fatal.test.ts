@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
+import { withControllerDefaults } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
@@ -24,16 +25,18 @@ describe('controller: a fatal error of the leader releases leadership', () => {
 
   it('releases the leader lease and calls onFatal with the error', async () => {
     const fatal: unknown[] = [];
-    ctl = new Controller({
-      redisUrl: REDIS_URL,
-      namespace: ns,
-      instanceId: 'doomed',
-      leaseMs: 30_000,
-      bbs: { url: 'https://127.0.0.1:1', tls: { caFile: '/nonexistent/ca.crt' } },
-      cellConfig: DEFAULT_CELL_CONFIG,
-      logger: defaultLogger('controller-fatal'),
-      onFatal: (err) => fatal.push(err),
-    });
+    ctl = new Controller(
+      withControllerDefaults({
+        redisUrl: REDIS_URL,
+        namespace: ns,
+        instanceId: 'doomed',
+        leaseMs: 30_000,
+        bbs: { url: 'https://127.0.0.1:1', tls: { caFile: '/nonexistent/ca.crt' } },
+        cellConfig: DEFAULT_CELL_CONFIG,
+        logger: defaultLogger('controller-fatal'),
+        onFatal: (err) => fatal.push(err),
+      }),
+    );
     const started = Date.now();
     await ctl.start();
     await waitFor('onFatal called', async () => fatal.length > 0, 10_000);

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
+import { withControllerDefaults } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
@@ -25,17 +26,19 @@ describe('controller: lease lost without dying', () => {
 
   before(async () => {
     sim = await startSimulator({ seed: 9, size: 'small' });
-    ctl = new Controller({
-      redisUrl: REDIS_URL,
-      namespace: ns,
-      instanceId: 'solo',
-      leaseMs: 1500,
-      workers: { concurrency: 2, backoffMs: 100 },
-      ...simSources(sim, 150, 1500),
-      cellConfig: config,
-      initialSyncTimeoutMs: 5000,
-      logger: defaultLogger('controller-solo'),
-    });
+    ctl = new Controller(
+      withControllerDefaults({
+        redisUrl: REDIS_URL,
+        namespace: ns,
+        instanceId: 'solo',
+        leaseMs: 1500,
+        workers: { concurrency: 2, backoffMs: 100 },
+        ...simSources(sim, 150, 1500),
+        cellConfig: config,
+        initialSyncTimeoutMs: 5000,
+        logger: defaultLogger('controller-solo'),
+      }),
+    );
     await ctl.start();
     target = { sim, store: ctl.ruleSetStore, config, inventoryOf: (c) => ctl.worldState.inventory(c) };
   });

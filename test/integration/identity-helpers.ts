@@ -4,6 +4,7 @@
  * certificates with a fresh agent CA. Cells are told apart by their source addresses.
  */
 import { Controller } from '../../src/controller/controller.js';
+import { withControllerDefaults } from '../../src/controller/settings.js';
 import type { Logger } from '../../src/lib/log.js';
 import type { Registry } from '../../src/lib/metrics.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
@@ -43,24 +44,29 @@ export async function startIdentityFoundation(opts: {
   }
   const ca = createCa({ cn: 'cfnet agent CA' });
   const server = issueCert(ca, { cn: 'cfnet-controller', sans: ['localhost', '127.0.0.1'] });
-  const ctl = new Controller({
-    redisUrl: REDIS_URL,
-    namespace: ns,
-    campaign: false,
-    cellConfig: DEFAULT_CELL_CONFIG,
-    bbs: { url: sim.urls.bbs, tls: { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey } },
-    // every address, so that requests from 127.0.0.11 etc. reach it
-    api: {
-      host: '0.0.0.0',
-      port: 0,
-      tls: { ca: ca.cert, cert: server.cert, key: server.key },
-      maxWaitSeconds: opts.maxWaitSeconds,
-    },
-    identity: { ca, ttlMs: opts.ttlMs, bootstrapSecret: opts.bootstrapSecret },
-    leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
-    ...(opts.registry ? { registry: opts.registry } : {}),
-    logger: opts.logger,
-  });
+  const ctl = new Controller(
+    withControllerDefaults({
+      redisUrl: REDIS_URL,
+      namespace: ns,
+      campaign: false,
+      cellConfig: DEFAULT_CELL_CONFIG,
+      bbs: {
+        url: sim.urls.bbs,
+        tls: { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey },
+      },
+      // every address, so that requests from 127.0.0.11 etc. reach it
+      api: {
+        host: '0.0.0.0',
+        port: 0,
+        tls: { ca: ca.cert, cert: server.cert, key: server.key },
+        maxWaitSeconds: opts.maxWaitSeconds,
+      },
+      identity: { ca, ttlMs: opts.ttlMs, bootstrapSecret: opts.bootstrapSecret },
+      leases: { overlayNetwork: '10.255.0.0/22', subnetPrefixLength: 24, ttlMs: 60_000, recoveryWindowMs: 0 },
+      ...(opts.registry ? { registry: opts.registry } : {}),
+      logger: opts.logger,
+    }),
+  );
   await ctl.start();
   return {
     sim,

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { AGENT_SETTINGS, envName, flagName, resolveAgentConfig } from '../../src/agent/config.js';
-import { ValidationError } from '../../src/lib/errors.js';
+import { SettingsError } from '../../src/lib/settings/index.js';
 
 const REQUIRED = {
   cellId: 'cell-1',
@@ -50,18 +50,18 @@ describe('agent config', () => {
     for (const [file, field] of cases) {
       assert.throws(
         () => resolveAgentConfig({ file }),
-        (e: unknown) => e instanceof ValidationError && e.field === field,
+        (e: unknown) => e instanceof SettingsError && e.key === field,
         field,
       );
     }
     const { cellId: _, ...noCell } = REQUIRED;
     assert.throws(
       () => resolveAgentConfig({ file: noCell }),
-      (e: unknown) => e instanceof ValidationError && e.field === 'cellId' && /--cell-id/.test(e.message),
+      (e: unknown) => e instanceof SettingsError && e.key === 'cellId' && /--cell-id/.test(e.message),
     );
     assert.throws(
       () => resolveAgentConfig({ file: REQUIRED, env: { CFNET_AGENT_VNI: 'x' } }),
-      (e: unknown) => e instanceof ValidationError && /CFNET_AGENT_VNI/.test(e.message),
+      (e: unknown) => e instanceof SettingsError && /CFNET_AGENT_VNI/.test(e.message),
     );
   });
 

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
+  CNI_CONFIG_KEYS,
+  CNI_PLUGIN_KEYS,
   decodeStdin,
   parseAddInput,
   parseNetConfig,
@@ -83,6 +85,19 @@ describe('CNI env (Go skel rules)', () => {
 });
 
 describe('CNI network config', () => {
+  it('reads every plugin key it exports (a bad value is refused, naming the key)', () => {
+    for (const key of CNI_PLUGIN_KEYS) {
+      const { subnet: _, ...noSubnet } = BASE;
+      const base = key === 'subnet_file' ? noSubnet : BASE;
+      assert.throws(
+        () => parseNetConfig({ ...base, [key]: { bad: true } }),
+        (e: unknown) => e instanceof Error && e.message.includes(`invalid ${key} `),
+        key,
+      );
+      assert.ok(CNI_CONFIG_KEYS.includes(key));
+    }
+  });
+
   it('accepts 0.3.1, 0.4.0, 1.0.0 and 1.1.0 and rejects others with code 1', () => {
     for (const v of ['0.3.1', '0.4.0', '1.0.0', '1.1.0']) {
       assert.equal(parseNetConfig({ ...BASE, cniVersion: v }).cniVersion, v);

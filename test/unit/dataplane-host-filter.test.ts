@@ -32,6 +32,7 @@ import { MonitorParser } from '../../src/dataplane/monitor.js';
 import { compareStates, expectedHeader } from '../../src/dataplane/readback.js';
 import { renderFull } from '../../src/dataplane/render.js';
 import { ValidationError } from '../../src/lib/errors.js';
+import { SettingsError } from '../../src/lib/settings/index.js';
 import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const byName = (mode: 'iptables' | 'nftables') => new Map(staticChains(mode).map((c) => [c.name, c]));
@@ -90,7 +91,7 @@ describe('filter modes: where container→host and egress denials are decided', 
     assert.equal(resolveAgentConfig({ file: { ...base, filterMode: 'nftables' } }).filterMode, 'nftables');
     assert.throws(
       () => resolveAgentConfig({ file: base, env: { CFNET_AGENT_FILTER_MODE: 'pf' } }),
-      (e: unknown) => e instanceof ValidationError && e.field === 'filterMode',
+      (e: unknown) => e instanceof SettingsError && e.key === 'filterMode',
     );
   });
 
@@ -385,7 +386,7 @@ describe("the agent's iptables rules", () => {
     for (const bad of [[], ',', [1], 'x\0y'])
       assert.throws(
         () => resolveAgentConfig({ file: { ...base, iptablesBinaries: bad } }),
-        (e: unknown) => e instanceof ValidationError && e.field === 'iptablesBinaries',
+        (e: unknown) => e instanceof SettingsError && e.key === 'iptablesBinaries',
         JSON.stringify(bad),
       );
   });

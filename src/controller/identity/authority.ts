@@ -27,10 +27,16 @@ export const MIN_RSA_BITS = 2048;
 /** Certificates are back-dated this much (clock skew between controller and cells), at most a tenth of their life. */
 const BACKDATE_MS = 5 * 60_000;
 
+/** Lifetime of a cell certificate the controller signs, in minutes (`cellCertTtlMinutes`). */
+export const DEFAULT_CELL_CERT_TTL_MINUTES = 1440;
+
 export interface IdentityAuthorityOptions {
   ca: CertificateAuthority;
   directory: CellDirectory;
-  /** Lifetime of a cell certificate (default 24 h). */
+  /**
+   * Lifetime of a cell certificate (ms).
+   * @defaultValue {@link DEFAULT_CELL_CERT_TTL_MINUTES} in ms
+   */
   ttlMs?: number;
   /** Secret of the per-cell bootstrap tokens; unset = only renewals by a valid certificate. */
   bootstrapSecret?: string;
@@ -63,7 +69,7 @@ export class CellIdentityAuthority {
   private readonly issued;
 
   constructor(private readonly opts: IdentityAuthorityOptions) {
-    this.ttlMs = opts.ttlMs ?? 24 * 3600_000;
+    this.ttlMs = opts.ttlMs ?? DEFAULT_CELL_CERT_TTL_MINUTES * 60_000;
     this.now = opts.now ?? Date.now;
     this.issued = opts.registry
       ? counter(opts.registry, METRICS.cellCertificates, 'Cell certificate requests by method and outcome', [

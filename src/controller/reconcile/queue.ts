@@ -18,13 +18,29 @@ export interface ReconcileJobData {
   triggers: Trigger[];
 }
 
+/** Attempts per reconcile job (`jobAttempts`). */
+export const DEFAULT_JOB_ATTEMPTS = 5;
+/** First retry delay (ms), doubling per attempt (`jobBackoffMs`). */
+export const DEFAULT_JOB_BACKOFF_MS = 500;
+/** Completed jobs kept in Redis, for an hour at most (`keepCompletedJobs`). */
+export const DEFAULT_KEEP_COMPLETED = { count: 1000, age: 3600 } as const;
+/** Failed jobs kept in Redis, for a week at most (`keepFailedJobs`). */
+export const DEFAULT_KEEP_FAILED = { count: 5000, age: 7 * 24 * 3600 } as const;
+
 export interface ReconcileQueueOptions {
   /** BullMQ prefix = Redis namespace (e.g. `{cfnet}`). */
   prefix: string;
-  /** Attempts per job (default 5) with exponential backoff from `backoffMs` (default 500 ms). */
+  /**
+   * Attempts per job, with exponential backoff from `backoffMs`.
+   * @defaultValue {@link DEFAULT_JOB_ATTEMPTS}
+   */
   attempts?: number;
+  /** @defaultValue {@link DEFAULT_JOB_BACKOFF_MS} */
   backoffMs?: number;
-  /** Completed / failed jobs kept (count and age in s); defaults 1000 / 1 h and 5000 / 7 d. */
+  /**
+   * Completed / failed jobs kept (count and age in s).
+   * @defaultValue {@link DEFAULT_KEEP_COMPLETED} / {@link DEFAULT_KEEP_FAILED}
+   */
   keepCompleted?: { count: number; age: number };
   keepFailed?: { count: number; age: number };
   /** Called after every enqueue with the job ids BullMQ returned (operator journal). */
@@ -34,10 +50,10 @@ export interface ReconcileQueueOptions {
 export function jobOptions(cellId: string, o: ReconcileQueueOptions): JobsOptions {
   return {
     deduplication: { id: cellId, keepLastIfActive: true },
-    attempts: o.attempts ?? 5,
-    backoff: { type: 'exponential', delay: o.backoffMs ?? 500 },
-    removeOnComplete: o.keepCompleted ?? { count: 1000, age: 3600 },
-    removeOnFail: o.keepFailed ?? { count: 5000, age: 7 * 24 * 3600 },
+    attempts: o.attempts ?? DEFAULT_JOB_ATTEMPTS,
+    backoff: { type: 'exponential', delay: o.backoffMs ?? DEFAULT_JOB_BACKOFF_MS },
+    removeOnComplete: o.keepCompleted ?? { ...DEFAULT_KEEP_COMPLETED },
+    removeOnFail: o.keepFailed ?? { ...DEFAULT_KEEP_FAILED },
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { DEFAULT_LEASE_MS } from '../../lib/leader.js';
 import { defaultLogger, type Logger } from '../../lib/log.js';
 import {
   counter,
@@ -20,11 +21,15 @@ import { WorldNotReadyError } from '../../state/errors.js';
 import { RECONCILE_QUEUE, type ReconcileJobData } from './queue.js';
 import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from './reconciler.js';
 
+/** Reconcile jobs run at once by one replica (`workerConcurrency`). */
+export const DEFAULT_WORKER_CONCURRENCY = 4;
+
 export interface ReconcileWorkerOptions {
   prefix: string;
+  /** @defaultValue {@link DEFAULT_WORKER_CONCURRENCY} */
   concurrency?: number;
   /**
-   * BullMQ job lock (ms, default 10 s; a live worker renews it every half) and stalled-job check
+   * BullMQ job lock (ms, default the leadership lease, {@link DEFAULT_LEASE_MS}; a live worker renews it every half) and stalled-job check
    * interval (default half the lock). A job whose worker died or froze goes back to the queue
    * within about lock + interval; until then the cell's follow-up job (keepLastIfActive) waits.
    */
@@ -80,9 +85,9 @@ export class ReconcileWorkers {
     this.worker = new Worker<ReconcileJobData>(RECONCILE_QUEUE, (job) => this.process(job), {
       connection,
       prefix: opts.prefix,
-      concurrency: opts.concurrency ?? 4,
-      lockDuration: opts.lockDurationMs ?? 10_000,
-      stalledInterval: opts.stalledIntervalMs ?? Math.ceil((opts.lockDurationMs ?? 10_000) / 2),
+      concurrency: opts.concurrency ?? DEFAULT_WORKER_CONCURRENCY,
+      lockDuration: opts.lockDurationMs ?? DEFAULT_LEASE_MS,
+      stalledInterval: opts.stalledIntervalMs ?? Math.ceil((opts.lockDurationMs ?? DEFAULT_LEASE_MS) / 2),
       // a reconcile is idempotent: running it again after a false stall (a long GC pause) is harmless
       maxStalledCount: opts.maxStalledCount ?? 3,
       autorun: false,

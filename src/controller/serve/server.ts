@@ -72,11 +72,15 @@ export interface AgentApiDeps {
   onStatus?(cellId: string, status: { appliedVersion: number; appliedAt: number; error: string }): void;
 }
 
+/** Longest long-poll wait granted (s) (`apiMaxWaitSeconds`). */
+export const DEFAULT_MAX_WAIT_SECONDS = 60;
+
 export interface AgentApiOptions {
   host?: string;
   port?: number;
   /** PEM: CA that signs agent certificates, the server certificate and key. */
   tls: { ca: string; cert: string; key: string };
+  /** @defaultValue {@link DEFAULT_MAX_WAIT_SECONDS} */
   maxWaitSeconds?: number;
 }
 
@@ -149,7 +153,7 @@ type CellParams = { cell: string };
 type Caller = { cellId?: string; certifiedAddress?: string | null };
 
 export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): Promise<RunningServer> {
-  const maxWait = opts.maxWaitSeconds ?? 60;
+  const maxWait = opts.maxWaitSeconds ?? DEFAULT_MAX_WAIT_SECONDS;
   const ingest = deps.ingest ?? new IngestGate();
   const app = Fastify({
     https: {

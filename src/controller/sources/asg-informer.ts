@@ -29,9 +29,13 @@ import { PollingInformer } from './polling-informer.js';
  */
 export const SAME_STAMP_WINDOW_MS = 2_000;
 
+/** `asg_latest_update` check interval (ms) (`asgCheckIntervalMs`). */
+export const DEFAULT_ASG_CHECK_INTERVAL_MS = 5_000;
+
 export interface AsgInformerOptions {
   /** Use `asg_latest_update` (needs the internal CC endpoint). */
   useLatestUpdate: boolean;
+  /** @defaultValue {@link DEFAULT_ASG_CHECK_INTERVAL_MS} */
   checkIntervalMs?: number;
   /** Full listing at least this often (ms), whatever the check says. */
   fullListIntervalMs: number;
@@ -54,7 +58,9 @@ export class AsgInformer extends PollingInformer {
     super(
       ctx,
       'capi',
-      opts.useLatestUpdate ? (opts.checkIntervalMs ?? 5_000) : opts.fullListIntervalMs,
+      opts.useLatestUpdate
+        ? (opts.checkIntervalMs ?? DEFAULT_ASG_CHECK_INTERVAL_MS)
+        : opts.fullListIntervalMs,
       'security-group',
     );
     const clock = clockOf(ctx);

@@ -30,10 +30,21 @@ import { jittered } from './poller.js';
 /** Events applied per event-loop turn (each is a few µs; a turn stays well under 100 ms). */
 const EVENTS_PER_TURN = 1000;
 
+/** Periodic full BBS re-list (ms): the safety net behind the event stream (`bbsRelistIntervalMs`). */
+export const DEFAULT_BBS_RELIST_INTERVAL_MS = 600_000;
+/** Reconnect an event stream silent this long (ms): BBS sends no heartbeats (`bbsStreamIdleTimeoutMs`). */
+export const DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS = 300_000;
+
 export interface BbsInformerOptions {
-  /** Periodic full re-list (default 10 min, jittered ±20 %). 0 = only after reconnects. */
+  /**
+   * Periodic full re-list (jittered ±20 %). 0 = only after reconnects.
+   * @defaultValue {@link DEFAULT_BBS_RELIST_INTERVAL_MS}
+   */
   relistIntervalMs?: number;
-  /** Stream idle timeout (BBS sends no heartbeats; default 5 min). */
+  /**
+   * Stream idle timeout (BBS sends no heartbeats).
+   * @defaultValue {@link DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS}
+   */
   streamIdleTimeoutMs?: number;
   /** Backoff between failed listings (default 1 s doubling to 30 s). */
   retryMs?: number;
@@ -100,7 +111,7 @@ export class BbsInformer {
   start(): void {
     if (this.running) return;
     this.running = true;
-    const idle = this.opts.streamIdleTimeoutMs ?? 300_000;
+    const idle = this.opts.streamIdleTimeoutMs ?? DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS;
     this.lrpStream = this.client.eventStream('lrp', { idleTimeoutMs: idle, logger: this.ctx.log });
     this.taskStream = this.client.eventStream('task', { idleTimeoutMs: idle, logger: this.ctx.log });
     for (const [name, s] of [
@@ -143,7 +154,7 @@ export class BbsInformer {
   }
 
   private scheduleRelist(): void {
-    const every = this.opts.relistIntervalMs ?? 600_000;
+    const every = this.opts.relistIntervalMs ?? DEFAULT_BBS_RELIST_INTERVAL_MS;
     if (every <= 0 || !this.running) return;
     this.relistTimer = setTimeout(
       () => {

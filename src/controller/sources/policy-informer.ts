@@ -7,8 +7,15 @@ import type { PolicyServerClient } from '../../cf/policy-client.js';
 import { clockOf, type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
+/** `policies_last_updated` poll interval (ms) (`policyPollIntervalMs`). */
+export const DEFAULT_POLICY_POLL_INTERVAL_MS = 1_000;
+/** Full policy listing interval (ms), the safety net (`policyFullListIntervalMs`). */
+export const DEFAULT_POLICY_FULL_LIST_INTERVAL_MS = 300_000;
+
 export interface PolicyInformerOptions {
+  /** @defaultValue {@link DEFAULT_POLICY_POLL_INTERVAL_MS} */
   intervalMs?: number;
+  /** @defaultValue {@link DEFAULT_POLICY_FULL_LIST_INTERVAL_MS} */
   fullListIntervalMs?: number;
 }
 
@@ -21,13 +28,15 @@ export class PolicyInformer extends PollingInformer {
     ctx: InformerContext,
     private readonly opts: PolicyInformerOptions = {},
   ) {
-    super(ctx, 'policy', opts.intervalMs ?? 1_000, 'policy');
+    super(ctx, 'policy', opts.intervalMs ?? DEFAULT_POLICY_POLL_INTERVAL_MS, 'policy');
   }
 
   protected async tick(): Promise<void> {
     const now = clockOf(this.ctx).now();
     const lu = await this.client.policiesLastUpdated();
-    const fullDue = !this.listedOnce || now - this.lastFullList >= (this.opts.fullListIntervalMs ?? 300_000);
+    const fullDue =
+      !this.listedOnce ||
+      now - this.lastFullList >= (this.opts.fullListIntervalMs ?? DEFAULT_POLICY_FULL_LIST_INTERVAL_MS);
     if (!fullDue && lu === this.last) {
       this.metrics.poll('policy', 'skipped');
       return;
