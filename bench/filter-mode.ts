@@ -20,7 +20,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand } from '../src/agent/exec.js';
+import { runCommand } from '../src/host/index.js';
 import { IptablesBackends } from '../src/agent/iptables.js';
 import type { FilterMode } from '../src/dataplane/host-filter.js';
 import { NftDataplane } from '../src/dataplane/index.js';

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { CellAgent } from '../../src/agent/agent.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
 import { DryRunDataplane } from '../../src/agent/dry-run.js';
-import { CommandError, type Runner } from '../../src/agent/exec.js';
+import { CommandError, type Runner } from '../../src/host/index.js';
 import { IptablesBackends, IptablesMissingError, IptablesRules } from '../../src/agent/iptables.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import {
