@@ -54,7 +54,8 @@ const installRoots: string[] = [];
 
 /**
  * Builds (once per process) an install tree from the working copy: every src/**.ts transpiled to
- * dist/**.js (what `tsc` emits; types are not checked here), src/**.js copied, bin/ copied, and
+ * dist/**.js (what `tsc` emits; types are not checked here), src/**.js and the Lua scripts
+ * (src/**.lua, what `npm run build` copies) copied, bin/ copied, and
  * node_modules linked. Removed by `removeInstalls()`.
  */
 export function buildInstall(): Promise<Install> {
@@ -80,7 +81,7 @@ export function buildInstall(): Promise<Install> {
           },
         });
         await writeFile(target, out.outputText);
-      } else if (file.endsWith('.js')) {
+      } else if (file.endsWith('.js') || file.endsWith('.lua')) {
         await copyFile(file, target);
       }
     }

@@ -1,7 +1,7 @@
 /**
  * Leader election through Redis.
  *
- * - Acquire (Lua, atomic): `SET lease <fence>:<id> NX PX <lease>` where `<fence>` = INCR of a
+ * - Acquire (Lua, atomic; the scripts are src/state/lua/leader-*.lua): `SET lease <fence>:<id> NX PX <lease>` where `<fence>` = INCR of a
  *   counter: every new leader gets a larger fencing token, and the lease value is what fenced
  *   writes compare against.
  * - Renew (Lua): PEXPIRE only if the lease still holds our value; otherwise we lost it.
@@ -15,31 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
+import { defineScripts } from '../state/scripts.js';
 import { defaultLogger, type Logger } from './log.js';
-
-const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local fence = redis.call('INCR', KEYS[2])
-local value = string.format('%d', fence) .. ':' .. ARGV[1]
-redis.call('SET', KEYS[1], value, 'PX', tonumber(ARGV[2]))
-return value
-`;
-
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  return 1
-end
-return 0
-`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`;
 
 interface LeaderRedis extends Redis {
   cfnetLeaderAcquire(lease: string, fence: string, id: string, ms: string): Promise<string | null>;
@@ -97,12 +74,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
     this.retryMs = Math.max(50, opts.retryMs ?? Math.floor(this.leaseMs / 3));
     this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = opts.logger ?? defaultLogger('leader');
-    const r = this.redis as unknown as Record<string, unknown>;
-    if (!r.cfnetLeaderAcquire) {
-      this.redis.defineCommand('cfnetLeaderAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-      this.redis.defineCommand('cfnetLeaderRenew', { numberOfKeys: 1, lua: RENEW });
-      this.redis.defineCommand('cfnetLeaderRelease', { numberOfKeys: 1, lua: RELEASE });
-    }
+    defineScripts(this.redis);
   }
 
   get isLeader(): boolean {
