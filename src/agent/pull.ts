@@ -97,7 +97,7 @@ export class RulePuller {
         this.failures++;
         log.warn(
           {
-            err: errorMessage(err),
+            err,
             failures: this.failures,
             retryInMs: delay,
             held: this.held?.version ?? null,
@@ -142,10 +142,7 @@ export class RulePuller {
           next = applyPatch(this.held, patch);
         } catch (err) {
           this.counts.mismatches++;
-          log.warn(
-            { err: errorMessage(err), held: this.held.version },
-            'patch does not apply; asking for a snapshot',
-          );
+          log.warn({ err, held: this.held.version }, 'patch does not apply; asking for a snapshot');
           this.wantSnapshot = true;
           continue;
         }
@@ -160,7 +157,7 @@ export class RulePuller {
           ...(patch ? { patch } : {}),
         });
       } catch (err) {
-        log.error({ err: errorMessage(err), version: next.version }, 'handling a new rule set failed');
+        log.error({ err, version: next.version }, 'handling a new rule set failed');
       }
     }
   }

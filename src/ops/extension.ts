@@ -144,7 +144,7 @@ export class JournalExtension implements ControllerExtension {
         metric.inc({ outcome: 'written' }, list.length);
       } catch (err) {
         metric.inc({ outcome: 'failed' }, n);
-        controller.log.warn({ err: errorMessage(err) }, 'event journal write failed');
+        controller.log.warn({ err }, 'event journal write failed');
       } finally {
         this.backlog -= n;
       }

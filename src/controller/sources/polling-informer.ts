@@ -29,10 +29,7 @@ export abstract class PollingInformer {
       intervalMs,
       onError: (err, n) => {
         this.metrics.pollError(source);
-        this.ctx.log.warn(
-          { err: errorMessage(err), consecutive: n },
-          `${what} poll failed; keeping the last state`,
-        );
+        this.ctx.log.warn({ err, consecutive: n }, `${what} poll failed; keeping the last state`);
       },
     });
   }

@@ -230,7 +230,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       if (err instanceof CfnetError) return apiError(reply, 500, err.code, err.message);
       const status = (err as { statusCode?: number }).statusCode ?? 500;
       if (status < 500) return apiError(reply, status, 'CFNET_BAD_REQUEST', errorMessage(err));
-      deps.logger.error({ err: errorMessage(err) }, 'dashboard error');
+      deps.logger.error({ err }, 'dashboard error');
       return apiError(reply, 500, 'CFNET_INTERNAL', errorMessage(err));
     });
 
