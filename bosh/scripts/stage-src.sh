@@ -29,7 +29,7 @@ if [ "${build}" = 1 ]; then
 fi
 test -f dist/cli/main.js || { echo "stage-src: dist/ is missing; run npm run build" >&2; exit 1; }
 # the Redis scripts are copied by the build (scripts/copy-lua.mjs), not emitted by tsc
-ls dist/state/lua/*.lua >/dev/null 2>&1 || { echo "stage-src: dist/state/lua/*.lua is missing; run npm run build" >&2; exit 1; }
+ls dist/state/lua/*.lua dist/lib/lua/*.lua >/dev/null 2>&1 || { echo "stage-src: dist/**/lua/*.lua is missing; run npm run build" >&2; exit 1; }
 
 rm -rf "${out}"
 mkdir -p "${out}/bin"

@@ -54,7 +54,7 @@ export interface RunOptions {
    * a failure to start still rejects.
    */
   allowFail?: boolean;
-  /** Extra environment variables (merged over this process's). */
+  /** The command's whole environment (default: this process's). */
   env?: Record<string, string>;
   /** Called with the child's pid once it is started (nft's own-pid bookkeeping). */
   onSpawn?: (pid: number | undefined) => void;
@@ -77,7 +77,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const [cmd, ...args] = argv;
     const child = spawn(cmd!, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
-      ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
     });
     opts.onSpawn?.(child.pid);
     const out: Buffer[] = [];

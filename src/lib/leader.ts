@@ -1,7 +1,7 @@
 /**
  * Leader election through Redis.
  *
- * - Acquire (Lua, atomic; the scripts are src/state/lua/leader-*.lua): `SET lease <fence>:<id> NX PX <lease>` where `<fence>` = INCR of a
+ * - Acquire (Lua, atomic): `SET lease <fence>:<id> NX PX <lease>` where `<fence>` = INCR of a
  *   counter: every new leader gets a larger fencing token, and the lease value is what fenced
  *   writes compare against.
  * - Renew (Lua): PEXPIRE only if the lease still holds our value; otherwise we lost it.
@@ -10,13 +10,23 @@
  *   unreachable) it steps down on its own, before a standby can take over.
  *   Standbys try to acquire every `retryMs` (default lease/3), jittered, so they take over within
  *   about one lease time after the leader dies.
+ * The three scripts are files, ./lua/leader-*.lua.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { defineScripts } from '../state/scripts.js';
 import { defaultLogger, type Logger } from './log.js';
+import { defineScripts, type ScriptSpec } from './redis-scripts.js';
+
+/** The election's Lua scripts, files in ./lua (loader: ./redis-scripts.ts). */
+export const LEADER_SCRIPTS = {
+  cfnetLeaderAcquire: { file: 'leader-acquire.lua', numberOfKeys: 2 },
+  cfnetLeaderRenew: { file: 'leader-renew.lua', numberOfKeys: 1 },
+  cfnetLeaderRelease: { file: 'leader-release.lua', numberOfKeys: 1 },
+} as const satisfies Record<string, ScriptSpec>;
+
+export const LEADER_LUA_DIR = new URL('./lua/', import.meta.url);
 
 interface LeaderRedis extends Redis {
   cfnetLeaderAcquire(lease: string, fence: string, id: string, ms: string): Promise<string | null>;
@@ -74,7 +84,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
     this.retryMs = Math.max(50, opts.retryMs ?? Math.floor(this.leaseMs / 3));
     this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = opts.logger ?? defaultLogger('leader');
-    defineScripts(this.redis);
+    defineScripts(this.redis, LEADER_LUA_DIR, LEADER_SCRIPTS);
   }
 
   get isLeader(): boolean {

@@ -28,7 +28,7 @@ import type { Redis } from 'ioredis';
 import { CfnetError, ValidationError } from '../lib/errors.js';
 import { bigIntToIp, parseCidr, parseIp } from '../model/ip.js';
 import type { Keys } from './keys.js';
-import { defineScripts } from './scripts.js';
+import { defineStateScripts } from './scripts.js';
 
 export interface Lease {
   cellId: string;
@@ -143,7 +143,7 @@ export class LeaseManager {
     this.ttlMs = opts.ttlMs ?? 168 * 3600 * 1000;
     this.recoveryWindowMs = opts.recoveryWindowMs ?? DEFAULT_LEASE_RECOVERY_WINDOW_MS;
     this.redis = redis as LeaseRedis;
-    defineScripts(this.redis);
+    defineStateScripts(this.redis);
   }
 
   /** Subnets that can be handed out (all but the first). */

@@ -21,7 +21,7 @@ import type { CellRuleSet, EgressRule, RuleSetPatch } from '../model/types.js';
 import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
 import { MissingTagTableError, StaleWriteError } from './errors.js';
 import type { Keys } from './keys.js';
-import { defineScripts } from './scripts.js';
+import { defineStateScripts } from './scripts.js';
 import { TickBatcher } from './tick-batch.js';
 
 /** What `changesSince` reads first: the version, the snapshot's length and the log. */
@@ -271,7 +271,7 @@ export class RuleSetStore {
   ) {
     this.redis = redis as ScriptRedis;
     this.logLength = Math.max(1, opts.logLength ?? 50);
-    defineScripts(this.redis);
+    defineStateScripts(this.redis);
   }
 
   async meta(cellId: string): Promise<StoredMeta | null> {

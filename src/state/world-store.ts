@@ -14,7 +14,7 @@ import { StaticView, type WorldView } from '../rules/view.js';
 import type { World, WorldChanges } from '../rules/world.js';
 import { FencedOffError, WorldNotReadyError } from './errors.js';
 import type { Keys } from './keys.js';
-import { defineScripts } from './scripts.js';
+import { defineStateScripts } from './scripts.js';
 import { TickBatcher } from './tick-batch.js';
 
 interface FencedRedis extends Redis {
@@ -115,7 +115,7 @@ export class WorldStore {
     readonly keys: Keys,
   ) {
     this.redis = redis as FencedRedis;
-    defineScripts(this.redis);
+    defineStateScripts(this.redis);
   }
 
   // ---------------------------------------------------------------- leader: fenced writes

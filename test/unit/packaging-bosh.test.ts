@@ -1455,7 +1455,7 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
   mkdirSync(join(staged, 'dist', 'cni'), { recursive: true });
   mkdirSync(join(staged, 'dist', 'state', 'lua'), { recursive: true });
   mkdirSync(join(staged, 'node_modules', 'left-pad'), { recursive: true });
-  writeFileSync(join(staged, 'dist', 'state', 'lua', 'leader-renew.lua'), 'return 0\n');
+  writeFileSync(join(staged, 'dist', 'state', 'lua', 'lease-renew.lua'), 'return 0\n');
   writeFileSync(join(staged, 'package.json'), '{"name":"cfnet","type":"module"}\n');
   writeFileSync(
     join(staged, 'dist', 'cli', 'main.js'),
@@ -1497,13 +1497,10 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
     assert.ok(selected.includes('cfnet/dist/cli/main.js'));
     assert.ok(selected.includes('cfnet/node_modules/left-pad/index.js'));
     assert.ok(selected.includes('cfnet/bin/cfnet.js'));
-    assert.ok(
-      selected.includes('cfnet/dist/state/lua/leader-renew.lua'),
-      'the Redis scripts travel in dist/',
-    );
+    assert.ok(selected.includes('cfnet/dist/state/lua/lease-renew.lua'), 'the Redis scripts travel in dist/');
     const { target, res } = runPackaging('cfnet', { cfnet: staged });
     assert.equal(res.status, 0, res.stderr);
-    assert.ok(existsSync(join(target, 'dist', 'state', 'lua', 'leader-renew.lua')));
+    assert.ok(existsSync(join(target, 'dist', 'state', 'lua', 'lease-renew.lua')));
     const run = spawnSync(process.execPath, [join(target, 'bin', 'cfnet.js')], { encoding: 'utf8' });
     assert.equal(run.stdout.trim(), 'cfnet main');
   });
