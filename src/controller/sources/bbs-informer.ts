@@ -12,7 +12,7 @@
 import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
 import type { DecodedBbsEvent, DesiredLRP, Task } from '../../cf/bbs-messages.js';
-import { errorMessage, type ValidationError } from '../../lib/errors.js';
+import type { ValidationError } from '../../lib/errors.js';
 import {
   desiredFromBbs,
   type EgressSnapshot,

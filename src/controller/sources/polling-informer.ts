@@ -1,8 +1,3 @@
-/**
- * What the polling informers (security groups, policies) share: a jittered poller whose failures
- * keep the last state in effect, the "listed at least once" promise and gauge, start/stop.
- */
-import { errorMessage } from '../../lib/errors.js';
 import { type InformerContext, InformerMetrics, type InformerSource } from './context.js';
 import { Poller } from './poller.js';
 
