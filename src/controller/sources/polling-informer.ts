@@ -1,3 +1,7 @@
+/**
+ * What the polling informers (security groups, policies) share: a jittered poller whose failures
+ * keep the last state in effect, the "listed at least once" promise and gauge, start/stop.
+ */
 import { type InformerContext, InformerMetrics, type InformerSource } from './context.js';
 import { Poller } from './poller.js';
 
