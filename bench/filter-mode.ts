@@ -20,10 +20,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCommand } from '../src/agent/exec.js';
 import { IptablesBackends } from '../src/agent/iptables.js';
 import type { FilterMode } from '../src/dataplane/host-filter.js';
 import { NftDataplane } from '../src/dataplane/index.js';
+import { runCommand } from '../src/host/index.js';
 import { parseCapiRules } from '../src/model/asg-rule.js';
 import type { CellRuleSet } from '../src/model/types.js';
 import {

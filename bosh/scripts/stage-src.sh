@@ -28,6 +28,8 @@ if [ "${build}" = 1 ]; then
   npm run build
 fi
 test -f dist/cli/main.js || { echo "stage-src: dist/ is missing; run npm run build" >&2; exit 1; }
+# the Redis scripts are copied by the build (scripts/copy-lua.mjs), not emitted by tsc
+ls dist/state/lua/*.lua dist/lib/lua/*.lua >/dev/null 2>&1 || { echo "stage-src: dist/**/lua/*.lua is missing; run npm run build" >&2; exit 1; }
 
 rm -rf "${out}"
 mkdir -p "${out}/bin"

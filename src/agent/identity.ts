@@ -207,7 +207,7 @@ export class AgentIdentity {
       } catch (err) {
         if (signal.aborted) throw err;
         const delay = this.delay(attempt, err);
-        this.opts.logger.warn({ err: errorMessage(err), retryInMs: delay }, 'no cell certificate yet');
+        this.opts.logger.warn({ err, retryInMs: delay }, 'no cell certificate yet');
         await sleep(delay, signal);
       }
     }
@@ -241,10 +241,7 @@ export class AgentIdentity {
       } catch (err) {
         if (signal.aborted) return;
         const delay = this.delay(attempt++, err);
-        this.opts.logger.warn(
-          { err: errorMessage(err), retryInMs: delay },
-          'cell certificate renewal failed',
-        );
+        this.opts.logger.warn({ err, retryInMs: delay }, 'cell certificate renewal failed');
         try {
           await sleep(delay, signal);
         } catch {

@@ -17,8 +17,8 @@ import {
   ownRules,
   sameRules,
 } from '../dataplane/host-filter.js';
+import { CommandError, type Runner, runCommand } from '../host/index.js';
 import { CfnetError } from '../lib/errors.js';
-import { CommandError, type Runner, runCommand } from './exec.js';
 
 /** `iptables` filter mode without any runnable iptables executable: the agent refuses to start. */
 export class IptablesMissingError extends CfnetError {

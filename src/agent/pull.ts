@@ -5,7 +5,6 @@
  * retries, and the caller keeps enforcing the last rule set (fail-static).
  */
 import { backoffDelay, sleep } from '../cf/backoff.js';
-import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { applyPatch, isEmptyPatch } from '../model/ruleset.js';
 import type { CellRuleSet, RuleSetPatch } from '../model/types.js';
@@ -97,7 +96,7 @@ export class RulePuller {
         this.failures++;
         log.warn(
           {
-            err: errorMessage(err),
+            err,
             failures: this.failures,
             retryInMs: delay,
             held: this.held?.version ?? null,
@@ -142,10 +141,7 @@ export class RulePuller {
           next = applyPatch(this.held, patch);
         } catch (err) {
           this.counts.mismatches++;
-          log.warn(
-            { err: errorMessage(err), held: this.held.version },
-            'patch does not apply; asking for a snapshot',
-          );
+          log.warn({ err, held: this.held.version }, 'patch does not apply; asking for a snapshot');
           this.wantSnapshot = true;
           continue;
         }
@@ -160,7 +156,7 @@ export class RulePuller {
           ...(patch ? { patch } : {}),
         });
       } catch (err) {
-        log.error({ err: errorMessage(err), version: next.version }, 'handling a new rule set failed');
+        log.error({ err, version: next.version }, 'handling a new rule set failed');
       }
     }
   }

@@ -90,7 +90,7 @@ export async function startLocalServer(opts: {
           send(res, 202, { accepted: true });
         })
         .catch((err) => {
-          opts.logger.warn({ err: String(err) }, 'CNI event handling failed');
+          opts.logger.warn({ err }, 'CNI event handling failed');
           if (!res.headersSent) send(res, 500, { error: { code: 'CFNET_INTERNAL', message: String(err) } });
         });
       return;

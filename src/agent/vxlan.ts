@@ -8,8 +8,9 @@
  *   last programmed (no kernel dump when nothing changed), in one `ip -batch` and one
  *   `bridge -batch` process; `readKernel` re-reads the kernel first (start-up and drift checks).
  */
+
+import { CommandError, parseJsonOutput, type Runner, runCommand } from '../host/index.js';
 import type { Logger } from '../lib/log.js';
-import { CommandError, parseJsonOutput, type Runner, runCommand } from './exec.js';
 import {
   cloneOverlay,
   diffOverlay,

@@ -6,7 +6,7 @@
  *   payload (the Go client's `ErrNoData`), or a truncated / malformed protobuf.
  */
 import { models } from '../gen/bbs.js';
-import { CfnetError } from '../lib/errors.js';
+import { CfnetError, type ErrorCode } from '../lib/errors.js';
 
 /** The shape of BBS `models.Error` as decoded (type may be absent when it is 0). */
 export interface BbsErrorPayload {
@@ -65,7 +65,7 @@ export function throwIfBbsError<T extends { error?: BbsErrorPayload | null }>(
 
 export type BbsDecodeReason = 'base64' | 'empty' | 'protobuf';
 
-const DECODE_CODES: Record<BbsDecodeReason, string> = {
+const DECODE_CODES: Record<BbsDecodeReason, ErrorCode> = {
   base64: 'CFNET_BBS_BAD_BASE64',
   empty: 'CFNET_BBS_EMPTY_PAYLOAD',
   protobuf: 'CFNET_BBS_BAD_PROTOBUF',

@@ -4,7 +4,7 @@
  * `status` when an HTTP status was received. BBS protocol errors (`BbsError`, `BbsDecodeError`) live
  * in `bbs-errors.ts`.
  */
-import { CfnetError } from '../lib/errors.js';
+import { CfnetError, type ErrorCode } from '../lib/errors.js';
 
 export type CfService = 'bbs' | 'capi' | 'uaa' | 'ccInternal' | 'policy';
 
@@ -21,7 +21,7 @@ export class CfClientError extends CfnetError {
   readonly service: CfService;
   readonly status: number | undefined;
 
-  constructor(code: string, message: string, context: CfRequestContext, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, context: CfRequestContext, options?: { cause?: unknown }) {
     super(code, message, context, options);
     this.service = context.service;
     this.status = context.status;

@@ -77,10 +77,7 @@ export class UaaClient implements TokenSource {
       return await this.fetch();
     } catch (err) {
       if (c && this.now() < c.expiresAt && c === this.cached) {
-        this.log.warn(
-          { err: (err as Error).message },
-          'token refresh failed; using the cached token until it expires',
-        );
+        this.log.warn({ err }, 'token refresh failed; using the cached token until it expires');
         return c.token;
       }
       throw err;

@@ -53,7 +53,7 @@ export function registerAgentCommands(program: Command): void {
     try {
       await agent.start();
     } catch (err) {
-      agent.log.fatal({ err: errorMessage(err) }, 'cell agent failed to start');
+      agent.log.fatal({ err }, 'cell agent failed to start');
       await agent.stop().catch(() => undefined);
       process.exit(EXIT.error);
     }

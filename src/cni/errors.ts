@@ -24,11 +24,11 @@ export type CniErrorCode = (typeof CNI_ERR)[keyof typeof CNI_ERR];
 
 /** A CNI error with its wire code. `details` is free text (the spec's optional field). */
 export class CniError extends CfnetError {
-  readonly cniCode: number;
+  readonly cniCode: CniErrorCode;
   readonly details: string;
 
   constructor(
-    cniCode: number,
+    cniCode: CniErrorCode,
     msg: string,
     details = '',
     context: Record<string, unknown> = {},

@@ -190,7 +190,7 @@ export async function startCniExecutor(opts: CniExecutorOptions): Promise<CniExe
 
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((err) => {
-      log.error({ err: String(err) }, 'executor request failed');
+      log.error({ err }, 'executor request failed');
       if (!res.headersSent) send(res, 500, '', 1);
     });
   });

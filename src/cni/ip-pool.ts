@@ -6,13 +6,14 @@
  * container's netns path first, see link.ts). Refilled after each answer, not during an ADD; an
  * empty pool (many concurrent ADDs) just starts processes on demand.
  */
-import { enterNetns, type PendingCmd, startIpBatch, startIpBatchAnyNetns } from './link.js';
+import type { PendingCommand } from '../host/index.js';
+import { enterNetns, startIpBatch, startIpBatchAnyNetns } from './link.js';
 
 export interface IpBatchSource {
   /** An `ip -batch -` in this (the cell's) namespace. */
-  host(): PendingCmd;
+  host(): PendingCommand;
   /** An `ip -batch -` in the network namespace at path `netns`. */
-  container(netns: string): PendingCmd;
+  container(netns: string): PendingCommand;
 }
 
 /** No pool: starts each process on demand (the one-off fallback process). */
@@ -21,15 +22,15 @@ export const ON_DEMAND: IpBatchSource = {
   container: (netns) => startIpBatch(netns),
 };
 
-function take(list: PendingCmd[]): PendingCmd | undefined {
+function take(list: PendingCommand[]): PendingCommand | undefined {
   for (let p = list.shift(); p; p = list.shift()) if (p.ready) return p;
   return undefined;
 }
 
 export class IpPool implements IpBatchSource {
   private readonly size: number;
-  private readonly hosts: PendingCmd[] = [];
-  private readonly ctrs: PendingCmd[] = [];
+  private readonly hosts: PendingCommand[] = [];
+  private readonly ctrs: PendingCommand[] = [];
   private closed = false;
 
   /** `size`: processes of each kind kept ready. */
@@ -37,11 +38,11 @@ export class IpPool implements IpBatchSource {
     this.size = size;
   }
 
-  host(): PendingCmd {
+  host(): PendingCommand {
     return take(this.hosts) ?? startIpBatch();
   }
 
-  container(netns: string): PendingCmd {
+  container(netns: string): PendingCommand {
     const p = take(this.ctrs);
     return p ? enterNetns(p, netns) : startIpBatch(netns);
   }
@@ -49,7 +50,7 @@ export class IpPool implements IpBatchSource {
   /** Tops both kinds up to `size` (call when idle: each start blocks the event loop briefly). */
   refill(): void {
     if (this.closed) return;
-    const alive = (l: PendingCmd[]) => {
+    const alive = (l: PendingCommand[]) => {
       for (let i = l.length - 1; i >= 0; i--) if (!l[i]!.ready) l.splice(i, 1);
     };
     alive(this.hosts);

@@ -3,128 +3,18 @@
  * namespace (the process's own) creating the veth with its peer directly in the container netns,
  * routing the /32 and pinning the neighbour; one in the container namespace (`nsenter --net=`)
  * setting the address, default route via 169.254.0.1 onlink and the gateway's neighbour entry.
- * Both can be started before their input is known (PendingCmd; the executor pools them, ip-pool.ts).
+ * Both can be started before their input is known (PendingCommand, src/host; the executor pools them, ip-pool.ts).
  * Every argument is built from validated values (interface names, addresses, MACs, numbers).
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { type PendingCommand, run, startCommand } from '../host/index.js';
 import { CNI_ERR, CniError } from './errors.js';
 import { GATEWAY } from './names.js';
 
-export interface CmdResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs argv (no shell), feeding `input`; never rejects on a non-zero exit (see `code`). */
-export function runCmd(argv: string[], input?: string, timeoutMs = 30_000): Promise<CmdResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new CniError(CNI_ERR.INTERNAL, `cannot run ${argv[0]}: ${e.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({
-        code,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
-}
-
-/**
- * A process started ahead of its input: ADD starts its `ip -batch -` processes before it knows the
- * address (or takes them ready-made from the executor's IpPool), so their start-up, ~4 ms each
- * here and mostly dynamic linking, stays off the critical path. `run` feeds the script and waits.
- */
-export interface PendingCmd {
-  /** Writes part of the input now, keeping stdin open (the rest comes with `run`). */
-  feed(text: string): void;
-  /** Writes `input`, closes stdin and resolves with the outcome (never rejects on a non-zero exit). */
-  run(input: string, timeoutMs?: number): Promise<CmdResult>;
-  /** Lets the process end without doing anything (stdin closed); a no-op after `run`. */
-  cancel(): void;
-  /** Still waiting for input (not run, cancelled or exited). */
-  readonly ready: boolean;
-  /** The process id (undefined when it could not be started). */
-  readonly pid: number | undefined;
-}
-
-/** How long a started process may wait for its input before it is killed (a bug, not a path). */
-const PENDING_IDLE_MS = 120_000;
-
-/** Starts argv now; `idleMs` null: wait for input indefinitely (pools cancel on close). */
-export function startCmd(argv: string[], idleMs: number | null = PENDING_IDLE_MS): PendingCmd {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  let spawnError: Error | null = null;
-  let used = false;
-  let exited = false;
-  let timer = idleMs === null ? undefined : setTimeout(() => child.kill('SIGKILL'), idleMs);
-  child.stdout.on('data', (b: Buffer) => out.push(b));
-  child.stderr.on('data', (b: Buffer) => err.push(b));
-  child.stdin.on('error', () => undefined);
-  const closed = new Promise<number | null>((resolve) => {
-    child.on('error', (e) => {
-      spawnError = e;
-      exited = true;
-      resolve(null);
-    });
-    child.on('close', (code) => {
-      exited = true;
-      resolve(code);
-    });
-  });
-  void closed.then(() => clearTimeout(timer));
-  return {
-    pid: child.pid,
-    get ready() {
-      return !used && !exited;
-    },
-    feed: (text) => {
-      if (!used) child.stdin.write(text);
-    },
-    run: async (input, timeoutMs = 30_000) => {
-      if (used) throw new CniError(CNI_ERR.INTERNAL, `${argv[0]} was already run`);
-      used = true;
-      clearTimeout(timer);
-      timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-      child.stdin.end(input);
-      const code = await closed;
-      clearTimeout(timer);
-      if (spawnError) {
-        throw new CniError(CNI_ERR.INTERNAL, `cannot run ${argv[0]}: ${(spawnError as Error).message}`);
-      }
-      return {
-        code,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-      };
-    },
-    cancel: () => {
-      if (used) return;
-      used = true;
-      child.stdin.end();
-    },
-  };
-}
-
 /** `ip -batch -` started now, in this namespace or in the one at path `netns`. */
-export function startIpBatch(netns?: string, idleMs?: number | null): PendingCmd {
-  return startCmd(ipArgv(['-batch', '-'], netns), idleMs);
+export function startIpBatch(netns?: string, idleMs?: number | null): PendingCommand {
+  return startCommand(ipArgv(['-batch', '-'], netns), idleMs);
 }
 
 /*
@@ -135,12 +25,12 @@ export function startIpBatch(netns?: string, idleMs?: number | null): PendingCmd
 const IP_BATCH_IN_NETNS = 'IFS= read -r ns || exit 0; exec nsenter --net="$ns" -- ip -batch -';
 
 /** An `ip -batch -` whose netns path is its first input line (see `enterNetns`). */
-export function startIpBatchAnyNetns(idleMs?: number | null): PendingCmd {
-  return startCmd(['sh', '-c', IP_BATCH_IN_NETNS], idleMs);
+export function startIpBatchAnyNetns(idleMs?: number | null): PendingCommand {
+  return startCommand(['sh', '-c', IP_BATCH_IN_NETNS], idleMs);
 }
 
 /** Points a startIpBatchAnyNetns() process at `netns` (an absolute path without newlines). */
-export function enterNetns(p: PendingCmd, netns: string): PendingCmd {
+export function enterNetns(p: PendingCommand, netns: string): PendingCommand {
   p.feed(`${netns}\n`);
   return p;
 }
@@ -197,7 +87,7 @@ async function disableIpv6(dev: string): Promise<void> {
  * Creates the host side (and the peer inside the container netns); fails if either name exists.
  * `ipBatch`: an `ip -batch -` in this namespace started earlier (startIpBatch()).
  */
-export async function createHostSide(v: VethSpec, ipBatch?: PendingCmd): Promise<void> {
+export async function createHostSide(v: VethSpec, ipBatch?: PendingCommand): Promise<void> {
   const script = [
     `link add name ${v.hostIf} mtu ${v.mtu} address ${v.hostMac} type veth peer name ${v.ctrIf} mtu ${v.mtu} address ${v.ctrMac} netns ${v.netns}`,
     ...noLinkLocal(v.hostIf),
@@ -227,7 +117,7 @@ export async function createHostSide(v: VethSpec, ipBatch?: PendingCmd): Promise
  * Address, default route and gateway neighbour inside the container. `ipBatch`: an `ip -batch -`
  * in the container netns started earlier (startIpBatch(v.netns)).
  */
-export async function configureContainerSide(v: VethSpec, ipBatch?: PendingCmd): Promise<void> {
+export async function configureContainerSide(v: VethSpec, ipBatch?: PendingCommand): Promise<void> {
   const script = [
     ...noLinkLocal(v.ctrIf),
     `addr add ${v.ip}/32 dev ${v.ctrIf}`,
@@ -274,19 +164,19 @@ export function sourceTable(ip: string): number {
  * the interface). Best effort: the namespace may be gone.
  */
 export async function deleteSourceRule(netns: string, ip: string): Promise<void> {
-  await runCmd(ipArgv(['rule', 'del', 'from', ip, 'lookup', String(sourceTable(ip))], netns)).catch(
-    () => undefined,
-  );
+  await run(ipArgv(['rule', 'del', 'from', ip, 'lookup', String(sourceTable(ip))], netns), {
+    allowFail: true,
+  }).catch(() => undefined);
 }
 
 /**
  * Deletes the host veth (and with it the peer). Returns false when it did not exist.
  * `ipBatch`: an `ip -batch -` in this namespace started earlier.
  */
-export async function deleteHostIf(hostIf: string, ipBatch?: PendingCmd): Promise<boolean> {
+export async function deleteHostIf(hostIf: string, ipBatch?: PendingCommand): Promise<boolean> {
   const r = ipBatch
     ? await ipBatch.run(`link del dev ${hostIf}\n`)
-    : await runCmd(ipArgv(['link', 'del', 'dev', hostIf]));
+    : await run(ipArgv(['link', 'del', 'dev', hostIf]), { allowFail: true });
   if (r.code === 0) return true;
   if (/Cannot find device|does not exist/.test(r.stderr)) return false;
   throw new LinkError(CNI_ERR.INTERNAL, `deleting ${hostIf} failed: ${r.stderr.trim()}`, r.stderr.trim());
@@ -294,7 +184,7 @@ export async function deleteHostIf(hostIf: string, ipBatch?: PendingCmd): Promis
 
 /** Deletes an interface inside a container netns; false when the netns or interface is gone. */
 export async function deleteContainerIf(netns: string, ifname: string): Promise<boolean> {
-  const r = await runCmd(ipArgv(['link', 'del', 'dev', ifname], netns));
+  const r = await run(ipArgv(['link', 'del', 'dev', ifname], netns), { allowFail: true });
   return r.code === 0;
 }
 
@@ -313,7 +203,7 @@ export interface LinkInfo {
 export async function showLinks(dev?: string, netns?: string): Promise<LinkInfo[]> {
   const args = ['-j', '-d', 'addr', 'show'];
   if (dev !== undefined) args.push('dev', dev);
-  const r = await runCmd(ipArgv(args, netns));
+  const r = await run(ipArgv(args, netns), { allowFail: true });
   if (r.code !== 0) return [];
   try {
     return JSON.parse(r.stdout || '[]') as LinkInfo[];
@@ -331,7 +221,7 @@ export interface RouteInfo {
 }
 
 export async function showRoutes(netns?: string, extra: string[] = []): Promise<RouteInfo[]> {
-  const r = await runCmd(ipArgv(['-j', 'route', 'show', ...extra], netns));
+  const r = await run(ipArgv(['-j', 'route', 'show', ...extra], netns), { allowFail: true });
   if (r.code !== 0) return [];
   try {
     return JSON.parse(r.stdout || '[]') as RouteInfo[];
@@ -372,7 +262,7 @@ export async function defaultRouteInterface(): Promise<string | null> {
 
 /** MTU of an interface in this netns, or null when it does not exist. */
 export async function interfaceMtu(ifname: string): Promise<number | null> {
-  const r = await runCmd(ipArgv(['-j', 'link', 'show', 'dev', ifname]));
+  const r = await run(ipArgv(['-j', 'link', 'show', 'dev', ifname]), { allowFail: true });
   if (r.code !== 0) return null;
   try {
     const l = JSON.parse(r.stdout) as { mtu?: number }[];
@@ -396,7 +286,7 @@ export async function ensureIpForward(): Promise<void> {
 
 /** Host veths of ours in this netns (names matching `pattern`). */
 export async function listHostIfs(pattern: RegExp): Promise<string[]> {
-  const r = await runCmd(ipArgv(['-j', 'link', 'show', 'type', 'veth']));
+  const r = await run(ipArgv(['-j', 'link', 'show', 'type', 'veth']), { allowFail: true });
   if (r.code !== 0) return [];
   try {
     return (JSON.parse(r.stdout || '[]') as { ifname: string }[])

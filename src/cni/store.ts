@@ -211,8 +211,7 @@ export class Datastore {
         lockfilePath: this.lockPath,
         stale: this.staleMs,
         retries: { retries: this.retries, factor: 1.15, minTimeout: 2, maxTimeout: 60 },
-        onCompromised: (err) =>
-          this.log?.error({ err: String(err), path: this.lockPath }, 'datastore lock compromised'),
+        onCompromised: (err) => this.log?.error({ err, path: this.lockPath }, 'datastore lock compromised'),
       });
     } catch (err) {
       throw new CniError(

@@ -330,7 +330,7 @@ export class NftDataplane {
           return { changed: true, ms: performance.now() - t0, ip: container.ip };
         } catch (err) {
           if (!(err instanceof NftApplyError)) throw err;
-          this.log.debug({ err: err.message }, 'fresh container add conflicted; reading the table back');
+          this.log.debug({ err }, 'fresh container add conflicted; reading the table back');
         }
       }
       const kernel = await this.readBack();
@@ -496,7 +496,7 @@ export class NftDataplane {
       realpath: false,
       stale: 10_000,
       // a lock we could not refresh in time is logged, never a process crash
-      onCompromised: (err) => this.log.warn({ err: String(err) }, 'nft lock compromised'),
+      onCompromised: (err) => this.log.warn({ err }, 'nft lock compromised'),
       retries: { retries: 400, factor: 1.2, minTimeout: 2, maxTimeout: 50 },
     });
   }

@@ -139,14 +139,11 @@ export class CanonLearner implements ExpectedCanon {
       if (!this.decls && echo.setDecls.size > 0) this.decls = echo.setDecls;
       while (this.rules.size > this.maxEntries) this.rules.delete(this.rules.keys().next().value!);
     } catch (err) {
-      this.log.warn(
-        { err: (err as Error).message, chains: todo.length },
-        'probing the canonical rule form failed',
-      );
+      this.log.warn({ err, chains: todo.length }, 'probing the canonical rule form failed');
     } finally {
       await unlink(file).catch(() => undefined);
       await applyScript(`table inet ${probe} {}\ndelete table inet ${probe}\n`, this.run).catch((err) =>
-        this.log.warn({ err: (err as Error).message, probe }, 'could not delete the probe table'),
+        this.log.warn({ err, probe }, 'could not delete the probe table'),
       );
     }
   }

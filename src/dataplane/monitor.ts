@@ -146,7 +146,7 @@ export class NftMonitor extends EventEmitter<NftMonitorEvents> {
       startedAt = Date.now();
       this.emit('started');
     });
-    child.on('error', (err) => this.opts.logger.warn({ err: err.message }, 'nft monitor could not start'));
+    child.on('error', (err) => this.opts.logger.warn({ err }, 'nft monitor could not start'));
     child.on('close', (code, signal) => {
       parser.flush();
       if (this.child === child) this.child = null;

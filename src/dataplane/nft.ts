@@ -2,11 +2,8 @@
  * Running nft: one process per transaction, the script fed on stdin (`nft -f -`), optionally inside
  * a network namespace (`ip netns exec <ns> nft …`). No shell is involved.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { CommandError, run } from '../host/index.js';
 import { CfnetError, ValidationError } from '../lib/errors.js';
-
-const execFileAsync = promisify(execFile);
 
 /** nft rejected a transaction (nothing of it was applied: a transaction is all-or-nothing). */
 export class NftApplyError extends CfnetError {
@@ -101,23 +98,16 @@ export async function runNft(
   opts: NftRunOptions = {},
 ): Promise<NftResult> {
   const [cmd, argv] = nftCommand(args, opts);
-  const run = execFileAsync(cmd, argv, {
-    timeout: opts.timeoutMs ?? 30_000,
-    killSignal: 'SIGKILL',
-    maxBuffer: 1 << 28, // `nft -j list table` of a large cell is several MB
-    encoding: 'utf8',
-  });
-  ownNftPids.add(run.child.pid);
-  // nft may exit before reading everything; the exit status reports the failure
-  run.child.stdin?.on('error', () => undefined);
-  run.child.stdin?.end(input ?? '');
   try {
-    return await run;
+    const { stdout, stderr } = await run([cmd, ...argv], {
+      input,
+      timeoutMs: opts.timeoutMs,
+      onSpawn: (pid) => ownNftPids.add(pid),
+    });
+    return { stdout, stderr };
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { stderr?: string; code?: number | string; killed?: boolean };
-    const exit = typeof e.code === 'number' ? e.code : null;
-    const stderr = e.killed ? `killed after ${opts.timeoutMs ?? 30_000} ms` : e.stderr || String(err);
-    throw new NftApplyError(stderr, exit, input, { args, netns: opts.netns });
+    if (!(err instanceof CommandError)) throw err;
+    throw new NftApplyError(err.stderr, err.exitCode, input, { args, netns: opts.netns });
   }
 }
 

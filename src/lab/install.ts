@@ -3,10 +3,10 @@
  * node_modules/), and running a program the way a CNI runtime does (env + stdin, stdout parsed).
  * Shared with the tests' helpers (test/helpers/cni.ts re-exports these).
  */
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { run as runHost } from '../host/index.js';
 import { run } from './netns.js';
 
 /** The working copy (this file is src/lab/install.ts, or dist/lab/install.js once built). */
@@ -54,7 +54,8 @@ const installRoots: string[] = [];
 
 /**
  * Builds (once per process) an install tree from the working copy: every src/**.ts transpiled to
- * dist/**.js (what `tsc` emits; types are not checked here), src/**.js copied, bin/ copied, and
+ * dist/**.js (what `tsc` emits; types are not checked here), src/**.js and the Lua scripts
+ * (src/**.lua, what `npm run build` copies) copied, bin/ copied, and
  * node_modules linked. Removed by `removeInstalls()`.
  */
 export function buildInstall(): Promise<Install> {
@@ -80,7 +81,7 @@ export function buildInstall(): Promise<Install> {
           },
         });
         await writeFile(target, out.outputText);
-      } else if (file.endsWith('.js')) {
+      } else if (file.endsWith('.js') || file.endsWith('.lua')) {
         await copyFile(file, target);
       }
     }
@@ -110,36 +111,24 @@ export interface CniOutcome {
 }
 
 /** Runs argv with `env` only and `stdin`; stdout parsed as JSON when it is JSON. Never rejects on exit codes. */
-export function runWithStdin(
+export async function runWithStdin(
   argv: string[],
   env: Record<string, string>,
   stdin: string,
 ): Promise<CniOutcome> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(argv[0]!, argv.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const ms = performance.now() - t0;
-      const stdout = Buffer.concat(out).toString();
-      let json: Record<string, unknown> | null = null;
-      try {
-        json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : null;
-      } catch {
-        json = null;
-      }
-      resolve({ code, stdout, stderr: Buffer.concat(err).toString(), json, ms });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(stdin);
+  const t0 = performance.now();
+  const { code, stdout, stderr } = await runHost(argv, {
+    env,
+    input: stdin,
+    timeoutMs: 60_000,
+    allowFail: true,
   });
+  const ms = performance.now() - t0;
+  let json: Record<string, unknown> | null = null;
+  try {
+    json = stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : null;
+  } catch {
+    json = null;
+  }
+  return { code, stdout, stderr, json, ms };
 }

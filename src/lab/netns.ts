@@ -4,14 +4,10 @@
  * them), addresses and sysctls. Root only, except `run`. Shared with the tests' helpers
  * (test/helpers/netns.ts re-exports these).
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { type RunResult, run as runHost } from '../host/index.js';
 
-export interface ExecResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type ExecResult = RunResult;
 
 export interface ExecOptions {
   input?: string;
@@ -20,30 +16,9 @@ export interface ExecOptions {
   allowFail?: boolean;
 }
 
-/** Runs argv (no shell) in the host namespace. Throws on failure unless allowFail. */
+/** Runs argv (no shell) in the host namespace (src/host). Throws on failure unless allowFail. */
 export function run(argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  return new Promise((resolve, reject) => {
-    const [cmd, ...args] = argv;
-    const child = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      const r = { code, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-      if (code !== 0 && !opts.allowFail) {
-        reject(new Error(`${argv.join(' ')} failed (${code}): ${r.stderr.trim() || r.stdout.trim()}`));
-      } else resolve(r);
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(opts.input ?? '');
-  });
+  return runHost(argv, opts);
 }
 
 /** Runs argv inside namespace `ns`. */

@@ -1,13 +1,18 @@
+import type { ErrorCode } from './error-codes.js';
+
+export type { ErrorCode } from './error-codes.js';
+
 /**
- * Base of every error cfnet raises on purpose. `code` is stable (for tests, metrics and operators),
- * `context` carries the identifiers needed to act on it (cell, field, value, url, …).
+ * Base of every error cfnet raises on purpose. `code` is stable (for tests, metrics and operators)
+ * and one of the table in ./error-codes.ts; `context` carries the identifiers needed to act on it
+ * (cell, field, value, url, …).
  */
 export class CfnetError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly context: Record<string, unknown>;
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     context: Record<string, unknown> = {},
     options?: { cause?: unknown },

@@ -10,36 +10,23 @@
  *   unreachable) it steps down on its own, before a standby can take over.
  *   Standbys try to acquire every `retryMs` (default lease/3), jittered, so they take over within
  *   about one lease time after the leader dies.
+ * The three scripts are files, ./lua/leader-*.lua.
  */
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { defaultLogger, type Logger } from './log.js';
+import { defineScripts, type ScriptSpec } from './redis-scripts.js';
 
-const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
-local fence = redis.call('INCR', KEYS[2])
-local value = string.format('%d', fence) .. ':' .. ARGV[1]
-redis.call('SET', KEYS[1], value, 'PX', tonumber(ARGV[2]))
-return value
-`;
+/** The election's Lua scripts, files in ./lua (loader: ./redis-scripts.ts). */
+export const LEADER_SCRIPTS = {
+  cfnetLeaderAcquire: { file: 'leader-acquire.lua', numberOfKeys: 2 },
+  cfnetLeaderRenew: { file: 'leader-renew.lua', numberOfKeys: 1 },
+  cfnetLeaderRelease: { file: 'leader-release.lua', numberOfKeys: 1 },
+} as const satisfies Record<string, ScriptSpec>;
 
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
-  return 1
-end
-return 0
-`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`;
+export const LEADER_LUA_DIR = new URL('./lua/', import.meta.url);
 
 interface LeaderRedis extends Redis {
   cfnetLeaderAcquire(lease: string, fence: string, id: string, ms: string): Promise<string | null>;
@@ -103,12 +90,7 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
     this.retryMs = Math.max(50, opts.retryMs ?? Math.floor(this.leaseMs / 3));
     this.id = opts.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.log = opts.logger ?? defaultLogger('leader');
-    const r = this.redis as unknown as Record<string, unknown>;
-    if (!r.cfnetLeaderAcquire) {
-      this.redis.defineCommand('cfnetLeaderAcquire', { numberOfKeys: 2, lua: ACQUIRE });
-      this.redis.defineCommand('cfnetLeaderRenew', { numberOfKeys: 1, lua: RENEW });
-      this.redis.defineCommand('cfnetLeaderRelease', { numberOfKeys: 1, lua: RELEASE });
-    }
+    defineScripts(this.redis, LEADER_LUA_DIR, LEADER_SCRIPTS);
   }
 
   get isLeader(): boolean {

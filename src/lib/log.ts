@@ -42,6 +42,9 @@ export function createLogger(
     name,
     level: process.env.CFNET_LOG_LEVEL ?? 'info',
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    // `{ err }` is serialised with its type, message, stack and own fields: a CfnetError keeps its
+    // stable `code` and its `context` (log the error, not errorMessage(err))
+    serializers: { err: pino.stdSerializers.err },
     // credentials inside URLs, wherever they appear in a line (messages, errors, fields)
     hooks: { streamWrite: redactUrlCredentials },
     ...options,

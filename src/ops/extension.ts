@@ -12,7 +12,6 @@ import type { Redis } from 'ioredis';
 import type { Controller, ControllerConfig } from '../controller/controller.js';
 import type { ControllerExtension, EnqueuedJob } from '../controller/extensions.js';
 import type { Rejection } from '../controller/sources/rejections.js';
-import { errorMessage } from '../lib/errors.js';
 import { counter } from '../lib/metrics.js';
 import type { JournalEntryInput, JournalSource } from './journal.js';
 
@@ -144,7 +143,7 @@ export class JournalExtension implements ControllerExtension {
         metric.inc({ outcome: 'written' }, list.length);
       } catch (err) {
         metric.inc({ outcome: 'failed' }, n);
-        controller.log.warn({ err: errorMessage(err) }, 'event journal write failed');
+        controller.log.warn({ err }, 'event journal write failed');
       } finally {
         this.backlog -= n;
       }

@@ -28,6 +28,7 @@ import type { Redis } from 'ioredis';
 import { CfnetError, ValidationError } from '../lib/errors.js';
 import { bigIntToIp, parseCidr, parseIp } from '../model/ip.js';
 import type { Keys } from './keys.js';
+import { defineStateScripts } from './scripts.js';
 
 export interface Lease {
   cellId: string;
@@ -92,63 +93,6 @@ export class LeaseError extends CfnetError {
   }
 }
 
-const CLAIM = `
--- KEYS: cells, subnets, expiry; ARGV: cell, subnet, leaseJson, expiresAt, victim ('' = free subnet), now
--- (the cell itself may already own the subnet: a claim of its own subnet is a re-claim)
-local owner = redis.call('HGET', KEYS[2], ARGV[2])
-if owner and owner ~= ARGV[1] then
-  if owner ~= ARGV[5] then return 0 end
-  local exp = redis.call('ZSCORE', KEYS[3], ARGV[5])
-  if exp and tonumber(exp) > tonumber(ARGV[6]) then return 0 end
-  redis.call('HDEL', KEYS[1], ARGV[5])
-  redis.call('ZREM', KEYS[3], ARGV[5])
-end
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old then
-  local prev = cjson.decode(old)
-  if prev.subnet ~= ARGV[2] and redis.call('HGET', KEYS[2], prev.subnet) == ARGV[1] then
-    redis.call('HDEL', KEYS[2], prev.subnet)
-  end
-end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-return 1
-`;
-
-const RENEW = `
--- KEYS: cells, subnets, expiry; ARGV: cell, subnet, leaseJson, expiresAt
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
-local prev = cjson.decode(old)
-if prev.subnet ~= ARGV[2] then return -1 end
-if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[1] then return -1 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
-return 1
-`;
-
-const RELEASE = `
--- KEYS: cells, subnets, expiry, released; ARGV: cell, now
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return 0 end
-local prev = cjson.decode(old)
-if redis.call('HGET', KEYS[2], prev.subnet) == ARGV[1] then redis.call('HDEL', KEYS[2], prev.subnet) end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], cjson.encode({cellId = ARGV[1], subnet = prev.subnet, releasedAt = tonumber(ARGV[2])}))
-return 1
-`;
-
-const RECOVERY = `
--- KEYS: recovery marker, cells; ARGV: now, window. Returns the time fresh subnets may be handed out.
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if redis.call('HLEN', KEYS[2]) > 0 then v = ARGV[1] else v = tostring(tonumber(ARGV[1]) + tonumber(ARGV[2])) end
-redis.call('SET', KEYS[1], v)
-return v
-`;
-
 interface LeaseRedis extends Redis {
   cfnetLeaseClaim(...args: string[]): Promise<number>;
   cfnetLeaseRenew(...args: string[]): Promise<number>;
@@ -208,13 +152,7 @@ export class LeaseManager {
     this.ttlMs = opts.ttlMs ?? DEFAULT_LEASE_TTL_HOURS * 3600_000;
     this.recoveryWindowMs = opts.recoveryWindowMs ?? DEFAULT_LEASE_RECOVERY_WINDOW_MS;
     this.redis = redis as LeaseRedis;
-    const r = this.redis as unknown as Record<string, unknown>;
-    if (!r.cfnetLeaseClaim) {
-      this.redis.defineCommand('cfnetLeaseClaim', { numberOfKeys: 3, lua: CLAIM });
-      this.redis.defineCommand('cfnetLeaseRenew', { numberOfKeys: 3, lua: RENEW });
-      this.redis.defineCommand('cfnetLeaseRelease', { numberOfKeys: 4, lua: RELEASE });
-      this.redis.defineCommand('cfnetLeaseRecovery', { numberOfKeys: 2, lua: RECOVERY });
-    }
+    defineStateScripts(this.redis);
   }
 
   /** Subnets that can be handed out (all but the first). */

@@ -21,6 +21,7 @@ import type { CellRuleSet, EgressRule, RuleSetPatch } from '../model/types.js';
 import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
 import { MissingTagTableError, StaleWriteError } from './errors.js';
 import type { Keys } from './keys.js';
+import { defineStateScripts } from './scripts.js';
 import { TickBatcher } from './tick-batch.js';
 
 /** What `changesSince` reads first: the version, the snapshot's length and the log. */
@@ -212,52 +213,6 @@ export function tagTableOf(rs: CellRuleSet): { ref: string; text: string } {
   return tagTable(rs.tags);
 }
 
-const WRITE_SCRIPT = `
-local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
-local expected = tonumber(ARGV[1])
-if cur ~= expected then return {0, string.format('%d', cur)} end
-local ref = ARGV[8]
-if ref ~= '' and redis.call('HEXISTS', KEYS[4], ref) == 0 then
-  if ARGV[9] == '' then return {2, string.format('%d', cur)} end
-  redis.call('HSET', KEYS[4], ref, ARGV[9])
-end
-local oldRef = redis.call('HGET', KEYS[1], 'tagsRef') or ''
-if ref ~= oldRef then
-  if ref ~= '' then redis.call('HINCRBY', KEYS[5], ref, 1) end
-  if oldRef ~= '' and redis.call('HINCRBY', KEYS[5], oldRef, -1) <= 0 then
-    redis.call('HDEL', KEYS[5], oldRef)
-    redis.call('HDEL', KEYS[4], oldRef)
-  end
-  if ref == '' then redis.call('HDEL', KEYS[1], 'tagsRef') else redis.call('HSET', KEYS[1], 'tagsRef', ref) end
-end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local v = now
-if v <= cur then v = cur + 1 end
-local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-if v <= floor then v = floor + 1 end
-local vs = string.format('%d', v)
-redis.call('HSET', KEYS[1], 'version', vs, 'hash', ARGV[3], 'snapshot', ARGV[2], 'updatedAt', string.format('%d', now))
-if ARGV[4] ~= '' and cur > 0 then
-  redis.call('RPUSH', KEYS[2], string.format('%d', cur) .. ' ' .. vs .. ' ' .. ARGV[4])
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
-else
-  redis.call('DEL', KEYS[2])
-end
-redis.call('SADD', KEYS[3], ARGV[7])
-redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. vs)
-return {1, vs}
-`;
-
-const RAISE_FLOOR_SCRIPT = `
-local f = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
-if tonumber(ARGV[1]) > f then
-  local t = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'floor', ARGV[1], 'floorAt', string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
-end
-return 1
-`;
-
 /**
  * Arguments of the write script: 5 keys (rule set, log, cells, tag tables, tag table references),
  * then expected, snapshot, hash, entry, logLength, channel, cell, tagsRef, tag table text ('' unless
@@ -322,10 +277,7 @@ export class RuleSetStore {
   ) {
     this.redis = redis as ScriptRedis;
     this.logLength = Math.max(1, opts.logLength ?? DEFAULT_RULESET_LOG_LENGTH);
-    if (!(this.redis as unknown as Record<string, unknown>).cfnetWriteRuleSet) {
-      this.redis.defineCommand('cfnetWriteRuleSet', { numberOfKeys: 5, lua: WRITE_SCRIPT });
-      this.redis.defineCommand('cfnetRaiseFloor', { numberOfKeys: 1, lua: RAISE_FLOOR_SCRIPT });
-    }
+    defineStateScripts(this.redis);
   }
 
   async meta(cellId: string): Promise<StoredMeta | null> {

@@ -14,38 +14,14 @@ import { StaticView, type WorldView } from '../rules/view.js';
 import type { World, WorldChanges } from '../rules/world.js';
 import { FencedOffError, WorldNotReadyError } from './errors.js';
 import type { Keys } from './keys.js';
+import { defineStateScripts } from './scripts.js';
 import { TickBatcher } from './tick-batch.js';
-
-/** Op codes of the fenced write script (4 arguments each: code, key index, field, value). */
-const FENCED_SCRIPT = `
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-local n = #ARGV
-local i = 2
-while i <= n do
-  local op = ARGV[i]
-  local k = KEYS[tonumber(ARGV[i + 1])]
-  local f = ARGV[i + 2]
-  local v = ARGV[i + 3]
-  if op == 'hset' then redis.call('HSET', k, f, v)
-  elseif op == 'hdel' then redis.call('HDEL', k, f)
-  elseif op == 'hincr' then redis.call('HINCRBY', k, f, 1)
-  elseif op == 'del' then redis.call('DEL', k)
-  elseif op == 'sadd' then redis.call('SADD', k, f)
-  elseif op == 'srem' then redis.call('SREM', k, f)
-  elseif op == 'set' then redis.call('SET', k, v)
-  elseif op == 'settime' then
-    local t = redis.call('TIME')
-    redis.call('SET', k, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)))
-  end
-  i = i + 4
-end
-return 1
-`;
 
 interface FencedRedis extends Redis {
   cfnetFenced(numKeys: number, ...args: string[]): Promise<number>;
 }
 
+/** Op codes of the fenced write script, lua/world-fenced.lua (4 arguments each: code, key index, field, value). */
 type OpCode = 'hset' | 'hdel' | 'hincr' | 'del' | 'sadd' | 'srem' | 'set' | 'settime';
 
 /** A batch of writes to run under the fence. */
@@ -139,9 +115,7 @@ export class WorldStore {
     readonly keys: Keys,
   ) {
     this.redis = redis as FencedRedis;
-    if (!(this.redis as unknown as Record<string, unknown>).cfnetFenced) {
-      this.redis.defineCommand('cfnetFenced', { lua: FENCED_SCRIPT });
-    }
+    defineStateScripts(this.redis);
   }
 
   // ---------------------------------------------------------------- leader: fenced writes

@@ -16,10 +16,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runCommand } from '../../src/agent/exec.js';
 import { IptablesBackends, type IptablesRules } from '../../src/agent/iptables.js';
 import { backendRuleArgs, iptablesComment } from '../../src/dataplane/host-filter.js';
 import { NftDataplane } from '../../src/dataplane/index.js';
+import { runCommand } from '../../src/host/index.js';
 import { parseCapiRules } from '../../src/model/asg-rule.js';
 import type { CellRuleSet } from '../../src/model/types.js';
 import {

@@ -1,11 +1,12 @@
 /**
- * The executor's ready-started `ip -batch -` processes (src/cni/ip-pool.ts, link.ts PendingCmd):
+ * The executor's ready-started `ip -batch -` processes (src/cni/ip-pool.ts, src/host PendingCommand):
  * real processes and a real network namespace made here (root), removed at the end.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { IpPool, ON_DEMAND } from '../../src/cni/ip-pool.js';
-import { enterNetns, startCmd, startIpBatchAnyNetns } from '../../src/cni/link.js';
+import { enterNetns, startIpBatchAnyNetns } from '../../src/cni/link.js';
+import { startCommand } from '../../src/host/index.js';
 import { createNetns, deleteNetns, ip, run, uniqueName } from '../helpers/netns.js';
 
 /** True while a process with this pid exists. */
@@ -89,7 +90,7 @@ describe('ip -batch processes started ahead of their input', () => {
   });
 
   it('a process that waits too long for its input is killed', async () => {
-    const p = startCmd(['ip', '-batch', '-'], 200);
+    const p = startCommand(['ip', '-batch', '-'], 200);
     assert.ok(await waitGone(p.pid), 'killed after its idle time');
     assert.equal(p.ready, false);
   });

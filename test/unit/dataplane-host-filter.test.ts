@@ -6,7 +6,6 @@ import { describe, it } from 'node:test';
 import { CellAgent } from '../../src/agent/agent.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
 import { DryRunDataplane } from '../../src/agent/dry-run.js';
-import { CommandError, type Runner } from '../../src/agent/exec.js';
 import { IptablesBackends, IptablesMissingError, IptablesRules } from '../../src/agent/iptables.js';
 import { desiredState } from '../../src/dataplane/desired.js';
 import {
@@ -31,6 +30,7 @@ import { INGRESS_MARK, staticChains } from '../../src/dataplane/layout.js';
 import { MonitorParser } from '../../src/dataplane/monitor.js';
 import { compareStates, expectedHeader } from '../../src/dataplane/readback.js';
 import { renderFull } from '../../src/dataplane/render.js';
+import { CommandError, type Runner } from '../../src/host/index.js';
 import { ValidationError } from '../../src/lib/errors.js';
 import { SettingsError } from '../../src/lib/settings/index.js';
 import { container, ruleSetOf } from '../helpers/rule-sets.js';

@@ -1453,7 +1453,9 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
   mkdirSync(join(staged, 'bin'), { recursive: true });
   mkdirSync(join(staged, 'dist', 'cli'), { recursive: true });
   mkdirSync(join(staged, 'dist', 'cni'), { recursive: true });
+  mkdirSync(join(staged, 'dist', 'state', 'lua'), { recursive: true });
   mkdirSync(join(staged, 'node_modules', 'left-pad'), { recursive: true });
+  writeFileSync(join(staged, 'dist', 'state', 'lua', 'lease-renew.lua'), 'return 0\n');
   writeFileSync(join(staged, 'package.json'), '{"name":"cfnet","type":"module"}\n');
   writeFileSync(
     join(staged, 'dist', 'cli', 'main.js'),
@@ -1495,8 +1497,10 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
     assert.ok(selected.includes('cfnet/dist/cli/main.js'));
     assert.ok(selected.includes('cfnet/node_modules/left-pad/index.js'));
     assert.ok(selected.includes('cfnet/bin/cfnet.js'));
+    assert.ok(selected.includes('cfnet/dist/state/lua/lease-renew.lua'), 'the Redis scripts travel in dist/');
     const { target, res } = runPackaging('cfnet', { cfnet: staged });
     assert.equal(res.status, 0, res.stderr);
+    assert.ok(existsSync(join(target, 'dist', 'state', 'lua', 'lease-renew.lua')));
     const run = spawnSync(process.execPath, [join(target, 'bin', 'cfnet.js')], { encoding: 'utf8' });
     assert.equal(run.stdout.trim(), 'cfnet main');
   });

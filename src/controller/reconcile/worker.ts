@@ -94,12 +94,9 @@ export class ReconcileWorkers {
     });
     this.worker.on('failed', (job, err) => {
       this.outcomes?.inc({ outcome: 'error' });
-      this.log.warn(
-        { cellId: job?.data.cellId, attempts: job?.attemptsMade, err: err.message },
-        'reconcile failed',
-      );
+      this.log.warn({ cellId: job?.data.cellId, attempts: job?.attemptsMade, err }, 'reconcile failed');
     });
-    this.worker.on('error', (err) => this.log.error({ err: err.message }, 'reconcile worker error'));
+    this.worker.on('error', (err) => this.log.error({ err }, 'reconcile worker error'));
   }
 
   start(): void {

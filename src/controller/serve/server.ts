@@ -38,7 +38,7 @@
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { CfnetError, ValidationError } from '../../lib/errors.js';
+import { CfnetError, type ErrorCode, ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, exposition, gauge, METRICS, type Registry } from '../../lib/metrics.js';
 import { CF_INTERNAL_CIPHERS } from '../../lib/tls.js';
@@ -107,7 +107,7 @@ export function cellIdFromCertificate(cert: {
   return v || null;
 }
 
-function sendError(reply: FastifyReply, status: number, code: string, message: string, field?: string) {
+function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, field?: string) {
   return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
 }
 

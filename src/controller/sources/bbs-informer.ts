@@ -12,7 +12,7 @@
 import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
 import type { DecodedBbsEvent, DesiredLRP, Task } from '../../cf/bbs-messages.js';
-import { errorMessage, type ValidationError } from '../../lib/errors.js';
+import type { ValidationError } from '../../lib/errors.js';
 import {
   desiredFromBbs,
   type EgressSnapshot,
@@ -191,10 +191,7 @@ export class BbsInformer {
           this.metrics.pollError('bbs');
           this.relistWanted = true;
           const delay = Math.min(30_000, (this.opts.retryMs ?? 1000) * 2 ** Math.min(failures - 1, 5));
-          this.ctx.log.warn(
-            { err: errorMessage(err), retryInMs: delay },
-            'BBS listing failed; keeping the last state',
-          );
+          this.ctx.log.warn({ err, retryInMs: delay }, 'BBS listing failed; keeping the last state');
           // Events arriving meanwhile are queued (applied after the next listing, in order); they
           // do not cut the backoff short, or a stream of events would hammer a failing BBS.
           await new Promise<void>((r) => {
@@ -240,7 +237,7 @@ export class BbsInformer {
       this.client.tasks(),
       // cell presences are only a hint (cells without containers still get a rule set)
       this.client.cells().catch((err: unknown) => {
-        this.ctx.log.warn({ err: errorMessage(err) }, 'could not list BBS cells');
+        this.ctx.log.warn({ err }, 'could not list BBS cells');
         return null;
       }),
     ]);

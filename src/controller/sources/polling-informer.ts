@@ -2,7 +2,6 @@
  * What the polling informers (security groups, policies) share: a jittered poller whose failures
  * keep the last state in effect, the "listed at least once" promise and gauge, start/stop.
  */
-import { errorMessage } from '../../lib/errors.js';
 import { clockOf, type InformerContext, InformerMetrics, type InformerSource } from './context.js';
 import { Poller } from './poller.js';
 
@@ -30,10 +29,7 @@ export abstract class PollingInformer {
       clock: clockOf(ctx),
       onError: (err, n) => {
         this.metrics.pollError(source);
-        this.ctx.log.warn(
-          { err: errorMessage(err), consecutive: n },
-          `${what} poll failed; keeping the last state`,
-        );
+        this.ctx.log.warn({ err, consecutive: n }, `${what} poll failed; keeping the last state`);
       },
     });
   }

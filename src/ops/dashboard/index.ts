@@ -26,7 +26,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
 import { AuthThrottle } from '../../lib/auth-throttle.js';
-import { CfnetError, errorMessage, ValidationError } from '../../lib/errors.js';
+import { CfnetError, type ErrorCode, errorMessage, ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import type { Registry } from '../../lib/metrics.js';
 import { closeRedis, createRedis, type RedisAuth } from '../../lib/redis.js';
@@ -62,7 +62,7 @@ export interface Dashboard {
 
 const JOB_ID = /^[A-Za-z0-9:_-]{1,128}$/;
 
-function apiError(reply: FastifyReply, status: number, code: string, message: string) {
+function apiError(reply: FastifyReply, status: number, code: ErrorCode, message: string) {
   return reply.code(status).send({ error: { code, message } });
 }
 
@@ -230,7 +230,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       if (err instanceof CfnetError) return apiError(reply, 500, err.code, err.message);
       const status = (err as { statusCode?: number }).statusCode ?? 500;
       if (status < 500) return apiError(reply, status, 'CFNET_BAD_REQUEST', errorMessage(err));
-      deps.logger.error({ err: errorMessage(err) }, 'dashboard error');
+      deps.logger.error({ err }, 'dashboard error');
       return apiError(reply, 500, 'CFNET_INTERNAL', errorMessage(err));
     });
 

@@ -1,0 +1,41 @@
+-- cfnetWriteRuleSet: write a cell's rule set if its version is still the expected one, with its
+-- tag table (stored once per ref, reference counted), a log entry and a publish to agents.
+-- KEYS[1] rule set  KEYS[2] log  KEYS[3] cells  KEYS[4] tag tables  KEYS[5] tag table references
+-- ARGV[1] expected version  ARGV[2] snapshot  ARGV[3] hash  ARGV[4] log entry ('' = none)
+-- ARGV[5] log length  ARGV[6] channel  ARGV[7] cell  ARGV[8] tags ref ('' = none)
+-- ARGV[9] tag table text ('' unless asked for)
+-- Returns {1, version} written, {0, current} version mismatch, {2, current} tag table not stored.
+local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
+local expected = tonumber(ARGV[1])
+if cur ~= expected then return {0, string.format('%d', cur)} end
+local ref = ARGV[8]
+if ref ~= '' and redis.call('HEXISTS', KEYS[4], ref) == 0 then
+  if ARGV[9] == '' then return {2, string.format('%d', cur)} end
+  redis.call('HSET', KEYS[4], ref, ARGV[9])
+end
+local oldRef = redis.call('HGET', KEYS[1], 'tagsRef') or ''
+if ref ~= oldRef then
+  if ref ~= '' then redis.call('HINCRBY', KEYS[5], ref, 1) end
+  if oldRef ~= '' and redis.call('HINCRBY', KEYS[5], oldRef, -1) <= 0 then
+    redis.call('HDEL', KEYS[5], oldRef)
+    redis.call('HDEL', KEYS[4], oldRef)
+  end
+  if ref == '' then redis.call('HDEL', KEYS[1], 'tagsRef') else redis.call('HSET', KEYS[1], 'tagsRef', ref) end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = now
+if v <= cur then v = cur + 1 end
+local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
+if v <= floor then v = floor + 1 end
+local vs = string.format('%d', v)
+redis.call('HSET', KEYS[1], 'version', vs, 'hash', ARGV[3], 'snapshot', ARGV[2], 'updatedAt', string.format('%d', now))
+if ARGV[4] ~= '' and cur > 0 then
+  redis.call('RPUSH', KEYS[2], string.format('%d', cur) .. ' ' .. vs .. ' ' .. ARGV[4])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+else
+  redis.call('DEL', KEYS[2])
+end
+redis.call('SADD', KEYS[3], ARGV[7])
+redis.call('PUBLISH', ARGV[6], ARGV[7] .. ' ' .. vs)
+return {1, vs}
