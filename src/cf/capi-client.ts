@@ -19,12 +19,13 @@
  * Requests carry a UAA token (refreshed once on 401); 429 waits out `Retry-After`; 5xx, timeouts
  * and connection errors are retried with backoff (see `http.ts`).
  */
+
+import type { BackoffOptions } from '../lib/backoff.js';
 import { ValidationError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
 import { parseCapiRules } from '../model/asg-rule.js';
 import { parseCapiV3SecurityGroup } from '../model/security-group.js';
 import type { SecurityGroup } from '../model/types.js';
-import type { BackoffOptions } from './backoff.js';
 import {
   CapiUnstableListError,
   CfInvalidSecurityGroupError,

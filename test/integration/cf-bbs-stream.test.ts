@@ -9,16 +9,16 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { BbsClient } from '../../src/cf/bbs-client.js';
-import { BbsDecodeError } from '../../src/cf/bbs-errors.js';
 import {
   type BbsEventStream,
   type BbsEventStreamOptions,
   encodeEventsByCellId,
   type StreamItem,
 } from '../../src/cf/bbs-events.js';
-import { type DecodedBbsEvent, encodeEvent, models } from '../../src/cf/bbs-messages.js';
 import { CfConnectionError } from '../../src/cf/errors.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
+import { BbsDecodeError } from '../../src/model/bbs-errors.js';
+import { type DecodedBbsEvent, encodeEvent, models } from '../../src/model/bbs-messages.js';
 import { waitFor } from '../helpers/wait.js';
 
 interface Conn {
@@ -443,7 +443,7 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
       '/v1/tasks/list.r3',
       http('404 Not Found', 'text/plain', Buffer.from('404 page not found')),
     );
-    const { BbsError } = await import('../../src/cf/bbs-errors.js');
+    const { BbsError } = await import('../../src/model/bbs-errors.js');
     const { BbsUnavailableError, BbsInvalidResponseError } = await import('../../src/cf/errors.js');
     await assert.rejects(bbsClient.cells(), (e: unknown) => e instanceof BbsError && e.type === 0);
     await assert.rejects(

@@ -6,15 +6,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BbsClient } from '../../src/cf/bbs-client.js';
-import { BbsDecodeError } from '../../src/cf/bbs-errors.js';
 import type { BbsEventStream, StreamEvent } from '../../src/cf/bbs-events.js';
-import { encodeEvent, longToBigInt, type models } from '../../src/cf/bbs-messages.js';
 import {
   BbsInvalidResponseError,
   BbsUnavailableError,
   CfConnectionError,
   CfTimeoutError,
 } from '../../src/cf/errors.js';
+import { BbsDecodeError } from '../../src/model/bbs-errors.js';
+import { encodeEvent, longToBigInt, type models } from '../../src/model/bbs-messages.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { waitFor } from '../helpers/wait.js';
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { decodeEvent, longToBigInt, models } from '../../src/cf/bbs-messages.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
+import { decodeEvent, longToBigInt, models } from '../../src/model/bbs-messages.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { waitFor } from '../helpers/wait.js';
 

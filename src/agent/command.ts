@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { errorMessage, ValidationError } from '../lib/errors.js';
+import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
 import {
   AGENT_SETTINGS,
   type AgentConfig,
@@ -6,9 +8,7 @@ import {
   flagName,
   readConfigFile,
   resolveAgentConfig,
-} from '../agent/config.js';
-import { errorMessage, ValidationError } from '../lib/errors.js';
-import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
+} from './config.js';
 
 /**
  * How long a stop may take whatever is unreachable: loops get 2 s, the state is saved, then the
@@ -69,7 +69,7 @@ export function registerAgentCommands(program: Command): void {
       return;
     }
     // loaded here, not at start-up of the CLI: other commands do not pay for the agent's modules
-    const { CellAgent } = await import('../agent/agent.js');
+    const { CellAgent } = await import('./agent.js');
     const agent = new CellAgent({ config, dryRun: opts.dryRun === true });
     let stopping: Promise<void> | null = null;
     const stop = (signal: string) => {
