@@ -6,7 +6,8 @@ import { deleteKeys } from '../../src/lib/redis.js';
 import { type CertificateAuthority, createCa, issueCert } from '../../src/lib/tls.js';
 import { applyPatch, ruleSetsEqual } from '../../src/model/ruleset.js';
 import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
-import { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { REDIS_URL, testNamespace } from './controller-helpers.js';
 
 interface Res {
   status: number;
@@ -330,7 +331,7 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
   });
 
   it('exposes metrics and readiness on the operator port', async () => {
-    await waitFor('operator', () => ctl.operatorUrl);
+    await waitUntil('operator', () => ctl.operatorUrl, 10_000, 25);
     const m = await fetch(`${ctl.operatorUrl}/metrics`);
     const text = await m.text();
     assert.match(text, /cfnet_controller_api_requests_total\{/);
