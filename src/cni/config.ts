@@ -9,7 +9,7 @@
  */
 import { ValidationError, withFieldPrefix } from '../lib/errors.js';
 import { parseGardenNetOutRules } from '../model/asg-rule.js';
-import { parseCellConfig } from '../model/config.js';
+import { CELL_CONFIG_KEYS, parseCellConfig } from '../model/config.js';
 import { parseCidr } from '../model/ip.js';
 import {
   type CellConfig,
@@ -36,18 +36,25 @@ export const DEFAULTS = {
   logLevel: 'warn',
 } as const;
 
-/** Silk-style keys handed to parseCellConfig (model/config.ts). */
-const CELL_KEYS = [
-  'overlay_network',
-  'dns_servers',
-  'host_tcp_services',
-  'host_udp_services',
-  'deny_networks',
-  'iptables_logging',
-  'iptables_asg_logging',
-  'iptables_c2c_logging',
-  'iptables_denied_logs_per_sec',
-  'iptables_accepted_udp_logs_per_sec',
+/**
+ * The plugin's own keys that `parseNetConfig` reads (besides `cniVersion`, `name`, `ipam`,
+ * `prevResult` of the CNI contract and the cell keys `CELL_CONFIG_KEYS` of model/config.ts it hands
+ * to `parseCellConfig`). README.md documents each; the packaging tests check both lists.
+ */
+export const PLUGIN_KEYS = [
+  'type',
+  'subnet',
+  'subnet_file',
+  'mtu',
+  'underlay_interface',
+  'datastore',
+  'executor_socket',
+  'agent_socket',
+  'agent_timeout_ms',
+  'state_dir',
+  'nft_table',
+  'log_level',
+  'log_file',
 ] as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -181,7 +188,7 @@ export function parseNetConfig(raw: Record<string, unknown>): NetConfig {
   }
 
   const cellInput: Record<string, unknown> = {};
-  for (const k of CELL_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
+  for (const k of CELL_CONFIG_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
   const cell = parseCellConfig(cellInput, {
     base: {
       ...DEFAULT_CELL_CONFIG,
