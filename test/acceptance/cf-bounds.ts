@@ -95,8 +95,7 @@ export async function outcome(ns: string, probes: Probe[], timeoutMs = 1000): Pr
   return (await probe(ns, probes, timeoutMs)).map((r) => (r === 'open' ? 'open' : 'closed'));
 }
 
-export const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
-export const udp = (host: string, port: number): Probe => ({ proto: 'udp', host, port });
+export { tcp, udp } from '../helpers/fixtures.js';
 
 /**
  * Waits until `check` holds; asserts that took no more than CF's `boundMs` and reports cfnet's

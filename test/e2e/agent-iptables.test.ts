@@ -15,10 +15,10 @@ import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { backendRuleArgs, iptablesComment, splitRuleLine } from '../../src/dataplane/host-filter.js';
 import { Cluster, type ContainerRef, waitUntil } from '../helpers/cluster.js';
-import { expectTraffic, type Probe } from '../helpers/netns.js';
+import { tcp } from '../helpers/fixtures.js';
+import { expectTraffic } from '../helpers/netns.js';
 
 const OVERLAY = '10.255.0.0/16';
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 
 const variants = [
   { binary: 'iptables', driftCheckIntervalSeconds: 3600, repairedBy: 'nft monitor' },

@@ -21,9 +21,8 @@ import {
   UNDERLAY_GW,
   waitUntil,
 } from '../helpers/cluster.js';
-import { expectTraffic, LongConnection, type Probe, probe } from '../helpers/netns.js';
-
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
+import { tcp } from '../helpers/fixtures.js';
+import { expectTraffic, LongConnection, probe } from '../helpers/netns.js';
 
 describe('multi-cell: policies, ASGs, NetIn, controller loss and agent restarts with real packets', () => {
   let cluster: Cluster;

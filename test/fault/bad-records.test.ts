@@ -29,6 +29,7 @@ import {
   EXTERNAL_IP,
   waitUntil,
 } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
 import { type Flow, FlowWatch } from '../helpers/flow-watch.js';
 import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
 
@@ -36,8 +37,6 @@ import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
 const NORMAL_LATENCY_MS = 5_000;
 /** A foreign change to the table is undone within this. */
 const REPAIR_MS = 1_000;
-
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 
 /** Polls `ns` until the probes give `want`; returns how long it took (fails after `limitMs`). */
 async function enforcedWithin(

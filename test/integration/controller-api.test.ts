@@ -5,7 +5,8 @@ import { Controller } from '../../src/controller/controller.js';
 import { deleteKeys } from '../../src/lib/redis.js';
 import { type CertificateAuthority, createCa, issueCert } from '../../src/lib/tls.js';
 import { applyPatch, ruleSetsEqual } from '../../src/model/ruleset.js';
-import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { ruleSetOfHandles } from '../helpers/fixtures.js';
 import { waitUntil } from '../helpers/wait.js';
 import { REDIS_URL, testNamespace } from './controller-helpers.js';
 
@@ -58,30 +59,7 @@ function call(
   });
 }
 
-function container(handle: string, ip: string): CellContainer {
-  return {
-    handle,
-    ip,
-    appGuid: 'a',
-    spaceGuid: 's',
-    orgGuid: 'o',
-    workload: 'app',
-    tag: null,
-    egress: 'e',
-    netIn: [],
-  };
-}
-
-function rs(cell: string, handles: string[]): CellRuleSet {
-  return {
-    cellId: cell,
-    version: 0,
-    containers: handles.map((h, i) => container(h, `10.255.1.${i + 2}`)),
-    asgSets: { e: [] },
-    c2c: [],
-    config: DEFAULT_CELL_CONFIG,
-  };
-}
+const rs = (cell: string, handles: string[]) => ruleSetOfHandles(cell, handles, 'e');
 
 describe('agent API (mTLS, long-poll, status, leases)', () => {
   const ns = testNamespace('api');

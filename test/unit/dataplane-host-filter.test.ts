@@ -32,7 +32,7 @@ import { MonitorParser } from '../../src/dataplane/monitor.js';
 import { compareStates, expectedHeader } from '../../src/dataplane/readback.js';
 import { renderFull } from '../../src/dataplane/render.js';
 import { ValidationError } from '../../src/lib/errors.js';
-import { container, ruleSetOf } from '../helpers/rule-sets.js';
+import { container, ruleSetOf } from '../helpers/fixtures.js';
 
 const byName = (mode: 'iptables' | 'nftables') => new Map(staticChains(mode).map((c) => [c.name, c]));
 
