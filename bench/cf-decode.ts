@@ -12,9 +12,9 @@
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { BbsEventStream } from '../src/cf/bbs-events.js';
-import { decodeEvent, encodeEvent, type models } from '../src/cf/bbs-messages.js';
 import { ChunkedDecoder } from '../src/cf/chunked.js';
 import { createCa, issueCert } from '../src/lib/tls.js';
+import { decodeEvent, encodeEvent, type models } from '../src/model/bbs-messages.js';
 import { eventStreamHead, frameEvent } from '../src/sim/bbs.js';
 
 const args = process.argv.slice(2);

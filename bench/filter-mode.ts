@@ -26,6 +26,7 @@ import { NftDataplane } from '../src/dataplane/index.js';
 import { runCommand } from '../src/host/index.js';
 import { parseCapiRules } from '../src/model/asg-rule.js';
 import type { CellRuleSet } from '../src/model/types.js';
+import { container, ruleSetOf } from '../test/helpers/fixtures.js';
 import {
   attachContainer,
   createNetns,
@@ -38,7 +39,6 @@ import {
   uniqueName,
   veth,
 } from '../test/helpers/netns.js';
-import { container, ruleSetOf } from '../test/helpers/rule-sets.js';
 import { percentile, printTable } from './controller-fixtures.js';
 
 const HELP = `Usage: npx tsx bench/filter-mode.ts [--connects N] [--rounds N] [--iptables BINARY]

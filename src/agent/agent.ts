@@ -23,7 +23,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { backoffDelay, sleep } from '../cf/backoff.js';
 import type { CniEvent } from '../cni/agent-client.js';
 import type { NetConfig } from '../cni/config.js';
 import { nftDataplaneFactory } from '../cni/dataplane.js';
@@ -33,6 +32,7 @@ import { admitRuleSet, type Refusal } from '../dataplane/admit.js';
 import { type AttachmentRef, NftDataplane, summarise as summariseDrift } from '../dataplane/apply.js';
 import { NftMonitor } from '../dataplane/monitor.js';
 import type { Runner } from '../host/index.js';
+import { backoffDelay, sleep } from '../lib/backoff.js';
 import { CfnetError, errorMessage, ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { createRegistry, type Registry } from '../lib/metrics.js';

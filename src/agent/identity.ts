@@ -13,7 +13,7 @@
 import { createPrivateKey, generateKeyPair, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { backoffDelay, sleep } from '../cf/backoff.js';
+import { backoffDelay, sleep } from '../lib/backoff.js';
 import { makeCsr } from '../lib/csr.js';
 import { errorMessage, ValidationError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';

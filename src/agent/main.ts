@@ -4,7 +4,7 @@
  * every component at start-up, which costs the agent tens of MB of resident memory).
  */
 import { Command } from 'commander';
-import { registerAgentCommands } from '../cli/agent-command.js';
+import { registerAgentCommands } from './command.js';
 
 const program = new Command('cfnet').enablePositionalOptions().showHelpAfterError();
 registerAgentCommands(program);

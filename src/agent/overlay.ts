@@ -5,6 +5,7 @@
  * (docs/silk.md, "Leases and the overlay"). Unlike Silk, the agent diffs desired against current and sends only the
  * difference, in one `ip -batch` and one `bridge -batch` process; nothing runs when nothing changed.
  */
+import { ipv4ToInt } from '../model/ip.js';
 import type { OverlayLease, ReleasedLease } from './client.js';
 
 /** Kernel overlay entries on the VTEP device. */
@@ -81,15 +82,10 @@ export interface DesiredOverlay {
   skipped: { cellId: string; reason: string }[];
 }
 
-function ipNum(ip: string): number {
-  const p = ip.split('.').map(Number);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) >>> 0;
-}
-
 function subnetRange(cidr: string): [number, number] {
   const [ip, len] = cidr.split('/') as [string, string];
   const size = 2 ** (32 - Number(len));
-  const start = ipNum(ip) - (ipNum(ip) % size);
+  const start = ipv4ToInt(ip) - (ipv4ToInt(ip) % size);
   return [start, start + size - 1];
 }
 

@@ -9,16 +9,9 @@
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import { sleep } from '../lib/backoff.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
-import { sleep } from './backoff.js';
-import { BbsError } from './bbs-errors.js';
-import {
-  type BbsEventKind,
-  BbsEventStream,
-  type BbsEventStreamOptions,
-  type DecodedEvent,
-  type EventDecoder,
-} from './bbs-events.js';
+import { BbsError } from '../model/bbs-errors.js';
 import {
   type ActualLRP,
   type CellPresence,
@@ -27,7 +20,14 @@ import {
   decodeMessage,
   models,
   type Task,
-} from './bbs-messages.js';
+} from '../model/bbs-messages.js';
+import {
+  type BbsEventKind,
+  BbsEventStream,
+  type BbsEventStreamOptions,
+  type DecodedEvent,
+  type EventDecoder,
+} from './bbs-events.js';
 import {
   BbsInvalidResponseError,
   BbsUnavailableError,

@@ -6,7 +6,7 @@
  *
  * Behaviour:
  * - every `data:` line is decoded with `decode(name, base64)` (default: `decodeEvent` of
- *   `bbs-messages.ts`); unknown event names are skipped and counted; an undecodable payload is
+ *   `src/model/bbs-messages.ts`); unknown event names are skipped and counted; an undecodable payload is
  *   counted, reported (`decodeError` listener, warn log) and the stream goes on;
  * - stream end, a connection error, a non-200 answer, or silence longer than `idleTimeoutMs` →
  *   reconnect with exponential backoff and jitter (our own; the package's fixed 3 s retry is not
@@ -21,10 +21,10 @@
  */
 import { EventEmitter } from 'node:events';
 import { EventSource } from 'eventsource';
+import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from '../lib/backoff.js';
 import { CfnetError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
-import { type BackoffOptions, backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
-import { type DecodedBbsEvent, decodeEvent, models } from './bbs-messages.js';
+import { type DecodedBbsEvent, decodeEvent, models } from '../model/bbs-messages.js';
 import { rawFetch } from './raw-http.js';
 import { type ResolvedTls, resolveTls, type TlsMaterial } from './tls-config.js';
 

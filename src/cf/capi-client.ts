@@ -22,12 +22,13 @@
  * Longer than ~400 lines: the v3 and v2 listings with their different pagination and relations, and
  * the UAA token handling they share.
  */
+
+import type { BackoffOptions } from '../lib/backoff.js';
 import { ValidationError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
 import { parseCapiRules } from '../model/asg-rule.js';
 import { parseCapiV3SecurityGroup } from '../model/security-group.js';
 import type { SecurityGroup } from '../model/types.js';
-import type { BackoffOptions } from './backoff.js';
 import {
   CapiUnstableListError,
   CfInvalidSecurityGroupError,

@@ -2,7 +2,7 @@
  * Typed errors of the CF clients (BBS, CAPI, UAA, policy server). Every error carries the context
  * needed to act on it: `service`, `method`, `path` (url path, never a query holding secrets), and
  * `status` when an HTTP status was received. BBS protocol errors (`BbsError`, `BbsDecodeError`) live
- * in `bbs-errors.ts`.
+ * in `src/model/bbs-errors.ts`.
  */
 import { CfnetError, type ErrorCode } from '../lib/errors.js';
 

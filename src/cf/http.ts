@@ -11,8 +11,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosInstance, isAxiosError } from 'axios';
+import { type BackoffOptions, backoffDelay, parseRetryAfter, sleep } from '../lib/backoff.js';
 import type { Logger } from '../lib/log.js';
-import { type BackoffOptions, backoffDelay, parseRetryAfter, sleep } from './backoff.js';
 import {
   CfAuthError,
   CfConnectionError,

@@ -3,11 +3,11 @@
  * framing), UAA, Cloud Controller (v3/v2 security groups, asg_latest_update) and the policy server's
  * internal API. Errors are `CfClientError` subclasses (`errors.ts`) plus `BbsError`/`BbsDecodeError`.
  */
-export * from './backoff.js';
+export * from '../lib/backoff.js';
+export * from '../model/bbs-errors.js';
+export * from '../model/bbs-messages.js';
 export * from './bbs-client.js';
-export * from './bbs-errors.js';
 export * from './bbs-events.js';
-export * from './bbs-messages.js';
 export * from './capi-client.js';
 export * from './chunked.js';
 export * from './errors.js';

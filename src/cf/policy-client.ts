@@ -10,6 +10,8 @@
  * Malformed JSON → `CfMalformedResponseError`; an invalid policy → `CfInvalidPolicyError`; an
  * invalid rule → `CfInvalidSecurityGroupError` naming the group and the field.
  */
+
+import type { BackoffOptions } from '../lib/backoff.js';
 import { ValidationError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
 import {
@@ -19,7 +21,6 @@ import {
   parsePoliciesLastUpdated,
 } from '../model/policy.js';
 import type { C2CPolicy, SecurityGroup } from '../model/types.js';
-import type { BackoffOptions } from './backoff.js';
 import { CfInvalidPolicyError, CfInvalidSecurityGroupError, CfMalformedResponseError } from './errors.js';
 import { HttpJsonClient, type HttpResponse } from './http.js';
 import type { TlsMaterial } from './tls-config.js';

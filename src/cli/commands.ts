@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
+import { registerAgentCommands } from '../agent/command.js';
 import { registerDataplaneCommands } from '../dataplane/commands.js';
 import { registerDemoCommand } from '../demo/command.js';
-import { registerAgentCommands } from './agent-command.js';
 import { registerCniCommands } from './cni-command.js';
 import { registerControllerCommands } from './controller-command.js';
 import { registerModelCommands } from './model-commands.js';

@@ -9,7 +9,7 @@
  */
 import { ValidationError, withFieldPrefix } from '../lib/errors.js';
 import { parseGardenNetOutRules } from '../model/asg-rule.js';
-import { parseCellConfig } from '../model/config.js';
+import { CELL_CONFIG_KEYS, parseCellConfig } from '../model/config.js';
 import { parseCidr } from '../model/ip.js';
 import {
   type CellConfig,
@@ -36,24 +36,13 @@ export const DEFAULTS = {
   logLevel: 'warn',
 } as const;
 
-/** Silk-style keys handed to parseCellConfig (model/config.ts). */
-export const CELL_KEYS = [
-  'overlay_network',
-  'dns_servers',
-  'host_tcp_services',
-  'host_udp_services',
-  'deny_networks',
-  'iptables_logging',
-  'iptables_asg_logging',
-  'iptables_c2c_logging',
-  'iptables_denied_logs_per_sec',
-  'iptables_accepted_udp_logs_per_sec',
-] as const;
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-
-/** The plugin's own keys of the network configuration (read by parseNetConfig below). */
-export const CNI_PLUGIN_KEYS = [
+/**
+ * The plugin's own keys that `parseNetConfig` reads (besides `cniVersion`, `name`, `ipam`,
+ * `prevResult` of the CNI contract and the cell keys `CELL_CONFIG_KEYS` of model/config.ts it hands
+ * to `parseCellConfig`). README.md documents each; the packaging tests check both lists.
+ */
+export const PLUGIN_KEYS = [
+  'type',
   'subnet',
   'subnet_file',
   'mtu',
@@ -68,12 +57,9 @@ export const CNI_PLUGIN_KEYS = [
   'log_file',
 ] as const;
 
-/**
- * Every key of the network configuration cfnet-cni reads besides CNI's own (`cniVersion`, `name`,
- * `ipam`, `prevResult`, `runtimeConfig`, `args`): templates that write the config are checked
- * against this list, so a key nothing reads cannot slip in.
- */
-export const CNI_CONFIG_KEYS: readonly string[] = ['type', ...CNI_PLUGIN_KEYS, ...CELL_KEYS];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export const CNI_CONFIG_KEYS: readonly string[] = [...PLUGIN_KEYS, ...CELL_CONFIG_KEYS];
 
 export interface NetConfig {
   cniVersion: SupportedVersion;
@@ -204,7 +190,7 @@ export function parseNetConfig(raw: Record<string, unknown>): NetConfig {
   }
 
   const cellInput: Record<string, unknown> = {};
-  for (const k of CELL_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
+  for (const k of CELL_CONFIG_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
   const cell = parseCellConfig(cellInput, {
     base: {
       ...DEFAULT_CELL_CONFIG,

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { ValidationError } from '../lib/errors.js';
-import { parseIp } from '../model/ip.js';
+import { intToIpv4, ipv4ToInt, parseIp } from '../model/ip.js';
 import { checkSubnet, checkSubnetInOverlay, type NetConfig } from './config.js';
 import { CNI_ERR, CniConfigError, CniError } from './errors.js';
 
@@ -19,15 +19,6 @@ export interface CellSubnet {
   prefix: number;
 }
 
-export function ipToNum(ip: string): number {
-  const p = ip.split('.');
-  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
-}
-
-export function numToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
 /** First and last assignable address (network + 1 .. broadcast - 1). */
 export function hostRange(s: CellSubnet): { first: number; last: number } {
   const size = 2 ** (32 - s.prefix);
@@ -35,14 +26,14 @@ export function hostRange(s: CellSubnet): { first: number; last: number } {
 }
 
 export function inSubnet(s: CellSubnet, ip: string): boolean {
-  const n = ipToNum(ip);
+  const n = ipv4ToInt(ip);
   return n >= s.network && n < s.network + 2 ** (32 - s.prefix);
 }
 
 export function makeSubnet(cidr: string, gateway: string | null, field: string): CellSubnet {
   const canonical = checkSubnet(cidr, field);
   const [net, len] = canonical.split('/') as [string, string];
-  const s: CellSubnet = { subnet: canonical, gateway: null, network: ipToNum(net), prefix: Number(len) };
+  const s: CellSubnet = { subnet: canonical, gateway: null, network: ipv4ToInt(net), prefix: Number(len) };
   if (gateway !== null) {
     const g = parseIp(gateway, `${field.replace(/subnet$/, '')}gateway`);
     if (g.family !== 4 || !inSubnet(s, g.text)) {
@@ -109,7 +100,7 @@ export async function readSubnet(cfg: NetConfig): Promise<CellSubnet> {
 export function capacity(s: CellSubnet): number {
   const { first, last } = hostRange(s);
   const n = last - first + 1;
-  return s.gateway !== null && ipToNum(s.gateway) >= first && ipToNum(s.gateway) <= last ? n - 1 : n;
+  return s.gateway !== null && ipv4ToInt(s.gateway) >= first && ipv4ToInt(s.gateway) <= last ? n - 1 : n;
 }
 
 /**
@@ -121,14 +112,14 @@ export function allocate(s: CellSubnet, used: ReadonlySet<string>, lastReserved:
   const size = last - first + 1;
   let start = first;
   if (lastReserved !== null && inSubnet(s, lastReserved)) {
-    const n = ipToNum(lastReserved);
+    const n = ipv4ToInt(lastReserved);
     if (n >= first && n < last) start = n + 1;
   }
-  const gw = s.gateway === null ? -1 : ipToNum(s.gateway);
+  const gw = s.gateway === null ? -1 : ipv4ToInt(s.gateway);
   for (let i = 0; i < size; i++) {
     const n = first + ((start - first + i) % size);
     if (n === gw) continue;
-    const ip = numToIp(n);
+    const ip = intToIpv4(n);
     if (!used.has(ip)) return ip;
   }
   throw new CniError(

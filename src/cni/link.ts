@@ -9,6 +9,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { type PendingCommand, run, startCommand } from '../host/index.js';
+import { ipv4ToInt } from '../model/ip.js';
 import { CNI_ERR, CniError } from './errors.js';
 import { GATEWAY } from './names.js';
 
@@ -152,11 +153,7 @@ function defaultRoutes(v: VethSpec): string[] {
 
 /** The routing table of an additional attachment's address (unique per address in the container). */
 export function sourceTable(ip: string): number {
-  const last16 = ip
-    .split('.')
-    .slice(2)
-    .reduce((n, o) => n * 256 + Number(o), 0);
-  return 0x10000 + last16;
+  return 0x10000 + (ipv4ToInt(ip) & 0xffff);
 }
 
 /**

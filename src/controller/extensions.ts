@@ -1,6 +1,6 @@
 /**
  * Registration point for operator-side extensions of a controller replica (the event journal and
- * the web dashboard of `src/ops` / `controller/dashboard`). The controller calls them at three
+ * the web dashboard, `src/ops/dashboard`). The controller calls them at three
  * points and otherwise knows nothing about them:
  * - `onEnqueued`: after every enqueue of reconcile jobs (world changes, resyncs, agent inventory
  *   changes, operator replays) with the job ids BullMQ returned (a deduplicated request gets the id

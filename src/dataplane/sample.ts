@@ -3,10 +3,8 @@
  * few realistic ASG rule sets, c2c allow entries and NetIn mappings. Addresses are TEST-NET /
  * documentation ranges and the default overlay.
  */
-import { bigIntToIp } from '../model/ip.js';
+import { intToIpv4 } from '../model/ip.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG, type EgressRule } from '../model/types.js';
-
-const formatIpv4 = (n: number): string => bigIntToIp(BigInt(n), 4);
 
 export interface SampleOptions {
   containers: number;
@@ -70,7 +68,7 @@ function rng(seed: number): () => number {
 export function sampleRule(r: () => number, i: number): EgressRule {
   const n = Math.floor(r() * 200);
   const kind = i % 5;
-  const dest = (a: number, b: number) => ({ family: 4 as const, start: formatIpv4(a), end: formatIpv4(b) });
+  const dest = (a: number, b: number) => ({ family: 4 as const, start: intToIpv4(a), end: intToIpv4(b) });
   const base = (((10 << 24) >>> 0) + (n << 16)) >>> 0;
   const destinations = [
     dest(base, base + 255),
@@ -121,7 +119,7 @@ export function sampleRuleSet(o: SampleOptions): CellRuleSet {
     asgSets[h] = o.cfDefaults ? [...structuredClone(CF_DEFAULT_RULES), ...own] : own;
   }
   const containers = Array.from({ length: o.containers }, (_, i) => {
-    const ip = formatIpv4(
+    const ip = intToIpv4(
       (((10 << 24) | (255 << 16) | (cell << 8)) >>> 0) + 2 + (i % 250) + Math.floor(i / 250) * 256,
     );
     return {

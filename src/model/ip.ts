@@ -390,3 +390,19 @@ export function rangeSize(range: IpRange): bigint {
   const r = toNum(range);
   return r.end - r.start + 1n;
 }
+
+/**
+ * IPv4 as an unsigned 32-bit number, for subnet arithmetic on the data path (IPAM, overlay
+ * leases, simulated address pools) where BigInt would be wasteful. No validation: callers pass
+ * addresses they have validated (or generated); a malformed one gives NaN.
+ */
+export function ipv4ToInt(ip: string): number {
+  const p = ip.split('.');
+  if (p.length !== 4) return Number.NaN;
+  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
+}
+
+/** Dotted-quad text of an unsigned 32-bit number (the inverse of `ipv4ToInt`). */
+export function intToIpv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}

@@ -4,7 +4,7 @@
  *   inventories, resyncs) and every agent report whose applied version or error changed becomes
  *   an entry of the capped journal stream, written in order, off the controller's path (a slow or
  *   failing Redis never delays an enqueue; entries beyond a backlog bound are dropped and counted);
- * - the dashboard on the operator port (controller/dashboard), when an operator token is set.
+ * - the dashboard on the operator port (src/ops/dashboard), when an operator token is set.
  * This module stays light: the journal and dashboard code is loaded on first use, so `cfnet`
  * commands that never run a controller do not pay for it.
  */

@@ -3,6 +3,9 @@
  * conversion from BBS messages (docs/cf-interfaces.md, "BBS messages", "What Cloud Controller writes into BBS"). Records are plain JSON-able objects: the
  * leader keeps them in memory and mirrors the per-cell join (`ContainerRecord`) into Redis.
  */
+
+import type { ValidationError } from '../lib/errors.js';
+import { parseBbsRules } from '../model/asg-rule.js';
 import type {
   ActualLRP,
   ActualLRPInfo,
@@ -11,9 +14,7 @@ import type {
   DesiredLRP,
   PortMapping,
   Task,
-} from '../cf/bbs-messages.js';
-import type { ValidationError } from '../lib/errors.js';
-import { parseBbsRules } from '../model/asg-rule.js';
+} from '../model/bbs-messages.js';
 import { canonicalJson, normalizeRules, shortHash } from '../model/canonical.js';
 import { isIp } from '../model/ip.js';
 import type { EgressRule, NetInMapping, Workload } from '../model/types.js';

@@ -9,7 +9,7 @@
  * serves.
  */
 import $protobuf from 'protobufjs/minimal.js';
-import { bigIntToLong, models } from '../cf/bbs-messages.js';
+import { bigIntToLong, models } from '../model/bbs-messages.js';
 import type { LrpEvent, TaskEvent } from './events.js';
 import type { BbsEgressRule, SimActualLrp, SimCell, SimDesiredLrp, SimTask, SimWorld } from './world.js';
 

@@ -4,7 +4,7 @@
  * hijacked socket with BBS's own chunk framing (`<hex>;\r\n<event>\r\n`, `0\r\n\r\n` at close).
  */
 import type { Socket } from 'node:net';
-import { models } from '../cf/bbs-messages.js';
+import { models } from '../model/bbs-messages.js';
 import {
   type ActualEncoder,
   cellMessage,

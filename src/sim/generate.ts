@@ -5,13 +5,13 @@
  * Longer than ~400 lines: one deterministic pass that generates every record kind of a foundation
  * from a seed.
  */
+import { intToIpv4, ipv4ToInt } from '../model/ip.js';
 import { Prng } from './prng.js';
 import {
   BASE_TIME_MS,
   type CcRule,
   FOUNDATION_SIZES,
   type FoundationSize,
-  intToIp,
   isoSeconds,
   nsFromMs,
   type SimActualLrp,
@@ -61,7 +61,7 @@ export function cellSubnet(index: number, cellCount: number): { overlay: string;
   if (cellCount <= 254) return { overlay: '10.255.0.0/16', subnet: `10.255.${index + 1}.0/24` };
   if (index + 1 >= 4096) throw new Error('at most 4095 cells are supported');
   const base = (10 << 24) + (32 << 16) + (index + 1) * 512;
-  return { overlay: '10.32.0.0/11', subnet: `${intToIp(base >>> 0)}/23` };
+  return { overlay: '10.32.0.0/11', subnet: `${intToIpv4(base >>> 0)}/23` };
 }
 
 export function cellAddress(index: number): string {
@@ -100,9 +100,9 @@ function randomDestination(rng: Prng): string {
   if (kind <= 3) return ip;
   if (kind <= 7) {
     const bits = rng.pick([16, 20, 24, 24, 28, 32]);
-    const n = ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+    const n = ipv4ToInt(ip);
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    return `${intToIp((n & mask) >>> 0)}/${bits}`;
+    return `${intToIpv4((n & mask) >>> 0)}/${bits}`;
   }
   const parts = ip.split('.');
   const last = Number(parts[3]);

@@ -4,6 +4,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { ValidationError } from '../lib/errors.js';
+import { ipv4ToInt } from '../model/ip.js';
 import type { CcRule } from './world.js';
 
 const KEYS = new Set(['protocol', 'destination', 'ports', 'type', 'code', 'log', 'description']);
@@ -13,7 +14,7 @@ function ipv4Value(s: string): number | null {
   if (!isIPv4(s)) return null;
   const parts = s.split('.');
   if (parts.some((p) => p.length > 1 && p.startsWith('0'))) return null;
-  return parts.reduce((acc, p) => acc * 256 + Number(p), 0);
+  return ipv4ToInt(s);
 }
 
 function validDestination(d: string): boolean {

@@ -6,6 +6,7 @@
  * Longer than ~400 lines: the simulator's record types and the one store that keeps them with their
  * indexes; mostly declarations.
  */
+import { intToIpv4, ipv4ToInt } from '../model/ip.js';
 
 export type FoundationSize = 'small' | 'medium' | 'large';
 
@@ -253,14 +254,6 @@ export function isoSeconds(ms: number): string {
   return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 }
 
-function ipToInt(ip: string): number {
-  return ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-}
-
-export function intToIp(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
 export function actualKey(processGuid: string, index: number): string {
   return `${processGuid}/${index}`;
 }
@@ -318,7 +311,7 @@ export class SimWorld {
     const [net, bits] = cell.subnet.split('/');
     const hostBits = 32 - Number(bits);
     this.alloc.set(cell.id, {
-      base: ipToInt(net ?? '0.0.0.0'),
+      base: ipv4ToInt(net ?? '0.0.0.0'),
       hosts: 2 ** hostBits,
       next: 2,
       used: new Set(),
@@ -342,7 +335,7 @@ export class SimWorld {
       a.next = a.next + 1 >= a.hosts - 1 ? 2 : a.next + 1;
       if (!a.used.has(host)) {
         a.used.add(host);
-        return intToIp(a.base + host);
+        return intToIpv4(a.base + host);
       }
     }
     throw new Error(`cell ${cellId} has no free container IP`);
@@ -352,14 +345,14 @@ export class SimWorld {
   claimIp(cellId: string, ip: string): void {
     const a = this.alloc.get(cellId);
     if (!a) return;
-    const host = ipToInt(ip) - a.base;
+    const host = ipv4ToInt(ip) - a.base;
     if (host > 0 && host < a.hosts) a.used.add(host);
   }
 
   releaseIp(cellId: string, ip: string): void {
     const a = this.alloc.get(cellId);
     if (!a || !ip) return;
-    a.used.delete(ipToInt(ip) - a.base);
+    a.used.delete(ipv4ToInt(ip) - a.base);
   }
 
   allocateHostPort(cellId: string): number {

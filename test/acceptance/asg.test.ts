@@ -10,9 +10,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { GardenNetOutRule } from '../../src/lab/garden-rules.js';
-import { type AppRef, Cluster, EXTERNAL_IP, waitUntil } from '../helpers/cluster.js';
+import { type AppRef, Cluster, EXTERNAL_IP } from '../helpers/cluster.js';
 import { FlowWatch } from '../helpers/flow-watch.js';
 import { icmp, type Server, startServers } from '../helpers/netns.js';
+import { waitUntil } from '../helpers/wait.js';
 import {
   ASG_EXTERNAL_BOUND_MS,
   ASG_TEST_BOUND_MS,

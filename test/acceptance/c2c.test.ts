@@ -8,9 +8,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AppRef, CellNode, ContainerRef } from '../helpers/cluster.js';
-import { Cluster, EXTERNAL_IP, waitUntil } from '../helpers/cluster.js';
+import { Cluster, EXTERNAL_IP } from '../helpers/cluster.js';
 import { FlowWatch } from '../helpers/flow-watch.js';
 import { LongConnection } from '../helpers/netns.js';
+import { waitUntil } from '../helpers/wait.js';
 import {
   CONNECTION_EVENTUALLY_MS,
   outcome,

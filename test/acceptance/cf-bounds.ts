@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { ASG_FULL_LIST_DEFAULT_MS, CONTROLLER_SETTINGS } from '../../src/controller/settings.js';
 import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** CF's `PolicyWaitTime`: the suite sleeps this long after a policy change before it checks. */
 export const POLICY_WAIT_MS = 7_000;
@@ -94,8 +95,7 @@ export async function outcome(ns: string, probes: Probe[], timeoutMs = 1000): Pr
   return (await probe(ns, probes, timeoutMs)).map((r) => (r === 'open' ? 'open' : 'closed'));
 }
 
-export const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
-export const udp = (host: string, port: number): Probe => ({ proto: 'udp', host, port });
+export { tcp, udp } from '../helpers/fixtures.js';
 
 /**
  * Waits until `check` holds; asserts that took no more than CF's `boundMs` and reports cfnet's
@@ -109,16 +109,14 @@ export async function until(
   opts: { since?: number; intervalMs?: number } = {},
 ): Promise<number> {
   const since = opts.since ?? Date.now();
-  for (;;) {
-    const ok = await check();
-    const took = Date.now() - since;
-    if (ok) {
-      t.diagnostic(`${what}: cfnet ${took} ms (CF bound ${boundMs} ms)`);
-      return took;
-    }
-    if (took > boundMs) assert.fail(`${what}: not so within CF's ${boundMs} ms`);
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
-  }
+  const { took } = await waitUntil(
+    `${what}: within CF's ${boundMs} ms`,
+    async () => (await check()) && { took: Date.now() - since },
+    Math.max(0, since + boundMs - Date.now()),
+    opts.intervalMs ?? 100,
+  );
+  t.diagnostic(`${what}: cfnet ${took} ms (CF bound ${boundMs} ms)`);
+  return took;
 }
 
 /** CF's `Consistently`: every round of probes for `ms` gives `want`. */

@@ -12,8 +12,8 @@ import { type AgentDataplane, DryRunDataplane } from '../../src/agent/dry-run.js
 import { NftDataplane } from '../../src/dataplane/apply.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
 import type { CellRuleSet } from '../../src/model/types.js';
+import { container, ruleSetOf } from '../helpers/fixtures.js';
 import { createNetns, deleteNetns, uniqueName } from '../helpers/netns.js';
-import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const https = parseCapiRule({ protocol: 'tcp', destination: '10.0.0.0/8', ports: '443' });
 const a1 = container('a1', '10.255.1.2', { appGuid: 'app-a', tag: 1 });

@@ -14,11 +14,12 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { backendRuleArgs, iptablesComment, splitRuleLine } from '../../src/dataplane/host-filter.js';
-import { Cluster, type ContainerRef, waitUntil } from '../helpers/cluster.js';
-import { expectTraffic, type Probe } from '../helpers/netns.js';
+import { Cluster, type ContainerRef } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
+import { expectTraffic } from '../helpers/netns.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const OVERLAY = '10.255.0.0/16';
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 
 const variants = [
   { binary: 'iptables', driftCheckIntervalSeconds: 3600, repairedBy: 'nft monitor' },

@@ -13,10 +13,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { CellRuleSet } from '../../src/model/types.js';
-import { type AppRef, type CellNode, Cluster, type ContainerRef, waitUntil } from '../helpers/cluster.js';
+import { type AppRef, type CellNode, Cluster, type ContainerRef } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
 import { probe } from '../helpers/netns.js';
-
-const tcp = (host: string, port: number) => ({ proto: 'tcp' as const, host, port });
+import { waitUntil } from '../helpers/wait.js';
 
 /** The controller's current rule set of a cell (a snapshot), null while it has none. */
 async function controllerRuleSet(cluster: Cluster, cell: CellNode): Promise<CellRuleSet | null> {

@@ -19,7 +19,7 @@ import {
   type Foundation,
   REDIS_URL,
   startFoundation,
-  waitFor,
+  waitUntil,
 } from '../integration/ops-helpers.js';
 
 const CHROMIUM = process.env.CFNET_CHROMIUM ?? '/usr/bin/chromium';
@@ -41,10 +41,11 @@ describe('dashboard in a headless browser', { skip: !existsSync(CHROMIUM) && `no
     base = f.controller.operatorUrl!;
     assert.ok(base, 'the operator port listens');
     const cells = [...f.sim.world.cells.keys()].sort();
-    await waitFor(
+    await waitUntil(
       'initial reconciles',
       async () => (await redis.scard(keys.ruleSetCells)) === cells.length,
       30_000,
+      25,
     );
     // a reconcile that fails: the cell's world record is unreadable
     cell = cells[0]!;

@@ -22,6 +22,7 @@ import { NftDataplane } from '../../src/dataplane/index.js';
 import { runCommand } from '../../src/host/index.js';
 import { parseCapiRules } from '../../src/model/asg-rule.js';
 import type { CellRuleSet } from '../../src/model/types.js';
+import { container, ruleSetOf } from '../helpers/fixtures.js';
 import {
   attachContainer,
   createNetns,
@@ -37,7 +38,6 @@ import {
   waitKernelLog,
   withSysctl,
 } from '../helpers/netns.js';
-import { container, ruleSetOf } from '../helpers/rule-sets.js';
 
 const A = '10.255.1.2';
 const CELL_IP = '192.0.2.1';

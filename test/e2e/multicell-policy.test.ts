@@ -13,17 +13,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import {
-  type AppRef,
-  Cluster,
-  type ContainerRef,
-  EXTERNAL_IP,
-  UNDERLAY_GW,
-  waitUntil,
-} from '../helpers/cluster.js';
-import { expectTraffic, LongConnection, type Probe, probe } from '../helpers/netns.js';
-
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
+import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP, UNDERLAY_GW } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
+import { expectTraffic, LongConnection, probe } from '../helpers/netns.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('multi-cell: policies, ASGs, NetIn, controller loss and agent restarts with real packets', () => {
   let cluster: Cluster;

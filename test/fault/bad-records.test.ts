@@ -21,23 +21,16 @@ import type { Redis } from 'ioredis';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { Journal, type JournalEntry } from '../../src/ops/journal.js';
 import { Keys } from '../../src/state/keys.js';
-import {
-  type AppRef,
-  type CellNode,
-  Cluster,
-  type ContainerRef,
-  EXTERNAL_IP,
-  waitUntil,
-} from '../helpers/cluster.js';
+import { type AppRef, type CellNode, Cluster, type ContainerRef, EXTERNAL_IP } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
 import { type Flow, FlowWatch } from '../helpers/flow-watch.js';
 import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** A platform change reaches the kernel within this (policy server check 1 s + reconcile + poll). */
 const NORMAL_LATENCY_MS = 5_000;
 /** A foreign change to the table is undone within this. */
 const REPAIR_MS = 1_000;
-
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 
 /** Polls `ns` until the probes give `want`; returns how long it took (fails after `limitMs`). */
 async function enforcedWithin(

@@ -10,13 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type AppRef, Cluster, type ContainerRef, waitUntil } from '../helpers/cluster.js';
+import { type AppRef, Cluster, type ContainerRef } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
 import { FlowWatch } from '../helpers/flow-watch.js';
-import { expectTraffic, type Probe, probe } from '../helpers/netns.js';
+import { expectTraffic, probe } from '../helpers/netns.js';
 import { SentinelRedis } from '../helpers/redis-sentinel.js';
+import { waitUntil } from '../helpers/wait.js';
 import { cfnet } from '../integration/ops-helpers.js';
 
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 const CHURN_PORTS = [9001, 9002, 9003, 9004, 9005, 9006];
 
 describe('Redis Sentinel: master killed during policy churn (real packets)', () => {

@@ -23,14 +23,15 @@ import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { Keys } from '../../src/state/keys.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { WorldStore } from '../../src/state/world-store.js';
-import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP, waitUntil } from '../helpers/cluster.js';
+import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP } from '../helpers/cluster.js';
+import { tcp } from '../helpers/fixtures.js';
 import { type Flow, FlowWatch } from '../helpers/flow-watch.js';
-import { expectTraffic, type Probe, probe } from '../helpers/netns.js';
+import { expectTraffic, probe } from '../helpers/netns.js';
 import { RedisServer } from '../helpers/redis-server.js';
+import { waitUntil } from '../helpers/wait.js';
 import { describeDifference, fromScratch } from '../integration/controller-scratch.js';
 
 const INITIAL_SYNC_TIMEOUT_MS = 4000;
-const tcp = (host: string, port: number): Probe => ({ proto: 'tcp', host, port });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {

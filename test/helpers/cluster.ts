@@ -11,5 +11,4 @@ export {
   EXTERNAL_IP,
   REDIS_URL,
   UNDERLAY_GW,
-  waitUntil,
 } from '../../src/lab/cluster.js';

@@ -14,7 +14,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { createNetns, deleteNetns, exec, ip, run, uniqueName } from '../../src/lab/netns.js';
-import { waitUntil } from '../../src/lab/process.js';
+import { waitUntil } from './wait.js';
 
 // The basics live in the lab foundation (src/lab/netns.ts), shared with the demo and benches.
 export {

@@ -19,7 +19,7 @@ import { exposition } from '../../src/lib/metrics.js';
 import { type CertificateAuthority, describeCert } from '../../src/lib/tls.js';
 import { type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { dryRunAgentFiles } from '../helpers/dry-run-agent.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitUntil } from '../helpers/wait.js';
 import { type IdentityFoundation, startIdentityFoundation } from './identity-helpers.js';
 
 const SECRET = 'agent-identity-test-secret-0123';
@@ -108,21 +108,22 @@ describe('agent certificates rotate without a restart and without dropping a lon
       assert.deepEqual(first.ip, [cell.ip]);
       assert.equal(statSync(config.clientKey).mode & 0o777, 0o600, 'the key is readable by the agent only');
       // the agent's lease is for its own address
-      await waitFor(() => agent.status().lease?.underlayIp === cell.ip, 10_000, 'lease');
+      await waitUntil('lease', () => agent.status().lease?.underlayIp === cell.ip, 10_000, 10);
       // two renewals on its own schedule (60-75 % of 6 s), the same process throughout
       const serials = new Set([first.serial]);
-      await waitFor(
+      await waitUntil(
+        'two renewals',
         () => {
           serials.add(describeCert(readFileSync(config.clientCert, 'utf8')).serial);
           return serials.size >= 3;
         },
         20_000,
-        'two renewals',
+        10,
       );
       // once the first certificate has expired, a change published now still reaches the agent
       await new Promise((r) => setTimeout(r, Math.max(0, first.notAfter.getTime() - Date.now() + 100)));
       const v = await ctl.ruleSetStore.write(ruleSet(cell.id, 2), null);
-      await waitFor(() => agent.status().appliedVersion === v, 10_000, 'applied');
+      await waitUntil('applied', () => agent.status().appliedVersion === v, 10_000, 10);
       const metrics = (await exposition(agent.registry)).body;
       assert.match(metrics, /cfnet_agent_certificate_renewals_total\{method="token",outcome="ok"[^}]*\} 1/);
       assert.match(

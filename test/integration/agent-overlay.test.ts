@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { vtepMacOf } from '../../src/agent/overlay.js';
-import { Cluster, waitUntil } from '../helpers/cluster.js';
+import { Cluster } from '../helpers/cluster.js';
+import { waitUntil } from '../helpers/wait.js';
 
 type Json = Record<string, unknown>;
 

@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
-import { type AppRef, Cluster, type ContainerRef, waitUntil } from '../helpers/cluster.js';
+import { type AppRef, Cluster, type ContainerRef } from '../helpers/cluster.js';
+import { waitUntil } from '../helpers/wait.js';
 
 type Json = Record<string, unknown>;
 

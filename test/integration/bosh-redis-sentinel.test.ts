@@ -12,8 +12,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { freePort, waitExit, waitUntil } from '../../src/lab/process.js';
+import { freePort, waitExit } from '../../src/lab/process.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const renderer = join(root, 'scripts', 'render-bosh-templates.rb');

@@ -9,17 +9,17 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { BbsClient } from '../../src/cf/bbs-client.js';
-import { BbsDecodeError } from '../../src/cf/bbs-errors.js';
 import {
   type BbsEventStream,
   type BbsEventStreamOptions,
   encodeEventsByCellId,
   type StreamItem,
 } from '../../src/cf/bbs-events.js';
-import { type DecodedBbsEvent, encodeEvent, models } from '../../src/cf/bbs-messages.js';
 import { CfConnectionError } from '../../src/cf/errors.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
-import { waitFor } from '../helpers/wait.js';
+import { BbsDecodeError } from '../../src/model/bbs-errors.js';
+import { type DecodedBbsEvent, encodeEvent, models } from '../../src/model/bbs-messages.js';
+import { waitUntil } from '../helpers/wait.js';
 
 interface Conn {
   socket: tls.TLSSocket;
@@ -231,7 +231,7 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
     // a large event: several TLS records, split chunk lines
     const big = lrpChanged('x'.repeat(40_000), 3, 'cell-7', 'CRASHED');
     bbs.send(conn, 'actual_lrp_instance_changed', big);
-    await waitFor(() => got.length === 3, 5000, 'three events');
+    await waitUntil('three events', () => got.length === 3, 5000, 10);
     assert.deepEqual(got, ['0:pg-1/RUNNING', '1:desired_lrp_removed', `2:${'x'.repeat(40_000)}/CRASHED`]);
     assert.equal(stream.counters.events, 3);
     assert.equal(stream.counters.connects, 1);
@@ -261,7 +261,7 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
     bbs.send(conn, 'task_created', truncated);
     bbs.send(conn, 'task_removed', '');
     bbs.send(conn, 'task_removed', good);
-    await waitFor(() => events.length === 2, 5000, 'two good events');
+    await waitUntil('two good events', () => events.length === 2, 5000, 10);
     assert.deepEqual(events, ['task_created', 'task_removed']);
     assert.deepEqual(unknown, ['brand_new_event']);
     assert.equal(decodeErrors.length, 3);
@@ -300,13 +300,13 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
     const c1 = await first;
     await stream.waitOpen();
     bbs.send(c1, 'actual_lrp_instance_changed', lrpChanged('a', 0, 'c', 'RUNNING'));
-    await waitFor(() => items.length === 2);
+    await waitUntil('condition', () => items.length === 2, 5000, 10);
     const second = bbs.nextConnection();
     let reconnected = 0;
     stream.on('reconnected', () => reconnected++);
     bbs.end(c1);
     const c2 = await second;
-    await waitFor(() => reconnected === 1, 5000, 'reconnected');
+    await waitUntil('reconnected', () => reconnected === 1, 5000, 10);
     bbs.send(c2, 'actual_lrp_instance_changed', lrpChanged('b', 1, 'c', 'CLAIMED'));
     await iter;
     assert.deepEqual(
@@ -326,12 +326,12 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
     const c2p = bbs.nextConnection();
     c1.socket.destroy();
     await c2p;
-    await waitFor(() => stream.counters.reconnects === 1, 5000, 'first reconnect');
+    await waitUntil('first reconnect', () => stream.counters.reconnects === 1, 5000, 10);
     const c3p = bbs.nextConnection();
     const started = Date.now();
     await c3p; // nothing sent on c2: the idle timer drops it
     assert.ok(Date.now() - started >= 250, 'idle drop waited for the timeout');
-    await waitFor(() => stream.counters.reconnects === 2, 5000, 'second reconnect');
+    await waitUntil('second reconnect', () => stream.counters.reconnects === 2, 5000, 10);
     assert.equal(stream.counters.idleTimeouts, 1);
     stream.close();
   });
@@ -344,7 +344,7 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
     await stream.waitOpen();
     for (let i = 0; i < 12; i++)
       bbs.send(c1, 'actual_lrp_instance_changed', lrpChanged(`p${i}`, 0, 'c', 'RUNNING'));
-    await waitFor(() => stream.counters.slowConsumerDrops === 1, 5000, 'slow consumer drop');
+    await waitUntil('slow consumer drop', () => stream.counters.slowConsumerDrops === 1, 5000, 10);
     assert.equal(stream.connected, false);
     const c2p = bbs.nextConnection();
     const seen: string[] = [];
@@ -374,7 +374,7 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
     const reasons: string[] = [];
     stream.on('disconnected', (d) => reasons.push(d.reason));
     stream.start();
-    await waitFor(() => stream.counters.connectFailures >= 2, 5000, 'two refused attempts');
+    await waitUntil('two refused attempts', () => stream.counters.connectFailures >= 2, 5000, 10);
     assert.equal(stream.counters.connects, 0);
     assert.equal(stream.connected, false);
     assert.ok(reasons.length >= 2);
@@ -443,7 +443,7 @@ describe('BBS event stream over mTLS with BBS chunk framing', () => {
       '/v1/tasks/list.r3',
       http('404 Not Found', 'text/plain', Buffer.from('404 page not found')),
     );
-    const { BbsError } = await import('../../src/cf/bbs-errors.js');
+    const { BbsError } = await import('../../src/model/bbs-errors.js');
     const { BbsUnavailableError, BbsInvalidResponseError } = await import('../../src/cf/errors.js');
     await assert.rejects(bbsClient.cells(), (e: unknown) => e instanceof BbsError && e.type === 0);
     await assert.rejects(

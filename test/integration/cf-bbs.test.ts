@@ -6,17 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { BbsClient } from '../../src/cf/bbs-client.js';
-import { BbsDecodeError } from '../../src/cf/bbs-errors.js';
 import type { BbsEventStream, StreamEvent } from '../../src/cf/bbs-events.js';
-import { encodeEvent, longToBigInt, type models } from '../../src/cf/bbs-messages.js';
 import {
   BbsInvalidResponseError,
   BbsUnavailableError,
   CfConnectionError,
   CfTimeoutError,
 } from '../../src/cf/errors.js';
+import { BbsDecodeError } from '../../src/model/bbs-errors.js';
+import { encodeEvent, longToBigInt, type models } from '../../src/model/bbs-messages.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('BBS client against the simulator', () => {
   let sim: SimHandle;
@@ -120,7 +120,7 @@ describe('BBS client against the simulator', () => {
     const s = anon.eventStream('lrp', { backoff: { initialMs: 20, maxMs: 50 } });
     streams.push(s);
     s.start();
-    await waitFor(() => s.counters.connectFailures >= 2, 5000, 'two refused stream attempts');
+    await waitUntil('two refused stream attempts', () => s.counters.connectFailures >= 2, 5000, 10);
     assert.equal(s.counters.connects, 0);
     assert.equal(sim.eventStreams(), before, 'the simulator never subscribed it');
     s.close();
@@ -145,13 +145,19 @@ describe('BBS client against the simulator', () => {
       cellIds: [cells[0]!],
     });
     const appGuid = String(started.result.appGuid);
-    await waitFor(
+    await waitUntil(
+      'instance running event',
       () =>
         seenAll.some((e) => e.name === 'actual_lrp_instance_changed' && e.message.after?.state === 'RUNNING'),
       5000,
-      'instance running event',
+      10,
     );
-    await waitFor(() => seenFiltered.some((e) => e.name === 'desired_lrp_created'), 5000, 'desired event');
+    await waitUntil(
+      'desired event',
+      () => seenFiltered.some((e) => e.name === 'desired_lrp_created'),
+      5000,
+      10,
+    );
     const created = seenAll.find((e) => e.name === 'desired_lrp_created');
     assert.ok(created && created.name === 'desired_lrp_created');
     assert.ok(created.message.desiredLrp?.processGuid?.startsWith(appGuid));
@@ -174,7 +180,7 @@ describe('BBS client against the simulator', () => {
     await s.waitOpen();
     const app = [...sim.world.apps.values()][0]!;
     await sim.apply({ kind: 'task-run', appGuid: app.guid, taskGuid: 'task-under-test', durationMs: 60_000 });
-    await waitFor(() => seen.some((e) => e.name === 'task_created'), 5000, 'task_created');
+    await waitUntil('task_created', () => seen.some((e) => e.name === 'task_created'), 5000, 10);
     const e = seen.find((x) => x.name === 'task_created');
     assert.ok(e && e.name === 'task_created');
     assert.equal(e.message.task?.taskGuid, 'task-under-test');
@@ -202,7 +208,7 @@ describe('BBS client against the simulator', () => {
     const scaled = await sim.apply({ kind: 'app-scale', appGuid: app.guid, instances: app.instances + 1 });
     const sizeAfter = sim.world.actualLrps.size;
     assert.equal(sizeAfter, sizeBefore + 1);
-    await waitFor(() => relisted !== undefined, 5000, 're-list after reconnect');
+    await waitUntil('re-list after reconnect', () => relisted !== undefined, 5000, 10);
     assert.equal(relisted, sizeAfter);
     assert.equal(s.counters.reconnects, 1);
     assert.equal(s.connected, true);
@@ -216,7 +222,7 @@ describe('BBS client against the simulator', () => {
     );
     // and events flow on the new connection
     await sim.apply({ kind: 'app-scale', appGuid: app.guid, instances: app.instances + 2 });
-    await waitFor(() => got.some((e) => e.connection === 2), 5000, 'event after reconnect');
+    await waitUntil('event after reconnect', () => got.some((e) => e.connection === 2), 5000, 10);
     s.close();
   });
 
@@ -241,7 +247,7 @@ describe('BBS client against the simulator', () => {
     sim.faults.injectEvent('lrp', { name: 'actual_lrp_crashed', dataBase64: 'not*base64' });
     sim.faults.injectEvent('lrp', { name: 'actual_lrp_crashed', dataBase64: truncated });
     sim.faults.injectEvent('lrp', { name: 'actual_lrp_crashed', dataBase64: valid });
-    await waitFor(() => good.length === 1, 5000, 'the valid event');
+    await waitUntil('the valid event', () => good.length === 1, 5000, 10);
     assert.deepEqual(unknown, ['actual_lrp_instance_teleported']);
     assert.equal(bad.length, 2);
     assert.deepEqual(
@@ -260,7 +266,7 @@ describe('BBS client against the simulator', () => {
 
   it('timeouts: a stream head slower than connectTimeoutMs, and silence past idleTimeoutMs, both reconnect', async () => {
     for (const other of streams) other.close();
-    await waitFor(() => sim.eventStreams() === 0, 5000, 'earlier subscriptions closed');
+    await waitUntil('earlier subscriptions closed', () => sim.eventStreams() === 0, 5000, 10);
     const s = bbs.eventStream('task', {
       connectTimeoutMs: 300,
       idleTimeoutMs: 400,
@@ -276,7 +282,7 @@ describe('BBS client against the simulator', () => {
     assert.equal(s.counters.connectFailures, 1, JSON.stringify(reasons));
     assert.ok(Date.now() - t0 < 1500, 'gave up on the slow head instead of waiting for it');
     // a quiet foundation: BBS sends nothing, so the idle timer drops and re-opens the stream
-    await waitFor(() => s.counters.reconnects >= 1, 5000, 'reconnect after silence');
+    await waitUntil('reconnect after silence', () => s.counters.reconnects >= 1, 5000, 10);
     assert.equal(s.counters.idleTimeouts, 1);
     assert.equal(s.counters.decodeErrors, 0);
     s.close();
@@ -285,7 +291,7 @@ describe('BBS client against the simulator', () => {
   it('a failed stream request (500) is retried until the stream opens', async () => {
     // nothing else may take the injected failures: every earlier subscription is gone
     for (const other of streams) other.close();
-    await waitFor(() => sim.eventStreams() === 0, 5000, 'earlier subscriptions closed');
+    await waitUntil('earlier subscriptions closed', () => sim.eventStreams() === 0, 5000, 10);
     sim.faults.failNext('bbs', 2, 500);
     const s = stream('task');
     const fails: (number | undefined)[] = [];

@@ -16,7 +16,7 @@ import { PolicyServerClient } from '../../src/cf/policy-client.js';
 import { UaaClient } from '../../src/cf/uaa-client.js';
 import { createLogger, type Logger } from '../../src/lib/log.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** Lines of a PEM key's body: any one of them in a log would be a leak. */
 function pemBody(pem: string | undefined): string[] {
@@ -155,9 +155,9 @@ describe('no secret in any CF client log line', () => {
     stream.start();
     await stream.waitOpen();
     sim.faults.injectEvent('lrp', { name: 'actual_lrp_crashed', dataBase64: 'not*base64' });
-    await waitFor(() => stream.counters.decodeErrors === 1, 5000, 'the bad event');
+    await waitUntil('the bad event', () => stream.counters.decodeErrors === 1, 5000, 10);
     sim.faults.dropEventStreams();
-    await waitFor(() => stream.counters.reconnects === 1, 5000, 'reconnect');
+    await waitUntil('reconnect', () => stream.counters.reconnects === 1, 5000, 10);
     stream.close();
 
     logger.flush();

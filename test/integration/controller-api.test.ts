@@ -6,8 +6,10 @@ import { withControllerDefaults } from '../../src/controller/settings.js';
 import { deleteKeys } from '../../src/lib/redis.js';
 import { type CertificateAuthority, createCa, issueCert } from '../../src/lib/tls.js';
 import { applyPatch, ruleSetsEqual } from '../../src/model/ruleset.js';
-import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
-import { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
+import { type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { ruleSetOfHandles } from '../helpers/fixtures.js';
+import { waitUntil } from '../helpers/wait.js';
+import { REDIS_URL, testNamespace } from './controller-helpers.js';
 
 interface Res {
   status: number;
@@ -58,30 +60,7 @@ function call(
   });
 }
 
-function container(handle: string, ip: string): CellContainer {
-  return {
-    handle,
-    ip,
-    appGuid: 'a',
-    spaceGuid: 's',
-    orgGuid: 'o',
-    workload: 'app',
-    tag: null,
-    egress: 'e',
-    netIn: [],
-  };
-}
-
-function rs(cell: string, handles: string[]): CellRuleSet {
-  return {
-    cellId: cell,
-    version: 0,
-    containers: handles.map((h, i) => container(h, `10.255.1.${i + 2}`)),
-    asgSets: { e: [] },
-    c2c: [],
-    config: DEFAULT_CELL_CONFIG,
-  };
-}
+const rs = (cell: string, handles: string[]) => ruleSetOfHandles(cell, handles, 'e');
 
 describe('agent API (mTLS, long-poll, status, leases)', () => {
   const ns = testNamespace('api');
@@ -338,7 +317,7 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
   });
 
   it('exposes metrics and readiness on the operator port', async () => {
-    await waitFor('operator', () => ctl.operatorUrl);
+    await waitUntil('operator', () => ctl.operatorUrl, 10_000, 25);
     const m = await fetch(`${ctl.operatorUrl}/metrics`);
     const text = await m.text();
     assert.match(text, /cfnet_controller_api_requests_total\{/);

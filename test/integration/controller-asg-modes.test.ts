@@ -18,7 +18,8 @@ import { type CellRuleSet, DEFAULT_CELL_CONFIG, type EgressRule } from '../../sr
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { Keys } from '../../src/state/keys.js';
 import type { AsgData } from '../../src/state/world-store.js';
-import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { REDIS_URL, simSources, testNamespace } from './controller-helpers.js';
 
 const POLL_MS = 150;
 const FULL_LIST_MS = 2_000;
@@ -98,8 +99,11 @@ describe('security groups written through v2, dynamic ASGs', () => {
   it('a v2 bind and a v2 unbind reach the cell within one full listing interval', async () => {
     const { sim, ctl } = env;
     const { app, cellId, handle } = runningApp(sim);
-    await waitFor('the container in its cell’s rule set', async () =>
-      egressOf(await ctl.ruleSetStore.get(cellId), handle),
+    await waitUntil(
+      'the container in its cell’s rule set',
+      async () => egressOf(await ctl.ruleSetStore.get(cellId), handle),
+      10_000,
+      25,
     );
     const stamp = sim.world.asgLatestUpdate;
     const created = await sim.apply({ kind: 'asg-create', name: 'v2-bound', rules: [MARK_RULE], via: 'v2' });
@@ -111,22 +115,24 @@ describe('security groups written through v2, dynamic ASGs', () => {
     let t0 = Date.now();
     await sim.apply({ kind: 'asg-bind-space', guid, spaceGuid: app.spaceGuid, via: 'v2' });
     assert.equal(sim.world.asgLatestUpdate, stamp, 'v2 writes leave asg_latest_update alone');
-    await waitFor(
+    await waitUntil(
       'the v2 bind in the rule set',
       async () => marked(egressOf(await ctl.ruleSetStore.get(cellId), handle)),
       FULL_LIST_MS * 5,
+      25,
     );
     const bindMs = Date.now() - t0;
 
     t0 = Date.now();
     await sim.apply({ kind: 'asg-unbind-space', guid, spaceGuid: app.spaceGuid, via: 'v2' });
-    await waitFor(
+    await waitUntil(
       'the v2 unbind in the rule set',
       async () => {
         const rules = egressOf(await ctl.ruleSetStore.get(cellId), handle);
         return rules !== undefined && !marked(rules);
       },
       FULL_LIST_MS * 5,
+      25,
     );
     const unbindMs = Date.now() - t0;
     // one full interval (+20 % poll jitter of the check) plus listing, compute and publish on a
@@ -164,8 +170,11 @@ describe('static ASGs (dynamicAsgs: false)', () => {
   it('ignores and removes a CAPI copy left in Redis by an earlier dynamic run', async () => {
     const { sim, ctl } = env;
     const { cellId, handle } = runningApp(sim);
-    const rules = await waitFor('the container in its cell’s rule set', async () =>
-      egressOf(await ctl.ruleSetStore.get(cellId), handle),
+    const rules = await waitUntil(
+      'the container in its cell’s rule set',
+      async () => egressOf(await ctl.ruleSetStore.get(cellId), handle),
+      10_000,
+      25,
     );
     assert.ok(!marked(rules), 'the snapshot, not the stale globally enabled group');
     const r = createRedis(REDIS_URL);
@@ -180,8 +189,11 @@ describe('static ASGs (dynamicAsgs: false)', () => {
   it('a bound group changes nothing until the app is restarted; the restart brings it', async () => {
     const { sim, ctl } = env;
     const { app, cellId, handle } = runningApp(sim);
-    const before = await waitFor('the container in its cell’s rule set', async () =>
-      egressOf(await ctl.ruleSetStore.get(cellId), handle),
+    const before = await waitUntil(
+      'the container in its cell’s rule set',
+      async () => egressOf(await ctl.ruleSetStore.get(cellId), handle),
+      10_000,
+      25,
     );
     assert.ok(!marked(before));
     // another app of the same space, if the foundation has one, must not move either
@@ -210,10 +222,11 @@ describe('static ASGs (dynamicAsgs: false)', () => {
     const newGuid = String((restaged.result as { processGuid?: string } | undefined)?.processGuid ?? '');
     const fresh = sim.world.actualsOf(newGuid).find((x) => x.instanceAddress);
     assert.ok(fresh, 'the restart placed an instance');
-    await waitFor(
+    await waitUntil(
       'the restarted instance with the new rules',
       async () => marked(egressOf(await ctl.ruleSetStore.get(fresh.cellId), fresh.instanceGuid)),
       10_000,
+      25,
     );
     if (siblingA) {
       const rules = egressOf(await ctl.ruleSetStore.get(siblingA.cellId), siblingA.instanceGuid);

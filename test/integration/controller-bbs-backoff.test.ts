@@ -10,7 +10,7 @@ import { BbsInformer } from '../../src/controller/sources/bbs-informer.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { World } from '../../src/rules/world.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('BBS informer: listing backoff under a stream of events', () => {
   let sim: SimHandle;
@@ -63,10 +63,11 @@ describe('BBS informer: listing backoff under a stream of events', () => {
     const want = [...sim.world.actualsOf(processGuid)].map((a) => a.instanceGuid).sort();
     const inWorld = () =>
       [...world.handles()].filter((h) => world.instance(h)?.processGuid === processGuid).sort();
-    await waitFor(
+    await waitUntil(
+      `the world holds exactly the instances BBS has (${want.length})`,
       () => JSON.stringify(inWorld()) === JSON.stringify(want),
       15_000,
-      `the world holds exactly the instances BBS has (${want.length})`,
+      10,
     );
   });
 });

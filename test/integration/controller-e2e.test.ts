@@ -15,7 +15,8 @@ import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { type CellConfig, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { StaleWriteError } from '../../src/state/errors.js';
-import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { REDIS_URL, simSources, testNamespace } from './controller-helpers.js';
 import { type ConvergenceTarget, waitConverged } from './controller-scratch.js';
 
 const config = DEFAULT_CELL_CONFIG;
@@ -138,13 +139,14 @@ describe('controller end to end (simulator + Redis)', () => {
     };
     // The churn of the first test leaves tasks that finish up to 2 s later: let them, so that only
     // the storm feeds the queue from here on.
-    await waitFor(
+    await waitUntil(
       'the churn’s tasks finished',
       () => [...sim.world.tasks.keys()].every((g) => initialTasks.has(g)),
       15_000,
+      25,
     );
     await ctl.settled();
-    await waitFor('queue idle before the storm', queueIdle, 10_000);
+    await waitUntil('queue idle before the storm', queueIdle, 10_000, 25);
     // The workers are busy elsewhere (paused here): every request for a cell is absorbed by the
     // cell's one waiting job, however many events and world flushes the storm brings.
     await ctl.pauseWorkers();
@@ -173,23 +175,26 @@ describe('controller end to end (simulator + Redis)', () => {
         );
       }
       await Promise.all(applied);
-      await waitFor(
+      await waitUntil(
         '10,000 events applied by the informer',
         async () => (await counterTotal(ctl, 'cfnet_controller_events_total')) - eventsBefore >= 10_000,
         30_000,
+        25,
       );
       // every event applied, every world change written and enqueued: only then count the requests
       await ctl.settled();
-      await waitFor(
+      await waitUntil(
         'one waiting job per cell',
         async () => (await ctl.reconcileQueue.counts()).waiting === 3,
+        10_000,
+        25,
       );
       const requests = enqueued.requests;
       const distinct = enqueued.ids.size;
       ctl.resumeWorkers();
       resumed = true;
       await waitConverged(target, 'after the storm');
-      await waitFor('queue idle after the storm', queueIdle, 10_000);
+      await waitUntil('queue idle after the storm', queueIdle, 10_000, 25);
       const events = (await counterTotal(ctl, 'cfnet_controller_events_total')) - eventsBefore;
       console.log(
         `storm: ${events} BBS events on 3 cells → ${requests} enqueue requests, ${distinct} distinct jobs → ${jobs.total} reconciles (${jobs.written} wrote) in ${Date.now() - t0} ms`,
@@ -225,10 +230,15 @@ describe('controller end to end (simulator + Redis)', () => {
           );
           assert.ok(app, `an app running on ${cell}`);
           await sim.apply({ kind: 'app-stop', appGuid: app.guid });
-          newer = await waitFor('the controller published a newer version', async () => {
-            const v = (await ctl.ruleSetStore.meta(cell))!.version;
-            return v > before ? v : 0;
-          });
+          newer = await waitUntil(
+            'the controller published a newer version',
+            async () => {
+              const v = (await ctl.ruleSetStore.meta(cell))!.version;
+              return v > before ? v : 0;
+            },
+            10_000,
+            25,
+          );
         },
       }),
       (err: unknown) => {

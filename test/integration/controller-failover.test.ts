@@ -29,7 +29,8 @@ import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { Keys } from '../../src/state/keys.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { WorldStore } from '../../src/state/world-store.js';
-import { testNamespace, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { testNamespace } from './controller-helpers.js';
 import { type ConvergenceTarget, waitConverged } from './controller-scratch.js';
 
 const LEASE_MS = 1500;
@@ -134,7 +135,7 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
 
   it('two replicas: one leads and computes every cell, both are ready; metrics and health', async () => {
     const a = await startReplica('a');
-    await waitFor('a leads', async () => (await leaderId()) === 'a', 15_000);
+    await waitUntil('a leads', async () => (await leaderId()) === 'a', 15_000, 25);
     const b = await startReplica('b');
     await waitConverged(target, 'initial rule sets');
     assert.deepEqual(await store.cells(), [...sim.world.cells.keys()].sort());
@@ -142,10 +143,15 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
 
     for (const c of [a, b]) {
       assert.equal((await get(c, '/healthz')).status, 200);
-      const ready = await waitFor('ready', async () => {
-        const r = await get(c, '/readyz');
-        return r.status === 200 ? ((await r.json()) as { checks: Record<string, unknown> }) : null;
-      });
+      const ready = await waitUntil(
+        'ready',
+        async () => {
+          const r = await get(c, '/readyz');
+          return r.status === 200 ? ((await r.json()) as { checks: Record<string, unknown> }) : null;
+        },
+        10_000,
+        25,
+      );
       assert.ok(c === a ? ready.checks.informers : ready.checks.leader, JSON.stringify(ready));
     }
     const text = await (await get(a, '/metrics')).text();
@@ -179,12 +185,12 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
     const before = await snapshot();
     const t0 = Date.now();
     await replicas.get('a')!.kill('SIGKILL');
-    await waitFor('b leads', async () => (await leaderId()) === 'b', 15_000);
+    await waitUntil('b leads', async () => (await leaderId()) === 'b', 15_000, 25);
     const took = Date.now() - t0;
     assert.ok(took <= 2 * LEASE_MS + 1000, `took over after ${took} ms (lease ${LEASE_MS} ms)`);
     // b's full resync re-enqueues every cell; its reconciles must find nothing to change
     const b = replicas.get('b')!;
-    await waitFor(
+    await waitUntil(
       'b reconciled every cell after the takeover',
       async () => {
         const text = await (await get(b, '/metrics')).text();
@@ -192,6 +198,7 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
         return Number(n?.[1] ?? 0) >= before.size;
       },
       15_000,
+      25,
     );
     await waitConverged(target, 'after the takeover');
     const afterTakeover = await snapshot();
@@ -210,7 +217,7 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
     await startReplica('c');
     b.child!.kill('SIGSTOP');
     try {
-      await waitFor('c leads', async () => (await leaderId()) === 'c', 15_000);
+      await waitUntil('c leads', async () => (await leaderId()) === 'c', 15_000, 25);
       // the platform moves on while b is frozen with its old view of the world
       const run = sim.runChurn({ rate: 80, maxChanges: 40, seed: 5 });
       assert.ok((await run.done).applied > 20);
@@ -218,10 +225,11 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
     } finally {
       b.child!.kill('SIGCONT');
     }
-    await waitFor(
+    await waitUntil(
       'b stepped down',
       async () => (await readFile(b.logPath, 'utf8')).includes('"lost leadership"'),
       10_000,
+      25,
     );
     const run = sim.runChurn({ rate: 80, maxChanges: 30, seed: 6 });
     await run.done;

@@ -11,7 +11,8 @@ import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { Keys } from '../../src/state/keys.js';
-import { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { REDIS_URL, testNamespace } from './controller-helpers.js';
 
 describe('controller: a fatal error of the leader releases leadership', () => {
   const ns = testNamespace('fatal');
@@ -39,7 +40,7 @@ describe('controller: a fatal error of the leader releases leadership', () => {
     );
     const started = Date.now();
     await ctl.start();
-    await waitFor('onFatal called', async () => fatal.length > 0, 10_000);
+    await waitUntil('onFatal called', async () => fatal.length > 0, 10_000, 25);
     assert.match(String((fatal[0] as Error).message), /nonexistent/);
     // released at once, long before the 30 s lease would have run out
     assert.equal(await redis.get(new Keys(ns).leader), null);

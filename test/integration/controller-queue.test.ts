@@ -14,7 +14,8 @@ import { type Trigger, World } from '../../src/rules/world.js';
 import { FencedOffError, StaleWriteError, WorldNotReadyError } from '../../src/state/errors.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { WorldStore } from '../../src/state/world-store.js';
-import { openTestRedis, REDIS_URL, type TestRedis, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
 const T: Trigger = { kind: 'lrp', id: 'x', at: Date.now() };
 const config = DEFAULT_CELL_CONFIG;
@@ -102,7 +103,7 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
       leaseMs: 60_000,
     });
     leader.start();
-    fence = (await waitFor('leadership', () => leader.leadership)).value;
+    fence = (await waitUntil('leadership', () => leader.leadership, 10_000, 25)).value;
   });
   after(async () => {
     await leader.stop();
@@ -128,7 +129,7 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
     workers.start();
     try {
       await queue.enqueueCells(['cell-a'], T);
-      await waitFor('not-ready result', () => results.includes('cell-a:not-ready'));
+      await waitUntil('not-ready result', () => results.includes('cell-a:not-ready'), 10_000, 25);
       assert.equal(await store.get('cell-a'), null, 'nothing written while the world is incomplete');
 
       w.takeChanges();
@@ -136,7 +137,7 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
       assert.deepEqual([...all].sort(), cells);
       assert.equal(await world.isReady(), true);
       await queue.enqueueCells(all, { kind: 'resync', id: 'test', at: Date.now() });
-      await waitFor('three cells written', async () => (await store.cells()).length === 3);
+      await waitUntil('three cells written', async () => (await store.cells()).length === 3, 10_000, 25);
       for (const c of cells) {
         const stored = (await store.get(c))!;
         assert.ok(ruleSetsEqual(stored, computeCellRuleSet(w, c, config)), c);
@@ -148,7 +149,12 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
       await world.resync(w, fence);
       results.length = 0;
       await queue.enqueueCells(cells, T);
-      await waitFor('three unchanged', () => results.filter((r) => r.endsWith(':unchanged')).length === 3);
+      await waitUntil(
+        'three unchanged',
+        () => results.filter((r) => r.endsWith(':unchanged')).length === 3,
+        10_000,
+        25,
+      );
       assert.deepEqual(await Promise.all(cells.map((c) => store.meta(c))), before);
     } finally {
       await workers.close();
@@ -241,13 +247,14 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
         adds.push(queue.enqueue([[cell, [{ kind: 'lrp', id: `e${i}`, at: Date.now() }]]]));
       }
       await Promise.all(adds);
-      await waitFor(
+      await waitUntil(
         'queue drained',
         async () => {
           const c = await queue.counts();
           return c.waiting === 0 && c.active === 0 && c.delayed === 0 && c.prioritized === 0;
         },
         30_000,
+        25,
       );
       // let follow-up jobs (keepLastIfActive) finish
       await new Promise((r) => setTimeout(r, 300));
@@ -284,12 +291,12 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
     workers.start();
     try {
       await queue.enqueue([['cell-a', [{ kind: 'lrp', id: 'first', at: Date.now() }]]]);
-      await waitFor('job active', async () => (await queue.counts()).active === 1);
+      await waitUntil('job active', async () => (await queue.counts()).active === 1, 10_000, 25);
       for (let i = 0; i < 100; i++)
         await queue.enqueue([['cell-a', [{ kind: 'lrp', id: `during-${i}`, at: Date.now() }]]]);
       assert.deepEqual(seen, [], 'the first job is still active');
       open();
-      await waitFor('two jobs', () => seen.length === 2, 10_000);
+      await waitUntil('two jobs', () => seen.length === 2, 10_000, 25);
       await new Promise((r) => setTimeout(r, 500));
       assert.deepEqual(seen, [['first'], ['during-99']]);
     } finally {
@@ -340,7 +347,7 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
     workers.start();
     try {
       await queue.enqueueCells(['cell-r', 'cell-f1', 'cell-f2', 'cell-o1', 'cell-o2', 'cell-o3'], T);
-      await waitFor(
+      await waitUntil(
         'every job finished',
         async () => {
           const c = await queue.counts();
@@ -353,6 +360,7 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
           );
         },
         10_000,
+        25,
       );
       const r = attempts.get('cell-r')!;
       assert.equal(r.length, 3, 'two retries, then success');
@@ -417,7 +425,7 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
     });
 
     it('a worker never takes old security groups or policies for new ones when the counters restart', async () => {
-      const fence = (await waitFor('leadership', () => leader.leadership)).value;
+      const fence = (await waitUntil('leadership', () => leader.leadership, 10_000, 25)).value;
       const writer = new WorldStore(t.redis, t.keys);
       const workerConn = createRedis(REDIS_URL);
       const worker = new WorldStore(workerConn, t.keys);

@@ -12,7 +12,8 @@ import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { REDIS_URL, simSources, testNamespace, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { REDIS_URL, simSources, testNamespace } from './controller-helpers.js';
 import { type ConvergenceTarget, waitConverged } from './controller-scratch.js';
 
 const config = DEFAULT_CELL_CONFIG;
@@ -56,10 +57,11 @@ describe('controller: lease lost without dying', () => {
     const fence = Number(await redis.get(`${ns}:leader:fence`));
     for (let round = 1; round <= 2; round++) {
       assert.equal(await redis.del(`${ns}:leader`), 1, 'the lease vanishes under the leader');
-      await waitFor(
+      await waitUntil(
         'elected again with a new fencing token',
         async () => Number(await redis.get(`${ns}:leader:fence`)) > fence + round - 1 && ctl.isLeader,
         15_000,
+        25,
       );
       await ctl.leading(30_000);
       const run = sim.runChurn({ rate: 80, maxChanges: 40, seed: 20 + round });

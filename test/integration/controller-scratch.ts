@@ -20,7 +20,7 @@ import {
 import { World } from '../../src/rules/world.js';
 import type { SimHandle } from '../../src/sim/index.js';
 import type { RuleSetStore } from '../../src/state/ruleset-store.js';
-import { waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
 
 /** Every cell of the simulator computed from a fresh listing of BBS, CAPI and the policy server. */
 export async function fromScratch(
@@ -114,7 +114,7 @@ export async function converged(t: ConvergenceTarget): Promise<string | true> {
 export async function waitConverged(t: ConvergenceTarget, what: string, timeoutMs = 30_000): Promise<void> {
   let last: string | true = 'not checked';
   try {
-    await waitFor(
+    await waitUntil(
       what,
       async () => {
         last = await converged(t);

@@ -2,40 +2,13 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { applyPatch, ruleSetsEqual, sortRuleSet } from '../../src/model/ruleset.js';
-import {
-  type CellContainer,
-  type CellRuleSet,
-  DEFAULT_CELL_CONFIG,
-  type RuleSetPatch,
-} from '../../src/model/types.js';
+import type { CellRuleSet, RuleSetPatch } from '../../src/model/types.js';
 import { StaleWriteError } from '../../src/state/errors.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
+import { ruleSetOfHandles } from '../helpers/fixtures.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
-function container(handle: string, ip: string): CellContainer {
-  return {
-    handle,
-    ip,
-    appGuid: 'a',
-    spaceGuid: 's',
-    orgGuid: 'o',
-    workload: 'app',
-    tag: null,
-    egress: 'x',
-    netIn: [],
-  };
-}
-
-function rs(cell: string, handles: string[]): CellRuleSet {
-  return {
-    cellId: cell,
-    version: 0,
-    containers: handles.map((h, i) => container(h, `10.255.1.${i + 2}`)),
-    asgSets: handles.length ? { x: [] } : {},
-    c2c: [],
-    config: DEFAULT_CELL_CONFIG,
-  };
-}
+const rs = (cell: string, handles: string[]) => ruleSetOfHandles(cell, handles, 'x');
 
 describe('rule-set store (real Redis)', () => {
   let t: TestRedis;
@@ -107,7 +80,7 @@ describe('rule-set store (real Redis)', () => {
     const k = (n: number) => `${t.keys.ruleSetChannel}-set${n}`;
     const withSet = (key: string, port: number): CellRuleSet => ({
       ...rs('c5', ['h1']),
-      containers: [{ ...container('h1', '10.255.1.2'), egress: key }],
+      containers: [{ ...rs('c5', ['h1']).containers[0]!, egress: key }],
       asgSets: { [key]: [rule(port)] },
     });
     const v1 = await store.write(withSet(k(1), 1001), null);

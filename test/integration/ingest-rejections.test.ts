@@ -13,7 +13,7 @@ import type { CellRuleSet } from '../../src/model/types.js';
 import type { JournalEntry } from '../../src/ops/journal.js';
 import { Keys } from '../../src/state/keys.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
-import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
+import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitUntil } from './ops-helpers.js';
 
 const TOKEN = 'operator-token-for-the-rejections-test';
 const HOSTILE = 'evil";flush ruleset;"';
@@ -48,10 +48,11 @@ describe('ingest: one bad record touches only itself', () => {
       handle: running.instanceGuid,
       ip: running.instanceAddress,
     };
-    await waitFor(
+    await waitUntil(
       'the cell rule set holds the instance',
       async () => (await ruleSet())?.containers.some((c) => c.handle === good.handle),
       30_000,
+      25,
     );
     const apps = [...w.apps.values()].filter((a) => a.instances > 0);
     src = apps[0]!.guid;
@@ -75,10 +76,15 @@ describe('ingest: one bad record touches only itself', () => {
         instanceAddress: `${base}.${240 + i}`,
       });
     }
-    const entries = await waitFor('two rejected BBS records in the journal', async () => {
-      const e = (await events(['--type', 'rejected'])).filter((x) => x.source === 'bbs');
-      return e.length >= 2 ? e : null;
-    });
+    const entries = await waitUntil(
+      'two rejected BBS records in the journal',
+      async () => {
+        const e = (await events(['--type', 'rejected'])).filter((x) => x.source === 'bbs');
+        return e.length >= 2 ? e : null;
+      },
+      10_000,
+      25,
+    );
     const byGuid = new Map(entries.map((e) => [e.subject.guid, e]));
     const hostile = byGuid.get(HOSTILE);
     assert.ok(hostile, 'the hostile guid is named');
@@ -97,17 +103,25 @@ describe('ingest: one bad record touches only itself', () => {
       cellId: cell,
       instanceAddress: `${base}.242`,
     });
-    const rs = await waitFor('the good record reaches the rule set', async () => {
-      const r = await ruleSet();
-      return r?.containers.some((c) => c.handle === 'fine-instance-92') ? r : null;
-    });
+    const rs = await waitUntil(
+      'the good record reaches the rule set',
+      async () => {
+        const r = await ruleSet();
+        return r?.containers.some((c) => c.handle === 'fine-instance-92') ? r : null;
+      },
+      10_000,
+      25,
+    );
     assert.ok(rs.containers.some((c) => c.handle === good.handle));
     assert.ok(rs.containers.every((c) => c.handle !== HOSTILE && c.handle !== OVERLONG));
     // logged and journaled once per distinct problem: a re-list sees them again, no new entries
     const before = (await events(['--type', 'rejected'])).length;
     await f.sim.apply({ kind: 'lrp-remove', processGuid: good.processGuid, index: 92 });
-    await waitFor('the removal is computed', async () =>
-      (await ruleSet())?.containers.every((c) => c.handle !== 'fine-instance-92'),
+    await waitUntil(
+      'the removal is computed',
+      async () => (await ruleSet())?.containers.every((c) => c.handle !== 'fine-instance-92'),
+      10_000,
+      25,
     );
     assert.equal((await events(['--type', 'rejected'])).length, before);
   });
@@ -133,23 +147,33 @@ describe('ingest: one bad record touches only itself', () => {
       instanceAddress: `${base}.244`,
       hostPorts: [{ hostPort: 61999, containerPort: 8080 }],
     });
-    const rs = await waitFor('both containers in the rule set', async () => {
-      const r = await ruleSet();
-      return r &&
-        r.containers.filter((c) => c.handle === dupHandle || c.handle === 'aaa-port-holder').length === 2
-        ? r
-        : null;
-    });
+    const rs = await waitUntil(
+      'both containers in the rule set',
+      async () => {
+        const r = await ruleSet();
+        return r &&
+          r.containers.filter((c) => c.handle === dupHandle || c.handle === 'aaa-port-holder').length === 2
+          ? r
+          : null;
+      },
+      10_000,
+      25,
+    );
     const holder = rs.containers.find((c) => c.handle === 'aaa-port-holder')!;
     const taker = rs.containers.find((c) => c.handle === dupHandle)!;
     assert.deepEqual(holder.netIn, [{ hostPort: 61999, containerPort: 8080 }]);
     assert.deepEqual(taker.netIn, []);
-    const [conflict] = await waitFor('the conflict in the journal', async () => {
-      const e = (await events(['--type', 'rejected', '--cell', cell])).filter(
-        (x) => x.detail?.reason === 'host-port-conflict',
-      );
-      return e.length > 0 ? e : null;
-    });
+    const [conflict] = await waitUntil(
+      'the conflict in the journal',
+      async () => {
+        const e = (await events(['--type', 'rejected', '--cell', cell])).filter(
+          (x) => x.detail?.reason === 'host-port-conflict',
+        );
+        return e.length > 0 ? e : null;
+      },
+      10_000,
+      25,
+    );
     assert.equal(conflict!.source, 'controller');
     assert.equal(conflict!.subject.guid, dupHandle);
     assert.equal(conflict!.detail?.value, '61999');
@@ -162,10 +186,15 @@ describe('ingest: one bad record touches only itself', () => {
     w.allocateTag(dst, 'app');
     w.policies.push({ sourceId: src, destinationId: dst, protocol: 'tcp', start: 9000, end: 8000 });
     w.policiesLastUpdated += 1n;
-    const [bad] = await waitFor('the invalid policy in the journal', async () => {
-      const e = (await events(['--type', 'rejected'])).filter((x) => x.source === 'policy-server');
-      return e.length > 0 ? e : null;
-    });
+    const [bad] = await waitUntil(
+      'the invalid policy in the journal',
+      async () => {
+        const e = (await events(['--type', 'rejected'])).filter((x) => x.source === 'policy-server');
+        return e.length > 0 ? e : null;
+      },
+      10_000,
+      25,
+    );
     assert.equal(bad!.detail?.reason, 'invalid-port');
     assert.match(String(bad!.detail?.field), /^policies\[\d+\]\.destination\.ports$/);
     assert.match(String(bad!.subject.guid), new RegExp(`${src} -> ${dst}`));
@@ -178,10 +207,15 @@ describe('ingest: one bad record touches only itself', () => {
         w.desiredLrps.get(a.processGuid)?.appGuid === dst,
     )?.cellId;
     assert.ok(dstCell, 'the destination app runs somewhere');
-    await waitFor('the valid policy is enforced', async () => {
-      const r = await store.get(dstCell);
-      return r?.c2c.some((a) => a.ports.start === 7443);
-    });
+    await waitUntil(
+      'the valid policy is enforced',
+      async () => {
+        const r = await store.get(dstCell);
+        return r?.c2c.some((a) => a.ports.start === 7443);
+      },
+      10_000,
+      25,
+    );
   });
 
   it('`cfnet events` prints each rejection with its reason; the metric counts them', async () => {

@@ -20,7 +20,7 @@ import {
   REDIS_URL,
   startFoundation,
   testNamespace,
-  waitFor,
+  waitUntil,
 } from './ops-helpers.js';
 
 describe('cfnet events', () => {
@@ -39,10 +39,11 @@ describe('cfnet events', () => {
     redis = createRedis(REDIS_URL);
     keys = new Keys(f.ns);
     cells = [...f.sim.world.cells.keys()].sort();
-    await waitFor(
+    await waitUntil(
       'initial reconciles',
       async () => (await redis.scard(keys.ruleSetCells)) === cells.length,
       30_000,
+      25,
     );
     const world = await loadRedisWorld(redis, keys);
     const apps = world.apps().filter((a) => world.containersOf(a).length > 0);
@@ -57,10 +58,15 @@ describe('cfnet events', () => {
   });
 
   it("records the leader's resync with every cell and the jobs it caused", async () => {
-    const resync = await waitFor('a resync entry', async () => {
-      const e = await events(['--type', 'resync']);
-      return e.length > 0 ? e : null;
-    });
+    const resync = await waitUntil(
+      'a resync entry',
+      async () => {
+        const e = await events(['--type', 'resync']);
+        return e.length > 0 ? e : null;
+      },
+      10_000,
+      25,
+    );
     const first = resync[0]!;
     assert.equal(first.source, 'controller');
     assert.deepEqual(first.cells, cells);
@@ -81,10 +87,15 @@ describe('cfnet events', () => {
     const t0 = Date.now();
     await new Promise((r) => setTimeout(r, 5)); // entries written after t0 have a later stream id
     await f.sim.apply({ kind: 'policy-add', source: src, destination: dst, port: 7101 });
-    const [entry] = await waitFor('the policy entry', async () => {
-      const e = await events(['--type', 'policy', '--since', new Date(t0).toISOString()]);
-      return e.length > 0 ? e : null;
-    });
+    const [entry] = await waitUntil(
+      'the policy entry',
+      async () => {
+        const e = await events(['--type', 'policy', '--since', new Date(t0).toISOString()]);
+        return e.length > 0 ? e : null;
+      },
+      10_000,
+      25,
+    );
     assert.equal(entry!.source, 'policy-server');
     assert.deepEqual(entry!.subject.apps, [src, dst].sort());
     assert.deepEqual(entry!.detail, { added: 1, removed: 0 });
@@ -153,12 +164,13 @@ describe('cfnet events', () => {
       },
     });
     try {
-      await waitFor('the newest policy entry first', () => lines.length === 1);
+      await waitUntil('the newest policy entry first', () => lines.length === 1, 10_000, 25);
       await f.sim.apply({ kind: 'policy-remove', source: src, destination: dst, port: 7101 });
-      const removal = await waitFor(
+      const removal = await waitUntil(
         'the removal streamed',
         () => lines.find((e) => (e.detail as { removed?: number } | undefined)?.removed === 1),
         15_000,
+        25,
       );
       assert.deepEqual(removal.subject.apps, [src, dst].sort());
       assert.ok(lines.every((e) => e.type === 'policy'));

@@ -23,7 +23,8 @@ import { type SimHandle, startSimulator } from '../../src/sim/index.js';
 import { dryRunAgentFiles } from '../helpers/dry-run-agent.js';
 import { REDIS_URL, simSources, testNamespace } from './controller-helpers.js';
 
-export { REDIS_URL, testNamespace, waitFor } from './controller-helpers.js';
+export { waitUntil } from '../helpers/wait.js';
+export { REDIS_URL, testNamespace } from './controller-helpers.js';
 
 export interface CliResult {
   code: number;

@@ -15,7 +15,7 @@ import type { JobSummary, QueueCounts } from '../../src/ops/queue-admin.js';
 import { loadRedisWorld, type WorldContainer } from '../../src/ops/world-reader.js';
 import { Keys } from '../../src/state/keys.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
-import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
+import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitUntil } from './ops-helpers.js';
 
 describe('cfnet cells / rules / explain', () => {
   let f: Foundation;
@@ -50,7 +50,7 @@ describe('cfnet cells / rules / explain', () => {
     });
     src = a.result.appGuid as string;
     dst = b.result.appGuid as string;
-    const world = await waitFor(
+    const world = await waitUntil(
       'the new apps running in the stored world',
       async () => {
         const w = await loadRedisWorld(redis, keys);
@@ -59,7 +59,7 @@ describe('cfnet cells / rules / explain', () => {
       30_000,
       100,
     );
-    await waitFor('every cell converged', allConverged, 60_000, 200);
+    await waitUntil('every cell converged', allConverged, 60_000, 200);
     dstContainers = world.containersOf(dst);
   });
 
@@ -99,7 +99,7 @@ describe('cfnet cells / rules / explain', () => {
     f.agents.delete(lazy);
     try {
       await f.sim.apply({ kind: 'policy-add', source: src, destination: dst, port: 7001 });
-      const lagging = await waitFor(
+      const lagging = await waitUntil(
         'the cell without agent lagging',
         async () => {
           const c = (await cellsJson()).find((x) => x.cellId === lazy)!;
@@ -126,11 +126,11 @@ describe('cfnet cells / rules / explain', () => {
     } finally {
       await f.startAgent(lazy);
     }
-    await waitFor('every cell converged again', allConverged, 60_000, 200);
+    await waitUntil('every cell converged again', allConverged, 60_000, 200);
   });
 
   it('explain: allowed by which policy, on which cells at which version; denied otherwise', async () => {
-    await waitFor('every cell converged', allConverged, 60_000, 200);
+    await waitUntil('every cell converged', allConverged, 60_000, 200);
     const x = await cfnetJson<C2CExplanation>(
       ['explain', '--from', src, '--to', dst, '--port', '7001'],
       f.ns,
@@ -269,7 +269,7 @@ describe('cfnet cells / rules / explain', () => {
   });
 
   it('a whole foundation that failed to reconcile converges again after repair and replay --all', async () => {
-    await waitFor('every cell converged', allConverged, 60_000, 200);
+    await waitUntil('every cell converged', allConverged, 60_000, 200);
     const before = new Map((await cellsJson()).map((c) => [c.cellId, c.desired]));
     const world = await loadRedisWorld(redis, keys);
     // every cell's world record unreadable (as a bad write would leave it)
@@ -285,7 +285,7 @@ describe('cfnet cells / rules / explain', () => {
       // the policy's destination cells get new c2c entries: their reconciles must run
       const touched = [...world.cellsOfApp(src)];
       assert.ok(touched.length >= 1, `touched none (sim: ${change.affectedCells.join(',')})`);
-      await waitFor(
+      await waitUntil(
         'the reconciles of the touched cells failed',
         async () => {
           const failed = await cfnetJson<JobSummary[]>(['queue', 'list', '--state', 'failed'], f.ns);
@@ -328,7 +328,7 @@ describe('cfnet cells / rules / explain', () => {
     assert.match(rep.progress, new RegExp(`100% \\| ${cells.length}/${cells.length} cells`));
     assert.equal((rep.stdout.match(/\scompleted\s*$/gm) ?? []).length, cells.length);
 
-    const converged = await waitFor('the foundation converged', allConverged, 60_000, 200);
+    const converged = await waitUntil('the foundation converged', allConverged, 60_000, 200);
     const destination = new Set(world.cellsOfApp(src));
     for (const c of converged) {
       if (destination.has(c.cellId)) assert.ok(c.desired > before.get(c.cellId)!, c.cellId);
@@ -344,10 +344,11 @@ describe('cfnet cells / rules / explain', () => {
     // old failed jobs stay failed (history); a retry of them now completes too
     const r = await cfnetJson<{ retried: string[] }>(['queue', 'retry', '--all-failed'], f.ns);
     assert.ok(r.retried.length >= destination.size);
-    await waitFor(
+    await waitUntil(
       'no failed job left',
       async () => (await cfnetJson<QueueCounts>(['queue', 'counts'], f.ns)).counts.failed === 0,
       30_000,
+      25,
     );
   });
 });

@@ -10,7 +10,7 @@ import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { JobDetail, JobSummary, QueueCounts } from '../../src/ops/queue-admin.js';
 import { loadRedisWorld } from '../../src/ops/world-reader.js';
 import { Keys } from '../../src/state/keys.js';
-import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitFor } from './ops-helpers.js';
+import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitUntil } from './ops-helpers.js';
 
 /** Make every reconcile of `cell` fail (an unreadable world record), as a corrupt write would. */
 async function breakCell(redis: Redis, keys: Keys, cell: string): Promise<void> {
@@ -33,10 +33,11 @@ describe('cfnet queue', () => {
     keys = new Keys(f.ns);
     cells = [...f.sim.world.cells.keys()].sort();
     // the leader's first resync reconciled every cell
-    await waitFor(
+    await waitUntil(
       'initial reconciles',
       async () => (await redis.scard(keys.ruleSetCells)) === cells.length,
       30_000,
+      25,
     );
   });
 
@@ -131,10 +132,15 @@ describe('cfnet queue', () => {
     const retried = await cfnet(['queue', 'retry', failed[0]!.id], { namespace: f.ns });
     assert.equal(retried.code, 0, retried.stderr);
     assert.match(retried.stdout, /retried 1 job/);
-    await waitFor('the retried job completes', async () => {
-      const j = await cfnetJson<JobDetail>(['queue', 'show', failed[0]!.id], f.ns);
-      return j.state === 'completed' && j.attemptsMade === 1;
-    });
+    await waitUntil(
+      'the retried job completes',
+      async () => {
+        const j = await cfnetJson<JobDetail>(['queue', 'show', failed[0]!.id], f.ns);
+        return j.state === 'completed' && j.attemptsMade === 1;
+      },
+      10_000,
+      25,
+    );
   }
 
   it('retry --all-failed moves every failed job back', async () => {
@@ -153,9 +159,11 @@ describe('cfnet queue', () => {
     }
     const r = await cfnetJson<{ retried: string[] }>(['queue', 'retry', '--all-failed'], f.ns);
     assert.deepEqual(r.retried.sort(), failed.map((j) => j.id).sort());
-    await waitFor(
+    await waitUntil(
       'no failed job left',
       async () => (await cfnetJson<QueueCounts>(['queue', 'counts'], f.ns)).counts.failed === 0,
+      10_000,
+      25,
     );
     const none = await cfnet(['queue', 'retry', '--all-failed'], { namespace: f.ns });
     assert.match(none.stdout, /no failed jobs/);
@@ -178,10 +186,15 @@ describe('cfnet queue', () => {
       assert.equal(r.code, 0, r.stderr);
     }
     assert.equal((await cfnetJson<QueueCounts>(['queue', 'counts'], f.ns)).paused, false);
-    await waitFor('the held job ran', async () => {
-      const c = await cfnetJson<QueueCounts>(['queue', 'counts'], f.ns);
-      return c.counts.waiting === 0 && c.counts.active === 0;
-    });
+    await waitUntil(
+      'the held job ran',
+      async () => {
+        const c = await cfnetJson<QueueCounts>(['queue', 'counts'], f.ns);
+        return c.counts.waiting === 0 && c.counts.active === 0;
+      },
+      10_000,
+      25,
+    );
   });
 
   it('replay --app / --space / --all enqueues exactly their cells, with a progress bar, and waits', async () => {

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { decodeEvent, longToBigInt, models } from '../../src/cf/bbs-messages.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
+import { decodeEvent, longToBigInt, models } from '../../src/model/bbs-messages.js';
 import { type SimHandle, startSimulator } from '../../src/sim/index.js';
-import { waitFor } from '../helpers/wait.js';
+import { waitUntil } from '../helpers/wait.js';
 
 interface Reply {
   status: number;
@@ -135,7 +135,7 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
         `X-Vcap-Request-Id: test\r\nContent-Length: ${body.length}\r\n\r\n`,
     );
     socket.write(body);
-    await waitFor(() => stream.head !== '' && sim.eventStreams() > before, 5000, 'stream headers');
+    await waitUntil('stream headers', () => stream.head !== '' && sim.eventStreams() > before, 5000, 10);
     return stream;
   }
 
@@ -345,7 +345,7 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
       cellId: other,
     });
     assert.ok(applied.triggeredAt <= Date.now());
-    await waitFor(() => all.events().length >= 6, 5000, 'six events');
+    await waitUntil('six events', () => all.events().length >= 6, 5000, 10);
     const events = all.events();
     assert.deepEqual(
       events.map((e) => e.id),
@@ -393,7 +393,7 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
 
     // Filtered on the old cell: only the events keyed to it (crashed, changed→CRASHED); desired events pass.
     await sim.apply({ kind: 'app-scale', appGuid: app.guid, instances: d.instances });
-    await waitFor(() => filtered.events().length >= 3, 5000, 'filtered events');
+    await waitUntil('filtered events', () => filtered.events().length >= 3, 5000, 10);
     assert.deepEqual(
       filtered.events().map((e) => `${e.id}:${e.name}`),
       ['0:actual_lrp_crashed', '1:actual_lrp_instance_changed', '2:desired_lrp_changed'],
@@ -401,7 +401,7 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
     assert.equal(all.events().at(-1)?.name, 'desired_lrp_changed');
     all.socket.destroy();
     filtered.socket.destroy();
-    await waitFor(() => sim.eventStreams() === 0, 5000, 'subscriptions gone');
+    await waitUntil('subscriptions gone', () => sim.eventStreams() === 0, 5000, 10);
   });
 
   it('task stream, injected raw events, dropEventStreams (abrupt, no terminating chunk)', async () => {
@@ -409,7 +409,7 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
     const lrp = await subscribe('/v1/events/lrp_instances.r1');
     const app = [...sim.world.apps.keys()][0] as string;
     await sim.apply({ kind: 'task-run', appGuid: app, durationMs: 0 });
-    await waitFor(() => tasks.events().length >= 5, 5000, 'task events');
+    await waitUntil('task events', () => tasks.events().length >= 5, 5000, 10);
     assert.deepEqual(
       tasks.events().map((e) => e.name),
       ['task_created', 'task_changed', 'task_changed', 'task_changed', 'task_removed'],
@@ -420,12 +420,12 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
     assert.equal(created.message.task?.taskDefinition?.network?.properties?.container_workload, 'task');
 
     assert.equal(sim.faults.injectEvent('lrp', { name: 'bogus_event', dataBase64: '!!not base64!!' }), 1);
-    await waitFor(() => lrp.events().length >= 1, 5000, 'injected event');
+    await waitUntil('injected event', () => lrp.events().length >= 1, 5000, 10);
     assert.deepEqual(lrp.events()[0], { id: '0', name: 'bogus_event', data: '!!not base64!!' });
 
     const dropped = sim.faults.dropEventStreams();
     assert.ok(dropped >= 2);
-    await waitFor(() => tasks.closed && lrp.closed, 5000, 'streams closed');
+    await waitUntil('streams closed', () => tasks.closed && lrp.closed, 5000, 10);
     assert.equal(tasks.chunks().terminated, false);
     assert.equal(lrp.chunks().terminated, false);
     assert.equal(sim.eventStreams(), 0);
@@ -443,7 +443,7 @@ describe('simulated BBS (plain node:https / node:tls)', () => {
     }
     assert.equal(sim.eventStreams(), 0, `still subscribed after ${sent} events`);
     slow.socket.resume();
-    await waitFor(() => slow.closed, 10_000, 'slow stream closed');
+    await waitUntil('slow stream closed', () => slow.closed, 10_000, 10);
     const { terminated, data, rest } = slow.chunks();
     assert.equal(terminated, true);
     assert.equal(rest, 0);

@@ -17,7 +17,8 @@ import { type InventoryEntry, snapshotOf } from '../../src/rules/records.js';
 import type { WorldView } from '../../src/rules/view.js';
 import { type Trigger, World } from '../../src/rules/world.js';
 import { WorldStore } from '../../src/state/world-store.js';
-import { openTestRedis, type TestRedis, waitFor } from './controller-helpers.js';
+import { waitUntil } from '../helpers/wait.js';
+import { openTestRedis, type TestRedis } from './controller-helpers.js';
 
 const T: Trigger = { kind: 'lrp', id: 'contract', at: 1 };
 const CELLS = ['cell-a', 'cell-b', 'cell-c'];
@@ -206,7 +207,7 @@ describe('WorldView implementations agree (real Redis)', () => {
       leaseMs: 60_000,
     });
     leader.start();
-    const fence = (await waitFor('leadership', () => leader.leadership)).value;
+    const fence = (await waitUntil('leadership', () => leader.leadership)).value;
     const world = buildWorld();
     world.takeChanges();
     const store = new WorldStore(t.redis, t.keys);

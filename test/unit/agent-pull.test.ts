@@ -12,6 +12,7 @@ import { createLogger } from '../../src/lib/log.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
 import { diffRuleSets } from '../../src/model/ruleset.js';
 import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const log = createLogger('test', { level: 'silent' });
 
@@ -141,7 +142,6 @@ describe('rule-set pull loop against a fake controller (mTLS)', () => {
 
   function collect(initial: CellRuleSet | null = null) {
     const got: PullUpdate[] = [];
-    let notify: (() => void) | null = null;
     const puller = new RulePuller({
       source: client,
       cellId: 'cell-1',
@@ -152,36 +152,25 @@ describe('rule-set pull loop against a fake controller (mTLS)', () => {
       initial,
       onRuleSet: async (u) => {
         got.push(u);
-        notify?.();
       },
     });
-    const waitFor = async (pred: () => boolean, ms = 5000) => {
-      const end = Date.now() + ms;
-      while (!pred()) {
-        if (Date.now() > end) throw new Error('timed out');
-        await new Promise<void>((r) => {
-          notify = r;
-          setTimeout(r, 50);
-        });
-      }
-    };
-    return { got, puller, waitFor };
+    return { got, puller };
   }
 
   it('takes a snapshot first, then patches applied locally', async () => {
     fake.publish(rs(1, 2));
-    const { got, puller, waitFor } = collect();
+    const { got, puller } = collect();
     puller.start();
     try {
-      await waitFor(() => got.length === 1);
+      await waitUntil('got.length === 1', () => got.length === 1, 5000, 10);
       assert.equal(got[0]!.kind, 'snapshot');
       assert.deepEqual(got[0]!.ruleSet, rs(1, 2));
       fake.publish(rs(2, 3));
-      await waitFor(() => got.length === 2);
+      await waitUntil('got.length === 2', () => got.length === 2, 5000, 10);
       assert.equal(got[1]!.kind, 'patch');
       assert.deepEqual(got[1]!.ruleSet, rs(2, 3));
       fake.publish(rs(3, 1));
-      await waitFor(() => got.length === 3);
+      await waitUntil('got.length === 3', () => got.length === 3, 5000, 10);
       assert.deepEqual(puller.current(), rs(3, 1));
       assert.ok(
         fake.requests.some((r) => r.since === 2),
@@ -195,12 +184,12 @@ describe('rule-set pull loop against a fake controller (mTLS)', () => {
 
   it('resumes from a restored rule set and falls back to a snapshot when a patch does not fit', async () => {
     fake.publish(rs(4, 4));
-    const { got, puller, waitFor } = collect(rs(3, 1));
+    const { got, puller } = collect(rs(3, 1));
     fake.mode = 'badpatch';
     const before = fake.requests.length;
     puller.start();
     try {
-      await waitFor(() => got.length === 1);
+      await waitUntil('got.length === 1', () => got.length === 1, 5000, 10);
       const asked = fake.requests.slice(before).map((r) => r.since);
       assert.deepEqual(asked.slice(0, 2), [3, 0], 'since=3 (restored), then a snapshot');
       assert.equal(got[0]!.kind, 'snapshot');
@@ -213,17 +202,17 @@ describe('rule-set pull loop against a fake controller (mTLS)', () => {
   });
 
   it('keeps what it holds while the controller fails, backs off, and catches up', async () => {
-    const { got, puller, waitFor } = collect(rs(4, 4));
+    const { got, puller } = collect(rs(4, 4));
     fake.mode = 'fail';
     puller.start();
     try {
-      await waitFor(() => puller.counts.errors >= 3);
+      await waitUntil('puller.counts.errors >= 3', () => puller.counts.errors >= 3, 5000, 10);
       assert.deepEqual(puller.current(), rs(4, 4), 'fail-static');
       assert.equal(got.length, 0);
       assert.ok(puller.consecutiveFailures >= 3);
       fake.publish(rs(5, 2));
       fake.mode = 'ok';
-      await waitFor(() => got.length === 1);
+      await waitUntil('got.length === 1', () => got.length === 1, 5000, 10);
       assert.deepEqual(got[0]!.ruleSet, rs(5, 2));
       assert.equal(puller.consecutiveFailures, 0);
     } finally {

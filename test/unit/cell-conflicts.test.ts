@@ -12,7 +12,7 @@ import { type CellContainer, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../..
 import { type CellConflict, computeCellRuleSet } from '../../src/rules/compute.js';
 import { type InstanceInfo, snapshotOf } from '../../src/rules/records.js';
 import { type Trigger, World } from '../../src/rules/world.js';
-import { container, ruleSetOf } from '../helpers/rule-sets.js';
+import { container, ruleSetOf } from '../helpers/fixtures.js';
 
 const T: Trigger = { kind: 'lrp', id: 'test', at: 1 };
 const snap = snapshotOf([]);

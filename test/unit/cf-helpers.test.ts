@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { backoffDelay, parseRetryAfter } from '../../src/cf/backoff.js';
 import { encodeEventsByCellId } from '../../src/cf/bbs-events.js';
-import { models } from '../../src/cf/bbs-messages.js';
 import { parseRfc3339Nanos } from '../../src/cf/capi-client.js';
 import { HttpHeadError } from '../../src/cf/errors.js';
 import { errorBodyExcerpt } from '../../src/cf/http.js';
 import { batchQueryValues } from '../../src/cf/policy-client.js';
 import { parseResponseHead } from '../../src/cf/raw-http.js';
+import { backoffDelay, parseRetryAfter } from '../../src/lib/backoff.js';
 import { ValidationError } from '../../src/lib/errors.js';
+import { models } from '../../src/model/bbs-messages.js';
 
 describe('backoff', () => {
   it('grows exponentially, is capped, and jitter stays within [d·(1−j), d]', () => {

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   CNI_CONFIG_KEYS,
-  CNI_PLUGIN_KEYS,
   decodeStdin,
+  PLUGIN_KEYS,
   parseAddInput,
   parseNetConfig,
   parsePortMappings,
@@ -86,7 +86,7 @@ describe('CNI env (Go skel rules)', () => {
 
 describe('CNI network config', () => {
   it('reads every plugin key it exports (a bad value is refused, naming the key)', () => {
-    for (const key of CNI_PLUGIN_KEYS) {
+    for (const key of PLUGIN_KEYS.filter((k) => k !== 'type')) {
       const { subnet: _, ...noSubnet } = BASE;
       const base = key === 'subnet_file' ? noSubnet : BASE;
       assert.throws(

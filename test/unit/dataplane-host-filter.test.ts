@@ -33,7 +33,7 @@ import { renderFull } from '../../src/dataplane/render.js';
 import { CommandError, type Runner } from '../../src/host/index.js';
 import { ValidationError } from '../../src/lib/errors.js';
 import { SettingsError } from '../../src/lib/settings/index.js';
-import { container, ruleSetOf } from '../helpers/rule-sets.js';
+import { container, ruleSetOf } from '../helpers/fixtures.js';
 
 const byName = (mode: 'iptables' | 'nftables') => new Map(staticChains(mode).map((c) => [c.name, c]));
 

@@ -19,14 +19,15 @@ function walk(dir: string): string[] {
 
 /**
  * Every `'CFNET_…'` string literal in src/ outside the table, except environment variable names
- * (read through the operator tools' `pick(flag, 'CFNET_…', …)`).
+ * (read through the operator tools' `pick(flag, 'CFNET_…', …)`) and environment prefixes (`'CFNET_AGENT_'`,
+ * ending in `_`).
  */
 function codesUsedInSrc(): Map<string, string> {
   const used = new Map<string, string>();
   for (const file of walk(SRC)) {
     if (file === TABLE) continue;
     const text = readFileSync(file, 'utf8');
-    for (const m of text.matchAll(/(pick\([^,()]*,\s*)?'(CFNET_[A-Z0-9_]+)'/g)) {
+    for (const m of text.matchAll(/(pick\([^,()]*,\s*)?'(CFNET_[A-Z0-9_]*[A-Z0-9])'/g)) {
       if (m[1] === undefined) used.set(m[2]!, relative(SRC, file));
     }
   }

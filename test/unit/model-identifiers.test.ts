@@ -24,7 +24,7 @@ import {
 } from '../../src/model/identifiers.js';
 import { parseCidr } from '../../src/model/ip.js';
 import type { CellRuleSet } from '../../src/model/types.js';
-import { container, ruleSetOf } from '../helpers/rule-sets.js';
+import { container, ruleSetOf } from '../helpers/fixtures.js';
 
 const ALNUM = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 const alnum = fc.constantFrom(...ALNUM.split(''));

@@ -8,9 +8,11 @@ import {
   canonicalIp,
   cidrToRange,
   compareIpRanges,
+  intToIpv4,
   ipFamily,
   ipInRange,
   ipToBigInt,
+  ipv4ToInt,
   mergeRanges,
   parseCidr,
   parseDestinations,
@@ -325,5 +327,24 @@ describe('ip: properties', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('ip: IPv4 as a 32-bit number', () => {
+  it('converts dotted quads to unsigned numbers and back', () => {
+    assert.equal(ipv4ToInt('0.0.0.0'), 0);
+    assert.equal(ipv4ToInt('10.255.3.7'), 0x0aff0307);
+    assert.equal(ipv4ToInt('255.255.255.255'), 0xffffffff);
+    assert.equal(intToIpv4(0xc0a80001), '192.168.0.1');
+    fc.assert(fc.property(fc.integer({ min: 0, max: 0xffffffff }), (n) => ipv4ToInt(intToIpv4(n)) === n));
+  });
+
+  it('agrees with the BigInt parser on every address', () => {
+    fc.assert(fc.property(fc.ipV4(), (ip) => BigInt(ipv4ToInt(ip)) === ipToBigInt(ip)));
+  });
+
+  it('gives NaN for text that is not four dotted parts', () => {
+    assert.ok(Number.isNaN(ipv4ToInt('10.0.0')));
+    assert.ok(Number.isNaN(ipv4ToInt('::1')));
   });
 });

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type $protobuf from 'protobufjs/minimal.js';
-import { BbsDecodeError, BbsError, bbsErrorTypeName, throwIfBbsError } from '../../src/cf/bbs-errors.js';
+import { CfnetError, ValidationError } from '../../src/lib/errors.js';
+import { BbsDecodeError, BbsError, bbsErrorTypeName, throwIfBbsError } from '../../src/model/bbs-errors.js';
 import {
   BBS_EVENT_DECODERS,
   BBS_EVENT_NAMES,
@@ -16,8 +17,7 @@ import {
   encodeEvent,
   longToBigInt,
   models,
-} from '../../src/cf/bbs-messages.js';
-import { CfnetError, ValidationError } from '../../src/lib/errors.js';
+} from '../../src/model/bbs-messages.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Byte builder

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { longToBigInt, models } from '../../src/cf/bbs-messages.js';
+import { longToBigInt, models } from '../../src/model/bbs-messages.js';
 import {
   ActualEncoder,
   actualMessage,

@@ -6,7 +6,7 @@
  * triggers a re-list, at most one per `minRelistMs`, so requests cannot turn into a BBS flood.
  */
 import { isIP } from 'node:net';
-import type { CellPresence } from '../../cf/bbs-messages.js';
+import type { CellPresence } from '../../model/bbs-messages.js';
 
 export interface CellDirectory {
   /** The cell's IPv4/IPv6 address per BBS, or null when BBS knows no such cell. */

@@ -11,8 +11,8 @@
  */
 import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
-import type { DecodedBbsEvent, DesiredLRP, Task } from '../../cf/bbs-messages.js';
 import type { ValidationError } from '../../lib/errors.js';
+import type { DecodedBbsEvent, DesiredLRP, Task } from '../../model/bbs-messages.js';
 import {
   desiredFromBbs,
   type EgressSnapshot,

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from '../agent/config.js';
 import { errorMessage } from '../lib/errors.js';
 import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
 import { addSettingOptions, flagValues, SettingsError, wrapText } from '../lib/settings/index.js';
+import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from './config.js';
 
 /**
  * How long a stop may take whatever is unreachable: loops get 2 s, the state is saved, then the
@@ -36,7 +36,7 @@ export function registerAgentCommands(program: Command): void {
       return;
     }
     // loaded here, not at start-up of the CLI: other commands do not pay for the agent's modules
-    const { CellAgent } = await import('../agent/agent.js');
+    const { CellAgent } = await import('./agent.js');
     const agent = new CellAgent({ config, dryRun: opts.dryRun === true });
     let stopping: Promise<void> | null = null;
     const stop = (signal: string) => {

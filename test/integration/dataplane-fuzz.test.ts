@@ -19,6 +19,7 @@ import {
 } from '../../src/dataplane/index.js';
 import { checkScript } from '../../src/dataplane/nft.js';
 import { ValidationError } from '../../src/lib/errors.js';
+import { ipv4ToInt } from '../../src/model/ip.js';
 import type { CellContainer, CellRuleSet, EgressRule, IpRange } from '../../src/model/types.js';
 import { exec, withNetns } from '../helpers/netns.js';
 
@@ -43,8 +44,7 @@ const rangeArb: fc.Arbitrary<IpRange> = fc
     ),
   )
   .map(([a, b, family]) => {
-    const n = (x: string) => x.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-    const [s, e] = n(a) <= n(b) ? [a, b] : [b, a];
+    const [s, e] = ipv4ToInt(a) <= ipv4ToInt(b) ? [a, b] : [b, a];
     return family === 4 ? { family, start: s, end: e } : { family, start: '2001:db8::1', end: '2001:db8::9' };
   });
 

@@ -14,15 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { NftApplyError } from '../../src/dataplane/nft.js';
 import { errorLine, NftSession, toLine } from '../../src/dataplane/session.js';
 import { createNetns, deleteNetns, exec, uniqueName } from '../helpers/netns.js';
-
-/** Resolves once `cond` holds (polls; these are process exits we cannot subscribe to). */
-async function until(cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { waitUntil } from '../helpers/wait.js';
 
 test('toLine joins a script into one nft input line; errorLine maps a caret back to a line', () => {
   const script = 'add element inet t s { 1.2.3.4 }\n\n  delete element inet t s { 1.2.3.5 }\nbogus x\n';
@@ -91,7 +83,7 @@ describe('NftSession (real nft)', () => {
     assert.equal((await list()).match(/198\.51\.100\.\d+/g)?.length, 20);
     const pid = s.pid!;
     process.kill(pid, 'SIGKILL');
-    await until(() => s.pid === null);
+    await waitUntil('s.pid === null', () => s.pid === null, 5000, 10);
     await s.run('flush set inet t s\n');
     assert.notEqual(s.pid, pid);
     assert.doesNotMatch(await list(), /198\.51\.100/);
@@ -105,7 +97,7 @@ describe('NftSession (real nft)', () => {
       await small.run(
         `add element inet t s { ${Array.from({ length: 20 }, (_, i) => `203.0.113.${i + 2}`).join(', ')} }\n`,
       );
-      await until(() => small.pid === null); // closed once over recycleBytes
+      await waitUntil('small.pid === null', () => small.pid === null, 5000, 10); // closed once over recycleBytes
       await small.run('add element inet t s { 203.0.113.99 }\n');
       assert.notEqual(small.pid, first);
       assert.match(await list(), /203\.0\.113\.99/);
