@@ -28,7 +28,7 @@ import type { CniEvent } from '../cni/agent-client.js';
 import type { NetConfig } from '../cni/config.js';
 import { nftDataplaneFactory } from '../cni/dataplane.js';
 import { type CniExecutor, startCniExecutor } from '../cni/executor.js';
-import type { ContainerDataplane } from '../cni/plugin.js';
+import type { ContainerDataplane } from '../cni/plugin/index.js';
 import { admitRuleSet, type Refusal } from '../dataplane/admit.js';
 import { type AttachmentRef, NftDataplane, summarise as summariseDrift } from '../dataplane/apply.js';
 import { NftMonitor } from '../dataplane/monitor.js';
