@@ -23,7 +23,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { errorMessage } from '../lib/errors.js';
 import { LeaderElection } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { counter, createRegistry, METRICS, type Registry } from '../lib/metrics.js';
@@ -34,11 +33,12 @@ import { LeaseManager } from '../state/lease-store.js';
 import { RuleSetStore } from '../state/ruleset-store.js';
 import { WorldStore } from '../state/world-store.js';
 import type { ControllerConfig } from './config.js';
-import { extensionsFor } from './extension-registry.js';
+import { callExtensions, extensionsFor } from './extension-registry.js';
 import type { ControllerExtension, ExtensionHost } from './extensions.js';
 import { startIdentity } from './identity/setup.js';
 import { configuredSources, LeaderLifecycle } from './leadership.js';
 import { registerControllerMetrics } from './metrics.js';
+import { type ReadinessChecks, readiness } from './readiness.js';
 import { ReconcileQueue } from './reconcile/queue.js';
 import { type ReconcileResult, Reconciler } from './reconcile/reconciler.js';
 import { ReconcileWorkers } from './reconcile/worker.js';
@@ -376,15 +376,7 @@ export class Controller {
 
   /** Run an extension hook on every extension; failures are logged, never raised. */
   private extensionHook(fn: (e: ControllerExtension) => unknown): void {
-    for (const e of this.extensions) {
-      try {
-        void Promise.resolve(fn(e)).catch((err) =>
-          this.log.warn({ err: errorMessage(err), extension: e.name }, 'extension hook failed'),
-        );
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err), extension: e.name }, 'extension hook failed');
-      }
-    }
+    callExtensions(this.extensions, this.log, fn);
   }
 
   /**
@@ -404,38 +396,12 @@ export class Controller {
     return this.queue.enqueueCells(cells, { kind: 'replay', id: 'operator', at: Date.now() });
   }
 
-  async readiness(): Promise<Record<string, { ok: boolean; detail?: string }>> {
-    const checks: Record<string, { ok: boolean; detail?: string }> = {};
-    try {
-      await this.redis.ping();
-      checks.redis = { ok: true };
-    } catch (err) {
-      checks.redis = { ok: false, detail: errorMessage(err) };
-      return checks;
-    }
-    const l = this.lifecycle?.state;
-    if (l) {
-      checks.informers = l.resynced
-        ? { ok: true, detail: 'leader; world written' }
-        : l.missing.length > 0
-          ? {
-              ok: false,
-              detail: `leader; not publishing: waiting for ${l.missing.join(', ')} (not listed since the state was lost)`,
-            }
-          : { ok: false, detail: 'leader; waiting for the first listing' };
-    } else {
-      const holder = await this.election.currentLeader().catch(() => null);
-      checks.leader = holder
-        ? { ok: true, detail: `leader ${holder}` }
-        : { ok: false, detail: 'no leader elected' };
-      const p = await this.redis.hgetall(this.keys.publishState).catch(() => ({}) as Record<string, string>);
-      if (holder && p.state === 'waiting') {
-        checks.informers = {
-          ok: false,
-          detail: `leader not publishing: waiting for ${p.missing?.split(',').join(', ')} (not listed since the state was lost)`,
-        };
-      }
-    }
-    return checks;
+  async readiness(): Promise<ReadinessChecks> {
+    return readiness({
+      redis: this.redis,
+      keys: this.keys,
+      leader: this.lifecycle?.state ?? null,
+      election: this.election,
+    });
   }
 }

@@ -3,6 +3,8 @@
  * controller of this process (the `cfnet` executable registers the operator tools). Light on
  * purpose: registering must not load the controller.
  */
+import { errorMessage } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
 import type { ControllerConfig } from './config.js';
 import type { ControllerExtension } from './extensions.js';
 
@@ -23,4 +25,21 @@ export function registerControllerExtensions(factory: ControllerExtensionFactory
 export function extensionsFor(config: ControllerConfig): ControllerExtension[] {
   if (config.extensions) return [...config.extensions];
   return [...factories].flatMap((f) => f(config));
+}
+
+/** Runs a hook on every extension; failures (thrown or rejected) are logged, never raised. */
+export function callExtensions(
+  extensions: readonly ControllerExtension[],
+  log: Logger,
+  fn: (e: ControllerExtension) => unknown,
+): void {
+  for (const e of extensions) {
+    try {
+      void Promise.resolve(fn(e)).catch((err) =>
+        log.warn({ err: errorMessage(err), extension: e.name }, 'extension hook failed'),
+      );
+    } catch (err) {
+      log.warn({ err: errorMessage(err), extension: e.name }, 'extension hook failed');
+    }
+  }
 }
