@@ -5,7 +5,6 @@
  * retries, and the caller keeps enforcing the last rule set (fail-static).
  */
 import { backoffDelay, sleep } from '../lib/backoff.js';
-import { errorMessage } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { applyPatch, isEmptyPatch } from '../model/ruleset.js';
 import type { CellRuleSet, RuleSetPatch } from '../model/types.js';

@@ -9,7 +9,7 @@
  */
 import type { Command } from 'commander';
 import type { ControllerConfig } from '../controller/controller.js';
-import { registerControllerExtensions } from '../controller/extensions.js';
+import { registerControllerExtensions } from '../controller/extension-registry.js';
 import { opsExtensions } from '../ops/extension.js';
 import { registerCells } from './ops/cells.js';
 import { type OpsIo, processIo } from './ops/common.js';

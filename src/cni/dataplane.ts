@@ -6,7 +6,7 @@
 import { NftDataplane } from '../dataplane/apply.js';
 import type { Logger } from '../lib/log.js';
 import type { NetConfig } from './config.js';
-import type { ContainerDataplane } from './plugin.js';
+import type { ContainerDataplane } from './plugin/index.js';
 
 export interface DataplaneFactoryOptions {
   logger?: Logger;

@@ -26,7 +26,7 @@ import { pickCniEnv } from './env.js';
 import { CNI_ERR, CniError, cniErrorJson } from './errors.js';
 import { IpPool } from './ip-pool.js';
 import { MtuCache } from './mtu.js';
-import { type ContainerDataplane, invokeCni } from './plugin.js';
+import { type ContainerDataplane, invokeCni } from './plugin/index.js';
 import { WIRE_VERSION } from './version.js';
 
 export const EXECUTOR_PATH = '/v1/cni';

@@ -24,7 +24,7 @@ export {
 export { allocate, type CellSubnet, makeSubnet, readSubnet } from './ipam.js';
 export { containerMtu, MtuCache, VXLAN_OVERHEAD } from './mtu.js';
 export { containerMac, GATEWAY, HOST_IF, hostIfName, hostMac } from './names.js';
-export { type CniDeps, type ContainerDataplane, invokeCni, type TableView } from './plugin.js';
+export { type CniDeps, type ContainerDataplane, invokeCni, type TableView } from './plugin/index.js';
 export { runCniOnce } from './run.js';
 export { type AttachmentRecord, Datastore, type StoreData, type StoreEntry } from './store.js';
 export * from './types.js';

@@ -6,7 +6,7 @@ import { nftDataplaneFactory } from './dataplane.js';
 import { pickCniEnv } from './env.js';
 import { pluginLogger } from './logger.js';
 import { MtuCache } from './mtu.js';
-import { invokeCni } from './plugin.js';
+import { invokeCni } from './plugin/index.js';
 import type { CniResponse } from './types.js';
 import { aboutText } from './version.js';
 

@@ -1,7 +1,7 @@
 /**
- * Registration point for operator-side extensions of a controller replica (the event journal and
- * the web dashboard, `src/ops/dashboard`). The controller calls them at three
- * points and otherwise knows nothing about them:
+ * What an operator-side extension of a controller replica is (the event journal and the web
+ * dashboard of `src/ops`). The controller calls them at these points and otherwise knows nothing
+ * about them:
  * - `onEnqueued`: after every enqueue of reconcile jobs (world changes, resyncs, agent inventory
  *   changes, operator replays) with the job ids BullMQ returned (a deduplicated request gets the id
  *   of the job that absorbed it);
@@ -9,11 +9,18 @@
  * - `onRejected`: input left out by the ingest gate, the computation or the agent (distinct ones);
  * - `operatorRoutes`: extra routes on the operator port, registered before it listens.
  * Extensions must not throw from the hooks (errors are logged and ignored by the controller).
+ *
+ * Each hook gets an `ExtensionHost`: the few things of the controller an extension may use, so
+ * that extensions depend on this narrow interface, never on the Controller class. Which
+ * extensions a controller gets is extension-registry.ts's business.
  */
+import type { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import type { Trigger } from '../rules/world.js';
+import type { Logger } from '../lib/log.js';
+import type { Registry } from '../lib/metrics.js';
+import type { Trigger, World } from '../rules/world.js';
 import type { AgentStatus } from '../state/ruleset-store.js';
-import type { Controller, ControllerConfig } from './controller.js';
+import type { ReconcileJobData } from './reconcile/queue.js';
 import type { Rejection } from './sources/rejections.js';
 
 export interface EnqueuedJob {
@@ -22,35 +29,28 @@ export interface EnqueuedJob {
   jobId: string;
 }
 
+/** What a controller lends its extensions. */
+export interface ExtensionHost {
+  /** The replica's metrics registry (extensions add their own series). */
+  readonly registry: Registry;
+  /** The replica's logger. */
+  readonly logger: Logger;
+  /** The leader's in-memory world as it is now (null on standbys); read it at hook time. */
+  world(): World | null;
+  /** The BullMQ queue of reconcile jobs (the dashboard shows it). */
+  jobQueue(): Queue<ReconcileJobData>;
+}
+
 export interface ControllerExtension {
   readonly name: string;
-  onEnqueued?(jobs: readonly EnqueuedJob[], controller: Controller): void | Promise<void>;
+  onEnqueued?(jobs: readonly EnqueuedJob[], host: ExtensionHost): void | Promise<void>;
   onStatus?(
     cellId: string,
     status: Omit<AgentStatus, 'reportedAt'>,
-    controller: Controller,
+    host: ExtensionHost,
   ): void | Promise<void>;
   /** Input left out (invalid records, per-cell conflicts, agent refusals), each distinct once. */
-  onRejected?(items: readonly Rejection[], controller: Controller): void | Promise<void>;
-  operatorRoutes?(app: FastifyInstance, controller: Controller): Promise<void>;
+  onRejected?(items: readonly Rejection[], host: ExtensionHost): void | Promise<void>;
+  operatorRoutes?(app: FastifyInstance, host: ExtensionHost): Promise<void>;
   close?(): Promise<void>;
-}
-
-export type ControllerExtensionFactory = (config: ControllerConfig) => ControllerExtension[];
-
-const factories = new Set<ControllerExtensionFactory>();
-
-/**
- * Extensions every Controller of this process gets when its config has no `extensions` (the
- * `cfnet` executable registers the operator tools here). Registering the same factory twice is a
- * no-op.
- */
-export function registerControllerExtensions(factory: ControllerExtensionFactory): void {
-  factories.add(factory);
-}
-
-/** The extensions of a controller: `config.extensions` when given, else the registered ones. */
-export function extensionsFor(config: ControllerConfig): ControllerExtension[] {
-  if (config.extensions) return [...config.extensions];
-  return [...factories].flatMap((f) => f(config));
 }

@@ -112,6 +112,15 @@ export class LeaderElection extends EventEmitter<LeaderEvents> {
     this.schedule(0);
   }
 
+  /**
+   * Stop campaigning as if the process died (tests: "kill the leader"): no further acquire or
+   * renewal, the lease is neither released nor given up here, so a standby takes over only when
+   * it runs out.
+   */
+  abandon(): void {
+    this.running = false;
+  }
+
   /** Stop campaigning; release the lease if we hold it (so a standby takes over immediately). */
   async stop(): Promise<void> {
     this.running = false;

@@ -9,8 +9,8 @@
  * commands that never run a controller do not pay for it.
  */
 import type { Redis } from 'ioredis';
-import type { Controller, ControllerConfig } from '../controller/controller.js';
-import type { ControllerExtension, EnqueuedJob } from '../controller/extensions.js';
+import type { ControllerConfig } from '../controller/config.js';
+import type { ControllerExtension, EnqueuedJob, ExtensionHost } from '../controller/extensions.js';
 import type { Rejection } from '../controller/sources/rejections.js';
 import { counter } from '../lib/metrics.js';
 import type { JournalEntryInput, JournalSource } from './journal.js';
@@ -107,9 +107,9 @@ export class JournalExtension implements ControllerExtension {
     return this.loading;
   }
 
-  private metricOf(controller: Controller) {
+  private metricOf(host: ExtensionHost) {
     this.metric ??= counter(
-      controller.registry,
+      host.registry,
       JOURNAL_ENTRIES_METRIC,
       'Event journal entries by outcome (written, dropped, failed)',
       ['outcome'],
@@ -118,12 +118,9 @@ export class JournalExtension implements ControllerExtension {
   }
 
   /** Queue entries for writing, in order. `make` runs now (it reads the world as it is now). */
-  private write(
-    controller: Controller,
-    make: (m: JournalModules) => JournalEntryInput[],
-  ): Promise<void> | void {
+  private write(host: ExtensionHost, make: (m: JournalModules) => JournalEntryInput[]): Promise<void> | void {
     if (this.closed) return;
-    const metric = this.metricOf(controller);
+    const metric = this.metricOf(host);
     const ready = this.mods;
     // The world must be read at hook time: resolve the entries synchronously once loaded.
     const entries = ready ? make(ready) : null;
@@ -143,7 +140,7 @@ export class JournalExtension implements ControllerExtension {
         metric.inc({ outcome: 'written' }, list.length);
       } catch (err) {
         metric.inc({ outcome: 'failed' }, n);
-        controller.log.warn({ err }, 'event journal write failed');
+        host.logger.warn({ err }, 'event journal write failed');
       } finally {
         this.backlog -= n;
       }
@@ -151,20 +148,20 @@ export class JournalExtension implements ControllerExtension {
     return this.chain;
   }
 
-  onEnqueued(jobs: readonly EnqueuedJob[], controller: Controller): Promise<void> | void {
-    return this.write(controller, (m) => m.recorder.entriesFor(jobs, controller.world));
+  onEnqueued(jobs: readonly EnqueuedJob[], host: ExtensionHost): Promise<void> | void {
+    return this.write(host, (m) => m.recorder.entriesFor(jobs, host.world()));
   }
 
-  onStatus(cellId: string, status: { appliedVersion: number; error: string }, controller: Controller) {
+  onStatus(cellId: string, status: { appliedVersion: number; error: string }, host: ExtensionHost) {
     const at = Date.now();
-    return this.write(controller, (m) => {
+    return this.write(host, (m) => {
       const e = m.recorder.statusEntry(cellId, status, at);
       return e ? [e] : [];
     });
   }
 
-  onRejected(items: readonly Rejection[], controller: Controller): Promise<void> | void {
-    return this.write(controller, () => items.map(rejectionEntry));
+  onRejected(items: readonly Rejection[], host: ExtensionHost): Promise<void> | void {
+    return this.write(host, () => items.map(rejectionEntry));
   }
 
   async close(): Promise<void> {
@@ -184,16 +181,16 @@ export class DashboardExtension implements ControllerExtension {
 
   constructor(private readonly config: ControllerConfig) {}
 
-  async operatorRoutes(app: import('fastify').FastifyInstance, controller: Controller): Promise<void> {
+  async operatorRoutes(app: import('fastify').FastifyInstance, host: ExtensionHost): Promise<void> {
     const { registerDashboard } = await import('./dashboard/index.js');
     const d = await registerDashboard(app, {
       redisUrl: this.config.redisUrl,
       ...(this.config.redisAuth ? { redisAuth: this.config.redisAuth } : {}),
       ...(this.config.namespace ? { namespace: this.config.namespace } : {}),
       token: this.config.operator?.token ?? null,
-      queue: controller.reconcileQueue.queue,
-      logger: controller.log.child({ part: 'dashboard' }),
-      registry: controller.registry,
+      queue: host.jobQueue(),
+      logger: host.logger.child({ part: 'dashboard' }),
+      registry: host.registry,
     });
     this.closeFn = d.close;
   }

@@ -15,7 +15,7 @@ import {
 import { checkEnv } from '../../src/cni/env.js';
 import { CniError, toCniError } from '../../src/cni/errors.js';
 import { sourceTable } from '../../src/cni/link.js';
-import { invokeCni } from '../../src/cni/plugin.js';
+import { invokeCni } from '../../src/cni/plugin/index.js';
 import type { StoreData } from '../../src/cni/store.js';
 import { aboutText, SUPPORTED_VERSIONS } from '../../src/cni/version.js';
 import { checkHandle } from '../../src/dataplane/desired.js';

@@ -16,7 +16,7 @@ import { checkEnv, pickCniEnv } from '../../src/cni/env.js';
 import { CniError } from '../../src/cni/errors.js';
 import { allocate, capacity, makeSubnet, readSubnet } from '../../src/cni/ipam.js';
 import { containerMac, HOST_IF, hostIfName, hostMac } from '../../src/cni/names.js';
-import { invokeCni } from '../../src/cni/plugin.js';
+import { invokeCni } from '../../src/cni/plugin/index.js';
 import { formatResult, parsePrevResult, versionInfo } from '../../src/cni/version.js';
 
 function cniCode(fn: () => unknown): { code: number; msg: string } {

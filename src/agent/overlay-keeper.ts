@@ -1,0 +1,210 @@
+/**
+ * The lease and overlay keeper: the cell's subnet lease (renewed; claimed back when the controller
+ * lost it; a move refused while containers use the subnet), the VXLAN device and the subnet file
+ * for the CNI plugin, and the other cells' leases programmed as routes and neighbours (diffed).
+ */
+import { readFile } from 'node:fs/promises';
+import { backoffDelay } from '../lib/backoff.js';
+import { CfnetError } from '../lib/errors.js';
+import { ControllerRequestError, type OverlayLease } from './client.js';
+import { type AgentContext, jittered, pause } from './context.js';
+import { DryRunOverlay, type OverlayDevice } from './dry-run.js';
+import { desiredOverlay, mergePeerLeases, vtepIpOf, vtepMacOf } from './overlay.js';
+import { writeFileAtomic } from './state.js';
+import { detectUnderlay, type Underlay, type VtepSpec, VXLAN_OVERHEAD, Vxlan } from './vxlan.js';
+
+export interface OverlayKeeperHooks {
+  contact(ok: boolean, op: string, err?: unknown): void;
+  /** The controller may have lost every inventory with the leases: report ours again. */
+  reportInventoryAgain(): void;
+  /** Whether containers use the held subnet (then it never moves on its own). */
+  hasContainers(): boolean;
+  saveSoon(): void;
+}
+
+export class OverlayKeeper {
+  lease: OverlayLease | null = null;
+  /** Every cell's lease as last listed (peers missing from a listing kept until they expire). */
+  leases: OverlayLease[] = [];
+  /** The subnet file for the CNI plugin is written (readiness). */
+  subnetWritten = false;
+  private underlay: Underlay | null = null;
+  private readonly vxlan: OverlayDevice;
+
+  constructor(
+    private readonly ctx: AgentContext,
+    private readonly hooks: OverlayKeeperHooks,
+  ) {
+    const c = ctx.config;
+    this.vxlan = ctx.dryRun
+      ? new DryRunOverlay(c.vtepName)
+      : new Vxlan(c.vtepName, ctx.log.child({ component: 'vxlan' }));
+  }
+
+  /** Finds the underlay (a dry run with a given address needs no interface holding it). */
+  async detectUnderlay(): Promise<void> {
+    const c = this.ctx.config;
+    this.underlay =
+      this.ctx.dryRun && c.underlayIp
+        ? { ip: c.underlayIp, interface: c.underlayInterface || 'dry-run', mtu: 1500 }
+        : await detectUnderlay({ ip: c.underlayIp, interface: c.underlayInterface });
+  }
+
+  /** Start-up: the saved lease and leases back in force (device kept if it matches; diffed). */
+  async restore(lease: OverlayLease | null, leases: OverlayLease[]): Promise<void> {
+    this.lease = lease;
+    this.leases = leases;
+    if (!this.lease) return;
+    try {
+      await this.adoptLease(this.lease, 'saved');
+      await this.syncOverlay(true);
+    } catch (err) {
+      this.ctx.log.error({ err }, 'restoring the overlay from saved state failed');
+    }
+  }
+
+  /** Renews the lease and programs the other cells' leases, every `leasePollIntervalSeconds`. */
+  async loop(): Promise<void> {
+    const { ctx } = this;
+    let failures = 0;
+    while (!ctx.stopping()) {
+      try {
+        const l = await this.renewOrAcquire();
+        this.hooks.contact(true, 'lease');
+        await this.adoptLease(l, 'controller');
+        const listing = await ctx.client.leases(ctx.signal);
+        const peers = mergePeerLeases(this.leases, listing.leases, listing.released, Date.now());
+        if (peers.retained.length > 0) {
+          ctx.log.info(
+            { retained: peers.retained },
+            'peers missing from the lease listing kept until their leases expire',
+          );
+        }
+        this.leases = peers.leases;
+        await this.syncOverlay(false);
+        this.hooks.saveSoon();
+        failures = 0;
+        if (!(await pause(ctx, jittered(ctx.config.leasePollIntervalSeconds * 1000)))) return;
+      } catch (err) {
+        if (ctx.stopping()) return;
+        this.hooks.contact(false, 'lease', err);
+        const delay = backoffDelay(failures++, ctx.backoff);
+        const conflict = err instanceof ControllerRequestError && err.apiCode === 'CFNET_LEASE_CONFLICT';
+        if (conflict) ctx.metrics.leaseConflicts.inc();
+        const fields = { err, retryInMs: delay, lease: this.lease?.subnet ?? null };
+        if (conflict) {
+          ctx.log.error(
+            fields,
+            "the controller says another live cell holds this cell's subnet; keeping it (an operator resolves this: cfnet leases move)",
+          );
+        } else {
+          ctx.log.warn(fields, 'lease renewal failed; keeping the overlay as it is');
+        }
+        if (!(await pause(ctx, delay))) return;
+      }
+    }
+  }
+
+  /**
+   * Renews the held lease; when the controller does not know it (Redis lost its data) or records
+   * another subnet, claims the held subnet back. Without a lease (first start) acquires a fresh one.
+   */
+  private async renewOrAcquire(): Promise<OverlayLease> {
+    const ip = this.underlay!.ip;
+    const client = this.ctx.client;
+    if (this.lease) {
+      try {
+        return await client.renewLease(this.lease.subnet, ip);
+      } catch (err) {
+        if (!(err instanceof ControllerRequestError) || (err.status !== 404 && err.status !== 409)) throw err;
+        this.ctx.log.warn(
+          { err, subnet: this.lease.subnet },
+          'lease not renewable (the controller lost or moved it); claiming the held subnet',
+        );
+        this.hooks.reportInventoryAgain();
+        return client.acquireLease(ip, undefined, this.lease.subnet);
+      }
+    }
+    return client.acquireLease(ip);
+  }
+
+  /** The VXLAN device for lease `l` (start-up, every renewal and the drift check build it here). */
+  private vtepSpec(l: OverlayLease): VtepSpec {
+    const c = this.ctx.config;
+    const u = this.underlay!;
+    return {
+      name: c.vtepName,
+      vni: c.vni,
+      port: c.vtepPort,
+      underlayIp: u.ip,
+      underlayInterface: u.interface,
+      mtu: c.vtepMtu > 0 ? c.vtepMtu : u.mtu - VXLAN_OVERHEAD,
+      subnet: l.subnet,
+      mac: l.vtepMac || vtepMacOf(l.subnet),
+    };
+  }
+
+  /** Makes `l` the cell's lease: VXLAN device, subnet file for the CNI plugin. */
+  private async adoptLease(l: OverlayLease, source: 'saved' | 'controller'): Promise<void> {
+    const { log, metrics, config } = this.ctx;
+    const prev = this.lease;
+    if (prev && prev.subnet !== l.subnet) {
+      if (l.moved !== 'operator' && this.hooks.hasContainers()) {
+        metrics.leaseConflicts.inc();
+        throw new CfnetError(
+          'CFNET_AGENT_LEASE_MOVE_REFUSED',
+          `the controller offered subnet ${l.subnet} but this cell holds ${prev.subnet} and has containers on it`,
+          { held: prev.subnet, offered: l.subnet },
+        );
+      }
+      log.error(
+        { old: prev.subnet, new: l.subnet, moved: l.moved ?? 'no containers' },
+        'the cell lease moved to another subnet: containers on the old subnet lose overlay connectivity',
+      );
+    }
+    const done = await this.vxlan.ensureDevice(this.vtepSpec(l));
+    if (done.length > 0) log.info({ dev: config.vtepName, done, source }, 'VXLAN device configured');
+    this.lease = l;
+    await this.writeSubnetFile(l.subnet);
+    if (!prev || prev.subnet !== l.subnet) log.info({ subnet: l.subnet, source }, 'cell lease held');
+  }
+
+  private async writeSubnetFile(subnet: string): Promise<void> {
+    const text = `${JSON.stringify({ subnet, gateway: vtepIpOf(subnet) })}\n`;
+    const cur = await readFile(this.ctx.config.subnetFile, 'utf8').catch(() => null);
+    if (cur !== text) await writeFileAtomic(this.ctx.config.subnetFile, text, 0o644);
+    this.subnetWritten = true;
+  }
+
+  /** Programs the other cells' leases (only the difference reaches the kernel). */
+  private async syncOverlay(readKernel: boolean): Promise<number> {
+    if (!this.lease) return 0;
+    const { log, metrics } = this.ctx;
+    const d = desiredOverlay(this.leases, {
+      cellId: this.ctx.config.cellId,
+      subnet: this.lease.subnet,
+      underlayIp: this.underlay!.ip,
+    });
+    for (const s of d.skipped) log.warn(s, 'lease not programmed');
+    const n = await this.vxlan.sync(d.state, { readKernel });
+    metrics.overlayPeers.set(d.state.routes.size);
+    if (n > 0) {
+      metrics.overlayChanges.inc(n);
+      log.info({ changes: n, peers: d.state.routes.size, readKernel }, 'overlay entries updated');
+    }
+    return n;
+  }
+
+  /** Drift check: the device and the overlay entries read back and repaired; entries changed. */
+  async repair(): Promise<number> {
+    if (!this.lease) return 0;
+    const done = await this.vxlan.ensureDevice(this.vtepSpec(this.lease));
+    if (done.length > 0) {
+      this.ctx.metrics.driftRepairs.inc({ what: 'vtep' });
+      this.ctx.log.warn({ done }, 'VXLAN device drift repaired');
+    }
+    const overlay = await this.syncOverlay(true);
+    if (overlay > 0) this.ctx.metrics.driftRepairs.inc({ what: 'overlay' });
+    return overlay;
+  }
+}
