@@ -19,6 +19,10 @@
  * This file composes a replica (connections, stores, queue, workers, servers, election) and runs
  * its start and stop; the leader life cycle is leadership.ts, the metrics metrics.ts, the waits
  * tests use test-hooks.ts, the configuration config.ts.
+ *
+ * Longer than ~400 lines: the composition root builds every part of a replica (Redis connections,
+ * stores, queue, workers, API, election) and runs its start, stop and kill; the parts themselves
+ * live in their own modules.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';

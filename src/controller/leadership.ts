@@ -5,7 +5,7 @@
  * changes are written and enqueued incrementally, with a full rewrite after a failed write, a
  * Redis reconnect or an agent ahead of the store. Losing the lease stops it all.
  *
- * Over 400 lines: it is one state machine (elect → sync → publish → stop) over one LeaderState;
+ * Longer than ~400 lines: it is one state machine (elect → sync → publish → stop) over one LeaderState;
  * split further, its steps would have to share that state across files.
  */
 import type { Redis } from 'ioredis';

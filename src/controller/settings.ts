@@ -5,6 +5,10 @@
  * environment > config file > default. Errors name the setting and where its value came from.
  * `toControllerConfig` turns settings into the runtime config (reading the PEM files the agent API
  * needs; the CF clients read their own files).
+ *
+ * Longer than ~400 lines: it is the controller's settings table (one entry per setting, each with
+ * its flag, environment, file key, default and description) and the compilation into
+ * ControllerConfig; the engine is lib/settings.
  */
 import { ValidationError } from '../lib/errors.js';
 import { DEFAULT_LEASE_MS } from '../lib/leader.js';

@@ -23,6 +23,9 @@
  *   peer at once; every other peer stays programmed until its lease expires.
  * - an operator can force a cell onto a new subnet (`cfnet leases move`): `lease:move` names the
  *   cells whose next claim is answered with a fresh subnet (marked `moved`).
+ *
+ * Longer than ~400 lines: one Redis contract: leases, claims after state loss, the recovery window,
+ * release tombstones and operator moves share one hash and its scripts.
  */
 import type { Redis } from 'ioredis';
 import { CfnetError, ValidationError } from '../lib/errors.js';

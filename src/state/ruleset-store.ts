@@ -13,6 +13,9 @@
  * - Every write publishes `<cell> <version>` on the change channel so every replica wakes the
  *   agents long-polling that cell.
  * - Agents report the version they applied; desired vs applied gives convergence.
+ *
+ * Longer than ~400 lines: one Redis contract: versioned snapshots, the patch log, the shared tag
+ * tables and the version floor are written by one script and read together.
  */
 import type { Redis } from 'ioredis';
 import { shortHash } from '../model/canonical.js';

@@ -5,6 +5,9 @@
  * written by whichever replica serves the agent (the agent owns its cell's inventory). Workers read
  * one cell's slice in one MULTI (records, inventory, rule-set meta, ASG and policy versions) and
  * keep ASGs, policies and egress snapshots cached in memory by content hash.
+ *
+ * Longer than ~400 lines: one Redis contract: fenced world writes, the full resync and the
+ * one-MULTI cell slice a worker reads share the key layout and their caches.
  */
 import type { Redis } from 'ioredis';
 import type { C2CPolicy, EgressRule, SecurityGroup } from '../model/types.js';
