@@ -3,12 +3,14 @@
  * lost it; a move refused while containers use the subnet), the VXLAN device and the subnet file
  * for the CNI plugin, and the other cells' leases programmed as routes and neighbours (diffed).
  */
+
 import { readFile } from 'node:fs/promises';
 import { backoffDelay } from '../lib/backoff.js';
 import { CfnetError } from '../lib/errors.js';
 import { ControllerRequestError, type OverlayLease } from './client.js';
 import { type AgentContext, jittered, pause } from './context.js';
 import { DryRunOverlay, type OverlayDevice } from './dry-run.js';
+import { AGENT_EVENTS } from './events.js';
 import { desiredOverlay, mergePeerLeases, vtepIpOf, vtepMacOf } from './overlay.js';
 import { writeFileAtomic } from './state.js';
 import { detectUnderlay, type Underlay, type VtepSpec, VXLAN_OVERHEAD, Vxlan } from './vxlan.js';
@@ -163,7 +165,11 @@ export class OverlayKeeper {
       );
     }
     const done = await this.vxlan.ensureDevice(this.vtepSpec(l));
-    if (done.length > 0) log.info({ dev: config.vtepName, done, source }, 'VXLAN device configured');
+    if (done.length > 0)
+      log.info(
+        { event: AGENT_EVENTS.vxlanConfigured, dev: config.vtepName, done, source },
+        'VXLAN device configured',
+      );
     this.lease = l;
     await this.writeSubnetFile(l.subnet);
     if (!prev || prev.subnet !== l.subnet) log.info({ subnet: l.subnet, source }, 'cell lease held');
@@ -190,7 +196,10 @@ export class OverlayKeeper {
     metrics.overlayPeers.set(d.state.routes.size);
     if (n > 0) {
       metrics.overlayChanges.inc(n);
-      log.info({ changes: n, peers: d.state.routes.size, readKernel }, 'overlay entries updated');
+      log.info(
+        { event: AGENT_EVENTS.overlayUpdated, changes: n, peers: d.state.routes.size, readKernel },
+        'overlay entries updated',
+      );
     }
     return n;
   }

@@ -12,6 +12,7 @@ import { errorMessage } from '../lib/errors.js';
 import type { CellRuleSet, EgressRule } from '../model/types.js';
 import type { OverlayLease } from './client.js';
 import type { AgentContext } from './context.js';
+import { AGENT_EVENTS } from './events.js';
 import { type Inventory, InventoryReader } from './inventory.js';
 import { type LocalContainer, mergeLocal } from './merge.js';
 import { type PullUpdate, RulePuller } from './pull.js';
@@ -119,12 +120,21 @@ export class RulesKeeper {
         const res = await this.ctx.dataplane.applyFull(merged);
         this.ctx.metrics.applies.inc({ mode: 'restore', outcome: 'ok' });
         log.info(
-          { version: merged.version, ms: Math.round(res.ms), tableMissing: report.tableMissing },
+          {
+            event: AGENT_EVENTS.savedRulesRestored,
+            version: merged.version,
+            ms: Math.round(res.ms),
+            tableMissing: report.tableMissing,
+          },
           'saved rule set restored in one nft transaction',
         );
       } else {
         log.info(
-          { version: merged.version, ms: Math.round(performance.now() - t0) },
+          {
+            event: AGENT_EVENTS.kernelHoldsSavedRules,
+            version: merged.version,
+            ms: Math.round(performance.now() - t0),
+          },
           'kernel already holds the saved rule set: nothing applied',
         );
       }
@@ -229,6 +239,7 @@ export class RulesKeeper {
         log.info(
           {
             version: merged.version,
+            event: AGENT_EVENTS.rulesApplied,
             source,
             mode: res.mode,
             ms: Math.round(res.ms * 10) / 10,
@@ -285,7 +296,10 @@ export class RulesKeeper {
         this.applied = merged;
         this.appliedVersion = this.base.version;
         this.lastApplyError = '';
-        this.ctx.log.warn({ trigger, ...summariseDrift(report) }, 'nft table drift repaired');
+        this.ctx.log.warn(
+          { event: AGENT_EVENTS.driftRepaired, trigger, ...summariseDrift(report) },
+          'nft table drift repaired',
+        );
       }
       return repaired;
     });

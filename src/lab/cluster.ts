@@ -26,6 +26,7 @@
  * servers) for tests, benches and the demo; every part shares the cluster's files, namespaces and
  * stop.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
@@ -36,6 +37,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ControllerClient } from '../agent/client.js';
 import type { AgentConfig } from '../agent/config.js';
+import type { AgentEvent } from '../agent/events.js';
 import { DEFAULT_IPTABLES_BINARIES } from '../dataplane/host-filter.js';
 import { closeRedis, createRedis, deleteKeys } from '../lib/redis.js';
 import { createCa, issueCert } from '../lib/tls.js';
@@ -268,6 +270,11 @@ export class CellNode {
   }
 
   /** Agent log lines (pino JSON, every start) containing `needle`, as received so far. */
+  /** The agent's log lines carrying `event` (src/agent/events.ts), every start included. */
+  async events(name: AgentEvent): Promise<Record<string, unknown>[]> {
+    return (await this.logLines(`"event":"${name}"`)).filter((l) => l.event === name);
+  }
+
   async logLines(needle: string): Promise<Record<string, unknown>[]> {
     return this.output
       .filter((l) => l.includes(needle))

@@ -11,8 +11,10 @@
  *
  *   x1 (app X) @ cell-1      y1 (app Y, NetIn 61001→8080) @ cell-2      z1 (app Z) @ cell-3
  */
+
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { AGENT_EVENTS } from '../../src/agent/events.js';
 import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP, UNDERLAY_GW } from '../helpers/cluster.js';
 import { tcp } from '../helpers/fixtures.js';
 import { expectTraffic, LongConnection, probe } from '../helpers/netns.js';
@@ -140,7 +142,7 @@ describe('multi-cell: policies, ASGs, NetIn, controller loss and agent restarts 
         await cell.startAgent();
         assert.equal(await conn.send(`up-${cell.id}`), `data pong:8081:${z1.ip}:up-${cell.id}`);
         assert.equal(await cell.table(), table, 'restart changed nothing in the kernel');
-        assert.equal((await cell.logLines('kernel already holds the saved rule set')).length, 1);
+        assert.equal((await cell.events(AGENT_EVENTS.kernelHoldsSavedRules)).length, 1);
       }
       // controller back: agents reconnect and a new change is enforced; the connection lives on
       await cluster.startController();

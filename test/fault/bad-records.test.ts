@@ -15,9 +15,11 @@
  * Throughout, FlowWatch probes the flows no scenario changes, continuously: zero failed probes.
  * One Cluster is shared by every scenario.
  */
+
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
+import { AGENT_EVENTS } from '../../src/agent/events.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { Journal, type JournalEntry } from '../../src/ops/journal.js';
 import { Keys } from '../../src/state/keys.js';
@@ -325,7 +327,7 @@ describe('fault: one bad record touches only itself; the kernel table is exactly
     const tableMs = Date.now() - t0;
     assert.ok(tableMs <= REPAIR_MS, `table restored after ${tableMs} ms`);
     assert.deepEqual(await probe(x1.ns, [tcp(y1.ip, 8083)]), ['refused']);
-    const repairs = await cell2.logLines('nft table drift repaired');
+    const repairs = await cell2.events(AGENT_EVENTS.driftRepaired);
     assert.ok(repairs.length >= 3, 'each repair is logged');
     t.diagnostic(`repaired after: ctr_in ${inMs} ms, ${chain} ${asgMs} ms, table ${tableMs} ms`);
   });
@@ -355,6 +357,6 @@ describe('fault: one bad record touches only itself; the kernel table is exactly
       'closed as soon as the agent serves',
     );
     assert.equal(await cell2.table(), table, 'the table is exactly what the agent wrote');
-    assert.equal((await cell2.logLines('saved rule set restored')).length, 1);
+    assert.equal((await cell2.events(AGENT_EVENTS.savedRulesRestored)).length, 1);
   });
 });

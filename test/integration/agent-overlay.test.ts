@@ -4,8 +4,10 @@
  * / FDB entries for every other cell, only the difference programmed when a cell comes or goes,
  * and a restart that neither recreates the device nor rewrites an entry.
  */
+
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { AGENT_EVENTS } from '../../src/agent/events.js';
 import { vtepMacOf } from '../../src/agent/overlay.js';
 import { Cluster } from '../helpers/cluster.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -84,7 +86,7 @@ describe('agent: overlay leases and VXLAN in namespaces (real controller)', () =
         });
         const fdb = await json(cell, ['bridge', '-j', 'fdb', 'show', 'dev', 'cfnet-vtep']);
         assert.ok(fdb.some((f) => f.mac === lease.vtepMac && f.dst === '198.51.100.99'));
-        const updates = await cell.logLines('overlay entries updated');
+        const updates = await cell.events(AGENT_EVENTS.overlayUpdated);
         assert.equal(updates.at(-1)!.changes, 3, 'route + neighbour + fdb entry, nothing else');
       }
       assert.equal(await extra.releaseLease(), true);
@@ -99,7 +101,7 @@ describe('agent: overlay leases and VXLAN in namespaces (real controller)', () =
             !fdb.some((f) => f.mac === lease.vtepMac)
           );
         });
-        assert.equal((await cell.logLines('overlay entries updated')).at(-1)!.changes, 3);
+        assert.equal((await cell.events(AGENT_EVENTS.overlayUpdated)).at(-1)!.changes, 3);
       }
     } finally {
       await extra.close();
@@ -122,7 +124,7 @@ describe('agent: overlay leases and VXLAN in namespaces (real controller)', () =
     const cell = cluster.cells[2]!;
     const subnet = await cell.subnet();
     const [before] = await json(cell, ['ip', '-j', 'link', 'show', 'dev', 'cfnet-vtep']);
-    const updatesBefore = (await cell.logLines('overlay entries updated')).length;
+    const updatesBefore = (await cell.events(AGENT_EVENTS.overlayUpdated)).length;
     assert.equal(await cell.stopAgent('SIGTERM'), 0, 'clean exit on SIGTERM');
     // drained, not flushed: the device and the entries stay while the agent is down
     assert.equal((await json(cell, ['ip', '-j', 'route', 'show', 'dev', 'cfnet-vtep'])).length, 2);
@@ -136,12 +138,12 @@ describe('agent: overlay leases and VXLAN in namespaces (real controller)', () =
     assert.equal(afterLink!.ifindex, before!.ifindex, 'device kept (not recreated)');
     assert.equal(await cell.subnet(), subnet);
     assert.equal(
-      (await cell.logLines('overlay entries updated')).length,
+      (await cell.events(AGENT_EVENTS.overlayUpdated)).length,
       updatesBefore,
       'no entry rewritten',
     );
     assert.equal(
-      (await cell.logLines('VXLAN device configured')).length,
+      (await cell.events(AGENT_EVENTS.vxlanConfigured)).length,
       1,
       'configured once, at first start',
     );

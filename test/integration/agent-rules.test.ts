@@ -5,9 +5,11 @@
  * the table, a restart with the controller down restores without applying anything, and the saved
  * state resumes the long-poll from its version.
  */
+
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { AGENT_EVENTS } from '../../src/agent/events.js';
 import { type AppRef, Cluster, type ContainerRef } from '../helpers/cluster.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -82,7 +84,7 @@ describe('agent: rules from the controller, merge, drift, drain and restart (rea
     // applied as one incremental transaction per change, never a flush (the log line reaches this
     // process through the agent's stdout pipe, so it may lag the agent's state)
     const applied = await waitUntil('the apply is in the agent log', async () => {
-      const lines = await c2.logLines('rule set applied');
+      const lines = await c2.events(AGENT_EVENTS.rulesApplied);
       return lines.some((l) => l.version === s2.appliedVersion) ? lines : null;
     });
     assert.equal(applied[0]?.mode, 'full', 'the first rule set replaces the table once');
@@ -118,7 +120,7 @@ describe('agent: rules from the controller, merge, drift, drain and restart (rea
     assert.match(await mapText(cell, 'netin_dnat'), /61005 :/);
     await waitUntil(
       'drift repair in the agent log',
-      async () => (await cell.logLines('nft table drift repaired')).length >= 1,
+      async () => (await cell.events(AGENT_EVENTS.driftRepaired)).length >= 1,
     );
 
     // drain: SIGTERM exits 0, the executor socket goes away, the table is untouched
@@ -131,9 +133,9 @@ describe('agent: rules from the controller, merge, drift, drain and restart (rea
     await cell.startAgent();
     await waitUntil(
       'restored',
-      async () => (await cell.logLines('kernel already holds the saved rule set')).length === 1,
+      async () => (await cell.events(AGENT_EVENTS.kernelHoldsSavedRules)).length === 1,
     );
-    assert.equal((await cell.logLines('saved rule set restored in one nft transaction')).length, 0);
+    assert.equal((await cell.events(AGENT_EVENTS.savedRulesRestored)).length, 0);
     assert.equal(await cell.table(), table);
     const after = await cell.agentState();
     assert.equal(after.appliedVersion, before.appliedVersion);
@@ -165,7 +167,7 @@ describe('agent: rules from the controller, merge, drift, drain and restart (rea
       'now with its policy tag',
     );
     const sources = await waitUntil('the resumed apply is in the agent log', async () => {
-      const lines = await cell.logLines('rule set applied');
+      const lines = await cell.events(AGENT_EVENTS.rulesApplied);
       return lines.some((l) => l.version === resumed.appliedVersion) ? lines.map((l) => l.source) : null;
     });
     assert.equal(sources[0], 'snapshot');
