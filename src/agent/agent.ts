@@ -19,6 +19,7 @@
  * nothing (dry-run.ts), and no CNI executor is hosted: the agent needs no root.
  * While the controller is unreachable everything in force stays in force (fail-static); requests
  * are retried with exponential backoff and jitter. `stop()` (SIGTERM) drains: stops polling,
+ * closes the executor socket, waits for an apply in progress, saves state. Rules stay.
  *
  * This file wires the keepers, each with one job: rules-keeper.ts (pull, merge with CNI-time
  * containers, apply, saved state), cni-host.ts (the warm executor and the local socket),

@@ -3,7 +3,6 @@
  * lost it; a move refused while containers use the subnet), the VXLAN device and the subnet file
  * for the CNI plugin, and the other cells' leases programmed as routes and neighbours (diffed).
  */
-
 import { readFile } from 'node:fs/promises';
 import { backoffDelay } from '../lib/backoff.js';
 import { CfnetError } from '../lib/errors.js';

@@ -4,7 +4,6 @@
  * transaction; failed applies retried with backoff; the saved state written (after each apply,
  * soon after CNI events, at stop). What is in force stays in force while anything fails.
  */
-
 import { admitRuleSet, type Refusal } from '../dataplane/admit.js';
 import { summarise as summariseDrift } from '../dataplane/apply.js';
 import { backoffDelay } from '../lib/backoff.js';

@@ -26,7 +26,6 @@
  * servers) for tests, benches and the demo; every part shares the cluster's files, namespaces and
  * stop.
  */
-
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
