@@ -11,7 +11,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { GardenNetOutRule } from '../../src/lab/garden-rules.js';
 import { type AppRef, Cluster, EXTERNAL_IP } from '../helpers/cluster.js';
-import { FlowWatch } from '../helpers/flow-watch.js';
 import { icmp, type Server, startServers } from '../helpers/netns.js';
 import { waitUntil } from '../helpers/wait.js';
 import {
@@ -26,7 +25,9 @@ import {
   UNBIND_CONSISTENTLY_MS,
   UNBIND_SETTLE_MS,
   udp,
+  unbindDefaultRunningAsgs,
   until,
+  watchUnbindWindow,
   within,
 } from './cf-bounds.js';
 
@@ -57,16 +58,7 @@ describe('CF acceptance: ASGs with dynamic ASGs (external_connectivity, asg_test
     udpServer = await startServers(cluster.underlay, { udp: [53], hosts: [EXTERNAL_IP] });
     // CF's external_connectivity first unbinds every default running ASG (cf-deployment's
     // public_networks and dns): without that, dns allows udp 53 and ICMP everywhere
-    for (const g of [...cluster.sim.world.securityGroups.values()]) {
-      if (g.runningDefault) {
-        await cluster.sim.apply({
-          kind: 'asg-set-global',
-          guid: g.guid,
-          lifecycle: 'running',
-          enabled: false,
-        });
-      }
-    }
+    await unbindDefaultRunningAsgs(cluster);
     // CF's BeforeEach then pushes the app, which takes far longer than cfnet needs to apply the
     // unbinding; here a canary container shows when it is in force
     const canary = await cluster.container(cluster.cells[0]!, await cluster.app('canary'), 0);
@@ -123,37 +115,7 @@ describe('CF acceptance: ASGs with dynamic ASGs (external_connectivity, asg_test
 
     await unbind(tcpAsg, app);
     await new Promise((r) => setTimeout(r, UNBIND_SETTLE_MS));
-    const watch = await FlowWatch.start(
-      [
-        {
-          name: 'app→internet tcp 80',
-          ns: a.ns,
-          proto: 'tcp',
-          host: EXTERNAL_IP,
-          port: 80,
-          expect: 'closed',
-        },
-        {
-          name: 'app→internet tcp 443',
-          ns: a.ns,
-          proto: 'tcp',
-          host: EXTERNAL_IP,
-          port: 443,
-          expect: 'closed',
-        },
-        {
-          name: 'app→dns udp 53 (udp-asg stays)',
-          ns: a.ns,
-          proto: 'udp',
-          host: EXTERNAL_IP,
-          port: 53,
-          expect: 'open',
-        },
-      ],
-      { intervalMs: 500 },
-    );
-    await new Promise((r) => setTimeout(r, UNBIND_CONSISTENTLY_MS));
-    const report = await watch.stop();
+    const report = await watchUnbindWindow(a.ns);
     assert.equal(report.failed, 0, report.summary());
     assert.ok(report.sent >= (UNBIND_CONSISTENTLY_MS / 500) * 2, `probed throughout (${report.sent})`);
     t.diagnostic(`unbind held for ${UNBIND_CONSISTENTLY_MS} ms: ${report.sent} probes, 0 failed`);

@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { ASG_FULL_LIST_DEFAULT_MS, CONTROLLER_SETTINGS } from '../../src/controller/settings.js';
+import { type Cluster, EXTERNAL_IP } from '../helpers/cluster.js';
+import { type FlowReport, FlowWatch } from '../helpers/flow-watch.js';
 import { type Probe, type ProbeResult, probe } from '../helpers/netns.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -67,20 +69,18 @@ export async function within(
   want: Expect[],
   opts: { since?: number; intervalMs?: number; timeoutMs?: number } = {},
 ): Promise<number> {
-  const since = opts.since ?? Date.now();
-  let last: ProbeResult[] = [];
-  for (;;) {
-    last = await probe(ns, probes, opts.timeoutMs ?? 1000);
-    const took = Date.now() - since;
-    if (matches(last, want)) {
-      t.diagnostic(`${what}: cfnet ${took} ms (CF bound ${boundMs} ms)`);
-      return took;
-    }
-    if (took > boundMs) {
-      assert.fail(`${what}: want ${want.join(',')} within CF's ${boundMs} ms, still ${last.join(',')}`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 100));
-  }
+  return until(
+    t,
+    what,
+    boundMs,
+    async () => {
+      const last = await probe(ns, probes, opts.timeoutMs ?? 1000);
+      if (matches(last, want)) return true;
+      // waitUntil names the last failure when the bound runs out
+      throw new Error(`want ${want.join(',')}, still ${last.join(',')}`);
+    },
+    opts,
+  );
 }
 
 /** `closed`: what CF calls "request failed" — refused, unreachable or no answer; anything but open. */
@@ -134,4 +134,38 @@ export async function consistently(
     assert.deepEqual(got, want, `${what}: changed during CF's Consistently window`);
     await new Promise((r) => setTimeout(r, intervalMs));
   } while (Date.now() < end);
+}
+
+/** CF's external_connectivity first unbinds the default running ASGs (`cf unbind-running-security-group`). */
+export async function unbindDefaultRunningAsgs(cluster: Cluster): Promise<void> {
+  for (const g of [...cluster.sim.world.securityGroups.values()]) {
+    if (g.runningDefault) {
+      await cluster.sim.apply({ kind: 'asg-set-global', guid: g.guid, lifecycle: 'running', enabled: false });
+    }
+  }
+}
+
+/**
+ * external_connectivity after unbinding `tcp-asg` (udp-asg stays bound): CF's `Consistently` for
+ * 180 s as continuous probes from `ns` — http closed, dns open. Returns the report to assert on.
+ */
+export async function watchUnbindWindow(ns: string): Promise<FlowReport> {
+  const flow = (name: string, proto: 'tcp' | 'udp', port: number, expect: 'open' | 'closed') => ({
+    name,
+    ns,
+    proto,
+    host: EXTERNAL_IP,
+    port,
+    expect,
+  });
+  const watch = await FlowWatch.start(
+    [
+      flow('app→internet tcp 80', 'tcp', 80, 'closed'),
+      flow('app→internet tcp 443', 'tcp', 443, 'closed'),
+      flow('app→dns udp 53 (udp-asg stays)', 'udp', 53, 'open'),
+    ],
+    { intervalMs: 500 },
+  );
+  await new Promise((r) => setTimeout(r, UNBIND_CONSISTENTLY_MS));
+  return watch.stop();
 }

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type AppRef, Cluster, type ContainerRef, EXTERNAL_IP } from '../helpers/cluster.js';
-import { FlowWatch } from '../helpers/flow-watch.js';
 import { icmp, type Server, startServers } from '../helpers/netns.js';
 import {
   ASG_EXTERNAL_BOUND_MS,
@@ -19,7 +18,9 @@ import {
   tcp,
   UNBIND_CONSISTENTLY_MS,
   udp,
+  unbindDefaultRunningAsgs,
   until,
+  watchUnbindWindow,
   within,
 } from './cf-bounds.js';
 
@@ -56,16 +57,7 @@ describe('CF acceptance: ASGs with dynamic_asgs_enabled false (asg_test, externa
     await cluster.serve(cluster.underlay, [80, 443, 9024], [EXTERNAL_IP]);
     udpServer = await startServers(cluster.underlay, { udp: [53], hosts: [EXTERNAL_IP] });
     // external_connectivity unbinds the default running ASGs before pushing its app
-    for (const g of [...cluster.sim.world.securityGroups.values()]) {
-      if (g.runningDefault) {
-        await cluster.sim.apply({
-          kind: 'asg-set-global',
-          guid: g.guid,
-          lifecycle: 'running',
-          enabled: false,
-        });
-      }
-    }
+    await unbindDefaultRunningAsgs(cluster);
   });
   after(async () => {
     udpServer?.close();
@@ -136,23 +128,7 @@ describe('CF acceptance: ASGs with dynamic_asgs_enabled false (asg_test, externa
       ['closed', 'closed', 'open'],
       { since: restartedAt },
     );
-    const watch = await FlowWatch.start(
-      [
-        { name: 'tcp 80', ns: c.ns, proto: 'tcp', host: EXTERNAL_IP, port: 80, expect: 'closed' },
-        { name: 'tcp 443', ns: c.ns, proto: 'tcp', host: EXTERNAL_IP, port: 443, expect: 'closed' },
-        {
-          name: 'udp 53 (udp-asg stays)',
-          ns: c.ns,
-          proto: 'udp',
-          host: EXTERNAL_IP,
-          port: 53,
-          expect: 'open',
-        },
-      ],
-      { intervalMs: 500 },
-    );
-    await new Promise((r) => setTimeout(r, UNBIND_CONSISTENTLY_MS));
-    const report = await watch.stop();
+    const report = await watchUnbindWindow(c.ns);
     assert.equal(report.failed, 0, report.summary());
     t.diagnostic(`unbind held for ${UNBIND_CONSISTENTLY_MS} ms: ${report.sent} probes, 0 failed`);
   });

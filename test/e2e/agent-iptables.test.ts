@@ -21,6 +21,20 @@ import { waitUntil } from '../helpers/wait.js';
 
 const OVERLAY = '10.255.0.0/16';
 
+/** CF's iptables-writer rule: ACCEPT from the overlay to the cell's own address on tcp 8898. */
+const operatorAccept = (cellIp: string) => [
+  '-s',
+  OVERLAY,
+  '-d',
+  cellIp,
+  '-p',
+  'tcp',
+  '--dport',
+  '8898',
+  '-j',
+  'ACCEPT',
+];
+
 const variants = [
   { binary: 'iptables', driftCheckIntervalSeconds: 3600, repairedBy: 'nft monitor' },
   { binary: 'iptables-legacy', driftCheckIntervalSeconds: 1, repairedBy: 'the periodic drift check' },
@@ -65,21 +79,7 @@ for (const v of variants)
     });
 
     it("with CF's iptables-writer rule the container reaches host port 8898; 8899 stays rejected", async () => {
-      await iptables(
-        '-I',
-        'INPUT',
-        '1',
-        '-s',
-        OVERLAY,
-        '-d',
-        cellIp,
-        '-p',
-        'tcp',
-        '--dport',
-        '8898',
-        '-j',
-        'ACCEPT',
-      );
+      await iptables('-I', 'INPUT', '1', ...operatorAccept(cellIp));
       await expectTraffic(
         '8898 accepted by the operator',
         ctr.ns,
@@ -90,21 +90,7 @@ for (const v of variants)
 
     it(`after iptables -F INPUT ${v.repairedBy} re-appends cfnet's rule behind the operator's`, async () => {
       await iptables('-F', 'INPUT');
-      await iptables(
-        '-I',
-        'INPUT',
-        '1',
-        '-s',
-        OVERLAY,
-        '-d',
-        cellIp,
-        '-p',
-        'tcp',
-        '--dport',
-        '8898',
-        '-j',
-        'ACCEPT',
-      );
+      await iptables('-I', 'INPUT', '1', ...operatorAccept(cellIp));
       await waitUntil('cfnet rule back in INPUT', async () => (await ours('INPUT')).length === 1, 5_000, 50);
       const input = (await iptables('-S', 'INPUT')).stdout.trim().split('\n');
       assert.match(input[1]!, /--dport 8898 -j ACCEPT/);
@@ -139,7 +125,7 @@ if (BOTH.every(installed))
         .split('\n')
         .filter((l) => l.includes(iptablesComment('cfnet')))
         .map((l) => splitRuleLine(l).slice(2));
-    const operator = () => ['-s', OVERLAY, '-d', cellIp, '-p', 'tcp', '--dport', '8898', '-j', 'ACCEPT'];
+    const operator = () => operatorAccept(cellIp);
     const hostPorts = () => [tcp(cellIp, 8898), tcp(cellIp, 8899)];
 
     before(async () => {
