@@ -106,17 +106,53 @@ export function getUnix(
   });
 }
 
-/** A TCP port free on 127.0.0.1 right now (for programs that cannot listen on port 0). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Where {@link freePorts} looks: below Linux's default ephemeral range (32768–60999), so a port it
+ * hands out is not taken meanwhile as the local port of some outgoing connection (the kernel picks
+ * those from the ephemeral range), and above the well-known services.
+ */
+const FREE_PORT_RANGE = { low: 20_000, high: 32_000 } as const;
+
+/** Listens on `port` and closes again: whether nothing holds it on 127.0.0.1 right now. */
+function bindable(port: number): Promise<ReturnType<typeof createServer> | undefined> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => resolve(s));
   });
+}
+
+/**
+ * `count` distinct TCP ports free on 127.0.0.1 right now (for programs that cannot listen on port
+ * 0). All are held until the last is found, so they differ from each other; they lie outside the
+ * ephemeral range, so client connections of concurrently running tests do not take them before the
+ * caller's program binds them.
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const held: ReturnType<typeof createServer>[] = [];
+  const ports: number[] = [];
+  try {
+    for (let tries = 0; ports.length < count; tries++) {
+      if (tries > 1000)
+        throw new Error(`no ${count} free ports in ${FREE_PORT_RANGE.low}-${FREE_PORT_RANGE.high}`);
+      const port =
+        FREE_PORT_RANGE.low + Math.floor(Math.random() * (FREE_PORT_RANGE.high - FREE_PORT_RANGE.low));
+      if (ports.includes(port)) continue;
+      const s = await bindable(port);
+      if (!s) continue;
+      held.push(s);
+      ports.push(port);
+    }
+    return ports;
+  } finally {
+    await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
+/** One TCP port free on 127.0.0.1 right now; see {@link freePorts}. */
+export async function freePort(): Promise<number> {
+  const [port] = await freePorts(1);
+  return port!;
 }
 
 /** Resident set size (kB) of a process and its peak. */

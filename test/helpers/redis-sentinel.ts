@@ -8,7 +8,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, waitExit } from '../../src/lab/process.js';
+import { freePorts, waitExit } from '../../src/lab/process.js';
 import { redisAnswers } from './redis-server.js';
 
 export const MASTER_NAME = 'cfnet';
@@ -30,11 +30,7 @@ export class SentinelRedis {
 
   static async start(): Promise<SentinelRedis> {
     const dir = await mkdtemp(join(tmpdir(), 'cfnet-sentinel-'));
-    const ports: number[] = [];
-    while (ports.length < 6) {
-      const p = await freePort();
-      if (!ports.includes(p)) ports.push(p);
-    }
+    const ports = await freePorts(6);
     const s = new SentinelRedis(dir, ports.slice(0, 3), ports.slice(3));
     const [master, ...replicas] = s.serverPorts as [number, number, number];
     await s.startServer(master);

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { freePort, waitExit } from '../../src/lab/process.js';
+import { freePorts, waitExit } from '../../src/lab/process.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -85,8 +85,9 @@ describe('BOSH cfnet-redis with Sentinel: three rendered instances fail over', (
     readFileSync(r.files.find((f) => f.job === job && f.dest === dest)!.path, 'utf8');
 
   it('replicas and sentinels authenticate with their ACL users; the controller follows a failover', async () => {
-    const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-    const sports = await Promise.all([0, 1, 2].map(() => freePort()));
+    const all = await freePorts(6);
+    const ports = all.slice(0, 3);
+    const sports = all.slice(3);
     const instances = [0, 1, 2].map((i) => ({
       name: 'cfnet-redis',
       id: `r${i}`,

@@ -20,7 +20,6 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -34,6 +33,7 @@ import {
   parseControllerSettings,
 } from '../../src/controller/settings.js';
 import { DEFAULT_IPTABLES_BINARIES } from '../../src/dataplane/host-filter.js';
+import { freePort } from '../../src/lab/process.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
 import { CELL_CONFIG_KEYS } from '../../src/model/config.js';
 
@@ -859,17 +859,6 @@ describe('bad BOSH properties fail rendering and name the property', () => {
     assert.match(report.errors.map((e) => e.error).join('\n'), /Can't find property 'ca_cert'/);
   });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
-    });
-  });
-}
 
 function redisCli(port: number, args: string[], password?: string): SpawnSyncReturns<string> {
   const env = { ...process.env, ...(password ? { REDISCLI_AUTH: password } : {}) };
