@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -80,6 +80,14 @@ describe('BOSH cfnet-redis with Sentinel: three rendered instances fail over', (
     assert.deepEqual(report.errors, []);
     return report;
   }
+
+  /** stdout and stderr of a process into `<name>.log` in the work dir (Redis logs to stdout here). */
+  const logTo = (name: string): ['ignore', number, number] => {
+    const fd = openSync(join(work, `${name}.log`), 'w');
+    return ['ignore', fd, fd];
+  };
+  const logs = (name: string) =>
+    `--- ${name}.log ---\n${readFileSync(join(work, `${name}.log`), 'utf8').slice(-2000)}`;
 
   const text = (r: Report, job: string, dest: string) =>
     readFileSync(r.files.find((f) => f.job === job && f.dest === dest)!.path, 'utf8');
@@ -155,7 +163,7 @@ describe('BOSH cfnet-redis with Sentinel: three rendered instances fail over', (
     }
     for (const i of [0, 1, 2]) {
       children.push(
-        spawn('redis-server', [join(work, `redis-${i}.conf`), '--dir', work], { stdio: 'ignore' }),
+        spawn('redis-server', [join(work, `redis-${i}.conf`), '--dir', work], { stdio: logTo(`redis-${i}`) }),
       );
     }
     const url = `redis+sentinel://cfnet/0?sentinels=${sports.map((p) => `127.0.0.1:${p}`).join(',')}&sentinelAuth=1`;
@@ -201,10 +209,19 @@ describe('BOSH cfnet-redis with Sentinel: three rendered instances fail over', (
     );
     for (const i of [0, 1, 2]) {
       children.push(
-        spawn('redis-server', [join(work, `sentinel-${i}.conf`), '--sentinel'], { stdio: 'ignore' }),
+        spawn('redis-server', [join(work, `sentinel-${i}.conf`), '--sentinel'], {
+          stdio: logTo(`sentinel-${i}`),
+        }),
       );
     }
-    await waitUntil('the sentinels name the master', async () => (await masterOf()) === ports[0], 15_000);
+    await waitUntil(
+      'the sentinels name the master',
+      async () => (await masterOf()) === ports[0],
+      15_000,
+    ).catch((e: Error) => {
+      // what the processes said is the only clue to a failure here (a port taken, a config refused)
+      throw new Error(`${e.message}\n${logs('sentinel-0')}\n${logs('redis-0')}`);
+    });
 
     const client = createRedis(url, {
       name: 'bosh-sentinel-test',
