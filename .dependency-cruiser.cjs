@@ -8,7 +8,7 @@
  *   lib (errors, log, metrics, tls, redis, leader, backoff, …)
  *   host (the one runner of host commands)
  *   model (CF types, parsers, identifiers, BBS wire messages)
- *   rules (pure computation)
+ *   rules (pure computation) · api (the agent↔controller wire contract)
  *   state (the Redis contract) · cf (CF clients)
  *   dataplane → cni → agent (cell side) · controller (control plane)
  *   ops · sim · lab → demo
@@ -16,7 +16,8 @@
  *
  * `model` and `rules` are pure: from lib they may import only lib/errors.ts (the error base every
  * layer throws) and lib/error-codes.ts (its code table), which import nothing else, and no I/O
- * module of Node or npm.
+ * module of Node or npm. `api` holds schemas only: it may import lib and model, and no I/O module
+ * either (the server and the client that speak it do the I/O).
  */
 
 /** Allowed targets per folder, as path fragments after `src/` (a folder ends in `/`). */
@@ -26,18 +27,20 @@ const LAYERS = {
   host: ['lib/'],
   model: ['gen/', 'lib/errors\\.ts$', 'lib/error-codes\\.ts$'],
   rules: ['model/', 'lib/errors\\.ts$', 'lib/error-codes\\.ts$'],
+  api: ['model/', 'lib/'],
   state: ['rules/', 'model/', 'lib/'],
   cf: ['model/', 'lib/', 'gen/'],
   dataplane: ['host/', 'model/', 'lib/'],
   cni: ['dataplane/', 'host/', 'model/', 'lib/'],
-  agent: ['cni/', 'dataplane/', 'host/', 'model/', 'lib/'],
-  controller: ['cf/', 'state/', 'rules/', 'model/', 'lib/', 'gen/'],
-  ops: ['controller/', 'cf/', 'state/', 'rules/', 'dataplane/', 'model/', 'lib/'],
+  agent: ['api/', 'cni/', 'dataplane/', 'host/', 'model/', 'lib/'],
+  controller: ['api/', 'cf/', 'state/', 'rules/', 'model/', 'lib/', 'gen/'],
+  ops: ['api/', 'controller/', 'cf/', 'state/', 'rules/', 'dataplane/', 'model/', 'lib/'],
   sim: ['model/', 'lib/', 'gen/'],
-  lab: ['agent/', 'cni/', 'controller/', 'dataplane/', 'host/', 'sim/', 'state/', 'rules/', 'cf/', 'model/', 'lib/'],
+  lab: ['agent/', 'api/', 'cni/', 'controller/', 'dataplane/', 'host/', 'sim/', 'state/', 'rules/', 'cf/', 'model/', 'lib/'],
   demo: ['lab/', 'sim/', 'state/', 'model/', 'lib/'],
   cli: [
     'agent/',
+    'api/',
     'cni/',
     'controller/',
     'dataplane/',
@@ -81,16 +84,16 @@ module.exports = {
     },
     {
       name: 'pure-no-io-core',
-      comment: 'src/model and src/rules are pure: no network, file or process modules of Node.',
+      comment: 'src/model, src/rules and src/api are pure: no network, file or process modules of Node.',
       severity: 'error',
-      from: { path: '^src/(?:model|rules)/' },
+      from: { path: '^src/(?:model|rules|api)/' },
       to: { dependencyTypes: ['core'], path: IO_CORE },
     },
     {
       name: 'pure-no-io-npm',
-      comment: 'src/model and src/rules are pure: no Redis, queue, HTTP or logging packages.',
+      comment: 'src/model, src/rules and src/api are pure: no Redis, queue, HTTP or logging packages.',
       severity: 'error',
-      from: { path: '^src/(?:model|rules)/' },
+      from: { path: '^src/(?:model|rules|api)/' },
       to: { path: IO_NPM },
     },
     {

@@ -4,65 +4,36 @@
  * long-poll and a status report do not set up TLS for every request. (node:https rather than
  * undici: it costs the agent no extra module memory.)
  *
- *   GET  /v1/cells/{cell}/rules?since=V&wait=S   → 200 {kind:'patch',patch} | {kind:'snapshot',ruleSet} | 304
- *   PUT  /v1/cells/{cell}/status                 {appliedVersion, appliedAt, error?, containers?}
- *   POST /v1/cells/{cell}/lease/acquire|renew|release
- *   GET  /v1/leases                              → {leases: [...]}
- *   POST /v1/cells/{cell}/certificate            {csr, token?} → {certificate, ca, notAfter, serial}
+ * Routes, bodies and answers are the wire contract in src/api, the same schemas the controller
+ * uses: every answer is validated with its route's schema, and one that does not match is a
+ * ControllerRequestError with apiCode `BAD_ANSWER` (an error answer carries the controller's code).
  *
  * `useCertificate` swaps the client certificate without a restart: new requests go through a new
  * https.Agent, requests in flight (a long-poll) finish on the old one, which is closed once idle.
  */
 import { Agent, request } from 'node:https';
+import type { z } from 'zod';
+import { CertificateAnswer, type SignedCertificate } from '../api/certificate.js';
+import { BAD_ANSWER, ErrorAnswer } from '../api/errors.js';
+import {
+  type AcquireBody,
+  LeaseAnswer,
+  type LeaseListing,
+  LeaseListingAnswer,
+  type OverlayLease,
+  ReleaseAnswer,
+  type ReleasedLease,
+  type RenewBody,
+} from '../api/lease.js';
+import { cellPath, HEADERS, ROUTES } from '../api/routes.js';
+import { RulesChangeAnswer, rulesQueryString, versionOfHeader } from '../api/rules.js';
+import { type InventoryItem, StatusAnswer, type StatusReport } from '../api/status.js';
 import { CfnetError } from '../lib/errors.js';
-import type { CellRuleSet, RuleSetPatch } from '../model/types.js';
 
-/** An overlay subnet lease as the controller hands it out (Silk's lease plus the cell id). */
-export interface OverlayLease {
-  cellId: string;
-  /** e.g. 10.255.7.0/24 */
-  subnet: string;
-  underlayIp: string;
-  vtepMac: string;
-  acquiredAt?: number;
-  renewedAt?: number;
-  expiresAt?: number;
-  /** Set when an operator moved the cell to this (new) subnet. */
-  moved?: 'operator';
-}
+export type { InventoryItem, LeaseListing, OverlayLease, ReleasedLease, SignedCertificate, StatusReport };
 
-/** A lease an agent released (the controller keeps these for one lease TTL). */
-export interface ReleasedLease {
-  cellId: string;
-  subnet: string;
-  releasedAt: number;
-}
-
-/** `GET /v1/leases`: every live lease and the recent releases. */
-export interface LeaseListing {
-  leases: OverlayLease[];
-  released: ReleasedLease[];
-}
-
-export type RulesAnswer =
-  | { kind: 'patch'; patch: RuleSetPatch }
-  | { kind: 'snapshot'; ruleSet: CellRuleSet }
-  | { kind: 'unchanged'; version: number };
-
-export interface InventoryItem {
-  handle: string;
-  ip: string;
-  metadata: Record<string, unknown>;
-}
-
-export interface StatusReport {
-  appliedVersion: number;
-  appliedAt?: number;
-  error?: string;
-  containers?: InventoryItem[];
-  /** What the dataplane refused of the rule set (the rest is applied). */
-  refused?: { handle: string; reason: string }[];
-}
+/** One poll's outcome: the 200 answer (a change), or `unchanged` for a 304. */
+export type RulesAnswer = RulesChangeAnswer | { kind: 'unchanged'; version: number };
 
 /** A failed controller request: HTTP status (0 = no answer) and the API's error code. */
 export class ControllerRequestError extends CfnetError {
@@ -79,14 +50,6 @@ export class ControllerRequestError extends CfnetError {
   get permanent(): boolean {
     return this.status >= 400 && this.status < 500 && this.status !== 408 && this.status !== 429;
   }
-}
-
-/** The controller's answer to a certificate request. */
-export interface SignedCertificate {
-  certificate: string;
-  ca: string;
-  notAfter: string;
-  serial: string;
 }
 
 /** One https.Agent and the requests running on it. */
@@ -107,37 +70,22 @@ export interface ControllerClientOptions {
   requestTimeoutMs?: number;
 }
 
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-const CIDR4 = /^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/;
-const IP4 = /^\d{1,3}(\.\d{1,3}){3}$/;
-
-/** Checks one lease from the wire; returns null when it is unusable. */
-export function checkLease(v: unknown): OverlayLease | null {
-  if (typeof v !== 'object' || v === null) return null;
-  const l = v as Record<string, unknown>;
-  if (typeof l.cellId !== 'string' || l.cellId === '') return null;
-  if (typeof l.subnet !== 'string' || !CIDR4.test(l.subnet)) return null;
-  if (typeof l.underlayIp !== 'string' || !IP4.test(l.underlayIp)) return null;
-  if (typeof l.vtepMac !== 'string' || !MAC.test(l.vtepMac.toLowerCase())) return null;
-  const out: OverlayLease = {
-    cellId: l.cellId,
-    subnet: l.subnet,
-    underlayIp: l.underlayIp,
-    vtepMac: l.vtepMac.toLowerCase(),
-  };
-  for (const k of ['acquiredAt', 'renewedAt', 'expiresAt'] as const) {
-    if (typeof l[k] === 'number') out[k] = l[k] as number;
-  }
-  if (l.moved === 'operator') out.moved = 'operator';
-  return out;
-}
-
-function checkReleased(v: unknown): ReleasedLease | null {
-  if (typeof v !== 'object' || v === null) return null;
-  const r = v as Record<string, unknown>;
-  if (typeof r.cellId !== 'string' || typeof r.subnet !== 'string' || !CIDR4.test(r.subnet)) return null;
-  if (typeof r.releasedAt !== 'number') return null;
-  return { cellId: r.cellId, subnet: r.subnet, releasedAt: r.releasedAt };
+/** The answer's body as `schema` reads it, or a BAD_ANSWER error naming the first mismatch. */
+function parseAnswer<T extends z.ZodType>(
+  schema: T,
+  r: { status: number; json: unknown },
+  what: string,
+): z.output<T> {
+  const parsed = schema.safeParse(r.json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? ` at ${issue.path.join('.')}` : '';
+  throw new ControllerRequestError(
+    `${what}: unexpected answer (HTTP ${r.status})${where}: ${issue?.message ?? 'invalid'}`,
+    r.status,
+    BAD_ANSWER,
+    { path: issue?.path.join('.') ?? '' },
+  );
 }
 
 export class ControllerClient {
@@ -196,8 +144,9 @@ export class ControllerClient {
     }
   }
 
-  private cellPath(suffix: string): string {
-    return `${this.baseUrl}/v1/cells/${encodeURIComponent(this.cellId)}${suffix}`;
+  /** The URL of a route for this cell. */
+  private url(route: { path: string }, query = ''): string {
+    return `${this.baseUrl}${cellPath(route.path, this.cellId)}${query}`;
   }
 
   private call(
@@ -258,7 +207,9 @@ export class ControllerClient {
               }
               settled = true;
               if (status >= 400) {
-                const e = (json as { error?: { code?: string; message?: string } } | null)?.error;
+                // an error answer of another shape (a proxy's page) keeps the HTTP status as its code
+                const answer = ErrorAnswer.safeParse(json);
+                const e = answer.success ? answer.data.error : undefined;
                 reject(
                   new ControllerRequestError(
                     `${method} ${url}: HTTP ${status}${e?.message ? `: ${e.message}` : ''}`,
@@ -287,38 +238,19 @@ export class ControllerClient {
    * `unchanged` carries the controller's current version (0 when it has none for this cell).
    */
   async rules(since: number, waitSeconds: number, signal?: AbortSignal): Promise<RulesAnswer> {
-    const url = this.cellPath(`/rules?since=${since}&wait=${waitSeconds}`);
+    const url = this.url(ROUTES.rules, rulesQueryString({ since, wait: waitSeconds }));
     const r = await this.call('GET', url, undefined, {
       ...(signal ? { signal } : {}),
       timeoutMs: (waitSeconds + 15) * 1000,
     });
-    if (r.status === 304) {
-      const v = Number(r.headers['x-cfnet-version'] ?? 0);
-      return { kind: 'unchanged', version: Number.isFinite(v) ? v : 0 };
-    }
-    const j = r.json as { kind?: string; patch?: RuleSetPatch; ruleSet?: CellRuleSet } | null;
-    if (j?.kind === 'patch' && j.patch && typeof j.patch === 'object')
-      return { kind: 'patch', patch: j.patch };
-    if (j?.kind === 'snapshot' && j.ruleSet && typeof j.ruleSet === 'object') {
-      return { kind: 'snapshot', ruleSet: j.ruleSet };
-    }
-    throw new ControllerRequestError(
-      `GET ${url}: unexpected answer (HTTP ${r.status})`,
-      r.status,
-      'BAD_ANSWER',
-    );
+    if (r.status === 304) return { kind: 'unchanged', version: versionOfHeader(r.headers[HEADERS.version]) };
+    return parseAnswer(RulesChangeAnswer, r, `GET ${url}`);
   }
 
-  async putStatus(report: StatusReport, signal?: AbortSignal): Promise<{ inventoryChanged: boolean }> {
-    const r = await this.call('PUT', this.cellPath('/status'), report, signal ? { signal } : {});
-    return { inventoryChanged: (r.json as { inventoryChanged?: boolean } | null)?.inventoryChanged === true };
-  }
-
-  private lease(json: unknown, url: string): OverlayLease {
-    const l = checkLease(json);
-    if (!l)
-      throw new ControllerRequestError(`${url}: malformed lease ${JSON.stringify(json)}`, 200, 'BAD_ANSWER');
-    return l;
+  async putStatus(report: StatusReport, signal?: AbortSignal): Promise<StatusAnswer> {
+    const url = this.url(ROUTES.status);
+    const r = await this.call('PUT', url, report, signal ? { signal } : {});
+    return parseAnswer(StatusAnswer, r, `PUT ${url}`);
   }
 
   /**
@@ -326,39 +258,30 @@ export class ControllerClient {
    * for the controller; it hands the old subnet back when the cell still owns it).
    */
   async acquireLease(underlayIp: string, vtepMac?: string, subnet?: string): Promise<OverlayLease> {
-    const url = this.cellPath('/lease/acquire');
-    const body: Record<string, string> = { underlayIp };
+    const url = this.url(ROUTES.leaseAcquire);
+    const body: AcquireBody = { underlayIp };
     if (vtepMac) body.vtepMac = vtepMac;
     if (subnet) body.subnet = subnet;
-    return this.lease((await this.call('POST', url, body)).json, url);
+    return parseAnswer(LeaseAnswer, await this.call('POST', url, body), `POST ${url}`);
   }
 
   async renewLease(subnet: string, underlayIp: string, vtepMac?: string): Promise<OverlayLease> {
-    const url = this.cellPath('/lease/renew');
-    const body: Record<string, string> = { subnet, underlayIp };
+    const url = this.url(ROUTES.leaseRenew);
+    const body: RenewBody = { subnet, underlayIp };
     if (vtepMac) body.vtepMac = vtepMac;
-    return this.lease((await this.call('POST', url, body)).json, url);
+    return parseAnswer(LeaseAnswer, await this.call('POST', url, body), `POST ${url}`);
   }
 
   async releaseLease(): Promise<boolean> {
-    const r = await this.call('POST', this.cellPath('/lease/release'), {});
-    return (r.json as { released?: boolean } | null)?.released === true;
+    const url = this.url(ROUTES.leaseRelease);
+    return parseAnswer(ReleaseAnswer, await this.call('POST', url, {}), `POST ${url}`).released;
   }
 
-  /** Every live lease and the recent releases (malformed entries are dropped). */
+  /** Every live lease and the recent releases (malformed entries are dropped one by one). */
   async leases(signal?: AbortSignal): Promise<LeaseListing> {
-    const url = `${this.baseUrl}/v1/leases`;
+    const url = this.url(ROUTES.leases);
     const r = await this.call('GET', url, undefined, signal ? { signal } : {});
-    const body = r.json as { leases?: unknown[]; released?: unknown[] } | null;
-    const list = body?.leases;
-    if (!Array.isArray(list))
-      throw new ControllerRequestError(`GET ${url}: no leases list`, r.status, 'BAD_ANSWER');
-    return {
-      leases: list.map(checkLease).filter((l): l is OverlayLease => l !== null),
-      released: (Array.isArray(body?.released) ? body.released : [])
-        .map(checkReleased)
-        .filter((x): x is ReleasedLease => x !== null),
-    };
+    return parseAnswer(LeaseListingAnswer, r, `GET ${url}`);
   }
 
   /**
@@ -366,18 +289,9 @@ export class ControllerClient {
    * (first certificate, or after it expired) by the cell's bootstrap `token`.
    */
   async requestCertificate(csr: string, token?: string): Promise<SignedCertificate> {
-    const url = this.cellPath('/certificate');
+    const url = this.url(ROUTES.certificate);
     const r = await this.call('POST', url, token ? { csr, token } : { csr });
-    const j = r.json as Partial<SignedCertificate> | null;
-    if (!j || typeof j.certificate !== 'string' || typeof j.ca !== 'string') {
-      throw new ControllerRequestError(`POST ${url}: no certificate in the answer`, r.status, 'BAD_ANSWER');
-    }
-    return {
-      certificate: j.certificate,
-      ca: j.ca,
-      notAfter: String(j.notAfter ?? ''),
-      serial: String(j.serial ?? ''),
-    };
+    return parseAnswer(CertificateAnswer, r, `POST ${url}`);
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,6 @@ export {
   ControllerClient,
   type ControllerClientOptions,
   ControllerRequestError,
-  checkLease,
   type InventoryItem,
   type OverlayLease,
   type RulesAnswer,

@@ -27,7 +27,8 @@
  * `CFNET_IDENTITY_ADDRESS_MISMATCH`). A lease's `underlayIp` must be the caller's own address (the IP SAN of a certificate the
  * authority issued, else the cell's BBS presence when the authority is configured), and not
  * another cell's live lease: 403 `CFNET_LEASE_FOREIGN_UNDERLAY` otherwise.
- * Errors: `{error: {code, message, field?}}`.
+ * Errors: `{error: {code, message, field?}}`. Paths, headers and the schema of every body and answer
+ * are the wire contract in src/api, shared with the agent's client (docs/controller.md, "Agent API").
  *
  * Operator port: `GET /metrics` (Prometheus), `GET /healthz` (process up), `GET /readyz` (503
  * unless Redis answers and the informers are synced on the leader / a leader is known).
@@ -37,7 +38,19 @@
  */
 import type { TLSSocket } from 'node:tls';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
+import { CertificateBody, type SignedCertificate } from '../../api/certificate.js';
+import type { ErrorAnswerBody } from '../../api/errors.js';
+import {
+  AcquireBody,
+  type LeaseAnswer,
+  type LeaseListingAnswer,
+  type ReleaseAnswer,
+  RenewBody,
+} from '../../api/lease.js';
+import { HEADERS, ROUTES } from '../../api/routes.js';
+import { type RulesChangeAnswer, RulesQuery } from '../../api/rules.js';
+import { type StatusAnswer, StatusBody } from '../../api/status.js';
 import { CfnetError, type ErrorCode, ValidationError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, exposition, gauge, METRICS, type Registry } from '../../lib/metrics.js';
@@ -108,7 +121,8 @@ export function cellIdFromCertificate(cert: {
 }
 
 function sendError(reply: FastifyReply, status: number, code: ErrorCode, message: string, field?: string) {
-  return reply.code(status).send({ error: { code, message, ...(field ? { field } : {}) } });
+  const body: ErrorAnswerBody = { error: { code, message, ...(field ? { field } : {}) } };
+  return reply.code(status).send(body);
 }
 
 function zodError(reply: FastifyReply, err: z.ZodError) {
@@ -117,37 +131,8 @@ function zodError(reply: FastifyReply, err: z.ZodError) {
   return sendError(reply, 400, 'CFNET_INVALID', `invalid ${field}: ${issue.message}`, field);
 }
 
-// Containers are validated one by one (IngestGate.inventory): one bad entry is left out by itself.
-const StatusBody = z.object({
-  appliedVersion: z.number().int().nonnegative(),
-  appliedAt: z.number().int().nonnegative().optional(),
-  error: z.string().max(4096).optional(),
-  containers: z.array(z.unknown()).max(10_000).optional(),
-  /** Containers the agent's dataplane refused (the rest of the rule set is applied). */
-  refused: z
-    .array(z.object({ handle: z.string().max(256), reason: z.string().max(4096) }))
-    .max(10_000)
-    .optional(),
-});
-
-const AcquireBody = z.object({
-  underlayIp: z.string(),
-  vtepMac: z.string().optional(),
-});
-
-const AcquireClaimBody = AcquireBody.extend({ subnet: z.string().optional() });
-const RenewBody = AcquireBody.extend({ subnet: z.string() });
-
-const RulesQuery = z.object({
-  since: z.coerce.number().int().nonnegative().default(0),
-  wait: z.coerce.number().nonnegative().default(0),
-});
-
-const CertificateBody = z.object({
-  csr: z.string().max(16_384),
-  token: z.string().max(256).optional(),
-});
-
+// The bodies come from the wire contract (src/api); the server adds only the claim rule: an acquire
+// may carry the subnet the agent holds, a renew must name it.
 type CellParams = { cell: string };
 /** What the identity hook learnt from the client certificate. */
 type Caller = { cellId?: string; certifiedAddress?: string | null };
@@ -236,7 +221,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
   app.setErrorHandler((err, _req, reply) => {
     if (err instanceof IdentityError) {
       const retry = err.context.retryAfterSeconds;
-      if (typeof retry === 'number') reply.header('retry-after', String(retry));
+      if (typeof retry === 'number') reply.header(HEADERS.retryAfter, String(retry));
       return sendError(reply, err.status, err.code, err.message);
     }
     if (err instanceof LeaseError) return sendError(reply, err.status, err.code, err.message);
@@ -283,7 +268,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
   };
 
   app.get<{ Params: CellParams; Querystring: Record<string, string> }>(
-    '/v1/cells/:cell/rules',
+    ROUTES.rules.path,
     async (req, reply) => {
       const cell = cellOf(req);
       const q = RulesQuery.safeParse(req.query);
@@ -301,7 +286,9 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
           if (ch.kind === 'patch' || ch.kind === 'snapshot') {
             w.cancel();
             const version = ch.kind === 'patch' ? ch.patch.to : ch.ruleSet.version;
-            return reply.header('x-cfnet-version', String(version)).send(ch);
+            // sent as the store composed it: no copy, no re-validation of a rule set of up to ~1 MB
+            const answer: RulesChangeAnswer = ch;
+            return reply.header(HEADERS.version, String(version)).send(answer);
           }
           if (ch.kind === 'ahead' && !recomputeAsked) {
             // the store lost what the agent holds: have the cell recomputed above its version
@@ -311,7 +298,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
           const current = ch.kind === 'current' || ch.kind === 'ahead' ? ch.version : 0;
           if (Date.now() >= deadline || abort.signal.aborted) {
             w.cancel();
-            return reply.code(304).header('x-cfnet-version', String(current)).send();
+            return reply.code(304).header(HEADERS.version, String(current)).send();
           }
           await w.promise;
         }
@@ -321,7 +308,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     },
   );
 
-  app.put<{ Params: CellParams }>('/v1/cells/:cell/status', async (req, reply) => {
+  app.put<{ Params: CellParams }>(ROUTES.status.path, async (req, reply) => {
     const cell = cellOf(req);
     const body = StatusBody.safeParse(req.body);
     if (!body.success) return zodError(reply, body.error);
@@ -340,12 +327,13 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       inventoryChanged = await deps.world.setInventory(cell, entries);
       if (inventoryChanged) await deps.enqueue(cell, { kind: 'inventory', id: cell, at: Date.now() });
     }
-    return reply.send({ inventoryChanged });
+    const answer: StatusAnswer = { inventoryChanged };
+    return reply.send(answer);
   });
 
-  app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/acquire', async (req, reply) => {
+  app.post<{ Params: CellParams }>(ROUTES.leaseAcquire.path, async (req, reply) => {
     const cell = cellOf(req);
-    const b = AcquireClaimBody.safeParse(req.body ?? {});
+    const b = AcquireBody.safeParse(req.body ?? {});
     if (!b.success) return zodError(reply, b.error);
     await checkOwnUnderlay(req, cell, b.data.underlayIp);
     await checkNotLeasedByOther(cell, b.data.underlayIp);
@@ -356,33 +344,41 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
           { cell, subnet: lease.subnet, claimed: b.data.subnet },
           'cell moved to a new subnet by an operator',
         );
-      return reply.send(lease);
+      const answer: z.input<typeof LeaseAnswer> = lease;
+      return reply.send(answer);
     } catch (err) {
       if (err instanceof LeaseError && err.code === 'CFNET_LEASE_CONFLICT') {
         leaseConflicts?.inc();
         deps.logger.error({ err, cell }, 'lease claim refused: another live cell holds the subnet');
       }
       if (err instanceof LeaseError && err.code === 'CFNET_LEASE_RECOVERING') {
-        reply.header('retry-after', String(Math.ceil(Number(err.context.retryAfterMs ?? 1000) / 1000)));
+        reply.header(HEADERS.retryAfter, String(Math.ceil(Number(err.context.retryAfterMs ?? 1000) / 1000)));
       }
       throw err;
     }
   });
 
-  app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/renew', async (req, reply) => {
+  app.post<{ Params: CellParams }>(ROUTES.leaseRenew.path, async (req, reply) => {
     const cell = cellOf(req);
     const b = RenewBody.safeParse(req.body ?? {});
     if (!b.success) return zodError(reply, b.error);
     await checkOwnUnderlay(req, cell, b.data.underlayIp);
-    return reply.send(await deps.leases.renew(cell, b.data.subnet, b.data.underlayIp, b.data.vtepMac));
+    const answer: z.input<typeof LeaseAnswer> = await deps.leases.renew(
+      cell,
+      b.data.subnet,
+      b.data.underlayIp,
+      b.data.vtepMac,
+    );
+    return reply.send(answer);
   });
 
-  app.post<{ Params: CellParams }>('/v1/cells/:cell/lease/release', async (req, reply) => {
-    return reply.send({ released: await deps.leases.release(cellOf(req)) });
+  app.post<{ Params: CellParams }>(ROUTES.leaseRelease.path, async (req, reply) => {
+    const answer: ReleaseAnswer = { released: await deps.leases.release(cellOf(req)) };
+    return reply.send(answer);
   });
 
   app.post<{ Params: CellParams }>(
-    '/v1/cells/:cell/certificate',
+    ROUTES.certificate.path,
     { config: { certificateRequest: true } },
     async (req, reply) => {
       const cell = cellOf(req);
@@ -391,20 +387,21 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       }
       const b = CertificateBody.safeParse(req.body ?? {});
       if (!b.success) return zodError(reply, b.error);
-      const issued = await deps.identity.sign({
+      const issued: SignedCertificate = await deps.identity.sign({
         cellId: cell,
         csr: b.data.csr,
         token: b.data.token,
         sourceAddress: req.raw.socket.remoteAddress ?? '',
         certifiedCell: (req as FastifyRequest & Caller).cellId ?? null,
       });
-      return reply.header('cache-control', 'no-store').send(issued);
+      return reply.header(HEADERS.cacheControl, 'no-store').send(issued);
     },
   );
 
-  app.get('/v1/leases', async (_req, reply) => {
+  app.get(ROUTES.leases.path, async (_req, reply) => {
     const [leases, released] = await Promise.all([deps.leases.list(), deps.leases.released()]);
-    return reply.send({ leases, released });
+    const answer: z.input<typeof LeaseListingAnswer> = { leases, released };
+    return reply.send(answer);
   });
 
   await app.listen({ host: opts.host ?? '0.0.0.0', port: opts.port ?? 0 });

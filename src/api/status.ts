@@ -1,0 +1,35 @@
+/**
+ * `PUT /v1/cells/{cell}/status`: what the agent applied, its last error, its local containers and
+ * what its dataplane refused. 200 `{inventoryChanged}`: true when the containers differ from the
+ * stored inventory (the controller stores them and recomputes the cell).
+ *
+ * The containers are checked item by item by the controller (IngestGate.inventory: one bad entry is
+ * left out by itself and counted), so the body schema takes them as an array of anything.
+ */
+import { z } from 'zod';
+
+export const StatusBody = z.object({
+  appliedVersion: z.number().int().nonnegative(),
+  /** ms since the epoch; the controller's clock when absent. */
+  appliedAt: z.number().int().nonnegative().optional(),
+  error: z.string().max(4096).optional(),
+  containers: z.array(z.unknown()).max(10_000).optional(),
+  /** Containers the agent's dataplane refused (the rest of the rule set is applied). */
+  refused: z
+    .array(z.object({ handle: z.string().max(256), reason: z.string().max(4096) }))
+    .max(10_000)
+    .optional(),
+});
+
+/** One local container as the agent reports it (Garden's metadata as the CNI plugin got it). */
+export interface InventoryItem {
+  handle: string;
+  ip: string;
+  metadata: Record<string, unknown>;
+}
+
+/** The report an agent sends: StatusBody with its containers typed. */
+export type StatusReport = Omit<z.input<typeof StatusBody>, 'containers'> & { containers?: InventoryItem[] };
+
+export const StatusAnswer = z.object({ inventoryChanged: z.boolean() });
+export type StatusAnswer = z.infer<typeof StatusAnswer>;
