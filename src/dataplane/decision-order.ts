@@ -18,8 +18,8 @@
  *
  * Which destinations are local (`localDestination`): the kernel knows every address of the cell,
  * a reader of the rule set does not. What it can know: the cell's underlay address and its VTEP
- * address (the first address of its overlay subnet), both from the cell's subnet lease, and the
- * DNS servers and host services the config lists at link-local addresses (169.254.0.0/16). The
+ * address (the first address of its overlay subnet), both from the cell's subnet lease, the
+ * containers' gateway (169.254.0.1, on every host-side veth), and the DNS servers and host services the config lists at link-local addresses (169.254.0.0/16). The
  * config is foundation-wide, so an address listed there is the same on every cell; a service every
  * cell answers on at one address is one each cell binds itself, by CF's convention link-local
  * (BOSH DNS on 169.254.0.2). Other addresses count as remote: a DNS server or host service listed
@@ -309,6 +309,12 @@ export interface CellAddresses {
 const LINK_LOCAL = cidrToRange('169.254.0.0/16');
 
 /**
+ * The gateway every container routes through, held by each host-side veth (silk-cni's; the CNI
+ * plugin's GATEWAY, src/cni/names.ts, which this layer may not import; a unit test keeps them equal).
+ */
+export const CONTAINER_GATEWAY = '169.254.0.1';
+
+/**
  * Why `dst` is an address of the cell (so the input hook decides it), or null when it counts as
  * remote. See the module header for what can and cannot be known.
  */
@@ -320,6 +326,7 @@ export function localDestination(
   if (canon(dst) === null) return null;
   if (addrs?.underlayIp && sameIp(addrs.underlayIp, dst)) return "the cell's underlay address";
   if (addrs?.subnet && sameIp(addrs.subnet.split('/')[0]!, dst)) return "the cell's VTEP address";
+  if (sameIp(CONTAINER_GATEWAY, dst)) return "the containers' gateway on the cell";
   if (!ipInRange(dst, LINK_LOCAL)) return null;
   const c = cell.config;
   if (c.dnsServers.some((s) => sameIp(s, dst))) return 'a link-local DNS server of the cell';

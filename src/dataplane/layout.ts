@@ -27,7 +27,14 @@
  */
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../lib/errors.js';
-import { chainRules, decisionOrder, INGRESS_MARK, PENDING, REJECT } from './decision-order.js';
+import {
+  chainRules,
+  type DecisionOrder,
+  decisionOrder,
+  INGRESS_MARK,
+  PENDING,
+  REJECT,
+} from './decision-order.js';
 import {
   CLASSIFY_PRIORITY,
   CONFIRMED_MARK,
@@ -137,12 +144,14 @@ const EGRESS_REJECT = ['ip saddr vmap @log_deny', ...REJECT];
  * default mode is the self-contained one: a table rendered without knowing whether cfnet's iptables
  * rules are in place must reject by itself.
  */
-export function staticChains(mode: FilterMode = SELF_CONTAINED_MODE): ChainSpec[] {
+export function staticChains(
+  mode: FilterMode = SELF_CONTAINED_MODE,
+  // the decision steps of hook_forward, hook_input, ctr_out, ctr_in and ctr_host (decision-order.ts)
+  order: DecisionOrder = decisionOrder(mode),
+): ChainSpec[] {
   const deferred = mode === 'iptables';
   // iptables' filter chains hook at priority 0: cfnet classifies before them, rejects after them
   const filterPrio = deferred ? String(CLASSIFY_PRIORITY) : 'filter';
-  // the decision steps of hook_forward, hook_input, ctr_out, ctr_in and ctr_host (decision-order.ts)
-  const order = decisionOrder(mode);
   const chains = [
     ...(deferred ? [withMarker('egress_reject', EGRESS_REJECT), withMarker('ctr_reject', [...REJECT])] : []),
     withMarker('egress_deny', deferred ? [PENDING] : EGRESS_REJECT, undefined),

@@ -358,6 +358,32 @@ export function leaseAddresses(redis: Redis, keys: Keys): CellAddressLookup {
   };
 }
 
+export type ContainerDecision = Pick<EgressDecision, 'allowed' | 'by' | 'chains' | 'local'> & {
+  matched: EgressRule[];
+};
+
+const NO_RULES: ContainerDecision = { allowed: false, by: 'no-rules', chains: [], local: null, matched: [] };
+
+/**
+ * The cell's decision for a new connection from one of its containers to the query's address: the
+ * decision steps walked from the input hook when the destination is local to the cell (`own`: its
+ * lease's addresses), else from the forward hook. no-rules when the rule set lacks the container
+ * or its egress rule list. Pure.
+ */
+export function containerDecision(
+  rs: CellRuleSet,
+  handle: string,
+  q: ExplainQuery,
+  own: CellAddresses | null,
+): ContainerDecision {
+  const src = rs.containers.find((x) => x.handle === handle);
+  if (!src || !Object.hasOwn(rs.asgSets, src.egress)) return NO_RULES;
+  const local = localDestination(q.to, rs, own);
+  const packet = { src, dst: q.to, protocol: q.protocol, ...(q.port !== undefined ? { port: q.port } : {}) };
+  const d = decide(packet, rs, local !== null);
+  return { allowed: d.allowed, by: d.step, chains: d.chains, local, matched: d.matched };
+}
+
 async function explainEgress(
   world: RedisWorld,
   store: RuleSetStore,
@@ -380,15 +406,14 @@ async function explainEgress(
     let mismatch = 0;
     for (const c of list) {
       const inRules = rs?.containers.find((x) => x.handle === c.handle);
-      if (!rs || !inRules || !Object.hasOwn(rs.asgSets, inRules.egress)) {
+      const d = rs ? containerDecision(rs, c.handle, q, own.get(cellId) ?? null) : NO_RULES;
+      if (!inRules || d.by === 'no-rules') {
+        const { matched: _none, ...none } = NO_RULES;
         decisions.push({
           cellId,
           handle: c.handle,
           workload: c.workload,
-          allowed: false,
-          by: 'no-rules',
-          chains: [],
-          local: null,
+          ...none,
           rules: [],
           fromCurrentAsgs: false,
         });
@@ -396,14 +421,6 @@ async function explainEgress(
         continue;
       }
       const lifecycle = lifecycleOf(c.workload);
-      const local = localDestination(q.to, rs, own.get(cellId) ?? null);
-      const packet = {
-        src: inRules,
-        dst: q.to,
-        protocol: q.protocol,
-        ...(q.port !== undefined ? { port: q.port } : {}),
-      };
-      const d = decide(packet, rs, local !== null);
       const groups = asg
         ? [
             ...(lifecycle === 'staging' ? asg.globalStaging : asg.globalRunning),
@@ -415,9 +432,9 @@ async function explainEgress(
         handle: c.handle,
         workload: c.workload,
         allowed: d.allowed,
-        by: d.step,
+        by: d.by,
         chains: d.chains,
-        local,
+        local: d.local,
         rules: d.matched.map((r) => ({
           rule: ruleText(r),
           groups: [
