@@ -158,6 +158,28 @@ export function ruleMatches(
   return r.protocol === protocol && port !== undefined && portInRanges(port, r.ports);
 }
 
+/**
+ * Does the cell's c2c step let a packet tagged `tag` in to `dst` on (protocol, port)? The tag is
+ * the source app's (the packet mark, carried between cells as the VXLAN GBP id).
+ */
+export function c2cAllows(
+  cell: Pick<CellRuleSet, 'c2c'>,
+  tag: number | null,
+  dst: string,
+  protocol: DecisionPacket['protocol'],
+  port: number | undefined,
+): boolean {
+  if (tag === null || port === undefined) return false;
+  return cell.c2c.some(
+    (e) =>
+      e.srcTag === tag &&
+      sameIp(e.dstIp, dst) &&
+      e.protocol === protocol &&
+      port >= e.ports.start &&
+      port <= e.ports.end,
+  );
+}
+
 // ---------------------------------------------------------------- the steps
 
 function denyNetwork(kind: 'always' | 'running' | 'staging', nft: string): DecisionStep {
@@ -248,19 +270,7 @@ export function decisionOrder(mode: FilterMode = SELF_CONTAINED_MODE): DecisionO
           'meta mark . ip daddr . meta l4proto . th dport @c2c_port accept',
           'meta mark . ip daddr . meta l4proto . th dport @c2c_range accept',
         ],
-        evaluate: (p, cell) =>
-          p.src.tag !== null &&
-          p.port !== undefined &&
-          cell.c2c.some(
-            (e) =>
-              e.srcTag === p.src.tag &&
-              sameIp(e.dstIp, p.dst) &&
-              e.protocol === p.protocol &&
-              p.port! >= e.ports.start &&
-              p.port! <= e.ports.end,
-          )
-            ? ACCEPT
-            : null,
+        evaluate: (p, cell) => (c2cAllows(cell, p.src.tag, p.dst, p.protocol, p.port) ? ACCEPT : null),
       },
       { id: 'default-deny', nft: ['ip daddr vmap @log_c2c', ...REJECT], evaluate: () => DENY },
     ],

@@ -25,6 +25,7 @@
 import type { Redis } from 'ioredis';
 import {
   type CellAddresses,
+  c2cAllows,
   type DecisionChain,
   decide,
   localDestination,
@@ -280,16 +281,8 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
     const rs = cr?.rs;
     let present = 0;
     for (const c of list) {
-      const hit = rs?.c2c.some(
-        (e) =>
-          tag !== null &&
-          e.srcTag === tag &&
-          e.dstIp === c.ip &&
-          e.protocol === proto &&
-          port >= e.ports.start &&
-          port <= e.ports.end,
-      );
-      if (hit) present++;
+      // the destination cell's c2c step (ctr_in), for a packet carrying A's tag
+      if (rs && c2cAllows(rs, tag, c.ip, proto, port)) present++;
     }
     const agrees = allowed ? present === list.length : present === 0;
     const detail = allowed
@@ -466,7 +459,9 @@ async function explainEgress(
   const groupNames = [
     ...new Set(decisions.flatMap((d) => d.rules.flatMap((r) => r.groups.map((g) => g.name)))),
   ];
-  const what = q.protocol === 'icmp' ? `icmp to ${q.to}` : `${q.protocol} ${q.to} port ${q.port}`;
+  const what =
+    (q.protocol === 'icmp' ? `icmp to ${q.to}` : `${q.protocol} ${q.to} port ${q.port}`) +
+    (bys.includes('overlay') ? ' (an overlay address: the cell holding it decides by its c2c entries)' : '');
   const reason =
     allowed === true
       ? `allowed (${bys.join(', ')})${groupNames.length > 0 ? ` by security group ${groupNames.join(', ')}` : ''}: ${what}`

@@ -46,7 +46,7 @@ function printExplanation(io: OpsIo, x: Explanation): void {
             .map((r) => `${r.rule}${r.groups.length ? ` [${r.groups.map((g) => g.name).join(',')}]` : ''}`)
             .join('; '),
           source:
-            d.by === 'asg' || d.by === 'default-deny'
+            d.local === null && (d.by === 'asg' || d.by === 'default-deny')
               ? d.fromCurrentAsgs
                 ? 'current ASGs'
                 : 'BBS snapshot'
