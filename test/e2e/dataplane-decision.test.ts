@@ -122,7 +122,9 @@ describe('packet decision: the kernel and explain agree (real packets)', () => {
           ns[w]!,
           idx.map(([k]) => k.probe),
         );
-        idx.forEach(([, i], j) => got.set(i, r[j]!));
+        idx.forEach(([, i], j) => {
+          got.set(i, r[j]!);
+        });
       }),
     );
     const kernel = DECISION_CASES.map((k, i) => `${k.what}: ${got.get(i)}`);
