@@ -8,8 +8,8 @@
  *   is enforced on B's cells (their c2c entries) and A's cells (the tag of A's containers).
  * - to an address (egress): an address a container holds is c2c (explained as such); otherwise the
  *   packet walks the cell's decision steps (src/dataplane/decision-order.ts, the steps the nft
- *   layout is rendered from): to an address of the cell itself (its underlay or VTEP address, a
- *   link-local DNS server or host service) the input path decides: DNS servers on port 53, host
+ *   layout is rendered from): to an address of the cell itself (its underlay or VTEP address, the
+ *   containers' gateway, a link-local DNS server or host service) the input path decides: DNS servers on port 53, host
  *   services, else deny; ASGs do not apply there. To any other address the forward path: overlay
  *   addresses leave the cell (the destination cell decides), the deny networks beat everything,
  *   then the container's ASG rules (the shared rule list its rule set names), else deny. Matching
@@ -232,8 +232,8 @@ function requireWorld(world: RedisWorld): void {
 
 /**
  * Explain a query against the world and the stored rule sets. `addresses` gives each cell's own
- * addresses (leaseAddresses); without it only link-local DNS servers and host services count as
- * local to a cell.
+ * addresses (leaseAddresses); without it only the containers' gateway and link-local DNS servers
+ * and host services count as local to a cell.
  */
 export async function explain(
   world: RedisWorld,
