@@ -15,6 +15,9 @@
  *  input (filter)       ip saddr @ctr_addrs  goto ctr_host (DNS + host services, else reject)
  *  postrouting (srcnat) masquerade containers -> anything but the overlay
  *
+ * hook_forward, hook_input, ctr_out, ctr_in and ctr_host are rendered from the decision steps of
+ * decision-order.ts, the one description of that order (`cfnet explain` walks the same steps).
+ *
  * In `iptables` filter mode (host-filter.ts) ctr_host and egress_deny do not reject: they mark the
  * packet PENDING and accept, hook_input and hook_forward run before iptables' filter chains
  * (priority -5), and deny_input / deny_forward (priority 5, after them) reject what cfnet's iptables
@@ -25,15 +28,25 @@
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../lib/errors.js';
 import {
+  chainRules,
+  type DecisionOrder,
+  decisionOrder,
+  INGRESS_MARK,
+  PENDING,
+  REJECT,
+} from './decision-order.js';
+import {
   CLASSIFY_PRIORITY,
   CONFIRMED_MARK,
   type FilterMode,
   HIGH_MASK,
   hex,
-  PENDING_MARK,
   REJECT_PRIORITY,
   SELF_CONTAINED_MODE,
 } from './host-filter.js';
+
+// the verdict texts live with the decision steps; desired.ts and the tests import them from here
+export { INGRESS_MARK, REJECT };
 
 /** Table names: a conservative identifier that can never collide with an nft keyword. */
 export const TABLE_NAME = /^cf[a-z0-9_]{0,30}$/;
@@ -99,26 +112,10 @@ export function logChainIp(name: string): string | null {
 
 // ---------------------------------------------------------------- static chains
 
-/**
- * Silk's ingress tag: the mark of NetIn packets, set in prerouting on exactly the packets that
- * hook_netin DNATs. ctr_in lets a DNATed connection in only when it carries it, so a DNAT made by
- * some other table (a host port-forward, another tool) never bypasses the c2c default deny. Its
- * low 16 bits are 0, so it can neither be carried in nor be forged through a VXLAN GBP id.
- */
-export const INGRESS_MARK = 0xffff0000;
-const INGRESS = `0x${INGRESS_MARK.toString(16)}`;
-
 /** NetIn: to a local address on a host port in netin_dnat, from outside the overlay (TCP, as Garden). */
 const NETIN_MATCH = 'ip saddr != @overlay_net fib daddr type local tcp dport @netin_dnat';
+const INGRESS = `0x${INGRESS_MARK.toString(16)}`;
 
-/**
- * Default-deny ending: TCP gets a reset (immediate, and not subject to the kernel's ICMP error
- * rate limit), everything else ICMP port-unreachable (as Silk's REJECT).
- */
-export const REJECT = ['meta l4proto tcp reject with tcp reset', 'reject'] as const;
-
-/** Keeps the c2c tag (low half), sets the high half to PENDING, ends this table's evaluation. */
-const PENDING = `meta mark set meta mark & ${hex(0xffff)} | ${hex(PENDING_MARK)} accept`;
 /** Packets cfnet's iptables rules confirmed in every backend (high half exactly CONFIRMED). */
 const CONFIRMED = `meta mark & ${hex(HIGH_MASK)} == ${hex(CONFIRMED_MARK)}`;
 
@@ -147,41 +144,20 @@ const EGRESS_REJECT = ['ip saddr vmap @log_deny', ...REJECT];
  * default mode is the self-contained one: a table rendered without knowing whether cfnet's iptables
  * rules are in place must reject by itself.
  */
-export function staticChains(mode: FilterMode = SELF_CONTAINED_MODE): ChainSpec[] {
+export function staticChains(
+  mode: FilterMode = SELF_CONTAINED_MODE,
+  // the decision steps of hook_forward, hook_input, ctr_out, ctr_in and ctr_host (decision-order.ts)
+  order: DecisionOrder = decisionOrder(mode),
+): ChainSpec[] {
   const deferred = mode === 'iptables';
   // iptables' filter chains hook at priority 0: cfnet classifies before them, rejects after them
   const filterPrio = deferred ? String(CLASSIFY_PRIORITY) : 'filter';
   const chains = [
     ...(deferred ? [withMarker('egress_reject', EGRESS_REJECT), withMarker('ctr_reject', [...REJECT])] : []),
     withMarker('egress_deny', deferred ? [PENDING] : EGRESS_REJECT, undefined),
-    withMarker('ctr_out', [
-      'meta l4proto tcp ct state invalid drop',
-      // c2c: the destination cell enforces it (the source tag travels as mark / VXLAN GBP id)
-      'ip daddr @overlay_net accept',
-      // deny_networks beat ASG accepts
-      'ip daddr @deny_always goto egress_deny',
-      'ip saddr @ctr_running ip daddr @deny_running goto egress_deny',
-      'ip saddr @ctr_staging ip daddr @deny_staging goto egress_deny',
-      // the container's shared ASG chain (accepts or returns)
-      'ip saddr vmap @ctr_asg',
-      'goto egress_deny',
-    ]),
-    withMarker('ctr_in', [
-      // NetIn: connections hook_netin DNATed (ingress mark set in hook_mark on the same packets)
-      `meta mark ${INGRESS} ct status dnat accept`,
-      // c2c allow: source tag (mark) . destination . protocol . port
-      'meta mark . ip daddr . meta l4proto . th dport @c2c_port accept',
-      'meta mark . ip daddr . meta l4proto . th dport @c2c_range accept',
-      'ip daddr vmap @log_c2c',
-      ...REJECT,
-    ]),
-    withMarker('ctr_host', [
-      'ct state established,related accept',
-      'ip daddr @dns_servers meta l4proto { tcp, udp } th dport 53 accept',
-      'ip daddr . tcp dport @host_tcp accept',
-      'ip daddr . udp dport @host_udp accept',
-      ...(deferred ? [PENDING] : REJECT),
-    ]),
+    withMarker('ctr_out', chainRules(order, 'ctr_out')),
+    withMarker('ctr_in', chainRules(order, 'ctr_in')),
+    withMarker('ctr_host', chainRules(order, 'ctr_host')),
     withMarker(
       'hook_mark',
       ['meta mark set ip saddr map @ctr_tag', `${NETIN_MATCH} meta mark set ${INGRESS}`],
@@ -194,18 +170,12 @@ export function staticChains(mode: FilterMode = SELF_CONTAINED_MODE): ChainSpec[
     ),
     withMarker(
       'hook_forward',
-      [
-        'ct state established,related accept',
-        'ip daddr @ctr_addrs goto ctr_in',
-        'ip saddr @ctr_addrs goto ctr_out',
-        'ip saddr @overlay_net ip daddr != @overlay_net meta l4proto tcp reject with tcp reset',
-        'ip saddr @overlay_net ip daddr != @overlay_net reject',
-      ],
+      chainRules(order, 'hook_forward'),
       `type filter hook forward priority ${filterPrio}; policy accept;`,
     ),
     withMarker(
       'hook_input',
-      ['ip saddr @ctr_addrs goto ctr_host'],
+      chainRules(order, 'hook_input'),
       `type filter hook input priority ${filterPrio}; policy accept;`,
     ),
     withMarker(

@@ -6,10 +6,14 @@
  *   (default deny). The source cell marks A's packets with A's policy tag; the destination cell
  *   accepts marked packets to B's container addresses listed in its c2c entries. So the decision
  *   is enforced on B's cells (their c2c entries) and A's cells (the tag of A's containers).
- * - to an address (egress): overlay addresses are c2c (explained as such when a container holds
- *   the address); otherwise the deny networks beat everything, then the DNS servers and host
- *   services of the cell, then the container's ASG rules (the shared rule list its rule set names);
- *   anything else is denied. Matching rules are attributed to the security groups that carry them.
+ * - to an address (egress): an address a container holds is c2c (explained as such); otherwise the
+ *   packet walks the cell's decision steps (src/dataplane/decision-order.ts, the steps the nft
+ *   layout is rendered from): to an address of the cell itself (its underlay or VTEP address, the
+ *   containers' gateway, a link-local DNS server or host service) the input path decides: DNS servers on port 53, host
+ *   services, else deny; ASGs do not apply there. To any other address the forward path: overlay
+ *   addresses leave the cell (the destination cell decides), the deny networks beat everything,
+ *   then the container's ASG rules (the shared rule list its rule set names), else deny. Matching
+ *   rules are attributed to the security groups that carry them.
  *
  * Each cell involved is reported with its stored rule-set version, whether the stored rules agree
  * with the decision, and the version its agent applied (enforced = applied the stored version).
@@ -18,11 +22,22 @@
  * the dataplane's order and explains each step.
  */
 
+import type { Redis } from 'ioredis';
+import {
+  type CellAddresses,
+  c2cAllows,
+  type DecisionChain,
+  decide,
+  localDestination,
+  ruleMatches,
+} from '../dataplane/decision-order.js';
 import { ValidationError } from '../lib/errors.js';
-import { ipInRange, isIp, parseIp, rangeToString } from '../model/ip.js';
-import { portInRanges, portRangesToString } from '../model/ports.js';
-import type { C2CPolicy, CellConfig, CellRuleSet, EgressRule } from '../model/types.js';
+import { isIp, parseIp, rangeToString } from '../model/ip.js';
+import { portRangesToString } from '../model/ports.js';
+import type { C2CPolicy, CellRuleSet, EgressRule } from '../model/types.js';
 import { lifecycleOf } from '../rules/indexes.js';
+import type { Keys } from '../state/keys.js';
+import { LeaseManager } from '../state/lease-store.js';
 import type { RuleSetStore } from '../state/ruleset-store.js';
 import { ControllerUnavailableError, NotFoundError } from './errors.js';
 import type { RedisWorld, WorldContainer } from './world-reader.js';
@@ -120,8 +135,16 @@ export interface EgressDecision {
   handle: string;
   workload: string;
   allowed: boolean;
-  /** deny-network:<always|running|staging>, dns, host-service, asg, default-deny, no-rules. */
+  /**
+   * The decision step (decision-order.ts): deny-network:<always|running|staging>, dns,
+   * host-service, asg, overlay (leaves the cell; the destination cell decides), default-deny; or
+   * no-rules (the cell's rule set does not hold the container).
+   */
   by: string;
+  /** The cell's chains the packet goes through, hook first (empty for no-rules). */
+  chains: DecisionChain[];
+  /** Why the destination is an address of the cell (the input path decides), or null (forward). */
+  local: string | null;
   rules: EgressRuleRef[];
   /** The container's egress rules came from the current ASGs (else: CC's snapshot at desire time). */
   fromCurrentAsgs: boolean;
@@ -207,8 +230,17 @@ function requireWorld(world: RedisWorld): void {
   }
 }
 
-/** Explain a query against the world and the stored rule sets. */
-export async function explain(world: RedisWorld, store: RuleSetStore, q: ExplainQuery): Promise<Explanation> {
+/**
+ * Explain a query against the world and the stored rule sets. `addresses` gives each cell's own
+ * addresses (leaseAddresses); without it only the containers' gateway and link-local DNS servers
+ * and host services count as local to a cell.
+ */
+export async function explain(
+  world: RedisWorld,
+  store: RuleSetStore,
+  q: ExplainQuery,
+  addresses?: CellAddressLookup,
+): Promise<Explanation> {
   requireWorld(world);
   if (!isIp(q.to)) return explainC2C(world, store, q);
   const holder = world.containersOf().find((c) => c.ip === parseIp(q.to).text);
@@ -216,7 +248,7 @@ export async function explain(world: RedisWorld, store: RuleSetStore, q: Explain
     const out = await explainC2C(world, store, { ...q, to: holder.appGuid });
     return { ...out, resolvedFrom: q.to };
   }
-  return explainEgress(world, store, q);
+  return explainEgress(world, store, q, addresses);
 }
 
 async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuery): Promise<C2CExplanation> {
@@ -249,16 +281,8 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
     const rs = cr?.rs;
     let present = 0;
     for (const c of list) {
-      const hit = rs?.c2c.some(
-        (e) =>
-          tag !== null &&
-          e.srcTag === tag &&
-          e.dstIp === c.ip &&
-          e.protocol === proto &&
-          port >= e.ports.start &&
-          port <= e.ports.end,
-      );
-      if (hit) present++;
+      // the destination cell's c2c step (ctr_in), for a packet carrying A's tag
+      if (rs && c2cAllows(rs, tag, c.ip, proto, port)) present++;
     }
     const agrees = allowed ? present === list.length : present === 0;
     const detail = allowed
@@ -301,13 +325,8 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
   };
 }
 
-/** Does one egress rule let (protocol, address, port) out? */
-export function ruleMatches(r: EgressRule, protocol: ExplainProtocol, ip: string, port?: number): boolean {
-  if (!r.destinations.some((d) => ipInRange(ip, d))) return false;
-  if (r.protocol === 'all') return true;
-  if (protocol === 'icmp') return r.protocol === 'icmp' || r.protocol === 'icmpv6';
-  return r.protocol === protocol && port !== undefined && portInRanges(port, r.ports);
-}
+/** Does one egress rule let (protocol, address, port) out? (The ASG step's own matching.) */
+export { ruleMatches };
 
 export function ruleText(r: EgressRule): string {
   const dest = r.destinations.map(rangeToString).join(',');
@@ -320,44 +339,57 @@ export function ruleText(r: EgressRule): string {
   return `all ${dest}`;
 }
 
-function cellDecision(
-  config: CellConfig,
-  c: WorldContainer,
-  rules: readonly EgressRule[] | undefined,
+/** A cell's own addresses (from its subnet lease), for deciding which destinations are local. */
+export type CellAddressLookup = (cellId: string) => Promise<CellAddresses | null>;
+
+/** The lease table as the lookup: underlay address and overlay subnet (VTEP) of each cell. */
+export function leaseAddresses(redis: Redis, keys: Keys): CellAddressLookup {
+  const leases = new LeaseManager(redis, keys);
+  return async (cellId) => {
+    const l = await leases.get(cellId);
+    return l ? { underlayIp: l.underlayIp, subnet: l.subnet } : null;
+  };
+}
+
+export type ContainerDecision = Pick<EgressDecision, 'allowed' | 'by' | 'chains' | 'local'> & {
+  matched: EgressRule[];
+};
+
+const NO_RULES: ContainerDecision = { allowed: false, by: 'no-rules', chains: [], local: null, matched: [] };
+
+/**
+ * The cell's decision for a new connection from one of its containers to the query's address: the
+ * decision steps walked from the input hook when the destination is local to the cell (`own`: its
+ * lease's addresses), else from the forward hook. no-rules when the rule set lacks the container
+ * or its egress rule list. Pure.
+ */
+export function containerDecision(
+  rs: CellRuleSet,
+  handle: string,
   q: ExplainQuery,
-): Pick<EgressDecision, 'allowed' | 'by'> & { matched: EgressRule[] } {
-  const dn = config.denyNetworks;
-  const lifecycle = lifecycleOf(c.workload);
-  if (dn.always.some((r) => ipInRange(q.to, r)))
-    return { allowed: false, by: 'deny-network:always', matched: [] };
-  const lc = lifecycle === 'staging' ? dn.staging : dn.running;
-  if (lc.some((r) => ipInRange(q.to, r)))
-    return { allowed: false, by: `deny-network:${lifecycle}`, matched: [] };
-  const ip = parseIp(q.to).text;
-  if (q.protocol !== 'icmp' && q.port === 53 && config.dnsServers.includes(ip)) {
-    return { allowed: true, by: 'dns', matched: [] };
-  }
-  const services =
-    q.protocol === 'tcp' ? config.hostTcpServices : q.protocol === 'udp' ? config.hostUdpServices : [];
-  if (services.some((s) => s.ip === ip && s.port === q.port))
-    return { allowed: true, by: 'host-service', matched: [] };
-  if (!rules) return { allowed: false, by: 'no-rules', matched: [] };
-  const matched = rules.filter((r) => ruleMatches(r, q.protocol, q.to, q.port));
-  return matched.length > 0
-    ? { allowed: true, by: 'asg', matched }
-    : { allowed: false, by: 'default-deny', matched };
+  own: CellAddresses | null,
+): ContainerDecision {
+  const src = rs.containers.find((x) => x.handle === handle);
+  if (!src || !Object.hasOwn(rs.asgSets, src.egress)) return NO_RULES;
+  const local = localDestination(q.to, rs, own);
+  const packet = { src, dst: q.to, protocol: q.protocol, ...(q.port !== undefined ? { port: q.port } : {}) };
+  const d = decide(packet, rs, local !== null);
+  return { allowed: d.allowed, by: d.step, chains: d.chains, local, matched: d.matched };
 }
 
 async function explainEgress(
   world: RedisWorld,
   store: RuleSetStore,
   q: ExplainQuery,
+  addresses: CellAddressLookup | undefined,
 ): Promise<EgressExplanation> {
   const src = world.containersOf(q.from);
   if (src.length === 0)
     throw new NotFoundError('app', q.from, 'no container of it is known to the controller');
   const cellsOf = byCell(src);
   const rules = await loadCells(store, cellsOf.keys());
+  const own = new Map<string, CellAddresses | null>();
+  await Promise.all([...cellsOf.keys()].map(async (c) => own.set(c, addresses ? await addresses(c) : null)));
   const asg = world.asgs();
   const decisions: EgressDecision[] = [];
   const cells: CellEnforcement[] = [];
@@ -367,13 +399,14 @@ async function explainEgress(
     let mismatch = 0;
     for (const c of list) {
       const inRules = rs?.containers.find((x) => x.handle === c.handle);
-      if (!rs || !inRules) {
+      const d = rs ? containerDecision(rs, c.handle, q, own.get(cellId) ?? null) : NO_RULES;
+      if (!inRules || d.by === 'no-rules') {
+        const { matched: _none, ...none } = NO_RULES;
         decisions.push({
           cellId,
           handle: c.handle,
           workload: c.workload,
-          allowed: false,
-          by: 'no-rules',
+          ...none,
           rules: [],
           fromCurrentAsgs: false,
         });
@@ -381,7 +414,6 @@ async function explainEgress(
         continue;
       }
       const lifecycle = lifecycleOf(c.workload);
-      const d = cellDecision(rs.config, c, rs.asgSets[inRules.egress], q);
       const groups = asg
         ? [
             ...(lifecycle === 'staging' ? asg.globalStaging : asg.globalRunning),
@@ -394,6 +426,8 @@ async function explainEgress(
         workload: c.workload,
         allowed: d.allowed,
         by: d.by,
+        chains: d.chains,
+        local: d.local,
         rules: d.matched.map((r) => ({
           rule: ruleText(r),
           groups: [
@@ -425,7 +459,9 @@ async function explainEgress(
   const groupNames = [
     ...new Set(decisions.flatMap((d) => d.rules.flatMap((r) => r.groups.map((g) => g.name)))),
   ];
-  const what = q.protocol === 'icmp' ? `icmp to ${q.to}` : `${q.protocol} ${q.to} port ${q.port}`;
+  const what =
+    (q.protocol === 'icmp' ? `icmp to ${q.to}` : `${q.protocol} ${q.to} port ${q.port}`) +
+    (bys.includes('overlay') ? ' (an overlay address: the cell holding it decides by its c2c entries)' : '');
   const reason =
     allowed === true
       ? `allowed (${bys.join(', ')})${groupNames.length > 0 ? ` by security group ${groupNames.join(', ')}` : ''}: ${what}`

@@ -213,6 +213,33 @@ describe('cfnet cells / rules / explain', () => {
         ? false
         : null;
     assert.equal(x.allowed, expect);
+    for (const d of x.decisions) {
+      assert.equal(d.local, null);
+      if (d.by !== 'no-rules') assert.deepEqual(d.chains, ['hook_forward', 'ctr_out']);
+    }
+    // the cell's own addresses take the input path: its DNS server, and its underlay address
+    // (known from the cell's lease), where no ASG applies
+    const srcCell = world.containersOf(src)[0]!.cellId;
+    const rs = (await store.get(srcCell))!;
+    const dns = rs.config.dnsServers[0]!;
+    const viaDns = await cfnetJson<EgressExplanation>(
+      ['explain', '--from', src, '--to', dns, '--port', '53', '--protocol', 'udp'],
+      f.ns,
+    );
+    assert.deepEqual(
+      viaDns.decisions.map((d) => [d.allowed, d.by, d.chains]),
+      [[true, 'dns', ['hook_input', 'ctr_host']]],
+    );
+    assert.match(viaDns.decisions[0]!.local ?? '', /DNS server/);
+    const lease = JSON.parse((await redis.hget(keys.leases, srcCell))!) as { underlayIp: string };
+    const toCell = await cfnetJson<EgressExplanation>(
+      ['explain', '--from', src, '--to', lease.underlayIp, '--port', '22'],
+      f.ns,
+    );
+    assert.deepEqual(
+      toCell.decisions.map((d) => [d.allowed, d.by, d.local]),
+      [[false, 'default-deny', "the cell's underlay address"]],
+    );
     // an overlay address of a destination container is explained as c2c
     const ip = dstContainers[0]!.ip;
     const viaIp = await cfnetJson<C2CExplanation>(

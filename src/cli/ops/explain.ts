@@ -41,17 +41,18 @@ function printExplanation(io: OpsIo, x: Explanation): void {
           workload: d.workload,
           verdict: d.allowed ? 'allow' : 'deny',
           by: d.by,
+          path: d.local ? `input (${d.local})` : d.chains.length > 0 ? 'forward' : '',
           rules: d.rules
             .map((r) => `${r.rule}${r.groups.length ? ` [${r.groups.map((g) => g.name).join(',')}]` : ''}`)
             .join('; '),
           source:
-            d.by === 'asg' || d.by === 'default-deny'
+            d.local === null && (d.by === 'asg' || d.by === 'default-deny')
               ? d.fromCurrentAsgs
                 ? 'current ASGs'
                 : 'BBS snapshot'
               : '',
         })),
-        ['cell', 'container', 'workload', 'verdict', 'by', 'rules', 'source'],
+        ['cell', 'container', 'workload', 'verdict', 'by', 'path', 'rules', 'source'],
       ),
     );
   }
@@ -101,7 +102,8 @@ export function registerExplain(program: Command, io: OpsIo): void {
       `
 Examples:
   cfnet explain --from 5c1e…-app-a --to 9f2b…-app-b --port 8080
-  cfnet explain --from 5c1e…-app-a --to 10.0.5.3 --port 443     # egress: deny networks, DNS, ASGs
+  cfnet explain --from 5c1e…-app-a --to 10.0.5.3 --port 443     # egress: deny networks, ASGs
+  cfnet explain --from 5c1e…-app-a --to 169.254.0.2 --port 53 --protocol udp  # the cell's DNS
 ${EXIT_HELP}`,
     )
     .action(
@@ -109,11 +111,16 @@ ${EXIT_HELP}`,
         io,
         'explain',
         async (o: ConnFlags & JsonFlag & { from: string; to: string; port?: string; protocol: string }) => {
-          const { parseExplainQuery, explain } = await import('../../ops/explain.js');
+          const { parseExplainQuery, explain, leaseAddresses } = await import('../../ops/explain.js');
           const { loadRedisWorld } = await import('../../ops/world-reader.js');
           const q = parseExplainQuery(o);
           const x = await withContext(io, o, async (ctx) =>
-            explain(await loadRedisWorld(ctx.redis, ctx.keys), ctx.store, q),
+            explain(
+              await loadRedisWorld(ctx.redis, ctx.keys),
+              ctx.store,
+              q,
+              leaseAddresses(ctx.redis, ctx.keys),
+            ),
           );
           if (o.json) return printJson(io, x);
           printExplanation(io, x);
