@@ -58,7 +58,8 @@ export class AuditLog {
   private readonly written;
   private readonly dropped;
   private dir: { from: CellRuleSet | null; dir: AuditDirectory } | null = null;
-  private lastErrorLog = 0;
+  /** When each kind of error was last logged. */
+  private readonly lastErrorLog = new Map<string, number>();
 
   constructor(private readonly opts: AuditLogOptions) {
     this.written = counter(
@@ -135,8 +136,8 @@ export class AuditLog {
 
   private error(what: string, err: unknown): void {
     const now = Date.now();
-    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
-    this.lastErrorLog = now;
+    if (now - (this.lastErrorLog.get(what) ?? -Infinity) < ERROR_LOG_INTERVAL_MS) return;
+    this.lastErrorLog.set(what, now);
     this.opts.log.warn({ err, source: this.opts.kernelLog, file: this.opts.file }, `${what} failed`);
   }
 }

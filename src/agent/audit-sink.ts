@@ -93,14 +93,11 @@ export class AppendSink {
   }
 
   private async flush(): Promise<void> {
-    const batch: string[] = [];
+    let n = 0;
     let bytes = 0;
-    while (this.queue.length > 0 && bytes < this.opts.maxBatchBytes) {
-      const line = this.queue.shift()!;
-      batch.push(line);
-      bytes += line.length + 1;
-    }
-    if (batch.length === 0) return;
+    while (n < this.queue.length && bytes < this.opts.maxBatchBytes) bytes += this.queue[n++]!.length + 1;
+    if (n === 0) return;
+    const batch = this.queue.splice(0, n);
     try {
       if (!this.fh) await this.reopen();
       await this.fh!.write(`${batch.join('\n')}\n`);

@@ -155,6 +155,7 @@ export class FileSource extends PolledSource {
     } catch (err) {
       if (code(err) === 'ENOENT') {
         this.atStart = false; // a file created later is read from its start
+        this.hooks.onError(err); // said (now and then) while it is missing
         return;
       }
       throw err;

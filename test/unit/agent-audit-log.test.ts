@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { AUDIT_METRICS, AuditLog } from '../../src/agent/audit-log.js';
+import { resolveAgentConfig } from '../../src/agent/config.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createRegistry, type Registry } from '../../src/lib/metrics.js';
 import type { CellContainer, CellRuleSet } from '../../src/model/types.js';
@@ -69,6 +71,9 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
       .map((l) => JSON.parse(l));
   const ports = async () => (await written()).map((l) => l.data.packet.dst_port);
 
+  /** What the audit log logged (pino JSON lines). */
+  let logged: Record<string, unknown>[] = [];
+
   function start(opts: { maxQueued?: number } = {}): Promise<void> {
     audit = new AuditLog({
       kernelLog: kern,
@@ -76,7 +81,16 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
       timestampFormat: 'rfc3339',
       host: () => ({ ip: '198.51.100.11', guid: 'cell-1' }),
       ruleSet: () => rules,
-      log: createLogger('test', { level: 'silent' }),
+      log: createLogger(
+        'test',
+        { level: 'info' },
+        new Writable({
+          write(chunk, _enc, done) {
+            logged.push(JSON.parse(String(chunk)) as Record<string, unknown>);
+            done();
+          },
+        }),
+      ),
       registry,
       pollMs: 20,
       sink: { checkMs: 30, ...(opts.maxQueued ? { maxQueued: opts.maxQueued } : {}) },
@@ -91,6 +105,7 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
     registry = createRegistry({ processMetrics: false });
     rules = RULES;
     audit = null;
+    logged = [];
   });
   afterEach(async () => {
     await audit?.stop();
@@ -173,6 +188,15 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
     assert.deepEqual(JSON.parse(await readFile(`${out}.1`, 'utf8')).data.packet.dst_port, 1);
   });
 
+  it('says, once, that the kernel log file is missing while it waits for it', async () => {
+    await start();
+    await new Promise((r) => setTimeout(r, 150)); // several polls
+    const warnings = logged.filter((l) => l.msg === 'kernel log source failed');
+    assert.equal(warnings.length, 1);
+    assert.equal((warnings[0]!.err as { code: string }).code, 'ENOENT');
+    assert.equal(warnings[0]!.source, kern);
+  });
+
   it('drops and counts lines beyond its queue instead of growing', async () => {
     await writeFile(kern, '');
     await start({ maxQueued: 5 });
@@ -190,5 +214,40 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
     const dropped = await metric(registry, AUDIT_METRICS.dropped, { reason: 'queue_full' });
     assert.ok(dropped > 0, 'some lines dropped');
     assert.equal((await ports()).length, 50 - dropped);
+  });
+});
+
+describe('audit log settings', () => {
+  const REQUIRED = {
+    cellId: 'cell-1',
+    controllerUrl: 'https://controller.example:4190/',
+    caCert: '/etc/ca.crt',
+    clientCert: '/etc/client.crt',
+    clientKey: '/etc/client.key',
+  };
+
+  it("defaults: off, /dev/kmsg, Silk's file and timestamp format", () => {
+    const c = resolveAgentConfig({ file: REQUIRED });
+    assert.deepEqual(
+      [c.auditLog, c.auditKernelLog, c.auditLogFile, c.auditTimestampFormat],
+      [false, '/dev/kmsg', '/var/vcap/sys/log/iptables-logger/iptables.log', 'rfc3339'],
+    );
+  });
+
+  it('refuses a timestamp format Silk does not have and relative paths, naming the setting', () => {
+    assert.throws(
+      () => resolveAgentConfig({ file: { ...REQUIRED, auditTimestampFormat: 'unix' } }),
+      /auditTimestampFormat/,
+    );
+    assert.throws(
+      () => resolveAgentConfig({ file: { ...REQUIRED, auditLogFile: 'iptables.log' } }),
+      /auditLogFile/,
+    );
+    assert.throws(
+      () => resolveAgentConfig({ file: REQUIRED, env: { CFNET_AGENT_AUDIT_KERNEL_LOG: 'kern.log' } }),
+      /auditKernelLog/,
+    );
+    const on = resolveAgentConfig({ file: REQUIRED, env: { CFNET_AGENT_AUDIT_LOG: 'true' } });
+    assert.equal(on.auditLog, true);
   });
 });
