@@ -34,6 +34,7 @@ import { sleep } from '../lib/backoff.js';
 import { ValidationError } from '../lib/errors.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { createRegistry, type Registry } from '../lib/metrics.js';
+import { AuditLog } from './audit-log.js';
 import { ControllerClient } from './client.js';
 import { CniHost } from './cni-host.js';
 import type { AgentConfig } from './config.js';
@@ -101,6 +102,8 @@ export class CellAgent {
   private readonly overlay: OverlayKeeper;
   private readonly drift: DriftKeeper;
   private readonly report: StatusKeeper;
+  /** Silk's iptables-logger (auditLog), null when off. */
+  private readonly audit: AuditLog | null;
   private metricsServer: RunningHttp | null = null;
   private loops: Promise<void>[] = [];
   private stopping = false;
@@ -204,6 +207,18 @@ export class CellAgent {
       iptablesError: () => this.drift.iptablesError,
       iptablesBackends: () => this.drift.iptables?.used.map((r) => r.backend) ?? [],
     });
+    this.audit = c.auditLog
+      ? new AuditLog({
+          kernelLog: c.auditKernelLog,
+          file: c.auditLogFile,
+          timestampFormat: c.auditTimestampFormat,
+          host: () => ({ ip: this.overlay.underlayIp, guid: c.cellId }),
+          ruleSet: () => this.rules.applied,
+          localContainers: () => [...this.rules.local.values()].map((l) => l.container),
+          log: this.log.child({ component: 'audit' }),
+          registry: this.registry,
+        })
+      : null;
   }
 
   // ------------------------------------------------------------------ life cycle
@@ -249,6 +264,8 @@ export class CellAgent {
     }
     await this.overlay.restore(state?.lease ?? null, state?.leases ?? []);
     await this.cni.start();
+    // after the saved rule set is back: the first lines are enriched already
+    await this.audit?.start();
     if (c.metricsPort > 0) {
       this.metricsServer = await startMetricsServer({
         host: c.metricsAddress,
@@ -295,6 +312,7 @@ export class CellAgent {
     // the state is saved either way
     await Promise.race([Promise.allSettled(this.loops), sleep(2000)]);
     await this.rules.saveNow();
+    await this.audit?.stop().catch((err) => this.log.warn({ err }, 'audit log stop'));
     await this.dataplane.close().catch((err) => this.log.warn({ err }, 'nft session close'));
     await this.metricsServer?.close().catch(() => undefined);
     await this.client.destroy();

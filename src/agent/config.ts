@@ -24,6 +24,8 @@ import {
   withSetting,
 } from '../lib/settings/index.js';
 import { checkCellId } from '../model/identifiers.js';
+import { AUDIT_TIMESTAMP_FORMATS, type AuditTimestampFormat } from './audit-record.js';
+import { KMSG } from './audit-source.js';
 
 export { flagName };
 
@@ -62,6 +64,10 @@ export interface AgentConfig {
   metricsAddress: string;
   metricsPort: number;
   logLevel: string;
+  auditLog: boolean;
+  auditLogFile: string;
+  auditKernelLog: string;
+  auditTimestampFormat: AuditTimestampFormat;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -299,6 +305,36 @@ export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
     choices: LOG_LEVELS,
     def: 'info',
     describe: `log level (${LOG_LEVELS.join(', ')})`,
+  },
+  {
+    key: 'auditLog',
+    kind: 'bool',
+    def: false,
+    describe:
+      "Silk's iptables-logger: write every kernel log line of cfnet's log chains (OK_, DENY_, DENY_C2C_; which packets are logged is the cell's logging configuration) as a JSON line enriched with the container, app, space and org to auditLogFile",
+  },
+  {
+    key: 'auditLogFile',
+    kind: 'path',
+    absolute: true,
+    def: '/var/vcap/sys/log/iptables-logger/iptables.log',
+    describe:
+      'file the audit lines are appended to (created with its directory; reopened within a second when rotated or removed)',
+  },
+  {
+    key: 'auditKernelLog',
+    kind: 'path',
+    absolute: true,
+    def: KMSG,
+    describe: `where the audit log reads kernel log lines: ${KMSG} (the kernel's buffer, every network namespace, no syslog daemon needed) or a syslog file such as /var/log/kern.log (tailed; follows rotation)`,
+  },
+  {
+    key: 'auditTimestampFormat',
+    kind: 'enum',
+    choices: AUDIT_TIMESTAMP_FORMATS,
+    def: 'rfc3339',
+    describe:
+      'timestamps of the audit lines (Silk\'s logging.format.timestamp): rfc3339 ("2026-01-02T15:04:05.123000000Z", level "info") or deprecated ("1767366245.123000000", log_level 1)',
   },
 ];
 

@@ -42,6 +42,11 @@ export class OverlayKeeper {
       : new Vxlan(c.vtepName, ctx.log.child({ component: 'vxlan' }));
   }
 
+  /** The cell's underlay address, '' before detectUnderlay. */
+  get underlayIp(): string {
+    return this.underlay?.ip ?? '';
+  }
+
   /** Finds the underlay (a dry run with a given address needs no interface holding it). */
   async detectUnderlay(): Promise<void> {
     const c = this.ctx.config;

@@ -188,6 +188,10 @@ export class CellNode {
   get agentSocket(): string {
     return join(this.dir, 'agent.sock');
   }
+  /** The agent's audit log (Silk's iptables.log; written with the `auditLog` agent setting). */
+  get auditLogPath(): string {
+    return join(this.dir, 'iptables.log');
+  }
 
   /** The CNI network config a Diego cell would carry for cfnet. */
   cniConfig(): Record<string, unknown> {
@@ -470,6 +474,7 @@ export class Cluster {
         cniStateDir: cell.cniStateDir,
         metricsPort: 0,
         logLevel: this.logLevel,
+        auditLogFile: cell.auditLogPath,
         // the agent's default filter mode needs one of its iptables executables; a machine without
         // any runs the cells in the self-contained mode rather than not at all (a test asking for
         // a mode gets it)

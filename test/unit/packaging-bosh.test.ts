@@ -373,6 +373,7 @@ describe('BOSH properties reach the rendered files', () => {
     assert.deepEqual(cfg.cell.denyNetworks.always, [{ family: 4, start: '10.10.0.0', end: '10.10.255.255' }]);
     assert.deepEqual(cfg.cell.hostTcpServices, [{ ip: '169.254.0.2', port: 9001 }]);
     assert.equal(cfg.cell.logging.asg, true);
+    assert.equal(cfg.cell.logging.c2c, true, "Silk's iptables_logging on silk-cni logs c2c too");
     assert.equal(cfg.cell.logging.deniedPerSec, 7);
 
     // The controller computes rule sets with the same settings (cfnet_cni_config link).
@@ -382,7 +383,71 @@ describe('BOSH properties reach the rendered files', () => {
     assert.deepEqual(ctl.dnsServers, ['10.0.0.2', '10.0.0.3']);
     assert.deepEqual(ctl.hostTcpServices, ['169.254.0.2:9001']);
     assert.equal(ctl.asgLogging, true);
+    assert.equal(ctl.c2cLogging, true, 'a migrated iptables_logging: true gives ASG and c2c log lines');
     assert.equal(ctl.deniedLogsPerSec, 7);
+  });
+
+  it('cni: iptables_c2c_logging alone logs c2c only', () => {
+    const r = renderOk(['--set', 'cni:iptables_c2c_logging=true']);
+    const ctl = controllerSettings(r);
+    assert.deepEqual([ctl.asgLogging, ctl.c2cLogging], [false, true]);
+    const conf = parsed<Conflist>(r, 'cni', 'config/cni/cfnet.conflist');
+    const cfg = parseNetConfig({ ...conf.plugins[0]!, cniVersion: '1.0.0', name: 'cfnet' });
+    assert.deepEqual([cfg.cell.logging.asg, cfg.cell.logging.c2c], [false, true]);
+  });
+
+  it("agent: the audit log (Silk's iptables-logger) off by default; on: Silk's files, mounted by bpm", () => {
+    const dflt = resolveAgentConfig({ file: parsed(renderOk(), 'cfnet-agent', 'config/agent.json') });
+    assert.equal(dflt.auditLog, false, 'as cf-deployment, where iptables-logger is an opt-in ops file');
+    assert.equal(dflt.auditKernelLog, '/var/log/kern.log', "Silk's kernel_log_file default");
+    assert.equal(dflt.auditLogFile, '/var/vcap/sys/log/iptables-logger/iptables.log');
+    assert.equal(dflt.auditTimestampFormat, 'rfc3339');
+
+    const on = renderOk(['--set', 'cfnet-agent:iptables_logger.enabled=true']);
+    assert.equal(resolveAgentConfig({ file: parsed(on, 'cfnet-agent', 'config/agent.json') }).auditLog, true);
+    const onBpm = parsed<{ processes: { unsafe: Record<string, unknown> }[] }>(
+      on,
+      'cfnet-agent',
+      'config/bpm.yml',
+    );
+    assert.deepEqual(onBpm.processes[0]!.unsafe, {
+      privileged: true,
+      // kern.log's directory read-only (logrotate renames inside it), the audit file's writable
+      unrestricted_volumes: [
+        { path: '/var/log', writable: false },
+        { path: '/var/vcap/sys/log/iptables-logger', writable: true },
+      ],
+    });
+    const preStart = readFileSync(file(on, 'cfnet-agent', 'bin/pre-start').path, 'utf8');
+    assert.match(preStart, /^mkdir -p \/var\/vcap\/sys\/log\/iptables-logger$/m);
+
+    const r = renderOk([
+      '--set',
+      'cfnet-agent:iptables_logger.enabled=true',
+      '--set',
+      'cfnet-agent:iptables_logger.kernel_log_file=/dev/kmsg',
+      '--set',
+      'cfnet-agent:iptables_logger.output_file=/var/vcap/sys/log/cfnet-agent/iptables.log',
+      '--set',
+      'cfnet-agent:iptables_logger.timestamp_format=deprecated',
+    ]);
+    const cfg = resolveAgentConfig({ file: parsed(r, 'cfnet-agent', 'config/agent.json') });
+    assert.deepEqual(
+      [cfg.auditKernelLog, cfg.auditLogFile, cfg.auditTimestampFormat],
+      ['/dev/kmsg', '/var/vcap/sys/log/cfnet-agent/iptables.log', 'deprecated'],
+    );
+    const bpm = parsed<{ processes: { unsafe: Record<string, unknown> }[] }>(
+      r,
+      'cfnet-agent',
+      'config/bpm.yml',
+    );
+    assert.deepEqual(bpm.processes[0]!.unsafe.unrestricted_volumes, [
+      { path: '/var/vcap/sys/log/cfnet-agent', writable: true },
+    ]);
+
+    const bad = render(['--set', 'cfnet-agent:iptables_logger.timestamp_format=unix']);
+    assert.notEqual(bad.status, 0);
+    assert.match(JSON.stringify(bad.report.errors), /iptables_logger\.timestamp_format/);
   });
 
   it('controller: network flows to the cni job, redis.url overrides the link, intervals and ports', () => {
@@ -1369,6 +1434,21 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
       join(release, 'operations', 'disable-dynamic-asgs.yml'),
     ]);
     assert.equal(controllerSettings(off, 'cfnet-controller').dynamicAsgs, false);
+  });
+
+  it("enable-iptables-logger.yml turns the agent's audit log on (cf-deployment's ops file of that name)", () => {
+    const agentOf = (rep: RenderReport) =>
+      resolveAgentConfig({ file: parsed(rep, 'cfnet-agent', 'config/agent.json', 'diego-cell') });
+    assert.equal(agentOf(r).auditLog, false);
+    const on = renderOk([
+      '--deployment',
+      fixture,
+      '--ops',
+      ops,
+      '--ops',
+      join(release, 'operations', 'enable-iptables-logger.yml'),
+    ]);
+    assert.equal(agentOf(on).auditLog, true);
   });
 
   it('an undefined variable or an undeclared property is reported', () => {
