@@ -16,4 +16,14 @@ export {
 } from './cluster.js';
 export { LabController, type LabControllerOptions, OPERATOR_TOKEN_SETTING } from './controller.js';
 export { buildInstall, type Install, labInstall, REPO, removeInstalls, repoInstall } from './install.js';
-export { alive, freePort, freePorts, getUnix, rss, terminate, waitExit, waitForLine, waitUntil } from './process.js';
+export {
+  alive,
+  freePort,
+  freePorts,
+  getUnix,
+  rss,
+  terminate,
+  waitExit,
+  waitForLine,
+  waitUntil,
+} from './process.js';
