@@ -4,7 +4,8 @@
 # program, its production dependencies and the tools the agent drives (nft, ip, iptables for its
 # default filterMode; netcat-openbsd and curl, the CNI shim's transports to the warm executor).
 
-FROM node:20-bookworm-slim AS build
+# Node.js as in the BOSH release (bosh/config/blob-sources.yml; a packaging test keeps them equal).
+FROM node:24.13.0-bookworm-slim AS build
 WORKDIR /opt/cfnet
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -15,7 +16,7 @@ COPY src ./src
 COPY bin ./bin
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+FROM node:24.13.0-bookworm-slim
 RUN apt-get update \
   && apt-get install -y --no-install-recommends nftables iproute2 iptables netcat-openbsd curl ca-certificates \
   && rm -rf /var/lib/apt/lists/*

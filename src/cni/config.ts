@@ -7,6 +7,7 @@
  * Two levels: `parseNetConfig` (every command) and `parseAddInput` (ADD only: runtimeConfig,
  * metadata), so a DEL never fails on a bad ASG rule that only matters to ADD.
  */
+import { DEFAULT_LOCK_DIR } from '../dataplane/layout.js';
 import { ValidationError, withFieldPrefix } from '../lib/errors.js';
 import { parseGardenNetOutRules } from '../model/asg-rule.js';
 import { CELL_CONFIG_KEYS, parseCellConfig } from '../model/config.js';
@@ -25,7 +26,7 @@ import { checkVersion, parsePrevResult, type SupportedVersion } from './version.
 
 export const DEFAULTS = {
   datastore: '/var/vcap/data/container-metadata/store.json',
-  stateDir: '/var/vcap/data/cfnet/state',
+  stateDir: DEFAULT_LOCK_DIR,
   subnetFile: '/var/vcap/data/cfnet/subnet.json',
   nftTable: 'cfnet',
   executorSocket: '/var/vcap/data/cfnet/cni.sock',

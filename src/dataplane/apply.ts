@@ -14,7 +14,6 @@
  * add/remove, drift repair), all under one in-process and one cross-process lock.
  */
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { CfnetError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
@@ -35,8 +34,10 @@ import {
   asgChainName,
   type ChainSpec,
   checkTable,
+  DEFAULT_LOCK_DIR,
   DEFAULT_TABLE,
   logChainIp,
+  nftLockFile,
   staticChains,
 } from './layout.js';
 import { applyScript, NftApplyError, type NftRunOptions, runNft } from './nft.js';
@@ -97,7 +98,7 @@ export interface NftDataplaneOptions {
    * itself; `iptables` only for a writer that keeps cfnet's iptables rules in place (the agent).
    */
   filterMode?: FilterMode;
-  /** Directory for the cross-process lock; default `/run/cfnet`. */
+  /** Directory for the cross-process lock; default DEFAULT_LOCK_DIR (shared with the agent and the CNI plugin). */
   stateDir?: string;
   /** Take the cross-process lock around each transaction (default true). */
   lock?: boolean;
@@ -153,7 +154,7 @@ export class NftDataplane {
     if (opts.netns !== undefined) this.run.netns = opts.netns;
     if (opts.nft !== undefined) this.run.nft = opts.nft;
     if (opts.netnsEnter) this.run.nsenter = true;
-    this.stateDir = opts.stateDir ?? '/run/cfnet';
+    this.stateDir = opts.stateDir ?? DEFAULT_LOCK_DIR;
     this.useLock = opts.lock ?? true;
     this.log = opts.logger ?? defaultLogger('dataplane');
     this.session = opts.session ? new NftSession(this.run) : null;
@@ -490,9 +491,7 @@ export class NftDataplane {
       await mkdir(this.stateDir, { recursive: true });
       this.dirReady = true;
     }
-    const ns = this.run.netns ? `.${this.run.netns}` : '';
-    const file = join(this.stateDir, `nft-${this.table}${ns}`);
-    return lockfile.lock(file, {
+    return lockfile.lock(nftLockFile(this.stateDir, this.table, this.run.netns), {
       realpath: false,
       stale: 10_000,
       // a lock we could not refresh in time is logged, never a process crash

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import type { CellRuleSet } from '../model/types.js';
 import { NftDataplane } from './apply.js';
-import { DEFAULT_TABLE } from './layout.js';
+import { DEFAULT_LOCK_DIR, DEFAULT_TABLE } from './layout.js';
 import { renderFull, renderUpdate } from './render.js';
 
 async function loadRuleSet(path: string): Promise<CellRuleSet> {
@@ -29,7 +29,11 @@ function common(cmd: Command): Command {
   return cmd
     .option('--table <name>', 'nft table (family inet) cfnet owns', DEFAULT_TABLE)
     .option('--netns <name>', 'run nft inside this network namespace (ip netns exec)')
-    .option('--state-dir <dir>', 'directory of the cross-process apply lock', '/run/cfnet');
+    .option(
+      '--state-dir <dir>',
+      "directory of the cross-process apply lock (the agent's and the CNI plugin's on a cell)",
+      DEFAULT_LOCK_DIR,
+    );
 }
 
 export function registerDataplaneCommands(program: Command): void {

@@ -52,6 +52,19 @@ export { INGRESS_MARK, REJECT };
 export const TABLE_NAME = /^cf[a-z0-9_]{0,30}$/;
 export const DEFAULT_TABLE = 'cfnet';
 
+/**
+ * The one directory of the cross-process nft lock on a cell: the agent (its `cniStateDir`), the CNI
+ * plugin's fallback (`state_dir`) and `cfnet dataplane apply/drift` default to it, so an operator
+ * running the CLI with its defaults on a cell waits for the agent's transactions instead of
+ * interleaving with them. On /var/vcap/data because bpm lets the agent write only there.
+ */
+export const DEFAULT_LOCK_DIR = '/var/vcap/data/cfnet/state';
+
+/** The lock file of one table's nft writes (per network namespace) in a lock directory. */
+export function nftLockFile(lockDir: string, table: string, netns?: string): string {
+  return `${lockDir.replace(/\/+$/, '')}/nft-${table}${netns ? `.${netns}` : ''}`;
+}
+
 export function checkTable(table: string): string {
   if (!TABLE_NAME.test(table)) {
     throw new ValidationError('table', table, 'must match /^cf[a-z0-9_]{0,30}$/ (never an nft keyword)');

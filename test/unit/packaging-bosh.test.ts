@@ -214,7 +214,7 @@ describe('BOSH release templates (sample properties)', () => {
   it('the agent, controller and redis jobs run under bpm as intended', () => {
     const agent = parsed<{ processes: Record<string, unknown>[] }>(base, 'cfnet-agent', 'config/bpm.yml');
     const p = agent.processes[0]!;
-    assert.equal(p.executable, '/var/vcap/packages/node20/bin/node');
+    assert.equal(p.executable, '/var/vcap/packages/node24/bin/node');
     assert.deepEqual((p.args as string[]).slice(1, 4), [
       'agent',
       '--config',
@@ -767,10 +767,10 @@ describe('BOSH properties reach the rendered files', () => {
     const dflt = env([]);
     assert.deepEqual(dflt.path.slice(0, 2), [
       '/var/vcap/packages/nftables/sbin',
-      '/var/vcap/packages/node20/bin',
+      '/var/vcap/packages/node24/bin',
     ]);
     assert.ok(dflt.path.includes('/bin'), 'the system directories stay on the PATH');
-    assert.equal(dflt.node, '/var/vcap/packages/node20/bin/node');
+    assert.equal(dflt.node, '/var/vcap/packages/node24/bin/node');
     assert.equal(dflt.transport, 'auto');
     assert.equal(dflt.timeout, '300');
     const set = env([
@@ -1535,25 +1535,25 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
   copyFileSync(join(root, 'bin', 'cfnet.js'), join(staged, 'bin', 'cfnet.js'));
   copyFileSync(join(root, 'bin', 'cfnet-cni'), join(staged, 'bin', 'cfnet-cni'));
 
-  it('node20 unpacks the official tarball layout', () => {
-    const dir = join(work, 'node-blob', 'node-v20.99.0-linux-x64');
+  it('node24 unpacks the official tarball layout', () => {
+    const dir = join(work, 'node-blob', 'node-v24.99.0-linux-x64');
     mkdirSync(join(dir, 'bin'), { recursive: true });
     mkdirSync(join(dir, 'lib', 'node_modules', 'npm'), { recursive: true });
     // A stand-in binary (xz of the real 100 MB node takes minutes).
-    writeFileSync(join(dir, 'bin', 'node'), '#!/bin/sh\necho v20.99.0\n', { mode: 0o755 });
+    writeFileSync(join(dir, 'bin', 'node'), '#!/bin/sh\necho v24.99.0\n', { mode: 0o755 });
     writeFileSync(join(dir, 'bin', 'npm'), '#!/bin/sh\n');
-    const tarball = join(work, 'node-blob', 'node-v20.99.0-linux-x64.tar.xz');
-    const tar = spawnSync('tar', ['-cJf', tarball, '-C', join(work, 'node-blob'), 'node-v20.99.0-linux-x64']);
+    const tarball = join(work, 'node-blob', 'node-v24.99.0-linux-x64.tar.xz');
+    const tar = spawnSync('tar', ['-cJf', tarball, '-C', join(work, 'node-blob'), 'node-v24.99.0-linux-x64']);
     assert.equal(tar.status, 0);
     const blobs = join(work, 'node-blobs');
     mkdirSync(join(blobs, 'node'), { recursive: true });
-    copyFileSync(tarball, join(blobs, 'node', 'node-v20.99.0-linux-x64.tar.xz'));
-    assert.deepEqual(specFiles('node20', blobs), ['node/node-v20.99.0-linux-x64.tar.xz']);
-    const { target, res } = runPackaging('node20', { 'node/node-v20.99.0-linux-x64.tar.xz': tarball });
+    copyFileSync(tarball, join(blobs, 'node', 'node-v24.99.0-linux-x64.tar.xz'));
+    assert.deepEqual(specFiles('node24', blobs), ['node/node-v24.99.0-linux-x64.tar.xz']);
+    const { target, res } = runPackaging('node24', { 'node/node-v24.99.0-linux-x64.tar.xz': tarball });
     assert.equal(res.status, 0, res.stderr);
     const v = spawnSync(join(target, 'bin', 'node'), ['--version'], { encoding: 'utf8' });
-    assert.equal(v.stdout.trim(), 'v20.99.0');
-    assert.match(res.stdout, /v20\.99\.0/, 'the packaging script checks the unpacked node runs');
+    assert.equal(v.stdout.trim(), 'v24.99.0');
+    assert.match(res.stdout, /v24\.99\.0/, 'the packaging script checks the unpacked node runs');
     assert.ok(!existsSync(join(target, 'bin', 'npm')), 'npm is dropped');
   });
 
@@ -1588,9 +1588,9 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
     assert.deepEqual(readdirSync(join(target, 'bin')).sort(), ['bandwidth', 'cfnet-cni']);
     for (const exe of ['bandwidth', 'cfnet-cni']) assert.ok(statSync(join(target, 'bin', exe)).mode & 0o100);
     assert.ok(existsSync(join(target, 'dist', 'cni', 'fallback.js')));
-    // The shim finds node through <home>/node/bin/node, a link to the node20 package.
+    // The shim finds node through <home>/node/bin/node, a link to the node24 package.
     const link = spawnSync('readlink', [join(target, 'node', 'bin', 'node')], { encoding: 'utf8' });
-    assert.equal(link.stdout.trim(), '/var/vcap/packages/node20/bin/node');
+    assert.equal(link.stdout.trim(), '/var/vcap/packages/node24/bin/node');
     const version = spawnSync(join(target, 'bin', 'bandwidth'), [], {
       encoding: 'utf8',
       env: { CNI_COMMAND: 'VERSION' },

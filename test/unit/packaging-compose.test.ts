@@ -216,9 +216,17 @@ describe('docker-compose.yml', () => {
 describe('Dockerfile', () => {
   const text = readFileSync(join(root, 'Dockerfile'), 'utf8');
 
-  it('builds on node:20-bookworm-slim with npm ci and npm run build, and ships nft and ip', () => {
-    assert.match(text, /^FROM node:20-bookworm-slim AS build$/m);
-    assert.match(text, /^FROM node:20-bookworm-slim$/m);
+  it('builds on the Node.js the BOSH release ships (24) with npm ci and npm run build, and ships nft and ip', () => {
+    // the version of the release's node blob: the image and the VMs run the same runtime
+    const pinned = /node\/node-v(24\.\d+\.\d+)-linux-x64\.tar\.xz/.exec(
+      readFileSync(join(root, 'bosh', 'config', 'blob-sources.yml'), 'utf8'),
+    )?.[1];
+    assert.ok(pinned, 'no Node.js 24 blob pinned');
+    assert.match(
+      text,
+      new RegExp(`^FROM node:${pinned.replaceAll('.', '\\.')}-bookworm-slim AS build$`, 'm'),
+    );
+    assert.match(text, new RegExp(`^FROM node:${pinned.replaceAll('.', '\\.')}-bookworm-slim$`, 'm'));
     assert.match(text, /RUN npm ci\b/);
     assert.match(text, /npm run build/);
     assert.match(text, /apt-get install[^\n]*\bnftables\b[^\n]*\biproute2\b/);

@@ -68,7 +68,16 @@ describe('README.md', () => {
     assert.match(pkg.scripts.demo ?? '', /cfnet\.js demo/);
     assert.ok(pkg.scripts.test);
     const ci = readFileSync(join(root, '.ci', 'run'), 'utf8');
-    assert.match(ci, /^npm test$/m, '.ci/run runs the README test command');
+    assert.match(
+      ci,
+      /^PATH="\$\{node24_dir\}\/bin:\$\{PATH\}" npm test$/m,
+      '.ci/run runs the README test command on the shipped Node.js 24',
+    );
+    assert.match(
+      ci,
+      /^"\$\{machine_node\}" scripts\/run-tests\.mjs unit\/$/m,
+      "and the unit tests on the machine's node",
+    );
     // What the README says .ci/run installs is what it installs.
     for (const pkgName of [
       'nftables',
@@ -80,6 +89,7 @@ describe('README.md', () => {
       'containernetworking-plugins',
       'ruby',
       'chromium',
+      'prometheus',
       'golang-go',
       'golang-github-appc-cni-dev',
     ]) {
