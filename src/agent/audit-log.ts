@@ -25,11 +25,7 @@ import {
 } from './audit-record.js';
 import { AppendSink, DEFAULT_SINK_OPTIONS, type SinkOptions } from './audit-sink.js';
 import { type LineSource, lineSource } from './audit-source.js';
-
-export const AUDIT_METRICS = {
-  written: 'cfnet_agent_audit_lines_written_total',
-  dropped: 'cfnet_agent_audit_lines_dropped_total',
-} as const;
+import { AGENT_METRICS } from './metrics.js';
 
 /** Errors of the source or the file are logged at most this often (a missing file stays missing). */
 const ERROR_LOG_INTERVAL_MS = 60_000;
@@ -64,12 +60,12 @@ export class AuditLog {
   constructor(private readonly opts: AuditLogOptions) {
     this.written = counter(
       opts.registry,
-      AUDIT_METRICS.written,
+      AGENT_METRICS.auditLinesWritten,
       'Audit lines (Silk iptables-logger format) written to the audit log file',
     );
     this.dropped = counter(
       opts.registry,
-      AUDIT_METRICS.dropped,
+      AGENT_METRICS.auditLinesDropped,
       'Audit lines lost: queue_full, write_error, shutdown (queued at stop), kernel_overrun (kernel records overwritten before read), line_too_long',
       ['reason'],
     );

@@ -22,6 +22,8 @@ export const AGENT_METRICS = {
   statusReports: 'cfnet_agent_status_reports_total',
   certificateNotAfter: 'cfnet_agent_certificate_not_after_seconds',
   certificateRenewals: 'cfnet_agent_certificate_renewals_total',
+  auditLinesWritten: 'cfnet_agent_audit_lines_written_total',
+  auditLinesDropped: 'cfnet_agent_audit_lines_dropped_total',
 } as const;
 
 export function agentMetrics(registry: Registry) {

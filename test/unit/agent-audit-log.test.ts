@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { AUDIT_METRICS, AuditLog } from '../../src/agent/audit-log.js';
+import { AuditLog } from '../../src/agent/audit-log.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
+import { AGENT_METRICS } from '../../src/agent/metrics.js';
 import { createLogger } from '../../src/lib/log.js';
 import { createRegistry, type Registry } from '../../src/lib/metrics.js';
 import type { CellContainer, CellRuleSet } from '../../src/model/types.js';
@@ -130,7 +131,7 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
       host_ip: '198.51.100.11',
       host_guid: 'cell-1',
     });
-    assert.equal(await metric(registry, AUDIT_METRICS.written), 2);
+    assert.equal(await metric(registry, AGENT_METRICS.auditLinesWritten), 2);
   });
 
   it('enriches from the rule set in force when the line is read (a new rule set is picked up)', async () => {
@@ -205,13 +206,13 @@ describe('audit log (file source, rotation, bounded queue, metrics)', () => {
     await waitUntil(
       'every line written or dropped',
       async () =>
-        (await metric(registry, AUDIT_METRICS.written)) +
-          (await metric(registry, AUDIT_METRICS.dropped, { reason: 'queue_full' })) ===
+        (await metric(registry, AGENT_METRICS.auditLinesWritten)) +
+          (await metric(registry, AGENT_METRICS.auditLinesDropped, { reason: 'queue_full' })) ===
         50,
       3000,
       20,
     );
-    const dropped = await metric(registry, AUDIT_METRICS.dropped, { reason: 'queue_full' });
+    const dropped = await metric(registry, AGENT_METRICS.auditLinesDropped, { reason: 'queue_full' });
     assert.ok(dropped > 0, 'some lines dropped');
     assert.equal((await ports()).length, 50 - dropped);
   });
