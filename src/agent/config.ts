@@ -311,7 +311,7 @@ export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
     kind: 'bool',
     def: false,
     describe:
-      "Silk's iptables-logger: write every kernel log line of cfnet's log chains (OK_, DENY_, DENY_C2C_; which packets are logged is the cell's logging configuration) as a JSON line enriched with the container, app, space and org to auditLogFile",
+      "Silk's iptables-logger: write every kernel log line of cfnet's log chains (OK_, DENY_, DENY_C2C_, OK_C2C_; which packets are logged is the cell's logging configuration) as a JSON line enriched with the container, app, space and org to auditLogFile",
   },
   {
     key: 'auditLogFile',

@@ -266,8 +266,12 @@ export function decisionOrder(mode: FilterMode = SELF_CONTAINED_MODE): DecisionO
       {
         // c2c allow: source tag (mark) . destination . protocol . port
         id: 'c2c',
+        // with logging on, an allowed connection goes to its destination's OK_C2C_ log chain (which
+        // accepts); a destination without one (logging off) falls through to the plain accept
         nft: [
+          'meta mark . ip daddr . meta l4proto . th dport @c2c_port ip daddr vmap @log_c2c_ok',
           'meta mark . ip daddr . meta l4proto . th dport @c2c_port accept',
+          'meta mark . ip daddr . meta l4proto . th dport @c2c_range ip daddr vmap @log_c2c_ok',
           'meta mark . ip daddr . meta l4proto . th dport @c2c_range accept',
         ],
         evaluate: (p, cell) => (c2cAllows(cell, p.src.tag, p.dst, p.protocol, p.port) ? ACCEPT : null),

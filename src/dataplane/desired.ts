@@ -220,7 +220,7 @@ export function asgChainMemo(
 // ---------------------------------------------------------------- per-container parts
 
 /** Silk's log prefixes, kept below 64 bytes (handles are validated ASCII). */
-export function logPrefix(kind: 'OK_' | 'DENY_' | 'DENY_C2C_', handle: string): string {
+export function logPrefix(kind: 'OK_' | 'OK_C2C_' | 'DENY_' | 'DENY_C2C_', handle: string): string {
   return `${kind}${handle}`.slice(0, 62);
 }
 
@@ -239,6 +239,13 @@ function logChain(kind: LogKind, c: CellContainer, config: CellConfig): ChainSpe
       return withMarker(name, [
         `limit rate ${denied}/second burst ${denied} packets log prefix "${logPrefix('DENY_', c.handle)} "`,
         ...REJECT,
+      ]);
+    case 'lc2cok':
+      // c2c connections a policy allows, logged on the destination's cell like Silk's OK_<tag>_<app>
+      return withMarker(name, [
+        `meta l4proto != udp ct state new,invalid,untracked log prefix "${logPrefix('OK_C2C_', c.handle)} "`,
+        `meta l4proto udp limit rate ${udp}/second burst ${udp} packets log prefix "${logPrefix('OK_C2C_', c.handle)} "`,
+        'accept',
       ]);
     case 'lc2c':
       return withMarker(name, [
@@ -317,6 +324,8 @@ export function addContainerTo(
     ['lok', 'log_ok', config.logging.asg || rules.some((r) => r?.log === true)],
     ['ldeny', 'log_deny', config.logging.asg],
     ['lc2c', 'log_c2c', config.logging.c2c],
+    // Silk's iptables_logging (on vxlan-policy-agent) logs the c2c connections policies allow
+    ['lc2cok', 'log_c2c_ok', config.logging.asg],
   ];
   for (const [kind, set, on] of logs) {
     if (!on) continue;

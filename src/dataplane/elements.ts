@@ -174,6 +174,15 @@ export const SET_DEFS: SetDef[] = [
     doc: 'destination container address -> goto its DENY_C2C_<handle> log-and-reject chain',
   },
   {
+    name: 'log_c2c_ok',
+    type: 'ipv4_addr : verdict',
+    interval: false,
+    keyKinds: IP,
+    valueKinds: ['verdict'],
+    containerField: ['key', 0],
+    doc: 'destination container address -> goto its OK_C2C_<handle> log-and-accept chain (c2c allowed)',
+  },
+  {
     name: 'c2c_port',
     type: 'mark . ipv4_addr . inet_proto . inet_service',
     interval: false,

@@ -1,6 +1,6 @@
 /**
  * Parses the kernel log lines cfnet's log chains produce (desired.ts `logPrefix`: `OK_<handle>`,
- * `DENY_<handle>`, `DENY_C2C_<handle>`, then the kernel's `IN=… OUT=… SRC=… DST=…` packet
+ * `DENY_<handle>`, `DENY_C2C_<handle>`, `OK_C2C_<handle>`, then the kernel's `IN=… OUT=… SRC=… DST=…` packet
  * fields) into what Silk's iptables-logger reports of a packet. Pure: the agent's audit log
  * (src/agent/audit-log.ts) feeds it lines from /dev/kmsg or a syslog file.
  *
@@ -8,16 +8,19 @@
  *  - /dev/kmsg records:      `4,1234,56789012,-;DENY_<handle> IN=… `
  *  - syslog (kern.log):      `2026-12-07T06:32:18.123+00:00 cell kernel: [5678.9] DENY_<handle> IN=…`
  *  - dmesg:                  `[ 5678.901234] DENY_<handle> IN=…`
- * A line is cfnet's only when one of the three prefixes, a handle and ` IN=` start a word: any
+ * A line is cfnet's only when one of the four prefixes, a handle and ` IN=` start a word: any
  * other kernel message (or another tool's log prefix) is not parsed.
  */
 
-/** The log prefixes cfnet writes (Silk's); DENY_C2C_ is tried before DENY_. */
-export type AuditPrefixKind = 'OK_' | 'DENY_' | 'DENY_C2C_';
+/**
+ * The log prefixes cfnet writes: Silk's, except that an allowed c2c connection is `OK_C2C_<destination
+ * handle>` (Silk: `OK_<tag>_<destination app>`; the mark carries the tag). The C2C forms are tried first.
+ */
+export type AuditPrefixKind = 'OK_' | 'OK_C2C_' | 'DENY_' | 'DENY_C2C_';
 
 /** One packet as Silk's iptables-logger reports it (its `packet` object, same keys and order). */
 export interface AuditPacket {
-  /** `ingress` for c2c (DENY_C2C_, keyed by the destination), `egress` for ASG lines (OK_, DENY_). */
+  /** `ingress` for c2c (OK_C2C_, DENY_C2C_: keyed by the destination), `egress` for ASG lines (OK_, DENY_). */
   direction: 'ingress' | 'egress';
   allowed: boolean;
   src_ip: string;
@@ -42,7 +45,7 @@ export interface KernelLogEntry {
 
 // The handle class is the dataplane's handle rule (identifiers.ts) without its length bound: a
 // prefix may cut a handle, never lengthen it.
-const PREFIX = /(?:^|[\s;\]])(OK|DENY_C2C|DENY)_([A-Za-z0-9][A-Za-z0-9_.:-]*) IN=/;
+const PREFIX = /(?:^|[\s;\]])(OK_C2C|OK|DENY_C2C|DENY)_([A-Za-z0-9][A-Za-z0-9_.:-]*) IN=/;
 
 /** Cheap test before the regular expression: most kernel lines are not packet logs. */
 export function mayBeAuditLine(line: string): boolean {
@@ -77,8 +80,8 @@ export function parseKernelLogLine(line: string): KernelLogEntry | null {
     kind,
     handle: m[2]!,
     packet: {
-      direction: kind === 'DENY_C2C_' ? 'ingress' : 'egress',
-      allowed: kind === 'OK_',
+      direction: kind === 'DENY_C2C_' || kind === 'OK_C2C_' ? 'ingress' : 'egress',
+      allowed: kind === 'OK_' || kind === 'OK_C2C_',
       src_ip: src,
       dst_ip: dst,
       src_port: int(fields.get('SPT')),

@@ -107,9 +107,12 @@ export interface DenyNetworks {
 }
 
 export interface LoggingConfig {
-  /** Silk `iptables_logging`: log every accepted new egress connection. */
+  /**
+   * Silk `iptables_logging`: log every accepted new egress connection, every denied egress packet
+   * (rate-limited) and every new c2c connection a policy allows (on the destination's cell).
+   */
   asg: boolean;
-  /** Silk `iptables_c2c_logging`. */
+  /** Silk `iptables_c2c_logging`: log denied c2c packets (rate-limited) on the destination's cell. */
   c2c: boolean;
   /** Silk `iptables_denied_logs_per_sec` (default 1). */
   deniedPerSec: number;

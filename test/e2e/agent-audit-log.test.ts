@@ -108,7 +108,10 @@ describe('audit log: kernel log lines of real traffic become enriched Silk JSON 
       const local = await auditLine(
         cell2,
         'c1 → b1:8081 denied',
-        (l) => l.data.destination?.container_id === b1.handle && l.data.packet.src_ip === c1.ip,
+        (l) =>
+          l.data.destination?.container_id === b1.handle &&
+          l.data.packet.src_ip === c1.ip &&
+          l.data.packet.dst_port === 8081,
       );
       assert.match(local.timestamp, RFC3339_NANO);
       assert.equal(local.level, 'info');
@@ -138,7 +141,10 @@ describe('audit log: kernel log lines of real traffic become enriched Silk JSON 
       const remote = await auditLine(
         cell2,
         'a1 → b1:8081 denied',
-        (l) => l.data.destination?.container_id === b1.handle && l.data.packet.src_ip === a1.ip,
+        (l) =>
+          l.data.destination?.container_id === b1.handle &&
+          l.data.packet.src_ip === a1.ip &&
+          l.data.packet.dst_port === 8081,
       );
       assert.equal(remote.message, 'cfnetworking.iptables.ingress-denied');
       assert.deepEqual(remote.data.destination, described(b1, B));
@@ -151,6 +157,52 @@ describe('audit log: kernel log lines of real traffic become enriched Silk JSON 
         host_ip: '',
         host_guid: '',
       });
+    });
+  });
+
+  it('an allowed c2c connection: ingress-allowed with the destination container and the source app from the tag', async () => {
+    await withSysctl('net.netfilter.nf_log_all_netns', '1', async () => {
+      assert.deepEqual(await probe(a1.ns, [tcp(b1.ip, 8080)]), ['open']);
+      const allowed = await auditLine(
+        cell2,
+        'a1 → b1:8080 allowed',
+        (l) =>
+          l.message === 'cfnetworking.iptables.ingress-allowed' &&
+          l.data.destination?.container_id === b1.handle &&
+          l.data.packet.src_ip === a1.ip,
+      );
+      assert.deepEqual(allowed.data.destination, described(b1, B));
+      assert.deepEqual(
+        { ...allowed.data.packet, src_port: 0, mark: '' },
+        {
+          direction: 'ingress',
+          allowed: true,
+          src_ip: a1.ip,
+          dst_ip: b1.ip,
+          src_port: 0,
+          dst_port: 8080,
+          protocol: 'TCP',
+          mark: '',
+          icmp_type: 0,
+          icmp_code: 0,
+        },
+      );
+      assert.match(String(allowed.data.packet.mark), /^0x[0-9a-f]+$/);
+      assert.equal(allowed.data.source?.app_guid, A.appGuid);
+      // one line per connection (conntrack NEW), not one per packet
+      const before = (await auditLines(cell2)).filter(
+        (l) => l.message === 'cfnetworking.iptables.ingress-allowed' && l.data.packet.src_ip === a1.ip,
+      ).length;
+      assert.deepEqual(await probe(a1.ns, [tcp(b1.ip, 8080)]), ['open']);
+      await waitUntil(
+        'a second connection, a second line',
+        async () =>
+          (await auditLines(cell2)).filter(
+            (l) => l.message === 'cfnetworking.iptables.ingress-allowed' && l.data.packet.src_ip === a1.ip,
+          ).length ===
+          before + 1,
+        5000,
+      );
     });
   });
 

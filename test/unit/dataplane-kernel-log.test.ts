@@ -17,6 +17,9 @@ const KMSG = {
   /** egress denied (filterMode iptables: the mark's high half is cfnet's, the low half the tag). */
   egressDenied:
     '4,407,808522813,-;DENY_88a1370b-2215-4058-a4ca-7fc5b77a0d52 IN=cfnfbe3d5c93b4e OUT=eth0 MAC=aa:aa:0a:ff:01:01:ee:ee:0a:ff:01:01:08:00 SRC=10.255.1.1 DST=192.168.77.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=55122 DF PROTO=TCP SPT=57854 DPT=9001 WINDOW=64860 RES=0x00 SYN URGP=0 MARK=0x20008 ',
+  /** c2c allowed by a policy, on the destination cell (the line the e2e audit test produces). */
+  c2cAllowed:
+    '4,410,809011204,-;OK_C2C_2add9a1e-778a-479f-a5f6-0c66286fe11f IN=cfnet-vtep OUT=cfnd7e82a2fb30b MAC=ee:ee:0a:ff:02:00:ee:ee:0a:ff:01:00:08:00 SRC=10.255.1.1 DST=10.255.2.1 LEN=60 TOS=0x00 PREC=0x00 TTL=62 ID=25410 DF PROTO=TCP SPT=52980 DPT=8080 WINDOW=64860 RES=0x00 SYN URGP=0 MARK=0x8 ',
   egressAllowed:
     '4,409,808947101,-;OK_88a1370b-2215-4058-a4ca-7fc5b77a0d52 IN=cfnfbe3d5c93b4e OUT=eth0 MAC=aa:aa:0a:ff:01:01:ee:ee:0a:ff:01:01:08:00 SRC=10.255.1.1 DST=192.168.77.10 LEN=60 TOS=0x00 PREC=0x00 TTL=63 ID=47229 DF PROTO=TCP SPT=45714 DPT=9000 WINDOW=64860 RES=0x00 SYN URGP=0 MARK=0x8 ',
   /** ICMP prints TYPE/CODE and a second ID= (the echo id): the first ID= is the IP header's. */
@@ -51,6 +54,16 @@ describe('kernel log parser (real nf_log lines of cfnet log chains)', () => {
       },
     });
     assert.equal(parseKernelLogLine(KMSG.c2cRemote)?.packet.mark, '0x8');
+  });
+
+  it('an OK_C2C_ line is an allowed ingress packet keyed by the destination handle, not an OK_ egress line', () => {
+    const e = parseKernelLogLine(KMSG.c2cAllowed)!;
+    assert.equal(e.kind, 'OK_C2C_');
+    assert.equal(e.handle, '2add9a1e-778a-479f-a5f6-0c66286fe11f');
+    assert.deepEqual(
+      [e.packet.direction, e.packet.allowed, e.packet.dst_port, e.packet.mark],
+      ['ingress', true, 8080, '0x8'],
+    );
   });
 
   it('DENY_ and OK_ lines are egress, denied and allowed, keyed by the source handle', () => {
