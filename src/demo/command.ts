@@ -24,20 +24,21 @@ function numberArg(name: string, min: number, max: number) {
 }
 
 function redisArg(v: string): string {
-  if (v === 'auto' || v === 'throwaway' || /^rediss?:\/\/./.test(v)) return v;
-  throw new InvalidArgumentError('use auto, throwaway or a redis:// (rediss://) URL');
+  if (v === 'throwaway' || /^rediss?:\/\/./.test(v)) return v;
+  throw new InvalidArgumentError('use throwaway or a redis:// (rediss://) URL');
 }
 
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description(
-      'bring up a whole cfnet foundation on this machine and show it converge under churn: Redis (the local one on ' +
-        '127.0.0.1:6379, or a throwaway redis-server), the simulator, the controller (its dashboard URL is printed) and ' +
+      'bring up a whole cfnet foundation on this machine and show it converge under churn: a throwaway redis-server ' +
+        '(or the Redis named by --redis; never one it was not pointed at), the simulator, the controller (its dashboard URL is printed) and ' +
         'one agent per cell. As root with ip, bridge and nft the cells are network namespaces with containers made ' +
         'through the real CNI plugin; otherwise the agents use a dry-run dataplane (they render and report, the kernel ' +
-        'is untouched). Shows desired vs applied rule-set version and lag per cell, live. Ctrl-C (or --duration) stops ' +
-        'and removes everything it created. Exit status 1 when a cell did not converge.',
+        'is untouched). Shows desired vs applied rule-set version and lag per cell, live, and prints how to point the ' +
+        'operator tools at it. Ctrl-C, SIGTERM, closing the terminal or --duration stops it and removes everything it ' +
+        'created; --cleanup removes what a killed demo left. Exit status 1 when a cell did not converge.',
     )
     .option(
       '--duration <seconds>',
@@ -64,10 +65,14 @@ export function registerDemoCommand(program: Command): void {
         .default('auto'),
     )
     .option(
-      '--redis <auto|throwaway|url>',
-      'Redis to use: auto = 127.0.0.1:6379 when it answers, else a throwaway redis-server',
+      '--redis <throwaway|url>',
+      'Redis to use: a throwaway redis-server started for the demo, or this URL (its keys of the demo are removed at exit)',
       redisArg,
-      'auto',
+      'throwaway',
+    )
+    .option(
+      '--cleanup',
+      'start nothing: remove what demos that were killed left behind (processes, network namespaces, Redis keys or servers, files)',
     )
     .option(
       '--containers <n>',
@@ -88,8 +93,21 @@ export function registerDemoCommand(program: Command): void {
     )
     .option('--keep-logs', 'keep the controller and agent logs (their directory is printed)')
     .action(async (o: Record<string, unknown>, cmd: Command) => {
+      if (o.cleanup === true) {
+        const { cleanupLeftovers } = await import('./leftovers.js');
+        const cleaned = await cleanupLeftovers();
+        for (const c of cleaned) {
+          process.stdout.write(
+            `demo ${c.pid}: removed ${c.processes} processes, ${c.namespaces} network namespaces, ${c.redisKeys} Redis keys${
+              c.redisServer ? ', its throwaway redis-server' : ''
+            }, its files\n`,
+          );
+        }
+        if (cleaned.length === 0) process.stdout.write('no leftovers of a demo found\n');
+        process.exit(0);
+      }
       const redis = o.redis as string;
-      if (redis !== 'auto' && redis !== 'throwaway') {
+      if (redis !== 'throwaway') {
         const { parseRedisUrl } = await import('../lib/redis.js');
         try {
           parseRedisUrl(redis, '--redis');

@@ -1,18 +1,23 @@
 /**
  * `cfnet demo`: a whole cfnet foundation on this machine, with nothing installed by hand.
  *
- *  1. Redis: the given URL, the local one on 127.0.0.1:6379, or a throwaway `redis-server`;
+ *  1. Redis: a throwaway `redis-server` (default), or the URL given with --redis: a demo never
+ *     writes into a Redis it was not pointed at, such as someone else's on 127.0.0.1:6379;
  *  2. the lab foundation (src/lab): simulator, `cfnet controller`, one `cfnet agent` per simulated
  *     cell — in network namespaces with containers made through the real CNI plugin when root,
  *     otherwise agents with a dry-run dataplane;
  *  3. churn from the simulator (apps starting, scaling, crashing, ASG and policy changes);
  *  4. convergence per cell, live: desired vs applied rule-set version, lag, write → enforce latency;
- *  5. at the end (--duration or Ctrl-C): churn stops, the final state is shown, and everything the
- *     demo created is removed (processes, namespaces, Redis keys or the throwaway Redis, files).
+ *  5. at the end (--duration, Ctrl-C, SIGTERM, SIGHUP): churn stops, the final state is shown, and
+ *     everything the demo created is removed (processes, namespaces, Redis keys or the throwaway
+ *     Redis, files). What a killed demo leaves, `cfnet demo --cleanup` removes (leftovers.ts).
  * The exit status is 0 when every cell converged (or the demo was interrupted), 1 otherwise.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { clearScreenDown, moveCursor } from 'node:readline';
-import { Cluster, type StopSummary } from '../lab/cluster.js';
+import { type AppRef, Cluster, type StopSummary } from '../lab/cluster.js';
 import { type LabRedis, provideRedis } from '../lab/redis.js';
 import { errorMessage } from '../lib/errors.js';
 import { closeRedis, createRedis } from '../lib/redis.js';
@@ -21,6 +26,7 @@ import { Keys } from '../state/keys.js';
 import { RuleSetStore } from '../state/ruleset-store.js';
 import { ConvergenceTracker, converged, renderFrame, type Snapshot } from './convergence.js';
 import { chooseDataplane, type DataplaneChoice } from './environment.js';
+import { DEMO_REDIS_PREFIX, removeRecord, writeRecord } from './leftovers.js';
 
 export interface DemoOptions {
   /** Seconds of churn; 0 = until Ctrl-C. */
@@ -30,7 +36,7 @@ export interface DemoOptions {
   churnRate: number;
   seed: number;
   dataplane: DataplaneChoice;
-  /** 'auto' (local, else throwaway), 'throwaway', or a redis:// URL. */
+  /** 'throwaway' (a redis-server started for the demo), or a redis:// URL to use. */
   redis: string;
   /** Refresh period of the table (seconds); default 1 on a terminal, 5 otherwise. */
   intervalS?: number;
@@ -45,20 +51,20 @@ export interface DemoIo {
   write(text: string): void;
   /** Redraw the table in place (a terminal). */
   tty: boolean;
-  /** Calls `fn` on Ctrl-C / SIGTERM; returns a function removing the handler. */
+  /** Calls `fn` on Ctrl-C / SIGTERM / SIGHUP (terminal closed); returns a function removing the handler. */
   onInterrupt(fn: () => void): () => void;
 }
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export function processIo(): DemoIo {
   return {
     write: (t) => process.stdout.write(t),
     tty: process.stdout.isTTY === true,
     onInterrupt: (fn) => {
-      process.on('SIGINT', fn);
-      process.on('SIGTERM', fn);
+      for (const s of STOP_SIGNALS) process.on(s, fn);
       return () => {
-        process.off('SIGINT', fn);
-        process.off('SIGTERM', fn);
+        for (const s of STOP_SIGNALS) process.off(s, fn);
       };
     },
   };
@@ -101,17 +107,30 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
   });
 
   let redis: LabRedis | null = null;
+  let dir: string | null = null;
+  let recorded = false;
   let cluster: Cluster | null = null;
   let churn: ChurnRun | null = null;
   let store: { close(): Promise<void>; tracker: ConvergenceTracker } | null = null;
   let code = 0;
   try {
     say(`cfnet demo: ${opts.cells} cells, ${dataplane} dataplane (${why})`);
-    redis = await provideRedis(
-      opts.redis === 'auto' ? {} : opts.redis === 'throwaway' ? { throwaway: true } : { url: opts.redis },
-    );
+    redis = await provideRedis(opts.redis === 'throwaway' ? { throwaway: true } : { url: opts.redis });
     const redisWhat = { given: 'as given', local: 'the local one', throwaway: 'a throwaway redis-server' };
     say(`  redis       ${redis.url} (${redisWhat[redis.source]})`);
+    dir = await mkdtemp(join(tmpdir(), 'cfnet-demo-'));
+    await writeRecord({
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+      dir,
+      redis: {
+        url: redis.url,
+        source: redis.source === 'throwaway' ? 'throwaway' : 'given',
+        pid: redis.process?.pid ?? null,
+        dir: redis.dir,
+      },
+    });
+    recorded = true;
     if (interrupted) return 0;
     say('  starting    simulator, controller and agents…');
     const t0 = Date.now();
@@ -122,12 +141,15 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
       seed: opts.seed,
       sim: { seed: opts.seed, size: 'small', cells: opts.cells, containers: 10 * opts.cells },
       redisUrl: redis.url,
-      redisPrefix: 'cfnet-demo',
+      redisPrefix: DEMO_REDIS_PREFIX,
       logLevel: 'info',
       keepLogs: opts.keepLogs,
+      dir,
     });
-    if (dataplane === 'kernel' && opts.containers > 0) await addContainers(cluster, opts.containers);
-    printInfo(say, cluster, dataplane, Date.now() - t0, opts);
+    const app =
+      dataplane === 'kernel' && opts.containers > 0 ? await addContainers(cluster, opts.containers) : null;
+    const envFile = await writeEnvFile(cluster, redis.url);
+    printInfo(say, cluster, dataplane, Date.now() - t0, opts, envFile, app?.appGuid ?? null);
     if (interrupted) return 0;
 
     const conn = createRedis(redis.url, { name: 'cfnet-demo-view' });
@@ -186,6 +208,10 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
     await store?.close().catch(() => undefined);
     const removed: StopSummary | null = cluster ? await cluster.stop().catch(() => null) : null;
     await redis?.stop().catch(() => undefined);
+    // a cluster that never started leaves its directory to us
+    if (dir && !removed && !opts.keepLogs)
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    if (recorded) await removeRecord(process.pid).catch(() => undefined);
     if (removed) {
       const what = [
         `${removed.processes} processes`,
@@ -201,14 +227,29 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
   return code;
 }
 
+/**
+ * An env file that points the operator tools (`cfnet cells`, `rules`, `explain`, `events`) at the
+ * demo's Redis and namespace: `. <file>` in a shell.
+ */
+async function writeEnvFile(cluster: Cluster, redisUrl: string): Promise<string> {
+  const file = join(cluster.dir, 'env');
+  const quote = (v: string) => `'${v.replaceAll("'", "'\\''")}'`;
+  await writeFile(
+    file,
+    `export CFNET_REDIS_URL=${quote(redisUrl)}\nexport CFNET_REDIS_NAMESPACE=${quote(cluster.redisNs)}\n`,
+  );
+  return file;
+}
+
 /** Containers of one demo app on every cell, through the real CNI plugin; they may talk on 8080. */
-async function addContainers(cluster: Cluster, perCell: number): Promise<void> {
+async function addContainers(cluster: Cluster, perCell: number): Promise<AppRef> {
   const app = await cluster.app('demo-web');
   let index = 0;
   for (const cell of cluster.cells) {
     for (let i = 0; i < perCell; i++) await cluster.container(cell, app, index++);
   }
   await cluster.sim.apply({ kind: 'policy-add', source: app.appGuid, destination: app.appGuid, port: 8080 });
+  return app;
 }
 
 function printInfo(
@@ -217,6 +258,8 @@ function printInfo(
   dataplane: string,
   upMs: number,
   opts: DemoOptions,
+  envFile: string,
+  appGuid: string | null,
 ): void {
   const sim = cluster.sim;
   say(`  up in       ${(upMs / 1000).toFixed(1)} s`);
@@ -235,6 +278,14 @@ function printInfo(
     );
   else say('  containers  none of its own (dry run: the agents render and report, the kernel is untouched)');
   say(`  files       ${cluster.dir} (${opts.keepLogs ? 'kept' : 'removed at exit'})`);
+  // the operator tools against this demo: the env file names its Redis and namespace
+  const first = cluster.cells[0]!.id;
+  say(`  tools       . ${envFile}   then, in that shell:`);
+  say('                cfnet cells');
+  say(`                cfnet rules --cell ${first}`);
+  if (appGuid)
+    say(`                cfnet explain --from ${appGuid} --to ${appGuid} --port 8080   (app demo-web)`);
+  say('                cfnet events');
   say(
     `  churn       ${opts.churnRate > 0 ? `${opts.churnRate} changes/s (seed ${opts.seed})` : 'off'}; ${
       opts.durationS > 0 ? `stops after ${opts.durationS} s` : 'Ctrl-C stops'

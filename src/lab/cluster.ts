@@ -98,6 +98,11 @@ export interface ClusterOptions {
   redisPrefix?: string;
   /** Keep the logs and files (default: when CFNET_KEEP_LOGS is set). */
   keepLogs?: boolean;
+  /**
+   * The cluster's directory, made by the caller (default: a new temp dir). The demo names it before
+   * the cluster starts so that `cfnet demo --cleanup` finds what a killed demo left there.
+   */
+  dir?: string;
 }
 
 export interface StopSummary {
@@ -365,7 +370,7 @@ export class Cluster {
   }
 
   static async start(opts: ClusterOptions = {}): Promise<Cluster> {
-    const dir = await mkdtemp(join(tmpdir(), 'cfnet-cluster-'));
+    const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'cfnet-cluster-')));
     const c = new Cluster(dir, opts);
     try {
       await c.setup();

@@ -25,6 +25,8 @@ export interface LabRedis {
   source: 'given' | 'local' | 'throwaway';
   /** The throwaway server's process (null otherwise). */
   process: ChildProcess | null;
+  /** The throwaway server's directory, on its command line as `--dir` (null otherwise). */
+  dir: string | null;
   /** Stops a throwaway server and removes its directory; a no-op for the others. */
   stop(): Promise<void>;
 }
@@ -102,7 +104,7 @@ async function startThrowaway(program: string, why: string): Promise<LabRedis> {
     await stop();
     throw err instanceof LabRedisError || !(err instanceof Error) ? err : new LabRedisError(err.message);
   }
-  return { url, source: 'throwaway', process: child, stop };
+  return { url, source: 'throwaway', process: child, dir, stop };
 }
 
 /** Redis for the lab: see the module comment. */
@@ -110,11 +112,11 @@ export async function provideRedis(opts: LabRedisOptions = {}): Promise<LabRedis
   const none = async () => undefined;
   if (opts.url) {
     if (!(await redisAnswers(opts.url))) throw new LabRedisError(`no Redis answers at ${opts.url}`);
-    return { url: opts.url, source: 'given', process: null, stop: none };
+    return { url: opts.url, source: 'given', process: null, dir: null, stop: none };
   }
   const local = opts.localUrl ?? LOCAL_REDIS_URL;
   if (!opts.throwaway && (await redisAnswers(local))) {
-    return { url: local, source: 'local', process: null, stop: none };
+    return { url: local, source: 'local', process: null, dir: null, stop: none };
   }
   const why = opts.throwaway ? 'a throwaway Redis was asked for' : `no Redis answers at ${local}`;
   return startThrowaway(opts.redisServer ?? 'redis-server', why);

@@ -3,9 +3,11 @@
  * process: it must report every cell converging under churn and leave nothing behind — no network
  * namespace, no process, no Redis key, no file, no throwaway redis-server.
  * - kernel dataplane (root here): cells in namespaces, containers through the real CNI plugin,
- *   the local Redis;
+ *   a throwaway Redis by default: the Redis on 127.0.0.1:6379 (with data of its own) is not touched;
  * - dry-run dataplane with a throwaway redis-server;
- * - Ctrl-C as a terminal sends it (SIGINT to the process group) in the default until-Ctrl-C mode;
+ * - Ctrl-C as a terminal sends it (SIGINT to the process group) in the default until-Ctrl-C mode,
+ *   and SIGHUP (the terminal closed);
+ * - `cfnet demo --cleanup` after the demo was killed (SIGKILL: nothing of its own cleanup ran);
  * - a clear error, and nothing started, when a throwaway Redis is needed but redis-server is absent.
  */
 import assert from 'node:assert/strict';
@@ -27,13 +29,19 @@ interface DemoRun {
   pid: number;
 }
 
-function demo(args: string[], env: NodeJS.ProcessEnv = process.env, timeoutMs = 90_000): Promise<DemoRun> {
+function demo(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  timeoutMs = 90_000,
+  onSpawn?: (pid: number) => unknown,
+): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(REPO, 'bin', 'cfnet.js'), 'demo', ...args], {
       cwd: REPO,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (child.pid !== undefined) onSpawn?.(child.pid);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (b: Buffer) => {
@@ -60,6 +68,7 @@ function demoUntilCtrlC(
   args: string[],
   ready: (stdout: string) => boolean,
   timeoutMs = 90_000,
+  signal: NodeJS.Signals = 'SIGINT',
 ): Promise<DemoRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(REPO, 'bin', 'cfnet.js'), 'demo', ...args], {
@@ -73,7 +82,7 @@ function demoUntilCtrlC(
     const ctrlC = () => {
       if (pressed) return;
       pressed = true;
-      process.kill(-child.pid!, 'SIGINT');
+      process.kill(-child.pid!, signal);
     };
     child.stdout.on('data', (b: Buffer) => {
       stdout += b.toString();
@@ -86,6 +95,39 @@ function demoUntilCtrlC(
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(t);
+      resolve({ code, stdout, stderr, pid: child.pid! });
+    });
+  });
+}
+
+/**
+ * Runs the demo until its first frame, then SIGKILLs the demo process alone (not its group): its
+ * controller, agents and Redis live on, as after an OOM kill or `kill -9`.
+ */
+function demoKilledAlone(args: string[], timeoutMs = 90_000): Promise<DemoRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'cfnet.js'), 'demo', ...args], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let stdout = '';
+    let stderr = '';
+    const kill = () => child.kill('SIGKILL');
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (frames(stdout).length >= 1) kill();
+    });
+    child.stderr.on('data', (b: Buffer) => {
+      stderr += b.toString();
+    });
+    const t = setTimeout(kill, timeoutMs);
+    child.on('error', reject);
+    // 'exit', not 'close': the orphaned controller and agents still hold the demo's stdout
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      child.stdout.destroy();
+      child.stderr.destroy();
       resolve({ code, stdout, stderr, pid: child.pid! });
     });
   });
@@ -169,16 +211,46 @@ async function assertConvergedAndClean(r: DemoRun, cells: number, redisUrl: stri
 }
 
 describe('cfnet demo (node bin/cfnet.js demo, a real process)', () => {
-  it('kernel dataplane: cells in namespaces, CNI containers, local Redis; converges, removes everything', async () => {
+  it('kernel dataplane: cells in namespaces, CNI containers, a throwaway Redis; converges, removes everything, leaves the Redis on 6379 untouched', async () => {
     assert.ok(existsSync(join(REPO, 'dist', 'cli', 'main.js')), 'npm run build first');
-    const r = await demo(['--duration', '12', '--interval', '3', '--cells', '3']);
+    // the machine's Redis holds someone's data; the demo must neither write nor delete there
+    const local = createRedis(REDIS_URL, { name: 'cfnet-demo-test-canary' });
+    const canary = `cfnet-demo-test-canary-${process.pid}`;
+    const oldEvents = ((await local.config('GET', 'notify-keyspace-events')) as string[])[1] ?? '';
+    await local.set(canary, "someone else's data");
+    await local.config('SET', 'notify-keyspace-events', 'KA');
+    const watcher = local.duplicate();
+    const touched: string[] = [];
+    watcher.on('pmessage', (_p: string, channel: string) => touched.push(channel));
+    let r: DemoRun;
+    try {
+      r = await demo(['--duration', '12', '--interval', '3', '--cells', '3'], process.env, 90_000, (pid) =>
+        watcher.psubscribe(`__keyspace@*__:*cfnet-demo-${pid}-*`),
+      );
+      assert.equal(await local.get(canary), "someone else's data");
+    } finally {
+      await local.config('SET', 'notify-keyspace-events', oldEvents);
+      await local.del(canary);
+      await closeRedis(watcher);
+      await closeRedis(local);
+    }
+    assert.deepEqual(touched, [], 'no key of the demo was written into the Redis on 6379');
     assert.match(r.stdout, /^cfnet demo: 3 cells, kernel dataplane/m);
-    assert.match(header(r.stdout, 'redis'), /\(the local one\)$/);
+    const redis = header(r.stdout, 'redis');
+    assert.match(redis, /^redis:\/\/127\.0\.0\.1:\d+\/0 \(a throwaway redis-server\)$/);
+    assert.notEqual(redis.split(' ')[0], REDIS_URL);
+    // the operator tools' env file and commands are printed
+    const tools = header(r.stdout, 'tools');
+    assert.match(tools, /^\. \S+\/env {3}then, in that shell:$/);
+    assert.match(
+      r.stdout,
+      /^ +cfnet explain --from [0-9a-f-]{36} --to [0-9a-f-]{36} --port 8080 {3}\(app demo-web\)$/m,
+    );
     const nsNames = [...header(r.stdout, 'cells').matchAll(/netns (\S+)\)/g)].map((m) => m[1]!);
     assert.equal(nsNames.length, 3, 'a namespace per cell');
     assert.match(r.stdout, /^ {2}containers {2}2 per cell through the real CNI plugin/m);
     assert.match(r.stdout, /^cleaned up: 7 processes, 10 network namespaces, \d+ Redis keys/m);
-    await assertConvergedAndClean(r, 3, REDIS_URL);
+    await assertConvergedAndClean(r, 3, redis.split(' ')[0]!);
     const list = (await run(['ip', 'netns', 'list'])).stdout;
     for (const ns of nsNames) assert.ok(!list.includes(ns), `${ns} deleted`);
   });
@@ -224,13 +296,14 @@ describe('cfnet demo (node bin/cfnet.js demo, a real process)', () => {
     assert.match(r.stdout, /^result: (converged, all 2 cells|interrupted with \d\/2 cells converged)/m);
     assert.match(
       r.stdout,
-      /^cleaned up: \d+ processes, \d+ network namespaces, \d+ Redis keys, temporary files$/m,
+      /^cleaned up: \d+ processes, \d+ network namespaces, \d+ Redis keys, the throwaway redis-server, temporary files$/m,
     );
     // nothing left behind
     const files = header(r.stdout, 'files').split(' ')[0]!;
     assert.equal(existsSync(files), false, `${files} removed`);
     assert.deepEqual(await processesMentioning(files), [], 'no process of the demo is left');
-    assert.deepEqual(await redisKeys(REDIS_URL, header(r.stdout, 'redis keys')), [], 'no Redis key is left');
+    const url = header(r.stdout, 'redis').split(' ')[0]!;
+    assert.equal(await redisAnswers(url), false, 'the throwaway Redis is stopped');
     const nsNames = [...header(r.stdout, 'cells').matchAll(/netns (\S+)\)/g)].map((m) => m[1]!);
     assert.equal(nsNames.length, 2);
     const list = (await run(['ip', 'netns', 'list'])).stdout;
@@ -241,6 +314,59 @@ describe('cfnet demo (node bin/cfnet.js demo, a real process)', () => {
       [],
       'no network namespace of the demo',
     );
+  });
+
+  it('SIGHUP (the terminal closed) stops the demo and removes everything, as Ctrl-C does', async () => {
+    const r = await demoUntilCtrlC(
+      ['--cells', '2', '--dataplane', 'dry-run', '--interval', '1'],
+      (out) => frames(out).length >= 2,
+      90_000,
+      'SIGHUP',
+    );
+    assert.equal(r.code, 0, `exit status 0\n${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /^cfnet demo: interrupted; stopping churn and cleaning up$/m);
+    assert.match(
+      r.stdout,
+      /^cleaned up: \d+ processes, \d+ Redis keys, the throwaway redis-server, temporary files$/m,
+    );
+    const files = header(r.stdout, 'files').split(' ')[0]!;
+    assert.equal(existsSync(files), false, `${files} removed`);
+    assert.deepEqual(await processesMentioning(files), [], 'no process of the demo is left');
+    assert.equal(
+      await redisAnswers(header(r.stdout, 'redis').split(' ')[0]!),
+      false,
+      'the throwaway Redis is stopped',
+    );
+  });
+
+  it('cfnet demo --cleanup removes what a killed demo left: processes, namespaces, the throwaway Redis, files', async () => {
+    // SIGKILL to the demo process alone: none of its own cleanup runs, its children live on
+    const orphaned = await demoKilledAlone(['--cells', '2', '--containers', '1', '--interval', '1']);
+    const files = header(orphaned.stdout, 'files').split(' ')[0]!;
+    const url = header(orphaned.stdout, 'redis').split(' ')[0]!;
+    const ours = `-${orphaned.pid.toString(36)}`;
+    const namespaces = async () =>
+      (await run(['ip', 'netns', 'list'])).stdout.split('\n').filter((l) => l.includes(ours));
+    assert.ok(existsSync(files), 'the killed demo left its files');
+    assert.ok((await processesMentioning(files)).length > 0, 'and its processes');
+    assert.ok((await namespaces()).length > 0, 'and its namespaces');
+    assert.equal(await redisAnswers(url), true, 'and its throwaway Redis');
+
+    const cleanup = await demo(['--cleanup']);
+    assert.equal(cleanup.code, 0, cleanup.stderr);
+    assert.match(
+      cleanup.stdout,
+      new RegExp(
+        `^demo ${orphaned.pid}: removed \\d+ processes, \\d+ network namespaces, 0 Redis keys, its throwaway redis-server, its files$`,
+        'm',
+      ),
+    );
+    assert.equal(existsSync(files), false, `${files} removed`);
+    assert.deepEqual(await processesMentioning(files), [], 'no process of the demo is left');
+    assert.deepEqual(await namespaces(), [], 'no network namespace of the demo is left');
+    assert.equal(await redisAnswers(url), false, 'the throwaway Redis is stopped');
+    // nothing more to do the second time
+    assert.match((await demo(['--cleanup'])).stdout, /^no leftovers of a demo found$/m);
   });
 
   it('a throwaway Redis without redis-server installed: a clear error, nothing started', async () => {
@@ -261,6 +387,7 @@ describe('cfnet demo (node bin/cfnet.js demo, a real process)', () => {
     for (const args of [
       ['--cells', '1'],
       ['--redis', 'http://x'],
+      ['--redis', 'auto'],
       ['--dataplane', 'fast'],
     ]) {
       const r = await demo(args);

@@ -195,7 +195,10 @@ describe('rule-set pull loop against a fake controller (mTLS)', () => {
       // restored version is asked first and the mismatch leads to a snapshot request
       const snapshotAt = asked.indexOf(0);
       assert.ok(snapshotAt > 0, `since=3 (restored), then a snapshot: asked ${JSON.stringify(asked)}`);
-      assert.ok(asked.slice(0, snapshotAt).every((v) => v === 3), `asked ${JSON.stringify(asked)}`);
+      assert.ok(
+        asked.slice(0, snapshotAt).every((v) => v === 3),
+        `asked ${JSON.stringify(asked)}`,
+      );
       assert.equal(got[0]!.kind, 'snapshot');
       assert.deepEqual(got[0]!.ruleSet, rs(4, 4));
       assert.equal(puller.counts.mismatches, 1);
