@@ -105,6 +105,16 @@ module.exports = {
       from: { path: '^src/lib/(?:errors|error-codes|exit-codes)\\.ts$' },
       to: { path: '^src/', pathNot: '^src/lib/(?:error-codes|exit-codes)\\.ts$' },
     },
+    {
+      name: 'cni-fallback-no-zod',
+      comment:
+        'The CNI fallback (a node process started per container operation when the warm executor is ' +
+        'down) must not load zod: it costs hundreds of ms. Its config keys use only the zod-free part ' +
+        'of the settings engine (lib/settings/spec.ts).',
+      severity: 'error',
+      from: { path: '^src/cni/fallback\\.ts$' },
+      to: { path: 'node_modules/zod/', reachable: true },
+    },
     ...layerRules,
     {
       name: 'not-to-unresolvable',

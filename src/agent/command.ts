@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { errorMessage } from '../lib/errors.js';
 import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
+import { redactUrlCredentials } from '../lib/redact.js';
 import { addSettingOptions, flagValues, SettingsError, wrapText } from '../lib/settings/index.js';
 import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from './config.js';
 
@@ -22,6 +23,10 @@ export function registerAgentCommands(program: Command): void {
       '--dry-run',
       'render and report rule sets and overlay changes but write nothing to the kernel (no nft, no VXLAN device, no CNI executor); needs no root. For demos',
     )
+    .option(
+      '--check',
+      'validate the settings and the files they name (caCert; clientCert and clientKey: one pair naming this cell, unexpired, or absent with bootstrapTokenFile, which must then hold a token), print a short summary and exit: 0 valid, 2 invalid',
+    )
     .addHelpText('after', wrapText(EXIT_HELP));
   addSettingOptions(cmd, AGENT_TABLE);
   cmd.action(async (opts: Record<string, unknown>) => {
@@ -29,6 +34,16 @@ export function registerAgentCommands(program: Command): void {
     try {
       const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
       config = resolveAgentConfig({ file, env: process.env, flags: flagValues(AGENT_TABLE, opts) });
+      if (opts.check) {
+        const { checkAgentFiles } = await import('./check.js');
+        const found = checkAgentFiles(config);
+        const lines = [
+          `cfnet agent: settings valid for cell ${config.cellId}, controller ${redactUrlCredentials(config.controllerUrl)}`,
+          ...found.map((f) => `  ${f.setting} ${f.path}: ${f.found}`),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+        return;
+      }
     } catch (err) {
       const msg = err instanceof SettingsError ? err.message : errorMessage(err);
       process.stderr.write(`cfnet agent: ${msg}\n`);

@@ -2,12 +2,12 @@
  * The network configuration cfnet's plugin reads from stdin (one plugin object of a conflist, as
  * the runtime passes it: cniVersion and name injected, plus garden-external-networker's
  * `runtimeConfig` and `metadata`). Every problem is a ValidationError naming the field (→ CNI code
- * 7), or code 2 for fields we understand but do not support. Keys are documented in docs/cni.md.
+ * 7), or code 2 for fields we understand but do not support. Keys are documented in docs/cni.md;
+ * the plugin's own keys (kind, range, default, meaning) are the table CNI_SETTINGS in settings.ts.
  *
  * Two levels: `parseNetConfig` (every command) and `parseAddInput` (ADD only: runtimeConfig,
  * metadata), so a DEL never fails on a bad ASG rule that only matters to ADD.
  */
-import { DEFAULT_LOCK_DIR } from '../dataplane/layout.js';
 import { ValidationError, withFieldPrefix } from '../lib/errors.js';
 import { parseGardenNetOutRules } from '../model/asg-rule.js';
 import { CELL_CONFIG_KEYS, parseCellConfig } from '../model/config.js';
@@ -19,46 +19,13 @@ import {
   type NetInMapping,
   type Workload,
 } from '../model/types.js';
-import { CNI_ID, interfaceNameProblem } from './env.js';
+import { CNI_ID } from './env.js';
 import { CNI_ERR, CniError, unsupportedField } from './errors.js';
+import { DEFAULTS, type LOG_LEVELS, PLUGIN_KEYS, readKey } from './settings.js';
 import type { CniResult } from './types.js';
 import { checkVersion, parsePrevResult, type SupportedVersion } from './version.js';
 
-export const DEFAULTS = {
-  datastore: '/var/vcap/data/container-metadata/store.json',
-  stateDir: DEFAULT_LOCK_DIR,
-  subnetFile: '/var/vcap/data/cfnet/subnet.json',
-  nftTable: 'cfnet',
-  executorSocket: '/var/vcap/data/cfnet/cni.sock',
-  agentSocket: '/var/vcap/data/cfnet/agent.sock',
-  agentTimeoutMs: 250,
-  overlayNetwork: '10.255.0.0/16',
-  dnsServers: ['169.254.0.2'],
-  logLevel: 'warn',
-} as const;
-
-/**
- * The plugin's own keys that `parseNetConfig` reads (besides `cniVersion`, `name`, `ipam`,
- * `prevResult` of the CNI contract and the cell keys `CELL_CONFIG_KEYS` of model/config.ts it hands
- * to `parseCellConfig`). README.md documents each; the packaging tests check both lists.
- */
-export const PLUGIN_KEYS = [
-  'type',
-  'subnet',
-  'subnet_file',
-  'mtu',
-  'underlay_interface',
-  'datastore',
-  'executor_socket',
-  'agent_socket',
-  'agent_timeout_ms',
-  'state_dir',
-  'nft_table',
-  'log_level',
-  'log_file',
-] as const;
-
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export { CNI_SETTINGS, type CniSettingSpec, DEFAULTS, PLUGIN_KEYS } from './settings.js';
 
 export const CNI_CONFIG_KEYS: readonly string[] = [...PLUGIN_KEYS, ...CELL_CONFIG_KEYS];
 
@@ -111,24 +78,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function absPath(raw: Record<string, unknown>, key: string, fallback: string | null): string | null {
-  const v = raw[key];
-  if (v === undefined || v === null) return fallback;
-  if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0') || v.includes('\n')) {
-    throw new ValidationError(key, v, 'must be an absolute path');
-  }
-  return v;
-}
-
-function intIn(raw: Record<string, unknown>, key: string, min: number, max: number): number | undefined {
-  const v = raw[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
-    throw new ValidationError(key, v, `must be an integer in ${min}..${max}`);
-  }
-  return v;
-}
-
 /** Decodes stdin into an object (code 6 when it is not JSON or not an object). */
 export function decodeStdin(stdin: string): Record<string, unknown> {
   let parsed: unknown;
@@ -162,33 +111,23 @@ export function parseNetConfig(raw: Record<string, unknown>): NetConfig {
   if (typeof name !== 'string' || !CNI_ID.test(name)) {
     throw new ValidationError('name', name, 'must be alphanumeric, then alphanumeric, "_", "." or "-"');
   }
-  if (typeof raw.type !== 'string' || raw.type === '') {
-    throw new ValidationError('type', raw.type, 'must be a non-empty string');
-  }
+  const type = readKey<string>(raw, 'type')!;
   if (raw.ipam !== undefined && raw.ipam !== null) {
     const t = isObject(raw.ipam) ? raw.ipam.type : raw.ipam;
     throw unsupportedField('ipam.type', t, 'cfnet allocates from the cell subnet itself; remove "ipam"');
   }
 
   const subnet = raw.subnet === undefined || raw.subnet === null ? null : checkSubnet(raw.subnet, 'subnet');
-  const subnetFile = absPath(raw, 'subnet_file', subnet === null ? DEFAULTS.subnetFile : null);
+  const givenSubnetFile = readKey<string>(raw, 'subnet_file');
   if (subnet !== null && raw.subnet_file !== undefined && raw.subnet_file !== null) {
-    throw new ValidationError('subnet_file', subnetFile, 'set either subnet or subnet_file, not both');
+    throw new ValidationError('subnet_file', givenSubnetFile, 'set either subnet or subnet_file, not both');
   }
+  // the lease file (by default the agent's) is read only when no fixed subnet is given
+  const subnetFile = subnet === null ? givenSubnetFile : null;
 
-  const mtuRaw = raw.mtu;
-  let mtu: number | null = null;
-  if (mtuRaw !== undefined && mtuRaw !== null && mtuRaw !== 0) {
-    mtu = intIn(raw, 'mtu', 68, 65535) ?? null;
-  } else if (mtuRaw === 0) mtu = null;
-
-  let underlayInterface: string | null = null;
-  if (raw.underlay_interface !== undefined && raw.underlay_interface !== null) {
-    const v = raw.underlay_interface;
-    const problem = typeof v === 'string' ? interfaceNameProblem(v) : 'must be a string';
-    if (problem) throw new ValidationError('underlay_interface', v, problem);
-    underlayInterface = v as string;
-  }
+  // 0 = automatic, like absent
+  const mtu = raw.mtu === 0 ? null : readKey<number>(raw, 'mtu');
+  const underlayInterface = readKey<string>(raw, 'underlay_interface');
 
   const cellInput: Record<string, unknown> = {};
   for (const k of CELL_CONFIG_KEYS) if (raw[k] !== undefined && raw[k] !== null) cellInput[k] = raw[k];
@@ -201,19 +140,9 @@ export function parseNetConfig(raw: Record<string, unknown>): NetConfig {
   });
   if (subnet !== null) checkSubnetInOverlay(subnet, cell.overlayNetwork, 'subnet');
 
-  const nftTable = raw.nft_table ?? DEFAULTS.nftTable;
-  if (typeof nftTable !== 'string' || !/^cf[a-z0-9_]{0,30}$/.test(nftTable)) {
-    throw new ValidationError('nft_table', nftTable, 'must match /^cf[a-z0-9_]{0,30}$/');
-  }
-
-  const logLevel = raw.log_level ?? DEFAULTS.logLevel;
-  if (typeof logLevel !== 'string' || !(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ValidationError('log_level', logLevel, `must be one of ${LOG_LEVELS.join(', ')}`);
-  }
-
-  let agentSocket: string | null = DEFAULTS.agentSocket;
-  if (raw.agent_socket === '' || raw.agent_socket === false) agentSocket = null;
-  else agentSocket = absPath(raw, 'agent_socket', DEFAULTS.agentSocket);
+  const nftTable = readKey<string>(raw, 'nft_table')!;
+  const logLevel = readKey<NetConfig['logLevel']>(raw, 'log_level')!;
+  const agentSocket = readKey<string>(raw, 'agent_socket');
 
   const prevResult =
     raw.prevResult === undefined || raw.prevResult === null ? null : parsePrevResult(raw.prevResult);
@@ -221,20 +150,20 @@ export function parseNetConfig(raw: Record<string, unknown>): NetConfig {
   return {
     cniVersion,
     name,
-    type: raw.type,
-    datastore: absPath(raw, 'datastore', DEFAULTS.datastore)!,
+    type,
+    datastore: readKey<string>(raw, 'datastore')!,
     subnet,
     subnetFile,
     mtu,
     underlayInterface,
     cell,
-    executorSocket: absPath(raw, 'executor_socket', DEFAULTS.executorSocket)!,
+    executorSocket: readKey<string>(raw, 'executor_socket')!,
     agentSocket,
-    agentTimeoutMs: intIn(raw, 'agent_timeout_ms', 1, 10_000) ?? DEFAULTS.agentTimeoutMs,
+    agentTimeoutMs: readKey<number>(raw, 'agent_timeout_ms')!,
     nftTable,
-    stateDir: absPath(raw, 'state_dir', DEFAULTS.stateDir)!,
-    logLevel: logLevel as NetConfig['logLevel'],
-    logFile: absPath(raw, 'log_file', null),
+    stateDir: readKey<string>(raw, 'state_dir')!,
+    logLevel,
+    logFile: readKey<string>(raw, 'log_file'),
     prevResult,
     raw,
   };

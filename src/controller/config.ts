@@ -1,7 +1,10 @@
 /**
- * The configuration a Controller is built from (settings.ts builds it from a file and the
- * environment). A module of its own so that extensions and the leader life cycle can name it
- * without importing the controller.
+ * The configuration a Controller is built from. Every tunable is required here: settings.ts
+ * compiles it once (defaults → validation → use), from flags, environment and file
+ * (`toControllerConfig`) or from code (`controllerConfig`, tests, the lab, benchmarks), with the
+ * defaults of one table (CONTROLLER_SETTINGS), so nothing downstream re-applies a default. A module
+ * of its own so that extensions and the leader life cycle can name it without importing the
+ * controller.
  */
 import type { TlsMaterial } from '../cf/tls-config.js';
 import type { Logger } from '../lib/log.js';
@@ -30,31 +33,35 @@ export interface ControllerConfig {
     keepFailed: number;
     /**
      * Reconcile job lock (ms): a replica that dies or freezes holding a job gives it back to the
-     * queue after about 1.5 × this. Default max(leaseMs, 5 s), like the leadership lease.
+     * queue after about 1.5 × this. Compiled as `jobLockDurationMs(leaseMs)`, like the leadership lease.
      */
-    lockDurationMs?: number;
+    lockDurationMs: number;
   };
-  bbs?: { url: string; tls?: TlsMaterial; relistIntervalMs?: number; streamIdleTimeoutMs?: number };
+  /** Diego BBS; unset = no BBS informer. */
+  bbs?: { url: string; tls?: TlsMaterial; relistIntervalMs: number; streamIdleTimeoutMs: number };
+  /** Cloud Controller (dynamic ASGs); unset = no ASG informer. */
   capi?: {
     url: string;
     tls?: TlsMaterial;
     uaa: { url: string; clientId: string; clientSecret: string; tls?: TlsMaterial };
     internal?: { url: string; tls?: TlsMaterial };
-    checkIntervalMs?: number;
-    /** Full security-group listing interval (default in settings.ts: `ASG_FULL_LIST_DEFAULT_MS`). */
+    checkIntervalMs: number;
+    /** Full security-group listing interval (compiled with `asgFullListDefaultMs`). */
     fullListIntervalMs: number;
   };
-  policy?: { url: string; tls?: TlsMaterial; intervalMs?: number; fullListIntervalMs?: number };
+  /** Policy server; unset = no policy informer. */
+  policy?: { url: string; tls?: TlsMaterial; intervalMs: number; fullListIntervalMs: number };
+  /** Agent API; unset = not served. */
   api?: {
-    host?: string;
-    port?: number;
+    host: string;
+    port: number;
     tls: { ca: string; cert: string; key: string };
-    maxWaitSeconds?: number;
+    maxWaitSeconds: number;
   };
   /** Cell certificates signed by this controller (identity/); unset = agents bring their own. */
   identity?: IdentityConfig;
-  /** Operator port; `token` (operator token) enables the dashboard (controller/dashboard). */
-  operator?: { host?: string; port?: number; token?: string };
+  /** Operator port (unset = not served); `token` (operator token) enables the dashboard (ops/dashboard). */
+  operator?: { host: string; port: number; token?: string };
   cellConfig: CellConfig;
   leases: {
     overlayNetwork: string;

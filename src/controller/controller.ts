@@ -199,7 +199,7 @@ export class Controller {
     this.workers = new ReconcileWorkers(this.workerConn, reconciler, {
       prefix: this.keys.ns,
       concurrency: w.concurrency,
-      lockDurationMs: w.lockDurationMs ?? Math.max(5000, c.leaseMs),
+      lockDurationMs: w.lockDurationMs,
       registry: this.registry,
       logger: this.log.child({ part: 'worker' }),
       onRewriteWanted: (cell: string) => {

@@ -130,10 +130,8 @@ export class LeaderLifecycle {
       const client = new BbsClient({ url: c.bbs.url, ...(c.bbs.tls ? { tls: c.bbs.tls } : {}), logger: log });
       state.clients.push(client);
       state.bbs = new BbsInformer(client, ctx, {
-        ...(c.bbs.relistIntervalMs !== undefined ? { relistIntervalMs: c.bbs.relistIntervalMs } : {}),
-        ...(c.bbs.streamIdleTimeoutMs !== undefined
-          ? { streamIdleTimeoutMs: c.bbs.streamIdleTimeoutMs }
-          : {}),
+        relistIntervalMs: c.bbs.relistIntervalMs,
+        streamIdleTimeoutMs: c.bbs.streamIdleTimeoutMs,
       });
     }
     if (c.capi) {
@@ -154,7 +152,7 @@ export class LeaderLifecycle {
       state.clients.push(capi);
       state.asg = new AsgInformer(capi, ctx, {
         useLatestUpdate: !!c.capi.internal,
-        ...(c.capi.checkIntervalMs !== undefined ? { checkIntervalMs: c.capi.checkIntervalMs } : {}),
+        checkIntervalMs: c.capi.checkIntervalMs,
         fullListIntervalMs: c.capi.fullListIntervalMs,
       });
     }
@@ -166,10 +164,8 @@ export class LeaderLifecycle {
       });
       state.clients.push(client);
       state.policy = new PolicyInformer(client, ctx, {
-        ...(c.policy.intervalMs !== undefined ? { intervalMs: c.policy.intervalMs } : {}),
-        ...(c.policy.fullListIntervalMs !== undefined
-          ? { fullListIntervalMs: c.policy.fullListIntervalMs }
-          : {}),
+        intervalMs: c.policy.intervalMs,
+        fullListIntervalMs: c.policy.fullListIntervalMs,
       });
     }
     // Agent inventories (written by whichever replica serves the agent) feed the span indexes.

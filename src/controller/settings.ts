@@ -49,7 +49,7 @@ import {
   DEFAULT_KEEP_COMPLETED,
   DEFAULT_KEEP_FAILED,
 } from './reconcile/queue.js';
-import { DEFAULT_WORKER_CONCURRENCY } from './reconcile/worker.js';
+import { DEFAULT_WORKER_CONCURRENCY, jobLockDurationMs } from './reconcile/worker.js';
 import { DEFAULT_MAX_WAIT_SECONDS } from './serve/server.js';
 import { DEFAULT_ASG_CHECK_INTERVAL_MS } from './sources/asg-informer.js';
 import {
@@ -77,6 +77,13 @@ export { flagName, readSettingsFile };
 export const DEFAULT_INITIAL_SYNC_TIMEOUT_MS = 30_000;
 
 export const ASG_FULL_LIST_DEFAULT_MS = { withLatestUpdate: 60_000, withoutLatestUpdate: 30_000 } as const;
+
+/** The default full ASG listing interval: it depends on whether `asg_latest_update` is checked. */
+export function asgFullListDefaultMs(withLatestUpdate: boolean): number {
+  return withLatestUpdate
+    ? ASG_FULL_LIST_DEFAULT_MS.withLatestUpdate
+    : ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate;
+}
 
 export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
   // Redis and replicas
@@ -711,13 +718,20 @@ function tlsFiles(ca?: string, cert?: string, key?: string) {
   };
 }
 
-/** The runtime configuration (reads the agent API's PEM files). */
-export function toControllerConfig(s: ControllerSettings): ControllerConfig {
-  const cfg: ControllerConfig = {
-    redisUrl: s.redisUrl,
-    ...redisAuthOf(s),
+/**
+ * Every setting at its default, compiled by the engine exactly as a run without flags, environment
+ * or file would get it (the table is the one place a default is written).
+ */
+const DEFAULTS = resolveSettings(CONTROLLER_TABLE, {}).values as ControllerSettings;
+
+/**
+ * The tunables of every part, from settings: the one mapping from settings to ControllerConfig
+ * fields, used for settings from sources (`toControllerConfig`) and for the table's defaults
+ * (`controllerConfig`), so a code-built config gets exactly what the settings would give.
+ */
+function tunablesOf(s: ControllerSettings) {
+  return {
     namespace: s.redisNamespace,
-    ...(s.instanceId ? { instanceId: s.instanceId } : {}),
     campaign: s.campaign,
     leaseMs: s.leaseMs,
     initialSyncTimeoutMs: s.initialSyncTimeoutMs,
@@ -727,22 +741,50 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
       backoffMs: s.jobBackoffMs,
       keepCompleted: s.keepCompletedJobs,
       keepFailed: s.keepFailedJobs,
+      lockDurationMs: jobLockDurationMs(s.leaseMs),
     },
     rulesetLogLength: s.rulesetLogLength,
-    cellConfig: cellConfigOf(s),
     leases: {
       overlayNetwork: s.overlayNetwork,
       subnetPrefixLength: s.subnetPrefixLength,
       ttlMs: s.leaseTtlHours * 3600_000,
       recoveryWindowMs: s.leaseRecoveryWindowMs,
     },
+    bbs: { relistIntervalMs: s.bbsRelistIntervalMs, streamIdleTimeoutMs: s.bbsStreamIdleTimeoutMs },
+    capi: {
+      checkIntervalMs: s.asgCheckIntervalMs,
+      fullListIntervalMs: (withLatestUpdate: boolean) =>
+        s.asgFullListIntervalMs ?? asgFullListDefaultMs(withLatestUpdate),
+    },
+    policy: { intervalMs: s.policyPollIntervalMs, fullListIntervalMs: s.policyFullListIntervalMs },
+    // "off" (null) only disables the port; a code-built api/operator section listens at the default
+    api: { ...(s.apiListen ?? DEFAULTS.apiListen!), maxWaitSeconds: s.apiMaxWaitSeconds },
+    operator: { ...(s.operatorListen ?? DEFAULTS.operatorListen!) },
+    identity: { ttlMs: s.cellCertTtlMinutes * 60_000 },
+  };
+}
+
+/** The runtime configuration (reads the agent API's PEM files). */
+export function toControllerConfig(s: ControllerSettings): ControllerConfig {
+  const t = tunablesOf(s);
+  const cfg: ControllerConfig = {
+    redisUrl: s.redisUrl,
+    ...redisAuthOf(s),
+    namespace: t.namespace,
+    ...(s.instanceId ? { instanceId: s.instanceId } : {}),
+    campaign: t.campaign,
+    leaseMs: t.leaseMs,
+    initialSyncTimeoutMs: t.initialSyncTimeoutMs,
+    workers: t.workers,
+    rulesetLogLength: t.rulesetLogLength,
+    cellConfig: cellConfigOf(s),
+    leases: t.leases,
   };
   if (s.bbsUrl) {
     cfg.bbs = {
       url: s.bbsUrl,
       tls: tlsFiles(s.bbsCaCert, s.bbsClientCert, s.bbsClientKey),
-      relistIntervalMs: s.bbsRelistIntervalMs,
-      streamIdleTimeoutMs: s.bbsStreamIdleTimeoutMs,
+      ...t.bbs,
     };
   }
   // Static ASGs: the BBS snapshots are the whole truth, so Cloud Controller is not polled at all
@@ -765,12 +807,8 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
             },
           }
         : {}),
-      checkIntervalMs: s.asgCheckIntervalMs,
-      fullListIntervalMs:
-        s.asgFullListIntervalMs ??
-        (s.ccInternalUrl
-          ? ASG_FULL_LIST_DEFAULT_MS.withLatestUpdate
-          : ASG_FULL_LIST_DEFAULT_MS.withoutLatestUpdate),
+      checkIntervalMs: t.capi.checkIntervalMs,
+      fullListIntervalMs: t.capi.fullListIntervalMs(!!s.ccInternalUrl),
     };
   }
   if (!s.dynamicAsgs) cfg.compute = { egressSource: 'static' };
@@ -778,33 +816,29 @@ export function toControllerConfig(s: ControllerSettings): ControllerConfig {
     cfg.policy = {
       url: s.policyServerUrl,
       tls: tlsFiles(s.policyServerCaCert, s.policyServerClientCert, s.policyServerClientKey),
-      intervalMs: s.policyPollIntervalMs,
-      fullListIntervalMs: s.policyFullListIntervalMs,
+      ...t.policy,
     };
   }
   if (s.apiListen && s.apiCaCert && s.apiCert && s.apiKey) {
     cfg.api = {
-      host: s.apiListen.host,
-      port: s.apiListen.port,
+      ...t.api,
       tls: {
         ca: load('apiCaCert', s.apiCaCert),
         cert: load('apiCert', s.apiCert),
         key: load('apiKey', s.apiKey),
       },
-      maxWaitSeconds: s.apiMaxWaitSeconds,
     };
     if (s.apiCaKey) {
       cfg.identity = {
         ca: { cert: cfg.api.tls.ca, key: load('apiCaKey', s.apiCaKey) },
-        ttlMs: s.cellCertTtlMinutes * 60_000,
+        ...t.identity,
         ...(s.cellBootstrapSecret ? { bootstrapSecret: s.cellBootstrapSecret } : {}),
       };
     }
   }
   if (s.operatorListen) {
     cfg.operator = {
-      host: s.operatorListen.host,
-      port: s.operatorListen.port,
+      ...t.operator,
       ...(s.operatorToken ? { token: s.operatorToken } : {}),
     };
   }
@@ -836,21 +870,30 @@ export function checkSettingFiles(s: ControllerSettings): void {
   }
 }
 
-/** The fields of ControllerConfig the settings table defaults. */
-type Defaulted =
+type Section<T> = T extends object ? T : never;
+type Loose<T, K extends keyof T> = Omit<T, K> & Partial<Pick<T, K>>;
+
+/**
+ * A ControllerConfig built in code (tests, the lab, benchmarks) rather than from settings: every
+ * tunable it leaves out takes the settings table's default (see `controllerConfig`).
+ */
+export type ControllerOptions = Omit<
+  ControllerConfig,
   | 'namespace'
   | 'leaseMs'
   | 'workers'
   | 'leases'
   | 'rulesetLogLength'
   | 'initialSyncTimeoutMs'
-  | 'campaign';
-
-/**
- * A ControllerConfig built in code (tests, the lab, benchmarks) rather than from settings: what it
- * leaves out takes the settings table's defaults (the same constants).
- */
-export type ControllerOptions = Omit<ControllerConfig, Defaulted> & {
+  | 'campaign'
+  | 'cellConfig'
+  | 'bbs'
+  | 'capi'
+  | 'policy'
+  | 'api'
+  | 'identity'
+  | 'operator'
+> & {
   namespace?: string;
   leaseMs?: number;
   workers?: Partial<ControllerConfig['workers']>;
@@ -858,31 +901,46 @@ export type ControllerOptions = Omit<ControllerConfig, Defaulted> & {
   rulesetLogLength?: number;
   initialSyncTimeoutMs?: number;
   campaign?: boolean;
+  cellConfig?: ControllerConfig['cellConfig'];
+  bbs?: Loose<Section<ControllerConfig['bbs']>, 'relistIntervalMs' | 'streamIdleTimeoutMs'>;
+  capi?: Loose<Section<ControllerConfig['capi']>, 'checkIntervalMs' | 'fullListIntervalMs'>;
+  policy?: Loose<Section<ControllerConfig['policy']>, 'intervalMs' | 'fullListIntervalMs'>;
+  api?: Loose<Section<ControllerConfig['api']>, 'host' | 'port' | 'maxWaitSeconds'>;
+  identity?: Loose<Section<ControllerConfig['identity']>, 'ttlMs'>;
+  operator?: Loose<Section<ControllerConfig['operator']>, 'host' | 'port'>;
 };
 
-/** Completes `o` with the settings table's defaults. */
-export function withControllerDefaults(o: ControllerOptions): ControllerConfig {
+/**
+ * Completes a code-built config with the settings table's defaults, through the same mapping as
+ * `toControllerConfig`: what `o` leaves out is exactly what settings left at their defaults give.
+ * The job lock follows `o.leaseMs` as it follows the leaseMs setting.
+ */
+export function controllerConfig(o: ControllerOptions): ControllerConfig {
+  const t = tunablesOf({ ...DEFAULTS, ...(o.leaseMs !== undefined ? { leaseMs: o.leaseMs } : {}) });
+  const { bbs, capi, policy, api, identity, operator, ...rest } = o;
   return {
-    ...o,
-    namespace: o.namespace ?? DEFAULT_NAMESPACE,
-    leaseMs: o.leaseMs ?? DEFAULT_LEASE_MS,
-    workers: {
-      concurrency: DEFAULT_WORKER_CONCURRENCY,
-      attempts: DEFAULT_JOB_ATTEMPTS,
-      backoffMs: DEFAULT_JOB_BACKOFF_MS,
-      keepCompleted: DEFAULT_KEEP_COMPLETED.count,
-      keepFailed: DEFAULT_KEEP_FAILED.count,
-      ...o.workers,
-    },
-    leases: {
-      overlayNetwork: DEFAULT_OVERLAY_NETWORK,
-      subnetPrefixLength: DEFAULT_SUBNET_PREFIX_LENGTH,
-      ttlMs: DEFAULT_LEASE_TTL_HOURS * 3600_000,
-      recoveryWindowMs: DEFAULT_LEASE_RECOVERY_WINDOW_MS,
-      ...o.leases,
-    },
-    rulesetLogLength: o.rulesetLogLength ?? DEFAULT_RULESET_LOG_LENGTH,
-    initialSyncTimeoutMs: o.initialSyncTimeoutMs ?? DEFAULT_INITIAL_SYNC_TIMEOUT_MS,
-    campaign: o.campaign ?? true,
+    ...rest,
+    namespace: o.namespace ?? t.namespace,
+    leaseMs: t.leaseMs,
+    workers: { ...t.workers, ...o.workers },
+    leases: { ...t.leases, ...o.leases },
+    rulesetLogLength: o.rulesetLogLength ?? t.rulesetLogLength,
+    initialSyncTimeoutMs: o.initialSyncTimeoutMs ?? t.initialSyncTimeoutMs,
+    campaign: o.campaign ?? t.campaign,
+    cellConfig: o.cellConfig ?? cellConfigOf(DEFAULTS),
+    ...(bbs ? { bbs: { ...t.bbs, ...bbs } } : {}),
+    ...(capi
+      ? {
+          capi: {
+            checkIntervalMs: t.capi.checkIntervalMs,
+            ...capi,
+            fullListIntervalMs: capi.fullListIntervalMs ?? t.capi.fullListIntervalMs(!!capi.internal),
+          },
+        }
+      : {}),
+    ...(policy ? { policy: { ...t.policy, ...policy } } : {}),
+    ...(api ? { api: { ...t.api, ...api } } : {}),
+    ...(identity ? { identity: { ...t.identity, ...identity } } : {}),
+    ...(operator ? { operator: { ...t.operator, ...operator } } : {}),
   };
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig } from '../../src/controller/settings.js';
 import { deleteKeys } from '../../src/lib/redis.js';
 import { type CertificateAuthority, createCa, issueCert } from '../../src/lib/tls.js';
 import { applyPatch, ruleSetsEqual } from '../../src/model/ruleset.js';
@@ -77,7 +77,7 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
     cell1 = issueCert(ca, { cn: 'cell-1', usage: 'client' });
     cell2 = issueCert(ca, { cn: 'ignored-cn', sans: { dns: ['cell-2.cell.cfnet'] }, usage: 'client' });
     ctl = new Controller(
-      withControllerDefaults({
+      controllerConfig({
         redisUrl: REDIS_URL,
         namespace: ns,
         campaign: false,

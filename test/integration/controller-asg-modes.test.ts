@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { parseCapiRule } from '../../src/model/asg-rule.js';
@@ -32,7 +32,7 @@ const marked = (rules: readonly EgressRule[] | undefined) =>
 
 function config(sim: SimHandle, ns: string, mode: 'dynamic' | 'static'): ControllerConfig {
   const sources = simSources(sim, POLL_MS, FULL_LIST_MS);
-  return withControllerDefaults({
+  return controllerConfig({
     redisUrl: REDIS_URL,
     namespace: ns,
     instanceId: `asg-${mode}`,

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
 import { Reconciler } from '../../src/controller/reconcile/reconciler.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig as completeConfig } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { type CellConfig, DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
@@ -27,7 +27,7 @@ function controllerConfig(
   id: string,
   onReconcile: ControllerConfig['onReconcile'],
 ): ControllerConfig {
-  return withControllerDefaults({
+  return completeConfig({
     redisUrl: REDIS_URL,
     namespace: ns,
     instanceId: id,

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
@@ -27,7 +27,7 @@ describe('controller: a fatal error of the leader releases leadership', () => {
   it('releases the leader lease and calls onFatal with the error', async () => {
     const fatal: unknown[] = [];
     ctl = new Controller(
-      withControllerDefaults({
+      controllerConfig({
         redisUrl: REDIS_URL,
         namespace: ns,
         instanceId: 'doomed',

@@ -1,7 +1,7 @@
 /** Shared pieces of the controller integration tests: a per-run Redis namespace and cleanup. */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { ControllerConfig } from '../../src/controller/controller.js';
+import type { ControllerOptions } from '../../src/controller/settings.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import type { SimHandle } from '../../src/sim/index.js';
 import { Keys } from '../../src/state/keys.js';
@@ -42,7 +42,7 @@ export function simSources(
   sim: SimHandle,
   pollMs: number,
   fullListIntervalMs = 10 * pollMs,
-): Pick<ControllerConfig, 'bbs' | 'capi' | 'policy'> {
+): Pick<ControllerOptions, 'bbs' | 'capi' | 'policy'> {
   const mtls = { ca: sim.tls.caCert, cert: sim.tls.clientCert, key: sim.tls.clientKey };
   return {
     bbs: { url: sim.urls.bbs, tls: mtls },

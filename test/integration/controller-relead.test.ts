@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Controller } from '../../src/controller/controller.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
@@ -28,7 +28,7 @@ describe('controller: lease lost without dying', () => {
   before(async () => {
     sim = await startSimulator({ seed: 9, size: 'small' });
     ctl = new Controller(
-      withControllerDefaults({
+      controllerConfig({
         redisUrl: REDIS_URL,
         namespace: ns,
         instanceId: 'solo',

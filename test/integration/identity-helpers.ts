@@ -4,7 +4,7 @@
  * certificates with a fresh agent CA. Cells are told apart by their source addresses.
  */
 import { Controller } from '../../src/controller/controller.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig } from '../../src/controller/settings.js';
 import type { Logger } from '../../src/lib/log.js';
 import type { Registry } from '../../src/lib/metrics.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
@@ -45,7 +45,7 @@ export async function startIdentityFoundation(opts: {
   const ca = createCa({ cn: 'cfnet agent CA' });
   const server = issueCert(ca, { cn: 'cfnet-controller', sans: ['localhost', '127.0.0.1'] });
   const ctl = new Controller(
-    withControllerDefaults({
+    controllerConfig({
       redisUrl: REDIS_URL,
       namespace: ns,
       campaign: false,

@@ -13,7 +13,7 @@ import { CellAgent } from '../../src/agent/agent.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
 import { type OpsIo, registerOpsCommands } from '../../src/cli/ops-commands.js';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
-import { withControllerDefaults } from '../../src/controller/settings.js';
+import { controllerConfig } from '../../src/controller/settings.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
@@ -140,7 +140,7 @@ export async function startFoundation(label: string, o: FoundationOptions = {}):
     const ca = createCa({ cn: `cfnet ops test CA ${label}` });
     const server = issueCert(ca, { cn: 'localhost', sans: ['localhost', '127.0.0.1'] });
     const poll = o.pollMs ?? 150;
-    const config: ControllerConfig = withControllerDefaults({
+    const config: ControllerConfig = controllerConfig({
       redisUrl: REDIS_URL,
       namespace: ns,
       instanceId: `ops-${label}`,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import {
   CNI_CONFIG_KEYS,
+  CNI_SETTINGS,
   decodeStdin,
   PLUGIN_KEYS,
   parseAddInput,
@@ -85,6 +86,19 @@ describe('CNI env (Go skel rules)', () => {
 });
 
 describe('CNI network config', () => {
+  it('a config without plugin keys gets exactly the defaults of the key table', () => {
+    const { subnet: _, ...noSubnet } = BASE;
+    const cfg = parseNetConfig(noSubnet) as unknown as Record<string, unknown>;
+    for (const spec of CNI_SETTINGS) {
+      if (spec.required) continue;
+      assert.deepEqual(cfg[spec.key], spec.def ?? null, spec.key);
+    }
+    assert.equal(parseNetConfig(BASE).subnetFile, null, 'a fixed subnet: no lease file');
+    assert.equal(parseNetConfig({ ...BASE, mtu: 0 }).mtu, null, 'mtu 0 = automatic');
+    assert.equal(parseNetConfig({ ...BASE, agent_socket: false }).agentSocket, null);
+    assert.equal(parseNetConfig({ ...BASE, agent_socket: '' }).agentSocket, null);
+  });
+
   it('reads every plugin key it exports (a bad value is refused, naming the key)', () => {
     for (const key of PLUGIN_KEYS.filter((k) => k !== 'type')) {
       const { subnet: _, ...noSubnet } = BASE;

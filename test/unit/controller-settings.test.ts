@@ -8,6 +8,7 @@ import { SettingsError } from '../../src/controller/errors.js';
 import {
   CONTROLLER_SETTINGS,
   checkSettingFiles,
+  controllerConfig,
   describeSettings,
   envName,
   flagName,
@@ -181,6 +182,71 @@ describe('controller settings', () => {
     assert.match(
       err(() => parseControllerSettings({ file: { ...file, cellCertTtlMinutes: 1 } })).message,
       /at least 10/,
+    );
+  });
+
+  it('code-built configs get exactly the compiled defaults', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfnet-settings-defaults-'));
+    const pem = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+    const key = '-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n';
+    for (const f of ['ca.crt', 'api.crt']) writeFileSync(join(dir, f), pem);
+    for (const f of ['api.key', 'ca.key']) writeFileSync(join(dir, f), key);
+    const urls = {
+      bbs: 'https://bbs.service.cf.internal:8889',
+      capi: 'https://api.sys.example.com',
+      uaa: 'https://uaa.service.cf.internal:8443',
+      internal: 'https://cloud-controller-ng.service.cf.internal:9023',
+      policy: 'https://policy-server.service.cf.internal:4003',
+    };
+    // every part present, every tunable left at its default
+    const fromSettings = (withInternal: boolean) =>
+      toControllerConfig(
+        parseControllerSettings({
+          file: {
+            bbsUrl: urls.bbs,
+            capiUrl: urls.capi,
+            uaaUrl: urls.uaa,
+            uaaClientId: 'cfnet',
+            uaaClientSecret: 'secret',
+            ...(withInternal ? { ccInternalUrl: urls.internal } : {}),
+            policyServerUrl: urls.policy,
+            apiCaCert: join(dir, 'ca.crt'),
+            apiCaKey: join(dir, 'ca.key'),
+            apiCert: join(dir, 'api.crt'),
+            apiKey: join(dir, 'api.key'),
+          },
+        }),
+      );
+    const fromCode = (withInternal: boolean) =>
+      controllerConfig({
+        redisUrl: 'redis://127.0.0.1:6379/0',
+        bbs: { url: urls.bbs, tls: {} },
+        capi: {
+          url: urls.capi,
+          tls: {},
+          uaa: { url: urls.uaa, clientId: 'cfnet', clientSecret: 'secret', tls: {} },
+          ...(withInternal ? { internal: { url: urls.internal, tls: {} } } : {}),
+        },
+        policy: { url: urls.policy, tls: {} },
+        api: { tls: { ca: pem, cert: pem, key } },
+        identity: { ca: { cert: pem, key } },
+        operator: {},
+      });
+    for (const withInternal of [true, false]) {
+      assert.deepEqual(fromCode(withInternal), fromSettings(withInternal), `ccInternalUrl ${withInternal}`);
+    }
+    assert.notEqual(
+      fromCode(true).capi?.fullListIntervalMs,
+      fromCode(false).capi?.fullListIntervalMs,
+      'the full listing default follows asg_latest_update',
+    );
+    // a lease given in code moves the job lock as the leaseMs setting does
+    const lease = 30_000;
+    assert.equal(
+      controllerConfig({ redisUrl: 'redis://127.0.0.1:6379/0', leaseMs: lease }).workers.lockDurationMs,
+      toControllerConfig(
+        parseControllerSettings({ ...base, flags: { ...base.flags, leaseMs: String(lease) } }),
+      ).workers.lockDurationMs,
     );
   });
 

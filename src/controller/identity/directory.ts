@@ -34,12 +34,23 @@ export function normaliseAddress(addr: string | undefined | null): string {
 export interface BbsCellDirectoryOptions {
   /** Lists every cell presence (BbsClient.cells). */
   list(): Promise<CellPresence[]>;
-  /** A listing is fresh this long (default 30 s). */
+  /**
+   * A listing is fresh this long (ms).
+   * @defaultValue {@link DEFAULT_DIRECTORY_TTL_MS}
+   */
   ttlMs?: number;
-  /** Shortest gap between two listings caused by an unknown cell (default 2 s). */
+  /**
+   * Shortest gap between two listings caused by an unknown cell (ms).
+   * @defaultValue {@link DEFAULT_DIRECTORY_MIN_RELIST_MS}
+   */
   minRelistMs?: number;
   now?: () => number;
 }
+
+/** A cell presence listing is fresh for 30 s. */
+export const DEFAULT_DIRECTORY_TTL_MS = 30_000;
+/** An unknown cell causes at most one listing every 2 s (a flood of bad requests cannot hammer BBS). */
+export const DEFAULT_DIRECTORY_MIN_RELIST_MS = 2_000;
 
 export class BbsCellDirectory implements CellDirectory {
   private cells = new Map<string, string | null>();
@@ -50,8 +61,8 @@ export class BbsCellDirectory implements CellDirectory {
   private readonly now: () => number;
 
   constructor(private readonly opts: BbsCellDirectoryOptions) {
-    this.ttlMs = opts.ttlMs ?? 30_000;
-    this.minRelistMs = opts.minRelistMs ?? 2_000;
+    this.ttlMs = opts.ttlMs ?? DEFAULT_DIRECTORY_TTL_MS;
+    this.minRelistMs = opts.minRelistMs ?? DEFAULT_DIRECTORY_MIN_RELIST_MS;
     this.now = opts.now ?? Date.now;
   }
 

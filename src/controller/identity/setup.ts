@@ -12,8 +12,8 @@ import { BbsCellDirectory, type CellDirectory } from './directory.js';
 export interface IdentityConfig {
   /** The agent CA: certificate and private key (PEM). */
   ca: CertificateAuthority;
-  /** Cell certificate lifetime (default 24 h). */
-  ttlMs?: number;
+  /** Cell certificate lifetime (ms; setting cellCertTtlMinutes). */
+  ttlMs: number;
   /** Secret of the per-cell bootstrap tokens (bootstrap-token.ts). */
   bootstrapSecret?: string;
   /** Where cells live; default: BBS cell presences (the controller's `bbs` settings). */
@@ -42,7 +42,7 @@ export function startIdentity(
   const authority = new CellIdentityAuthority({
     ca: cfg.ca,
     directory,
-    ...(cfg.ttlMs !== undefined ? { ttlMs: cfg.ttlMs } : {}),
+    ttlMs: cfg.ttlMs,
     ...(cfg.bootstrapSecret ? { bootstrapSecret: cfg.bootstrapSecret } : {}),
     throttle,
     logger: deps.logger,

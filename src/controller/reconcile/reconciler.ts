@@ -19,12 +19,18 @@ export type ReconcileResult =
   | { outcome: 'unchanged'; version: number; containers: number }
   | { outcome: 'written'; version: number; previous: number; containers: number; publishedAt: number };
 
+/** Read-compute-write rounds before a reconcile gives up (each lost only to a concurrent write). */
+export const DEFAULT_MAX_ROUNDS = 4;
+
 export interface ReconcilerOptions {
   config: CellConfig;
   compute?: ComputeOptions;
   /** Per-cell conflicts resolved while computing (reported as rejections). */
   onConflict?: ComputeOptions['onConflict'];
-  /** Rounds of read-compute-write before giving up (default 4). */
+  /**
+   * Rounds of read-compute-write before giving up.
+   * @defaultValue {@link DEFAULT_MAX_ROUNDS}
+   */
   maxRounds?: number;
 }
 
@@ -44,7 +50,7 @@ export class Reconciler {
   ) {}
 
   async reconcile(cellId: string, hooks: ReconcileHooks = {}): Promise<ReconcileResult> {
-    const rounds = this.opts.maxRounds ?? 4;
+    const rounds = this.opts.maxRounds ?? DEFAULT_MAX_ROUNDS;
     for (let round = 1; ; round++) {
       try {
         return await this.once(cellId, hooks);

@@ -24,18 +24,33 @@ import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from './reconciler
 /** Reconcile jobs run at once by one replica (`workerConcurrency`). */
 export const DEFAULT_WORKER_CONCURRENCY = 4;
 
+/** The job lock never goes below this (ms), whatever the leadership lease. */
+export const MIN_JOB_LOCK_MS = 5000;
+
+/** Times a job may stall before it fails (a reconcile is idempotent, so a re-run is harmless). */
+export const DEFAULT_MAX_STALLED_COUNT = 3;
+
+/** The job lock of a controller whose leadership lease is `leaseMs`: like the lease, at least 5 s. */
+export function jobLockDurationMs(leaseMs: number): number {
+  return Math.max(MIN_JOB_LOCK_MS, leaseMs);
+}
+
 export interface ReconcileWorkerOptions {
   prefix: string;
   /** @defaultValue {@link DEFAULT_WORKER_CONCURRENCY} */
   concurrency?: number;
   /**
-   * BullMQ job lock (ms, default the leadership lease, {@link DEFAULT_LEASE_MS}; a live worker renews it every half) and stalled-job check
-   * interval (default half the lock). A job whose worker died or froze goes back to the queue
-   * within about lock + interval; until then the cell's follow-up job (keepLastIfActive) waits.
+   * BullMQ job lock (ms; a live worker renews it every half) and stalled-job check interval
+   * (default half the lock). A job whose worker died or froze goes back to the queue within about
+   * lock + interval; until then the cell's follow-up job (keepLastIfActive) waits.
+   * @defaultValue `jobLockDurationMs(DEFAULT_LEASE_MS)` ({@link jobLockDurationMs}, {@link DEFAULT_LEASE_MS})
    */
   lockDurationMs?: number;
   stalledIntervalMs?: number;
-  /** Times a job may stall (its worker lost the lock) before it fails; default 3. */
+  /**
+   * Times a job may stall (its worker lost the lock) before it fails.
+   * @defaultValue {@link DEFAULT_MAX_STALLED_COUNT}
+   */
   maxStalledCount?: number;
   registry?: Registry;
   logger?: Logger;
@@ -82,14 +97,15 @@ export class ReconcileWorkers {
       );
       this.outcomes = counter(opts.registry, METRICS.reconciles, 'Reconciles by outcome', ['outcome']);
     }
+    const lock = opts.lockDurationMs ?? jobLockDurationMs(DEFAULT_LEASE_MS);
     this.worker = new Worker<ReconcileJobData>(RECONCILE_QUEUE, (job) => this.process(job), {
       connection,
       prefix: opts.prefix,
       concurrency: opts.concurrency ?? DEFAULT_WORKER_CONCURRENCY,
-      lockDuration: opts.lockDurationMs ?? DEFAULT_LEASE_MS,
-      stalledInterval: opts.stalledIntervalMs ?? Math.ceil((opts.lockDurationMs ?? DEFAULT_LEASE_MS) / 2),
+      lockDuration: lock,
+      stalledInterval: opts.stalledIntervalMs ?? Math.ceil(lock / 2),
       // a reconcile is idempotent: running it again after a false stall (a long GC pause) is harmless
-      maxStalledCount: opts.maxStalledCount ?? 3,
+      maxStalledCount: opts.maxStalledCount ?? DEFAULT_MAX_STALLED_COUNT,
       autorun: false,
     });
     this.worker.on('failed', (job, err) => {

@@ -88,13 +88,14 @@ export interface AgentApiDeps {
 /** Longest long-poll wait granted (s) (`apiMaxWaitSeconds`). */
 export const DEFAULT_MAX_WAIT_SECONDS = 60;
 
+/** As compiled into ControllerConfig `api` (settings apiListen, apiMaxWaitSeconds); port 0 = any free port. */
 export interface AgentApiOptions {
-  host?: string;
-  port?: number;
+  host: string;
+  port: number;
   /** PEM: CA that signs agent certificates, the server certificate and key. */
   tls: { ca: string; cert: string; key: string };
-  /** @defaultValue {@link DEFAULT_MAX_WAIT_SECONDS} */
-  maxWaitSeconds?: number;
+  /** Setting apiMaxWaitSeconds ({@link DEFAULT_MAX_WAIT_SECONDS}). */
+  maxWaitSeconds: number;
 }
 
 export interface RunningServer {
@@ -138,7 +139,7 @@ type CellParams = { cell: string };
 type Caller = { cellId?: string; certifiedAddress?: string | null };
 
 export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): Promise<RunningServer> {
-  const maxWait = opts.maxWaitSeconds ?? DEFAULT_MAX_WAIT_SECONDS;
+  const maxWait = opts.maxWaitSeconds;
   const ingest = deps.ingest ?? new IngestGate();
   const app = Fastify({
     https: {
@@ -404,9 +405,9 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     return reply.send(answer);
   });
 
-  await app.listen({ host: opts.host ?? '0.0.0.0', port: opts.port ?? 0 });
+  await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 0);
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   return { app, port, url: `https://${host}:${port}`, close: () => app.close() };
 }
@@ -421,7 +422,8 @@ export interface OperatorDeps {
 
 export async function startOperatorServer(
   deps: OperatorDeps,
-  opts: { host?: string; port?: number },
+  /** As compiled into ControllerConfig `operator` (setting operatorListen); port 0 = any free port. */
+  opts: { host: string; port: number },
 ): Promise<RunningServer> {
   const app = Fastify({ logger: false });
   app.get('/metrics', async (_req, reply) => {
@@ -440,9 +442,9 @@ export async function startOperatorServer(
     return reply.code(ok ? 200 : 503).send({ ok, checks });
   });
   await deps.routes?.(app);
-  await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 });
+  await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 0);
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
   const host = opts.host && opts.host !== '0.0.0.0' ? opts.host : '127.0.0.1';
   return { app, port, url: `http://${host}:${port}`, close: () => app.close() };
 }

@@ -11,6 +11,7 @@
  */
 import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
+import type { Clock, ClockTimer } from '../../lib/clock.js';
 import type { ValidationError } from '../../lib/errors.js';
 import type { DecodedBbsEvent, DesiredLRP, Task } from '../../model/bbs-messages.js';
 import {
@@ -23,9 +24,9 @@ import {
   taskFromBbs,
 } from '../../rules/records.js';
 import type { Trigger } from '../../rules/world.js';
-import { type InformerContext, InformerMetrics, ingestOf } from './context.js';
+import { clockOf, type InformerContext, InformerMetrics, ingestOf } from './context.js';
 import type { IngestGate } from './gate.js';
-import { jittered } from './poller.js';
+import { DEFAULT_JITTER, jittered } from './poller.js';
 
 /** Events applied per event-loop turn (each is a few µs; a turn stays well under 100 ms). */
 const EVENTS_PER_TURN = 1000;
@@ -46,7 +47,10 @@ export interface BbsInformerOptions {
    * @defaultValue {@link DEFAULT_BBS_STREAM_IDLE_TIMEOUT_MS}
    */
   streamIdleTimeoutMs?: number;
-  /** Backoff between failed listings (default 1 s doubling to 30 s). */
+  /**
+   * First backoff after a failed listing (ms), doubling up to {@link MAX_BBS_RETRY_MS}.
+   * @defaultValue {@link DEFAULT_BBS_RETRY_MS}
+   */
   retryMs?: number;
 }
 
@@ -66,6 +70,13 @@ class SnapshotCache {
   }
 }
 
+/** First wait after a failed BBS listing (ms); it doubles per failure. */
+export const DEFAULT_BBS_RETRY_MS = 1000;
+/** Longest wait between BBS listing retries (ms). */
+export const MAX_BBS_RETRY_MS = 30_000;
+/** How long the first listing waits for the event streams to open (ms): watch before listing. */
+const STREAM_OPEN_WAIT_MS = 5_000;
+
 export class BbsInformer {
   private lrpStream: BbsEventStream | null = null;
   private taskStream: BbsEventStream | null = null;
@@ -78,7 +89,8 @@ export class BbsInformer {
   private wake: (() => void) | null = null;
   /** Ends a listing retry's backoff early: only stop() may (events must not shorten the backoff). */
   private abortBackoff: (() => void) | null = null;
-  private relistTimer: NodeJS.Timeout | null = null;
+  private relistTimer: ClockTimer | null = null;
+  private readonly clock: Clock;
   private readonly metrics: InformerMetrics;
   private readonly snapshots: SnapshotCache;
   private readonly ingest: IngestGate;
@@ -92,6 +104,7 @@ export class BbsInformer {
     private readonly opts: BbsInformerOptions = {},
   ) {
     this.metrics = new InformerMetrics(ctx.registry);
+    this.clock = clockOf(ctx);
     this.ingest = ingestOf(ctx);
     this.snapshots = new SnapshotCache(this.ingest.egressRuleRejected);
     this.synced = new Promise((r) => {
@@ -140,7 +153,7 @@ export class BbsInformer {
     this.running = false;
     this.lrpStream?.close();
     this.taskStream?.close();
-    if (this.relistTimer) clearTimeout(this.relistTimer);
+    if (this.relistTimer) this.clock.clearTimeout(this.relistTimer);
     this.abortBackoff?.();
     this.poke();
     await this.loop;
@@ -156,14 +169,13 @@ export class BbsInformer {
   private scheduleRelist(): void {
     const every = this.opts.relistIntervalMs ?? DEFAULT_BBS_RELIST_INTERVAL_MS;
     if (every <= 0 || !this.running) return;
-    this.relistTimer = setTimeout(
+    this.relistTimer = this.clock.setTimeout(
       () => {
         this.requestRelist('periodic');
         this.scheduleRelist();
       },
-      jittered(every, 0.2),
+      jittered(every, DEFAULT_JITTER),
     );
-    this.relistTimer.unref?.();
   }
 
   private poke(): void {
@@ -175,10 +187,14 @@ export class BbsInformer {
   private async run(): Promise<void> {
     let failures = 0;
     // Watch before listing: give the streams a moment to open so no event falls between the two.
+    let openWait: ClockTimer | null = null;
     await Promise.race([
       Promise.all([this.lrpStream?.waitOpen(), this.taskStream?.waitOpen()]).catch(() => {}),
-      new Promise((r) => setTimeout(r, 5_000).unref()),
+      new Promise<void>((r) => {
+        openWait = this.clock.setTimeout(r, STREAM_OPEN_WAIT_MS);
+      }),
     ]);
+    if (openWait) this.clock.clearTimeout(openWait);
     while (this.running) {
       if (this.relistWanted) {
         this.relistWanted = false;
@@ -190,20 +206,21 @@ export class BbsInformer {
           failures++;
           this.metrics.pollError('bbs');
           this.relistWanted = true;
-          const delay = Math.min(30_000, (this.opts.retryMs ?? 1000) * 2 ** Math.min(failures - 1, 5));
+          const first = this.opts.retryMs ?? DEFAULT_BBS_RETRY_MS;
+          const delay = Math.min(MAX_BBS_RETRY_MS, first * 2 ** Math.min(failures - 1, 5));
           this.ctx.log.warn({ err, retryInMs: delay }, 'BBS listing failed; keeping the last state');
           // Events arriving meanwhile are queued (applied after the next listing, in order); they
           // do not cut the backoff short, or a stream of events would hammer a failing BBS.
           await new Promise<void>((r) => {
-            const t = setTimeout(
+            const t = this.clock.setTimeout(
               () => {
                 this.abortBackoff = null;
                 r();
               },
-              jittered(delay, 0.2),
+              jittered(delay, DEFAULT_JITTER),
             );
             this.abortBackoff = () => {
-              clearTimeout(t);
+              this.clock.clearTimeout(t);
               this.abortBackoff = null;
               r();
             };
@@ -230,7 +247,7 @@ export class BbsInformer {
   }
 
   private async relist(): Promise<void> {
-    const started = Date.now();
+    const started = this.clock.now();
     const [desired, actual, tasks, cells] = await Promise.all([
       this.client.desiredLrps(),
       this.client.actualLrps(),
@@ -270,7 +287,7 @@ export class BbsInformer {
         desired: listing.desired.length,
         instances: listing.instances.length,
         tasks: listing.tasks.length,
-        ms: Date.now() - started,
+        ms: this.clock.now() - started,
       },
       'BBS listed',
     );

@@ -5,6 +5,9 @@
  */
 import { type Clock, type ClockTimer, systemClock } from '../../lib/clock.js';
 
+/** Polls are spread ±20 % around their interval, so replicas and sources do not beat in step. */
+export const DEFAULT_JITTER = 0.2;
+
 export interface PollerOptions {
   intervalMs: number;
   /**
@@ -12,7 +15,10 @@ export interface PollerOptions {
    * @defaultValue systemClock
    */
   clock?: Clock;
-  /** Fraction of the interval to randomise (default 0.2 → ±20 %). */
+  /**
+   * Fraction of the interval to randomise (0.2 → ±20 %).
+   * @defaultValue {@link DEFAULT_JITTER}
+   */
   jitter?: number;
   maxBackoffMs?: number;
   /** Run the first tick immediately (default true). */
@@ -58,7 +64,7 @@ export class Poller {
   }
 
   private nextDelay(): number {
-    const j = this.opts.jitter ?? 0.2;
+    const j = this.opts.jitter ?? DEFAULT_JITTER;
     if (this.failures === 0) return jittered(this.opts.intervalMs, j);
     const max = this.opts.maxBackoffMs ?? Math.max(30_000, this.opts.intervalMs);
     return jittered(Math.min(max, this.opts.intervalMs * 2 ** Math.min(this.failures, 10)), j);

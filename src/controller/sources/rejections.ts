@@ -90,9 +90,15 @@ export interface RejectionRecorderOptions {
   registry?: Registry;
   /** Distinct rejections, after deduplication (the event journal). Must not throw. */
   onRejected?: (items: Rejection[]) => void;
-  /** A distinct problem is reported again after this long (default 1 h). */
+  /**
+   * A distinct problem is reported again after this long (ms).
+   * @defaultValue {@link DEFAULT_REPEAT_AFTER_MS}
+   */
   repeatAfterMs?: number;
-  /** Distinct problems remembered (default 10,000). */
+  /**
+   * Distinct problems remembered.
+   * @defaultValue {@link DEFAULT_MAX_REMEMBERED}
+   */
   maxRemembered?: number;
   now?: () => number;
 }
@@ -116,6 +122,11 @@ export function conflictRejection(c: CellConflict): RejectionInput {
   };
 }
 
+/** A distinct rejection is reported again after an hour. */
+export const DEFAULT_REPEAT_AFTER_MS = 3_600_000;
+/** Distinct rejections remembered (bounds the memory a flood of bad records can take). */
+export const DEFAULT_MAX_REMEMBERED = 10_000;
+
 export class RejectionRecorder {
   private readonly seen = new Map<string, number>();
   private readonly metric;
@@ -132,8 +143,8 @@ export class RejectionRecorder {
           ['source', 'reason'],
         )
       : null;
-    this.repeatAfterMs = opts.repeatAfterMs ?? 3_600_000;
-    this.max = opts.maxRemembered ?? 10_000;
+    this.repeatAfterMs = opts.repeatAfterMs ?? DEFAULT_REPEAT_AFTER_MS;
+    this.max = opts.maxRemembered ?? DEFAULT_MAX_REMEMBERED;
     this.now = opts.now ?? Date.now;
   }
 

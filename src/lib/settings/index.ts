@@ -27,4 +27,5 @@ export {
   type SettingSpec,
   type SettingsTable,
   settingLabel,
+  snakeKey,
 } from './spec.js';

@@ -69,6 +69,11 @@ export function camelKey(key: string): string {
   return key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
+/** `subnetFile` → `subnet_file` (the JSON key of a snake_case format such as a CNI config). */
+export function snakeKey(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
 /** `setting (--flag / ENV)`: how every message names a setting. */
 export function settingLabel(table: SettingsTable, key: string): string {
   return `${key} (${flagName(key)} / ${envNameOf(table.envPrefix, key)})`;
