@@ -16,7 +16,7 @@ export const METRICS = {
   reconciles: 'cfnet_controller_reconciles_total',
   eventToPublish: 'cfnet_controller_event_to_publish_seconds',
   rulesetVersion: 'cfnet_controller_ruleset_version',
-  convergenceLag: 'cfnet_controller_convergence_lag_seconds',
+  cellLag: 'cfnet_cell_lag_seconds',
   cellsConverged: 'cfnet_controller_cells_converged',
   // controller: informers
   streamReconnects: 'cfnet_controller_stream_reconnects_total',
