@@ -23,6 +23,7 @@ export const METRICS = {
   pollErrors: 'cfnet_controller_poll_errors_total',
   polls: 'cfnet_controller_polls_total',
   events: 'cfnet_controller_events_total',
+  bbsEventsSkipped: 'cfnet_controller_bbs_events_skipped_total',
   informerSynced: 'cfnet_controller_informer_synced',
   worldObjects: 'cfnet_controller_world_objects',
   isLeader: 'cfnet_controller_is_leader',
