@@ -321,8 +321,14 @@ export class BbsInformer {
     this.skipped('malformed', e.name, e.id, `${e.name}: ${what}`);
   }
 
-  /** Apply one event to the world. */
+  /** Apply one event to the world; a malformed one is skipped and recorded. */
   private apply(e: StreamEvent<DecodedBbsEvent>): void {
+    const why = this.applyOrWhy(e);
+    if (why !== null) this.malformed(e, why);
+  }
+
+  /** Applies one event; returns what is missing from a malformed one (null when applied). */
+  private applyOrWhy(e: StreamEvent<DecodedBbsEvent>): string | null {
     const w = this.ctx.world;
     const at = e.receivedAt;
     this.metrics.event(e.name);
@@ -330,23 +336,23 @@ export class BbsInformer {
       case 'desired_lrp_created':
       case 'desired_lrp_changed': {
         const d = e.name === 'desired_lrp_created' ? e.message.desiredLrp : e.message.after;
-        if (!d) return this.malformed(e, 'no desired LRP in it');
+        if (!d) return 'no desired LRP in it';
         const r = this.desired(d, at);
         if (r) w.upsertDesired(r.info, r.snapshot, { kind: 'desired', id: r.info.processGuid, at });
-        return;
+        return null;
       }
       case 'desired_lrp_removed': {
         const pg = e.message.desiredLrp?.processGuid;
-        if (!pg) return this.malformed(e, 'no process guid in it');
+        if (!pg) return 'no process guid in it';
         w.removeDesired(pg, { kind: 'desired', id: pg, at });
-        return;
+        return null;
       }
       case 'actual_lrp_instance_created': {
         const a = e.message.actualLrp;
-        if (!a) return this.malformed(e, 'no actual LRP in it');
+        if (!a) return 'no actual LRP in it';
         const i = this.ingest.instance(instanceFromBbs(a));
         if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
-        return;
+        return null;
       }
       case 'actual_lrp_instance_changed': {
         const m = e.message;
@@ -355,35 +361,35 @@ export class BbsInformer {
         const handle = m.actualLrpInstanceKey?.instanceGuid ?? '';
         if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
         else if (handle) w.removeInstance(handle, { kind: 'lrp', id: handle, at });
-        else return this.malformed(e, 'no instance guid in it');
-        return;
+        else return 'no instance guid in it';
+        return null;
       }
       case 'actual_lrp_instance_removed': {
         const handle = e.message.actualLrp?.actualLrpInstanceKey?.instanceGuid ?? '';
-        if (!handle) return this.malformed(e, 'no instance guid in it');
+        if (!handle) return 'no instance guid in it';
         w.removeInstance(handle, { kind: 'lrp', id: handle, at });
-        return;
+        return null;
       }
       case 'task_created':
       case 'task_changed': {
         const t = e.name === 'task_created' ? e.message.task : e.message.after;
-        if (!t) return this.malformed(e, 'no task in it');
+        if (!t) return 'no task in it';
         const r = this.task(t, at);
         const trigger: Trigger = { kind: 'task', id: t.taskGuid ?? '', at };
         if (r) w.upsertTask(r.info, r.snapshot, trigger);
         else if (t.taskGuid) w.removeTask(t.taskGuid, trigger);
-        else return this.malformed(e, 'no task guid in it');
-        return;
+        else return 'no task guid in it';
+        return null;
       }
       case 'task_removed': {
         const guid = e.message.task?.taskGuid;
-        if (!guid) return this.malformed(e, 'no task guid in it');
+        if (!guid) return 'no task guid in it';
         w.removeTask(guid, { kind: 'task', id: guid, at });
-        return;
+        return null;
       }
       default:
         // actual_lrp_crashed (a changed event follows) and the deprecated group events
-        return;
+        return null;
     }
   }
 }
