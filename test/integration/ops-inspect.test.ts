@@ -447,4 +447,51 @@ describe('cfnet cells / rules / explain', () => {
       25,
     );
   });
+
+  it('explain: a running task without an address yet is "not yet addressed", neither a disagreement nor a denial', async () => {
+    const taskGuid = 'ops-task-no-ip';
+    await f.sim.apply({ kind: 'task-run', appGuid: src, taskGuid, cellId: cells[0]!, durationMs: 600_000 });
+    await waitUntil(
+      'the task in the stored world, without an address',
+      async () => {
+        const w = await loadRedisWorld(redis, keys);
+        const t = w.containersOf(src).find((c) => c.handle === taskGuid);
+        return t && t.ip === '' ? t : null;
+      },
+      30_000,
+      100,
+    );
+    await waitUntil('every cell converged', allConverged, 60_000, 200);
+
+    const c2c = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', src, '--to', dst, '--port', '7001'],
+      f.ns,
+    );
+    assert.equal(c2c.allowed, true);
+    assert.equal(c2c.consistent, true, JSON.stringify(c2c.cells));
+    const srcCell = c2c.cells.find((c) => c.role === 'source' && c.cellId === cells[0])!;
+    assert.deepEqual(srcCell.notAddressed, [taskGuid]);
+    assert.equal(srcCell.agrees, true);
+    assert.match(srcCell.detail, /1 not yet addressed/);
+
+    const egress = await cfnetJson<EgressExplanation>(
+      ['explain', '--from', src, '--to', '203.0.113.9', '--port', '443'],
+      f.ns,
+    );
+    const task = egress.decisions.find((d) => d.handle === taskGuid)!;
+    assert.equal(task.by, 'not-yet-addressed');
+    assert.equal(egress.consistent, true);
+    // the verdict is the addressed containers' (the app's one LRP instance), not a mix with the task
+    const others = egress.decisions.filter((d) => d.handle !== taskGuid);
+    assert.ok(others.length > 0);
+    assert.equal(
+      egress.allowed,
+      others.every((d) => d.allowed) ? true : others.some((d) => d.allowed) ? null : false,
+    );
+    const human = await cfnet(['explain', '--from', src, '--to', '203.0.113.9', '--port', '443'], {
+      namespace: f.ns,
+    });
+    assert.match(human.stdout, /not yet addressed/);
+    assert.doesNotMatch(human.stdout, /DISAGREE/);
+  });
 });
