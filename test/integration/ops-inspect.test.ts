@@ -161,6 +161,45 @@ describe('cfnet cells / rules / explain', () => {
     await waitUntil('the metric back at 0', async () => (await lagMetric(lazy)) === 0, 10_000, 200);
   });
 
+  it('a cell whose agent reports a failed apply is in error, behind the policy change it could not apply', async () => {
+    const broken = cells[cells.length - 1]!;
+    const before = (await cellsJson()).find((c) => c.cellId === broken)!;
+    await f.agents.get(broken)!.stop();
+    f.agents.delete(broken);
+    try {
+      // what a real agent reports when nft refuses the rule set: the version it still holds, and why
+      await store.reportStatus(broken, {
+        appliedVersion: before.applied,
+        appliedAt: Date.now(),
+        error: 'nft: Error: Could not process rule: No such file or directory',
+        intervalMs: 60_000,
+      });
+      // a new version (same content) the agent could not apply
+      const current = (await store.get(broken))!;
+      await store.write(current, current);
+      const c = (await cellsJson()).find((x) => x.cellId === broken)!;
+      assert.equal(c.state, 'error');
+      assert.match(c.error, /Could not process rule/);
+      assert.ok(c.desired > c.applied && c.lagMs >= 0);
+      const errs = await cfnetJson<CellConvergence[]>(['cells', '--state', 'error'], f.ns);
+      assert.deepEqual(
+        errs.map((x) => x.cellId),
+        [broken],
+      );
+      const m1 = await waitUntil(
+        'the metric counting',
+        async () => (((await lagMetric(broken)) ?? 0) > 0 ? lagMetric(broken) : null),
+        10_000,
+        200,
+      );
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.ok((await lagMetric(broken))! > m1!, 'the lag of a broken cell keeps growing');
+    } finally {
+      await f.startAgent(broken);
+    }
+    await waitUntil('every cell converged again', allConverged, 60_000, 200);
+  });
+
   it('with the queue paused, cells with a waiting reconcile job are pending, their lag the job’s age', async () => {
     const p = await cfnet(['queue', 'pause'], { namespace: f.ns });
     assert.equal(p.code, 0, p.stderr);
