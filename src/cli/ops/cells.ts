@@ -31,6 +31,24 @@ function cellRows(cells: readonly CellConvergence[], now: number) {
   }));
 }
 
+/** The states and their meaning, the first that holds wins; wrapped at 80 columns. */
+function statesHelp(): string {
+  const pad = Math.max(...CELL_STATE_NAMES.map((s) => s.length)) + 4;
+  const lines = ['States, the first that holds wins (lag: how long the cell has been behind):'];
+  for (const s of CELL_STATE_NAMES) {
+    let line = `  ${s}`.padEnd(pad);
+    for (const word of CELL_STATES[s].split(' ')) {
+      if (line.length + word.length + 1 > 80 && line.trim() !== s) {
+        lines.push(line.trimEnd());
+        line = ' '.repeat(pad);
+      }
+      line += `${word} `;
+    }
+    lines.push(line.trimEnd());
+  }
+  return lines.join('\n');
+}
+
 export function registerCells(program: Command, io: OpsIo): void {
   const cmd = program
     .command('cells')
@@ -42,10 +60,7 @@ export function registerCells(program: Command, io: OpsIo): void {
     )
     .option('--state <states>', `only cells in these states: ${CELL_STATE_NAMES.join(', ')}`);
   jsonOption(connectionOptions(cmd), 'the cells')
-    .addHelpText(
-      'after',
-      `\nStates (lag: how long the cell has been behind, or its reconcile job has waited):\n${CELL_STATE_NAMES.map((s) => `  ${s}: ${CELL_STATES[s]}`).join('\n')}\n${EXIT_HELP}`,
-    )
+    .addHelpText('after', `\n${statesHelp()}\n${EXIT_HELP}`)
     .action(
       run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
         const { cellConvergence, byLag, stateCounts, publishState, publishWarning } = await import(
