@@ -148,6 +148,7 @@ export class StatusKeeper {
     const body = {
       appliedVersion: r.appliedVersion,
       appliedAt: r.lastApplyAt || Date.now(),
+      statusIntervalSeconds: this.ctx.config.statusIntervalSeconds,
       ...(r.lastApplyError ? { error: r.lastApplyError } : {}),
       ...(r.refused.length > 0 ? { refused: r.refused.slice(0, 10_000) } : {}),
       ...(items ? { containers: items.slice(0, 10_000) } : {}),

@@ -13,6 +13,8 @@ export const StatusBody = z.object({
   /** ms since the epoch; the controller's clock when absent. */
   appliedAt: z.number().int().nonnegative().optional(),
   error: z.string().max(4096).optional(),
+  /** How often the agent reports (s): the controller calls a cell silent for a few intervals stale. */
+  statusIntervalSeconds: z.number().int().positive().max(86_400).optional(),
   containers: z.array(z.unknown()).max(10_000).optional(),
   /** Containers the agent's dataplane refused (the rest of the rule set is applied). */
   refused: z

@@ -5,6 +5,7 @@
  */
 import { type Gauge, gauge, METRICS, type Registry } from '../lib/metrics.js';
 import type { World } from '../rules/world.js';
+import { type CellConvergence, stateCounts } from '../state/convergence.js';
 import type { RuleSetStore } from '../state/ruleset-store.js';
 import type { ReconcileQueue } from './reconcile/queue.js';
 import { InformerMetrics, type InformerSource } from './sources/context.js';
@@ -22,6 +23,8 @@ export interface MetricsSources {
   queue: () => ReconcileQueue;
   store: () => RuleSetStore;
   world: () => World | null;
+  /** The clock convergence is measured with (ms); tests move it. */
+  clock?: () => number;
 }
 
 export function registerControllerMetrics(r: Registry, self: MetricsSources): ControllerMetrics {
@@ -55,19 +58,24 @@ export function registerControllerMetrics(r: Registry, self: MetricsSources): Co
       // ignore
     }
   });
-  // One read of desired vs applied versions serves both gauges of a scrape.
-  let convergence: { at: number; rows: ReturnType<RuleSetStore['convergence']> } | null = null;
+  // One read of every cell's convergence (and the queue's unfinished jobs) serves both gauges of a scrape.
+  let convergence: { at: number; rows: Promise<CellConvergence[]> } | null = null;
   const convergenceNow = () => {
-    if (!convergence || Date.now() - convergence.at > 1000) {
-      convergence = { at: Date.now(), rows: self.store().convergence() };
-      convergence.rows.catch(() => {});
+    const now = (self.clock ?? Date.now)();
+    if (!convergence || now - convergence.at > 1000) {
+      const rows = self
+        .queue()
+        .pendingByCell()
+        .then((pending) => self.store().convergence({ now, pending }));
+      rows.catch(() => {});
+      convergence = { at: now, rows };
     }
     return convergence.rows;
   };
   gauge(
     r,
-    METRICS.convergenceLag,
-    'Per cell: time the desired rule set has been waiting to be applied',
+    METRICS.cellLag,
+    'Per cell with a rule set: how long it has been behind (since its applied version first fell behind a desired one, or its reconcile job was created); 0 when converged',
     ['cell'],
     async function () {
       try {
@@ -82,14 +90,12 @@ export function registerControllerMetrics(r: Registry, self: MetricsSources): Co
   gauge(
     r,
     METRICS.cellsConverged,
-    'Cells whose agent reported the desired rule-set version (state=converged) or not (state=pending)',
+    'Cells with a rule set per convergence state: converged, pending, lagging, stale, error, no-agent, no-rule-set (docs/operations.md, `cfnet cells`)',
     ['state'],
     async function () {
       try {
-        const rows = await convergenceNow();
-        const ok = rows.filter((c) => c.applied === c.desired).length;
-        this.set({ state: 'converged' }, ok);
-        this.set({ state: 'pending' }, rows.length - ok);
+        const counts = stateCounts(await convergenceNow());
+        for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       } catch {
         // ignore
       }

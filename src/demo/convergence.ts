@@ -5,12 +5,15 @@
  * store in Redis (what the controller's dashboard and metrics read) plus each agent's own socket.
  * `ConvergenceTracker` keeps the history; `renderFrame` is pure.
  */
+import type { CellState, PendingJob } from '../state/convergence.js';
 import type { RuleSetStore } from '../state/ruleset-store.js';
 
 export interface CellView {
   cellId: string;
   desired: number;
   applied: number;
+  /** State and lag as src/state/convergence.ts defines them (what `cfnet cells` shows). */
+  state: CellState;
   lagMs: number;
   error: string;
   /** From the agent itself (null when its socket did not answer). */
@@ -37,7 +40,7 @@ export function percentile(xs: readonly number[], q: number): number {
 }
 
 export function converged(c: CellView): boolean {
-  return c.desired > 0 && c.applied === c.desired && c.error === '';
+  return c.state === 'converged';
 }
 
 export class ConvergenceTracker {
@@ -48,13 +51,16 @@ export class ConvergenceTracker {
     private readonly store: RuleSetStore,
     private readonly cellIds: readonly string[],
     private readonly agentState: (cellId: string) => Promise<Record<string, unknown>>,
+    /** The reconcile queue's unfinished jobs by cell (cells with one are `pending`). */
+    private readonly pending: () => Promise<ReadonlyMap<string, PendingJob>> = async () => new Map(),
   ) {
     for (const id of cellIds) this.history.set(id, { versionsApplied: 0, maxLagMs: 0, enforceMs: [] });
   }
 
   /** One look at every cell; records newly applied versions and their enforce latency. */
   async poll(now = Date.now()): Promise<Snapshot> {
-    const rows = new Map((await this.store.convergence(now)).map((r) => [r.cellId, r]));
+    const pending = await this.pending().catch(() => new Map<string, PendingJob>());
+    const rows = new Map((await this.store.convergence({ now, pending })).map((r) => [r.cellId, r]));
     const cells = await Promise.all(
       this.cellIds.map(async (cellId): Promise<CellView> => {
         const r = rows.get(cellId);
@@ -62,6 +68,7 @@ export class ConvergenceTracker {
           cellId,
           desired: r?.desired ?? 0,
           applied: r?.applied ?? 0,
+          state: r?.state ?? 'no-rule-set',
           lagMs: r?.lagMs ?? 0,
           error: r?.error ?? '',
           agent: await this.agentView(cellId),
@@ -116,10 +123,8 @@ function pad(text: string, width: number, right = false): string {
 }
 
 function state(c: CellView): string {
-  if (c.error) return `error: ${c.error.split('\n')[0]!.slice(0, 60)}`;
-  if (c.desired === 0) return 'waiting for a rule set';
-  if (converged(c)) return 'converged';
-  return c.applied === 0 ? 'applying first rule set' : 'applying';
+  if (c.state === 'error') return `error: ${c.error.split('\n')[0]!.slice(0, 60)}`;
+  return c.state;
 }
 
 /** The table of one snapshot plus a summary line (no colours: it also goes to logs and pipes). */

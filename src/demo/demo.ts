@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clearScreenDown, moveCursor } from 'node:readline';
 import { type AppRef, Cluster, type StopSummary } from '../lab/cluster.js';
+import { reconcileView } from '../lab/reconcile-view.js';
 import { type LabRedis, provideRedis } from '../lab/redis.js';
 import { errorMessage } from '../lib/errors.js';
 import { closeRedis, createRedis } from '../lib/redis.js';
@@ -154,12 +155,20 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
 
     const conn = createRedis(redis.url, { name: 'cfnet-demo-view' });
     const c = cluster;
+    const jobs = reconcileView(conn, cluster.redisNs);
     const tracker = new ConvergenceTracker(
       new RuleSetStore(conn, new Keys(cluster.redisNs)),
       cluster.cells.map((x) => x.id),
       (id) => c.cells.find((x) => x.id === id)!.agentState(),
+      () => jobs.pending(),
     );
-    store = { tracker, close: () => closeRedis(conn) };
+    store = {
+      tracker,
+      close: async () => {
+        await jobs.close().catch(() => {});
+        await closeRedis(conn);
+      },
+    };
     if (opts.churnRate > 0) churn = cluster.sim.runChurn({ rate: opts.churnRate, seed: opts.seed });
 
     const started = Date.now();

@@ -1,129 +1,45 @@
 /**
- * Per-cell convergence for operators: the desired rule-set version (what the controller stored)
- * against the version the cell's agent last reported applied, how long the desired version has
- * been waiting (lag), the agent's last error and when it last reported. Cells come from every
- * place the controller knows them from: stored rule sets, the world, agent inventories, leases.
+ * Per-cell convergence for operators (states and lag as src/state/convergence.ts defines them) of
+ * every cell the controller knows, from stored rule sets, the world, agent inventories, leases and
+ * the reconcile queue, and the leader's publish state.
  */
+
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { pendingByCell, type ReconcileJobData } from '../controller/reconcile/queue.js';
+import { type CellConvergence, readConvergence } from '../state/convergence.js';
 import type { Keys } from '../state/keys.js';
 
-export type CellState =
-  /** The agent reported the desired version. */
-  | 'converged'
-  /** The agent is at an older version (or none yet). */
-  | 'lagging'
-  /** The agent reported an error with its last apply. */
-  | 'error'
-  /** No agent ever reported for the cell. */
-  | 'no-agent'
-  /** The controller stored no rule set for the cell (yet). */
-  | 'no-rule-set';
+export {
+  byLag,
+  CELL_STATE_NAMES,
+  CELL_STATES,
+  type CellConvergence,
+  type CellState,
+  stateCounts,
+} from '../state/convergence.js';
 
-export interface CellConvergence {
-  cellId: string;
-  /** Stored version (0 = none) and when it was written (ms, Redis clock). */
-  desired: number;
-  desiredAt: number;
-  /** Version the agent last reported applied (0 = none), its apply time and report time (ms). */
-  applied: number;
-  appliedAt: number;
-  reportedAt: number;
-  /** How long the desired version has been waiting to be applied (0 when converged). */
-  lagMs: number;
-  error: string;
-  state: CellState;
-}
-
-/** Convergence of every known cell, sorted by cell id. */
+/**
+ * Convergence of every known cell, sorted by cell id; with the reconcile queue, cells with a job
+ * waiting or running are `pending`.
+ */
 export async function cellConvergence(
   redis: Redis,
   keys: Keys,
-  now = Date.now(),
+  opts: { now?: number; queue?: Queue<ReconcileJobData> } = {},
 ): Promise<CellConvergence[]> {
-  const [rs, world, inv, leased] = await Promise.all([
+  const [rs, world, inv, leased, pending] = await Promise.all([
     redis.smembers(keys.ruleSetCells),
     redis.smembers(keys.worldCells),
     redis.smembers(keys.inventoryCells),
     redis.hkeys(keys.leases),
+    opts.queue ? pendingByCell(opts.queue) : undefined,
   ]);
-  const cells = [...new Set([...rs, ...world, ...inv, ...leased])].sort();
-  const out: CellConvergence[] = [];
-  for (let i = 0; i < cells.length; i += 500) {
-    const part = cells.slice(i, i + 500);
-    const pipe = redis.pipeline();
-    for (const c of part) {
-      pipe.hmget(keys.ruleSet(c), 'version', 'updatedAt');
-      pipe.hmget(keys.status(c), 'appliedVersion', 'appliedAt', 'reportedAt', 'error');
-    }
-    const res = (await pipe.exec()) ?? [];
-    part.forEach((cellId, j) => {
-      const [err1, meta] = res[2 * j] ?? [];
-      const [err2, status] = res[2 * j + 1] ?? [];
-      if (err1) throw err1;
-      if (err2) throw err2;
-      const [v, at] = (meta ?? []) as Array<string | null>;
-      const [av, aat, rat, error] = (status ?? []) as Array<string | null>;
-      out.push(convergenceOf(cellId, { v, at, av, aat, rat, error }, now));
-    });
-  }
-  return out;
-}
-
-function convergenceOf(
-  cellId: string,
-  r: {
-    v?: string | null;
-    at?: string | null;
-    av?: string | null;
-    aat?: string | null;
-    rat?: string | null;
-    error?: string | null;
-  },
-  now: number,
-): CellConvergence {
-  const desired = Number(r.v ?? 0);
-  const desiredAt = Number(r.at ?? 0);
-  const applied = Number(r.av ?? 0);
-  const reported = r.av !== null && r.av !== undefined;
-  const error = r.error ?? '';
-  const converged = desired > 0 && applied === desired;
-  let state: CellState;
-  if (desired === 0) state = 'no-rule-set';
-  else if (error !== '') state = 'error';
-  else if (converged) state = 'converged';
-  else if (!reported) state = 'no-agent';
-  else state = 'lagging';
-  return {
-    cellId,
-    desired,
-    desiredAt,
-    applied,
-    appliedAt: Number(r.aat ?? 0),
-    reportedAt: Number(r.rat ?? 0),
-    lagMs: desired === 0 || converged ? 0 : Math.max(0, now - (desiredAt || now)),
-    error,
-    state,
-  };
-}
-
-/** Cells by lag, longest first (ties by cell id): the order of the dashboard and `cfnet cells --sort lag`. */
-export function byLag(cells: readonly CellConvergence[]): CellConvergence[] {
-  return [...cells].sort(
-    (a, b) => b.lagMs - a.lagMs || (a.cellId < b.cellId ? -1 : a.cellId > b.cellId ? 1 : 0),
-  );
-}
-
-/** Counts per state. */
-export function stateCounts(cells: readonly CellConvergence[]): Record<CellState, number> {
-  const out: Record<CellState, number> = {
-    converged: 0,
-    lagging: 0,
-    error: 0,
-    'no-agent': 0,
-    'no-rule-set': 0,
-  };
-  for (const c of cells) out[c.state]++;
-  return out;
+  const cells = [...new Set([...rs, ...world, ...inv, ...leased, ...(pending?.keys() ?? [])])].sort();
+  return readConvergence(redis, keys, cells, {
+    now: opts.now ?? Date.now(),
+    ...(pending ? { pending } : {}),
+  });
 }
 
 /** The leader's publish state (see Keys.publishState): why no rule set is being published. */

@@ -17,6 +17,8 @@
  *
  * Each cell involved is reported with its stored rule-set version, whether the stored rules agree
  * with the decision, and the version its agent applied (enforced = applied the stored version).
+ * A container without an address yet (a task before its agent reports one) is "not yet addressed":
+ * no rule set can hold it, so it is neither a disagreement nor a denial.
  *
  * Longer than ~400 lines: one decision procedure that walks a packet through the cell's rule set in
  * the dataplane's order and explains each step.
@@ -95,6 +97,8 @@ export interface CellEnforcement {
   agrees: boolean;
   /** The agent applied the stored version (so what it enforces is what was checked). */
   enforced: boolean;
+  /** Containers without an address yet: no rule set holds them, agreement is judged without them. */
+  notAddressed: string[];
   detail: string;
 }
 
@@ -138,7 +142,8 @@ export interface EgressDecision {
   /**
    * The decision step (decision-order.ts): deny-network:<always|running|staging>, dns,
    * host-service, asg, overlay (leaves the cell; the destination cell decides), default-deny; or
-   * no-rules (the cell's rule set does not hold the container).
+   * no-rules (the cell's rule set does not hold the container); or not-yet-addressed (the container
+   * has no address yet, so nothing is decided for it: `allowed` is false and it counts in no verdict).
    */
   by: string;
   /** The cell's chains the packet goes through, hook first (empty for no-rules). */
@@ -172,6 +177,11 @@ function policyRef(p: C2CPolicy): PolicyRef {
     ports: r.start === r.end ? String(r.start) : `${r.start}-${r.end}`,
   };
 }
+
+/** The `by` of a container without an address yet. */
+export const NOT_YET_ADDRESSED = 'not-yet-addressed';
+
+const addressed = (c: WorldContainer) => c.ip !== '';
 
 function byCell(containers: readonly WorldContainer[]): Map<string, WorldContainer[]> {
   const m = new Map<string, WorldContainer[]>();
@@ -209,6 +219,8 @@ function enforcement(
 ): CellEnforcement {
   const stored = cr?.rs?.version ?? 0;
   const applied = cr?.applied ?? 0;
+  const notAddressed = containers.filter((c) => !addressed(c)).map((c) => c.handle);
+  const waiting = notAddressed.length > 0 ? `; ${notAddressed.length} not yet addressed` : '';
   return {
     cellId,
     role,
@@ -217,7 +229,8 @@ function enforcement(
     appliedVersion: applied,
     agrees,
     enforced: stored > 0 && applied === stored,
-    detail: stored === 0 ? 'no rule set stored for the cell' : detail,
+    notAddressed,
+    detail: (stored === 0 ? 'no rule set stored for the cell' : detail) + waiting,
   };
 }
 
@@ -279,29 +292,31 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
   for (const [cellId, list] of dstCells) {
     const cr = rules.get(cellId);
     const rs = cr?.rs;
+    const withIp = list.filter(addressed);
     let present = 0;
-    for (const c of list) {
+    for (const c of withIp) {
       // the destination cell's c2c step (ctr_in), for a packet carrying A's tag
       if (rs && c2cAllows(rs, tag, c.ip, proto, port)) present++;
     }
-    const agrees = allowed ? present === list.length : present === 0;
+    const agrees = allowed ? present === withIp.length : present === 0;
     const detail = allowed
-      ? `c2c allow for tag ${tag} to ${present}/${list.length} containers`
+      ? `c2c allow for tag ${tag} to ${present}/${withIp.length} containers`
       : present > 0
-        ? `${present}/${list.length} containers still have an allow entry`
+        ? `${present}/${withIp.length} containers still have an allow entry`
         : 'no allow entry: denied (default deny)';
     cells.push(enforcement(cellId, 'destination', list, cr, agrees, detail));
   }
   for (const [cellId, list] of srcCells) {
     const cr = rules.get(cellId);
-    const marked = list.filter(
+    const withIp = list.filter(addressed);
+    const marked = withIp.filter(
       (c) => cr?.rs?.containers.find((x) => x.handle === c.handle)?.tag === tag,
     ).length;
-    const agrees = !allowed || marked === list.length;
+    const agrees = !allowed || marked === withIp.length;
     const detail =
       tag === null
         ? 'app has no policy tag: packets unmarked'
-        : `${marked}/${list.length} containers marked with tag ${tag}`;
+        : `${marked}/${withIp.length} containers marked with tag ${tag}`;
     cells.push(enforcement(cellId, 'source', list, cr, agrees, detail));
   }
   const what = `${proto} port ${port}`;
@@ -398,6 +413,19 @@ async function explainEgress(
     const rs = cr?.rs;
     let mismatch = 0;
     for (const c of list) {
+      if (!addressed(c)) {
+        const { matched: _none, ...none } = NO_RULES;
+        decisions.push({
+          cellId,
+          handle: c.handle,
+          workload: c.workload,
+          ...none,
+          by: NOT_YET_ADDRESSED,
+          rules: [],
+          fromCurrentAsgs: false,
+        });
+        continue;
+      }
       const inRules = rs?.containers.find((x) => x.handle === c.handle);
       const d = rs ? containerDecision(rs, c.handle, q, own.get(cellId) ?? null) : NO_RULES;
       if (!inRules || d.by === 'no-rules') {
@@ -441,7 +469,7 @@ async function explainEgress(
         fromCurrentAsgs: asg !== null && asg.effective(c.spaceGuid, lifecycle).hash === inRules.egress,
       });
     }
-    const mine = decisions.filter((d) => d.cellId === cellId);
+    const mine = decisions.filter((d) => d.cellId === cellId && d.by !== NOT_YET_ADDRESSED);
     cells.push(
       enforcement(
         cellId,
@@ -453,9 +481,11 @@ async function explainEgress(
       ),
     );
   }
-  const allowedCount = decisions.filter((d) => d.allowed).length;
-  const allowed = allowedCount === decisions.length ? true : allowedCount === 0 ? false : null;
-  const bys = [...new Set(decisions.map((d) => d.by))];
+  const judged = decisions.filter((d) => d.by !== NOT_YET_ADDRESSED);
+  const allowedCount = judged.filter((d) => d.allowed).length;
+  const allowed =
+    judged.length === 0 ? null : allowedCount === judged.length ? true : allowedCount === 0 ? false : null;
+  const bys = [...new Set(judged.map((d) => d.by))];
   const groupNames = [
     ...new Set(decisions.flatMap((d) => d.rules.flatMap((r) => r.groups.map((g) => g.name)))),
   ];
@@ -463,11 +493,13 @@ async function explainEgress(
     (q.protocol === 'icmp' ? `icmp to ${q.to}` : `${q.protocol} ${q.to} port ${q.port}`) +
     (bys.includes('overlay') ? ' (an overlay address: the cell holding it decides by its c2c entries)' : '');
   const reason =
-    allowed === true
-      ? `allowed (${bys.join(', ')})${groupNames.length > 0 ? ` by security group ${groupNames.join(', ')}` : ''}: ${what}`
-      : allowed === false
-        ? `denied (${bys.join(', ')}): ${what}`
-        : `depends on the container: ${allowedCount}/${decisions.length} allowed (${bys.join(', ')}): ${what}`;
+    judged.length === 0
+      ? `not yet addressed: no container of ${q.from} has an address yet (its agent reports one once the container is networked): ${what}`
+      : allowed === true
+        ? `allowed (${bys.join(', ')})${groupNames.length > 0 ? ` by security group ${groupNames.join(', ')}` : ''}: ${what}`
+        : allowed === false
+          ? `denied (${bys.join(', ')}): ${what}`
+          : `depends on the container: ${allowedCount}/${judged.length} allowed (${bys.join(', ')}): ${what}`;
   return {
     kind: 'egress',
     query: q,

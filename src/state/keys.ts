@@ -17,10 +17,10 @@
  * | `ns:w:pol` | hash | `version`, `hash`, `data` (policies JSON) |
  * | `ns:w:inv:<cell>` | hash | handle → InventoryEntry JSON (written by the agent API) |
  * | `ns:w:invcells` | set | cells with inventory |
- * | `ns:rs:<cell>` | hash | `version`, `hash`, `snapshot` (rule set JSON), `updatedAt` |
+ * | `ns:rs:<cell>` | hash | `version`, `hash`, `snapshot` (rule set JSON), `updatedAt`, `behindSince` (ms: when the agent's applied version first fell behind) |
  * | `ns:rslog:<cell>` | list | `<from> <to> <LogEntry JSON>`, oldest first, bounded |
  * | `ns:rs:cells` | set | cells with a stored rule set |
- * | `ns:st:<cell>` | hash | agent status: applied version, times, error |
+ * | `ns:st:<cell>` | hash | agent status: applied version, times, error, its report interval |
  * | `ns:lease:cells` | hash | cell → Lease JSON |
  * | `ns:lease:subnets` | hash | subnet → owning cell |
  * | `ns:lease:expiry` | sorted set | cell → lease expiry (ms) |

@@ -22,6 +22,7 @@ import { shortHash } from '../model/canonical.js';
 import { sortTags } from '../model/ruleset.js';
 import type { CellRuleSet, EgressRule, RuleSetPatch } from '../model/types.js';
 import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
+import { type CellConvergence, type ConvergenceOptions, readConvergence } from './convergence.js';
 import { MissingTagTableError, StaleWriteError } from './errors.js';
 import type { Keys } from './keys.js';
 import { defineStateScripts } from './scripts.js';
@@ -58,6 +59,8 @@ export interface AgentStatus {
   /** Controller clock, ms. */
   reportedAt: number;
   error: string;
+  /** How often the agent reports (ms; 0 = not told): a cell silent for a few intervals is stale. */
+  intervalMs?: number;
 }
 
 /** Patches kept per cell: an agent further behind gets a snapshot (the controller's `rulesetLogLength`). */
@@ -217,11 +220,13 @@ export function tagTableOf(rs: CellRuleSet): { ref: string; text: string } {
 }
 
 /**
- * Arguments of the write script: 5 keys (rule set, log, cells, tag tables, tag table references),
+ * Arguments of the write script: 6 keys (rule set, log, cells, tag tables, tag table references,
+ * agent status),
  * then expected, snapshot, hash, entry, logLength, channel, cell, tagsRef, tag table text ('' unless
  * the script asked for it: answer 2 = "table not stored yet").
  */
 type WriteArgs = [
+  string,
   string,
   string,
   string,
@@ -241,6 +246,9 @@ type WriteArgs = [
 interface ScriptRedis extends Redis {
   cfnetWriteRuleSet(...args: WriteArgs): Promise<[number, string]>;
   cfnetRaiseFloor(key: string, version: string): Promise<number>;
+  cfnetReportStatus(
+    ...args: [string, string, string, string, string, string, string, string]
+  ): Promise<number>;
 }
 
 /** A log line; sets named by key only (`upsertSets`) get the UNRESOLVED placeholder. */
@@ -340,6 +348,7 @@ export class RuleSetStore {
         this.keys.ruleSetCells,
         this.keys.tagTables,
         this.keys.tagTableRefs,
+        this.keys.status(cell),
         String(expected),
         serialized.body,
         serialized.hash,
@@ -454,18 +463,25 @@ export class RuleSetStore {
     }
   }
 
-  /** Record what an agent reports it applied. */
+  /**
+   * Record what an agent reports it applied; when it advanced but is still behind, the cell's
+   * `behindSince` moves to the first version above the one it holds (one script with the write's).
+   */
   async reportStatus(
     cellId: string,
     status: Omit<AgentStatus, 'reportedAt'>,
     now = Date.now(),
   ): Promise<void> {
-    await this.redis.hset(this.keys.status(cellId), {
-      appliedVersion: String(status.appliedVersion),
-      appliedAt: String(status.appliedAt),
-      reportedAt: String(now),
-      error: status.error,
-    });
+    await this.redis.cfnetReportStatus(
+      this.keys.status(cellId),
+      this.keys.ruleSet(cellId),
+      this.keys.ruleSetLog(cellId),
+      String(status.appliedVersion),
+      String(status.appliedAt),
+      String(now),
+      status.error,
+      String(status.intervalMs ?? 0),
+    );
   }
 
   async status(cellId: string): Promise<AgentStatus | null> {
@@ -476,36 +492,15 @@ export class RuleSetStore {
       appliedAt: Number(h.appliedAt ?? 0),
       reportedAt: Number(h.reportedAt ?? 0),
       error: h.error ?? '',
+      intervalMs: Number(h.intervalMs ?? 0),
     };
   }
 
   /**
-   * Desired vs applied for every cell with a rule set: lag is how long the desired version has
-   * been waiting (0 when applied).
+   * Convergence of every cell with a rule set (src/state/convergence.ts says what each state
+   * means); `pending` are the cells with a reconcile job waiting or running.
    */
-  async convergence(
-    now = Date.now(),
-  ): Promise<Array<{ cellId: string; desired: number; applied: number; lagMs: number; error: string }>> {
-    const cells = await this.cells();
-    if (cells.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const c of cells) {
-      pipe.hmget(this.keys.ruleSet(c), 'version', 'updatedAt');
-      pipe.hmget(this.keys.status(c), 'appliedVersion', 'error');
-    }
-    const res = (await pipe.exec()) ?? [];
-    return cells.map((cellId, i) => {
-      const [v, at] = (res[2 * i]?.[1] ?? []) as Array<string | null>;
-      const [applied, error] = (res[2 * i + 1]?.[1] ?? []) as Array<string | null>;
-      const desired = Number(v ?? 0);
-      const ap = Number(applied ?? 0);
-      return {
-        cellId,
-        desired,
-        applied: ap,
-        lagMs: ap === desired ? 0 : Math.max(0, now - Number(at ?? now)),
-        error: error ?? '',
-      };
-    });
+  async convergence(opts: ConvergenceOptions = {}): Promise<CellConvergence[]> {
+    return readConvergence(this.redis, this.keys, await this.cells(), opts);
   }
 }

@@ -12,6 +12,7 @@ import type { Redis } from 'ioredis';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { JobSummary } from '../../src/ops/queue-admin.js';
+import { CELL_STATE_NAMES, CELL_STATES, type CellState } from '../../src/state/convergence.js';
 import { Keys } from '../../src/state/keys.js';
 import {
   cfnet,
@@ -141,6 +142,12 @@ describe('dashboard in a headless browser', { skip: !existsSync(CHROMIUM) && `no
       assert.ok((await page.locator('#latency tbody tr').count()) >= 1, 'latency buckets');
       // every cell is listed with its convergence state
       for (const c of f.sim.world.cells.keys()) await page.locator(`#cells tr[data-cell="${c}"]`).waitFor();
+      // and what the state means (src/state/convergence.ts) as the state's tooltip
+      const firstCell = [...f.sim.world.cells.keys()][0]!;
+      const stateTd = page.locator(`#cells tr[data-cell="${firstCell}"] td[class^="state-"]`);
+      const shown = (await stateTd.textContent()) as CellState;
+      assert.ok(CELL_STATE_NAMES.includes(shown), shown);
+      assert.equal(await stateTd.getAttribute('title'), CELL_STATES[shown]);
 
       // repair the cause, then retry from the page
       await redis.hdel(keys.cellWorld(cell), 'zz-broken');

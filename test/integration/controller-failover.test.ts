@@ -160,7 +160,7 @@ describe('controller processes: failover and FLUSHALL (private redis-server)', (
       METRICS.queueOldestAge,
       METRICS.reconcileDuration,
       METRICS.eventToPublish,
-      METRICS.convergenceLag,
+      METRICS.cellLag,
       METRICS.cellsConverged,
       METRICS.streamReconnects,
       METRICS.pollErrors,

@@ -111,6 +111,32 @@ describe('demo convergence view (real Redis rule-set store)', () => {
     );
   });
 
+  it('shows the states `cfnet cells` shows: pending while a reconcile job waits, stale when the agent is silent', async () => {
+    const v = await store.write(rs('c3', 2), null);
+    const reportedAt = Date.now();
+    await store.reportStatus(
+      'c3',
+      { appliedVersion: v, appliedAt: reportedAt, error: '', intervalMs: 1000 },
+      reportedAt,
+    );
+    let pending = new Map([['c3', { state: 'waiting' as const, createdAt: reportedAt - 2000 }]]);
+    const tracker = new ConvergenceTracker(
+      store,
+      ['c3'],
+      async () => ({}),
+      async () => pending,
+    );
+    let s = await tracker.poll(reportedAt + 500);
+    assert.deepEqual([s.cells[0]!.state, s.cells[0]!.lagMs], ['pending', 2500]);
+    assert.match(renderFrame(s, tracker.history)[1]!, /\s2500\s.*pending$/);
+    assert.match(renderFrame(s, tracker.history).at(-1)!, /^converged 0\/1 cells/);
+    pending = new Map();
+    s = await tracker.poll(reportedAt + 500);
+    assert.equal(s.cells[0]!.state, 'converged');
+    s = await tracker.poll(reportedAt + 3001);
+    assert.equal(s.cells[0]!.state, 'stale', 'three report intervals without a report');
+  });
+
   it('percentiles are taken from the sorted samples', () => {
     assert.equal(percentile([5, 1, 3, 2, 4], 0.5), 3);
     assert.equal(percentile([5, 1, 3, 2, 4], 0.99), 5);

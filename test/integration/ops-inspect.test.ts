@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
+import { METRICS } from '../../src/lib/metrics.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { CellRuleSet } from '../../src/model/types.js';
 import type { CellConvergence } from '../../src/ops/cells.js';
@@ -92,15 +93,22 @@ describe('cfnet cells / rules / explain', () => {
     assert.match(bad.stderr, /invalid state "sleepy"/);
   });
 
-  it('a cell whose agent is down lags behind a policy change; it converges when the agent returns', async () => {
+  /** The controller's `cfnet_cell_lag_seconds` of one cell. */
+  const lagMetric = async (cell: string) =>
+    (await f.controller.registry.getSingleMetric(METRICS.cellLag)!.get()).values.find(
+      (v) => v.labels.cell === cell,
+    )?.value;
+
+  it('a cell whose agent stops reporting is stale, its lag growing from the change it missed; it converges when the agent returns', async () => {
     const lazy = dstContainers[0]!.cellId;
     const before = (await cellsJson()).find((c) => c.cellId === lazy)!;
     await f.agents.get(lazy)!.stop();
     f.agents.delete(lazy);
     try {
+      const changedAt = Date.now();
       await f.sim.apply({ kind: 'policy-add', source: src, destination: dst, port: 7001 });
-      const lagging = await waitUntil(
-        'the cell without agent lagging',
+      const behind = await waitUntil(
+        'the cell without agent behind',
         async () => {
           const c = (await cellsJson()).find((x) => x.cellId === lazy)!;
           return c.desired > before.desired && c.lagMs > 0 ? c : null;
@@ -108,11 +116,34 @@ describe('cfnet cells / rules / explain', () => {
         30_000,
         100,
       );
-      assert.equal(lagging.state, 'lagging');
-      assert.equal(lagging.applied, before.applied);
-      const only = await cfnetJson<CellConvergence[]>(['cells', '--state', 'lagging', '--sort', 'lag'], f.ns);
-      assert.ok(only.some((c) => c.cellId === lazy));
-      assert.ok(only.every((c) => c.state === 'lagging'));
+      // lagging until 3 of its report intervals (2 s) passed without a report, then stale
+      assert.ok(['lagging', 'stale'].includes(behind.state), behind.state);
+      assert.equal(behind.applied, before.applied);
+      assert.ok(behind.behindSince >= changedAt - 1000, 'behind since the policy change');
+      const stale = await waitUntil(
+        'the silent cell stale',
+        async () => {
+          const c = (await cellsJson()).find((x) => x.cellId === lazy)!;
+          return c.state === 'stale' ? c : null;
+        },
+        30_000,
+        200,
+      );
+      assert.ok(stale.lagMs > behind.lagMs, 'the lag keeps growing');
+      assert.ok(stale.silentMs > 6000);
+      const only = await cfnetJson<CellConvergence[]>(['cells', '--state', 'stale', '--sort', 'lag'], f.ns);
+      assert.deepEqual(
+        only.map((c) => c.cellId),
+        [lazy],
+      );
+      const m1 = await lagMetric(lazy);
+      await new Promise((r) => setTimeout(r, 1200));
+      const m2 = await lagMetric(lazy);
+      assert.ok(
+        m1 !== undefined && m1 * 1000 >= stale.lagMs - 1000,
+        `metric ${m1} s, cells ${stale.lagMs} ms`,
+      );
+      assert.ok(m2! > m1!, `the metric grows: ${m1} → ${m2}`);
       // explain: the policy allows it, the rule set stores it, but this cell does not enforce it yet
       const x = await cfnetJson<C2CExplanation>(
         ['explain', '--from', src, '--to', dst, '--port', '7001'],
@@ -122,9 +153,86 @@ describe('cfnet cells / rules / explain', () => {
       const cellX = x.cells.find((c) => c.cellId === lazy && c.role === 'destination')!;
       assert.equal(cellX.agrees, true);
       assert.equal(cellX.enforced, false);
-      assert.equal(cellX.storedVersion, lagging.desired);
+      assert.equal(cellX.storedVersion, behind.desired);
     } finally {
       await f.startAgent(lazy);
+    }
+    await waitUntil('every cell converged again', allConverged, 60_000, 200);
+    await waitUntil('the metric back at 0', async () => (await lagMetric(lazy)) === 0, 10_000, 200);
+  });
+
+  it('a cell whose agent reports a failed apply is in error, behind the policy change it could not apply', async () => {
+    const broken = cells[cells.length - 1]!;
+    const before = (await cellsJson()).find((c) => c.cellId === broken)!;
+    await f.agents.get(broken)!.stop();
+    f.agents.delete(broken);
+    try {
+      // what a real agent reports when nft refuses the rule set: the version it still holds, and why
+      await store.reportStatus(broken, {
+        appliedVersion: before.applied,
+        appliedAt: Date.now(),
+        error: 'nft: Error: Could not process rule: No such file or directory',
+        intervalMs: 60_000,
+      });
+      // a new version (same content) the agent could not apply
+      const current = (await store.get(broken))!;
+      await store.write(current, current);
+      const c = (await cellsJson()).find((x) => x.cellId === broken)!;
+      assert.equal(c.state, 'error');
+      assert.match(c.error, /Could not process rule/);
+      assert.ok(c.desired > c.applied && c.lagMs >= 0);
+      const errs = await cfnetJson<CellConvergence[]>(['cells', '--state', 'error'], f.ns);
+      assert.deepEqual(
+        errs.map((x) => x.cellId),
+        [broken],
+      );
+      const m1 = await waitUntil(
+        'the metric counting',
+        async () => (((await lagMetric(broken)) ?? 0) > 0 ? lagMetric(broken) : null),
+        10_000,
+        200,
+      );
+      await new Promise((r) => setTimeout(r, 1200));
+      assert.ok((await lagMetric(broken))! > m1!, 'the lag of a broken cell keeps growing');
+    } finally {
+      await f.startAgent(broken);
+    }
+    await waitUntil('every cell converged again', allConverged, 60_000, 200);
+  });
+
+  it('with the queue paused, cells with a waiting reconcile job are pending, their lag the job’s age', async () => {
+    const p = await cfnet(['queue', 'pause'], { namespace: f.ns });
+    assert.equal(p.code, 0, p.stderr);
+    try {
+      await f.sim.apply({ kind: 'policy-add', source: src, destination: dst, port: 7005 });
+      const pending = await waitUntil(
+        'cells pending',
+        async () => {
+          const cs = (await cellsJson()).filter((c) => c.state === 'pending');
+          return cs.length > 0 ? cs : null;
+        },
+        30_000,
+        100,
+      );
+      for (const c of pending) {
+        assert.equal(c.job?.state, 'waiting');
+        assert.equal(c.applied, c.desired, 'nothing new was written: only the job says the cell is behind');
+      }
+      await new Promise((r) => setTimeout(r, 1500));
+      const later = await cellsJson();
+      for (const c of pending) {
+        const l = later.find((x) => x.cellId === c.cellId)!;
+        assert.equal(l.state, 'pending');
+        assert.ok(l.lagMs >= c.lagMs + 1000, `${c.cellId}: ${c.lagMs} → ${l.lagMs}`);
+      }
+      const m = await lagMetric(pending[0]!.cellId);
+      assert.ok(m !== undefined && m >= 1, `metric ${m}`);
+      const human = await cfnet(['cells'], { namespace: f.ns });
+      assert.match(human.stdout, /pending \(job waiting\)/);
+    } finally {
+      await cfnet(['queue', 'resume'], { namespace: f.ns });
+      // the tests after this one expect only the 7001 policy between the two apps
+      await f.sim.apply({ kind: 'policy-remove', source: src, destination: dst, port: 7005 });
     }
     await waitUntil('every cell converged again', allConverged, 60_000, 200);
   });
@@ -377,5 +485,52 @@ describe('cfnet cells / rules / explain', () => {
       30_000,
       25,
     );
+  });
+
+  it('explain: a running task without an address yet is "not yet addressed", neither a disagreement nor a denial', async () => {
+    const taskGuid = 'ops-task-no-ip';
+    await f.sim.apply({ kind: 'task-run', appGuid: src, taskGuid, cellId: cells[0]!, durationMs: 600_000 });
+    await waitUntil(
+      'the task in the stored world, without an address',
+      async () => {
+        const w = await loadRedisWorld(redis, keys);
+        const t = w.containersOf(src).find((c) => c.handle === taskGuid);
+        return t && t.ip === '' ? t : null;
+      },
+      30_000,
+      100,
+    );
+    await waitUntil('every cell converged', allConverged, 60_000, 200);
+
+    const c2c = await cfnetJson<C2CExplanation>(
+      ['explain', '--from', src, '--to', dst, '--port', '7001'],
+      f.ns,
+    );
+    assert.equal(c2c.allowed, true);
+    assert.equal(c2c.consistent, true, JSON.stringify(c2c.cells));
+    const srcCell = c2c.cells.find((c) => c.role === 'source' && c.cellId === cells[0])!;
+    assert.deepEqual(srcCell.notAddressed, [taskGuid]);
+    assert.equal(srcCell.agrees, true);
+    assert.match(srcCell.detail, /1 not yet addressed/);
+
+    const egress = await cfnetJson<EgressExplanation>(
+      ['explain', '--from', src, '--to', '203.0.113.9', '--port', '443'],
+      f.ns,
+    );
+    const task = egress.decisions.find((d) => d.handle === taskGuid)!;
+    assert.equal(task.by, 'not-yet-addressed');
+    assert.equal(egress.consistent, true);
+    // the verdict is the addressed containers' (the app's one LRP instance), not a mix with the task
+    const others = egress.decisions.filter((d) => d.handle !== taskGuid);
+    assert.ok(others.length > 0);
+    assert.equal(
+      egress.allowed,
+      others.every((d) => d.allowed) ? true : others.some((d) => d.allowed) ? null : false,
+    );
+    const human = await cfnet(['explain', '--from', src, '--to', '203.0.113.9', '--port', '443'], {
+      namespace: f.ns,
+    });
+    assert.match(human.stdout, /not yet addressed/);
+    assert.doesNotMatch(human.stdout, /DISAGREE/);
   });
 });

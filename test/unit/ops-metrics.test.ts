@@ -200,7 +200,7 @@ describe('ops/: alert rules and dashboard', () => {
     const used = new Set(exprs.flatMap(metricsIn));
     for (const m of used) assert.ok(names.has(m), `the dashboard queries ${m}, which no code registers`);
     for (const m of [
-      'cfnet_controller_convergence_lag_seconds',
+      'cfnet_cell_lag_seconds',
       'cfnet_controller_queue_oldest_job_age_seconds',
       'cfnet_controller_rejected_total',
     ])

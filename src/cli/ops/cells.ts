@@ -1,10 +1,11 @@
 /**
- * `cfnet cells`: desired vs applied rule-set version, lag, state and last error per cell.
+ * `cfnet cells`: desired vs applied rule-set version, lag, state and last error per cell (states
+ * and lag as src/state/convergence.ts defines them).
  */
 import { type Command, Option } from 'commander';
 import { ValidationError } from '../../lib/errors.js';
-import type { CellConvergence } from '../../ops/cells.js';
 import { ago, formatDuration, table, truncate } from '../../ops/format.js';
+import { CELL_STATE_NAMES, CELL_STATES, type CellConvergence } from '../../state/convergence.js';
 import {
   type ConnFlags,
   connectionOptions,
@@ -24,10 +25,28 @@ function cellRows(cells: readonly CellConvergence[], now: number) {
     desired: c.desired || '',
     applied: c.applied || '',
     lag: c.lagMs > 0 ? formatDuration(c.lagMs) : '0',
-    state: c.state,
+    state: c.job ? `${c.state} (job ${c.job.state})` : c.state,
     reported: ago(c.reportedAt, now),
     error: truncate(c.error, 80),
   }));
+}
+
+/** The states and their meaning, the first that holds wins; wrapped at 80 columns. */
+function statesHelp(): string {
+  const pad = Math.max(...CELL_STATE_NAMES.map((s) => s.length)) + 4;
+  const lines = ['States, the first that holds wins (lag: how long the cell has been behind):'];
+  for (const s of CELL_STATE_NAMES) {
+    let line = `  ${s}`.padEnd(pad);
+    for (const word of CELL_STATES[s].split(' ')) {
+      if (line.length + word.length + 1 > 80 && line.trim() !== s) {
+        lines.push(line.trimEnd());
+        line = ' '.repeat(pad);
+      }
+      line += `${word} `;
+    }
+    lines.push(line.trimEnd());
+  }
+  return lines.join('\n');
 }
 
 export function registerCells(program: Command, io: OpsIo): void {
@@ -39,24 +58,24 @@ export function registerCells(program: Command, io: OpsIo): void {
     .addOption(
       new Option('--sort <key>', 'order of the rows').choices(['cell', 'lag', 'state']).default('cell'),
     )
-    .option(
-      '--state <states>',
-      'only cells in these states: converged, lagging, error, no-agent, no-rule-set',
-    );
+    .option('--state <states>', `only cells in these states: ${CELL_STATE_NAMES.join(', ')}`);
   jsonOption(connectionOptions(cmd), 'the cells')
-    .addHelpText('after', EXIT_HELP)
+    .addHelpText('after', `\n${statesHelp()}\n${EXIT_HELP}`)
     .action(
       run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
         const { cellConvergence, byLag, stateCounts, publishState, publishWarning } = await import(
           '../../ops/cells.js'
         );
-        const valid = ['converged', 'lagging', 'error', 'no-agent', 'no-rule-set'];
+        const valid: readonly string[] = CELL_STATE_NAMES;
         const states = list(o.state);
         for (const s of states)
           if (!valid.includes(s)) throw new ValidationError('state', s, `must be one of ${valid.join(', ')}`);
         const now = Date.now();
         const [all, publish] = await withContext(io, o, (ctx) =>
-          Promise.all([cellConvergence(ctx.redis, ctx.keys, now), publishState(ctx.redis, ctx.keys)]),
+          Promise.all([
+            cellConvergence(ctx.redis, ctx.keys, { now, queue: ctx.queue.queue }),
+            publishState(ctx.redis, ctx.keys),
+          ]),
         );
         let cells = all;
         const warning = publishWarning(publish, now);

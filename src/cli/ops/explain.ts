@@ -39,7 +39,7 @@ function printExplanation(io: OpsIo, x: Explanation): void {
           cell: d.cellId,
           container: d.handle,
           workload: d.workload,
-          verdict: d.allowed ? 'allow' : 'deny',
+          verdict: d.by === 'not-yet-addressed' ? 'not yet addressed' : d.allowed ? 'allow' : 'deny',
           by: d.by,
           path: d.local ? `input (${d.local})` : d.chains.length > 0 ? 'forward' : '',
           rules: d.rules

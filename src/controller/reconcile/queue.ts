@@ -9,6 +9,7 @@
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Trigger } from '../../rules/world.js';
+import type { PendingJob } from '../../state/convergence.js';
 
 export const RECONCILE_QUEUE = 'reconcile';
 export const RECONCILE_JOB = 'reconcile';
@@ -60,6 +61,25 @@ export function jobOptions(cellId: string, o: ReconcileQueueOptions): JobsOption
 /** How many triggers a job carries at most (the oldest ones: they bound the latency). */
 export const MAX_TRIGGERS = 5;
 
+const UNFINISHED = ['waiting', 'prioritized', 'delayed', 'active'] as const;
+
+/**
+ * The oldest unfinished job of each cell: what makes a cell `pending` (src/state/convergence.ts).
+ * Jobs are deduplicated per cell, so this is at most two jobs per cell.
+ */
+export async function pendingByCell(queue: Queue<ReconcileJobData>): Promise<Map<string, PendingJob>> {
+  const out = new Map<string, PendingJob>();
+  for (const state of UNFINISHED) {
+    for (const j of await queue.getJobs([state], 0, -1, true)) {
+      const cell = j?.data?.cellId;
+      if (!cell) continue;
+      const prev = out.get(cell);
+      if (!prev || j.timestamp < prev.createdAt) out.set(cell, { state, createdAt: j.timestamp });
+    }
+  }
+  return out;
+}
+
 export class ReconcileQueue {
   readonly queue: Queue<ReconcileJobData>;
 
@@ -102,6 +122,11 @@ export class ReconcileQueue {
     let oldest = now;
     for (const j of jobs) if (j.timestamp < oldest) oldest = j.timestamp;
     return now - oldest;
+  }
+
+  /** The oldest unfinished job of each cell (see `pendingByCell`). */
+  pendingByCell(): Promise<Map<string, PendingJob>> {
+    return pendingByCell(this.queue);
   }
 
   async close(): Promise<void> {

@@ -318,6 +318,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       appliedVersion: b.appliedVersion,
       appliedAt: b.appliedAt ?? Date.now(),
       error: b.error ?? '',
+      intervalMs: (b.statusIntervalSeconds ?? 0) * 1000,
     };
     await deps.store.reportStatus(cell, status);
     deps.onStatus?.(cell, status);

@@ -25,7 +25,7 @@ import {
 } from '../../rules/records.js';
 import type { Trigger } from '../../rules/world.js';
 import { clockOf, type InformerContext, InformerMetrics, ingestOf } from './context.js';
-import type { IngestGate } from './gate.js';
+import { type IngestGate, SKIPPED_EVENT_REASONS, type SkippedEventReason } from './gate.js';
 import { DEFAULT_JITTER, jittered } from './poller.js';
 
 /** Events applied per event-loop turn (each is a few µs; a turn stays well under 100 ms). */
@@ -135,6 +135,17 @@ export class BbsInformer {
         this.queue.push(e);
         this.poke();
       });
+      s.on('decodeError', ({ name, id, error, dataLength }) =>
+        this.skipped(
+          'undecodable',
+          name,
+          id,
+          `payload of ${dataLength} bytes does not decode: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+      s.on('unknown', ({ name, id }) =>
+        this.skipped('unknown', name, id, 'event name unknown to this controller (a newer BBS?)'),
+      );
       s.on('open', ({ reconnect }) => {
         // A stream that opened only after the first listing may have missed events: list again.
         if (!reconnect && this.listedOnce) this.requestRelist(`${name} stream opened after the listing`);
@@ -145,8 +156,15 @@ export class BbsInformer {
       });
       s.start();
     }
+    for (const reason of SKIPPED_EVENT_REASONS) this.metrics.skippedEvent(reason, 0);
     this.scheduleRelist();
     this.loop = this.run();
+  }
+
+  /** A BBS event skipped as a whole: counted, and recorded (journal, log) once per name and reason. */
+  private skipped(reason: SkippedEventReason, name: string, id: string, message: string): void {
+    this.metrics.skippedEvent(reason);
+    this.ingest.bbsEventSkipped(reason, name, id, message);
   }
 
   async stop(): Promise<void> {
@@ -316,8 +334,18 @@ export class BbsInformer {
     return { info: { ...r.info, snapshot: snapshot.hash }, snapshot };
   }
 
-  /** Apply one event to the world. */
+  private malformed(e: StreamEvent<DecodedBbsEvent>, what: string): void {
+    this.skipped('malformed', e.name, e.id, `${e.name}: ${what}`);
+  }
+
+  /** Apply one event to the world; a malformed one is skipped and recorded. */
   private apply(e: StreamEvent<DecodedBbsEvent>): void {
+    const why = this.applyOrWhy(e);
+    if (why !== null) this.malformed(e, why);
+  }
+
+  /** Applies one event; returns what is missing from a malformed one (null when applied). */
+  private applyOrWhy(e: StreamEvent<DecodedBbsEvent>): string | null {
     const w = this.ctx.world;
     const at = e.receivedAt;
     this.metrics.event(e.name);
@@ -325,21 +353,23 @@ export class BbsInformer {
       case 'desired_lrp_created':
       case 'desired_lrp_changed': {
         const d = e.name === 'desired_lrp_created' ? e.message.desiredLrp : e.message.after;
-        if (!d) return;
+        if (!d) return 'no desired LRP in it';
         const r = this.desired(d, at);
         if (r) w.upsertDesired(r.info, r.snapshot, { kind: 'desired', id: r.info.processGuid, at });
-        return;
+        return null;
       }
       case 'desired_lrp_removed': {
         const pg = e.message.desiredLrp?.processGuid;
-        if (pg) w.removeDesired(pg, { kind: 'desired', id: pg, at });
-        return;
+        if (!pg) return 'no process guid in it';
+        w.removeDesired(pg, { kind: 'desired', id: pg, at });
+        return null;
       }
       case 'actual_lrp_instance_created': {
         const a = e.message.actualLrp;
-        const i = a ? this.ingest.instance(instanceFromBbs(a)) : null;
+        if (!a) return 'no actual LRP in it';
+        const i = this.ingest.instance(instanceFromBbs(a));
         if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
-        return;
+        return null;
       }
       case 'actual_lrp_instance_changed': {
         const m = e.message;
@@ -348,31 +378,35 @@ export class BbsInformer {
         const handle = m.actualLrpInstanceKey?.instanceGuid ?? '';
         if (i) w.upsertInstance(i, { kind: 'lrp', id: i.handle, at });
         else if (handle) w.removeInstance(handle, { kind: 'lrp', id: handle, at });
-        return;
+        else return 'no instance guid in it';
+        return null;
       }
       case 'actual_lrp_instance_removed': {
         const handle = e.message.actualLrp?.actualLrpInstanceKey?.instanceGuid ?? '';
-        if (handle) w.removeInstance(handle, { kind: 'lrp', id: handle, at });
-        return;
+        if (!handle) return 'no instance guid in it';
+        w.removeInstance(handle, { kind: 'lrp', id: handle, at });
+        return null;
       }
       case 'task_created':
       case 'task_changed': {
         const t = e.name === 'task_created' ? e.message.task : e.message.after;
-        if (!t) return;
+        if (!t) return 'no task in it';
         const r = this.task(t, at);
         const trigger: Trigger = { kind: 'task', id: t.taskGuid ?? '', at };
         if (r) w.upsertTask(r.info, r.snapshot, trigger);
         else if (t.taskGuid) w.removeTask(t.taskGuid, trigger);
-        return;
+        else return 'no task guid in it';
+        return null;
       }
       case 'task_removed': {
         const guid = e.message.task?.taskGuid;
-        if (guid) w.removeTask(guid, { kind: 'task', id: guid, at });
-        return;
+        if (!guid) return 'no task guid in it';
+        w.removeTask(guid, { kind: 'task', id: guid, at });
+        return null;
       }
       default:
         // actual_lrp_crashed (a changed event follows) and the deprecated group events
-        return;
+        return null;
     }
   }
 }

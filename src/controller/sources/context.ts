@@ -3,7 +3,7 @@ import { type Clock, systemClock } from '../../lib/clock.js';
 import type { Logger } from '../../lib/log.js';
 import { counter, gauge, METRICS, type Registry } from '../../lib/metrics.js';
 import type { World } from '../../rules/world.js';
-import { IngestGate } from './gate.js';
+import { IngestGate, type SkippedEventReason } from './gate.js';
 
 export interface InformerContext {
   world: World;
@@ -38,6 +38,7 @@ export class InformerMetrics {
   private readonly pollErrors;
   private readonly polls;
   private readonly events;
+  private readonly skippedEvents;
   private readonly synced;
 
   constructor(registry?: Registry) {
@@ -49,6 +50,12 @@ export class InformerMetrics {
       'result',
     ]);
     this.events = counter(registry, METRICS.events, 'BBS events applied to the world', ['event']);
+    this.skippedEvents = counter(
+      registry,
+      METRICS.bbsEventsSkipped,
+      'BBS events skipped as a whole: payload undecodable, malformed (no LRP, task or guid in it) or unknown event name',
+      ['reason'],
+    );
     this.synced = gauge(registry, METRICS.informerSynced, '1 when the source has been listed at least once', [
       'source',
     ]);
@@ -68,6 +75,11 @@ export class InformerMetrics {
 
   event(name: string): void {
     this.events?.inc({ event: name });
+  }
+
+  /** A BBS event skipped as a whole; `by 0` makes the series exist from start-up. */
+  skippedEvent(reason: SkippedEventReason, by = 1): void {
+    this.skippedEvents?.inc({ reason }, by);
   }
 
   setSynced(source: InformerSource, ok: boolean): void {

@@ -70,6 +70,11 @@ export function inventoryEntryOf(raw: unknown, index: number): InventoryEntry {
   return { handle, ip, ...id };
 }
 
+/** Why a whole BBS event was skipped (the `reason` of `cfnet_controller_bbs_events_skipped_total`). */
+export type SkippedEventReason = 'undecodable' | 'malformed' | 'unknown';
+
+export const SKIPPED_EVENT_REASONS: readonly SkippedEventReason[] = ['undecodable', 'malformed', 'unknown'];
+
 function subjectOf(v: unknown): string {
   return typeof v === 'string' && v !== '' ? v.slice(0, MAX_IDENTIFIER_LENGTH) : '(none)';
 }
@@ -175,6 +180,21 @@ export class IngestGate {
       }
     });
     return out;
+  }
+
+  /**
+   * A BBS event skipped as a whole: its payload did not decode, it lacks what it is about, or its
+   * name is unknown. Recorded as a rejection (journal, log once per distinct event name and reason).
+   */
+  bbsEventSkipped(reason: SkippedEventReason, name: string, id: string, message: string): void {
+    this.recorder?.reject({
+      source: 'bbs',
+      reason: `${reason}-event`,
+      subject: subjectOf(name),
+      field: 'event',
+      value: id,
+      message: message.slice(0, 500),
+    });
   }
 
   /** Containers the agent reports it could not apply (refused by its dataplane). */

@@ -28,7 +28,13 @@ export type RejectionReason =
   | 'invalid-record'
   | 'host-port-conflict'
   | 'address-conflict'
-  | 'refused-by-agent';
+  | 'refused-by-agent'
+  /** A BBS event whose payload does not decode (bad base64, truncated protobuf). */
+  | 'undecodable-event'
+  /** A BBS event that decodes but lacks what it is about (no LRP, no task, no guid). */
+  | 'malformed-event'
+  /** A BBS event with a name this controller does not know (a newer BBS). */
+  | 'unknown-event';
 
 export const REJECTION_REASONS: readonly RejectionReason[] = [
   'invalid-handle',
@@ -41,6 +47,9 @@ export const REJECTION_REASONS: readonly RejectionReason[] = [
   'host-port-conflict',
   'address-conflict',
   'refused-by-agent',
+  'undecodable-event',
+  'malformed-event',
+  'unknown-event',
 ];
 
 export interface Rejection {

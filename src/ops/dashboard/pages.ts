@@ -31,8 +31,8 @@ th { color: var(--muted); font-weight:600; font-size:.8rem; text-transform:upper
 .count { border:1px solid var(--line); border-radius:4px; padding:.3rem .6rem; min-width:6rem; }
 .count b { display:block; font-size:1.2rem; }
 .state-converged, .state-completed { color: var(--ok); }
-.state-lagging, .state-no-agent, .state-active, .state-waiting { color: var(--warn); }
-.state-error, .state-failed { color: var(--bad); }
+.state-lagging, .state-pending, .state-no-agent, .state-active, .state-waiting { color: var(--warn); }
+.state-error, .state-stale, .state-failed { color: var(--bad); }
 .bar { background:#4a78b5; height:.8rem; display:inline-block; vertical-align:middle; }
 .muted { color: var(--muted); }
 #live.ok { color: var(--ok); } #live.down { color: var(--bad); }
@@ -150,6 +150,7 @@ export const SCRIPT = `'use strict';
       tr.dataset.cell = c.cellId;
       cell(tr, c.cellId); cell(tr, c.desired); cell(tr, c.applied);
       cell(tr, c.lagMs > 0 ? dur(c.lagMs) : '0'); cell(tr, c.state, 'state-' + c.state);
+      tr.lastChild.title = s.stateMeanings[c.state] || '';
       cell(tr, ago(c.reportedAt, s.at)); cell(tr, c.error, 'reason');
     });
     var l = s.latency.eventToDone;

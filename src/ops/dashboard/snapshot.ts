@@ -9,6 +9,7 @@ import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
 import type { Keys } from '../../state/keys.js';
 import {
   byLag,
+  CELL_STATES,
   type CellConvergence,
   type CellState,
   cellConvergence,
@@ -29,6 +30,8 @@ export interface DashboardSnapshot {
   queue: QueueCounts;
   cells: CellConvergence[];
   states: Record<CellState, number>;
+  /** What each state means (the cell table's tooltips). */
+  stateMeanings: typeof CELL_STATES;
   latency: { sample: number; eventToDone: LatencyDistribution; runTime: LatencyDistribution };
   failed: JobSummary[];
   recent: JobSummary[];
@@ -51,7 +54,7 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
   const sample = src.latencySample ?? 300;
   const [queue, cells, failed, completed, journal, leader, publish, rejected] = await Promise.all([
     admin.counts(),
-    cellConvergence(src.redis, src.keys, now),
+    cellConvergence(src.redis, src.keys, { now, queue: src.queue }),
     admin.list({ states: ['failed'], limit: 50 }),
     src.queue.getJobs(['completed'], 0, sample - 1, false),
     src.journal.read({}, 20),
@@ -76,6 +79,7 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     queue,
     cells: byLag(cells),
     states: stateCounts(cells),
+    stateMeanings: CELL_STATES,
     latency: { sample: finished.length, ...latency },
     failed,
     recent,

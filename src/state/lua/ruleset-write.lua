@@ -1,6 +1,7 @@
 -- cfnetWriteRuleSet: write a cell's rule set if its version is still the expected one, with its
 -- tag table (stored once per ref, reference counted), a log entry and a publish to agents.
 -- KEYS[1] rule set  KEYS[2] log  KEYS[3] cells  KEYS[4] tag tables  KEYS[5] tag table references
+-- KEYS[6] the cell's agent status (read: the version it applied)
 -- ARGV[1] expected version  ARGV[2] snapshot  ARGV[3] hash  ARGV[4] log entry ('' = none)
 -- ARGV[5] log length  ARGV[6] channel  ARGV[7] cell  ARGV[8] tags ref ('' = none)
 -- ARGV[9] tag table text ('' unless asked for)
@@ -30,6 +31,13 @@ local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 if v <= floor then v = floor + 1 end
 local vs = string.format('%d', v)
 redis.call('HSET', KEYS[1], 'version', vs, 'hash', ARGV[3], 'snapshot', ARGV[2], 'updatedAt', string.format('%d', now))
+-- behindSince: when the agent's applied version first fell behind a desired one (convergence lag).
+-- This write starts it when the agent held the previous version (it was converged, or ahead after a
+-- loss of Redis data); an agent already behind stays behind since its earlier start.
+local ap = tonumber(redis.call('HGET', KEYS[6], 'appliedVersion') or '0')
+if ap >= cur or redis.call('HEXISTS', KEYS[1], 'behindSince') == 0 then
+  redis.call('HSET', KEYS[1], 'behindSince', string.format('%d', now))
+end
 if ARGV[4] ~= '' and cur > 0 then
   redis.call('RPUSH', KEYS[2], string.format('%d', cur) .. ' ' .. vs .. ' ' .. ARGV[4])
   redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
