@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
+import { helpFooter } from '../lib/command.js';
 import { errorMessage } from '../lib/errors.js';
-import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
-import { addSettingOptions, flagValues, SettingsError, wrapText } from '../lib/settings/index.js';
+import { EXIT, exitHelp } from '../lib/exit-codes.js';
+import { addSettingOptions, flagValues, SettingsError } from '../lib/settings/index.js';
 import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from './config.js';
 
 /**
@@ -21,9 +22,15 @@ export function registerAgentCommands(program: Command): void {
     .option(
       '--dry-run',
       'render and report rule sets and overlay changes but write nothing to the kernel (no nft, no VXLAN device, no CNI executor); needs no root. For demos',
-    )
-    .addHelpText('after', wrapText(EXIT_HELP));
+    );
   addSettingOptions(cmd, AGENT_TABLE);
+  helpFooter(cmd, {
+    examples: [
+      'cfnet agent --config /var/vcap/jobs/cfnet-agent/config/agent.json',
+      'cfnet agent --config agent.json --dry-run   # render and report only',
+    ],
+    exit: exitHelp(['ok', 'error', 'invalid']),
+  });
   cmd.action(async (opts: Record<string, unknown>) => {
     let config: AgentConfig;
     try {

@@ -10,7 +10,7 @@ import { errorMessage } from '../lib/errors.js';
 import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
 import { DEFAULT_NAMESPACE, Keys } from '../state/keys.js';
 import { RuleSetStore } from '../state/ruleset-store.js';
-import { classifyRedisError, RedisUnreachableError } from './errors.js';
+import { ControllerUnavailableError, classifyRedisError, RedisUnreachableError } from './errors.js';
 import { Journal } from './journal.js';
 import { QueueAdmin } from './queue-admin.js';
 
@@ -123,4 +123,15 @@ export async function withOps<T>(opts: OpsConnectOptions, fn: (ctx: OpsContext) 
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * Throws ControllerUnavailableError (exit 4) unless a controller leader has written the world into
+ * the namespace: what a wrong --redis-namespace looks like, told apart from an empty foundation.
+ */
+export async function requireController(ctx: OpsContext): Promise<void> {
+  if ((await ctx.redis.exists(ctx.keys.ready)) === 1) return;
+  throw new ControllerUnavailableError(
+    `no controller leader has written the world into namespace ${JSON.stringify(ctx.keys.ns)} (is the controller running, and is --redis-namespace right?)`,
+  );
 }
