@@ -7,6 +7,8 @@
  *   exit statuses (`helpFooter`).
  */
 import { Command, CommanderError, Help } from 'commander';
+import { ERROR_CODES, type ErrorCodeInfo } from './error-codes.js';
+import { CfnetError } from './errors.js';
 import { EXIT } from './exit-codes.js';
 import { HELP_WIDTH, wrapText } from './settings/help.js';
 
@@ -93,14 +95,19 @@ export function applyCommandConventions(root: Command): void {
 
 /**
  * The exit status of an error that ended the parse or an action: `ReportedExit` carries its own;
- * a commander error thrown by an action (e.g. InvalidArgumentError) is a usage error, reported here.
- * Anything else is not a usage error: `undefined`, the caller reports it.
+ * a commander error thrown by an action (e.g. InvalidArgumentError) is a usage error, and a
+ * CfnetError has the status of its code (src/lib/error-codes.ts): both reported here. Anything
+ * else is unexpected: `undefined`, the caller reports it (and exits EXIT.error).
  */
 export function exitStatusOf(err: unknown, stderr: (text: string) => void): number | undefined {
   if (err instanceof ReportedExit) return err.exitCode;
   if (err instanceof CommanderError) {
     stderr(`cfnet: ${usageMessage(err.message, err.code)}\n`);
     return EXIT.invalid;
+  }
+  if (err instanceof CfnetError) {
+    stderr(`cfnet: ${err.message}\n`);
+    return (ERROR_CODES[err.code] as ErrorCodeInfo).exit ?? EXIT.error;
   }
   return undefined;
 }
