@@ -20,7 +20,7 @@ export function registerCniCommands(program: Command): void {
         '  CNI_IFNAME=eth0 CNI_PATH=/opt/cni/bin cfnet cni <cfnet.conf',
       ],
       notes:
-        "Exit status: as the CNI specification says (0 success, non-zero with a CNI error JSON on stdout); the plugin is the one command outside cfnet's exit-code table.",
+        "Exit status: 0 success, non-zero with the CNI error JSON on stdout, as the CNI specification says (the plugin is the one command outside cfnet's exit-code table).",
     },
   ).action(async () => {
     const out = await runCniOnce();
