@@ -126,12 +126,14 @@ export async function withOps<T>(opts: OpsConnectOptions, fn: (ctx: OpsContext) 
 }
 
 /**
- * Throws ControllerUnavailableError (exit 4) unless a controller leader has written the world into
- * the namespace: what a wrong --redis-namespace looks like, told apart from an empty foundation.
+ * Throws ControllerUnavailableError (exit 4) unless a controller is or was at work in the
+ * namespace: a leader holds it, or wrote its publish state or the world. That is what a wrong
+ * --redis-namespace lacks, told apart from an empty foundation; a leader that lost its Redis data
+ * and waits for a source still counts (its publish state says why nothing is published).
  */
 export async function requireController(ctx: OpsContext): Promise<void> {
-  if ((await ctx.redis.exists(ctx.keys.ready)) === 1) return;
+  if ((await ctx.redis.exists(ctx.keys.ready, ctx.keys.leader, ctx.keys.publishState)) > 0) return;
   throw new ControllerUnavailableError(
-    `no controller leader has written the world into namespace ${JSON.stringify(ctx.keys.ns)} (is the controller running, and is --redis-namespace right?)`,
+    `no controller in namespace ${JSON.stringify(ctx.keys.ns)}: no leader, no world written (is the controller running, and is --redis-namespace right?)`,
   );
 }

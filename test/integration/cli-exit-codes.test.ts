@@ -149,7 +149,7 @@ describe('cfnet exit statuses: one table, every command', () => {
   });
 
   it('a namespace no controller wrote exits 4 for every read command, as explain does', async () => {
-    const msg = /no controller leader has written the world into namespace/;
+    const msg = /no controller (in namespace|leader has written the world into this namespace)/;
     await check([
       { args: () => ['cells', ...wrong], exit: EXIT.noController, stderr: msg },
       { args: () => ['cells', '--json', ...wrong], exit: EXIT.noController, stderr: msg },
