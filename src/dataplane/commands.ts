@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { helpFooter } from '../lib/command.js';
+import { errorMessage, ValidationError } from '../lib/errors.js';
 import { EXIT, exitHelp } from '../lib/exit-codes.js';
 import { table } from '../lib/text-table.js';
 import type { CellRuleSet } from '../model/types.js';
@@ -77,8 +78,14 @@ export function driftText(table_: string, r: DriftReport, repaired: boolean): st
   }\n`;
 }
 
+/** A rule-set file: unreadable is an error (1), not JSON is invalid input (2), as for `asg validate`. */
 async function loadRuleSet(path: string): Promise<CellRuleSet> {
-  return JSON.parse(await readFile(path, 'utf8')) as CellRuleSet;
+  const text = await readFile(path, 'utf8');
+  try {
+    return JSON.parse(text) as CellRuleSet;
+  } catch (err) {
+    throw new ValidationError('rule-set file', path, `not valid JSON (${errorMessage(err)})`);
+  }
 }
 
 interface CommonOpts {

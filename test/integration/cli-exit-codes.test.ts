@@ -148,6 +148,30 @@ describe('cfnet exit statuses: one table, every command', () => {
     ]);
   });
 
+  it('a file named on the command line: unreadable is an error (1), not JSON is invalid input (2)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cfnet-exit-files-'));
+    try {
+      const bad = join(dir, 'bad.json');
+      await writeFile(bad, '{not json');
+      await check([
+        { args: () => ['dataplane', 'render', bad], exit: EXIT.invalid, stderr: /not valid JSON/ },
+        {
+          args: () => ['dataplane', 'render', join(dir, 'missing.json')],
+          exit: EXIT.error,
+          stderr: /ENOENT/,
+        },
+        { args: () => ['asg', 'validate', bad], exit: EXIT.invalid, stderr: /not valid JSON/ },
+        {
+          args: () => ['asg', 'validate', join(dir, 'missing.json')],
+          exit: EXIT.error,
+          stderr: /cannot read/,
+        },
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a namespace no controller wrote exits 4 for every read command, as explain does', async () => {
     const msg = /no controller (in namespace|leader has written the world into this namespace)/;
     await check([
