@@ -1,5 +1,8 @@
 /**
  * `cfnet queue …`: counts, list, show, retry, replay (with the progress bar), pause, resume, clean.
+ * Over 400 lines because it is eight small subcommands, each with its options, examples and action
+ * side by side; the shared parts (replay and its report, used by `events --replay`) are the only
+ * code above them.
  */
 import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
