@@ -105,3 +105,17 @@ describe('usage errors and the exit-code table', () => {
     );
   });
 });
+
+describe('invalid input messages', () => {
+  it('a value that was not given reads "missing <field>", never "invalid <field> undefined"', async () => {
+    const { ValidationError } = await import('../../src/lib/errors.js');
+    assert.equal(
+      new ValidationError('port', undefined, 'must be 1-65535').message,
+      'missing port: must be 1-65535',
+    );
+    assert.equal(
+      new ValidationError('port', 'x', 'must be 1-65535').message,
+      'invalid port "x": must be 1-65535',
+    );
+  });
+});
