@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
+import { helpFooter } from '../lib/command.js';
 import { errorMessage } from '../lib/errors.js';
-import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
+import { EXIT, exitHelp } from '../lib/exit-codes.js';
 import { redactUrlCredentials } from '../lib/redact.js';
-import { addSettingOptions, flagValues, SettingsError, wrapText } from '../lib/settings/index.js';
+import { addSettingOptions, flagValues, SettingsError } from '../lib/settings/index.js';
 import { AGENT_TABLE, type AgentConfig, readConfigFile, resolveAgentConfig } from './config.js';
 
 /**
@@ -26,9 +27,15 @@ export function registerAgentCommands(program: Command): void {
     .option(
       '--check',
       'validate the settings and the files they name (caCert; clientCert and clientKey: one pair naming this cell, unexpired, or absent with bootstrapTokenFile, which must then hold a token), print a short summary and exit: 0 valid, 2 invalid',
-    )
-    .addHelpText('after', wrapText(EXIT_HELP));
+    );
   addSettingOptions(cmd, AGENT_TABLE);
+  helpFooter(cmd, {
+    examples: [
+      'cfnet agent --config /var/vcap/jobs/cfnet-agent/config/agent.json',
+      'cfnet agent --config agent.json --dry-run   # render and report only',
+    ],
+    exit: exitHelp(['ok', 'error', 'invalid']),
+  });
   cmd.action(async (opts: Record<string, unknown>) => {
     let config: AgentConfig;
     try {

@@ -14,11 +14,12 @@ import {
   readSettingsFile,
   toControllerConfig,
 } from '../controller/settings.js';
+import { helpFooter } from '../lib/command.js';
 import { errorMessage } from '../lib/errors.js';
-import { EXIT, EXIT_HELP } from '../lib/exit-codes.js';
+import { EXIT, exitHelp } from '../lib/exit-codes.js';
 import { createLogger } from '../lib/log.js';
 import { redactUrlCredentials } from '../lib/redact.js';
-import { addSettingOptions, flagValues, wrapText } from '../lib/settings/index.js';
+import { addSettingOptions, flagValues } from '../lib/settings/index.js';
 
 /**
  * How long a stop may take, whatever is unreachable (Redis, BBS, …): leadership released and
@@ -40,9 +41,16 @@ export function registerControllerCommands(program: Command): void {
     .option(
       '--check',
       'validate the settings and the files they name, print them (secrets redacted) and exit',
-    )
-    .addHelpText('after', wrapText(EXIT_HELP));
+    );
   addSettingOptions(cmd, CONTROLLER_TABLE);
+  helpFooter(cmd, {
+    examples: [
+      'cfnet controller --config controller.json',
+      'cfnet controller --config controller.json --check   # validate, print, exit',
+      'CFNET_REDIS_URL=redis://10.0.0.5:6379/0 cfnet controller --config c.json',
+    ],
+    exit: exitHelp(['ok', 'error', 'invalid']),
+  });
   cmd.action(async (opts: Record<string, unknown>) => {
     let settings: ControllerSettings;
     try {

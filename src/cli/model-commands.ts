@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { helpFooter } from '../lib/command.js';
 import { ValidationError } from '../lib/errors.js';
+import { EXIT, exitHelp } from '../lib/exit-codes.js';
 import { parseCapiRules } from '../model/asg-rule.js';
 import { normalizeRules, ruleSetHash } from '../model/canonical.js';
 import { parseInternalSecurityGroups } from '../model/policy.js';
@@ -118,7 +120,10 @@ async function readSource(source: string): Promise<string> {
 
 export function registerModelCommands(program: Command): void {
   const asg = program.command('asg').description('Application security group (egress rule) tools');
-  asg
+  helpFooter(asg, {
+    examples: ['cfnet asg validate rules.json', 'cf curl /v3/security_groups | cfnet asg validate -'],
+  });
+  const validate = asg
     .command('validate')
     .description(
       'Validate ASG rules the way CAPI v3 does; print them normalised (JSON) with their content hash',
@@ -128,34 +133,42 @@ export function registerModelCommands(program: Command): void {
       [
         '',
         'Input (JSON, detected by shape):',
-        '  - a CAPI rules array: [{"protocol":"tcp","destination":"10.0.0.0/24","ports":"443"}]',
+        '  - a CAPI rules array:',
+        '    [{"protocol":"tcp","destination":"10.0.0.0/24","ports":"443"}]',
         '  - a CAPI v3 security group resource, or a v3 list page {"resources":[...]}',
         '  - a CAPI v2 security group resource {"metadata","entity"}, or a v2 list page',
         '  - a policy-server internal security_groups response {"next","security_groups"}',
-        '',
-        'Exit codes: 0 valid; 2 invalid input (the message names the field, e.g. rules[2].ports);',
-        '1 the file could not be read.',
       ].join('\n'),
     )
     .argument('<file>', 'JSON file to validate, or "-" to read standard input')
     .option('--allow-unknown-keys', 'accept rule keys that CAPI v3 rejects with "unknown field(s)"', false)
-    .option('--compact', 'print the result as one line of JSON instead of indented JSON', false)
-    .action(async (file: string, options: { allowUnknownKeys: boolean; compact: boolean }) => {
-      let text: string;
-      try {
-        text = await readSource(file);
-      } catch (err) {
-        process.stderr.write(`cfnet asg validate: cannot read ${file}: ${(err as Error).message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      try {
-        const result = validateAsgDocument(text, { allowUnknownKeys: options.allowUnknownKeys });
-        process.stdout.write(`${JSON.stringify(result, null, options.compact ? undefined : 2)}\n`);
-      } catch (err) {
-        if (!(err instanceof ValidationError)) throw err;
-        process.stderr.write(`cfnet asg validate: ${err.message} (field: ${err.field})\n`);
-        process.exitCode = 2;
-      }
-    });
+    .option('--compact', 'print the result as one line of JSON instead of indented JSON', false);
+  helpFooter(validate, {
+    examples: [
+      'cfnet asg validate rules.json',
+      'cf curl /v3/security_groups | cfnet asg validate - --compact',
+    ],
+    exit: exitHelp(['ok', 'error', 'invalid'], {
+      ok: 'valid',
+      error: 'the file could not be read',
+      invalid: 'invalid (the message names the field, e.g. rules[2].ports)',
+    }),
+  }).action(async (file: string, options: { allowUnknownKeys: boolean; compact: boolean }) => {
+    let text: string;
+    try {
+      text = await readSource(file);
+    } catch (err) {
+      process.stderr.write(`cfnet asg validate: cannot read ${file}: ${(err as Error).message}\n`);
+      process.exitCode = EXIT.error;
+      return;
+    }
+    try {
+      const result = validateAsgDocument(text, { allowUnknownKeys: options.allowUnknownKeys });
+      process.stdout.write(`${JSON.stringify(result, null, options.compact ? undefined : 2)}\n`);
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      process.stderr.write(`cfnet asg validate: ${err.message} (field: ${err.field})\n`);
+      process.exitCode = EXIT.invalid;
+    }
+  });
 }

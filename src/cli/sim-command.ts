@@ -6,6 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { helpFooter } from '../lib/command.js';
+import { exitHelp } from '../lib/exit-codes.js';
 import {
   CHANGE_KINDS,
   type FoundationSize,
@@ -13,6 +15,8 @@ import {
   type SimOptions,
   startSimulator,
 } from '../sim/index.js';
+
+const SIM_EXIT = exitHelp(['ok', 'error', 'invalid']);
 
 export const SIM_DEFAULT_PORTS = {
   bbs: 8889,
@@ -227,10 +231,17 @@ export function registerSimCommands(program: Command): void {
       'override the number of app instances (ActualLRPs)',
       intArg('--containers', 0),
     )
-    .option('--spaces <n>', 'override the number of spaces', intArg('--spaces', 1))
-    .action(async (o: RunOpts) => runSimulator(o));
+    .option('--spaces <n>', 'override the number of spaces', intArg('--spaces', 1));
+  helpFooter(sim, {
+    examples: [
+      'cfnet sim                                  # small foundation, default ports',
+      'cfnet sim --size medium --seed 7 --churn-rate 5',
+      'cfnet sim --bbs-port 0 --capi-port 0 --admin-port 0   # ephemeral ports',
+    ],
+    exit: SIM_EXIT,
+  }).action(async (o: RunOpts) => runSimulator(o));
 
-  adminOptions(
+  const change = adminOptions(
     sim
       .command('change <kind>')
       .description(
@@ -242,14 +253,23 @@ export function registerSimCommands(program: Command): void {
         jsonArg,
         {},
       ),
-  ).action(async (kind: string, o: AdminConn & { json: Record<string, unknown> }) => {
+  );
+  helpFooter(change, {
+    examples: [
+      'cfnet sim change app-scale --json \'{"appGuid":"<guid>","instances":3}\'',
+      'cfnet sim change policy-add --json \\',
+      '  \'{"source":"<a>","destination":"<b>","port":8080}\'',
+    ],
+    exit: SIM_EXIT,
+  });
+  change.action(async (kind: string, o: AdminConn & { json: Record<string, unknown> }) => {
     if (!CHANGE_KINDS.includes(kind as SimChangeKind)) {
       throw new InvalidArgumentError(`unknown change kind "${kind}" (one of ${CHANGE_KINDS.join(', ')})`);
     }
     print(await adminCall(o, 'POST', '/v1/changes', { ...o.json, kind }));
   });
 
-  adminOptions(
+  const churn = adminOptions(
     sim
       .command('churn')
       .description(
@@ -260,7 +280,12 @@ export function registerSimCommands(program: Command): void {
       .option('--seed <n>', 'seed of the random mix', intArg('--seed'), 1)
       .option('--kinds <list>', 'comma-separated change kinds to draw from (default: all churn kinds)')
       .option('--no-wait', 'return at once with the churn id'),
-  ).action(
+  );
+  helpFooter(churn, {
+    examples: ['cfnet sim churn --rate 10 --duration 30s', 'cfnet sim churn --kinds app-scale --no-wait'],
+    exit: SIM_EXIT,
+  });
+  churn.action(
     async (
       o: AdminConn & { rate: number; duration: number; seed: number; kinds?: string; wait: boolean },
     ) => {
@@ -276,11 +301,15 @@ export function registerSimCommands(program: Command): void {
     },
   );
 
-  adminOptions(sim.command('summary').description("print the running simulator's world summary")).action(
-    async (o: AdminConn) => print(await adminCall(o, 'GET', '/v1/world/summary')),
-  );
+  helpFooter(
+    adminOptions(sim.command('summary').description("print the running simulator's world summary")),
+    {
+      examples: ['cfnet sim summary', 'cfnet sim summary --admin http://127.0.0.1:8899'],
+      exit: SIM_EXIT,
+    },
+  ).action(async (o: AdminConn) => print(await adminCall(o, 'GET', '/v1/world/summary')));
 
-  adminOptions(
+  const fault = adminOptions(
     sim
       .command('fault <fault>')
       .description(
@@ -292,7 +321,15 @@ export function registerSimCommands(program: Command): void {
         jsonArg,
         {},
       ),
-  ).action(async (fault: string, o: AdminConn & { json: Record<string, unknown> }) =>
+  );
+  helpFooter(fault, {
+    examples: [
+      'cfnet sim fault fail --json \'{"service":"capi","count":2,"status":503}\'',
+      'cfnet sim fault reset',
+    ],
+    exit: SIM_EXIT,
+  });
+  fault.action(async (fault: string, o: AdminConn & { json: Record<string, unknown> }) =>
     print(await adminCall(o, 'POST', `/v1/faults/${encodeURIComponent(fault)}`, o.json)),
   );
 }

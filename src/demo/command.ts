@@ -3,6 +3,7 @@
  * only when it runs, so other commands do not pay for them.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { helpFooter } from '../lib/command.js';
 import type { DataplaneChoice } from './environment.js';
 
 function intArg(name: string, min: number, max: number) {
@@ -29,7 +30,7 @@ function redisArg(v: string): string {
 }
 
 export function registerDemoCommand(program: Command): void {
-  program
+  const demo = program
     .command('demo')
     .description(
       'bring up a whole cfnet foundation on this machine and show it converge under churn: a throwaway redis-server ' +
@@ -91,44 +92,52 @@ export function registerDemoCommand(program: Command): void {
       intArg('--settle', 1, 600),
       30,
     )
-    .option('--keep-logs', 'keep the controller and agent logs (their directory is printed)')
-    .action(async (o: Record<string, unknown>, cmd: Command) => {
-      if (o.cleanup === true) {
-        const { cleanupLeftovers } = await import('./leftovers.js');
-        const cleaned = await cleanupLeftovers();
-        for (const c of cleaned) {
-          process.stdout.write(
-            `demo ${c.pid}: removed ${c.processes} processes, ${c.namespaces} network namespaces, ${c.redisKeys} Redis keys${
-              c.redisServer ? ', its throwaway redis-server' : ''
-            }, its files\n`,
-          );
-        }
-        if (cleaned.length === 0) process.stdout.write('no leftovers of a demo found\n');
-        process.exit(0);
+    .option('--keep-logs', 'keep the controller and agent logs (their directory is printed)');
+  helpFooter(demo, {
+    examples: [
+      'cfnet demo                               # until Ctrl-C',
+      'cfnet demo --duration 60 --cells 5 --churn-rate 5',
+      'cfnet demo --dataplane dry-run --redis redis://127.0.0.1:6380/0',
+      'cfnet demo --cleanup                     # after a demo was killed',
+    ],
+    exit: 'Exit status: 0 every cell converged, 1 a cell did not converge (or an error), 2 invalid input.',
+  }).action(async (o: Record<string, unknown>, cmd: Command) => {
+    if (o.cleanup === true) {
+      const { cleanupLeftovers } = await import('./leftovers.js');
+      const cleaned = await cleanupLeftovers();
+      for (const c of cleaned) {
+        process.stdout.write(
+          `demo ${c.pid}: removed ${c.processes} processes, ${c.namespaces} network namespaces, ${c.redisKeys} Redis keys${
+            c.redisServer ? ', its throwaway redis-server' : ''
+          }, its files\n`,
+        );
       }
-      const redis = o.redis as string;
-      if (redis !== 'throwaway') {
-        const { parseRedisUrl } = await import('../lib/redis.js');
-        try {
-          parseRedisUrl(redis, '--redis');
-        } catch (err) {
-          cmd.error(`error: ${(err as Error).message}`);
-        }
+      if (cleaned.length === 0) process.stdout.write('no leftovers of a demo found\n');
+      process.exit(0);
+    }
+    const redis = o.redis as string;
+    if (redis !== 'throwaway') {
+      const { parseRedisUrl } = await import('../lib/redis.js');
+      try {
+        parseRedisUrl(redis, '--redis');
+      } catch (err) {
+        cmd.error(`error: ${(err as Error).message}`);
       }
-      const { runDemo } = await import('./demo.js');
-      const code = await runDemo({
-        durationS: o.duration as number,
-        cells: o.cells as number,
-        churnRate: o.churnRate as number,
-        seed: o.seed as number,
-        dataplane: o.dataplane as DataplaneChoice,
-        redis,
-        ...(o.interval !== undefined ? { intervalS: o.interval as number } : {}),
-        containers: o.containers as number,
-        settleS: o.settle as number,
-        keepLogs: o.keepLogs === true,
-      });
-      // every process, connection and timer of the demo is gone: exit with its verdict
-      process.exit(code);
+    }
+    const { runDemo } = await import('./demo.js');
+    const code = await runDemo({
+      durationS: o.duration as number,
+      cells: o.cells as number,
+      churnRate: o.churnRate as number,
+      seed: o.seed as number,
+      dataplane: o.dataplane as DataplaneChoice,
+      redis,
+      ...(o.interval !== undefined ? { intervalS: o.interval as number } : {}),
+      containers: o.containers as number,
+      settleS: o.settle as number,
+      keepLogs: o.keepLogs === true,
     });
+    // every process, connection and timer of the demo is gone: exit with its verdict
+    process.exit(code);
+  });
 }

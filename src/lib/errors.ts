@@ -35,7 +35,9 @@ export class ValidationError extends CfnetError {
   readonly value: unknown;
 
   constructor(field: string, value: unknown, reason: string, context: Record<string, unknown> = {}) {
-    super('CFNET_INVALID', `invalid ${field} ${JSON.stringify(value)}: ${reason}`, {
+    // a value that was not given at all reads "missing port: …", not "invalid port undefined: …"
+    const what = value === undefined ? `missing ${field}` : `invalid ${field} ${JSON.stringify(value)}`;
+    super('CFNET_INVALID', `${what}: ${reason}`, {
       ...context,
       field,
       value,

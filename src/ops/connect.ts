@@ -10,7 +10,7 @@ import { errorMessage } from '../lib/errors.js';
 import { closeRedis, createRedis, type RedisAuth } from '../lib/redis.js';
 import { DEFAULT_NAMESPACE, Keys } from '../state/keys.js';
 import { RuleSetStore } from '../state/ruleset-store.js';
-import { classifyRedisError, RedisUnreachableError } from './errors.js';
+import { ControllerUnavailableError, classifyRedisError, RedisUnreachableError } from './errors.js';
 import { Journal } from './journal.js';
 import { QueueAdmin } from './queue-admin.js';
 
@@ -123,4 +123,17 @@ export async function withOps<T>(opts: OpsConnectOptions, fn: (ctx: OpsContext) 
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * Throws ControllerUnavailableError (exit 4) unless a controller is or was at work in the
+ * namespace: a leader holds it, or wrote its publish state or the world. That is what a wrong
+ * --redis-namespace lacks, told apart from an empty foundation; a leader that lost its Redis data
+ * and waits for a source still counts (its publish state says why nothing is published).
+ */
+export async function requireController(ctx: OpsContext): Promise<void> {
+  if ((await ctx.redis.exists(ctx.keys.ready, ctx.keys.leader, ctx.keys.publishState)) > 0) return;
+  throw new ControllerUnavailableError(
+    `no controller in namespace ${JSON.stringify(ctx.keys.ns)}: no leader, no world written (is the controller running, and is --redis-namespace right?)`,
+  );
 }

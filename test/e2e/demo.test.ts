@@ -391,8 +391,9 @@ describe('cfnet demo (node bin/cfnet.js demo, a real process)', () => {
       ['--dataplane', 'fast'],
     ]) {
       const r = await demo(args);
-      assert.equal(r.code, 1, args.join(' '));
-      assert.match(r.stderr, /error: option '--/, args.join(' '));
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, /cfnet demo: .*option '--/, args.join(' '));
+      assert.match(r.stderr, /\(see 'cfnet demo --help'\)/, args.join(' '));
       assert.equal(r.stdout, '', `${args.join(' ')}: nothing started`);
     }
   });

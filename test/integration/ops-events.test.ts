@@ -234,9 +234,13 @@ describe('cfnet events', () => {
       const app = await cfnet(['queue', 'replay', '--app', src], { namespace: empty });
       assert.equal(app.code, 4, app.stderr);
       assert.match(app.stderr, /no controller leader has written the world/);
-      const cellsOut = await cfnet(['cells'], { namespace: empty });
-      assert.equal(cellsOut.code, 0);
-      assert.match(cellsOut.stdout, /no cells known in this namespace/);
+      // a wrong namespace is not an empty foundation: the read commands exit 4, as explain does
+      for (const args of [['cells'], ['queue', 'counts'], ['events'], ['rules', '--cell', cells[0]!]]) {
+        const r = await cfnet(args, { namespace: empty });
+        assert.equal(r.code, 4, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /no controller in namespace/, args.join(' '));
+        assert.equal(r.stdout, '', args.join(' '));
+      }
       // (BullMQ writes its queue's version record on connect; no job, journal or world key)
       assert.deepEqual(
         (await redis.keys(`${empty}*`)).filter((k) => k !== `${empty}:reconcile:meta`),

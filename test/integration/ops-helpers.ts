@@ -8,12 +8,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { Command } from 'commander';
 import { CellAgent } from '../../src/agent/agent.js';
 import { resolveAgentConfig } from '../../src/agent/config.js';
 import { type OpsIo, registerOpsCommands } from '../../src/cli/ops-commands.js';
 import { Controller, type ControllerConfig } from '../../src/controller/controller.js';
 import { controllerConfig } from '../../src/controller/settings.js';
+import { applyCommandConventions, CfnetCommand, exitStatusOf } from '../../src/lib/command.js';
+import { EXIT } from '../../src/lib/exit-codes.js';
 import { defaultLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import { createCa, issueCert } from '../../src/lib/tls.js';
@@ -70,9 +71,11 @@ export async function cfnet(
     env: opts.env ?? { CFNET_REDIS_URL: REDIS_URL },
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
-  const program = new Command('cfnet').exitOverride().enablePositionalOptions();
+  // the CLI's own conventions (usage errors exit 2, help width), as bin/cfnet.js applies them
+  const program = new CfnetCommand('cfnet').enablePositionalOptions();
   program.configureOutput({ writeOut: (t) => io.stdout(t), writeErr: (t) => io.stderr(t) });
   registerOpsCommands(program, io);
+  applyCommandConventions(program);
   const all =
     opts.namespace && !args.includes('--redis-namespace') && !args.includes('--help')
       ? [...args, '--redis-namespace', opts.namespace]
@@ -80,19 +83,31 @@ export async function cfnet(
   try {
     await program.parseAsync(['node', 'cfnet', ...all]);
   } catch (err) {
-    // commander's own errors (unknown option, missing argument, --help): exitOverride throws
-    const e = err as { exitCode?: number; code?: string };
-    code = e.code === 'commander.helpDisplayed' ? 0 : (e.exitCode ?? 1);
+    // commander's own errors (unknown option, missing argument, --help) end the parse
+    const status = exitStatusOf(err, io.stderr);
+    if (status === undefined) throw err;
+    code = status;
   }
   stream.end();
   return { code, stdout, stderr, progress };
 }
 
-/** JSON output of a successful command. */
+/**
+ * JSON output of a successful command. `explain` answers with its exit status too (0 allowed,
+ * 1 denied or depends): checked against the JSON's verdict on every call.
+ */
 export async function cfnetJson<T>(args: string[], namespace: string): Promise<T> {
   const r = await cfnet([...args, '--json'], { namespace });
-  if (r.code !== 0) throw new Error(`cfnet ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
-  return JSON.parse(r.stdout) as T;
+  const answered = args[0] === 'explain' && r.code === EXIT.denied && r.stdout !== '';
+  if (r.code !== 0 && !answered) throw new Error(`cfnet ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as T;
+  if (args[0] === 'explain') {
+    const allowed = (out as { allowed: boolean | null }).allowed;
+    if (r.code !== (allowed === true ? EXIT.ok : EXIT.denied)) {
+      throw new Error(`cfnet ${args.join(' ')}: allowed ${allowed} but exit status ${r.code}`);
+    }
+  }
+  return out;
 }
 
 export interface Foundation {

@@ -272,7 +272,7 @@ describe('cfnet cells / rules / explain', () => {
     }
     const human = await cfnet(['explain', '--from', src, '--to', dst, '--port', '7001'], { namespace: f.ns });
     assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /^ALLOWED: /);
+    assert.match(human.stdout, /^ALLOWED by c2c policy tcp 7001 from /);
     assert.match(human.stdout, /enforced on:\n\s*CELL\s+ROLE/);
 
     const denied = await cfnetJson<C2CExplanation>(
@@ -293,7 +293,9 @@ describe('cfnet cells / rules / explain', () => {
     assert.equal(udp.allowed, false);
     // the reverse direction has no policy
     const back = await cfnet(['explain', '--from', dst, '--to', src, '--port', '7001'], { namespace: f.ns });
-    assert.match(back.stdout, /^DENIED: /);
+    assert.match(back.stdout, /^DENIED: no c2c policy from /);
+    assert.equal(back.code, 1, 'denied exits 1, as kubectl auth can-i');
+    assert.equal(back.stderr, '');
   });
 
   it('explain to an address: egress per container, by ASG, deny network or default deny', async () => {
@@ -391,8 +393,9 @@ describe('cfnet cells / rules / explain', () => {
       [['rules', '--cell', 'bad cell!'], 2, /invalid cell/],
       [['rules', '--cell', elsewhere, '--container', c.handle], 5, new RegExp(`it is on cell ${c.cellId}`)],
       [['rules', '--cell', c.cellId, '--json', '--nft'], 2, /give --json or --nft, not both/],
-      [['rules'], 1, /required option '--cell <cell>'/],
-      [['explain', '--from', src, '--to', dst], 2, /invalid port/],
+      [['rules'], 2, /cfnet rules: --cell is required\n\(see 'cfnet rules --help'\)/],
+      [['rules', '--cell', c.cellId, '--bogus'], 2, /unknown option '--bogus'/],
+      [['explain', '--from', src, '--to', dst], 2, /--port needs a value for tcp/],
       [['explain', '--from', src, '--to', dst, '--port', '70000'], 2, /invalid port "70000"/],
       [['explain', '--from', 'no-such-app', '--to', dst, '--port', '1'], 5, /no-such-app/],
     ];

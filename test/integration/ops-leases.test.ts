@@ -14,6 +14,8 @@ describe('cfnet leases / publish state in cfnet cells', () => {
   before(async () => {
     t = await openTestRedis('ops-leases');
     leases = new LeaseManager(t.redis, t.keys, { recoveryWindowMs: 60_000 });
+    // a leader holds the namespace (else the read commands answer "no controller", exit 4)
+    await t.redis.set(t.keys.leader, '1:ctl-1');
   });
   after(async () => t.cleanup());
 

@@ -257,7 +257,7 @@ describe('cfnet queue', () => {
       [['queue', 'retry', '424242'], 5, /job "424242" not found/],
       [['queue', 'retry'], 2, /give job ids or --all-failed/],
       [['queue', 'clean', '--older-than', 'soon'], 2, /invalid older-than "soon"/],
-      [['queue', 'clean', '--state', 'waiting'], 1, /Allowed choices are completed, failed, both/],
+      [['queue', 'clean', '--state', 'waiting'], 2, /Allowed choices are completed, failed, both/],
     ];
     for (const [args, code, msg] of cases) {
       const r = await cfnet(args, { namespace: f.ns });

@@ -172,7 +172,7 @@ describe('cfnet asg validate (process)', () => {
     assert.match(res.stderr, /cannot read .*missing\.json/);
     const help = cfnet(['asg', 'validate', '--help']);
     assert.equal(help.status, 0);
-    for (const s of ['--allow-unknown-keys', '--compact', '<file>', 'Exit codes'])
+    for (const s of ['--allow-unknown-keys', '--compact', '<file>', 'Exit status'])
       assert.ok(help.stdout.includes(s), s);
   });
 });

@@ -3,13 +3,14 @@
  * and lag as src/state/convergence.ts defines them).
  */
 import { type Command, Option } from 'commander';
+import { helpFooter } from '../../lib/command.js';
 import { ValidationError } from '../../lib/errors.js';
+import { exitHelp } from '../../lib/exit-codes.js';
 import { ago, formatDuration, table, truncate } from '../../ops/format.js';
 import { CELL_STATE_NAMES, CELL_STATES, type CellConvergence } from '../../state/convergence.js';
 import {
   type ConnFlags,
   connectionOptions,
-  EXIT_HELP,
   type JsonFlag,
   jsonOption,
   list,
@@ -59,43 +60,47 @@ export function registerCells(program: Command, io: OpsIo): void {
       new Option('--sort <key>', 'order of the rows').choices(['cell', 'lag', 'state']).default('cell'),
     )
     .option('--state <states>', `only cells in these states: ${CELL_STATE_NAMES.join(', ')}`);
-  jsonOption(connectionOptions(cmd), 'the cells')
-    .addHelpText('after', `\n${statesHelp()}\n${EXIT_HELP}`)
-    .action(
-      run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
-        const { cellConvergence, byLag, stateCounts, publishState, publishWarning } = await import(
-          '../../ops/cells.js'
-        );
-        const valid: readonly string[] = CELL_STATE_NAMES;
-        const states = list(o.state);
-        for (const s of states)
-          if (!valid.includes(s)) throw new ValidationError('state', s, `must be one of ${valid.join(', ')}`);
-        const now = Date.now();
-        const [all, publish] = await withContext(io, o, (ctx) =>
-          Promise.all([
-            cellConvergence(ctx.redis, ctx.keys, { now, queue: ctx.queue.queue }),
-            publishState(ctx.redis, ctx.keys),
-          ]),
-        );
-        let cells = all;
-        const warning = publishWarning(publish, now);
-        if (warning) io.stderr(`cfnet cells: ${warning}\n`);
-        if (states.length > 0) cells = cells.filter((c) => states.includes(c.state));
-        if (o.sort === 'lag') cells = byLag(cells);
-        if (o.sort === 'state')
-          cells = [...cells].sort(
-            (a, b) => a.state.localeCompare(b.state) || a.cellId.localeCompare(b.cellId),
-          );
-        if (o.json) return printJson(io, cells);
-        const counts = Object.entries(stateCounts(cells))
-          .filter(([, n]) => n > 0)
-          .map(([s, n]) => `${n} ${s}`)
-          .join(', ');
-        io.stdout(
-          cells.length === 0
-            ? 'no cells known in this namespace (is the controller running, is --redis-namespace right?)\n'
-            : `${table(cellRows(cells, now), ['cell', 'desired', 'applied', 'lag', 'state', 'reported', 'error'])}\n${cells.length} cells: ${counts}\n`,
-        );
-      }),
-    );
+  helpFooter(jsonOption(connectionOptions(cmd), 'the cells').addHelpText('after', `\n${statesHelp()}`), {
+    examples: [
+      'cfnet cells                         # every cell, by id',
+      'cfnet cells --sort lag              # the slowest first',
+      'cfnet cells --state lagging,error   # only the cells that need a look',
+      'cfnet cells --json | jq ".[].cellId"',
+    ],
+    exit: exitHelp(),
+  }).action(
+    run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
+      const { cellConvergence, byLag, stateCounts, publishState, publishWarning } = await import(
+        '../../ops/cells.js'
+      );
+      const valid: readonly string[] = CELL_STATE_NAMES;
+      const states = list(o.state);
+      for (const s of states)
+        if (!valid.includes(s)) throw new ValidationError('state', s, `must be one of ${valid.join(', ')}`);
+      const now = Date.now();
+      const [all, publish] = await withContext(io, o, (ctx) =>
+        Promise.all([
+          cellConvergence(ctx.redis, ctx.keys, { now, queue: ctx.queue.queue }),
+          publishState(ctx.redis, ctx.keys),
+        ]),
+      );
+      let cells = all;
+      const warning = publishWarning(publish, now);
+      if (warning) io.stderr(`cfnet cells: ${warning}\n`);
+      if (states.length > 0) cells = cells.filter((c) => states.includes(c.state));
+      if (o.sort === 'lag') cells = byLag(cells);
+      if (o.sort === 'state')
+        cells = [...cells].sort((a, b) => a.state.localeCompare(b.state) || a.cellId.localeCompare(b.cellId));
+      if (o.json) return printJson(io, cells);
+      const counts = Object.entries(stateCounts(cells))
+        .filter(([, n]) => n > 0)
+        .map(([s, n]) => `${n} ${s}`)
+        .join(', ');
+      io.stdout(
+        cells.length === 0
+          ? 'no cells known in this namespace (is the controller running, is --redis-namespace right?)\n'
+          : `${table(cellRows(cells, now), ['cell', 'desired', 'applied', 'lag', 'state', 'reported', 'error'])}\n${cells.length} cells: ${counts}\n`,
+      );
+    }),
+  );
 }

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CfnetError, errorMessage, ValidationError } from '../../lib/errors.js';
+import { EXIT } from '../../lib/exit-codes.js';
 import type { RedisAuth } from '../../lib/redis.js';
 import { loadPem } from '../../lib/tls.js';
 import type { OpsConnectOptions, OpsContext } from '../../ops/connect.js';
@@ -123,26 +124,42 @@ export function jsonOption(cmd: Command, what: string): Command {
   return cmd.option('--json', `print ${what} as JSON instead of a table`);
 }
 
-/** Run an action: errors become one line on stderr and the exit status. */
+/**
+ * Run an action: errors become one line on stderr and the exit status (src/lib/exit-codes.ts); an
+ * invalid input also points at `--help`, as commander's usage errors do.
+ */
 export function run<A extends unknown[]>(io: OpsIo, name: string, fn: (...args: A) => Promise<void>) {
   return async (...args: A): Promise<void> => {
     try {
       await fn(...args);
     } catch (err) {
       const msg = err instanceof CfnetError ? err.message : errorMessage(err);
-      io.stderr(`cfnet ${name}: ${msg}\n`);
-      io.setExitCode(exitCodeOf(err));
+      const code = exitCodeOf(err);
+      io.stderr(`cfnet ${name}: ${msg}\n${code === EXIT.invalid ? `(see 'cfnet ${name} --help')\n` : ''}`);
+      io.setExitCode(code);
     }
   };
 }
 
+/**
+ * Connect, check that a controller wrote its world into the namespace (a wrong --redis-namespace
+ * reads as empty, not as "nothing to show": exit 4, as explain does), then run `fn`. Commands that
+ * must work before a controller ever ran (enqueueing, queue state) pass `controller: false`.
+ */
 export async function withContext<T>(
   io: OpsIo,
   o: ConnFlags,
   fn: (ctx: OpsContext) => Promise<T>,
+  opts: { controller?: boolean } = {},
 ): Promise<T> {
   const { withOps } = await import('../../ops/connect.js');
-  return withOps(connectionOf(o, io.env), fn);
+  return withOps(connectionOf(o, io.env), async (ctx) => {
+    if (opts.controller !== false) {
+      const { requireController } = await import('../../ops/connect.js');
+      await requireController(ctx);
+    }
+    return fn(ctx);
+  });
 }
 
 export function printJson(io: OpsIo, value: unknown): void {

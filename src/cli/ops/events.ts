@@ -2,13 +2,14 @@
  * `cfnet events`: tail, filter, follow and replay the event journal.
  */
 import type { Command } from 'commander';
+import { helpFooter } from '../../lib/command.js';
 import { ValidationError } from '../../lib/errors.js';
+import { exitHelp } from '../../lib/exit-codes.js';
 import { isoTime, parsePositiveInt, parseTime, table, truncate } from '../../ops/format.js';
 import type { JournalEntry, JournalFilter } from '../../ops/journal.js';
 import {
   type ConnFlags,
   connectionOptions,
-  EXIT_HELP,
   jsonOption,
   type OpsIo,
   printJson,
@@ -70,113 +71,118 @@ export function registerEvents(program: Command, io: OpsIo): void {
     .option('--limit <n>', 'at most this many (the newest)', '100')
     .option('-f, --follow', 'keep printing new entries as they are written (Ctrl-C ends)')
     .option('--replay', 're-enqueue the cells the matching entries touched (recorded as a replay entry)');
-  jsonOption(replayOptions(connectionOptions(cmd)), 'the entries (with --follow: one JSON object per line)')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  cfnet events --cell cell-7 --since 2024-05-01T10:00:00Z --until 2024-05-01T10:05:00Z
-  cfnet events --type asg,policy --since 1h
-  cfnet events --cell cell-7 --since 10m --replay --wait
-${EXIT_HELP}`,
-    )
-    .action(
-      run(
-        io,
-        'events',
-        async (
-          o: ConnFlags &
-            ReplayFlags & {
-              cell?: string;
-              app?: string;
-              space?: string;
-              type?: string;
-              since?: string;
-              until?: string;
-              limit: string;
-              follow?: boolean;
-              replay?: boolean;
-            },
-        ) => {
-          const { parseJournalTypes, Journal } = await import('../../ops/journal.js');
-          const { validateCellId } = await import('../../state/keys.js');
-          const now = Date.now();
-          const filter: JournalFilter = {};
-          if (o.cell !== undefined) filter.cell = validateCellId(o.cell, 'cell');
-          if (o.app !== undefined) filter.app = o.app;
-          if (o.space !== undefined) filter.space = o.space;
-          if (o.type !== undefined) filter.types = parseJournalTypes(o.type, 'type');
-          if (o.since !== undefined) filter.since = parseTime(o.since, 'since', now);
-          if (o.until !== undefined) filter.until = parseTime(o.until, 'until', now);
-          if (filter.since !== undefined && filter.until !== undefined && filter.since > filter.until) {
-            throw new ValidationError('until', o.until, 'is before --since');
-          }
-          const limit = parsePositiveInt(o.limit, 'limit');
-          if (o.follow && (o.replay || o.until !== undefined)) {
-            throw new ValidationError('follow', true, 'cannot be combined with --replay or --until');
-          }
-          await withContext(io, o, async (ctx) => {
-            const entries = await ctx.journal.read(filter, limit);
-            if (o.replay) {
-              const cells = Journal.cellsOf(entries);
-              const desc = [
-                o.cell && `cell=${o.cell}`,
-                o.app && `app=${o.app}`,
-                o.space && `space=${o.space}`,
-                o.type && `type=${o.type}`,
-                o.since && `since=${o.since}`,
-                o.until && `until=${o.until}`,
-              ]
-                .filter(Boolean)
-                .join(',');
-              if (cells.length === 0) {
-                throw new ValidationError(
-                  'replay',
-                  desc || 'all',
-                  `the ${entries.length} matching entries touched no cell`,
-                );
-              }
-              await replayAndReport(io, ctx, { kind: 'events', cells, filter: desc || 'all' }, cells, o);
-              return;
-            }
-            if (!o.follow) {
-              if (o.json) return printJson(io, entries);
-              io.stdout(
-                entries.length === 0
-                  ? 'no journal entries match\n'
-                  : `${table(
-                      entries.map((e) => ({
-                        seen: isoTime(e.at),
-                        type: e.type,
-                        subject: truncate(subjectText(e), 70),
-                        cells: listText(e.cells),
-                        jobs: listText(e.jobIds),
-                        detail: truncate(detailText(e.detail), 60),
-                      })),
-                      ['seen', 'type', 'subject', 'cells', 'jobs', 'detail'],
-                    )}\n`,
+  helpFooter(
+    jsonOption(
+      replayOptions(connectionOptions(cmd)),
+      'the entries (with --follow: one JSON object per line)',
+    ),
+    {
+      examples: [
+        'cfnet events --type asg,policy --since 1h',
+        'cfnet events --cell cell-7 --since 2024-05-01T10:00:00Z \\',
+        '    --until 2024-05-01T10:05:00Z',
+        'cfnet events --cell cell-7 --since 10m --replay --wait',
+        'cfnet events --follow --json',
+      ],
+      exit: exitHelp(),
+    },
+  ).action(
+    run(
+      io,
+      'events',
+      async (
+        o: ConnFlags &
+          ReplayFlags & {
+            cell?: string;
+            app?: string;
+            space?: string;
+            type?: string;
+            since?: string;
+            until?: string;
+            limit: string;
+            follow?: boolean;
+            replay?: boolean;
+          },
+      ) => {
+        const { parseJournalTypes, Journal } = await import('../../ops/journal.js');
+        const { validateCellId } = await import('../../state/keys.js');
+        const now = Date.now();
+        const filter: JournalFilter = {};
+        if (o.cell !== undefined) filter.cell = validateCellId(o.cell, 'cell');
+        if (o.app !== undefined) filter.app = o.app;
+        if (o.space !== undefined) filter.space = o.space;
+        if (o.type !== undefined) filter.types = parseJournalTypes(o.type, 'type');
+        if (o.since !== undefined) filter.since = parseTime(o.since, 'since', now);
+        if (o.until !== undefined) filter.until = parseTime(o.until, 'until', now);
+        if (filter.since !== undefined && filter.until !== undefined && filter.since > filter.until) {
+          throw new ValidationError('until', o.until, 'is before --since');
+        }
+        const limit = parsePositiveInt(o.limit, 'limit');
+        if (o.follow && (o.replay || o.until !== undefined)) {
+          throw new ValidationError('follow', true, 'cannot be combined with --replay or --until');
+        }
+        await withContext(io, o, async (ctx) => {
+          const entries = await ctx.journal.read(filter, limit);
+          if (o.replay) {
+            const cells = Journal.cellsOf(entries);
+            const desc = [
+              o.cell && `cell=${o.cell}`,
+              o.app && `app=${o.app}`,
+              o.space && `space=${o.space}`,
+              o.type && `type=${o.type}`,
+              o.since && `since=${o.since}`,
+              o.until && `until=${o.until}`,
+            ]
+              .filter(Boolean)
+              .join(',');
+            if (cells.length === 0) {
+              throw new ValidationError(
+                'replay',
+                desc || 'all',
+                `the ${entries.length} matching entries touched no cell`,
               );
-              return;
             }
-            const print = (e: JournalEntry) =>
-              io.stdout(o.json ? `${JSON.stringify(e)}\n` : `${eventLine(e)}\n`);
-            for (const e of entries) print(e);
-            const ac = new AbortController();
-            const stop = () => ac.abort();
-            const signal = io.signal ?? ac.signal;
-            if (!io.signal) {
-              process.once('SIGINT', stop);
-              process.once('SIGTERM', stop);
-            }
-            try {
-              const from = entries.at(-1)?.id ?? (await ctx.journal.lastId()) ?? '0-0';
-              await ctx.journal.follow(await ctx.blocking(), filter, print, signal, from);
-            } finally {
-              process.off('SIGINT', stop);
-              process.off('SIGTERM', stop);
-            }
-          });
-        },
-      ),
-    );
+            await replayAndReport(io, ctx, { kind: 'events', cells, filter: desc || 'all' }, cells, o);
+            return;
+          }
+          if (!o.follow) {
+            if (o.json) return printJson(io, entries);
+            io.stdout(
+              entries.length === 0
+                ? 'no journal entries match\n'
+                : `${table(
+                    entries.map((e) => ({
+                      seen: isoTime(e.at),
+                      type: e.type,
+                      subject: truncate(subjectText(e), 70),
+                      cells: listText(e.cells),
+                      jobs: listText(e.jobIds),
+                      detail: truncate(detailText(e.detail), 60),
+                    })),
+                    ['seen', 'type', 'subject', 'cells', 'jobs', 'detail'],
+                  )}\n`,
+            );
+            return;
+          }
+          const print = (e: JournalEntry) =>
+            io.stdout(o.json ? `${JSON.stringify(e)}\n` : `${eventLine(e)}\n`);
+          for (const e of entries) print(e);
+          const ac = new AbortController();
+          const stop = () => ac.abort();
+          const signal = io.signal ?? ac.signal;
+          if (!io.signal) {
+            process.once('SIGINT', stop);
+            process.once('SIGTERM', stop);
+          }
+          try {
+            const from = entries.at(-1)?.id ?? (await ctx.journal.lastId()) ?? '0-0';
+            await ctx.journal.follow(await ctx.blocking(), filter, print, signal, from);
+          } finally {
+            process.off('SIGINT', stop);
+            process.off('SIGTERM', stop);
+          }
+        });
+      },
+    ),
+  );
 }

@@ -1,13 +1,16 @@
 /**
  * `cfnet explain`: can app A reach app B (or an address) on a port, by which policy or ASG, enforced where.
+ * Like `kubectl auth can-i`, the exit status is the answer: 0 allowed, 1 denied (src/lib/exit-codes.ts).
  */
 import { type Command, Option } from 'commander';
+import { helpFooter } from '../../lib/command.js';
+import { CfnetError } from '../../lib/errors.js';
+import { EXIT, exitHelp } from '../../lib/exit-codes.js';
 import type { Explanation } from '../../ops/explain.js';
 import { table } from '../../ops/format.js';
 import {
   type ConnFlags,
   connectionOptions,
-  EXIT_HELP,
   type JsonFlag,
   jsonOption,
   type OpsIo,
@@ -16,11 +19,27 @@ import {
   withContext,
 } from './common.js';
 
+/**
+ * The first line: the verdict in capitals, then the reason. A reason that starts with its verdict
+ * ("denied: no c2c policy …") has that word capitalised instead of repeated ("DENIED: denied: …").
+ */
+export function verdictLine(x: Pick<Explanation, 'allowed' | 'reason'>): string {
+  const verdict = x.allowed === true ? 'ALLOWED' : x.allowed === false ? 'DENIED' : 'DEPENDS';
+  const own = /^(allowed|denied|depends)\b/i.exec(x.reason);
+  return own && own[1]!.toUpperCase() === verdict
+    ? `${verdict}${x.reason.slice(own[0].length)}`
+    : `${verdict}: ${x.reason}`;
+}
+
+/** The exit status of an explanation: 0 only when allowed for every container. */
+export function explainExit(x: Pick<Explanation, 'allowed'>): number {
+  return x.allowed === true ? EXIT.ok : EXIT.denied;
+}
+
 function printExplanation(io: OpsIo, x: Explanation): void {
   const q = x.query;
   const lines: string[] = [];
-  const verdict = x.allowed === true ? 'ALLOWED' : x.allowed === false ? 'DENIED' : 'DEPENDS';
-  lines.push(`${verdict}: ${x.reason}`);
+  lines.push(verdictLine(x));
   if (x.kind === 'c2c') {
     if (x.resolvedFrom) lines.push(`(${x.resolvedFrom} is a container of app ${q.to})`);
     lines.push(
@@ -96,35 +115,41 @@ export function registerExplain(program: Command, io: OpsIo): void {
     .addOption(
       new Option('--protocol <protocol>', 'protocol').choices(['tcp', 'udp', 'icmp']).default('tcp'),
     );
-  jsonOption(connectionOptions(cmd), 'the explanation')
-    .addHelpText(
-      'after',
-      `
-Examples:
-  cfnet explain --from 5c1e…-app-a --to 9f2b…-app-b --port 8080
-  cfnet explain --from 5c1e…-app-a --to 10.0.5.3 --port 443     # egress: deny networks, ASGs
-  cfnet explain --from 5c1e…-app-a --to 169.254.0.2 --port 53 --protocol udp  # the cell's DNS
-${EXIT_HELP}`,
-    )
-    .action(
-      run(
-        io,
-        'explain',
-        async (o: ConnFlags & JsonFlag & { from: string; to: string; port?: string; protocol: string }) => {
-          const { parseExplainQuery, explain, leaseAddresses } = await import('../../ops/explain.js');
-          const { loadRedisWorld } = await import('../../ops/world-reader.js');
-          const q = parseExplainQuery(o);
-          const x = await withContext(io, o, async (ctx) =>
-            explain(
-              await loadRedisWorld(ctx.redis, ctx.keys),
-              ctx.store,
-              q,
-              leaseAddresses(ctx.redis, ctx.keys),
-            ),
-          );
-          if (o.json) return printJson(io, x);
-          printExplanation(io, x);
-        },
-      ),
-    );
+  helpFooter(jsonOption(connectionOptions(cmd), 'the explanation'), {
+    examples: [
+      'cfnet explain --from <app-a-guid> --to <app-b-guid> --port 8080',
+      'cfnet explain --from <app-guid> --to 10.0.5.3 --port 443   # egress: ASGs',
+      'cfnet explain --from <app-guid> --to 169.254.0.2 --port 53 --protocol udp',
+      'cfnet explain --from <a> --to <b> --port 8080 >/dev/null && echo allowed',
+    ],
+    exit: exitHelp(['ok', 'denied', 'invalid', 'redisUnreachable', 'noController', 'notFound', 'error'], {
+      ok: 'allowed',
+      denied: 'denied, or allowed for only some containers (DEPENDS), as kubectl auth can-i',
+      error: 'an error (message on stderr, nothing on stdout)',
+    }),
+  }).action(
+    run(
+      io,
+      'explain',
+      async (o: ConnFlags & JsonFlag & { from: string; to: string; port?: string; protocol: string }) => {
+        const { parseExplainQuery, explain, leaseAddresses } = await import('../../ops/explain.js');
+        const { loadRedisWorld } = await import('../../ops/world-reader.js');
+        if (o.port === undefined && o.protocol !== 'icmp') {
+          throw new CfnetError('CFNET_INVALID', `--port needs a value for ${o.protocol} (1-65535)`);
+        }
+        const q = parseExplainQuery(o);
+        const x = await withContext(io, o, async (ctx) =>
+          explain(
+            await loadRedisWorld(ctx.redis, ctx.keys),
+            ctx.store,
+            q,
+            leaseAddresses(ctx.redis, ctx.keys),
+          ),
+        );
+        if (o.json) printJson(io, x);
+        else printExplanation(io, x);
+        io.setExitCode(explainExit(x));
+      },
+    ),
+  );
 }

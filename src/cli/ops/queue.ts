@@ -1,8 +1,13 @@
 /**
  * `cfnet queue …`: counts, list, show, retry, replay (with the progress bar), pause, resume, clean.
+ * Over 400 lines because it is eight small subcommands, each with its options, examples and action
+ * side by side; the shared parts (replay and its report, used by `events --replay`) are the only
+ * code above them.
  */
 import { type Command, Option } from 'commander';
+import { helpFooter } from '../../lib/command.js';
 import { CfnetError, ValidationError } from '../../lib/errors.js';
+import { exitHelp } from '../../lib/exit-codes.js';
 import type { OpsContext } from '../../ops/connect.js';
 import {
   formatDuration,
@@ -17,7 +22,6 @@ import type { CellOutcome, ReplayResult, ReplayTarget } from '../../ops/replay.j
 import {
   type ConnFlags,
   connectionOptions,
-  EXIT_HELP,
   type JsonFlag,
   jsonOption,
   list,
@@ -206,10 +210,20 @@ export function registerQueue(program: Command, io: OpsIo): void {
     .description(
       'inspect and operate the reconcile queue (BullMQ "reconcile": one job = "recompute cell X", deduplicated per cell). ' +
         'Retries and replays only enqueue cell keys: workers recompute from the current world, so nothing stale can be applied.',
-    )
-    .addHelpText('after', EXIT_HELP);
+    );
+  helpFooter(queue, {
+    examples: [
+      'cfnet queue counts',
+      'cfnet queue list --state failed',
+      'cfnet queue replay --cell cell-7 --wait',
+    ],
+    exit: exitHelp(),
+  });
+  /** `cfnet queue <name>` with its examples and the exit statuses. */
+  const sub = (name: string, examples: string[]) =>
+    helpFooter(connectionOptions(queue.command(name)), { examples, exit: exitHelp() });
 
-  jsonOption(connectionOptions(queue.command('counts')), 'the counts')
+  jsonOption(sub('counts', ['cfnet queue counts', 'cfnet queue counts --json']), 'the counts')
     .description('jobs per state, whether the queue is paused, connected workers')
     .action(
       run(io, 'queue counts', async (o: ConnFlags & JsonFlag) => {
@@ -222,7 +236,14 @@ export function registerQueue(program: Command, io: OpsIo): void {
       }),
     );
 
-  jsonOption(connectionOptions(queue.command('list')), 'the jobs')
+  jsonOption(
+    sub('list', [
+      'cfnet queue list --state failed',
+      'cfnet queue list --cell cell-7 --limit 10',
+      'cfnet queue list --state waiting,active --json',
+    ]),
+    'the jobs',
+  )
     .description('list jobs, newest first per state')
     .option(
       '--state <states>',
@@ -253,7 +274,7 @@ export function registerQueue(program: Command, io: OpsIo): void {
       ),
     );
 
-  jsonOption(connectionOptions(queue.command('show')), 'the job')
+  jsonOption(sub('show', ['cfnet queue show 1234', 'cfnet queue show 1234 --json']), 'the job')
     .description('one job in detail: data, attempts, error and stack traces, trigger timestamps')
     .argument('<jobId>', 'job id (cfnet queue list)')
     .action(
@@ -265,7 +286,10 @@ export function registerQueue(program: Command, io: OpsIo): void {
       }),
     );
 
-  jsonOption(connectionOptions(queue.command('retry')), 'the retried job ids')
+  jsonOption(
+    sub('retry', ['cfnet queue retry 1234 1240', 'cfnet queue retry --all-failed']),
+    'the retried job ids',
+  )
     .description(
       'move failed jobs back to waiting, attempts reset (the cell is recomputed from the current world)',
     )
@@ -279,22 +303,27 @@ export function registerQueue(program: Command, io: OpsIo): void {
         for (const id of ids) {
           if (!/^[A-Za-z0-9:_-]{1,128}$/.test(id)) throw new ValidationError('jobId', id, 'not a job id');
         }
-        const retried = await withContext(io, o, async (ctx) => {
-          if (o.allFailed) return ctx.admin.retryAllFailed();
-          // all named jobs must exist and be failed before any is touched
-          for (const id of ids) {
-            const j = await ctx.admin.show(id);
-            if (j.state !== 'failed') {
-              throw new ValidationError(
-                'jobId',
-                id,
-                `job is ${j.state}; only failed jobs can be retried (nothing retried)`,
-              );
+        const retried = await withContext(
+          io,
+          o,
+          async (ctx) => {
+            if (o.allFailed) return ctx.admin.retryAllFailed();
+            // all named jobs must exist and be failed before any is touched
+            for (const id of ids) {
+              const j = await ctx.admin.show(id);
+              if (j.state !== 'failed') {
+                throw new ValidationError(
+                  'jobId',
+                  id,
+                  `job is ${j.state}; only failed jobs can be retried (nothing retried)`,
+                );
+              }
             }
-          }
-          for (const id of ids) await ctx.admin.retry(id);
-          return ids;
-        });
+            for (const id of ids) await ctx.admin.retry(id);
+            return ids;
+          },
+          { controller: false },
+        );
         if (o.json) return printJson(io, { retried });
         io.stdout(
           retried.length === 0
@@ -304,7 +333,16 @@ export function registerQueue(program: Command, io: OpsIo): void {
       }),
     );
 
-  jsonOption(replayOptions(connectionOptions(queue.command('replay'))), 'the replay')
+  jsonOption(
+    replayOptions(
+      sub('replay', [
+        'cfnet queue replay --cell cell-7,cell-9 --wait',
+        'cfnet queue replay --app <app-guid>',
+        'cfnet queue replay --all --wait --timeout 10m',
+      ]),
+    ),
+    'the replay',
+  )
     .description(
       're-enqueue reconciles: of cells, of the cells running an app or a space, or of every cell (recorded in the event journal)',
     )
@@ -322,37 +360,45 @@ export function registerQueue(program: Command, io: OpsIo): void {
           const target = replayTargetOf(o);
           const { replayCells } = await import('../../ops/replay.js');
           const { loadRedisWorld } = await import('../../ops/world-reader.js');
-          await withContext(io, o, async (ctx) => {
-            const world = target.kind === 'cell' ? null : await loadRedisWorld(ctx.redis, ctx.keys);
-            await replayAndReport(io, ctx, target, replayCells(target, world), o);
-          });
+          await withContext(
+            io,
+            o,
+            async (ctx) => {
+              const world = target.kind === 'cell' ? null : await loadRedisWorld(ctx.redis, ctx.keys);
+              await replayAndReport(io, ctx, target, replayCells(target, world), o);
+            },
+            { controller: false },
+          );
         },
       ),
     );
 
-  jsonOption(connectionOptions(queue.command('pause')), 'the queue state')
+  jsonOption(sub('pause', ['cfnet queue pause', 'cfnet queue resume']), 'the queue state')
     .description(
       'pause the queue for every replica: running jobs finish, no new job starts (events keep queueing)',
     )
     .action(
       run(io, 'queue pause', async (o: ConnFlags & JsonFlag) => {
-        await withContext(io, o, (ctx) => ctx.admin.pause());
+        await withContext(io, o, (ctx) => ctx.admin.pause(), { controller: false });
         if (o.json) return printJson(io, { paused: true });
         io.stdout('queue paused: jobs wait until cfnet queue resume\n');
       }),
     );
 
-  jsonOption(connectionOptions(queue.command('resume')), 'the queue state')
+  jsonOption(sub('resume', ['cfnet queue resume']), 'the queue state')
     .description('resume a paused queue')
     .action(
       run(io, 'queue resume', async (o: ConnFlags & JsonFlag) => {
-        await withContext(io, o, (ctx) => ctx.admin.resume());
+        await withContext(io, o, (ctx) => ctx.admin.resume(), { controller: false });
         if (o.json) return printJson(io, { paused: false });
         io.stdout('queue resumed\n');
       }),
     );
 
-  jsonOption(connectionOptions(queue.command('clean')), 'the removed job ids')
+  jsonOption(
+    sub('clean', ['cfnet queue clean', 'cfnet queue clean --older-than 1d --state failed']),
+    'the removed job ids',
+  )
     .description(
       'remove finished (completed and/or failed) jobs older than a grace period; waiting jobs are never touched',
     )
@@ -367,7 +413,9 @@ export function registerQueue(program: Command, io: OpsIo): void {
         const grace = parseDuration(o.olderThan, 'older-than');
         const states: Array<'completed' | 'failed'> =
           o.state === 'both' ? ['completed', 'failed'] : [o.state as 'completed' | 'failed'];
-        const removed = await withContext(io, o, (ctx) => ctx.admin.clean(grace, states));
+        const removed = await withContext(io, o, (ctx) => ctx.admin.clean(grace, states), {
+          controller: false,
+        });
         if (o.json) return printJson(io, removed);
         io.stdout(
           `${Object.entries(removed)

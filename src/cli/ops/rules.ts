@@ -2,17 +2,11 @@
  * `cfnet rules`: a cell's stored rule set (or one container's part) as a summary, JSON or nft text.
  */
 import { type Command, Option } from 'commander';
+import { helpFooter } from '../../lib/command.js';
 import { ValidationError } from '../../lib/errors.js';
+import { exitHelp } from '../../lib/exit-codes.js';
 import { isoTime, table } from '../../ops/format.js';
-import {
-  type ConnFlags,
-  connectionOptions,
-  EXIT_HELP,
-  type OpsIo,
-  printJson,
-  run,
-  withContext,
-} from './common.js';
+import { type ConnFlags, connectionOptions, type OpsIo, printJson, run, withContext } from './common.js';
 
 export function registerRules(program: Command, io: OpsIo): void {
   const cmd = program
@@ -30,97 +24,101 @@ export function registerRules(program: Command, io: OpsIo): void {
     .option('--json', 'same as --format json')
     .option('--nft', 'same as --format nft')
     .option('--table <name>', 'nft table name used on the cells', 'cfnet');
-  connectionOptions(cmd)
-    .addHelpText('after', EXIT_HELP)
-    .action(
-      run(
-        io,
-        'rules',
-        async (
-          o: ConnFlags & {
-            cell: string;
-            container?: string;
-            format: string;
-            json?: boolean;
-            nft?: boolean;
-            table: string;
-          },
-        ) => {
-          if (o.json && o.nft)
-            throw new ValidationError('format', 'json+nft', 'give --json or --nft, not both');
-          const format = o.json ? 'json' : o.nft ? 'nft' : o.format;
-          const { loadRules, nftText } = await import('../../ops/rules.js');
-          const r = await withContext(io, o, (ctx) => loadRules(ctx.store, o.cell, o.container));
-          if (format === 'json') return printJson(io, r.ruleSet);
-          if (format === 'nft') {
-            io.stdout(nftText(r.ruleSet, o.table));
-            return;
-          }
-          const rs = r.ruleSet;
-          const applied = r.status?.appliedVersion ?? 0;
-          const head = [
-            `cell ${rs.cellId}${r.container ? `, container ${r.container}` : ''}`,
-            `version ${rs.version} (stored ${isoTime(r.meta.updatedAt)}, hash ${r.meta.hash})`,
-            `agent applied ${applied || 'nothing reported'}${
-              applied === rs.version ? ' (converged)' : applied ? ' (behind)' : ''
-            }${r.status?.error ? `, error: ${r.status.error}` : ''}`,
-          ];
-          const users = new Map<string, number>();
-          for (const c of rs.containers) users.set(c.egress, (users.get(c.egress) ?? 0) + 1);
-          const out = [
-            head.join('\n'),
-            '',
-            `containers (${rs.containers.length}):`,
-            rs.containers.length === 0
-              ? '  none'
-              : table(
-                  rs.containers.map((c) => ({
-                    handle: c.handle,
-                    ip: c.ip,
-                    app: c.appGuid,
-                    space: c.spaceGuid,
-                    workload: c.workload,
-                    tag: c.tag ?? '',
-                    egress: c.egress,
-                    netin: c.netIn.map((m) => `${m.hostPort}->${m.containerPort}`),
-                  })),
-                  ['handle', 'ip', 'app', 'space', 'workload', 'tag', 'egress', 'netin'],
-                ),
-            '',
-            `egress rule sets (${Object.keys(rs.asgSets).length}):`,
-            Object.keys(rs.asgSets).length === 0
-              ? '  none'
-              : table(
-                  Object.entries(rs.asgSets).map(([hash, rules]) => ({
-                    hash,
-                    rules: rules.length,
-                    containers: users.get(hash) ?? 0,
-                  })),
-                  ['hash', 'rules', 'containers'],
-                ),
-            '',
-            `c2c allow entries (${rs.c2c.length}):`,
-            rs.c2c.length === 0
-              ? '  none'
-              : table(
-                  rs.c2c.map((e) => ({
-                    tag: e.srcTag,
-                    destination: e.dstIp,
-                    protocol: e.protocol,
-                    ports:
-                      e.ports.start === e.ports.end
-                        ? String(e.ports.start)
-                        : `${e.ports.start}-${e.ports.end}`,
-                  })),
-                  ['tag', 'destination', 'protocol', 'ports'],
-                ),
-            '',
-            `source tag table (tags new containers at CNI ADD): ${Object.keys(rs.tags ?? {}).length} apps`,
-            '',
-            '(--format json for the stored rule set, --format nft for the nft script)',
-          ];
-          io.stdout(`${out.join('\n')}\n`);
+  helpFooter(connectionOptions(cmd), {
+    examples: [
+      'cfnet rules --cell cell-7                       # summary tables',
+      'cfnet rules --cell cell-7 --container <handle>  # one container',
+      'cfnet rules --cell cell-7 --nft                 # the nft script',
+      'cfnet rules --cell cell-7 --json                # the stored rule set',
+    ],
+    exit: exitHelp(),
+  }).action(
+    run(
+      io,
+      'rules',
+      async (
+        o: ConnFlags & {
+          cell: string;
+          container?: string;
+          format: string;
+          json?: boolean;
+          nft?: boolean;
+          table: string;
         },
-      ),
-    );
+      ) => {
+        if (o.json && o.nft)
+          throw new ValidationError('format', 'json+nft', 'give --json or --nft, not both');
+        const format = o.json ? 'json' : o.nft ? 'nft' : o.format;
+        const { loadRules, nftText } = await import('../../ops/rules.js');
+        const r = await withContext(io, o, (ctx) => loadRules(ctx.store, o.cell, o.container));
+        if (format === 'json') return printJson(io, r.ruleSet);
+        if (format === 'nft') {
+          io.stdout(nftText(r.ruleSet, o.table));
+          return;
+        }
+        const rs = r.ruleSet;
+        const applied = r.status?.appliedVersion ?? 0;
+        const head = [
+          `cell ${rs.cellId}${r.container ? `, container ${r.container}` : ''}`,
+          `version ${rs.version} (stored ${isoTime(r.meta.updatedAt)}, hash ${r.meta.hash})`,
+          `agent applied ${applied || 'nothing reported'}${
+            applied === rs.version ? ' (converged)' : applied ? ' (behind)' : ''
+          }${r.status?.error ? `, error: ${r.status.error}` : ''}`,
+        ];
+        const users = new Map<string, number>();
+        for (const c of rs.containers) users.set(c.egress, (users.get(c.egress) ?? 0) + 1);
+        const out = [
+          head.join('\n'),
+          '',
+          `containers (${rs.containers.length}):`,
+          rs.containers.length === 0
+            ? '  none'
+            : table(
+                rs.containers.map((c) => ({
+                  handle: c.handle,
+                  ip: c.ip,
+                  app: c.appGuid,
+                  space: c.spaceGuid,
+                  workload: c.workload,
+                  tag: c.tag ?? '',
+                  egress: c.egress,
+                  netin: c.netIn.map((m) => `${m.hostPort}->${m.containerPort}`),
+                })),
+                ['handle', 'ip', 'app', 'space', 'workload', 'tag', 'egress', 'netin'],
+              ),
+          '',
+          `egress rule sets (${Object.keys(rs.asgSets).length}):`,
+          Object.keys(rs.asgSets).length === 0
+            ? '  none'
+            : table(
+                Object.entries(rs.asgSets).map(([hash, rules]) => ({
+                  hash,
+                  rules: rules.length,
+                  containers: users.get(hash) ?? 0,
+                })),
+                ['hash', 'rules', 'containers'],
+              ),
+          '',
+          `c2c allow entries (${rs.c2c.length}):`,
+          rs.c2c.length === 0
+            ? '  none'
+            : table(
+                rs.c2c.map((e) => ({
+                  tag: e.srcTag,
+                  destination: e.dstIp,
+                  protocol: e.protocol,
+                  ports:
+                    e.ports.start === e.ports.end ? String(e.ports.start) : `${e.ports.start}-${e.ports.end}`,
+                })),
+                ['tag', 'destination', 'protocol', 'ports'],
+              ),
+          '',
+          `source tag table (tags new containers at CNI ADD): ${Object.keys(rs.tags ?? {}).length} apps`,
+          '',
+          '(--format json for the stored rule set, --format nft for the nft script)',
+        ];
+        io.stdout(`${out.join('\n')}\n`);
+      },
+    ),
+  );
 }
