@@ -514,7 +514,8 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     kind: 'int',
     min: 1,
     def: DEFAULT_OUTBOUND_CONNECTIONS.burst,
-    describe: 'new connections a container may open to one destination at once (Silk outbound_connections.burst)',
+    describe:
+      'new connections a container may open to one destination at once (Silk outbound_connections.burst)',
   },
   {
     group: 'rules',
@@ -522,7 +523,8 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     kind: 'int',
     min: 1,
     def: DEFAULT_OUTBOUND_CONNECTIONS.ratePerSec,
-    describe: 'sustained new connections per second to one destination (Silk outbound_connections.rate_per_sec)',
+    describe:
+      'sustained new connections per second to one destination (Silk outbound_connections.rate_per_sec)',
   },
   {
     group: 'rules',

@@ -185,7 +185,7 @@ export const SET_DEFS: SetDef[] = [
     keyKinds: IP,
     valueKinds: ['verdict'],
     containerField: ['key', 0],
-    doc: "container address -> jump to its outbound connection limit chain (orl_<ip>, new TCP egress)",
+    doc: 'container address -> jump to its outbound connection limit chain (orl_<ip>, new TCP egress)',
   },
   {
     name: 'orl_cut',

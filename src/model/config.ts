@@ -141,7 +141,11 @@ function outboundConnections(v: unknown, base: OutboundConnectionsConfig): Outbo
   }
   const unknown = Object.keys(v).filter((k) => !(OUTBOUND_KEYS as readonly string[]).includes(k));
   if (unknown.length > 0) {
-    throw new ValidationError(`${f}.${unknown[0]}`, v[unknown[0]!], `unknown field(s): ${JSON.stringify(unknown)}`);
+    throw new ValidationError(
+      `${f}.${unknown[0]}`,
+      v[unknown[0]!],
+      `unknown field(s): ${JSON.stringify(unknown)}`,
+    );
   }
   const out = { ...base };
   if (v.limit !== undefined) out.limit = bool(v.limit, `${f}.limit`);

@@ -212,6 +212,8 @@ export const DEFAULT_CELL_CONFIG: CellConfig = {
 };
 
 /** The outbound connection limits of a config (absent = the defaults). */
-export function outboundConnectionsOf(config: Pick<CellConfig, 'outboundConnections'>): OutboundConnectionsConfig {
+export function outboundConnectionsOf(
+  config: Pick<CellConfig, 'outboundConnections'>,
+): OutboundConnectionsConfig {
   return config.outboundConnections ?? DEFAULT_OUTBOUND_CONNECTIONS;
 }

@@ -141,7 +141,10 @@ describe('outbound connection limit and disable_container_network_policy on one 
       assert.equal(await tcp(ns.a!, DEST, 443), 'open');
       assert.equal(await tcp(ns.a!, OTHER, 80), 'open');
       assert.equal(await tcp(ns.b!, DEST, 80), 'open');
-      await waitUntil('the cuts are in the kernel log', async () => (await cutsLogged(handle('a'))).length > 0);
+      await waitUntil(
+        'the cuts are in the kernel log',
+        async () => (await cutsLogged(handle('a'))).length > 0,
+      );
       const cuts = await cutsLogged(handle('a'));
       assert.ok(
         cuts.every((e) => e.packet.src_ip === A && e.packet.dst_ip === DEST && e.packet.dst_port === 80),
@@ -162,11 +165,16 @@ describe('outbound connection limit and disable_container_network_policy on one 
     // a rule-set change: container b leaves, a's ASG grows, the log setting flips (chains rewritten)
     const next = ruleSet({ limit: true, burst: 5, ratePerSec: 1, logging: true });
     next.containers = next.containers.filter((c) => c.ip !== B);
-    next.asgSets.open!.push(...parseCapiRules([{ protocol: 'tcp', destination: '198.51.100.1', ports: '22' }]));
+    next.asgSets.open!.push(
+      ...parseCapiRules([{ protocol: 'tcp', destination: '198.51.100.1', ports: '22' }]),
+    );
     const res = await dp.apply(next);
     assert.equal(res.mode, 'incremental');
     const second = await burstOf(ns.a!, 5, DEST, 443);
-    assert.ok((second.get('open') ?? 0) <= 2, `a refilled bucket would let 5 through: ${JSON.stringify([...second])}`);
+    assert.ok(
+      (second.get('open') ?? 0) <= 2,
+      `a refilled bucket would let 5 through: ${JSON.stringify([...second])}`,
+    );
     assert.equal((await dp.detectDrift(next)).drift, false, 'the meter is no drift');
   });
 
