@@ -192,6 +192,8 @@ describe('BOSH release templates (sample properties)', () => {
       'iptables_c2c_logging',
       'iptables_denied_logs_per_sec',
       'iptables_accepted_udp_logs_per_sec',
+      'outbound_connections',
+      'disable_container_network_policy',
       'mtu',
       'subnet_file',
       'datastore',
