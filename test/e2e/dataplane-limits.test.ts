@@ -178,6 +178,27 @@ describe('outbound connection limit and disable_container_network_policy on one 
     assert.equal((await dp.detectDrift(next)).drift, false, 'the meter is no drift');
   });
 
+  test('CNI DEL and ADD (per-container transactions) remove and write a container’s limit chains with it', async () => {
+    const rs = ruleSet({ limit: true, burst: 4, ratePerSec: 1, logging: true });
+    await dp.applyFull(rs);
+    const b = rs.containers.find((c) => c.ip === B)!;
+    const removed = await dp.removeContainer(b.handle);
+    assert.equal(removed.changed, true);
+    let kernel = await dp.readBack();
+    assert.deepEqual(
+      [...kernel.chains.keys()].filter((n) => /^l?orl_10_255_1_3$/.test(n)),
+      [],
+      'orl_ and lorl_ chains of b are gone',
+    );
+    assert.equal(kernel.sets.get('ctr_orl')!.size, 1);
+    const added = await dp.addContainer(b, rs.asgSets.open!, rs.config, { fresh: true });
+    assert.equal(added.changed, true);
+    kernel = await dp.readBack();
+    assert.ok(kernel.chains.has('orl_10_255_1_3') && kernel.chains.has('lorl_10_255_1_3'));
+    const r = await burstOf(ns.b!, 10, DEST, 80);
+    assert.ok((r.get('open') ?? 0) >= 4 && (r.get('open') ?? 0) <= 5, JSON.stringify([...r]));
+  });
+
   test('dry run: nothing is cut, and what would have been is logged', async () => {
     await withSysctl('net.netfilter.nf_log_all_netns', '1', async () => {
       await dp.applyFull(ruleSet({ limit: true, dryRun: true, burst: 3, ratePerSec: 1, logging: false }));
