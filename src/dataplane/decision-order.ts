@@ -36,6 +36,9 @@
  * In the `iptables` filter mode a denial is deferred (the packet is
  * marked PENDING and an operator's earlier iptables ACCEPT still wins, host-filter.ts); `decide`
  * reports cfnet's own verdict.
+ *
+ * Longer than ~400 lines: every step of every decision chain, with its nft rules and its evaluator,
+ * has to be in this one list.
  */
 import { cidrToRange, ipInRange, parseIp } from '../model/ip.js';
 import { portInRanges } from '../model/ports.js';

@@ -3,7 +3,8 @@
  * controller's leader wrote into Redis and the rule sets it stored:
  *
  * - to an app (c2c): allowed exactly when a c2c policy from A to B covers the protocol and port
- *   (default deny). The source cell marks A's packets with A's policy tag; the destination cell
+ *   (default deny), or when B's cells have `disable_container_network_policy` on (every overlay
+ *   source is accepted). The source cell marks A's packets with A's policy tag; the destination cell
  *   accepts marked packets to B's container addresses listed in its c2c entries. So the decision
  *   is enforced on B's cells (their c2c entries) and A's cells (the tag of A's containers).
  * - to an address (egress): an address a container holds is c2c (explained as such); otherwise the
