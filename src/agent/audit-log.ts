@@ -1,6 +1,6 @@
 /**
  * The agent's audit log, what Silk's iptables-logger job did on a cell: it reads the kernel log
- * lines of cfnet's log chains (OK_, DENY_, DENY_C2C_, OK_C2C_: dataplane/kernel-log.ts), enriches each
+ * lines of cfnet's log chains (OK_, DENY_, DENY_C2C_, OK_C2C_, DENY_ORL_: dataplane/kernel-log.ts), enriches each
  * with the container, app, space and org it is about from the rule set the agent enforces
  * (audit-record.ts), and appends it as a JSON line in Silk's format to `auditLogFile` (by default
  * Silk's /var/vcap/sys/log/iptables-logger/iptables.log).

@@ -32,6 +32,7 @@ import {
 } from '../lib/settings/index.js';
 import { loadPem } from '../lib/tls.js';
 import { parseCellConfig } from '../model/config.js';
+import { DEFAULT_OUTBOUND_CONNECTIONS } from '../model/types.js';
 import { DEFAULT_NAMESPACE, validateNamespace } from '../state/keys.js';
 import {
   DEFAULT_LEASE_RECOVERY_WINDOW_MS,
@@ -507,6 +508,54 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     describe: 'rate of accepted-UDP log lines per container',
   },
   {
+    group: 'rules',
+    key: 'outboundConnLimit',
+    kind: 'bool',
+    def: DEFAULT_OUTBOUND_CONNECTIONS.limit,
+    describe:
+      "refuse a container's new TCP connections to one destination address and port beyond the rate (Silk outbound_connections.limit)",
+  },
+  {
+    group: 'rules',
+    key: 'outboundConnBurst',
+    kind: 'int',
+    min: 1,
+    def: DEFAULT_OUTBOUND_CONNECTIONS.burst,
+    describe:
+      'new connections a container may open to one destination at once (Silk outbound_connections.burst)',
+  },
+  {
+    group: 'rules',
+    key: 'outboundConnRatePerSec',
+    kind: 'int',
+    min: 1,
+    def: DEFAULT_OUTBOUND_CONNECTIONS.ratePerSec,
+    describe:
+      'sustained new connections per second to one destination (Silk outbound_connections.rate_per_sec)',
+  },
+  {
+    group: 'rules',
+    key: 'outboundConnLogging',
+    kind: 'bool',
+    def: DEFAULT_OUTBOUND_CONNECTIONS.logging,
+    describe: 'log connections over the limit, prefix DENY_ORL_ (Silk outbound_connections.logging)',
+  },
+  {
+    group: 'rules',
+    key: 'outboundConnDryRun',
+    kind: 'bool',
+    def: DEFAULT_OUTBOUND_CONNECTIONS.dryRun,
+    describe: 'only log connections over the limit, refuse none (Silk outbound_connections.dry_run)',
+  },
+  {
+    group: 'rules',
+    key: 'disableContainerNetworkPolicy',
+    kind: 'bool',
+    def: false,
+    describe:
+      'accept all container-to-container traffic on the overlay, with or without a policy (Silk disable_container_network_policy)',
+  },
+  {
     group: 'log',
     key: 'logLevel',
     kind: 'enum',
@@ -581,6 +630,12 @@ export type ControllerSettings = {
   c2cLogging: boolean;
   deniedLogsPerSec: number;
   acceptedUdpLogsPerSec: number;
+  outboundConnLimit: boolean;
+  outboundConnBurst: number;
+  outboundConnRatePerSec: number;
+  outboundConnLogging: boolean;
+  outboundConnDryRun: boolean;
+  disableContainerNetworkPolicy: boolean;
   logLevel: string;
 };
 
@@ -660,6 +715,8 @@ const CELL_CONFIG_FIELDS: Record<string, string> = {
   'deny_networks.running': 'denyNetworksRunning',
   'deny_networks.staging': 'denyNetworksStaging',
   overlay_network: 'overlayNetwork',
+  'outbound_connections.burst': 'outboundConnBurst',
+  'outbound_connections.rate_per_sec': 'outboundConnRatePerSec',
 };
 
 function cellConfigOf(s: ControllerSettings, resolved: Resolved = { values: {}, from: {} }) {
@@ -677,6 +734,14 @@ function cellConfigOf(s: ControllerSettings, resolved: Resolved = { values: {}, 
     iptables_c2c_logging: s.c2cLogging,
     iptables_denied_logs_per_sec: s.deniedLogsPerSec,
     iptables_accepted_udp_logs_per_sec: s.acceptedUdpLogsPerSec,
+    outbound_connections: {
+      limit: s.outboundConnLimit,
+      burst: s.outboundConnBurst,
+      rate_per_sec: s.outboundConnRatePerSec,
+      logging: s.outboundConnLogging,
+      dry_run: s.outboundConnDryRun,
+    },
+    disable_container_network_policy: s.disableContainerNetworkPolicy,
   };
   try {
     return parseCellConfig(input);

@@ -7,8 +7,10 @@
  *
  *   destination local to the cell    input   hook_input  → ctr_host  established, DNS servers
  *                                                                    port 53, host services, reject
- *   destination a container here     forward hook_forward → ctr_in   NetIn, c2c entries, reject
- *   anything else                    forward hook_forward → ctr_out  overlay accept, deny networks
+ *   destination a container here     forward hook_forward → ctr_in   NetIn, c2c open (switch),
+ *                                                                    c2c entries, reject
+ *   anything else                    forward hook_forward → ctr_out  overlay accept, outbound
+ *                                                                    connection limit, deny networks
  *                                                                    (always, then the container's
  *                                                                    lifecycle), its ASG chain, deny
  *
@@ -29,9 +31,14 @@
  *
  * The steps a new connection cannot match (conntrack established/invalid, NetIn's ingress mark)
  * are listed with their rules but never match in `decide`: it evaluates the first packet of a
- * connection a container opens. In the `iptables` filter mode a denial is deferred (the packet is
+ * connection a container opens. The outbound connection limit (`rate-limit`) depends on how many
+ * connections came before, which a rule set does not say: `decide` takes its bucket as not empty.
+ * In the `iptables` filter mode a denial is deferred (the packet is
  * marked PENDING and an operator's earlier iptables ACCEPT still wins, host-filter.ts); `decide`
  * reports cfnet's own verdict.
+ *
+ * Longer than ~400 lines: every step of every decision chain, with its nft rules and its evaluator,
+ * has to be in this one list.
  */
 import { cidrToRange, ipInRange, parseIp } from '../model/ip.js';
 import { portInRanges } from '../model/ports.js';
@@ -70,12 +77,14 @@ export type StepId =
   | 'spoofed-overlay'
   | 'ct-invalid'
   | 'overlay'
+  | 'rate-limit'
   | 'deny-network:always'
   | 'deny-network:running'
   | 'deny-network:staging'
   | 'asg'
   | 'default-deny'
   | 'netin'
+  | 'c2c-open'
   | 'c2c'
   | 'dns'
   | 'host-service'
@@ -244,6 +253,13 @@ export function decisionOrder(mode: FilterMode = SELF_CONTAINED_MODE): DecisionO
         nft: ['ip daddr @overlay_net accept'],
         evaluate: (p, cell) => (inOverlay(p.dst, cell) ? ACCEPT : null),
       },
+      {
+        // Silk's outbound_connections: a new TCP connection over its container's limit to this
+        // destination and port is refused (orl_<ip>, the meter; never decided from a rule set)
+        id: 'rate-limit',
+        nft: ['meta l4proto tcp ct state new ip saddr vmap @ctr_orl'],
+        evaluate: neverNew,
+      },
       // deny_networks beat ASG accepts
       denyNetwork('always', 'ip daddr @deny_always goto egress_deny'),
       denyNetwork('running', 'ip saddr @ctr_running ip daddr @deny_running goto egress_deny'),
@@ -263,6 +279,13 @@ export function decisionOrder(mode: FilterMode = SELF_CONTAINED_MODE): DecisionO
     ctr_in: [
       // NetIn: connections hook_netin DNATed (ingress mark set in hook_mark on the same packets)
       { id: 'netin', nft: [`meta mark ${INGRESS} ct status dnat accept`], evaluate: neverNew },
+      {
+        // Silk's disable_container_network_policy: c2c_open holds the overlay when it is on
+        id: 'c2c-open',
+        nft: ['ip saddr @c2c_open accept'],
+        evaluate: (p, cell) =>
+          cell.config.disableContainerNetworkPolicy === true && inOverlay(p.src.ip, cell) ? ACCEPT : null,
+      },
       {
         // c2c allow: source tag (mark) . destination . protocol . port
         id: 'c2c',

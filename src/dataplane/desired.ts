@@ -18,6 +18,7 @@ import type {
   IpRange,
   PortRange,
 } from '../model/types.js';
+import { outboundConnectionsOf } from '../model/types.js';
 import { type Atom, type Element, elementId, SET_DEFS } from './elements.js';
 import { asgChainName, type ChainSpec, type LogKind, logChainName, REJECT, withMarker } from './layout.js';
 
@@ -220,7 +221,10 @@ export function asgChainMemo(
 // ---------------------------------------------------------------- per-container parts
 
 /** Silk's log prefixes, kept below 64 bytes (handles are validated ASCII). */
-export function logPrefix(kind: 'OK_' | 'OK_C2C_' | 'DENY_' | 'DENY_C2C_', handle: string): string {
+export function logPrefix(
+  kind: 'OK_' | 'OK_C2C_' | 'DENY_' | 'DENY_C2C_' | 'DENY_ORL_',
+  handle: string,
+): string {
   return `${kind}${handle}`.slice(0, 62);
 }
 
@@ -228,7 +232,23 @@ function logChain(kind: LogKind, c: CellContainer, config: CellConfig): ChainSpe
   const denied = config.logging.deniedPerSec;
   const udp = config.logging.acceptedUdpPerSec;
   const name = logChainName(kind, c.ip);
+  const orl = outboundConnectionsOf(config);
   switch (kind) {
+    case 'orl': {
+      // Silk's hashlimit (mode dstip,dstport, one table per container, entries expiring once their
+      // bucket would be full again): one bucket per container . destination . port in the meter
+      const expire = Math.ceil(orl.burst / orl.ratePerSec);
+      const meter = `update @orl_meter { ip saddr . ip daddr . tcp dport timeout ${expire}s limit rate over ${orl.ratePerSec}/second burst ${orl.burst} packets }`;
+      return withMarker(name, [
+        orl.logging || orl.dryRun ? `${meter} ip saddr vmap @orl_cut` : `${meter} ${REJECT[0]}`,
+      ]);
+    }
+    case 'lorl':
+      return withMarker(name, [
+        `limit rate ${denied}/second burst ${denied} packets log prefix "${logPrefix('DENY_ORL_', c.handle)} "`,
+        // dry run: logged, then back to ctr_out, which decides as without the limit
+        ...(orl.dryRun ? [] : [REJECT[0]]),
+      ]);
     case 'lok':
       return withMarker(name, [
         `meta l4proto != udp ct state new,invalid,untracked log prefix "${logPrefix('OK_', c.handle)} "`,
@@ -274,6 +294,20 @@ export function validateConfig(config: CellConfig): CellConfig {
   if (typeof lg.c2c !== 'boolean') throw new ValidationError('config.logging.c2c', lg.c2c, 'not a boolean');
   int('config.logging.deniedPerSec', lg.deniedPerSec, 1, 1_000_000);
   int('config.logging.acceptedUdpPerSec', lg.acceptedUdpPerSec, 1, 1_000_000);
+  if (config.outboundConnections !== undefined) {
+    const o = config.outboundConnections;
+    const f = 'config.outboundConnections';
+    if (!o || typeof o !== 'object') throw new ValidationError(f, o, 'not an object');
+    for (const k of ['limit', 'logging', 'dryRun'] as const) {
+      if (typeof o[k] !== 'boolean') throw new ValidationError(`${f}.${k}`, o[k], 'not a boolean');
+    }
+    int(`${f}.burst`, o.burst, 1, 1_000_000);
+    int(`${f}.ratePerSec`, o.ratePerSec, 1, 1_000_000);
+  }
+  const open = config.disableContainerNetworkPolicy;
+  if (open !== undefined && typeof open !== 'boolean') {
+    throw new ValidationError('config.disableContainerNetworkPolicy', open, 'not a boolean');
+  }
   return config;
 }
 
@@ -320,18 +354,23 @@ export function addContainerTo(
       value: [ip, { k: 'port', v: m.containerPort }],
     });
   }
-  const logs: [LogKind, string, boolean][] = [
-    ['lok', 'log_ok', config.logging.asg || rules.some((r) => r?.log === true)],
-    ['ldeny', 'log_deny', config.logging.asg],
-    ['lc2c', 'log_c2c', config.logging.c2c],
+  const orl = outboundConnectionsOf(config);
+  const metered = orl.limit || orl.dryRun;
+  const logs: [LogKind, string, boolean, 'jump' | 'goto'][] = [
+    ['lok', 'log_ok', config.logging.asg || rules.some((r) => r?.log === true), 'goto'],
+    ['ldeny', 'log_deny', config.logging.asg, 'goto'],
+    ['lc2c', 'log_c2c', config.logging.c2c, 'goto'],
+    // jump: a connection under the limit goes on through ctr_out
+    ['orl', 'ctr_orl', metered, 'jump'],
+    ['lorl', 'orl_cut', metered && (orl.logging || orl.dryRun), 'goto'],
     // Silk's iptables_logging (on vxlan-policy-agent) logs the c2c connections policies allow
-    ['lc2cok', 'log_c2c_ok', config.logging.asg],
+    ['lc2cok', 'log_c2c_ok', config.logging.asg, 'goto'],
   ];
-  for (const [kind, set, on] of logs) {
+  for (const [kind, set, on, verdict] of logs) {
     if (!on) continue;
     const chain = logChain(kind, c, config);
     state.chains.set(chain.name, chain);
-    addElement(state, set, { key: [ip], value: [{ k: 'verdict', v: 'goto', target: chain.name }] });
+    addElement(state, set, { key: [ip], value: [{ k: 'verdict', v: verdict, target: chain.name }] });
   }
 }
 
@@ -340,6 +379,9 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
   validateConfig(config);
   const ov = overlayRange(config);
   addElement(state, 'overlay_net', { key: [{ k: 'ipr', s: ov.start, e: ov.end }] });
+  if (config.disableContainerNetworkPolicy === true) {
+    addElement(state, 'c2c_open', { key: [{ k: 'ipr', s: ov.start, e: ov.end }] });
+  }
   const dn = config.denyNetworks;
   if (!dn || typeof dn !== 'object') throw new ValidationError('config.denyNetworks', dn, 'missing');
   for (const kind of ['always', 'running', 'staging'] as const) {

@@ -97,6 +97,11 @@ export interface SetDef {
   containerField?: ['key' | 'value', number];
   /** True when elements carry a comment. */
   comments?: boolean;
+  /**
+   * The kernel's own set: rules add and refresh its elements (a meter), cfnet never writes,
+   * deletes, reads back or compares them. `decl` is the rest of its declaration.
+   */
+  kernelOwned?: { decl: string };
   doc: string;
 }
 
@@ -183,6 +188,39 @@ export const SET_DEFS: SetDef[] = [
     doc: 'destination container address -> goto its OK_C2C_<handle> log-and-accept chain (c2c allowed)',
   },
   {
+    name: 'ctr_orl',
+    type: 'ipv4_addr : verdict',
+    interval: false,
+    keyKinds: IP,
+    valueKinds: ['verdict'],
+    containerField: ['key', 0],
+    doc: 'container address -> jump to its outbound connection limit chain (orl_<ip>, new TCP egress)',
+  },
+  {
+    name: 'orl_cut',
+    type: 'ipv4_addr : verdict',
+    interval: false,
+    keyKinds: IP,
+    valueKinds: ['verdict'],
+    containerField: ['key', 0],
+    doc: 'container address -> goto its DENY_ORL_<handle> chain (log, then reject unless dry run)',
+  },
+  {
+    name: 'orl_meter',
+    type: 'ipv4_addr . ipv4_addr . inet_service',
+    interval: false,
+    keyKinds: ['ip', 'ip', 'port'],
+    kernelOwned: { decl: 'size 65535; flags dynamic,timeout;' },
+    doc: 'outbound connection limit buckets: container . destination . port, filled by the orl_<ip> chains; never written by cfnet, so no rule-set change resets them',
+  },
+  {
+    name: 'c2c_open',
+    type: 'ipv4_addr',
+    interval: true,
+    keyKinds: ['ipr'],
+    doc: 'sources every container accepts c2c from, without a policy: the overlay when disable_container_network_policy is on, else empty',
+  },
+  {
     name: 'c2c_port',
     type: 'mark . ipv4_addr . inet_proto . inet_service',
     interval: false,
@@ -262,6 +300,7 @@ export const SET_BY_NAME: ReadonlyMap<string, SetDef> = new Map(SET_DEFS.map((d)
 
 export function setDecl(d: SetDef): string {
   const kind = d.valueKinds ? 'map' : 'set';
+  if (d.kernelOwned) return `${kind} ${d.name} { type ${d.type}; ${d.kernelOwned.decl} }`;
   const flags = d.interval ? ' flags interval;' : '';
   return `${kind} ${d.name} { type ${d.type};${flags} }`;
 }

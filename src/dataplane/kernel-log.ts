@@ -1,6 +1,7 @@
 /**
  * Parses the kernel log lines cfnet's log chains produce (desired.ts `logPrefix`: `OK_<handle>`,
- * `DENY_<handle>`, `DENY_C2C_<handle>`, `OK_C2C_<handle>`, then the kernel's `IN=… OUT=… SRC=… DST=…` packet
+ * `DENY_<handle>`, `DENY_C2C_<handle>`, `OK_C2C_<handle>`, `DENY_ORL_<handle>` (a new connection over
+ * the outbound connection limit, refused or, in dry run, only logged), then the kernel's `IN=… OUT=… SRC=… DST=…` packet
  * fields) into what Silk's iptables-logger reports of a packet. Pure: the agent's audit log
  * (src/agent/audit-log.ts) feeds it lines from /dev/kmsg or a syslog file.
  *
@@ -14,13 +15,14 @@
 
 /**
  * The log prefixes cfnet writes: Silk's, except that an allowed c2c connection is `OK_C2C_<destination
- * handle>` (Silk: `OK_<tag>_<destination app>`; the mark carries the tag). The C2C forms are tried first.
+ * handle>` (Silk: `OK_<tag>_<destination app>`; the mark carries the tag). The longer forms are tried
+ * first.
  */
-export type AuditPrefixKind = 'OK_' | 'OK_C2C_' | 'DENY_' | 'DENY_C2C_';
+export type AuditPrefixKind = 'OK_' | 'OK_C2C_' | 'DENY_' | 'DENY_C2C_' | 'DENY_ORL_';
 
 /** One packet as Silk's iptables-logger reports it (its `packet` object, same keys and order). */
 export interface AuditPacket {
-  /** `ingress` for c2c (OK_C2C_, DENY_C2C_: keyed by the destination), `egress` for ASG lines (OK_, DENY_). */
+  /** `ingress` for c2c (OK_C2C_, DENY_C2C_: keyed by the destination), `egress` for the others. */
   direction: 'ingress' | 'egress';
   allowed: boolean;
   src_ip: string;
@@ -45,7 +47,7 @@ export interface KernelLogEntry {
 
 // The handle class is the dataplane's handle rule (identifiers.ts) without its length bound: a
 // prefix may cut a handle, never lengthen it.
-const PREFIX = /(?:^|[\s;\]])(OK_C2C|OK|DENY_C2C|DENY)_([A-Za-z0-9][A-Za-z0-9_.:-]*) IN=/;
+const PREFIX = /(?:^|[\s;\]])(OK_C2C|OK|DENY_C2C|DENY_ORL|DENY)_([A-Za-z0-9][A-Za-z0-9_.:-]*) IN=/;
 
 /** Cheap test before the regular expression: most kernel lines are not packet logs. */
 export function mayBeAuditLine(line: string): boolean {

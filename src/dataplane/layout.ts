@@ -108,14 +108,18 @@ export function asgChainName(hash: string): string {
 
 export const ASG_CHAIN = /^asgh?_[A-Za-z0-9_]+$/;
 
-export type LogKind = 'lok' | 'ldeny' | 'lc2c' | 'lc2cok';
+/**
+ * Per-container chains: the log chains (`lok`, `ldeny`, `lc2c`, `lc2cok`) and the outbound
+ * connection limit's meter (`orl`) and cut (`lorl`, DENY_ORL_ log and reject).
+ */
+export type LogKind = 'lok' | 'ldeny' | 'lc2c' | 'lc2cok' | 'orl' | 'lorl';
 
-/** Per-container log chain, e.g. `lok_10_255_0_5` (the address makes it unique on the cell). */
+/** Per-container chain, e.g. `lok_10_255_0_5` (the address makes it unique on the cell). */
 export function logChainName(kind: LogKind, ip: string): string {
   return `${kind}_${ip.replaceAll('.', '_')}`;
 }
 
-export const LOG_CHAIN = /^(lok|ldeny|lc2cok|lc2c)_(\d{1,3})_(\d{1,3})_(\d{1,3})_(\d{1,3})$/;
+export const LOG_CHAIN = /^(lok|ldeny|lc2cok|lc2c|orl|lorl)_(\d{1,3})_(\d{1,3})_(\d{1,3})_(\d{1,3})$/;
 
 /** The container address a per-container chain belongs to, or null. */
 export function logChainIp(name: string): string | null {

@@ -251,6 +251,8 @@ export function parseKernelState(json: string | Json, table: string): KernelStat
       }
       const m = new Map<string, Element>();
       state.sets.set(set.name, m);
+      // a meter's elements are the kernel's state (desired states never hold any)
+      if (SET_BY_NAME.get(set.name)!.kernelOwned) continue;
       for (const raw of Array.isArray(set.elem) ? set.elem : []) {
         const e = elementOf(set.name, raw);
         if (e) m.set(elementId(e), e);

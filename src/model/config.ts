@@ -12,6 +12,9 @@
  * - `iptables_logging` or its wrapper-config name `iptables_asg_logging`: log accepted egress.
  * - `iptables_c2c_logging`: log c2c.
  * - `iptables_denied_logs_per_sec`, `iptables_accepted_udp_logs_per_sec`: integers >= 1.
+ * - `outbound_connections`: `{limit, burst, rate_per_sec, logging, dry_run}` (silk-cni's), each
+ *   optional; burst and rate_per_sec integers >= 1.
+ * - `disable_container_network_policy` (vxlan-policy-agent's): c2c open to every overlay source.
  * Any other key is rejected (a typo must not silently drop a deny rule) unless `allowUnknownKeys`.
  */
 import { ValidationError } from '../lib/errors.js';
@@ -22,6 +25,8 @@ import {
   type DenyNetworks,
   type HostService,
   type IpRange,
+  type OutboundConnectionsConfig,
+  outboundConnectionsOf,
 } from './types.js';
 
 /** The Silk-style keys of a cell's configuration (the CNI config carries the same ones). */
@@ -36,8 +41,11 @@ export const CELL_CONFIG_KEYS = [
   'iptables_c2c_logging',
   'iptables_denied_logs_per_sec',
   'iptables_accepted_udp_logs_per_sec',
+  'outbound_connections',
+  'disable_container_network_policy',
 ] as const;
 const DENY_KEYS = ['always', 'running', 'staging'] as const;
+const OUTBOUND_KEYS = ['limit', 'burst', 'rate_per_sec', 'logging', 'dry_run'] as const;
 
 export interface CellConfigOptions {
   base?: CellConfig;
@@ -124,6 +132,28 @@ function rate(v: unknown, field: string): number {
     throw new ValidationError(field, v, 'must be an integer >= 1');
   }
   return v;
+}
+
+function outboundConnections(v: unknown, base: OutboundConnectionsConfig): OutboundConnectionsConfig {
+  const f = 'outbound_connections';
+  if (!isPlainObject(v)) {
+    throw new ValidationError(f, v, 'must be an object {limit, burst, rate_per_sec, logging, dry_run}');
+  }
+  const unknown = Object.keys(v).filter((k) => !(OUTBOUND_KEYS as readonly string[]).includes(k));
+  if (unknown.length > 0) {
+    throw new ValidationError(
+      `${f}.${unknown[0]}`,
+      v[unknown[0]!],
+      `unknown field(s): ${JSON.stringify(unknown)}`,
+    );
+  }
+  const out = { ...base };
+  if (v.limit !== undefined) out.limit = bool(v.limit, `${f}.limit`);
+  if (v.burst !== undefined) out.burst = rate(v.burst, `${f}.burst`);
+  if (v.rate_per_sec !== undefined) out.ratePerSec = rate(v.rate_per_sec, `${f}.rate_per_sec`);
+  if (v.logging !== undefined) out.logging = bool(v.logging, `${f}.logging`);
+  if (v.dry_run !== undefined) out.dryRun = bool(v.dry_run, `${f}.dry_run`);
+  return out;
 }
 
 /** Parse operator settings into a CellConfig. Errors name the field, e.g. `deny_networks.always[1]`. */
@@ -215,6 +245,15 @@ export function parseCellConfig(input: unknown, opts: CellConfigOptions = {}): C
     out.logging.acceptedUdpPerSec = rate(
       input.iptables_accepted_udp_logs_per_sec,
       'iptables_accepted_udp_logs_per_sec',
+    );
+  }
+  if (input.outbound_connections !== undefined) {
+    out.outboundConnections = outboundConnections(input.outbound_connections, outboundConnectionsOf(out));
+  }
+  if (input.disable_container_network_policy !== undefined) {
+    out.disableContainerNetworkPolicy = bool(
+      input.disable_container_network_policy,
+      'disable_container_network_policy',
     );
   }
   return out;

@@ -120,6 +120,23 @@ export interface LoggingConfig {
   acceptedUdpPerSec: number;
 }
 
+/**
+ * Silk's `outbound_connections` (silk-cni): new TCP connections a container opens to one
+ * destination address and port, beyond the overlay, are limited to `ratePerSec` with a `burst`.
+ */
+export interface OutboundConnectionsConfig {
+  /** Refuse the connections over the limit. */
+  limit: boolean;
+  /** Connections a container may open to one destination at once before the rate applies. */
+  burst: number;
+  /** Sustained new connections per second to one destination. */
+  ratePerSec: number;
+  /** Log the connections over the limit (prefix `DENY_ORL_<handle>`, at `deniedPerSec`). */
+  logging: boolean;
+  /** Only log the connections over the limit, refuse none (on its own it measures; it wins over `limit`). */
+  dryRun: boolean;
+}
+
 /** Cell-wide settings that shape the rule set (operator configuration, same on every cell). */
 export interface CellConfig {
   /** Overlay network CIDR, e.g. 10.255.0.0/16: traffic to it is c2c, not egress. */
@@ -129,6 +146,16 @@ export interface CellConfig {
   hostUdpServices: HostService[];
   denyNetworks: DenyNetworks;
   logging: LoggingConfig;
+  /**
+   * Silk's `outbound_connections`. Absent = DEFAULT_OUTBOUND_CONNECTIONS (rule sets stored before
+   * the setting existed read the same).
+   */
+  outboundConnections?: OutboundConnectionsConfig;
+  /**
+   * Silk's `disable_container_network_policy`: every overlay source may reach every container, on
+   * every port, with or without a policy. Absent = false.
+   */
+  disableContainerNetworkPolicy?: boolean;
 }
 
 /**
@@ -167,6 +194,15 @@ export interface RuleSetPatch {
   tags?: { upsert: Record<string, number>; remove: string[] };
 }
 
+/** Silk's silk-cni defaults: off, burst 1000, 100 per second, no logging, no dry run. */
+export const DEFAULT_OUTBOUND_CONNECTIONS: OutboundConnectionsConfig = {
+  limit: false,
+  burst: 1000,
+  ratePerSec: 100,
+  logging: false,
+  dryRun: false,
+};
+
 export const DEFAULT_CELL_CONFIG: CellConfig = {
   overlayNetwork: '10.255.0.0/16',
   dnsServers: ['169.254.0.2'],
@@ -174,4 +210,13 @@ export const DEFAULT_CELL_CONFIG: CellConfig = {
   hostUdpServices: [],
   denyNetworks: { always: [], running: [], staging: [] },
   logging: { asg: false, c2c: false, deniedPerSec: 1, acceptedUdpPerSec: 100 },
+  outboundConnections: DEFAULT_OUTBOUND_CONNECTIONS,
+  disableContainerNetworkPolicy: false,
 };
+
+/** The outbound connection limits of a config (absent = the defaults). */
+export function outboundConnectionsOf(
+  config: Pick<CellConfig, 'outboundConnections'>,
+): OutboundConnectionsConfig {
+  return config.outboundConnections ?? DEFAULT_OUTBOUND_CONNECTIONS;
+}

@@ -3,7 +3,8 @@
  * controller's leader wrote into Redis and the rule sets it stored:
  *
  * - to an app (c2c): allowed exactly when a c2c policy from A to B covers the protocol and port
- *   (default deny). The source cell marks A's packets with A's policy tag; the destination cell
+ *   (default deny), or when B's cells have `disable_container_network_policy` on (every overlay
+ *   source is accepted). The source cell marks A's packets with A's policy tag; the destination cell
  *   accepts marked packets to B's container addresses listed in its c2c entries. So the decision
  *   is enforced on B's cells (their c2c entries) and A's cells (the tag of A's containers).
  * - to an address (egress): an address a container holds is c2c (explained as such); otherwise the
@@ -284,10 +285,13 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
       port <= p.destination.ports.end,
   );
   const tag = pol.tagOf(q.from);
-  const allowed = matching.length > 0;
   const srcCells = byCell(src);
   const dstCells = byCell(dst);
   const rules = await loadCells(store, [...srcCells.keys(), ...dstCells.keys()]);
+  // disable_container_network_policy: the destination cells accept every overlay source (c2c-open)
+  const openOn = (cellId: string) => rules.get(cellId)?.rs?.config.disableContainerNetworkPolicy === true;
+  const open = dstCells.size > 0 && [...dstCells.keys()].every(openOn);
+  const allowed = matching.length > 0 || open;
   const cells: CellEnforcement[] = [];
   for (const [cellId, list] of dstCells) {
     const cr = rules.get(cellId);
@@ -295,15 +299,17 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
     const withIp = list.filter(addressed);
     let present = 0;
     for (const c of withIp) {
-      // the destination cell's c2c step (ctr_in), for a packet carrying A's tag
-      if (rs && c2cAllows(rs, tag, c.ip, proto, port)) present++;
+      // the destination cell's c2c steps (ctr_in), for a packet carrying A's tag
+      if (rs && (openOn(cellId) || c2cAllows(rs, tag, c.ip, proto, port))) present++;
     }
     const agrees = allowed ? present === withIp.length : present === 0;
-    const detail = allowed
-      ? `c2c allow for tag ${tag} to ${present}/${withIp.length} containers`
-      : present > 0
-        ? `${present}/${withIp.length} containers still have an allow entry`
-        : 'no allow entry: denied (default deny)';
+    const detail = openOn(cellId)
+      ? 'c2c open to every overlay source (disable_container_network_policy)'
+      : allowed
+        ? `c2c allow for tag ${tag} to ${present}/${withIp.length} containers`
+        : present > 0
+          ? `${present}/${withIp.length} containers still have an allow entry`
+          : 'no allow entry: denied (default deny)';
     cells.push(enforcement(cellId, 'destination', list, cr, agrees, detail));
   }
   for (const [cellId, list] of srcCells) {
@@ -312,7 +318,8 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
     const marked = withIp.filter(
       (c) => cr?.rs?.containers.find((x) => x.handle === c.handle)?.tag === tag,
     ).length;
-    const agrees = !allowed || marked === withIp.length;
+    // with c2c open the destination needs no tag
+    const agrees = !allowed || open || marked === withIp.length;
     const detail =
       tag === null
         ? 'app has no policy tag: packets unmarked'
@@ -320,11 +327,13 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
     cells.push(enforcement(cellId, 'source', list, cr, agrees, detail));
   }
   const what = `${proto} port ${port}`;
-  const reason = allowed
-    ? `allowed by c2c policy ${matching.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')} from ${q.from} to ${q.to}`
-    : between.length > 0
-      ? `denied: the policies from ${q.from} to ${q.to} cover ${between.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')}, not ${what}`
-      : `denied: no c2c policy from ${q.from} to ${q.to} (default deny)`;
+  const reason = open
+    ? `allowed: disable_container_network_policy is on, every container accepts c2c from every overlay source${matching.length > 0 ? '' : ' (no policy needed)'}`
+    : allowed
+      ? `allowed by c2c policy ${matching.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')} from ${q.from} to ${q.to}`
+      : between.length > 0
+        ? `denied: the policies from ${q.from} to ${q.to} cover ${between.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')}, not ${what}`
+        : `denied: no c2c policy from ${q.from} to ${q.to} (default deny)`;
   return {
     kind: 'c2c',
     query: q,

@@ -82,6 +82,15 @@ describe('kernel log parser (real nf_log lines of cfnet log chains)', () => {
     );
   });
 
+  it('DENY_ORL_ lines (outbound connection limit) are egress and denied, keyed by the source handle, never read as DENY_', () => {
+    const line = KMSG.egressDenied.replace('DENY_88a1370b', 'DENY_ORL_88a1370b');
+    const cut = parseKernelLogLine(line)!;
+    assert.deepEqual(
+      [cut.kind, cut.handle, cut.packet.direction, cut.packet.allowed, cut.packet.dst_port],
+      ['DENY_ORL_', '88a1370b-2215-4058-a4ca-7fc5b77a0d52', 'egress', false, 9001],
+    );
+  });
+
   it('ICMP: type and code, no ports; the first of repeated keys wins (UDP LEN=, ICMP ID=)', () => {
     const icmp = parseKernelLogLine(KMSG.icmpAllowed)!.packet;
     assert.deepEqual(

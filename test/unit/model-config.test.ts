@@ -28,6 +28,8 @@ describe('parseCellConfig', () => {
       iptables_c2c_logging: true,
       iptables_denied_logs_per_sec: 5,
       iptables_accepted_udp_logs_per_sec: 200,
+      outbound_connections: { limit: true, burst: 30, rate_per_sec: 2, logging: true },
+      disable_container_network_policy: true,
     });
     assert.deepEqual(c, {
       overlayNetwork: '10.32.0.0/11',
@@ -47,6 +49,8 @@ describe('parseCellConfig', () => {
         staging: [],
       },
       logging: { asg: true, c2c: true, deniedPerSec: 5, acceptedUdpPerSec: 200 },
+      outboundConnections: { limit: true, burst: 30, ratePerSec: 2, logging: true, dryRun: false },
+      disableContainerNetworkPolicy: true,
     });
   });
 

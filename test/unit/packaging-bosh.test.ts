@@ -192,6 +192,8 @@ describe('BOSH release templates (sample properties)', () => {
       'iptables_c2c_logging',
       'iptables_denied_logs_per_sec',
       'iptables_accepted_udp_logs_per_sec',
+      'outbound_connections',
+      'disable_container_network_policy',
       'mtu',
       'subnet_file',
       'datastore',
@@ -385,6 +387,38 @@ describe('BOSH properties reach the rendered files', () => {
     assert.equal(ctl.asgLogging, true);
     assert.equal(ctl.c2cLogging, true, 'a migrated iptables_logging: true gives ASG and c2c log lines');
     assert.equal(ctl.deniedLogsPerSec, 7);
+  });
+
+  it("cni: silk-cni's outbound_connections and vxlan-policy-agent's disable_container_network_policy reach the plugin and the controller", () => {
+    const r = renderOk([
+      '--set',
+      'cni:outbound_connections.limit=true',
+      '--set',
+      'cni:outbound_connections.burst=30',
+      '--set',
+      'cni:outbound_connections.rate_per_sec=2',
+      '--set',
+      'cni:outbound_connections.dry_run=true',
+      '--set',
+      'cni:disable_container_network_policy=true',
+    ]);
+    const conf = parsed<Conflist>(r, 'cni', 'config/cni/cfnet.conflist');
+    const cfg = parseNetConfig({ ...conf.plugins[0]!, cniVersion: '1.0.0', name: 'cfnet' });
+    const want = { limit: true, burst: 30, ratePerSec: 2, logging: false, dryRun: true };
+    assert.deepEqual(cfg.cell.outboundConnections, want);
+    assert.equal(cfg.cell.disableContainerNetworkPolicy, true);
+    const ctl = controllerSettings(r);
+    assert.deepEqual(
+      [ctl.outboundConnLimit, ctl.outboundConnBurst, ctl.outboundConnRatePerSec, ctl.outboundConnLogging],
+      [true, 30, 2, false],
+    );
+    assert.deepEqual([ctl.outboundConnDryRun, ctl.disableContainerNetworkPolicy], [true, true]);
+    // defaults: Silk's (off, 1000, 100), c2c enforced
+    const d = controllerSettings(renderOk([]));
+    assert.deepEqual(
+      [d.outboundConnLimit, d.outboundConnBurst, d.outboundConnRatePerSec, d.disableContainerNetworkPolicy],
+      [false, 1000, 100, false],
+    );
   });
 
   it('cni: iptables_c2c_logging alone logs c2c only', () => {
