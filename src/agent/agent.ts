@@ -45,6 +45,7 @@ import { AgentIdentity } from './identity.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
 import { Mutex } from './mutex.js';
 import { OverlayKeeper } from './overlay-keeper.js';
+import { routerTags } from './router-ingress.js';
 import { RulesKeeper } from './rules-keeper.js';
 import { type RunningHttp, startMetricsServer } from './servers.js';
 import { type AgentStatus, StatusKeeper } from './status-keeper.js';
@@ -176,12 +177,16 @@ export class CellAgent {
       requestStatus,
       contact,
       overlayState: () => ({ lease: this.overlay.lease, leases: this.overlay.leases }),
+      routerTags: () => (c.enableOverlayIngressRules ? routerTags(this.overlay.leases) : []),
     });
     this.overlay = new OverlayKeeper(ctx, {
       contact,
       reportInventoryAgain: () => this.report.reportInventoryAgain(),
       hasContainers: () => this.rules.hasContainers(),
       saveSoon,
+      routerTagsChanged: () => {
+        if (c.enableOverlayIngressRules) void this.rules.applyNow();
+      },
     });
     this.drift = new DriftKeeper(
       ctx,
@@ -257,6 +262,8 @@ export class CellAgent {
         'saved state loaded',
       );
     }
+    // the saved peers first: the routers among them are part of the rule set restored next
+    if (state) this.overlay.leases = state.leases;
     await this.rules.restore();
     if (this.drift.iptables && c.filterMode === 'nftables') {
       await this.drift.probeIptables(false);
