@@ -43,24 +43,37 @@ describe('overlay ingress for routers (cell side)', () => {
       container('worker', '10.255.1.3'),
     ]);
     const out = withRouterIngress(rs, [9]);
-    assert.deepEqual(out.c2c, [
-      { srcTag: 9, dstIp: '10.255.1.2', protocol: 'tcp', ports: { start: 8080, end: 8080 } },
-      { srcTag: 9, dstIp: '10.255.1.2', protocol: 'tcp', ports: { start: 2222, end: 2222 } },
-    ].sort((a, b) => a.ports.start - b.ports.start));
+    assert.deepEqual(
+      out.c2c,
+      [
+        { srcTag: 9, dstIp: '10.255.1.2', protocol: 'tcp', ports: { start: 8080, end: 8080 } },
+        { srcTag: 9, dstIp: '10.255.1.2', protocol: 'tcp', ports: { start: 2222, end: 2222 } },
+      ].sort((a, b) => a.ports.start - b.ports.start),
+    );
     assert.equal(rs.c2c.length, 0, 'the input is not changed');
     assert.ok(!out.c2c.some((e) => e.dstIp === '10.255.1.3'), 'a container exposing no port gets nothing');
   });
 
   it('changes nothing without routers', () => {
-    const rs = ruleSetOf([container('web', '10.255.1.2', { netIn: [{ hostPort: 61001, containerPort: 8080 }] })]);
+    const rs = ruleSetOf([
+      container('web', '10.255.1.2', { netIn: [{ hostPort: 61001, containerPort: 8080 }] }),
+    ]);
     assert.equal(withRouterIngress(rs, []), rs);
   });
 
   it('keeps one entry when a policy already allows the same tag, address and port', () => {
-    const same = { srcTag: 9, dstIp: '10.255.1.2', protocol: 'tcp' as const, ports: { start: 8080, end: 8080 } };
-    const rs = ruleSetOf([container('web', '10.255.1.2', { netIn: [{ hostPort: 61001, containerPort: 8080 }] })], {
-      c2c: [same],
-    });
+    const same = {
+      srcTag: 9,
+      dstIp: '10.255.1.2',
+      protocol: 'tcp' as const,
+      ports: { start: 8080, end: 8080 },
+    };
+    const rs = ruleSetOf(
+      [container('web', '10.255.1.2', { netIn: [{ hostPort: 61001, containerPort: 8080 }] })],
+      {
+        c2c: [same],
+      },
+    );
     assert.deepEqual(withRouterIngress(rs, [9]).c2c, [same]);
   });
 
@@ -78,8 +91,15 @@ describe('overlay ingress for routers (cell side)', () => {
 describe("a router's mark table", () => {
   it('marks packets leaving through the VXLAN device with the tag, in the output hook, replacing the table whole', () => {
     const s = routerMarkScript('cfnet', 'cfnet-vtep', 0x1a);
-    const lines = s.trim().split('\n').map((l) => l.trim());
-    assert.deepEqual(lines.slice(0, 3), ['table inet cfnet {}', 'delete table inet cfnet', 'table inet cfnet {']);
+    const lines = s
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
+    assert.deepEqual(lines.slice(0, 3), [
+      'table inet cfnet {}',
+      'delete table inet cfnet',
+      'table inet cfnet {',
+    ]);
     assert.ok(lines.includes('type filter hook output priority mangle; policy accept;'));
     assert.ok(lines.includes('oifname "cfnet-vtep" meta mark set 0x0000001a'));
   });
