@@ -177,7 +177,7 @@ export class CellAgent {
       requestStatus,
       contact,
       overlayState: () => ({ lease: this.overlay.lease, leases: this.overlay.leases }),
-      routerTags: () => (c.enableOverlayIngressRules ? routerTags(this.overlay.leases) : []),
+      routerTags: () => this.routerTags(),
     });
     this.overlay = new OverlayKeeper(ctx, {
       contact,
@@ -201,6 +201,7 @@ export class CellAgent {
       base: () => this.rules.base,
       local: this.rules.local,
       applyNow: () => this.rules.applyNow(),
+      routerTags: () => this.routerTags(),
       saveSoon,
       requestStatus,
       state: () => this.status(),
@@ -324,6 +325,11 @@ export class CellAgent {
     await this.metricsServer?.close().catch(() => undefined);
     await this.client.destroy();
     this.log.info('cell agent stopped');
+  }
+
+  /** Routers' tags the cell lets in to app ports: those of the listed routers, when enabled. */
+  private routerTags(): number[] {
+    return this.config.enableOverlayIngressRules ? routerTags(this.overlay.leases) : [];
   }
 
   /** The agent's state (`/v1/state`). */

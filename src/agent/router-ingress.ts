@@ -9,7 +9,7 @@
  * cell lists as overlay peers anyway. Pure.
  */
 import { c2cKey } from '../model/ruleset.js';
-import type { C2CAllow, CellRuleSet } from '../model/types.js';
+import type { C2CAllow, CellContainer, CellRuleSet } from '../model/types.js';
 import type { OverlayLease } from './client.js';
 
 /** The distinct tags of the routers among `leases`, ascending. */
@@ -19,18 +19,26 @@ export function routerTags(leases: readonly OverlayLease[]): number[] {
   return [...tags].sort((a, b) => a - b);
 }
 
+/** The allows of one container: per router tag, per exposed container port (TCP). */
+export function routerIngressFor(
+  c: Pick<CellContainer, 'ip' | 'netIn'>,
+  tags: readonly number[],
+): C2CAllow[] {
+  const ports = [...new Set(c.netIn.map((m) => m.containerPort))].sort((a, b) => a - b);
+  return tags.flatMap((tag) =>
+    ports.map((port) => ({
+      srcTag: tag,
+      dstIp: c.ip,
+      protocol: 'tcp' as const,
+      ports: { start: port, end: port },
+    })),
+  );
+}
+
 /** `rs` with an allow per (router tag, container, exposed TCP port); `rs` itself when no router. */
 export function withRouterIngress(rs: CellRuleSet, tags: readonly number[]): CellRuleSet {
   if (tags.length === 0) return rs;
-  const extra: C2CAllow[] = [];
-  for (const c of rs.containers) {
-    const ports = [...new Set(c.netIn.map((m) => m.containerPort))].sort((a, b) => a - b);
-    for (const tag of tags) {
-      for (const port of ports) {
-        extra.push({ srcTag: tag, dstIp: c.ip, protocol: 'tcp', ports: { start: port, end: port } });
-      }
-    }
-  }
+  const extra = rs.containers.flatMap((c) => routerIngressFor(c, tags));
   if (extra.length === 0) return rs;
   // a policy from an app whose tag equals a router's would give the same entry: keep one
   const seen = new Set(rs.c2c.map(c2cKey));
