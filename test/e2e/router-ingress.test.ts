@@ -10,6 +10,7 @@
  * port and the container that exposes no port are refused, and no NAT hides the router's address.
  */
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { type AppRef, type CellNode, Cluster, type ContainerRef } from '../helpers/cluster.js';
 import { tcp } from '../helpers/fixtures.js';
@@ -108,5 +109,19 @@ describe('overlay ingress for routers: a router namespace reaches app ports over
         15_000,
       );
     }
+  });
+
+  it('a cell without enableOverlayIngressRules lets the router in nowhere', async () => {
+    const c1 = a1.cell;
+    const config = JSON.parse(await readFile(c1.configPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(c1.configPath, JSON.stringify({ ...config, enableOverlayIngressRules: false }));
+    await c1.stopAgent('SIGTERM');
+    await c1.startAgent();
+    await expectTraffic(
+      'router → a1:8080 refused with the setting off',
+      router.ns,
+      [tcp(a1.ip, 8080)],
+      ['refused'],
+    );
   });
 });
