@@ -8,6 +8,8 @@
  * The router holds one address of the reserved first subnet, marks its overlay packets with the
  * tag the policy server gave `INGRESS_ROUTER`, and reaches exactly a1's app port: a1's other
  * port and the container that exposes no port are refused, and no NAT hides the router's address.
+ * A container started later is open to it from its CNI ADD on; without the mark, or on a cell with
+ * the setting off, the router gets in nowhere.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
