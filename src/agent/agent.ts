@@ -45,6 +45,7 @@ import { AgentIdentity } from './identity.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
 import { Mutex } from './mutex.js';
 import { OverlayKeeper } from './overlay-keeper.js';
+import { routerTags } from './router-ingress.js';
 import { RulesKeeper } from './rules-keeper.js';
 import { type RunningHttp, startMetricsServer } from './servers.js';
 import { type AgentStatus, StatusKeeper } from './status-keeper.js';
@@ -176,12 +177,16 @@ export class CellAgent {
       requestStatus,
       contact,
       overlayState: () => ({ lease: this.overlay.lease, leases: this.overlay.leases }),
+      routerTags: () => this.routerTags(),
     });
     this.overlay = new OverlayKeeper(ctx, {
       contact,
       reportInventoryAgain: () => this.report.reportInventoryAgain(),
       hasContainers: () => this.rules.hasContainers(),
       saveSoon,
+      routerTagsChanged: () => {
+        if (c.enableOverlayIngressRules) void this.rules.applyNow();
+      },
     });
     this.drift = new DriftKeeper(
       ctx,
@@ -196,6 +201,7 @@ export class CellAgent {
       base: () => this.rules.base,
       local: this.rules.local,
       applyNow: () => this.rules.applyNow(),
+      routerTags: () => this.routerTags(),
       saveSoon,
       requestStatus,
       state: () => this.status(),
@@ -257,6 +263,8 @@ export class CellAgent {
         'saved state loaded',
       );
     }
+    // the saved peers first: the routers among them are part of the rule set restored next
+    if (state) this.overlay.leases = state.leases;
     await this.rules.restore();
     if (this.drift.iptables && c.filterMode === 'nftables') {
       await this.drift.probeIptables(false);
@@ -317,6 +325,11 @@ export class CellAgent {
     await this.metricsServer?.close().catch(() => undefined);
     await this.client.destroy();
     this.log.info('cell agent stopped');
+  }
+
+  /** Routers' tags the cell lets in to app ports: those of the listed routers, when enabled. */
+  private routerTags(): number[] {
+    return this.config.enableOverlayIngressRules ? routerTags(this.overlay.leases) : [];
   }
 
   /** The agent's state (`/v1/state`). */

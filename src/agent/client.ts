@@ -257,11 +257,17 @@ export class ControllerClient {
    * Acquire (or re-acquire) this cell's lease. `subnet` is the lease the agent held before (a hint
    * for the controller; it hands the old subnet back when the cell still owns it).
    */
-  async acquireLease(underlayIp: string, vtepMac?: string, subnet?: string): Promise<OverlayLease> {
+  async acquireLease(
+    underlayIp: string,
+    vtepMac?: string,
+    subnet?: string,
+    singleIp = false,
+  ): Promise<OverlayLease> {
     const url = this.url(ROUTES.leaseAcquire);
     const body: AcquireBody = { underlayIp };
     if (vtepMac) body.vtepMac = vtepMac;
     if (subnet) body.subnet = subnet;
+    if (singleIp) body.singleIp = true;
     return parseAnswer(LeaseAnswer, await this.call('POST', url, body), `POST ${url}`);
   }
 

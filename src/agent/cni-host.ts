@@ -13,6 +13,7 @@ import type { AttachmentRef } from '../dataplane/apply.js';
 import type { CellContainer, CellRuleSet, EgressRule } from '../model/types.js';
 import type { AgentContext } from './context.js';
 import { type LocalContainer, localC2C } from './merge.js';
+import { routerIngressFor } from './router-ingress.js';
 import { type RunningHttp, startLocalServer } from './servers.js';
 import type { AgentStatus } from './status-keeper.js';
 
@@ -23,6 +24,8 @@ export interface CniHostHooks {
   readonly local: Map<string, LocalContainer>;
   /** Re-merge and apply (a plugin process outside the agent changed the table). */
   applyNow(): Promise<void>;
+  /** The routers' tags let in to app ports (empty unless enableOverlayIngressRules). */
+  routerTags(): number[];
   saveSoon(): void;
   requestStatus(): void;
   state(): AgentStatus;
@@ -88,7 +91,9 @@ export class CniHost {
         ctx.mutex.run(async () => {
           // c2c identity from the rule set in hand (tag table, same-app entries): in place in the
           // admitting transaction, before ADD returns, with no controller round trip
-          const { container, c2c } = localC2C(hooks.base(), plain);
+          const { container, c2c: same } = localC2C(hooks.base(), plain);
+          // and the routers' way in to its app ports (enableOverlayIngressRules), in the same step
+          const c2c = [...same, ...routerIngressFor(container, hooks.routerTags())];
           hooks.local.set(container.handle, { container, egressRules, addedAt: Date.now() });
           if (container.tag !== null) ctx.metrics.cniLocalTags.inc();
           try {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { LogFn } from 'pino';
 import { helpFooter } from '../lib/command.js';
 import { errorMessage } from '../lib/errors.js';
 import { EXIT, exitHelp } from '../lib/exit-codes.js';
@@ -58,8 +59,23 @@ export function registerAgentCommands(program: Command): void {
       return;
     }
     // loaded here, not at start-up of the CLI: other commands do not pay for the agent's modules
-    const { CellAgent } = await import('./agent.js');
-    const agent = new CellAgent({ config, dryRun: opts.dryRun === true });
+    let agent: {
+      log: { info: LogFn; warn: LogFn; fatal: LogFn };
+      start(): Promise<void>;
+      stop(): Promise<void>;
+    };
+    if (config.router) {
+      if (opts.dryRun === true) {
+        process.stderr.write('cfnet agent: --dry-run is not available in router mode\n');
+        process.exitCode = EXIT.invalid;
+        return;
+      }
+      const { RouterAgent } = await import('./router.js');
+      agent = new RouterAgent({ config });
+    } else {
+      const { CellAgent } = await import('./agent.js');
+      agent = new CellAgent({ config, dryRun: opts.dryRun === true });
+    }
     let stopping: Promise<void> | null = null;
     const stop = (signal: string) => {
       if (stopping) process.exit(EXIT.error); // a second signal: now
@@ -75,7 +91,7 @@ export function registerAgentCommands(program: Command): void {
     try {
       await agent.start();
     } catch (err) {
-      agent.log.fatal({ err }, 'cell agent failed to start');
+      agent.log.fatal({ err }, config.router ? 'router agent failed to start' : 'cell agent failed to start');
       await agent.stop().catch(() => undefined);
       process.exit(EXIT.error);
     }

@@ -68,6 +68,8 @@ export interface AgentConfig {
   auditLogFile: string;
   auditKernelLog: string;
   auditTimestampFormat: AuditTimestampFormat;
+  router: boolean;
+  enableOverlayIngressRules: boolean;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -305,6 +307,20 @@ export const AGENT_SETTINGS: readonly SettingSpec<keyof AgentConfig>[] = [
     choices: LOG_LEVELS,
     def: 'info',
     describe: `log level (${LOG_LEVELS.join(', ')})`,
+  },
+  {
+    key: 'router',
+    kind: 'bool',
+    def: false,
+    describe:
+      "router mode, for a VM that is no Diego cell (gorouter, an Istio ingress): a single-address overlay lease (Silk's single_ip_only) from the reserved first subnet, the VXLAN device marking its outgoing overlay packets with the routers' tag (from the policy server, through the controller), routes to the cells' subnets; no CNI executor, no container rules",
+  },
+  {
+    key: 'enableOverlayIngressRules',
+    kind: 'bool',
+    def: false,
+    describe:
+      "Silk's enable_overlay_ingress_rules, on cells: packets from routers (their tag, read from the routers' leases) are accepted to the containers' app ports (TCP, the containers' NetIn container ports) and to nothing else",
   },
   {
     key: 'auditLog',

@@ -11,6 +11,7 @@ import { type AgentContext, jittered, pause } from './context.js';
 import { DryRunOverlay, type OverlayDevice } from './dry-run.js';
 import { AGENT_EVENTS } from './events.js';
 import { desiredOverlay, mergePeerLeases, vtepIpOf, vtepMacOf } from './overlay.js';
+import { routerTags } from './router-ingress.js';
 import { writeFileAtomic } from './state.js';
 import { detectUnderlay, type Underlay, type VtepSpec, VXLAN_OVERHEAD, Vxlan } from './vxlan.js';
 
@@ -20,6 +21,8 @@ export interface OverlayKeeperHooks {
   reportInventoryAgain(): void;
   /** Whether containers use the held subnet (then it never moves on its own). */
   hasContainers(): boolean;
+  /** The routers among the peers changed their tags (overlay ingress rules follow). */
+  routerTagsChanged(): void;
   saveSoon(): void;
 }
 
@@ -86,7 +89,9 @@ export class OverlayKeeper {
             'peers missing from the lease listing kept until their leases expire',
           );
         }
+        const tagsBefore = routerTags(this.leases).join(',');
         this.leases = peers.leases;
+        if (routerTags(this.leases).join(',') !== tagsBefore) this.hooks.routerTagsChanged();
         await this.syncOverlay(false);
         this.hooks.saveSoon();
         failures = 0;

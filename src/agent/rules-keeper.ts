@@ -16,6 +16,7 @@ import { type Inventory, InventoryReader } from './inventory.js';
 import { type LocalContainer, mergeLocal } from './merge.js';
 import { type PullUpdate, RulePuller } from './pull.js';
 import { recoverFromKernel } from './recover.js';
+import { withRouterIngress } from './router-ingress.js';
 import { type PersistedState, StateFile } from './state.js';
 
 export interface RulesKeeperHooks {
@@ -25,6 +26,8 @@ export interface RulesKeeperHooks {
   contact(ok: boolean, op: string, err?: unknown): void;
   /** The overlay part of the saved state. */
   overlayState(): { lease: OverlayLease | null; leases: OverlayLease[] };
+  /** The routers' tags let in to app ports (empty unless enableOverlayIngressRules). */
+  routerTags(): number[];
 }
 
 export class RulesKeeper {
@@ -172,7 +175,7 @@ export class RulesKeeper {
   /** The rule set to enforce: the controller's, CNI-time containers merged in, admitted per item. */
   private merge(inv: Inventory | null): CellRuleSet {
     const res = mergeLocal(this.base!, this.local, inv?.attached ?? null);
-    const admission = admitRuleSet(res.ruleSet);
+    const admission = admitRuleSet(withRouterIngress(res.ruleSet, this.hooks.routerTags()));
     this.noteRefusals(admission.refused);
     for (const h of res.obsolete) this.local.delete(h);
     if (res.dropped.length > 0) {

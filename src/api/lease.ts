@@ -2,9 +2,12 @@
  * The overlay subnet leases: `POST /v1/cells/{cell}/lease/acquire|renew|release` and
  * `GET /v1/leases`.
  *
- * - acquire `{underlayIp, vtepMac?, subnet?}` → 200 Lease. `subnet` is the agent's claim of the
- *   subnet it holds (409 `CFNET_LEASE_CONFLICT` when another live cell holds it; without a claim
- *   503 `CFNET_LEASE_RECOVERING` with `retry-after` while the lease table is being rebuilt).
+ * - acquire `{underlayIp, vtepMac?, subnet?, singleIp?}` → 200 Lease. `subnet` is the agent's claim
+ *   of the subnet it holds (409 `CFNET_LEASE_CONFLICT` when another live cell holds it; without a
+ *   claim 503 `CFNET_LEASE_RECOVERING` with `retry-after` while the lease table is being rebuilt).
+ *   `singleIp` (Silk's `single_overlay_ip`): a router's single address `<addr>/32` from the reserved
+ *   first subnet, answered with `kind: 'single-ip'` and the router `tag` the controller got from the
+ *   policy server (503 `CFNET_ROUTER_TAG_UNAVAILABLE` while it cannot).
  * - renew `{subnet, underlayIp, vtepMac?}` → 200 Lease; 404 `CFNET_LEASE_UNKNOWN`, 409
  *   `CFNET_LEASE_MISMATCH`.
  * - release (body ignored; the agent sends `{}`) → 200 `{released}`.
@@ -24,6 +27,8 @@ export const AcquireBody = z.object({
   vtepMac: z.string().optional(),
   /** The subnet the agent holds and claims back. */
   subnet: z.string().optional(),
+  /** A router's single-address lease rather than a cell subnet. */
+  singleIp: z.boolean().optional(),
 });
 export type AcquireBody = z.infer<typeof AcquireBody>;
 
@@ -50,6 +55,10 @@ export const LeaseAnswer = z.object({
   expiresAt: z.number().optional(),
   /** Set when an operator moved the cell to this (new) subnet. */
   moved: z.literal('operator').optional(),
+  /** A router's single-address lease (`subnet` is `<addr>/32`). */
+  kind: z.literal('single-ip').optional(),
+  /** The router's tag (single-address leases): the VXLAN GBP id of its overlay packets. */
+  tag: z.number().int().min(1).max(0xffff).optional(),
 });
 /** A lease as a client holds it (after validation). */
 export type OverlayLease = z.output<typeof LeaseAnswer>;

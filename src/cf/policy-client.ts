@@ -7,6 +7,8 @@
  *   are split over several requests (URL length) and the union de-duplicated.
  * - `securityGroups({spaceGuids?, pageSize})` → every global group plus those bound to the spaces,
  *   following `from`/`limit`/`next` (the server reads `limit`, not `per_page`).
+ * - `createOrGetTag(id, type)` → the tag of a group (`PUT …/tags`, idempotent; Silk asks it for
+ *   `INGRESS_ROUTER` of type `router`, the tag routers' overlay packets carry).
  * Malformed JSON → `CfMalformedResponseError`; an invalid policy → `CfInvalidPolicyError`; an
  * invalid rule → `CfInvalidSecurityGroupError` naming the group and the field.
  */
@@ -19,6 +21,7 @@ import {
   parseInternalPolicies,
   parseInternalSecurityGroups,
   parsePoliciesLastUpdated,
+  parseTag,
 } from '../model/policy.js';
 import type { C2CPolicy, SecurityGroup } from '../model/types.js';
 import { CfInvalidPolicyError, CfInvalidSecurityGroupError, CfMalformedResponseError } from './errors.js';
@@ -170,6 +173,23 @@ export class PolicyServerClient {
     return [...out.values()];
   }
 
+  /** `PUT …/tags` `{id, type}`: the group's tag, created on first use (the server is idempotent). */
+  async createOrGetTag(id: string, type: string): Promise<number> {
+    const path = `${BASE}/tags`;
+    const res = await this.http.request({
+      method: 'PUT',
+      path,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id, type }),
+    });
+    const body = this.http.parseJson<{ tag?: unknown }>(res, 'PUT', path);
+    try {
+      return parseTag(body?.tag, 'tag');
+    } catch (err) {
+      throw this.malformed(path, res, err, 'PUT');
+    }
+  }
+
   private securityGroupPage(path: string, res: HttpResponse): { next: number; groups: SecurityGroup[] } {
     const body = this.json(path, res);
     try {
@@ -203,11 +223,16 @@ export class PolicyServerClient {
     return this.http.parseJson<unknown>(res, 'GET', path);
   }
 
-  private malformed(path: string, res: HttpResponse, err: unknown): CfMalformedResponseError {
+  private malformed(
+    path: string,
+    res: HttpResponse,
+    err: unknown,
+    method: 'GET' | 'PUT' = 'GET',
+  ): CfMalformedResponseError {
     return new CfMalformedResponseError(
       {
         service: 'policy',
-        method: 'GET',
+        method,
         path: path.split('?')[0]!,
         status: res.status,
         reason: err instanceof Error ? err.message : String(err),

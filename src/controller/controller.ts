@@ -27,6 +27,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
+import { PolicyServerClient } from '../cf/policy-client.js';
 import { LeaderElection } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { counter, createRegistry, METRICS, type Registry } from '../lib/metrics.js';
@@ -35,6 +36,7 @@ import type { World } from '../rules/world.js';
 import { Keys } from '../state/keys.js';
 import { LeaseManager } from '../state/lease-store.js';
 import { RuleSetStore } from '../state/ruleset-store.js';
+import { SingleIpLeases } from '../state/single-ip-lease.js';
 import { WorldStore } from '../state/world-store.js';
 import type { ControllerConfig } from './config.js';
 import { callExtensions, extensionsFor } from './extension-registry.js';
@@ -47,6 +49,7 @@ import { ReconcileQueue } from './reconcile/queue.js';
 import { type ReconcileResult, Reconciler } from './reconcile/reconciler.js';
 import { ReconcileWorkers } from './reconcile/worker.js';
 import { ChangeNotifier } from './serve/notifier.js';
+import { RouterTag } from './serve/router-tag.js';
 import { type RunningServer, startAgentApi, startOperatorServer } from './serve/server.js';
 import { IngestGate } from './sources/gate.js';
 import { conflictRejection, RejectionRecorder } from './sources/rejections.js';
@@ -254,6 +257,7 @@ export class Controller {
           store: this.store,
           world: this.worldStore,
           leases: this.leases,
+          routers: this.routers(),
           notifier: this.notifier,
           enqueue: async (cell, trigger) => {
             await this.queue.enqueue([[cell, [trigger]]]);
@@ -313,6 +317,26 @@ export class Controller {
    * An error this replica cannot recover from: leadership is given up (the lease released, so a
    * standby takes over at once) and `onFatal` decides the rest (the CLI exits).
    */
+  /**
+   * Routers' single-address leases and their tag, asked of the policy server (any replica serves
+   * leases, so each has its own client; it is used once, at the first router's lease).
+   */
+  private routers(): { leases: SingleIpLeases; tag: RouterTag } {
+    const p = this.config.policy;
+    const log = this.log.child({ part: 'router-tag' });
+    const client = p
+      ? new PolicyServerClient({ url: p.url, ...(p.tls ? { tls: p.tls } : {}), logger: log })
+      : null;
+    if (client) this.closers.push(() => client.close());
+    return {
+      leases: new SingleIpLeases(this.redis, this.keys, {
+        reserved: this.leases.reserved,
+        ttlMs: this.leases.ttlMs,
+      }),
+      tag: new RouterTag(client, log),
+    };
+  }
+
   private async fatal(err: unknown, what: string): Promise<void> {
     this.log.error({ err }, what);
     await bounded(this.election?.stop(), 1000);

@@ -284,7 +284,8 @@ export class LeaderLifecycle {
         state.world.takeChanges();
         const cells = await this.d.worldStore.resync(state.world, state.leadership.value);
         for (const c of state.world.allCells()) cells.add(c);
-        for (const l of await this.d.leases.list().catch(() => [])) cells.add(l.cellId);
+        // routers (single-address leases) hold no rule set
+        for (const l of await this.d.leases.list().catch(() => [])) if (!l.kind) cells.add(l.cellId);
         state.resynced = true;
         state.needResync = false;
         const trigger: Trigger = { kind: 'resync', id: String(state.leadership.fence), at: Date.now() };

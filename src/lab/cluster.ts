@@ -103,6 +103,13 @@ export interface ClusterOptions {
    * the cluster starts so that `cfnet demo --cleanup` finds what a killed demo left there.
    */
   dir?: string;
+  /**
+   * Routers (`cfnet agent --router`, kernel dataplane) after the cells, ids e2e-router-1..N: a
+   * namespace on the underlay each, a single-address lease, no containers. Default 0.
+   */
+  routers?: number;
+  /** Prefix of the namespace names the cluster creates (default none: `cfeul-…`, `cfec1-…`). */
+  nsPrefix?: string;
 }
 
 export interface StopSummary {
@@ -167,6 +174,8 @@ export class CellNode {
     readonly ns: string,
     readonly underlayIp: string,
     readonly dir: string,
+    /** A router (`cfnet agent --router`): no CNI executor, a single-address lease. */
+    readonly router = false,
   ) {}
 
   get configPath(): string {
@@ -183,6 +192,10 @@ export class CellNode {
   }
   get subnetFile(): string {
     return join(this.dir, 'subnet.json');
+  }
+  /** A router's saved state (its lease), written after each successful round. */
+  get routerStateFile(): string {
+    return join(this.stateDir, 'router.json');
   }
   get cniStateDir(): string {
     return join(this.dir, 'cni-state');
@@ -245,6 +258,20 @@ export class CellNode {
       createInterface({ input: stream }).on('line', (line) => this.output.push(line));
     }
     this.agent = child;
+    if (this.router) {
+      // a router serves nothing locally: it is up once it holds its lease (its state file)
+      await waitUntil(
+        `router ${this.id} holding its lease`,
+        async () => {
+          if (child.exitCode !== null)
+            throw new Error(`router agent exited (${child.exitCode}): ${await this.logTail()}`);
+          return existsSync(this.routerStateFile);
+        },
+        20_000,
+        50,
+      );
+      return;
+    }
     // kernel: the CNI executor must answer (containers are made through it); dry-run: the agent socket
     const socket = dryRun ? this.agentSocket : this.executorSocket;
     await waitUntil(
@@ -331,6 +358,10 @@ export class CellNode {
   }
 
   async subnet(): Promise<string> {
+    if (this.router) {
+      const saved = JSON.parse(await readFile(this.routerStateFile, 'utf8')) as { lease: { subnet: string } };
+      return saved.lease.subnet;
+    }
     return (JSON.parse(await readFile(this.subnetFile, 'utf8')) as { subnet: string }).subnet;
   }
 }
@@ -399,6 +430,8 @@ export class Cluster {
       { length: n },
       (_, i) => (this.opts.simCells ? simIds[i] : this.opts.cellIds?.[i]) ?? `e2e-cell-${i + 1}`,
     );
+    const routers = this.dataplane === 'kernel' ? (this.opts.routers ?? 0) : 0;
+    for (let r = 1; r <= routers; r++) ids.push(`e2e-router-${r}`);
     const ca = createCa({ cn: 'cfnet lab agent-API CA' });
     const server = issueCert(ca, { cn: 'cfnet-controller', sans: ['127.0.0.1', 'localhost'] });
     this.tls = { ca: ca.cert, cert: server.cert, key: server.key, caKey: ca.key };
@@ -451,7 +484,7 @@ export class Cluster {
       await mkdir(cellDir, { recursive: true });
       const underlayIp = `198.51.100.${10 + i}`;
       const ns = this.dataplane === 'kernel' ? await this.setupCellNamespace(i, underlayIp) : '';
-      const cell = new CellNode(this, id, ns, underlayIp, cellDir);
+      const cell = new CellNode(this, id, ns, underlayIp, cellDir, k >= n);
       const cert = issueCert(ca, { cn: id, usage: 'client', key: clientKey });
       await writeFile(join(cellDir, 'ca.crt'), ca.cert);
       await writeFile(join(cellDir, 'client.crt'), cert.cert);
@@ -487,6 +520,7 @@ export class Cluster {
           ? { filterMode: 'nftables' as const }
           : {}),
         ...this.opts.agent,
+        ...(cell.router ? { router: true } : {}),
       };
       await writeFile(cell.configPath, JSON.stringify(agent, null, 2));
       if (ns) cell.relay = await this.startCellRelay(ns);
@@ -510,7 +544,7 @@ export class Cluster {
 
   /** The underlay: a bridge namespace with the "external" world behind it. */
   private async setupUnderlay(): Promise<void> {
-    this.underlay = uniqueName('cfeul');
+    this.underlay = uniqueName(`${this.opts.nsPrefix ?? ''}cfeul`);
     this.namespaces.push(this.underlay);
     await createNetns(this.underlay);
     await ip(this.underlay, 'link', 'add', 'br0', 'type', 'bridge');
@@ -521,7 +555,7 @@ export class Cluster {
 
   /** Cell namespace `i` with eth0 on the underlay bridge; returns its name. */
   private async setupCellNamespace(i: number, underlayIp: string): Promise<string> {
-    const ns = uniqueName(`cfec${i}`);
+    const ns = uniqueName(`${this.opts.nsPrefix ?? ''}cfec${i}`);
     this.namespaces.push(ns);
     await createNetns(ns);
     const hostIf = `ul${i}${randomBytes(3).toString('hex')}`;
@@ -693,7 +727,7 @@ export class Cluster {
   ): Promise<ContainerRef> {
     if (this.dataplane !== 'kernel') throw new Error('containers need the kernel dataplane (root)');
     const handle = `${randomBytes(4).toString('hex')}-${randomBytes(2).toString('hex')}-4${randomBytes(2).toString('hex').slice(1)}-a${randomBytes(2).toString('hex').slice(1)}-${randomBytes(6).toString('hex')}`;
-    const ns = uniqueName('cfectr');
+    const ns = uniqueName(`${this.opts.nsPrefix ?? ''}cfectr`);
     this.namespaces.push(ns);
     cell.containers.push(ns);
     await createNetns(ns);

@@ -56,6 +56,10 @@ export const ERROR_CODES = {
     meaning: "a lease asked for an underlay address not the cell's own",
     http: 403,
   },
+  CFNET_ROUTER_TAG_UNAVAILABLE: {
+    meaning: "a router's lease waits for its tag, which the policy server did not give (yet)",
+    http: 503,
+  },
   // ---- cell identity
   CFNET_IDENTITY_UNAUTHENTICATED: {
     meaning: 'neither a valid certificate of the cell nor its bootstrap token',

@@ -7,7 +7,8 @@
  * `lease:expiry` (sorted set cell → expiry ms). A lease lives `ttlMs` after its last renewal. A cell
  * keeps its record after expiry, so a returning cell gets its old subnet back unless it was given
  * away meanwhile: a new cell takes the lowest free subnet, and only when none is free the subnet of
- * the lease that expired longest ago. Claims are Lua compare-and-set, so concurrent acquires never
+ * the cell lease that expired longest ago. Routers' single-address leases (single-ip-lease.ts) live
+ * in the same hashes, inside the reserved first subnet; a cell never takes one over. Claims are Lua compare-and-set, so concurrent acquires never
  * hand out one subnet twice.
  *
  * Redis is a cache here: the ground truth of a lease is the cell that holds it (its VXLAN device and
@@ -45,6 +46,10 @@ export interface Lease {
   expiresAt: number;
   /** Set on the answer that moves a cell to a new subnet because an operator asked for it. */
   moved?: 'operator';
+  /** A router's single-address lease (`<addr>/32` of the reserved first subnet): single-ip-lease.ts. */
+  kind?: 'single-ip';
+  /** The router's policy tag (single-address leases only): cells accept it to app ports. */
+  tag?: number;
 }
 
 /** A release, kept for one TTL so that agents drop the released peer at once. */
@@ -156,6 +161,11 @@ export class LeaseManager {
     this.recoveryWindowMs = opts.recoveryWindowMs ?? DEFAULT_LEASE_RECOVERY_WINDOW_MS;
     this.redis = redis as LeaseRedis;
     defineStateScripts(this.redis);
+  }
+
+  /** The first subnet: never a cell's, routers' single addresses come from it. */
+  get reserved(): string {
+    return this.subnetAt(0);
   }
 
   /** Subnets that can be handed out (all but the first). */
@@ -278,7 +288,8 @@ export class LeaseManager {
     }
     for (let attempt = 0; attempt < 20; attempt++) {
       const prev = await this.get(cellId);
-      if (!prev || (await this.redis.hget(this.keys.leaseSubnets, prev.subnet)) !== cellId) break;
+      if (!prev || prev.kind !== undefined) break;
+      if ((await this.redis.hget(this.keys.leaseSubnets, prev.subnet)) !== cellId) break;
       const l = this.lease(cellId, prev.subnet, underlayIp, vtepMac, prev.acquiredAt, now);
       const ok = await this.redis.cfnetLeaseRenew(
         ...this.keyArgs(),
@@ -378,16 +389,18 @@ export class LeaseManager {
       }
       let victim = '';
       if (subnet === null) {
-        const expired = await this.redis.zrangebyscore(
-          this.keys.leaseExpiry,
-          '-inf',
-          String(now),
-          'LIMIT',
-          0,
-          1,
-        );
-        const v = expired[0];
-        const vl = v ? await this.get(v) : null;
+        // the cell lease that expired longest ago (a router's expired address is no cell subnet)
+        const expired = await this.redis.zrangebyscore(this.keys.leaseExpiry, '-inf', String(now));
+        let v: string | undefined;
+        let vl: Lease | null = null;
+        for (const e of expired) {
+          const l = await this.get(e);
+          if (l && l.kind === undefined) {
+            v = e;
+            vl = l;
+            break;
+          }
+        }
         if (!v || !vl) {
           throw new LeaseError(
             'CFNET_LEASE_EXHAUSTED',
@@ -433,7 +446,12 @@ export class LeaseManager {
     }
     const prev = await this.get(cellId);
     if (!prev) throw new LeaseError('CFNET_LEASE_UNKNOWN', `cell ${cellId} holds no lease`, 404, { cellId });
-    const l = this.lease(cellId, subnet, underlayIp, vtepMac, prev.acquiredAt, now);
+    const l: Lease = {
+      ...this.lease(cellId, subnet, underlayIp, vtepMac, prev.acquiredAt, now),
+      // a router's lease stays one (its kind and tag are the acquire's)
+      ...(prev.kind ? { kind: prev.kind } : {}),
+      ...(prev.tag !== undefined ? { tag: prev.tag } : {}),
+    };
     const ok = Number(
       await this.redis.cfnetLeaseRenew(
         ...this.keyArgs(),

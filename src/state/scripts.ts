@@ -9,6 +9,7 @@ import { defineScripts, type ScriptSpec, scriptSource } from '../lib/redis-scrip
 export const STATE_SCRIPTS = {
   cfnetFenced: { file: 'world-fenced.lua', numberOfKeys: undefined },
   cfnetLeaseClaim: { file: 'lease-claim.lua', numberOfKeys: 3 },
+  cfnetLeaseClaimSingle: { file: 'lease-claim-single.lua', numberOfKeys: 3 },
   cfnetLeaseRenew: { file: 'lease-renew.lua', numberOfKeys: 3 },
   cfnetLeaseRelease: { file: 'lease-release.lua', numberOfKeys: 4 },
   cfnetLeaseRecovery: { file: 'lease-recovery.lua', numberOfKeys: 2 },

@@ -84,6 +84,22 @@ describe('policy server internal client against the simulator', () => {
     small.close();
   });
 
+  it("createOrGetTag: Silk's router group gets a tag of its own, the same on every call, distinct from apps' tags", async () => {
+    const tag = await policy.createOrGetTag('INGRESS_ROUTER', 'router');
+    assert.ok(tag > 0 && tag <= 0xffff);
+    assert.equal(await policy.createOrGetTag('INGRESS_ROUTER', 'router'), tag, 'idempotent');
+    assert.equal(sim.world.tags.get('INGRESS_ROUTER')?.type, 'router');
+    const appTags = [...sim.world.tags.entries()]
+      .filter(([id]) => id !== 'INGRESS_ROUTER')
+      .map(([, t]) => t.tag);
+    assert.ok(!appTags.includes(tag), "no app's tag");
+    await assert.rejects(
+      policy.createOrGetTag('INGRESS_ROUTER', 'app'),
+      CfHttpStatusError,
+      'another type is refused',
+    );
+  });
+
   it('security groups: globals only without spaces; with spaces, every page via from/limit/next', async () => {
     const globals = await policy.securityGroups();
     const wantGlobals = [...sim.world.securityGroups.values()].filter(

@@ -720,6 +720,26 @@ describe('BOSH properties reach the rendered files', () => {
     assert.equal(dflt.vtepMtu, 0, 'automatic');
   });
 
+  it("agent: router mode and cells' overlay ingress rules off by default, on with router / enable_overlay_ingress_rules", () => {
+    const dflt = parsed(renderOk(), 'cfnet-agent', 'config/agent.json');
+    assert.equal(dflt.router, false);
+    assert.equal(dflt.enableOverlayIngressRules, false);
+    const cell = parsed(
+      renderOk(['--set', 'cfnet-agent:enable_overlay_ingress_rules=true']),
+      'cfnet-agent',
+      'config/agent.json',
+    );
+    assert.equal(resolveAgentConfig({ file: cell }).enableOverlayIngressRules, true);
+    const router = parsed(renderOk(['--set', 'cfnet-agent:router=true']), 'cfnet-agent', 'config/agent.json');
+    const cfg = resolveAgentConfig({ file: router });
+    assert.equal(cfg.router, true);
+    assert.equal(
+      cfg.clientCert,
+      '/var/vcap/jobs/cfnet-agent/config/certs/client.crt',
+      'its given certificate',
+    );
+  });
+
   it("agent: filter_mode iptables by default (operators' iptables ACCEPTs win), nftables on request, both iptables backends by default", () => {
     const dflt = resolveAgentConfig({ file: parsed(renderOk(), 'cfnet-agent', 'config/agent.json') });
     assert.equal(dflt.filterMode, 'iptables');
@@ -919,6 +939,18 @@ describe('bad BOSH properties fail rendering and name the property', () => {
       /bbs\.relist_interval_seconds/,
     ],
     ['an unknown filter mode', ['--set', 'cfnet-agent:filter_mode=ebtables'], /filter_mode/],
+    [
+      'a router without a static client certificate (no BBS cell to enrol with a bootstrap token)',
+      [
+        '--set',
+        'cfnet-agent:router=true',
+        '--set',
+        'cfnet-agent:client_cert=""',
+        '--set',
+        'cfnet-agent:client_key=""',
+      ],
+      /router: true needs client_cert and client_key/,
+    ],
     [
       'a relative iptables binary',
       ['--set', 'cfnet-agent:iptables_binaries=["iptables"]'],

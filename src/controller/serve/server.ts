@@ -60,12 +60,14 @@ import type { Trigger } from '../../rules/world.js';
 import { validateCellId } from '../../state/keys.js';
 import { LeaseError, type LeaseManager } from '../../state/lease-store.js';
 import type { RuleSetStore } from '../../state/ruleset-store.js';
+import type { SingleIpLeases } from '../../state/single-ip-lease.js';
 import type { WorldStore } from '../../state/world-store.js';
 import { CELL_SAN_SUFFIX, type CellIdentityAuthority, certifiedAddress } from '../identity/authority.js';
 import { normaliseAddress } from '../identity/directory.js';
 import { IdentityError } from '../identity/errors.js';
 import { IngestGate } from '../sources/gate.js';
 import type { ChangeNotifier } from './notifier.js';
+import type { RouterTag } from './router-tag.js';
 
 export { CELL_SAN_SUFFIX };
 
@@ -73,6 +75,8 @@ export interface AgentApiDeps {
   store: RuleSetStore;
   world: WorldStore;
   leases: LeaseManager;
+  /** Routers' single-address leases and their tag; unset = routers get no lease. */
+  routers?: { leases: SingleIpLeases; tag: RouterTag };
   notifier: ChangeNotifier;
   enqueue(cellId: string, trigger: Trigger): Promise<void>;
   logger: Logger;
@@ -339,6 +343,7 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
     if (!b.success) return zodError(reply, b.error);
     await checkOwnUnderlay(req, cell, b.data.underlayIp);
     await checkNotLeasedByOther(cell, b.data.underlayIp);
+    if (b.data.singleIp) return acquireSingleIp(reply, cell, b.data.underlayIp, b.data.subnet);
     try {
       const lease = await deps.leases.acquire(cell, b.data.underlayIp, b.data.vtepMac, b.data.subnet);
       if (lease.moved)
@@ -359,6 +364,34 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       throw err;
     }
   });
+
+  /** A router's lease: its tag first (from the policy server), then its address. */
+  const acquireSingleIp = async (reply: FastifyReply, cell: string, underlayIp: string, claim?: string) => {
+    if (!deps.routers) {
+      return sendError(
+        reply,
+        503,
+        'CFNET_ROUTER_TAG_UNAVAILABLE',
+        'this controller leases no router addresses',
+      );
+    }
+    let tag: number;
+    try {
+      tag = await deps.routers.tag.get();
+    } catch (err) {
+      deps.logger.warn({ err, cell }, 'router lease refused: no router tag from the policy server');
+      reply.header(HEADERS.retryAfter, '5');
+      return sendError(reply, 503, 'CFNET_ROUTER_TAG_UNAVAILABLE', (err as Error).message);
+    }
+    const lease = await deps.routers.leases.acquire({
+      cellId: cell,
+      underlayIp,
+      tag,
+      ...(claim ? { claim } : {}),
+    });
+    const answer: z.input<typeof LeaseAnswer> = lease;
+    return reply.send(answer);
+  };
 
   app.post<{ Params: CellParams }>(ROUTES.leaseRenew.path, async (req, reply) => {
     const cell = cellOf(req);
