@@ -44,6 +44,9 @@ export function fitLine(line: string, width = HELP_WIDTH): string {
   return `${' '.repeat(Math.max(2, width - m[2]!.length))}${m[2]}`;
 }
 
+/** The narrowest description column commander still wraps (its default, 40, is too wide for 80). */
+const MIN_WIDTH_TO_WRAP = 24;
+
 function formatItem(this: Help, term: string, termWidth: number, description: string, helper: Help): string {
   return Help.prototype.formatItem
     .call(this, term, termWidth, description, helper)
@@ -80,7 +83,9 @@ export class CfnetCommand extends Command {
  */
 export function applyCommandConventions(root: Command): void {
   const visit = (c: Command): void => {
-    c.configureHelp({ ...c.configureHelp(), helpWidth: HELP_WIDTH, formatItem });
+    // settings' long flags (e.g. --controller-source-address <ip>) leave descriptions under
+    // commander's default 40 columns, below which it would not wrap them at all
+    c.configureHelp({ ...c.configureHelp(), helpWidth: HELP_WIDTH, minWidthToWrap: MIN_WIDTH_TO_WRAP, formatItem });
     c.showHelpAfterError(`(see '${commandPath(c)} --help')`);
     c.exitOverride((err) => {
       // help and version are not errors; commander's bare-group help (`cfnet queue`) is a usage error

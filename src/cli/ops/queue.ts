@@ -1,6 +1,6 @@
 /**
  * `cfnet queue …`: counts, list, show, retry, replay (with the progress bar), pause, resume, clean.
- * Over 400 lines because it is eight small subcommands, each with its options, examples and action
+ * Longer than ~400 lines: it is eight small subcommands, each with its options, examples and action
  * side by side; the shared parts (replay and its report, used by `events --replay`) are the only
  * code above them.
  */

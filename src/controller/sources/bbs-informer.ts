@@ -8,6 +8,9 @@
  * every reconnect (`reconnected`) and on a long interval the same re-list happens again, with event
  * processing paused meanwhile. A failed listing keeps the world as it was and is retried with
  * backoff.
+ *
+ * Longer than ~400 lines: the list-then-watch cycle, its event buffering and the per-event
+ * validation (each skipped event counted and journaled by reason) belong to one state machine.
  */
 import type { BbsClient } from '../../cf/bbs-client.js';
 import type { BbsEventStream, StreamEvent } from '../../cf/bbs-events.js';
