@@ -85,7 +85,12 @@ export function applyCommandConventions(root: Command): void {
   const visit = (c: Command): void => {
     // settings' long flags (e.g. --controller-source-address <ip>) leave descriptions under
     // commander's default 40 columns, below which it would not wrap them at all
-    c.configureHelp({ ...c.configureHelp(), helpWidth: HELP_WIDTH, minWidthToWrap: MIN_WIDTH_TO_WRAP, formatItem });
+    c.configureHelp({
+      ...c.configureHelp(),
+      helpWidth: HELP_WIDTH,
+      minWidthToWrap: MIN_WIDTH_TO_WRAP,
+      formatItem,
+    });
     c.showHelpAfterError(`(see '${commandPath(c)} --help')`);
     c.exitOverride((err) => {
       // help and version are not errors; commander's bare-group help (`cfnet queue`) is a usage error
