@@ -85,6 +85,24 @@ export class ManualClock implements Clock {
     this.t = until;
     await settle();
   }
+
+  /**
+   * Moves time to the earliest timer and fires it alone; returns how far time moved (null when no
+   * timer waits). Work that timer starts sees the clock stand at its due time, whatever real time
+   * that work takes: a test can then tell exactly when the next timer was set.
+   */
+  async advanceToNext(): Promise<number | null> {
+    await settle();
+    let due: [number, { at: number; fn: () => void }] | undefined;
+    for (const entry of this.timers) if (!due || entry[1].at < due[1].at) due = entry;
+    if (!due) return null;
+    const from = this.t;
+    this.timers.delete(due[0]);
+    this.t = Math.max(this.t, due[1].at);
+    due[1].fn();
+    await settle();
+    return this.t - from;
+  }
 }
 
 /** Lets pending promise callbacks (and the I/O-free work they start) run. */
