@@ -29,7 +29,7 @@ export interface NameRoutesOptions {
   unprocessable: (ctx: Ctx, detail: string) => void;
 }
 
-function list(ctx: Ctx, rows: Row[], o: NameRoutesOptions): void {
+function list(ctx: Ctx, rows: Row[], o: NameRoutesOptions) {
   const q = ctx.url.searchParams;
   const unknown = [...q.keys()].filter((k) => !PARAMS.has(k));
   if (unknown.length > 0) {
