@@ -47,7 +47,7 @@ import { ControllerUnavailableError, NotFoundError } from './errors.js';
 import type { RedisWorld, WorldContainer } from './world-reader.js';
 
 /** An app as the operator may name it (a guid, a name, `org/space/app`; ops/names.ts resolves it). */
-const APP_REF = /^[^\x00-\x1f\x7f]{1,512}$/;
+const APP_REF = /^[^\p{Cc}]{1,512}$/u;
 
 export type ExplainProtocol = 'tcp' | 'udp' | 'icmp';
 
