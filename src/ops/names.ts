@@ -102,3 +102,28 @@ export function resolveApp(
         : `no app has this name${where(ref) ? ` in ${where(ref)}` : ''} or this guid (names as of the controller's last CAPI listing)`;
   throw new NotFoundError('app', ref.app, hint);
 }
+
+/**
+ * The guid of a space named by name, `org/space` or guid (events' `--space`). A value no space name
+ * fits passes through as a guid: the journal keeps spaces that no longer exist.
+ */
+export function resolveSpace(dir: NameDirectory, value: string, field: string): string {
+  const parts = value.split('/');
+  if (parts.length > 2 || parts.some((p) => p === '')) {
+    throw new ValidationError(field, value, 'must be a space name or guid, or org/space');
+  }
+  const [org, name] = parts.length === 2 ? [parts[0], parts[1]!] : [undefined, parts[0]!];
+  const fits = dir.data.spaces.filter(
+    (s) => s.name === name && (org === undefined || s.orgGuid === org || dir.org(s.orgGuid)?.name === org),
+  );
+  if (fits.length === 1) return fits[0]!.guid;
+  if (fits.length > 1) {
+    const labels = fits.map((s) => dir.spaceLabel(s.guid)).sort();
+    throw new CfnetError(
+      'CFNET_INVALID',
+      `space name ${JSON.stringify(value)} is ambiguous: ${labels.join(', ')}; give org/space or the guid`,
+      { field, value, candidates: labels },
+    );
+  }
+  return value;
+}

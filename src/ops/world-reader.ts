@@ -140,6 +140,12 @@ async function hashesOf(redis: Redis, keys: string[]): Promise<Array<Record<stri
   return out;
 }
 
+/** Only the org/space/app names of a namespace (one read; empty when the leader has none). */
+export async function loadNames(redis: Redis, keys: Keys): Promise<NameDirectory> {
+  const data = await redis.hget(keys.names, 'data');
+  return data ? new NameDirectory(parseRecord<NameData>(data, keys.names, 'data')) : NameDirectory.EMPTY;
+}
+
 /** Read the whole world of a namespace. */
 export async function loadRedisWorld(redis: Redis, keys: Keys): Promise<RedisWorld> {
   const [ready, leader, worldCells, invCells, rsCells, leaseCells, snaps, asg, pol, names] =
