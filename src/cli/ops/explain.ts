@@ -152,8 +152,8 @@ export function registerExplain(program: Command, io: OpsIo): void {
   helpFooter(jsonOption(connectionOptions(cmd), 'the explanation'), {
     examples: [
       'cfnet explain --from frontend --to backend --port 8080',
-      'cfnet explain --from web --space prod --org acme --to api --to-space prod --port 8080',
-      'cfnet explain --from acme/prod/web --to 10.0.5.3 --port 443   # egress: ASGs',
+      'cfnet explain --from web --space prod --to api --to-space dev --port 8080',
+      'cfnet explain --from acme/prod/web --to 10.0.5.3 --port 443  # egress',
       'cfnet explain --from <app-guid> --to 169.254.0.2 --port 53 --protocol udp',
       'cfnet explain --from a --to b --port 8080 >/dev/null && echo allowed',
     ],
