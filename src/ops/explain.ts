@@ -282,10 +282,18 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
   const dst = world.containersOf(q.to);
   const between = pol.from(q.from).filter((p) => p.destination.appGuid === q.to);
   if (src.length === 0 && pol.from(q.from).length === 0 && pol.to(q.from).length === 0) {
-    throw new NotFoundError('app', q.from, 'no container of it is known and no policy names it');
+    throw new NotFoundError(
+      'app',
+      world.names.appLabel(q.from),
+      'no container of it is known and no policy names it',
+    );
   }
   if (dst.length === 0 && pol.to(q.to).length === 0 && pol.from(q.to).length === 0) {
-    throw new NotFoundError('app', q.to, 'no container of it is known and no policy names it');
+    throw new NotFoundError(
+      'app',
+      world.names.appLabel(q.to),
+      'no container of it is known and no policy names it',
+    );
   }
   const matching = between.filter(
     (p) =>
@@ -422,7 +430,11 @@ async function explainEgress(
 ): Promise<EgressExplanation> {
   const src = world.containersOf(q.from);
   if (src.length === 0)
-    throw new NotFoundError('app', q.from, 'no container of it is known to the controller');
+    throw new NotFoundError(
+      'app',
+      world.names.appLabel(q.from),
+      'no container of it is known to the controller',
+    );
   const cellsOf = byCell(src);
   const rules = await loadCells(store, cellsOf.keys());
   const own = new Map<string, CellAddresses | null>();
