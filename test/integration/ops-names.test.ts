@@ -135,4 +135,35 @@ describe('cfnet explain by org/space/app name', () => {
     assert.equal(r.code, EXIT.notFound);
     assert.match(r.stderr, /nm-nothing/);
   });
+
+  it('rules --app narrows a cell to an app by name; the table names apps org/space/app', async () => {
+    const w = await loadRedisWorld(redis, keys);
+    const cell = w.containersOf(src)[0]!.cellId;
+    const r = await cfnet(['rules', '--cell', cell, '--app', 'nm-src'], { namespace: f.ns });
+    assert.equal(r.code, EXIT.ok, r.stderr);
+    assert.match(r.stdout, new RegExp(`^cell ${cell}, app ${org}/${srcSpace}/nm-src$`, 'm'));
+    assert.match(r.stdout, /containers \(1\):/);
+    assert.ok(!r.stdout.includes(src), 'no guid without --guids');
+    const guids = await cfnet(['rules', '--cell', cell, '--app', 'nm-src', '--guids'], { namespace: f.ns });
+    assert.ok(guids.stdout.includes(src));
+    const amb = await cfnet(['rules', '--cell', cell, '--app', 'nm-twin'], { namespace: f.ns });
+    assert.equal(amb.code, EXIT.invalid);
+    assert.match(amb.stderr, /ambiguous/);
+  });
+
+  it('events by app name: subjects name the app, --json entries carry a names map', async () => {
+    const replay = await cfnet(['queue', 'replay', '--app', 'nm-src'], { namespace: f.ns });
+    assert.equal(replay.code, EXIT.ok, replay.stderr);
+    const entries = await cfnetJson<Array<{ subject: { apps?: string[] }; names?: Record<string, string> }>>(
+      ['events', '--app', `${org}/${srcSpace}/nm-src`, '--type', 'replay'],
+      f.ns,
+    );
+    assert.ok(entries.length > 0);
+    for (const e of entries) {
+      assert.ok(e.subject.apps?.includes(src));
+      assert.equal(e.names?.[src], `${org}/${srcSpace}/nm-src`);
+    }
+    const human = await cfnet(['events', '--app', 'nm-src', '--type', 'replay'], { namespace: f.ns });
+    assert.ok(human.stdout.includes(`app ${org}/${srcSpace}/nm-src`), human.stdout);
+  });
 });
