@@ -11,6 +11,7 @@
  *   of `groups` and reported in `invalid` as a `CfInvalidSecurityGroupError` (its `cause` is the
  *   model's ValidationError naming the field, e.g. `rules[2].ports`). The consumer decides what to
  *   enforce for it (e.g. keep the group's last valid version).
+ * - `listNames()`, `namesFingerprint()`: org, space and app names (capi-names.ts).
  * - `asgLatestUpdate()`: CC's internal mTLS `GET /internal/v4/asg_latest_update` (404 → zero time).
  * - `listSecurityGroupsStable()`: the policy-server asg-syncer's pattern: read asg_latest_update,
  *   page, re-read it after each page; if it moved, discard and start again (3 tries), else
@@ -27,8 +28,10 @@ import type { BackoffOptions } from '../lib/backoff.js';
 import { ValidationError } from '../lib/errors.js';
 import { defaultLogger, type Logger } from '../lib/log.js';
 import { parseCapiRules } from '../model/asg-rule.js';
+import type { NameData } from '../model/names.js';
 import { parseCapiV3SecurityGroup } from '../model/security-group.js';
 import type { SecurityGroup } from '../model/types.js';
+import { listNames, namesFingerprint } from './capi-names.js';
 import {
   CapiUnstableListError,
   CfInvalidSecurityGroupError,
@@ -210,6 +213,16 @@ export class CapiClient {
       version = info.v3 ? 'v3' : 'v2';
     }
     return version === 'v3' ? this.listV3(opts.afterPage) : this.listV2(opts.afterPage);
+  }
+
+  /** Every org, space and app name (v3, paged; capi-names.ts). */
+  listNames(): Promise<NameData> {
+    return listNames(this.http, this.perPageV3);
+  }
+
+  /** Size and newest update of the org, space and app collections (three small v3 requests). */
+  namesFingerprint(): Promise<string> {
+    return namesFingerprint(this.http);
   }
 
   /** `GET /internal/v4/asg_latest_update` on the internal mTLS endpoint; 404 → zero time. */

@@ -16,6 +16,7 @@ import { UaaClient } from '../cf/uaa-client.js';
 import type { Leadership } from '../lib/leader.js';
 import type { Logger } from '../lib/log.js';
 import type { Registry } from '../lib/metrics.js';
+import type { NameData } from '../model/names.js';
 import type { C2CPolicy } from '../model/types.js';
 import { type Trigger, World } from '../rules/world.js';
 import { FencedOffError } from '../state/errors.js';
@@ -29,6 +30,7 @@ import { AsgInformer } from './sources/asg-informer.js';
 import { BbsInformer } from './sources/bbs-informer.js';
 import type { InformerContext, InformerSource } from './sources/context.js';
 import type { IngestGate } from './sources/gate.js';
+import { NamesInformer } from './sources/names-informer.js';
 import { PolicyInformer } from './sources/policy-informer.js';
 
 export interface LeaderState {
@@ -36,6 +38,8 @@ export interface LeaderState {
   world: World;
   bbs?: BbsInformer;
   asg?: AsgInformer;
+  /** Org/space/app names for the operator tools (no source the first write waits for). */
+  names?: NamesInformer;
   policy?: PolicyInformer;
   clients: Array<{ close(): void }>;
   resynced: boolean;
@@ -155,6 +159,10 @@ export class LeaderLifecycle {
         checkIntervalMs: c.capi.checkIntervalMs,
         fullListIntervalMs: c.capi.fullListIntervalMs,
       });
+      state.names = new NamesInformer(capi, ctx, {
+        checkIntervalMs: c.capi.checkIntervalMs,
+        fullListIntervalMs: c.capi.fullListIntervalMs,
+      });
     }
     if (c.policy) {
       const client = new PolicyServerClient({
@@ -191,6 +199,7 @@ export class LeaderLifecycle {
 
     state.bbs?.start();
     state.asg?.start();
+    state.names?.start();
     state.policy?.start();
     if (c.compute?.egressSource === 'static') {
       log.info(
@@ -336,7 +345,8 @@ export class LeaderLifecycle {
       changes.snapshots.size === 0 &&
       !changes.asg &&
       changes.asgStateAt === undefined &&
-      !changes.policies
+      !changes.policies &&
+      !changes.names
     ) {
       return;
     }
@@ -364,7 +374,9 @@ export class LeaderLifecycle {
     this.state = null;
     await this.d.invSub.unsubscribe(this.d.keys.inventoryChannel, this.d.keys.resyncChannel).catch(() => {});
     await Promise.all(
-      [state.bbs?.stop(), state.asg?.stop(), state.policy?.stop()].map((p) => p?.catch(() => {})),
+      [state.bbs?.stop(), state.asg?.stop(), state.names?.stop(), state.policy?.stop()].map((p) =>
+        p?.catch(() => {}),
+      ),
     );
     for (const c of state.clients) c.close();
     await state.flushing?.catch(() => {});
@@ -376,9 +388,10 @@ export class LeaderLifecycle {
 
   /** Last known security groups, policies and inventories (a failing source keeps them). */
   private async loadLastKnown(world: World): Promise<{ capi: boolean; policy: boolean }> {
-    const [[asg, stateAt], pol] = await Promise.all([
+    const [[asg, stateAt], pol, names] = await Promise.all([
       this.d.redis.hmget(this.d.keys.asg, 'data', 'stateAt'),
       this.d.redis.hget(this.d.keys.policies, 'data'),
+      this.d.redis.hget(this.d.keys.names, 'data'),
     ]);
     const t: Trigger = { kind: 'resync', id: 'last-known', at: Date.now() };
     // With static ASGs the CAPI state is never used: a copy left by an earlier dynamic run stays
@@ -389,6 +402,7 @@ export class LeaderLifecycle {
     if (asg && staticAsgs) await this.d.redis.del(this.d.keys.asg);
     if (asg && !staticAsgs) world.setAsgs(JSON.parse(asg) as AsgData, Number(stateAt ?? 0), t);
     if (pol) world.setPolicies(JSON.parse(pol) as C2CPolicy[], t);
+    if (names) world.setNames(JSON.parse(names) as NameData);
     for (const cell of await this.d.worldStore.inventoryCells()) {
       world.setInventory(cell, await this.d.worldStore.inventory(cell));
     }

@@ -36,6 +36,7 @@ import {
 } from '../dataplane/decision-order.js';
 import { ValidationError } from '../lib/errors.js';
 import { isIp, parseIp, rangeToString } from '../model/ip.js';
+import type { AppPath } from '../model/names.js';
 import { portRangesToString } from '../model/ports.js';
 import type { C2CPolicy, CellRuleSet, EgressRule } from '../model/types.js';
 import { lifecycleOf } from '../rules/indexes.js';
@@ -45,13 +46,15 @@ import type { RuleSetStore } from '../state/ruleset-store.js';
 import { ControllerUnavailableError, NotFoundError } from './errors.js';
 import type { RedisWorld, WorldContainer } from './world-reader.js';
 
-const GUID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+/** An app as the operator may name it (a guid, a name, `org/space/app`; ops/names.ts resolves it). */
+const APP_REF = /^[^\p{Cc}]{1,512}$/u;
 
 export type ExplainProtocol = 'tcp' | 'udp' | 'icmp';
 
 export interface ExplainQuery {
+  /** The source app (its guid once resolved, see ops/names.ts). */
   from: string;
-  /** An app guid, or an IPv4/IPv6 address. */
+  /** An app (its guid once resolved), or an IPv4/IPv6 address. */
   to: string;
   /** Required for tcp/udp; ignored for icmp. */
   port?: number;
@@ -66,10 +69,10 @@ export function parseExplainQuery(input: {
   protocol?: string;
 }): ExplainQuery {
   const from = input.from ?? '';
-  if (!GUID.test(from)) throw new ValidationError('from', input.from, 'must be an app guid');
+  if (!APP_REF.test(from)) throw new ValidationError('from', input.from, 'must be an app name or guid');
   const to = input.to ?? '';
-  if (!GUID.test(to) && !isIp(to))
-    throw new ValidationError('to', input.to, 'must be an app guid or an IP address');
+  if (!APP_REF.test(to) && !isIp(to))
+    throw new ValidationError('to', input.to, 'must be an app name or guid, or an IP address');
   const protocol = (input.protocol ?? 'tcp').toLowerCase();
   if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'icmp') {
     throw new ValidationError('protocol', input.protocol, 'must be tcp, udp or icmp');
@@ -113,6 +116,9 @@ export interface PolicyRef {
 export interface C2CExplanation {
   kind: 'c2c';
   query: ExplainQuery;
+  /** The source and destination apps by guid and (where the controller has them) by name. */
+  from: AppPath;
+  to: AppPath;
   allowed: boolean;
   reason: string;
   sourceTag: number | null;
@@ -159,6 +165,8 @@ export interface EgressDecision {
 export interface EgressExplanation {
   kind: 'egress';
   query: ExplainQuery;
+  /** The source app by guid and (where the controller has it) by name. */
+  from: AppPath;
   /** Every container of the app may reach the address (true), none (false), or it depends (null). */
   allowed: boolean | null;
   reason: string;
@@ -235,7 +243,8 @@ function enforcement(
   };
 }
 
-function requireWorld(world: RedisWorld): void {
+/** Throws ControllerUnavailableError (exit 4) unless a leader wrote the world into the namespace. */
+export function requireWorld(world: RedisWorld): void {
   if (!world.ready) {
     throw new ControllerUnavailableError(
       'no controller leader has written the world into this namespace (is the controller running, and is --redis-namespace right?)',
@@ -273,10 +282,18 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
   const dst = world.containersOf(q.to);
   const between = pol.from(q.from).filter((p) => p.destination.appGuid === q.to);
   if (src.length === 0 && pol.from(q.from).length === 0 && pol.to(q.from).length === 0) {
-    throw new NotFoundError('app', q.from, 'no container of it is known and no policy names it');
+    throw new NotFoundError(
+      'app',
+      world.names.appLabel(q.from),
+      'no container of it is known and no policy names it',
+    );
   }
   if (dst.length === 0 && pol.to(q.to).length === 0 && pol.from(q.to).length === 0) {
-    throw new NotFoundError('app', q.to, 'no container of it is known and no policy names it');
+    throw new NotFoundError(
+      'app',
+      world.names.appLabel(q.to),
+      'no container of it is known and no policy names it',
+    );
   }
   const matching = between.filter(
     (p) =>
@@ -327,16 +344,20 @@ async function explainC2C(world: RedisWorld, store: RuleSetStore, q: ExplainQuer
     cells.push(enforcement(cellId, 'source', list, cr, agrees, detail));
   }
   const what = `${proto} port ${port}`;
+  const from = world.names.appLabel(q.from);
+  const to = world.names.appLabel(q.to);
   const reason = open
     ? `allowed: disable_container_network_policy is on, every container accepts c2c from every overlay source${matching.length > 0 ? '' : ' (no policy needed)'}`
     : allowed
-      ? `allowed by c2c policy ${matching.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')} from ${q.from} to ${q.to}`
+      ? `allowed by c2c policy ${matching.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')} from ${from} to ${to}`
       : between.length > 0
-        ? `denied: the policies from ${q.from} to ${q.to} cover ${between.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')}, not ${what}`
-        : `denied: no c2c policy from ${q.from} to ${q.to} (default deny)`;
+        ? `denied: the policies from ${from} to ${to} cover ${between.map((p) => `${policyRef(p).protocol} ${policyRef(p).ports}`).join(', ')}, not ${what}`
+        : `denied: no c2c policy from ${from} to ${to} (default deny)`;
   return {
     kind: 'c2c',
     query: q,
+    from: world.names.appPath(q.from),
+    to: world.names.appPath(q.to),
     allowed,
     reason,
     sourceTag: tag,
@@ -409,7 +430,11 @@ async function explainEgress(
 ): Promise<EgressExplanation> {
   const src = world.containersOf(q.from);
   if (src.length === 0)
-    throw new NotFoundError('app', q.from, 'no container of it is known to the controller');
+    throw new NotFoundError(
+      'app',
+      world.names.appLabel(q.from),
+      'no container of it is known to the controller',
+    );
   const cellsOf = byCell(src);
   const rules = await loadCells(store, cellsOf.keys());
   const own = new Map<string, CellAddresses | null>();
@@ -503,7 +528,7 @@ async function explainEgress(
     (bys.includes('overlay') ? ' (an overlay address: the cell holding it decides by its c2c entries)' : '');
   const reason =
     judged.length === 0
-      ? `not yet addressed: no container of ${q.from} has an address yet (its agent reports one once the container is networked): ${what}`
+      ? `not yet addressed: no container of ${world.names.appLabel(q.from)} has an address yet (its agent reports one once the container is networked): ${what}`
       : allowed === true
         ? `allowed (${bys.join(', ')})${groupNames.length > 0 ? ` by security group ${groupNames.join(', ')}` : ''}: ${what}`
         : allowed === false
@@ -512,6 +537,7 @@ async function explainEgress(
   return {
     kind: 'egress',
     query: q,
+    from: world.names.appPath(q.from),
     allowed,
     reason,
     decisions,

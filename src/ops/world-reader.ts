@@ -8,6 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 import { CfnetError, errorMessage } from '../lib/errors.js';
+import { type NameData, NameDirectory } from '../model/names.js';
 import type { C2CPolicy, EgressRule, Workload } from '../model/types.js';
 import { AsgIndex, PolicyIndex } from '../rules/indexes.js';
 import type { ContainerRecord, InventoryEntry } from '../rules/records.js';
@@ -58,6 +59,8 @@ export class RedisWorld extends StaticView implements SpanLookups {
     pol: PolicyIndex,
     /** Cells known only from rule sets, leases or status reports. */
     private readonly otherCells: ReadonlySet<string>,
+    /** Org, space and app names as the leader last listed them from CAPI (empty without CAPI). */
+    readonly names: NameDirectory = NameDirectory.EMPTY,
   ) {
     super(records, inventory, snapshots, asg, pol);
     for (const cell of new Set([...records.keys(), ...inventory.keys()])) {
@@ -108,6 +111,11 @@ export class RedisWorld extends StaticView implements SpanLookups {
   spaces(): string[] {
     return [...this.spaceCells.keys()].sort();
   }
+  /** Does the world know this app guid (a container of it, or a policy naming it)? */
+  knowsApp(guid: string): boolean {
+    const pol = this.policies();
+    return this.appCells.has(guid) || pol.from(guid).length > 0 || pol.to(guid).length > 0;
+  }
 }
 
 function add(m: Map<string, Set<string>>, k: string, v: string): void {
@@ -132,19 +140,27 @@ async function hashesOf(redis: Redis, keys: string[]): Promise<Array<Record<stri
   return out;
 }
 
+/** Only the org/space/app names of a namespace (one read; empty when the leader has none). */
+export async function loadNames(redis: Redis, keys: Keys): Promise<NameDirectory> {
+  const data = await redis.hget(keys.names, 'data');
+  return data ? new NameDirectory(parseRecord<NameData>(data, keys.names, 'data')) : NameDirectory.EMPTY;
+}
+
 /** Read the whole world of a namespace. */
 export async function loadRedisWorld(redis: Redis, keys: Keys): Promise<RedisWorld> {
-  const [ready, leader, worldCells, invCells, rsCells, leaseCells, snaps, asg, pol] = await Promise.all([
-    redis.exists(keys.ready),
-    redis.get(keys.leader),
-    redis.smembers(keys.worldCells),
-    redis.smembers(keys.inventoryCells),
-    redis.smembers(keys.ruleSetCells),
-    redis.hkeys(keys.leases).catch(() => [] as string[]),
-    redis.hgetall(keys.snapshots),
-    redis.hmget(keys.asg, 'data', 'stateAt'),
-    redis.hget(keys.policies, 'data'),
-  ]);
+  const [ready, leader, worldCells, invCells, rsCells, leaseCells, snaps, asg, pol, names] =
+    await Promise.all([
+      redis.exists(keys.ready),
+      redis.get(keys.leader),
+      redis.smembers(keys.worldCells),
+      redis.smembers(keys.inventoryCells),
+      redis.smembers(keys.ruleSetCells),
+      redis.hkeys(keys.leases).catch(() => [] as string[]),
+      redis.hgetall(keys.snapshots),
+      redis.hmget(keys.asg, 'data', 'stateAt'),
+      redis.hget(keys.policies, 'data'),
+      redis.hget(keys.names, 'data'),
+    ]);
   const records = new Map<string, ContainerRecord[]>();
   const recHashes = await hashesOf(
     redis,
@@ -184,5 +200,6 @@ export async function loadRedisWorld(redis: Redis, keys: Keys): Promise<RedisWor
     asgIndex,
     polIndex,
     new Set([...rsCells, ...leaseCells]),
+    names ? new NameDirectory(parseRecord<NameData>(names, keys.names, 'data')) : NameDirectory.EMPTY,
   );
 }

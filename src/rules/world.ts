@@ -8,6 +8,7 @@
  * Longer than ~400 lines: the in-memory world and its incremental joins: every mutation must keep
  * the same indexes and change records consistent.
  */
+import { type NameData, NameDirectory } from '../model/names.js';
 import type { C2CPolicy, EgressRule, SecurityGroup } from '../model/types.js';
 import { AsgIndex, PolicyIndex } from './indexes.js';
 import {
@@ -42,6 +43,8 @@ export interface WorldChanges {
   /** The ASG state in effect was confirmed current at this time (stateAt moved, groups did not). */
   asgStateAt?: number;
   policies?: PolicyIndex;
+  /** New org/space/app names (display only: they touch no cell). */
+  names?: NameDirectory;
 }
 
 const MAX_TRIGGERS_PER_CELL = 5;
@@ -91,6 +94,7 @@ export class World implements WorldView, SpanLookups {
   private readonly snaps = new Map<string, { rules: EgressRule[]; refs: number }>();
   private asg: AsgIndex | null = null;
   private pol: PolicyIndex = PolicyIndex.EMPTY;
+  private nameDir: NameDirectory = NameDirectory.EMPTY;
   private readonly inv = new Map<string, Map<string, InventoryEntry>>();
   private readonly recs = new Map<string, Map<string, StoredRecord>>();
   private readonly recCell = new Map<string, string>();
@@ -213,7 +217,8 @@ export class World implements WorldView, SpanLookups {
       p.snapshots.size > 0 ||
       !!p.asg ||
       p.asgStateAt !== undefined ||
-      !!p.policies
+      !!p.policies ||
+      !!p.names
     );
   }
 
@@ -569,6 +574,20 @@ export class World implements WorldView, SpanLookups {
       }
     }
     return cells;
+  }
+
+  /** Org, space and app names as CAPI last listed them. */
+  names(): NameDirectory {
+    return this.nameDir;
+  }
+
+  /** A names listing; returns whether it differs from the one in effect. No cell is touched. */
+  setNames(data: NameData): boolean {
+    const next = new NameDirectory(data);
+    if (next.hash === this.nameDir.hash) return false;
+    this.nameDir = next;
+    this.pending.names = next;
+    return true;
   }
 
   /** A policy listing; nothing changes when it equals the one in effect. */

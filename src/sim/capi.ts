@@ -1,5 +1,6 @@
 /**
- * Simulated Cloud Controller: `GET /`, `/v2/info`, v3 security groups (list with CC's filters and
+ * Simulated Cloud Controller: `GET /`, `/v2/info`, v3 org/space/app listings (capi-names.ts), v3
+ * security groups (list with CC's filters and
  * pagination, get, writes), v2 security groups (relative next_url, inline relations with the >50
  * omission, config endpoints), and CC's internal mTLS endpoint `/internal/v4/asg_latest_update`.
  *
@@ -7,6 +8,7 @@
  * (pagination, inline relations, the >50 omission) are what the simulator exists to reproduce.
  */
 import { errorMessage, ValidationError } from '../lib/errors.js';
+import { registerNameRoutes } from './capi-names.js';
 import type { ChangeEngine, SimChange } from './changes.js';
 import type { FaultState } from './faults.js';
 import {
@@ -532,10 +534,21 @@ export function startCapi(opts: CapiOptions): Promise<RunningService> {
       links: {
         self: { href: `${base}/v3` },
         security_groups: { href: `${base}/v3/security_groups` },
+        organizations: { href: `${base}/v3/organizations` },
         spaces: { href: `${base}/v3/spaces` },
+        apps: { href: `${base}/v3/apps` },
       },
     }),
   );
+  registerNameRoutes(router, {
+    world,
+    base: () => base,
+    authorize: (ctx) => {
+      const a = authorize(ctx, tokens);
+      return a.ok ? { readAll: a.readAll } : null;
+    },
+    unprocessable,
+  });
 
   // v3 reads
   router.on('GET', '/v3/security_groups', (ctx) => {

@@ -15,6 +15,7 @@
  * | `ns:w:snap` | hash | egress snapshot hash → normalised rules JSON |
  * | `ns:w:asg` | hash | `version` (counter), `hash` (content), `stateAt` (ms), `data` (groups JSON) |
  * | `ns:w:pol` | hash | `version`, `hash`, `data` (policies JSON) |
+ * | `ns:w:names` | hash | `hash`, `data` (org, space and app names JSON, model/names.ts) |
  * | `ns:w:inv:<cell>` | hash | handle → InventoryEntry JSON (written by the agent API) |
  * | `ns:w:invcells` | set | cells with inventory |
  * | `ns:rs:<cell>` | hash | `version`, `hash`, `snapshot` (rule set JSON), `updatedAt`, `behindSince` (ms: when the agent's applied version first fell behind) |
@@ -104,6 +105,11 @@ export class Keys {
 
   get policies(): string {
     return `${this.ns}:w:pol`;
+  }
+
+  /** Org, space and app names (display only). */
+  get names(): string {
+    return `${this.ns}:w:names`;
   }
 
   inventory(cell: string): string {

@@ -153,7 +153,7 @@ export class WorldStore {
   }
 
   private globalOps(
-    changes: Pick<WorldChanges, 'asg' | 'asgStateAt' | 'policies'>,
+    changes: Pick<WorldChanges, 'asg' | 'asgStateAt' | 'policies' | 'names'>,
   ): Array<[OpCode, string, string?, string?]> {
     const ops: Array<[OpCode, string, string?, string?]> = [];
     if (changes.asg) {
@@ -169,6 +169,10 @@ export class WorldStore {
       ops.push(['hset', this.keys.policies, 'data', JSON.stringify(changes.policies.policies)]);
       ops.push(['hset', this.keys.policies, 'hash', changes.policies.hash]);
       ops.push(['hincr', this.keys.policies, 'version']);
+    }
+    if (changes.names) {
+      ops.push(['hset', this.keys.names, 'data', JSON.stringify(changes.names.data)]);
+      ops.push(['hset', this.keys.names, 'hash', changes.names.hash]);
     }
     return ops;
   }
@@ -216,9 +220,10 @@ export class WorldStore {
       if (!storedSnaps.has(h)) adds.push(['hset', this.keys.snapshots, h, JSON.stringify(rules)]);
     for (const h of storedSnaps) if (!wantSnaps.has(h)) dels.push(['hdel', this.keys.snapshots, h]);
 
-    const [[asgHash, asgStateAt], polHash] = await Promise.all([
+    const [[asgHash, asgStateAt], polHash, namesHash] = await Promise.all([
       r.hmget(this.keys.asg, 'hash', 'stateAt'),
       r.hget(this.keys.policies, 'hash'),
+      r.hget(this.keys.names, 'hash'),
     ]);
     const asg = world.asgs();
     main.push(
@@ -228,6 +233,8 @@ export class WorldStore {
           ? { asgStateAt: asg.stateAt }
           : {}),
         ...(world.policies().hash !== polHash ? { policies: world.policies() } : {}),
+        // an empty directory (no CAPI, or not listed yet) keeps the stored names
+        ...(world.names().size > 0 && world.names().hash !== namesHash ? { names: world.names() } : {}),
       }),
     );
 

@@ -1,6 +1,7 @@
 /**
  * Simulated UAA, Cloud Controller (v3, v2, config endpoints, v2 disabled) and CC's internal mTLS
- * endpoint, exercised with plain node:https: token flow and expiry, v3 paging and 422s, v2
+ * endpoint, exercised with plain node:https: token flow and expiry, v3 paging and 422s (security
+ * groups; orgs, spaces and apps), v2
  * relative next_url and the >50 inline omission, 429 Retry-After, asg_latest_update.
  */
 import assert from 'node:assert/strict';
@@ -209,6 +210,52 @@ describe('simulated UAA and Cloud Controller', () => {
       assert.equal(r.json().errors[0].code, 10008);
     }
     assert.equal((await get('/v3/security_groups/nope')).status, 404);
+  });
+
+  it('v3 orgs, spaces and apps: paged with names and parents; newest first by updated_at; 422s', async () => {
+    const all = async (first: string) => {
+      const out: Array<Record<string, unknown>> = [];
+      let next: string | null = `${sim.urls.capi}${first}`;
+      while (next) {
+        const r = await request(sim, next, { headers: { Authorization: `bearer ${tok}` } });
+        assert.equal(r.status, 200, r.text);
+        out.push(...r.json().resources);
+        next = r.json().pagination.next?.href ?? null;
+      }
+      return out;
+    };
+    const orgs = await all('/v3/organizations?per_page=1');
+    assert.deepEqual(
+      orgs.map((o) => [o.guid, o.name]).sort(),
+      [...sim.world.orgs.values()].map((o) => [o.guid, o.name]).sort(),
+    );
+    const spaces = await all('/v3/spaces?per_page=2');
+    assert.equal(spaces.length, sim.world.spaces.size);
+    for (const s of spaces) {
+      const w = sim.world.spaces.get(s.guid as string)!;
+      assert.equal(s.name, w.name);
+      assert.deepEqual(s.relationships, {
+        organization: { data: { guid: w.orgGuid } },
+        quota: { data: null },
+      });
+    }
+    const apps = await all('/v3/apps?per_page=3');
+    assert.equal(apps.length, sim.world.apps.size);
+    for (const a of apps) {
+      const w = sim.world.apps.get(a.guid as string)!;
+      assert.equal(a.name, w.name);
+      assert.equal((a.relationships as { space: { data: { guid: string } } }).space.data.guid, w.spaceGuid);
+    }
+    const newest = (await get('/v3/apps?per_page=1&order_by=-updated_at')).json();
+    assert.equal(newest.pagination.total_results, sim.world.apps.size);
+    const maxUpdated = [...sim.world.apps.values()]
+      .map((a) => a.updatedAt)
+      .sort()
+      .at(-1);
+    assert.equal(newest.resources[0].updated_at, maxUpdated);
+    for (const q of ['per_page=5001', 'foo=bar', 'order_by=state']) {
+      assert.equal((await get(`/v3/apps?${q}`)).status, 422, q);
+    }
   });
 
   it('v2: relative next_url; inline-relations-depth=1 omits relations with more than 50 spaces', async () => {

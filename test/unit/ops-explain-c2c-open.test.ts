@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { NameDirectory } from '../../src/model/names.js';
 import type { CellRuleSet } from '../../src/model/types.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { type C2CExplanation, explain } from '../../src/ops/explain.js';
@@ -24,6 +25,7 @@ function fixture(open: boolean): { world: RedisWorld; store: RuleSetStore } {
     leader: 'x',
     containersOf: (app?: string) => containers.filter((c) => app === undefined || c.appGuid === app),
     policies: () => ({ from: () => [], to: () => [], tagOf: () => null }),
+    names: NameDirectory.EMPTY,
   } as unknown as RedisWorld;
   const rs = (cellId: string): CellRuleSet => ({
     cellId,

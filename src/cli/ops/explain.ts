@@ -1,11 +1,14 @@
 /**
  * `cfnet explain`: can app A reach app B (or an address) on a port, by which policy or ASG, enforced where.
+ * Apps are named as the `cf` CLI names them (name, narrowed by space and org), or by guid
+ * (ops/names.ts); the output names them `org/space/app`, with guids on request (`--guids`).
  * Like `kubectl auth can-i`, the exit status is the answer: 0 allowed, 1 denied (src/lib/exit-codes.ts).
  */
 import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
 import { CfnetError } from '../../lib/errors.js';
 import { EXIT, exitHelp } from '../../lib/exit-codes.js';
+import type { AppPath } from '../../model/names.js';
 import type { Explanation } from '../../ops/explain.js';
 import { table } from '../../ops/format.js';
 import {
@@ -36,21 +39,31 @@ export function explainExit(x: Pick<Explanation, 'allowed'>): number {
   return x.allowed === true ? EXIT.ok : EXIT.denied;
 }
 
-function printExplanation(io: OpsIo, x: Explanation): void {
+/** `org/space/app` (the guid when its name is unknown); with `guids`, the guid after the name. */
+export function appText(p: AppPath, guids: boolean): string {
+  if (p.app === undefined) return p.guid;
+  const label = `${p.org ?? '?'}/${p.space ?? '?'}/${p.app}`;
+  return guids ? `${label} (${p.guid})` : label;
+}
+
+function printExplanation(io: OpsIo, x: Explanation, guids: boolean): void {
   const q = x.query;
   const lines: string[] = [];
   lines.push(verdictLine(x));
   if (x.kind === 'c2c') {
-    if (x.resolvedFrom) lines.push(`(${x.resolvedFrom} is a container of app ${q.to})`);
+    const from = appText(x.from, guids);
+    const to = appText(x.to, guids);
+    if (x.resolvedFrom) lines.push(`(${x.resolvedFrom} is a container of app ${to})`);
     lines.push(
-      `from app ${q.from} (policy tag ${x.sourceTag ?? 'none'}, ${x.sourceContainers} containers) to app ${q.to} (${x.destinationContainers} containers), ${q.protocol} port ${q.port}`,
+      `from app ${from} (policy tag ${x.sourceTag ?? 'none'}, ${x.sourceContainers} containers) to app ${to} (${x.destinationContainers} containers), ${q.protocol} port ${q.port}`,
     );
     if (x.otherPolicies.length > 0) {
       lines.push(
-        `other policies ${q.from} → ${q.to}: ${x.otherPolicies.map((p) => `${p.protocol} ${p.ports}`).join(', ')}`,
+        `other policies ${from} → ${to}: ${x.otherPolicies.map((p) => `${p.protocol} ${p.ports}`).join(', ')}`,
       );
     }
   } else {
+    lines.push(`from app ${appText(x.from, guids)}`);
     lines.push('');
     lines.push(
       table(
@@ -103,24 +116,46 @@ function printExplanation(io: OpsIo, x: Explanation): void {
   io.stdout(`${lines.join('\n')}\n`);
 }
 
+interface ExplainFlags {
+  from: string;
+  space?: string;
+  org?: string;
+  to: string;
+  toSpace?: string;
+  toOrg?: string;
+  port?: string;
+  protocol: string;
+  guids?: boolean;
+}
+
+const opt = <K extends string>(k: K, v: string | undefined) =>
+  (v === undefined ? {} : { [k]: v }) as Partial<Record<K, string>>;
+
 export function registerExplain(program: Command, io: OpsIo): void {
   const cmd = program
     .command('explain')
     .description(
       'can app A reach app B (or an address) on a port? allowed or not, by which c2c policy or ASG, enforced on which cells at which version',
     )
-    .requiredOption('--from <app>', 'source app guid')
-    .requiredOption('--to <app|ip>', 'destination app guid, or an IP address (egress through ASGs)')
+    .requiredOption('--from <app>', 'source app: name, org/space/app, or guid')
+    .option('--space <space>', 'space of the --from app (name or guid), when its name is not unique')
+    .option('--org <org>', 'org of the --from app (name or guid)')
+    .requiredOption(
+      '--to <app|ip>',
+      'destination app (name, org/space/app, or guid), or an IP address (egress through ASGs)',
+    )
+    .option('--to-space <space>', 'space of the --to app (name or guid)')
+    .option('--to-org <org>', 'org of the --to app (name or guid)')
     .option('--port <port>', 'destination port (tcp/udp)')
-    .addOption(
-      new Option('--protocol <protocol>', 'protocol').choices(['tcp', 'udp', 'icmp']).default('tcp'),
-    );
+    .addOption(new Option('--protocol <protocol>', 'protocol').choices(['tcp', 'udp', 'icmp']).default('tcp'))
+    .option('--guids', 'show app guids next to their org/space/app names');
   helpFooter(jsonOption(connectionOptions(cmd), 'the explanation'), {
     examples: [
-      'cfnet explain --from <app-a-guid> --to <app-b-guid> --port 8080',
-      'cfnet explain --from <app-guid> --to 10.0.5.3 --port 443   # egress: ASGs',
+      'cfnet explain --from frontend --to backend --port 8080',
+      'cfnet explain --from web --space prod --to api --to-space dev --port 8080',
+      'cfnet explain --from acme/prod/web --to 10.0.5.3 --port 443  # egress',
       'cfnet explain --from <app-guid> --to 169.254.0.2 --port 53 --protocol udp',
-      'cfnet explain --from <a> --to <b> --port 8080 >/dev/null && echo allowed',
+      'cfnet explain --from a --to b --port 8080 >/dev/null && echo allowed',
     ],
     exit: exitHelp(['ok', 'denied', 'invalid', 'redisUnreachable', 'noController', 'notFound', 'error'], {
       ok: 'allowed',
@@ -128,28 +163,46 @@ export function registerExplain(program: Command, io: OpsIo): void {
       error: 'an error (message on stderr, nothing on stdout)',
     }),
   }).action(
-    run(
-      io,
-      'explain',
-      async (o: ConnFlags & JsonFlag & { from: string; to: string; port?: string; protocol: string }) => {
-        const { parseExplainQuery, explain, leaseAddresses } = await import('../../ops/explain.js');
-        const { loadRedisWorld } = await import('../../ops/world-reader.js');
-        if (o.port === undefined && o.protocol !== 'icmp') {
-          throw new CfnetError('CFNET_INVALID', `--port needs a value for ${o.protocol} (1-65535)`);
-        }
-        const q = parseExplainQuery(o);
-        const x = await withContext(io, o, async (ctx) =>
-          explain(
-            await loadRedisWorld(ctx.redis, ctx.keys),
-            ctx.store,
-            q,
-            leaseAddresses(ctx.redis, ctx.keys),
+    run(io, 'explain', async (o: ConnFlags & JsonFlag & ExplainFlags) => {
+      const { parseExplainQuery, explain, leaseAddresses, requireWorld } = await import(
+        '../../ops/explain.js'
+      );
+      const { loadRedisWorld } = await import('../../ops/world-reader.js');
+      const { resolveApp } = await import('../../ops/names.js');
+      const { isIp } = await import('../../model/ip.js');
+      if (o.port === undefined && o.protocol !== 'icmp') {
+        throw new CfnetError('CFNET_INVALID', `--port needs a value for ${o.protocol} (1-65535)`);
+      }
+      const named = parseExplainQuery(o);
+      if (isIp(named.to) && (o.toSpace !== undefined || o.toOrg !== undefined)) {
+        throw new CfnetError('CFNET_INVALID', '--to-space and --to-org apply to an app, not to an address');
+      }
+      const x = await withContext(io, o, async (ctx) => {
+        const world = await loadRedisWorld(ctx.redis, ctx.keys);
+        requireWorld(world);
+        const known = (g: string) => world.knowsApp(g);
+        const q = {
+          ...named,
+          from: resolveApp(
+            world.names,
+            { app: named.from, ...opt('space', o.space), ...opt('org', o.org) },
+            { app: '--from', space: '--space', org: '--org' },
+            known,
           ),
-        );
-        if (o.json) printJson(io, x);
-        else printExplanation(io, x);
-        io.setExitCode(explainExit(x));
-      },
-    ),
+          to: isIp(named.to)
+            ? named.to
+            : resolveApp(
+                world.names,
+                { app: named.to, ...opt('space', o.toSpace), ...opt('org', o.toOrg) },
+                { app: '--to', space: '--to-space', org: '--to-org' },
+                known,
+              ),
+        };
+        return explain(world, ctx.store, q, leaseAddresses(ctx.redis, ctx.keys));
+      });
+      if (o.json) printJson(io, x);
+      else printExplanation(io, x, o.guids === true);
+      io.setExitCode(explainExit(x));
+    }),
   );
 }

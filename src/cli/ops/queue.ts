@@ -95,13 +95,14 @@ function replayTargetOf(o: { cell?: string; app?: string; space?: string; all?: 
     if (cells.length === 0) throw new ValidationError('cell', o.cell, 'must name at least one cell');
     return { kind: 'cell', cells };
   }
-  const guid = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+  // a name, org/space/app (or org/space) or a guid: resolved against the world's names later
+  const ref = /^[^\p{Cc}]{1,512}$/u;
   if (o.app !== undefined) {
-    if (!guid.test(o.app)) throw new ValidationError('app', o.app, 'must be an app guid');
+    if (!ref.test(o.app)) throw new ValidationError('app', o.app, 'must be an app name or guid');
     return { kind: 'app', guid: o.app };
   }
   if (o.space !== undefined) {
-    if (!guid.test(o.space)) throw new ValidationError('space', o.space, 'must be a space guid');
+    if (!ref.test(o.space)) throw new ValidationError('space', o.space, 'must be a space name or guid');
     return { kind: 'space', guid: o.space };
   }
   return { kind: 'all' };
@@ -347,8 +348,8 @@ export function registerQueue(program: Command, io: OpsIo): void {
       're-enqueue reconciles: of cells, of the cells running an app or a space, or of every cell (recorded in the event journal)',
     )
     .option('--cell <cells>', 'comma list of cell ids')
-    .option('--app <guid>', "the cells running the app's containers")
-    .option('--space <guid>', "the cells running the space's containers")
+    .option('--app <app>', "the cells running the app's containers (name, org/space/app, or guid)")
+    .option('--space <space>', "the cells running the space's containers (name, org/space, or guid)")
     .option('--all', 'every cell the controller knows')
     .action(
       run(
@@ -357,14 +358,30 @@ export function registerQueue(program: Command, io: OpsIo): void {
         async (
           o: ConnFlags & ReplayFlags & { cell?: string; app?: string; space?: string; all?: boolean },
         ) => {
-          const target = replayTargetOf(o);
+          const named = replayTargetOf(o);
           const { replayCells } = await import('../../ops/replay.js');
           const { loadRedisWorld } = await import('../../ops/world-reader.js');
+          const { resolveApp, resolveSpace } = await import('../../ops/names.js');
           await withContext(
             io,
             o,
             async (ctx) => {
-              const world = target.kind === 'cell' ? null : await loadRedisWorld(ctx.redis, ctx.keys);
+              const world = named.kind === 'cell' ? null : await loadRedisWorld(ctx.redis, ctx.keys);
+              // names as explain takes them; a value no name fits stays a guid (as before)
+              const target: ReplayTarget =
+                world && named.kind === 'app'
+                  ? {
+                      kind: 'app',
+                      guid: resolveApp(
+                        world.names,
+                        { app: named.guid },
+                        { app: '--app', space: '--app', org: '--app' },
+                        () => true,
+                      ),
+                    }
+                  : world && named.kind === 'space'
+                    ? { kind: 'space', guid: resolveSpace(world.names, named.guid, 'space') }
+                    : named;
               await replayAndReport(io, ctx, target, replayCells(target, world), o);
             },
             { controller: false },

@@ -16,6 +16,10 @@ export function registerRules(program: Command, io: OpsIo): void {
     )
     .requiredOption('--cell <cell>', 'cell id')
     .option('--container <handle>', "only this container's part: it, its egress rules, the c2c entries to it")
+    .option('--app <app>', "only this app's containers on the cell: name, org/space/app, or guid")
+    .option('--space <space>', 'space of the --app app (name or guid), when its name is not unique')
+    .option('--org <org>', 'org of the --app app (name or guid)')
+    .option('--guids', 'show app and space guids instead of org/space/app names')
     .addOption(
       new Option('--format <format>', 'summary tables, the stored JSON, or the nft script a full apply runs')
         .choices(['summary', 'json', 'nft'])
@@ -28,6 +32,7 @@ export function registerRules(program: Command, io: OpsIo): void {
     examples: [
       'cfnet rules --cell cell-7                       # summary tables',
       'cfnet rules --cell cell-7 --container <handle>  # one container',
+      'cfnet rules --cell cell-7 --app web --space prod # one app',
       'cfnet rules --cell cell-7 --nft                 # the nft script',
       'cfnet rules --cell cell-7 --json                # the stored rule set',
     ],
@@ -40,6 +45,10 @@ export function registerRules(program: Command, io: OpsIo): void {
         o: ConnFlags & {
           cell: string;
           container?: string;
+          app?: string;
+          space?: string;
+          org?: string;
+          guids?: boolean;
           format: string;
           json?: boolean;
           nft?: boolean;
@@ -49,8 +58,25 @@ export function registerRules(program: Command, io: OpsIo): void {
         if (o.json && o.nft)
           throw new ValidationError('format', 'json+nft', 'give --json or --nft, not both');
         const format = o.json ? 'json' : o.nft ? 'nft' : o.format;
+        if ((o.space !== undefined || o.org !== undefined) && o.app === undefined)
+          throw new ValidationError('app', undefined, '--space and --org narrow --app');
         const { loadRules, nftText } = await import('../../ops/rules.js');
-        const r = await withContext(io, o, (ctx) => loadRules(ctx.store, o.cell, o.container));
+        const { loadNames } = await import('../../ops/world-reader.js');
+        const { r, names } = await withContext(io, o, async (ctx) => {
+          const names = await loadNames(ctx.redis, ctx.keys);
+          const ref = {
+            app: o.app ?? '',
+            ...(o.space !== undefined ? { space: o.space } : {}),
+            ...(o.org !== undefined ? { org: o.org } : {}),
+          };
+          const r = await loadRules(
+            ctx.store,
+            o.cell,
+            o.container,
+            o.app !== undefined ? { ref, names } : undefined,
+          );
+          return { r, names };
+        });
         if (format === 'json') return printJson(io, r.ruleSet);
         if (format === 'nft') {
           io.stdout(nftText(r.ruleSet, o.table));
@@ -59,7 +85,9 @@ export function registerRules(program: Command, io: OpsIo): void {
         const rs = r.ruleSet;
         const applied = r.status?.appliedVersion ?? 0;
         const head = [
-          `cell ${rs.cellId}${r.container ? `, container ${r.container}` : ''}`,
+          `cell ${rs.cellId}${r.container ? `, container ${r.container}` : ''}${
+            r.app ? `, app ${o.guids ? r.app : names.appLabel(r.app)}` : ''
+          }`,
           `version ${rs.version} (stored ${isoTime(r.meta.updatedAt)}, hash ${r.meta.hash})`,
           `agent applied ${applied || 'nothing reported'}${
             applied === rs.version ? ' (converged)' : applied ? ' (behind)' : ''
@@ -77,14 +105,18 @@ export function registerRules(program: Command, io: OpsIo): void {
                 rs.containers.map((c) => ({
                   handle: c.handle,
                   ip: c.ip,
-                  app: c.appGuid,
+                  // org/space/app names the space too; --guids shows both guids instead
+                  app: o.guids ? c.appGuid : names.appLabel(c.appGuid),
                   space: c.spaceGuid,
                   workload: c.workload,
                   tag: c.tag ?? '',
                   egress: c.egress,
                   netin: c.netIn.map((m) => `${m.hostPort}->${m.containerPort}`),
                 })),
-                ['handle', 'ip', 'app', 'space', 'workload', 'tag', 'egress', 'netin'],
+                // the space column stays when a label cannot name it (an app CAPI has no name for)
+                o.guids || rs.containers.some((c) => names.app(c.appGuid) === undefined)
+                  ? ['handle', 'ip', 'app', 'space', 'workload', 'tag', 'egress', 'netin']
+                  : ['handle', 'ip', 'app', 'workload', 'tag', 'egress', 'netin'],
               ),
           '',
           `egress rule sets (${Object.keys(rs.asgSets).length}):`,
