@@ -267,6 +267,14 @@ interface CellAlloc {
   usedPorts: Set<number>;
 }
 
+/** An empty pool of container addresses in `subnet` (IPv4 CIDR; host bits ignored). */
+function addressPool(subnet: string): Pick<CellAlloc, 'base' | 'hosts' | 'next' | 'used'> {
+  const [net, bits] = subnet.split('/');
+  const hostBits = 32 - Number(bits);
+  const hosts = 2 ** hostBits;
+  return { base: (ipv4ToInt(net ?? '0.0.0.0') & ~(hosts - 1)) >>> 0, hosts, next: 2, used: new Set() };
+}
+
 /** The live foundation. Callers must treat it as read-only; the simulator mutates it. */
 export class SimWorld {
   readonly seed: number;
@@ -308,17 +316,34 @@ export class SimWorld {
 
   addCell(cell: SimCell): void {
     this.cells.set(cell.id, cell);
-    const [net, bits] = cell.subnet.split('/');
-    const hostBits = 32 - Number(bits);
     this.alloc.set(cell.id, {
-      base: ipv4ToInt(net ?? '0.0.0.0'),
-      hosts: 2 ** hostBits,
-      next: 2,
-      used: new Set(),
+      ...addressPool(cell.subnet),
       nextPort: 61000,
       usedPorts: new Set(),
     });
     this.versions.cell++;
+  }
+
+  /**
+   * Put the cell on another overlay subnet (the one its agent leased: in CF the container addresses
+   * come from the cell's lease, not from Diego). Container addresses are allocated from it from now
+   * on; the caller re-addresses the instances outside it (ChangeEngine's `cell-subnet`).
+   */
+  setCellSubnet(cellId: string, subnet: string): void {
+    const cell = this.cells.get(cellId);
+    const a = this.alloc.get(cellId);
+    if (!cell || !a) throw new Error(`unknown cell ${cellId}`);
+    this.cells.set(cellId, { ...cell, subnet });
+    this.alloc.set(cellId, { ...a, ...addressPool(subnet) });
+    this.versions.cell++;
+  }
+
+  /** Whether `ip` is a container address of the cell's subnet (not its network, gateway or broadcast). */
+  inCellSubnet(cellId: string, ip: string): boolean {
+    const a = this.alloc.get(cellId);
+    if (!a || !ip) return false;
+    const host = ipv4ToInt(ip) - a.base;
+    return host >= 2 && host < a.hosts - 1;
   }
 
   private cellAlloc(cellId: string): CellAlloc {
