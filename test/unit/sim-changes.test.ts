@@ -318,6 +318,10 @@ describe('sim change engine', () => {
       assert.ok(!old.some((o) => o.instanceGuid === a.instanceGuid), 'a new instance');
     }
     assert.equal(new Set(now.map((a) => a.instanceAddress)).size, now.length, 'distinct addresses');
+    assert.ok(
+      now.some((a) => a.instanceAddress === '10.255.42.254'),
+      'from the top of the subnet down (the cell’s real CNI containers take the bottom)',
+    );
     assert.equal(world.cells.get('cell-001')?.subnet, '10.255.42.0/24');
     for (const a of others)
       assert.equal(world.actualAt(a.processGuid, a.index)?.instanceAddress, a.instanceAddress, 'other cells untouched');
