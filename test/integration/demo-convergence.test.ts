@@ -99,7 +99,7 @@ describe('demo convergence view (real Redis rule-set store)', () => {
     assert.deepEqual(tracker.history.get('c1')!.desiredSeen, [v1, v2], 'the desired versions seen, in order');
 
     // versions as the view numbers them (#N, the N-th desired version seen) with their time of day
-    const frame = renderFrame(s, tracker.history);
+    const frame = renderFrame(s, tracker.history, 200);
     assert.match(frame[0]!, /^cell\s+subnet\s+desired\s+applied\s+lag\s+max lag/);
     assert.match(
       frame[1]!,
