@@ -159,7 +159,7 @@ function compact(
   const line = (r: readonly string[]) =>
     clip(
       [r[0]!.padEnd(widths[0]!), r[1]!.padEnd(widths[1]!), r[2]!.padStart(widths[2]!), r[3]!.padEnd(widths[3]!), r[4]!]
-        .join(' ')
+        .join(GAP)
         .trimEnd(),
       width,
     );
