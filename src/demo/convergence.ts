@@ -61,7 +61,8 @@ export class ConvergenceTracker {
     /** The reconcile queue's unfinished jobs by cell (cells with one are `pending`). */
     private readonly pending: () => Promise<ReadonlyMap<string, PendingJob>> = async () => new Map(),
   ) {
-    for (const id of cellIds) this.history.set(id, {
+    for (const id of cellIds)
+      this.history.set(id, {
         versionsApplied: 0,
         maxLagMs: 0,
         enforceMs: [],

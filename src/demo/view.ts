@@ -152,13 +152,25 @@ function compact(
   const rows = cells.map((c) => {
     const h = history.get(c.cellId);
     const s = stateParts(c);
-    return [c.cellId, s.word, formatLag(c.lagMs), `${versionLabel(c.applied, h)}/${versionLabel(c.desired, h)}`, s.detail];
+    return [
+      c.cellId,
+      s.word,
+      formatLag(c.lagMs),
+      `${versionLabel(c.applied, h)}/${versionLabel(c.desired, h)}`,
+      s.detail,
+    ];
   });
   const head = ['cell', 'state', 'lag', 'applied/desired', ''];
   const widths = [0, 1, 2, 3].map((i) => Math.max(head[i]!.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: readonly string[]) =>
     clip(
-      [r[0]!.padEnd(widths[0]!), r[1]!.padEnd(widths[1]!), r[2]!.padStart(widths[2]!), r[3]!.padEnd(widths[3]!), r[4]!]
+      [
+        r[0]!.padEnd(widths[0]!),
+        r[1]!.padEnd(widths[1]!),
+        r[2]!.padStart(widths[2]!),
+        r[3]!.padEnd(widths[3]!),
+        r[4]!,
+      ]
         .join(GAP)
         .trimEnd(),
       width,

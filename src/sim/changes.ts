@@ -1020,9 +1020,12 @@ export class ChangeEngine {
     const cellId = need(ch.cellId, 'cellId', 'required');
     if (!this.world.cells.has(cellId)) throw new ValidationError('cellId', cellId, 'no such cell');
     const { family, prefix } = parseCidr(need(ch.subnet, 'subnet', 'required'), 'subnet');
-    if (family !== 4 || prefix > 30) throw new ValidationError('subnet', ch.subnet, 'must be an IPv4 /30 or larger');
+    if (family !== 4 || prefix > 30)
+      throw new ValidationError('subnet', ch.subnet, 'must be an IPv4 /30 or larger');
     const subnet = canonicalCidr(ch.subnet, 'subnet');
-    const onCell = [...this.world.actualLrps.values()].filter((a) => a.cellId === cellId && a.instanceAddress);
+    const onCell = [...this.world.actualLrps.values()].filter(
+      (a) => a.cellId === cellId && a.instanceAddress,
+    );
     this.world.setCellSubnet(cellId, subnet);
     const kept = onCell.filter((a) => this.world.inCellSubnet(cellId, a.instanceAddress));
     for (const a of kept) this.world.claimIp(cellId, a.instanceAddress);

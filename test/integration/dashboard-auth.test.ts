@@ -148,11 +148,17 @@ describe('dashboard: cross-origin refusal and failed-authentication throttling',
 
   it('bull-board refuses what cfnet forbids in the error shape its UI shows (title, text, code)', async () => {
     const cookie = await session();
-    const res = await call(base, 'PUT', '/dashboard/queues/api/queues/reconcile/empty', { cookie, origin: base });
+    const res = await call(base, 'PUT', '/dashboard/queues/api/queues/reconcile/empty', {
+      cookie,
+      origin: base,
+    });
     assert.equal(res.status, 403);
     const body = JSON.parse(res.body) as { error: unknown; message: unknown; code: unknown };
     assert.equal(body.error, 'Refused by cfnet', 'the toast title is a string');
-    assert.match(String(body.message), /^PUT \/api\/queues\/:queueName\/empty is not allowed from the cfnet dashboard/);
+    assert.match(
+      String(body.message),
+      /^PUT \/api\/queues\/:queueName\/empty is not allowed from the cfnet dashboard/,
+    );
     assert.equal(body.code, 'CFNET_FORBIDDEN');
   });
 

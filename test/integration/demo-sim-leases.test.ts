@@ -54,9 +54,14 @@ describe('simulated containers in the lab take their addresses from their cellâ€
 
   it('the generated containers, and the ones started afterwards, lie in the lease of their cell', async () => {
     assert.deepEqual([...leases.keys()].sort(), cluster.cells.map((c) => c.id).sort(), 'a lease per cell');
-    for (const c of cluster.cells) assert.equal(leases.get(c.id), await c.subnet(), `${c.id} holds its lease`);
     for (const c of cluster.cells)
-      assert.equal(cluster.sim.world.cells.get(c.id)!.subnet, leases.get(c.id), `${c.id}: the simulator's subnet`);
+      assert.equal(leases.get(c.id), await c.subnet(), `${c.id} holds its lease`);
+    for (const c of cluster.cells)
+      assert.equal(
+        cluster.sim.world.cells.get(c.id)!.subnet,
+        leases.get(c.id),
+        `${c.id}: the simulator's subnet`,
+      );
     const before = instances();
     assert.ok(before.length >= 20, `the foundation's containers are on the lab cells (${before.length})`);
 
@@ -97,7 +102,10 @@ describe('simulated containers in the lab take their addresses from their cellâ€
       for (const c of cluster.cells) {
         const rs = (await store.get(c.id))!;
         for (const x of rs.containers)
-          assert.ok(!x.ip || inCidr(x.ip, leases.get(c.id)!), `${c.id}: ${x.handle} ${x.ip} in ${leases.get(c.id)}`);
+          assert.ok(
+            !x.ip || inCidr(x.ip, leases.get(c.id)!),
+            `${c.id}: ${x.handle} ${x.ip} in ${leases.get(c.id)}`,
+          );
       }
     } finally {
       await closeRedis(redis);

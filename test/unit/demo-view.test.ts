@@ -70,9 +70,16 @@ const churn = {
     applied: 1234,
     failed: 3,
     byKind: Object.fromEntries(
-      ['app-start', 'app-stop', 'app-scale', 'asg-bind', 'asg-unbind', 'policy-add', 'policy-remove', 'lrp-crash'].map(
-        (k, i) => [k, 100 + i],
-      ),
+      [
+        'app-start',
+        'app-stop',
+        'app-scale',
+        'asg-bind',
+        'asg-unbind',
+        'policy-add',
+        'policy-remove',
+        'lrp-crash',
+      ].map((k, i) => [k, 100 + i]),
     ),
   },
 };
@@ -110,12 +117,18 @@ describe('demo live view fitted to the width', () => {
 
   it('at 200 columns: every column, versions with their time of day (UTC)', () => {
     const lines = renderFrame(snapshot, hist, 200);
-    assert.match(lines[0]!, /^cell\s+subnet\s+desired\s+applied\s+lag\s+max lag\s+changes\s+rules for\s+state$/);
+    assert.match(
+      lines[0]!,
+      /^cell\s+subnet\s+desired\s+applied\s+lag\s+max lag\s+changes\s+rules for\s+state$/,
+    );
     assert.match(
       rowOf(lines, 'cell-002')!,
       /^cell-002\s+10\.255\.17\.0\/24\s+#3 08:00:03\.000\s+#2 08:00:02\.000\s+13\.4s\s+1\.2s\s+3x\s+12 ctrs\s+lagging$/,
     );
-    assert.match(rowOf(lines, 'cell-003')!, /\s-\s.*\sagent \?\s+error: nft: syntax error, unexpected string x+…$/);
+    assert.match(
+      rowOf(lines, 'cell-003')!,
+      /\s-\s.*\sagent \?\s+error: nft: syntax error, unexpected string x+…$/,
+    );
     assert.equal(
       lines.at(-1),
       'converged 1/5 cells; controller write → enforced: p50 35 ms, p99 400 ms (15 versions)',

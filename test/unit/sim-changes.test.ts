@@ -297,14 +297,23 @@ describe('sim change engine', () => {
   });
 
   it('cell-subnet: the cell’s instances are recreated with addresses in its new subnet, new ones come from it', async () => {
-    const on = () => [...world.actualLrps.values()].filter((a) => a.cellId === 'cell-001' && a.instanceAddress);
+    const on = () =>
+      [...world.actualLrps.values()].filter((a) => a.cellId === 'cell-001' && a.instanceAddress);
     const old = on();
     assert.ok(old.length > 0, 'the generated world has instances on cell-001');
-    assert.ok(old.every((a) => a.instanceAddress.startsWith('10.255.2.')), 'generated in 10.255.2.0/24');
+    assert.ok(
+      old.every((a) => a.instanceAddress.startsWith('10.255.2.')),
+      'generated in 10.255.2.0/24',
+    );
     const others = [...world.actualLrps.values()].filter((a) => a.cellId && a.cellId !== 'cell-001');
     const res = await engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: '10.255.42.0/24' });
     assert.deepEqual(res.affectedCells, ['cell-001']);
-    assert.deepEqual(res.result, { cellId: 'cell-001', subnet: '10.255.42.0/24', readdressed: old.length, kept: 0 });
+    assert.deepEqual(res.result, {
+      cellId: 'cell-001',
+      subnet: '10.255.42.0/24',
+      readdressed: old.length,
+      kept: 0,
+    });
     assert.deepEqual(
       rec.names(),
       old.flatMap(() => ['actual_lrp_instance_created', 'actual_lrp_instance_removed']),
@@ -324,7 +333,11 @@ describe('sim change engine', () => {
     );
     assert.equal(world.cells.get('cell-001')?.subnet, '10.255.42.0/24');
     for (const a of others)
-      assert.equal(world.actualAt(a.processGuid, a.index)?.instanceAddress, a.instanceAddress, 'other cells untouched');
+      assert.equal(
+        world.actualAt(a.processGuid, a.index)?.instanceAddress,
+        a.instanceAddress,
+        'other cells untouched',
+      );
 
     await engine.apply({ kind: 'app-start', instances: 2, cellIds: ['cell-001'] });
     assert.equal(on().length, old.length + 2);
@@ -336,11 +349,24 @@ describe('sim change engine', () => {
     assert.deepEqual(rec.names(), []);
     assert.equal(again.result.kept, old.length + 2);
     await engine.apply({ kind: 'app-start', instances: 1, cellIds: ['cell-001'] });
-    assert.equal(new Set(on().map((a) => a.instanceAddress)).size, on().length, 'kept addresses are not handed out again');
+    assert.equal(
+      new Set(on().map((a) => a.instanceAddress)).size,
+      on().length,
+      'kept addresses are not handed out again',
+    );
 
-    await assert.rejects(engine.apply({ kind: 'cell-subnet', cellId: 'nope', subnet: '10.0.0.0/24' }), ValidationError);
-    await assert.rejects(engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: '10.0.0.0' }), ValidationError);
-    await assert.rejects(engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: 'fd00::/64' }), ValidationError);
+    await assert.rejects(
+      engine.apply({ kind: 'cell-subnet', cellId: 'nope', subnet: '10.0.0.0/24' }),
+      ValidationError,
+    );
+    await assert.rejects(
+      engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: '10.0.0.0' }),
+      ValidationError,
+    );
+    await assert.rejects(
+      engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: 'fd00::/64' }),
+      ValidationError,
+    );
   });
 
   it('changes apply in call order even when issued concurrently', async () => {

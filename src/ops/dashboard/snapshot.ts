@@ -18,9 +18,9 @@ import {
   stateCounts,
 } from '../cells.js';
 import type { Journal, JournalEntry } from '../journal.js';
-import { foldAgentReports, type JournalRow } from './journal-rows.js';
 import { type LatencyDistribution, reconcileLatency } from '../latency.js';
 import { type JobSummary, oldestTrigger, QueueAdmin, type QueueCounts } from '../queue-admin.js';
+import { foldAgentReports, type JournalRow } from './journal-rows.js';
 
 export interface DashboardSnapshot {
   at: number;
