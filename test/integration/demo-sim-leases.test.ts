@@ -33,6 +33,9 @@ describe('simulated containers in the lab take their addresses from their cellâ€
       sim: { seed: 11, size: 'small', cells: 3, containers: 30 },
       redisUrl: REDIS_URL,
       redisPrefix: 'cfnet-demo-leases-test',
+      // /26 leases: never one of the /24s the simulator generates its cells' containers in, so
+      // every container has to move into its cell's lease
+      controller: { subnetPrefixLength: 26 },
     });
     const redis = createRedis(REDIS_URL, { name: 'cfnet-demo-leases-test' });
     try {
