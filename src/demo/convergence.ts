@@ -3,7 +3,7 @@
  * the cell's agent reports applied, how long the desired one has been waiting (lag), and the
  * latency from the controller writing a version to the agent enforcing it. Read from the rule-set
  * store in Redis (what the controller's dashboard and metrics read) plus each agent's own socket.
- * `ConvergenceTracker` keeps the history; `renderFrame` is pure.
+ * `ConvergenceTracker` keeps the history; view.ts renders it.
  */
 import type { CellState, PendingJob } from '../state/convergence.js';
 import type { RuleSetStore } from '../state/ruleset-store.js';
@@ -26,7 +26,14 @@ export interface CellHistory {
   maxLagMs: number;
   /** Controller write → agent enforced (ms), one per version seen applied. */
   enforceMs: number[];
+  /** Desired versions seen, ascending (the view numbers them `#1`, `#2`…); the oldest are dropped. */
+  desiredSeen: number[];
+  /** How many were dropped from the front of `desiredSeen`. */
+  desiredDropped: number;
 }
+
+/** Desired versions kept per cell for the view's numbering (a long demo drops the oldest). */
+const DESIRED_SEEN_MAX = 256;
 
 export interface Snapshot {
   at: number;
@@ -54,7 +61,14 @@ export class ConvergenceTracker {
     /** The reconcile queue's unfinished jobs by cell (cells with one are `pending`). */
     private readonly pending: () => Promise<ReadonlyMap<string, PendingJob>> = async () => new Map(),
   ) {
-    for (const id of cellIds) this.history.set(id, { versionsApplied: 0, maxLagMs: 0, enforceMs: [] });
+    for (const id of cellIds)
+      this.history.set(id, {
+        versionsApplied: 0,
+        maxLagMs: 0,
+        enforceMs: [],
+        desiredSeen: [],
+        desiredDropped: 0,
+      });
   }
 
   /** One look at every cell; records newly applied versions and their enforce latency. */
@@ -99,6 +113,14 @@ export class ConvergenceTracker {
   private async record(v: CellView): Promise<void> {
     const h = this.history.get(v.cellId)!;
     h.maxLagMs = Math.max(h.maxLagMs, v.lagMs);
+    // versions only grow (each is above the one before it), so the list stays sorted
+    if (v.desired > (h.desiredSeen.at(-1) ?? 0)) {
+      h.desiredSeen.push(v.desired);
+      if (h.desiredSeen.length > DESIRED_SEEN_MAX) {
+        h.desiredSeen.shift();
+        h.desiredDropped++;
+      }
+    }
     const before = this.lastApplied.get(v.cellId);
     if (v.applied === 0 || v.applied === before) return;
     this.lastApplied.set(v.cellId, v.applied);
@@ -116,60 +138,4 @@ export class ConvergenceTracker {
   allEnforceMs(): number[] {
     return [...this.history.values()].flatMap((h) => h.enforceMs);
   }
-}
-
-function pad(text: string, width: number, right = false): string {
-  return right ? text.padStart(width) : text.padEnd(width);
-}
-
-function state(c: CellView): string {
-  if (c.state === 'error') return `error: ${c.error.split('\n')[0]!.slice(0, 60)}`;
-  return c.state;
-}
-
-/** The table of one snapshot plus a summary line (no colours: it also goes to logs and pipes). */
-export function renderFrame(s: Snapshot, history: ReadonlyMap<string, CellHistory>): string[] {
-  const head = [
-    'cell',
-    'subnet',
-    'desired version',
-    'applied version',
-    'lag ms',
-    'max lag',
-    'applied',
-    'rules for',
-    'state',
-  ];
-  const widths = [12, 16, 16, 16, 7, 8, 8, 10, 0];
-  const right = [false, false, true, true, true, true, true, true, false];
-  const line = (cols: string[]) =>
-    cols
-      .map((c, i) => (widths[i] ? pad(c, widths[i]!, right[i]) : c))
-      .join('  ')
-      .trimEnd();
-  const out = [line(head)];
-  for (const c of s.cells) {
-    const h = history.get(c.cellId);
-    out.push(
-      line([
-        c.cellId,
-        c.agent?.subnet || '-',
-        c.desired ? String(c.desired) : '-',
-        c.applied ? String(c.applied) : '-',
-        String(c.lagMs),
-        String(h?.maxLagMs ?? 0),
-        `${h?.versionsApplied ?? 0}x`,
-        c.agent ? `${c.agent.containers} ctrs` : 'agent ?',
-        state(c),
-      ]),
-    );
-  }
-  const ok = s.cells.filter(converged).length;
-  const all = [...history.values()].flatMap((h) => h.enforceMs);
-  const lat =
-    all.length > 0
-      ? `; controller write → enforced: p50 ${percentile(all, 0.5)} ms, p99 ${percentile(all, 0.99)} ms (${all.length} version${all.length === 1 ? '' : 's'})`
-      : '';
-  out.push(`converged ${ok}/${s.cells.length} cells${lat}`);
-  return out;
 }

@@ -25,9 +25,10 @@ import { closeRedis, createRedis } from '../lib/redis.js';
 import type { ChurnRun } from '../sim/index.js';
 import { Keys } from '../state/keys.js';
 import { RuleSetStore } from '../state/ruleset-store.js';
-import { ConvergenceTracker, converged, renderFrame, type Snapshot } from './convergence.js';
+import { ConvergenceTracker, converged, type Snapshot } from './convergence.js';
 import { chooseDataplane, type DataplaneChoice } from './environment.js';
 import { DEMO_REDIS_PREFIX, removeRecord, writeRecord } from './leftovers.js';
+import { churnHeader, renderFrame, viewWidth } from './view.js';
 
 export interface DemoOptions {
   /** Seconds of churn; 0 = until Ctrl-C. */
@@ -52,6 +53,8 @@ export interface DemoIo {
   write(text: string): void;
   /** Redraw the table in place (a terminal). */
   tty: boolean;
+  /** The terminal's width now (it may be resized), undefined when not a terminal. */
+  columns?: () => number | undefined;
   /** Calls `fn` on Ctrl-C / SIGTERM / SIGHUP (terminal closed); returns a function removing the handler. */
   onInterrupt(fn: () => void): () => void;
 }
@@ -62,6 +65,7 @@ export function processIo(): DemoIo {
   return {
     write: (t) => process.stdout.write(t),
     tty: process.stdout.isTTY === true,
+    columns: () => (process.stdout.isTTY ? process.stdout.columns : undefined),
     onInterrupt: (fn) => {
       for (const s of STOP_SIGNALS) process.on(s, fn);
       return () => {
@@ -176,7 +180,7 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
     const view = new LiveView(io, (opts.intervalS ?? (io.tty ? 1 : 5)) * 1000);
     let last: Snapshot = await tracker.poll();
     while (!interrupted && Date.now() < end) {
-      view.show(frame(last, tracker, started, churn, opts.durationS));
+      view.show(frame(last, tracker, started, churn, opts.durationS, viewWidth(io.columns?.())));
       await timer.sleep(Math.max(0, Math.min(POLL_MS, end - Date.now())));
       if (interrupted) break;
       const next = await tracker.poll();
@@ -189,14 +193,24 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
       // churn stopped: every cell must reach its last desired version
       const settleEnd = Date.now() + opts.settleS * 1000;
       while (!interrupted && !last.cells.every(converged) && Date.now() < settleEnd) {
-        view.show(frame(last, tracker, started, churn, opts.durationS, 'churn stopped; settling'));
+        view.show(
+          frame(
+            last,
+            tracker,
+            started,
+            churn,
+            opts.durationS,
+            viewWidth(io.columns?.()),
+            'churn stopped; settling',
+          ),
+        );
         await timer.sleep(POLL_MS);
         if (interrupted) break;
         const next = await tracker.poll();
         if (!interrupted) last = next;
       }
     }
-    view.final(frame(last, tracker, started, churn, opts.durationS, 'final'));
+    view.final(frame(last, tracker, started, churn, opts.durationS, viewWidth(io.columns?.()), 'final'));
     const ok = last.cells.filter(converged).length;
     if (ok === last.cells.length) {
       say(`result: converged, all ${ok} cells enforce their desired rule set`);
@@ -303,28 +317,26 @@ function printInfo(
   say();
 }
 
+/** The churn line and the table, every line at most `width` characters (see view.ts). */
 function frame(
   s: Snapshot,
   tracker: ConvergenceTracker,
   started: number,
   churn: ChurnRun | null,
   durationS: number,
+  width: number,
   phase?: string,
 ): string[] {
-  const t = Math.round((s.at - started) / 1000);
-  const st = churn?.status();
-  const kinds = st
-    ? Object.entries(st.byKind)
-        .sort((a, b) => b[1] - a[1])
-        .map(([k, n]) => `${k} ${n}`)
-        .join(', ')
-    : '';
-  const head = `t=${t}s${durationS > 0 ? `/${durationS}s` : ''}${phase ? ` (${phase})` : ''}  churn: ${
-    st
-      ? `${st.applied} changes${kinds ? ` (${kinds})` : ''}${st.failed ? `, ${st.failed} refused` : ''}`
-      : 'off'
-  }`;
-  return [head, ...renderFrame(s, tracker.history)];
+  const head = churnHeader(
+    {
+      elapsedS: Math.round((s.at - started) / 1000),
+      durationS,
+      ...(phase ? { phase } : {}),
+      churn: churn?.status() ?? null,
+    },
+    width,
+  );
+  return [head, ...renderFrame(s, tracker.history, width)];
 }
 
 /** Shows frames: redrawn in place on a terminal, appended (at most once per interval) otherwise. */

@@ -82,7 +82,10 @@ export interface ClusterOptions {
   sim?: SimOptions;
   /** Ids of the real cells (default e2e-cell-1..N); a simulator cell id gets that cell's rule set. */
   cellIds?: string[];
-  /** The cells are the simulator's own cells (its foundation and churn land on them). */
+  /**
+   * The cells are the simulator's own cells (its foundation and churn land on them); once the agents
+   * hold their leases, the simulated containers are addressed from them (`cell-subnet`).
+   */
   simCells?: boolean;
   /** Controller settings (CONTROLLER_SETTINGS keys, e.g. `workerConcurrency`) overriding the lab's. */
   controller?: Record<string, unknown>;
@@ -540,6 +543,19 @@ export class Cluster {
       }
       return true;
     });
+    if (this.opts.simCells) await this.addressFromLeases();
+  }
+
+  /**
+   * The simulated cells' containers take their addresses from the subnets the agents leased, as CF
+   * containers do (the simulator generated them before any lease existed): instances outside their
+   * cell's lease are recreated inside it.
+   */
+  private async addressFromLeases(): Promise<void> {
+    for (const c of this.cells) {
+      if (c.router || !this.sim.world.cells.has(c.id)) continue;
+      await this.sim.apply({ kind: 'cell-subnet', cellId: c.id, subnet: await c.subnet() });
+    }
   }
 
   /** The underlay: a bridge namespace with the "external" world behind it. */

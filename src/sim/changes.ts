@@ -9,6 +9,7 @@
  * per kind, that bookkeeping would be spread over twenty files.
  */
 import { ValidationError } from '../lib/errors.js';
+import { canonicalCidr, parseCidr } from '../model/ip.js';
 import type { EventSink, LrpEvent, TaskEvent } from './events.js';
 import { orderByScore } from './events.js';
 import { buildDesiredLrp, buildTask } from './generate.js';
@@ -119,7 +120,13 @@ export type SimChange =
       /** Host port mappings; plain numbers map to the DesiredLRP's ports in order. */
       hostPorts?: (number | SimPortMapping)[];
     }
-  | { kind: 'lrp-remove'; processGuid: string; index: number };
+  | { kind: 'lrp-remove'; processGuid: string; index: number }
+  | {
+      /** The cell's containers take addresses from `subnet` (its agent's lease, e.g. in the lab). */
+      kind: 'cell-subnet';
+      cellId: string;
+      subnet: string;
+    };
 
 export type SimChangeKind = SimChange['kind'];
 
@@ -141,6 +148,7 @@ export const CHANGE_KINDS: readonly SimChangeKind[] = [
   'space-create',
   'lrp-place',
   'lrp-remove',
+  'cell-subnet',
 ];
 
 export interface AppliedChange {
@@ -248,6 +256,9 @@ export class ChangeEngine {
         break;
       case 'lrp-remove':
         out = this.lrpRemove(change);
+        break;
+      case 'cell-subnet':
+        out = this.cellSubnet(change);
         break;
       default:
         throw new ValidationError('kind', (change as { kind?: unknown }).kind, `unknown change kind`);
@@ -998,6 +1009,42 @@ export class ChangeEngine {
     if (!a) throw new ValidationError('index', ch.index, 'no such ActualLRP');
     const events = [this.removeActual(a)];
     return this.lrpChange(events, { processGuid: a.processGuid, index: a.index });
+  }
+
+  /**
+   * The cell moves to `subnet` (in CF a container's address comes from its cell's lease): instances
+   * whose address lies outside it are replaced by new instances addressed in it, as a cell's
+   * containers are recreated — created (RUNNING) before the old one is removed, per instance.
+   */
+  private cellSubnet(ch: Extract<SimChange, { kind: 'cell-subnet' }>): Omit<AppliedChange, 'id' | 'kind'> {
+    const cellId = need(ch.cellId, 'cellId', 'required');
+    if (!this.world.cells.has(cellId)) throw new ValidationError('cellId', cellId, 'no such cell');
+    const { family, prefix } = parseCidr(need(ch.subnet, 'subnet', 'required'), 'subnet');
+    if (family !== 4 || prefix > 30)
+      throw new ValidationError('subnet', ch.subnet, 'must be an IPv4 /30 or larger');
+    const subnet = canonicalCidr(ch.subnet, 'subnet');
+    const onCell = [...this.world.actualLrps.values()].filter(
+      (a) => a.cellId === cellId && a.instanceAddress,
+    );
+    this.world.setCellSubnet(cellId, subnet);
+    const kept = onCell.filter((a) => this.world.inCellSubnet(cellId, a.instanceAddress));
+    for (const a of kept) this.world.claimIp(cellId, a.instanceAddress);
+    const events: LrpEvent[] = [];
+    for (const old of onCell.filter((a) => !kept.includes(a))) {
+      const r: SimActualLrp = {
+        ...old,
+        instanceGuid: this.rng.instanceGuid(),
+        instanceAddress: this.world.allocateIp(cellId),
+        since: nowNs(),
+        modificationTag: { epoch: this.rng.uuid(), index: 0 },
+      };
+      this.world.putActual(r);
+      events.push(
+        { name: 'actual_lrp_instance_created', actual: r },
+        { name: 'actual_lrp_instance_removed', actual: old },
+      );
+    }
+    return this.lrpChange(events, { cellId, subnet, readdressed: events.length / 2, kept: kept.length });
   }
 }
 

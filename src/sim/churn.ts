@@ -17,14 +17,15 @@ import type { SimWorld } from './world.js';
 
 /**
  * Changes churn never picks: the platform-wide defaults (a global group flips every cell at once,
- * an operator action rather than churn), space creation, and the raw LRP placement hooks the lab
- * uses to register real containers.
+ * an operator action rather than churn), space creation, and the raw LRP placement and cell
+ * subnet hooks the lab uses to register real containers and the cells' leases.
  */
 const NOT_CHURNED: ReadonlySet<SimChangeKind> = new Set([
   'asg-set-global',
   'space-create',
   'lrp-place',
   'lrp-remove',
+  'cell-subnet',
 ]);
 
 export const CHURN_KINDS: readonly SimChangeKind[] = CHANGE_KINDS.filter((k) => !NOT_CHURNED.has(k));

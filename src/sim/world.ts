@@ -262,9 +262,23 @@ interface CellAlloc {
   base: number;
   hosts: number;
   next: number;
+  /** 1: up from the bottom of the subnet; -1: down from the top (a leased subnet, see setCellSubnet). */
+  step: 1 | -1;
   used: Set<number>;
   nextPort: number;
   usedPorts: Set<number>;
+}
+
+/** An empty pool of container addresses in `subnet` (IPv4 CIDR; host bits ignored). */
+function addressPool(
+  subnet: string,
+  step: 1 | -1 = 1,
+): Pick<CellAlloc, 'base' | 'hosts' | 'next' | 'step' | 'used'> {
+  const [net, bits] = subnet.split('/');
+  const hostBits = 32 - Number(bits);
+  const hosts = 2 ** hostBits;
+  const base = (ipv4ToInt(net ?? '0.0.0.0') & ~(hosts - 1)) >>> 0;
+  return { base, hosts, next: step === 1 ? 2 : hosts - 2, step, used: new Set() };
 }
 
 /** The live foundation. Callers must treat it as read-only; the simulator mutates it. */
@@ -308,17 +322,36 @@ export class SimWorld {
 
   addCell(cell: SimCell): void {
     this.cells.set(cell.id, cell);
-    const [net, bits] = cell.subnet.split('/');
-    const hostBits = 32 - Number(bits);
     this.alloc.set(cell.id, {
-      base: ipv4ToInt(net ?? '0.0.0.0'),
-      hosts: 2 ** hostBits,
-      next: 2,
-      used: new Set(),
+      ...addressPool(cell.subnet),
       nextPort: 61000,
       usedPorts: new Set(),
     });
     this.versions.cell++;
+  }
+
+  /**
+   * Put the cell on another overlay subnet (the one its agent leased: in CF the container addresses
+   * come from the cell's lease, not from Diego). Container addresses are allocated from it from now
+   * on, from the top down: the cell's real containers (CNI, in the lab) take theirs from the bottom
+   * of the same subnet, so the two meet only when it is full. The caller re-addresses the instances
+   * outside it (ChangeEngine's `cell-subnet`).
+   */
+  setCellSubnet(cellId: string, subnet: string): void {
+    const cell = this.cells.get(cellId);
+    const a = this.alloc.get(cellId);
+    if (!cell || !a) throw new Error(`unknown cell ${cellId}`);
+    this.cells.set(cellId, { ...cell, subnet });
+    this.alloc.set(cellId, { ...a, ...addressPool(subnet, -1) });
+    this.versions.cell++;
+  }
+
+  /** Whether `ip` is a container address of the cell's subnet (not its network, gateway or broadcast). */
+  inCellSubnet(cellId: string, ip: string): boolean {
+    const a = this.alloc.get(cellId);
+    if (!a || !ip) return false;
+    const host = ipv4ToInt(ip) - a.base;
+    return host >= 2 && host < a.hosts - 1;
   }
 
   private cellAlloc(cellId: string): CellAlloc {
@@ -332,7 +365,8 @@ export class SimWorld {
     const a = this.cellAlloc(cellId);
     for (let tries = 0; tries < a.hosts; tries++) {
       const host = a.next;
-      a.next = a.next + 1 >= a.hosts - 1 ? 2 : a.next + 1;
+      if (a.step === 1) a.next = a.next + 1 >= a.hosts - 1 ? 2 : a.next + 1;
+      else a.next = a.next - 1 < 2 ? a.hosts - 2 : a.next - 1;
       if (!a.used.has(host)) {
         a.used.add(host);
         return intToIpv4(a.base + host);

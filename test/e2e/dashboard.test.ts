@@ -2,7 +2,8 @@
  * The operator dashboard in a real headless browser (Debian's chromium driven by playwright-core)
  * against a real controller, the simulator and Redis: the login page refuses a wrong token and
  * accepts the operator token; the convergence page shows a failed reconcile (live); after its cause
- * is repaired, the Retry button retries it and the page shows it completed; bull-board lists the
+ * is repaired, the Retry button retries it and the page shows it completed (and the emptied table
+ * says "none"); bull-board lists the
  * reconcile queue. The HTTP API refuses requests without the token.
  */
 import assert from 'node:assert/strict';
@@ -140,6 +141,7 @@ describe('dashboard in a headless browser', { skip: !existsSync(CHROMIUM) && `no
       // the latency distribution of the finished reconciles (the initial resync's at least)
       await page.locator('#latency-summary', { hasText: /p50 .* · \d+ jobs/ }).waitFor();
       assert.ok((await page.locator('#latency tbody tr').count()) >= 1, 'latency buckets');
+      assert.equal(await page.locator('#latency tbody td.empty').count(), 0, 'not the empty-table row');
       // every cell is listed with its convergence state
       for (const c of f.sim.world.cells.keys()) await page.locator(`#cells tr[data-cell="${c}"]`).waitFor();
       // and what the state means (src/state/convergence.ts) as the state's tooltip
@@ -155,6 +157,12 @@ describe('dashboard in a headless browser', { skip: !existsSync(CHROMIUM) && `no
       await page.locator('#retry-message', { hasText: `job #${failedJob.id} retried` }).waitFor();
       // the live stream shows it gone from the failed jobs and completed among the recent ones
       await page.locator(`#failed tbody tr[data-job-id="${failedJob.id}"]`).waitFor({ state: 'detached' });
+      // an empty table says so, across all its columns
+      const none = page.locator('#failed tbody td.empty');
+      await none.waitFor();
+      assert.equal(await none.textContent(), 'none');
+      assert.equal(await none.getAttribute('colspan'), '6');
+      assert.equal(await page.locator('#failed tbody tr').count(), 1);
       await page
         .locator(`#recent tbody tr[data-job-id="${failedJob.id}"]`, { hasText: 'completed' })
         .waitFor();

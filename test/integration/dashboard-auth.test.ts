@@ -146,6 +146,22 @@ describe('dashboard: cross-origin refusal and failed-authentication throttling',
     assert.ok(logLines.some((l) => l.event === 'cross_origin_refused' && l.client === '127.0.0.1'));
   });
 
+  it('bull-board refuses what cfnet forbids in the error shape its UI shows (title, text, code)', async () => {
+    const cookie = await session();
+    const res = await call(base, 'PUT', '/dashboard/queues/api/queues/reconcile/empty', {
+      cookie,
+      origin: base,
+    });
+    assert.equal(res.status, 403);
+    const body = JSON.parse(res.body) as { error: unknown; message: unknown; code: unknown };
+    assert.equal(body.error, 'Refused by cfnet', 'the toast title is a string');
+    assert.match(
+      String(body.message),
+      /^PUT \/api\/queues\/:queueName\/empty is not allowed from the cfnet dashboard/,
+    );
+    assert.equal(body.code, 'CFNET_FORBIDDEN');
+  });
+
   it('throttles a guessing loop per client: budget 5 then 2/s, 429 with Retry-After, logged and counted', async () => {
     const started = Date.now();
     const answers = await Promise.all(

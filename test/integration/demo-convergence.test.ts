@@ -7,8 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { sampleRuleSet } from '../../src/dataplane/sample.js';
-import { ConvergenceTracker, percentile, renderFrame } from '../../src/demo/convergence.js';
+import { ConvergenceTracker, percentile } from '../../src/demo/convergence.js';
 import { chooseDataplane, DemoEnvironmentError, kernelBlocker, onPath } from '../../src/demo/environment.js';
+import { renderFrame, versionTime } from '../../src/demo/view.js';
 import { REDIS_URL } from '../../src/lab/cluster.js';
 import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import type { CellRuleSet } from '../../src/model/types.js';
@@ -95,15 +96,22 @@ describe('demo convergence view (real Redis rule-set store)', () => {
     assert.equal(tracker.history.get('c1')!.versionsApplied, 2);
     assert.ok(s.cells[1]!.lagMs >= 600, 'c2 has been waiting since its version was written');
 
-    const frame = renderFrame(s, tracker.history);
-    assert.match(frame[0]!, /^cell\s+subnet\s+desired version\s+applied version\s+lag ms/);
+    assert.deepEqual(tracker.history.get('c1')!.desiredSeen, [v1, v2], 'the desired versions seen, in order');
+
+    // versions as the view numbers them (#N, the N-th desired version seen) with their time of day
+    const frame = renderFrame(s, tracker.history, 200);
+    assert.match(frame[0]!, /^cell\s+subnet\s+desired\s+applied\s+lag\s+max lag/);
     assert.match(
       frame[1]!,
-      new RegExp(`^c1\\s+10\\.255\\.1\\.0/24\\s+${v2}\\s+${v2}\\s+0\\s+\\d+\\s+2x\\s+4 ctrs\\s+converged$`),
+      new RegExp(
+        `^c1\\s+10\\.255\\.1\\.0/24\\s+#2 ${versionTime(v2)}\\s+#2 ${versionTime(v2)}\\s+0ms\\s+\\S+\\s+2x\\s+4 ctrs\\s+converged$`,
+      ),
     );
     assert.match(
       frame[2]!,
-      new RegExp(`^c2\\s+-\\s+${c2v1}\\s+-\\s+\\d+\\s+\\d+\\s+0x\\s+agent \\?\\s+error: nft: syntax error$`),
+      new RegExp(
+        `^c2\\s+-\\s+#1 ${versionTime(c2v1)}\\s+-\\s+\\S+\\s+\\S+\\s+0x\\s+agent \\?\\s+error: nft: syntax error$`,
+      ),
     );
     assert.equal(
       frame[3],
@@ -128,7 +136,7 @@ describe('demo convergence view (real Redis rule-set store)', () => {
     );
     let s = await tracker.poll(reportedAt + 500);
     assert.deepEqual([s.cells[0]!.state, s.cells[0]!.lagMs], ['pending', 2500]);
-    assert.match(renderFrame(s, tracker.history)[1]!, /\s2500\s.*pending$/);
+    assert.match(renderFrame(s, tracker.history)[1]!, /\s2\.5s\s.*pending$/);
     assert.match(renderFrame(s, tracker.history).at(-1)!, /^converged 0\/1 cells/);
     pending = new Map();
     s = await tracker.poll(reportedAt + 500);

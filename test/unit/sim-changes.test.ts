@@ -296,6 +296,79 @@ describe('sim change engine', () => {
     );
   });
 
+  it('cell-subnet: the cell’s instances are recreated with addresses in its new subnet, new ones come from it', async () => {
+    const on = () =>
+      [...world.actualLrps.values()].filter((a) => a.cellId === 'cell-001' && a.instanceAddress);
+    const old = on();
+    assert.ok(old.length > 0, 'the generated world has instances on cell-001');
+    assert.ok(
+      old.every((a) => a.instanceAddress.startsWith('10.255.2.')),
+      'generated in 10.255.2.0/24',
+    );
+    const others = [...world.actualLrps.values()].filter((a) => a.cellId && a.cellId !== 'cell-001');
+    const res = await engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: '10.255.42.0/24' });
+    assert.deepEqual(res.affectedCells, ['cell-001']);
+    assert.deepEqual(res.result, {
+      cellId: 'cell-001',
+      subnet: '10.255.42.0/24',
+      readdressed: old.length,
+      kept: 0,
+    });
+    assert.deepEqual(
+      rec.names(),
+      old.flatMap(() => ['actual_lrp_instance_created', 'actual_lrp_instance_removed']),
+      'per instance: the new one created (RUNNING), then the old one removed',
+    );
+    const now = on();
+    assert.equal(now.length, old.length);
+    for (const a of now) {
+      assert.match(a.instanceAddress, /^10\.255\.42\.\d+$/);
+      assert.equal(a.state, 'RUNNING');
+      assert.ok(!old.some((o) => o.instanceGuid === a.instanceGuid), 'a new instance');
+    }
+    assert.equal(new Set(now.map((a) => a.instanceAddress)).size, now.length, 'distinct addresses');
+    assert.ok(
+      now.some((a) => a.instanceAddress === '10.255.42.254'),
+      'from the top of the subnet down (the cell’s real CNI containers take the bottom)',
+    );
+    assert.equal(world.cells.get('cell-001')?.subnet, '10.255.42.0/24');
+    for (const a of others)
+      assert.equal(
+        world.actualAt(a.processGuid, a.index)?.instanceAddress,
+        a.instanceAddress,
+        'other cells untouched',
+      );
+
+    await engine.apply({ kind: 'app-start', instances: 2, cellIds: ['cell-001'] });
+    assert.equal(on().length, old.length + 2);
+    for (const a of on()) assert.match(a.instanceAddress, /^10\.255\.42\.\d+$/);
+
+    // the same subnet again: every address already lies in it, nothing is recreated
+    rec.lrp = [];
+    const again = await engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: '10.255.42.0/24' });
+    assert.deepEqual(rec.names(), []);
+    assert.equal(again.result.kept, old.length + 2);
+    await engine.apply({ kind: 'app-start', instances: 1, cellIds: ['cell-001'] });
+    assert.equal(
+      new Set(on().map((a) => a.instanceAddress)).size,
+      on().length,
+      'kept addresses are not handed out again',
+    );
+
+    await assert.rejects(
+      engine.apply({ kind: 'cell-subnet', cellId: 'nope', subnet: '10.0.0.0/24' }),
+      ValidationError,
+    );
+    await assert.rejects(
+      engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: '10.0.0.0' }),
+      ValidationError,
+    );
+    await assert.rejects(
+      engine.apply({ kind: 'cell-subnet', cellId: 'cell-001', subnet: 'fd00::/64' }),
+      ValidationError,
+    );
+  });
+
   it('changes apply in call order even when issued concurrently', async () => {
     const results = await Promise.all([
       engine.apply({ kind: 'space-create', name: 'one' }),

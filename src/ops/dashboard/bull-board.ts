@@ -26,8 +26,12 @@ const ALLOWED: ReadonlyArray<[string, RegExp]> = [
 
 const FINISHED = new Set(['completed', 'failed']);
 
+/**
+ * A refusal in bull-board's own error shape: its UI shows `error` as a toast's title and `message`
+ * as its text (cfnet's `{error: {code, message}}` gave an empty toast).
+ */
 function refuse(reply: FastifyReply, message: string) {
-  return reply.code(403).send({ error: { code: 'CFNET_FORBIDDEN', message } });
+  return reply.code(403).send({ error: 'Refused by cfnet', message, code: 'CFNET_FORBIDDEN' });
 }
 
 /** Why a bull-board request may not run, or null when it may. */

@@ -113,6 +113,13 @@ export const SCRIPT = `'use strict';
   function fill(id, rows, render) {
     var body = $(id).tBodies[0];
     var trs = rows.map(function (r) { var tr = document.createElement('tr'); render(tr, r); return tr; });
+    if (trs.length === 0) {
+      // an empty table says so, rather than looking like a page that did not load
+      var tr = document.createElement('tr');
+      var td = cell(tr, 'none', 'muted empty');
+      td.colSpan = $(id).tHead.rows[0].cells.length;
+      trs.push(tr);
+    }
     body.replaceChildren.apply(body, trs);
   }
   function render(s) {
@@ -192,7 +199,8 @@ export const SCRIPT = `'use strict';
     });
     fill('journal', s.journal, function (tr, e) {
       var subj = (e.subject.guid || '') + (e.subject.apps ? ' app ' + e.subject.apps.join(',') : '');
-      cell(tr, time(e.at)); cell(tr, e.type); cell(tr, subj, 'reason');
+      if (e.count > 1) subj = e.count + ' reports from ' + (e.cells.length > 3 ? e.cells.length + ' cells' : e.cells.join(', '));
+      cell(tr, time(e.at)); cell(tr, e.count > 1 ? e.type + ' \u00d7' + e.count : e.type); cell(tr, subj, 'reason');
       cell(tr, e.cells.length > 3 ? e.cells.length + ' cells' : e.cells.join(', ')); cell(tr, e.jobIds.length);
     });
   }

@@ -20,6 +20,7 @@ import {
 import type { Journal, JournalEntry } from '../journal.js';
 import { type LatencyDistribution, reconcileLatency } from '../latency.js';
 import { type JobSummary, oldestTrigger, QueueAdmin, type QueueCounts } from '../queue-admin.js';
+import { foldAgentReports, type JournalRow } from './journal-rows.js';
 
 export interface DashboardSnapshot {
   at: number;
@@ -35,7 +36,8 @@ export interface DashboardSnapshot {
   latency: { sample: number; eventToDone: LatencyDistribution; runTime: LatencyDistribution };
   failed: JobSummary[];
   recent: JobSummary[];
-  journal: JournalEntry[];
+  /** Newest first, runs of agent reports folded into one row each. */
+  journal: JournalRow[];
   /** Input left out (journal entries of type `rejected`), newest first. */
   rejected: JournalEntry[];
 }
@@ -57,7 +59,8 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     cellConvergence(src.redis, src.keys, { now, queue: src.queue }),
     admin.list({ states: ['failed'], limit: 50 }),
     src.queue.getJobs(['completed'], 0, sample - 1, false),
-    src.journal.read({}, 20),
+    // agent reports come in runs: read more than is shown, they fold into one row per run
+    src.journal.read({}, 200),
     src.redis.get(src.keys.leader),
     publishState(src.redis, src.keys),
     src.journal.read({ types: ['rejected'] }, 20),
@@ -83,7 +86,7 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     latency: { sample: finished.length, ...latency },
     failed,
     recent,
-    journal: journal.reverse(),
+    journal: foldAgentReports(journal.reverse(), 20),
     rejected: rejected.reverse(),
   };
 }
