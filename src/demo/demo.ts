@@ -250,6 +250,9 @@ export async function runDemo(opts: DemoOptions, io: DemoIo = processIo()): Prom
   return code;
 }
 
+/** The app whose containers the demo makes through the CNI plugin (c2c to itself on 8080). */
+const DEMO_APP = 'demo-web';
+
 /**
  * An env file that points the operator tools (`cfnet cells`, `rules`, `explain`, `events`) at the
  * demo's Redis and namespace: `. <file>` in a shell.
@@ -266,7 +269,7 @@ async function writeEnvFile(cluster: Cluster, redisUrl: string): Promise<string>
 
 /** Containers of one demo app on every cell, through the real CNI plugin; they may talk on 8080. */
 async function addContainers(cluster: Cluster, perCell: number): Promise<AppRef> {
-  const app = await cluster.app('demo-web');
+  const app = await cluster.app(DEMO_APP);
   let index = 0;
   for (const cell of cluster.cells) {
     for (let i = 0; i < perCell; i++) await cluster.container(cell, app, index++);
@@ -307,7 +310,9 @@ function printInfo(
   say('                cfnet cells');
   say(`                cfnet rules --cell ${first}`);
   if (appGuid)
-    say(`                cfnet explain --from ${appGuid} --to ${appGuid} --port 8080   (app demo-web)`);
+    say(
+      `                cfnet explain --from ${DEMO_APP} --to ${DEMO_APP} --port 8080   (or its guid ${appGuid})`,
+    );
   say('                cfnet events');
   say(
     `  churn       ${opts.churnRate > 0 ? `${opts.churnRate} changes/s (seed ${opts.seed})` : 'off'}; ${

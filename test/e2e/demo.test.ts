@@ -244,7 +244,7 @@ describe('cfnet demo (node bin/cfnet.js demo, a real process)', () => {
     assert.match(tools, /^\. \S+\/env {3}then, in that shell:$/);
     assert.match(
       r.stdout,
-      /^ +cfnet explain --from [0-9a-f-]{36} --to [0-9a-f-]{36} --port 8080 {3}\(app demo-web\)$/m,
+      /^ +cfnet explain --from demo-web --to demo-web --port 8080 {3}\(or its guid [0-9a-f-]{36}\)$/m,
     );
     const nsNames = [...header(r.stdout, 'cells').matchAll(/netns (\S+)\)/g)].map((m) => m[1]!);
     assert.equal(nsNames.length, 3, 'a namespace per cell');
