@@ -214,7 +214,8 @@ export class Cell {
     child.stdout!.on('data', (b: Buffer) => {
       this.executorLog += b.toString();
     });
-    const deadline = Date.now() + 15_000;
+    // the executor loads the whole CLI: on a loaded 2-core machine that alone took over 15 s once
+    const deadline = Date.now() + 45_000;
     for (;;) {
       const r = await run(['curl', '-s', '--unix-socket', this.socket, 'http://cfnet/healthz'], {
         allowFail: true,
