@@ -10,10 +10,10 @@ import { ControllerRequestError, type OverlayLease } from './client.js';
 import { type AgentContext, jittered, pause } from './context.js';
 import { DryRunOverlay, type OverlayDevice } from './dry-run.js';
 import { AGENT_EVENTS } from './events.js';
-import { desiredOverlay, mergePeerLeases, vtepIpOf, vtepMacOf } from './overlay.js';
+import { desiredOverlay, mergePeerLeases, vtepIpOf } from './overlay.js';
 import { routerTags } from './router-ingress.js';
 import { writeFileAtomic } from './state.js';
-import { detectUnderlay, type Underlay, type VtepSpec, VXLAN_OVERHEAD, Vxlan } from './vxlan.js';
+import { detectUnderlay, type Underlay, type VtepSpec, Vxlan, vtepSpecOf } from './vxlan.js';
 
 export interface OverlayKeeperHooks {
   contact(ok: boolean, op: string, err?: unknown): void;
@@ -141,18 +141,7 @@ export class OverlayKeeper {
 
   /** The VXLAN device for lease `l` (start-up, every renewal and the drift check build it here). */
   private vtepSpec(l: OverlayLease): VtepSpec {
-    const c = this.ctx.config;
-    const u = this.underlay!;
-    return {
-      name: c.vtepName,
-      vni: c.vni,
-      port: c.vtepPort,
-      underlayIp: u.ip,
-      underlayInterface: u.interface,
-      mtu: c.vtepMtu > 0 ? c.vtepMtu : u.mtu - VXLAN_OVERHEAD,
-      subnet: l.subnet,
-      mac: l.vtepMac || vtepMacOf(l.subnet),
-    };
+    return vtepSpecOf(this.ctx.config, this.underlay!, l);
   }
 
   /** Makes `l` the cell's lease: VXLAN device, subnet file for the CNI plugin. */

@@ -25,10 +25,10 @@ import { ControllerClient, ControllerRequestError, type OverlayLease } from './c
 import type { AgentConfig } from './config.js';
 import { backoffOf, jittered } from './context.js';
 import { type AgentMetrics, agentMetrics } from './metrics.js';
-import { desiredOverlay, mergePeerLeases, vtepMacOf } from './overlay.js';
+import { desiredOverlay, mergePeerLeases } from './overlay.js';
 import { type RunningHttp, startMetricsServer } from './servers.js';
 import { writeFileAtomic } from './state.js';
-import { detectUnderlay, type Underlay, VXLAN_OVERHEAD, Vxlan } from './vxlan.js';
+import { detectUnderlay, type Underlay, Vxlan, vtepSpecOf } from './vxlan.js';
 
 export interface RouterAgentOptions {
   config: AgentConfig;
@@ -153,16 +153,7 @@ export class RouterAgent {
     this.lease = l;
     const c = this.config;
     const u = this.underlay!;
-    const done = await this.vxlan.ensureDevice({
-      name: c.vtepName,
-      vni: c.vni,
-      port: c.vtepPort,
-      underlayIp: u.ip,
-      underlayInterface: u.interface,
-      mtu: c.vtepMtu > 0 ? c.vtepMtu : u.mtu - VXLAN_OVERHEAD,
-      subnet: l.subnet,
-      mac: l.vtepMac || vtepMacOf(l.subnet),
-    });
+    const done = await this.vxlan.ensureDevice(vtepSpecOf(c, u, l));
     if (done.length > 0) this.log.info({ dev: c.vtepName, done }, 'VXLAN device configured');
     await this.ensureMark(l.tag);
     const listing = await this.client.leases(this.life.signal);

@@ -19,6 +19,7 @@ import {
   parseNeighs,
   parseRoutes,
   vtepIpOf,
+  vtepMacOf,
 } from './overlay.js';
 
 export const VXLAN_OVERHEAD = 50;
@@ -34,6 +35,33 @@ export interface VtepSpec {
   subnet: string;
   /** The device MAC (the lease's `vtepMac`: what the other cells program for this one). */
   mac: string;
+}
+
+/** The settings a VXLAN device is built from (the agent's config, a cell's or a router's). */
+export interface VtepSettings {
+  vtepName: string;
+  vni: number;
+  vtepPort: number;
+  /** 0 = the underlay's MTU less the VXLAN overhead. */
+  vtepMtu: number;
+}
+
+/** The VXLAN device for `lease` on `underlay`: one builder for cells and routers. */
+export function vtepSpecOf(
+  c: VtepSettings,
+  underlay: Underlay,
+  lease: { subnet: string; vtepMac?: string },
+): VtepSpec {
+  return {
+    name: c.vtepName,
+    vni: c.vni,
+    port: c.vtepPort,
+    underlayIp: underlay.ip,
+    underlayInterface: underlay.interface,
+    mtu: c.vtepMtu > 0 ? c.vtepMtu : underlay.mtu - VXLAN_OVERHEAD,
+    subnet: lease.subnet,
+    mac: lease.vtepMac || vtepMacOf(lease.subnet),
+  };
 }
 
 export interface Underlay {
