@@ -187,7 +187,7 @@ export class Controller {
     });
     this.ingest = new IngestGate(this.rejections);
     this.queue = new ReconcileQueue(this.queueConn, {
-      onEnqueued: (jobs) => this.extensionHook((e) => e.onEnqueued?.(jobs, this.host)),
+      onEnqueued: (jobs, written) => this.extensionHook((e) => e.onEnqueued?.(jobs, this.host, written)),
       prefix: this.keys.ns,
       attempts: w.attempts,
       backoffMs: w.backoffMs,

@@ -4,7 +4,7 @@
  * about them:
  * - `onEnqueued`: after every enqueue of reconcile jobs (world changes, resyncs, agent inventory
  *   changes, operator replays) with the job ids BullMQ returned (a deduplicated request gets the id
- *   of the job that absorbed it);
+ *   of the job that absorbed it) and the security groups and policies that write carried;
  * - `onStatus`: after an agent's status report was stored;
  * - `onRejected`: input left out by the ingest gate, the computation or the agent (distinct ones);
  * - `operatorRoutes`: extra routes on the operator port, registered before it listens.
@@ -20,7 +20,7 @@ import type { Logger } from '../lib/log.js';
 import type { Registry } from '../lib/metrics.js';
 import type { Trigger, World } from '../rules/world.js';
 import type { AgentStatus } from '../state/ruleset-store.js';
-import type { ReconcileJobData } from './reconcile/queue.js';
+import type { ReconcileJobData, WrittenState } from './reconcile/queue.js';
 import type { Rejection } from './sources/rejections.js';
 
 export interface EnqueuedJob {
@@ -43,7 +43,7 @@ export interface ExtensionHost {
 
 export interface ControllerExtension {
   readonly name: string;
-  onEnqueued?(jobs: readonly EnqueuedJob[], host: ExtensionHost): void | Promise<void>;
+  onEnqueued?(jobs: readonly EnqueuedJob[], host: ExtensionHost, written: WrittenState): void | Promise<void>;
   onStatus?(
     cellId: string,
     status: Omit<AgentStatus, 'reportedAt'>,

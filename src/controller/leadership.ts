@@ -291,6 +291,9 @@ export class LeaderLifecycle {
     for (let attempt = 0; !state.stopped; attempt++) {
       try {
         state.world.takeChanges();
+        // what this write carries (later changes are flushed, and journaled, with their own)
+        const asg = state.world.asgs();
+        const written = { ...(asg ? { asg } : {}), policies: state.world.policies() };
         const cells = await this.d.worldStore.resync(state.world, state.leadership.value);
         for (const c of state.world.allCells()) cells.add(c);
         // routers (single-address leases) hold no rule set
@@ -298,7 +301,7 @@ export class LeaderLifecycle {
         state.resynced = true;
         state.needResync = false;
         const trigger: Trigger = { kind: 'resync', id: String(state.leadership.fence), at: Date.now() };
-        await this.d.queue.enqueueCells(cells, trigger);
+        await this.d.queue.enqueueCells(cells, trigger, written);
         log.info(
           { enqueued: cells.size, ...state.world.counts },
           'world written to Redis; every cell enqueued',
@@ -355,7 +358,10 @@ export class LeaderLifecycle {
         for (const _ of state.world.cellRecords(cell)) return true;
         return false;
       });
-      await this.d.queue.enqueue(changes.cells);
+      await this.d.queue.enqueue(changes.cells, {
+        ...(changes.asg ? { asg: changes.asg } : {}),
+        ...(changes.policies ? { policies: changes.policies } : {}),
+      });
     } catch (err) {
       if (err instanceof FencedOffError) {
         this.d.log.warn('world write fenced off: no longer the leader');

@@ -11,6 +11,7 @@
 import type { Redis } from 'ioredis';
 import type { ControllerConfig } from '../controller/config.js';
 import type { ControllerExtension, EnqueuedJob, ExtensionHost } from '../controller/extensions.js';
+import type { WrittenState } from '../controller/reconcile/queue.js';
 import type { Rejection } from '../controller/sources/rejections.js';
 import { counter } from '../lib/metrics.js';
 import type { JournalEntryInput, JournalSource } from './journal.js';
@@ -148,8 +149,8 @@ export class JournalExtension implements ControllerExtension {
     return this.chain;
   }
 
-  onEnqueued(jobs: readonly EnqueuedJob[], host: ExtensionHost): Promise<void> | void {
-    return this.write(host, (m) => m.recorder.entriesFor(jobs, host.world()));
+  onEnqueued(jobs: readonly EnqueuedJob[], host: ExtensionHost, written: WrittenState): Promise<void> | void {
+    return this.write(host, (m) => m.recorder.entriesFor(jobs, host.world(), written));
   }
 
   onStatus(cellId: string, status: { appliedVersion: number; error: string }, host: ExtensionHost) {

@@ -7,6 +7,7 @@
  * added or removed policies.
  */
 import type { EnqueuedJob } from '../controller/extensions.js';
+import type { WrittenState } from '../controller/reconcile/queue.js';
 import { type AsgIndex, PolicyIndex, policyKey } from '../rules/indexes.js';
 import { diffAsgs } from '../rules/span.js';
 import type { Trigger, World } from '../rules/world.js';
@@ -26,8 +27,17 @@ export class JournalRecorder {
   private lastPol: PolicyIndex | null = null;
   private readonly lastStatus = new Map<string, string>();
 
-  /** Entries for one enqueue. `world` is the leader's world (null on a standby). */
-  entriesFor(jobs: readonly EnqueuedJob[], world: World | null): JournalEntryInput[] {
+  /**
+   * Entries for one enqueue. `world` is the leader's world (null on a standby), used for the
+   * idents of instances and tasks; `written` the security groups and policies this enqueue's
+   * write carried: changes are diffed against those, never against the live world, which may
+   * already hold the next change (whose own enqueue records it).
+   */
+  entriesFor(
+    jobs: readonly EnqueuedJob[],
+    world: World | null,
+    written: WrittenState = {},
+  ): JournalEntryInput[] {
     const groups = new Map<string, { trigger: Trigger; cells: string[]; jobIds: string[] }>();
     for (const j of jobs) {
       for (const t of j.triggers) {
@@ -42,8 +52,8 @@ export class JournalRecorder {
       }
     }
     const out: JournalEntryInput[] = [];
-    const asgNow = world?.asgs() ?? null;
-    const polNow = world?.policies() ?? null;
+    const asgNow = written.asg ?? null;
+    const polNow = written.policies ?? null;
     for (const { trigger, cells, jobIds } of groups.values()) {
       const type = trigger.kind as JournalType;
       const { subject, detail } = this.subjectOf(trigger, world, asgNow, polNow);

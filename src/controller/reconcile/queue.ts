@@ -8,6 +8,7 @@
  */
 import { type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { AsgIndex, PolicyIndex } from '../../rules/indexes.js';
 import type { Trigger } from '../../rules/world.js';
 import type { PendingJob } from '../../state/convergence.js';
 
@@ -44,8 +45,24 @@ export interface ReconcileQueueOptions {
    */
   keepCompleted?: { count: number; age: number };
   keepFailed?: { count: number; age: number };
-  /** Called after every enqueue with the job ids BullMQ returned (operator journal). */
-  onEnqueued?: (jobs: Array<{ cellId: string; triggers: Trigger[]; jobId: string }>) => void;
+  /**
+   * Called after every enqueue with the job ids BullMQ returned and, for world changes, the
+   * security groups and policies written with them (operator journal).
+   */
+  onEnqueued?: (
+    jobs: Array<{ cellId: string; triggers: Trigger[]; jobId: string }>,
+    written: WrittenState,
+  ) => void;
+}
+
+/**
+ * The security groups and policies a world write carried, handed to the journal with the jobs it
+ * caused. Taken from the change itself, never from the live world: by the time the enqueue
+ * returns the next change may already be in the world, and an entry must describe its own write.
+ */
+export interface WrittenState {
+  asg?: AsgIndex;
+  policies?: PolicyIndex;
 }
 
 export function jobOptions(cellId: string, o: ReconcileQueueOptions): JobsOptions {
@@ -91,7 +108,7 @@ export class ReconcileQueue {
   }
 
   /** Enqueue one job per cell (deduplicated by BullMQ). */
-  async enqueue(cells: Iterable<[string, readonly Trigger[]]>): Promise<number> {
+  async enqueue(cells: Iterable<[string, readonly Trigger[]]>, written: WrittenState = {}): Promise<number> {
     const jobs = [...cells].map(([cellId, triggers]) => ({
       name: RECONCILE_JOB,
       data: { cellId, triggers: triggers.slice(0, MAX_TRIGGERS) },
@@ -103,13 +120,17 @@ export class ReconcileQueue {
     }
     this.opts.onEnqueued?.(
       jobs.map((j, i) => ({ cellId: j.data.cellId, triggers: j.data.triggers, jobId: ids[i]! })),
+      written,
     );
     return jobs.length;
   }
 
   /** Enqueue the given cells with one trigger. */
-  async enqueueCells(cells: Iterable<string>, trigger: Trigger): Promise<number> {
-    return this.enqueue([...cells].map((c) => [c, [trigger]] as [string, Trigger[]]));
+  async enqueueCells(cells: Iterable<string>, trigger: Trigger, written: WrittenState = {}): Promise<number> {
+    return this.enqueue(
+      [...cells].map((c) => [c, [trigger]] as [string, Trigger[]]),
+      written,
+    );
   }
 
   async counts(): Promise<Record<string, number>> {
