@@ -414,8 +414,23 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
 }
 
 /**
- * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports go to the
- * hash set c2c_port (cheap updates), real ranges to the interval set c2c_range.
+ * Port ranges of at most this many ports are written to the hash set c2c_port one port per
+ * element; wider ones go to the interval set c2c_range.
+ *
+ * Why: a concatenated interval set is the kernel's pipapo set, whose element deletion is costly —
+ * measured on kernel 6.18 with a 250-element set, deleting 167 elements took 67 ms inside the
+ * kernel (one `sendmsg`, ~0.4 ms each) while adding them took 8 ms, and 1,000 hash-set updates
+ * ~8 ms in all (~8 µs each). So a policy churn that removes ranges paid ~50× more per element
+ * than one that removes single ports (docs/benchmarks.md, "c2c churn"). Up to 32 ports the hash
+ * elements cost less than one pipapo deletion; CF ranges are mostly that small (a few app ports),
+ * while a `1-65535` policy stays one interval element.
+ */
+export const C2C_EXPAND_MAX_PORTS = 32;
+
+/**
+ * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports and ranges
+ * of up to C2C_EXPAND_MAX_PORTS ports go to the hash set c2c_port (cheap updates), wider ranges
+ * to the interval set c2c_range.
  */
 export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void {
   if (!Array.isArray(rs.c2c)) throw new ValidationError('c2c', rs.c2c, 'not a list');
@@ -441,8 +456,11 @@ export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void 
         { k: 'ip', v: g.ip },
         { k: 'proto', v: g.proto },
       ];
-      if (p.start === p.end) addElement(state, 'c2c_port', { key: [...head, { k: 'port', v: p.start }] });
-      else addElement(state, 'c2c_range', { key: [...head, { k: 'portr', s: p.start, e: p.end }] });
+      if (p.end - p.start < C2C_EXPAND_MAX_PORTS) {
+        for (let port = p.start; port <= p.end; port++) {
+          addElement(state, 'c2c_port', { key: [...head, { k: 'port', v: port }] });
+        }
+      } else addElement(state, 'c2c_range', { key: [...head, { k: 'portr', s: p.start, e: p.end }] });
     }
   }
 }

@@ -171,7 +171,8 @@ test('c2c across two cells over VXLAN GBP: only the policy source app, protocol 
           ),
         );
         assert.equal(res.mode, 'incremental');
-        assert.deepEqual(res.summary?.elementsAdded, 1);
+        // a 2-port range: one hash element per port (C2C_EXPAND_MAX_PORTS), nothing else touched
+        assert.deepEqual(res.summary?.elementsAdded, 2);
         assert.deepEqual(
           await probe(ns.a2!, [
             { proto: 'tcp', host: b1.ip, port: 8080 },

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { elementKeyText } from '../../src/dataplane/elements.js';
+import { C2C_EXPAND_MAX_PORTS } from '../../src/dataplane/desired.js';
+import { atomId, elementKeyText } from '../../src/dataplane/elements.js';
 import {
   asgChainName,
   asgRuleLines,
@@ -44,7 +45,9 @@ test('renderFull replaces only its own table, atomically, one chain per distinct
     );
   has(/^add element inet cfnet ctr_asg \{ .*\b10\.255\.1\.2 : jump asg_h00000000\b/);
   has(/^add element inet cfnet c2c_port \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. tcp \. 8080,/);
-  has(/^add element inet cfnet c2c_range \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. tcp \. 8090-8095,/);
+  // a 6-port range is written port by port to the hash set (C2C_EXPAND_MAX_PORTS)
+  has(/^add element inet cfnet c2c_port \{ .*0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. tcp \. 8093\b/);
+  assert.ok(!lines.some((l) => l.startsWith('add element inet cfnet c2c_range')));
   has(/^add element inet cfnet netin_dnat \{ .*\b61001 : 10\.255\.1\.3 \. 8080\b/);
   assert.throws(() => renderFull(rs, { table: 'filter; flush ruleset' }), ValidationError);
   assert.throws(() => renderFull(rs, { table: 'ip' }), ValidationError);
@@ -357,4 +360,22 @@ test('memoised ASG chains follow every change of the rules and the logging switc
   bad.asgSets[name]![0]!.ports = [{ start: 70000, end: 70000 }];
   assert.throws(() => desiredState(bad), ValidationError);
   assert.equal(chain(port).marker, chain(structuredClone(port)).marker);
+});
+
+test('c2c ranges of up to 32 ports are hash elements, one per port; wider ranges one interval element', () => {
+  const rs = sampleRuleSet({ containers: 1, asgSets: 1, rulesPerSet: 1, c2cPerContainer: 0 });
+  const ip = rs.containers[0]!.ip;
+  rs.c2c = [
+    { srcTag: 7, dstIp: ip, protocol: 'tcp', ports: { start: 9000, end: 9031 } }, // 32 ports
+    { srcTag: 7, dstIp: ip, protocol: 'udp', ports: { start: 9000, end: 9032 } }, // 33 ports
+  ];
+  const state = desiredState(rs);
+  const ports = [...state.sets.get('c2c_port')!.values()];
+  assert.equal(ports.length, C2C_EXPAND_MAX_PORTS);
+  assert.deepEqual(
+    ports.map((e) => e.key.map(atomId).join(' ')).sort(),
+    Array.from({ length: 32 }, (_, i) => `0x00000007 ${ip} tcp ${9000 + i}`).sort(),
+  );
+  const ranges = [...state.sets.get('c2c_range')!.values()].map((e) => e.key.map(atomId).join(' '));
+  assert.deepEqual(ranges, [`0x00000007 ${ip} udp 9000-9032`]);
 });
