@@ -330,7 +330,8 @@ export function validateContainer(field: string, c: CellContainer): void {
 
 /**
  * Adds one container's elements and chains (ASG chain included) to `state`. `rules` is the
- * container's egress rule list (asgSets[c.egress]).
+ * container's egress rule list (asgSets[c.egress]). `configKey` (JSON of `config`, computed once
+ * per rule set by desiredState) enables the per-container memo below.
  */
 export function addContainerTo(
   state: TableState,
@@ -339,17 +340,47 @@ export function addContainerTo(
   config: CellConfig,
   field: string,
   asgField: string,
+  configKey?: string,
 ): void {
-  validateContainer(field, c);
-  const ip: Atom = { k: 'ip', v: ipv4(`${field}.ip`, c.ip) };
-  addElement(state, 'ctr_addrs', { key: [ip], comment: c.handle });
-  addElement(state, c.workload === 'staging' ? 'ctr_staging' : 'ctr_running', { key: [ip] });
+  const part =
+    configKey === undefined
+      ? containerPart(c, rules, config, field)
+      : containerPartMemo(c, rules, config, field, configKey);
   const asg = asgChainName(c.egress);
   if (!state.chains.has(asg)) state.chains.set(asg, asgChainMemo(c.egress, rules, config, asgField));
-  addElement(state, 'ctr_asg', { key: [ip], value: [{ k: 'verdict', v: 'jump', target: asg }] });
-  if (c.tag !== null) addElement(state, 'ctr_tag', { key: [ip], value: [{ k: 'mark', v: c.tag }] });
+  for (const [set, id, e] of part.elements) {
+    let m = state.sets.get(set);
+    if (!m) {
+      m = new Map();
+      state.sets.set(set, m);
+    }
+    m.set(id, e);
+  }
+  for (const chain of part.chains) state.chains.set(chain.name, chain);
+}
+
+/** What one container contributes besides its ASG chain: elements (with their ids) and log chains. */
+interface ContainerPart {
+  elements: Array<[set: string, id: string, element: Element]>;
+  chains: ChainSpec[];
+}
+
+function containerPart(
+  c: CellContainer,
+  rules: EgressRule[],
+  config: CellConfig,
+  field: string,
+): ContainerPart {
+  validateContainer(field, c);
+  const part: ContainerPart = { elements: [], chains: [] };
+  const add = (set: string, e: Element) => part.elements.push([set, elementId(e), e]);
+  const ip: Atom = { k: 'ip', v: ipv4(`${field}.ip`, c.ip) };
+  add('ctr_addrs', { key: [ip], comment: c.handle });
+  add(c.workload === 'staging' ? 'ctr_staging' : 'ctr_running', { key: [ip] });
+  add('ctr_asg', { key: [ip], value: [{ k: 'verdict', v: 'jump', target: asgChainName(c.egress) }] });
+  if (c.tag !== null) add('ctr_tag', { key: [ip], value: [{ k: 'mark', v: c.tag }] });
   for (const m of c.netIn) {
-    addElement(state, 'netin_dnat', {
+    add('netin_dnat', {
       key: [{ k: 'port', v: m.hostPort }],
       value: [ip, { k: 'port', v: m.containerPort }],
     });
@@ -357,7 +388,7 @@ export function addContainerTo(
   const orl = outboundConnectionsOf(config);
   const metered = orl.limit || orl.dryRun;
   const logs: [LogKind, string, boolean, 'jump' | 'goto'][] = [
-    ['lok', 'log_ok', config.logging.asg || rules.some((r) => r?.log === true), 'goto'],
+    ['lok', 'log_ok', config.logging.asg || hasLoggedRule(rules), 'goto'],
     ['ldeny', 'log_deny', config.logging.asg, 'goto'],
     ['lc2c', 'log_c2c', config.logging.c2c, 'goto'],
     // jump: a connection under the limit goes on through ctr_out
@@ -369,9 +400,47 @@ export function addContainerTo(
   for (const [kind, set, on, verdict] of logs) {
     if (!on) continue;
     const chain = logChain(kind, c, config);
-    state.chains.set(chain.name, chain);
-    addElement(state, set, { key: [ip], value: [{ k: 'verdict', v: verdict, target: chain.name }] });
+    part.chains.push(chain);
+    add(set, { key: [ip], value: [{ k: 'verdict', v: verdict, target: chain.name }] });
   }
+  return part;
+}
+
+const hasLoggedRule = (rules: EgressRule[]) => Array.isArray(rules) && rules.some((r) => r?.log === true);
+
+/**
+ * Every apply renders the whole cell, yet between two rule sets most containers do not change
+ * (applyPatch keeps unchanged container objects), so a container's part is reused when the same
+ * object comes back with the same content. Why the content is compared and not only the object:
+ * a caller may mutate a rule set in place and apply it again; the fields a part depends on are
+ * compared by value (the config as its JSON, taken once per rule set), so a reused part is always
+ * the one containerPart would build now. Weak keys: parts go with their rule sets.
+ */
+interface MemoEntry {
+  part: ContainerPart;
+  sig: string;
+}
+const partMemo = new WeakMap<CellContainer, MemoEntry>();
+
+function containerPartMemo(
+  c: CellContainer,
+  rules: EgressRule[],
+  config: CellConfig,
+  field: string,
+  configKey: string,
+): ContainerPart {
+  if (!c || typeof c !== 'object') return containerPart(c, rules, config, field); // throws
+  let sig: string;
+  try {
+    sig = `${JSON.stringify([c.ip, c.handle, c.workload, c.egress, c.tag, c.netIn])}\n${hasLoggedRule(rules)}\n${configKey}`;
+  } catch {
+    return containerPart(c, rules, config, field); // not JSON (never from the wire): no memo
+  }
+  const hit = partMemo.get(c);
+  if (hit?.sig === sig) return hit.part;
+  const part = containerPart(c, rules, config, field);
+  partMemo.set(c, { part, sig });
+  return part;
 }
 
 /** Cell-wide elements from the config (overlay, deny networks, DNS, host services). */
@@ -470,6 +539,7 @@ export function desiredState(rs: CellRuleSet): TableState {
   if (!rs || typeof rs !== 'object') throw new ValidationError('ruleSet', rs, 'missing');
   const state = emptyState();
   addConfigTo(state, rs.config);
+  const configKey = JSON.stringify(rs.config); // valid (addConfigTo checked it), so JSON
   if (!Array.isArray(rs.containers)) throw new ValidationError('containers', rs.containers, 'not a list');
   const asgSets = rs.asgSets ?? {};
   const seenIp = new Map<string, string>();
@@ -493,7 +563,15 @@ export function desiredState(rs: CellRuleSet): TableState {
     if (!Object.hasOwn(asgSets, c.egress)) {
       throw new ValidationError(`${field}.egress`, c.egress, 'no such entry in asgSets');
     }
-    addContainerTo(state, c, asgSets[c.egress]!, rs.config, field, `asgSets[${JSON.stringify(c.egress)}]`);
+    addContainerTo(
+      state,
+      c,
+      asgSets[c.egress]!,
+      rs.config,
+      field,
+      `asgSets[${JSON.stringify(c.egress)}]`,
+      configKey,
+    );
   });
   addC2CTo(state, rs);
   return state;

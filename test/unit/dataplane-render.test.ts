@@ -379,3 +379,22 @@ test('c2c ranges of up to 32 ports are hash elements, one per port; wider ranges
   const ranges = [...state.sets.get('c2c_range')!.values()].map((e) => e.key.map(atomId).join(' '));
   assert.deepEqual(ranges, [`0x00000007 ${ip} udp 9000-9032`]);
 });
+
+test('a rule set mutated in place and rendered again gives what a fresh copy gives (the per-container memo compares content)', () => {
+  const rs = sampleRuleSet({ containers: 6, asgSets: 2, rulesPerSet: 3, c2cPerContainer: 1 });
+  const same = (what: string) =>
+    assert.deepEqual(renderFull(rs), renderFull(structuredClone(rs)), `after ${what}`);
+  same('nothing');
+  rs.containers[0]!.tag = 4242;
+  same('a tag change');
+  rs.containers[1]!.netIn.push({ hostPort: 61999, containerPort: 9999 });
+  same('a NetIn mapping added to the same list');
+  rs.containers[2]!.workload = 'staging';
+  same('a workload change');
+  rs.config.logging.c2c = !rs.config.logging.c2c;
+  same('a logging switch in the same config object');
+  rs.asgSets[rs.containers[3]!.egress]![0]!.log = true;
+  same('a logged rule in the same rule list');
+  rs.containers[4]!.tag = '5' as unknown as number;
+  assert.throws(() => desiredState(rs), ValidationError, 'an invalid value is caught on a memo hit too');
+});
