@@ -1,0 +1,65 @@
+/**
+ * bull-board's UI with the buttons of the actions cfnet refuses (bull-board.ts) hidden: bull-board
+ * has no per-action switch (only `readOnlyMode`, which also hides retry and promote), so the
+ * board's HTML gets one script that hides, as they appear, the buttons and menu items of refused
+ * actions. The server still refuses them (403, with a message the UI shows as a toast): hiding
+ * only spares the operator a button that cannot work. The UI's language is pinned to en-US
+ * (bull-board.ts) so the labels below are the ones it shows.
+ */
+
+/** Labels of actions cfnet refuses everywhere. */
+export const REFUSED_LABELS = [
+  'Add job',
+  'Duplicate',
+  'Update Data',
+  'Empty',
+  'Obliterate',
+  'Set concurrency',
+  'Set rate limit',
+  'Remove unprocessed children',
+  'Reschedule job',
+  'Change priority',
+] as const;
+
+/** Labels refused unless the jobs they act on are finished (completed or failed). */
+export const FINISHED_ONLY_LABELS = ['Clean all', 'Clean'] as const;
+
+export const BULL_BOARD_LIMITS_SCRIPT = `'use strict';
+(function () {
+  var refused = ${JSON.stringify(REFUSED_LABELS)};
+  var finishedOnly = ${JSON.stringify(FINISHED_ONLY_LABELS)};
+  function finishedView() {
+    var status = new URLSearchParams(location.search).get('status');
+    return status === 'completed' || status === 'failed';
+  }
+  function labelOf(el) {
+    return (el.getAttribute('aria-label') || el.getAttribute('title') || el.textContent || '').trim();
+  }
+  function hide() {
+    var els = document.querySelectorAll('button, [role="menuitem"], a[role="button"]');
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      var label = labelOf(el);
+      var no = refused.indexOf(label) >= 0 || (finishedOnly.indexOf(label) >= 0 && !finishedView());
+      if (no && el.dataset.cfnetRefused !== '1') {
+        el.dataset.cfnetRefused = '1';
+        el.style.setProperty('display', 'none', 'important');
+      } else if (!no && el.dataset.cfnetRefused === '1') {
+        // the same element in a view where the action is allowed (the board reuses elements)
+        delete el.dataset.cfnetRefused;
+        el.style.removeProperty('display');
+      }
+    }
+  }
+  // before the browser paints: a refused button never flashes
+  new MutationObserver(hide).observe(document.documentElement, { childList: true, subtree: true, characterData: true });
+  addEventListener('popstate', hide);
+  hide();
+})();
+`;
+
+/** The board's HTML with the script added (before `</head>`). */
+export function withLimitsScript(htmlText: string, src: string): string {
+  const tag = `<script src="${src}"></script>`;
+  return htmlText.includes('</head>') ? htmlText.replace('</head>', `${tag}</head>`) : `${tag}${htmlText}`;
+}
