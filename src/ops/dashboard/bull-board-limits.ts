@@ -24,10 +24,24 @@ export const REFUSED_LABELS = [
 /** Labels refused unless the jobs they act on are finished (completed or failed). */
 export const FINISHED_ONLY_LABELS = ['Clean all', 'Clean'] as const;
 
+/**
+ * A job card's actions are icon buttons without a label: told by their icon (bull-board draws
+ * lucide icons, named in the svg's class). Duplicate and edit are refused; the bin (clean this
+ * job) only for finished jobs. The clipboard icon (`lucide-copy`) only copies text.
+ */
+export const REFUSED_ICONS = ['lucide-files', 'lucide-pencil', 'lucide-square-pen', 'lucide-pen'] as const;
+export const FINISHED_ONLY_ICONS = ['lucide-trash', 'lucide-trash-2'] as const;
+
 export const BULL_BOARD_LIMITS_SCRIPT = `'use strict';
 (function () {
   var refused = ${JSON.stringify(REFUSED_LABELS)};
   var finishedOnly = ${JSON.stringify(FINISHED_ONLY_LABELS)};
+  var refusedIcons = ${JSON.stringify(REFUSED_ICONS)};
+  var finishedOnlyIcons = ${JSON.stringify(FINISHED_ONLY_ICONS)};
+  function hasIcon(el, icons) {
+    for (var i = 0; i < icons.length; i++) if (el.querySelector(':scope > svg.' + icons[i])) return true;
+    return false;
+  }
   function finishedView() {
     var status = new URLSearchParams(location.search).get('status');
     return status === 'completed' || status === 'failed';
@@ -40,7 +54,8 @@ export const BULL_BOARD_LIMITS_SCRIPT = `'use strict';
     for (var i = 0; i < els.length; i++) {
       var el = els[i];
       var label = labelOf(el);
-      var no = refused.indexOf(label) >= 0 || (finishedOnly.indexOf(label) >= 0 && !finishedView());
+      var no = refused.indexOf(label) >= 0 || (finishedOnly.indexOf(label) >= 0 && !finishedView()) ||
+        (label === '' && (hasIcon(el, refusedIcons) || (hasIcon(el, finishedOnlyIcons) && !finishedView())));
       if (no && el.dataset.cfnetRefused !== '1') {
         el.dataset.cfnetRefused = '1';
         el.style.setProperty('display', 'none', 'important');
