@@ -242,7 +242,10 @@ export function c2cRows(rs: CellRuleSet, names: NameDirectory): C2cRow[] {
   return rs.c2c.map((e) => {
     const dst = byIp.get(e.dstIp) ?? '';
     return {
-      sources: (appsOfTag.get(e.srcTag) ?? []).map(named).sort(byLabel),
+      // apps by name first, then the guids CAPI has no name for
+      sources: (appsOfTag.get(e.srcTag) ?? [])
+        .map(named)
+        .sort((a, b) => Number(a.label === a.guid) - Number(b.label === b.guid) || byLabel(a, b)),
       srcTag: e.srcTag,
       destination: { ip: e.dstIp, ...named(dst) },
       protocol: e.protocol,
