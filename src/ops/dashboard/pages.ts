@@ -43,6 +43,7 @@ form.explain label { display:grid; gap:.2rem; }
 form.explain input, form.explain select { font: inherit; padding:.3rem; }
 .verdict-allowed { color: var(--ok); } .verdict-denied { color: var(--bad); } .verdict-depends { color: var(--warn); }
 .chart { min-height: 300px; }
+.u-legend th { text-transform: none; font-size: .85rem; }
 `;
 
 export function loginPage(opts: { next: string; error?: string; disabled?: boolean }): string {
