@@ -141,11 +141,37 @@ describe('dashboard pages, clicked through in a headless browser', {
     assert.equal(await page.textContent('#errors tbody td.empty'), 'none', 'no errors: the table says none');
   });
 
+  it("the cell page's JSON and the explain JSON are the same readers' answers, with the token", async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const cell = await fetch(`${base}/dashboard/api/cells/${apiCell}`, { headers: auth });
+    assert.equal(cell.status, 200);
+    const detail = (await cell.json()) as { apps: Array<{ label: string; app: { guid: string } }> };
+    assert.deepEqual(
+      detail.apps.filter((a) => a.app.guid === api).map((a) => a.label),
+      [apiLabel],
+    );
+    const unknown = await fetch(`${base}/dashboard/api/cells/no-such-cell`, { headers: auth });
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as { error: { code: string } }).error.code, 'CFNET_NOT_FOUND');
+    const x = await fetch(`${base}/dashboard/api/explain?from=dp-web&to=dp-api&port=8080`, { headers: auth });
+    const cli = await cfnet(['explain', '--from', 'dp-web', '--to', 'dp-api', '--port', '8080', '--json'], {
+      namespace: f.ns,
+    });
+    const [fromPage, fromCli] = [await x.json(), JSON.parse(cli.stdout)] as Array<Record<string, unknown>>;
+    assert.equal(fromPage!.allowed, true);
+    assert.deepEqual(fromPage!.policies, fromCli!.policies);
+    const anon = await fetch(`${base}/dashboard/api/cells/${apiCell}`);
+    assert.equal(anon.status, 401);
+  });
+
   it('an unknown cell is a 404 page that says the cell is not known', async () => {
     const res = await page.goto(`${base}/dashboard/cells/no-such-cell`);
     assert.equal(res?.status(), 404);
     assert.match((await page.textContent('#error'))!, /^cell "no-such-cell" not found: /);
     assert.match((await res?.headerValue('content-type')) ?? '', /^text\/html/);
+    const bad = await page.goto(`${base}/dashboard/cells/${encodeURIComponent('not a cell id!')}`);
+    assert.equal(bad?.status(), 400);
+    assert.match((await page.textContent('#error'))!, /cellId/);
   });
 
   it('the explain form answers as cfnet explain: allowed, denied, and the CLI message for an unknown name', async () => {
