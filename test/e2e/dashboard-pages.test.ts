@@ -4,8 +4,8 @@
  * would: the convergence page names apps and links each cell to its page; a cell's page shows its
  * apps by org/space/app (guids as tooltips), its c2c entries by source app and port, its ASG sets
  * by security group and its convergence; an unknown cell is a 404 page that says so; the explain
- * form answers as `cfnet explain` does (allowed, denied, and the CLI's error for an unknown
- * name); the charts draw; bull-board shows no button of an action cfnet refuses, and a refusal
+ * form answers as `cfnet explain` does (allowed, denied, and the CLI's error for an unknown or an
+ * ambiguous name, which --space narrows); the charts draw; bull-board shows no button of an action cfnet refuses, and a refusal
  * shows the server's message; logging out ends the session. Assertions are on the DOM.
  */
 import assert from 'node:assert/strict';
@@ -36,6 +36,7 @@ describe('dashboard pages, clicked through in a headless browser', {
   let webLabel: string;
   let apiLabel: string;
   let apiCell: string;
+  let twinSpace: string;
 
   before(async () => {
     f = await startFoundation('dash-pages', { token: TOKEN, agents: true });
@@ -52,6 +53,10 @@ describe('dashboard pages, clicked through in a headless browser', {
     apiCell = cells[1]!;
     web = await start('dp-web', s1.guid, cells[0]!);
     api = await start('dp-api', s2.guid, apiCell);
+    // one name in two spaces: ambiguous without --space
+    await start('dp-twin', s1.guid, cells[0]!);
+    await start('dp-twin', s2.guid, apiCell);
+    twinSpace = s2.name;
     webLabel = `${org}/${s1.name}/dp-web`;
     apiLabel = `${org}/${s2.name}/dp-api`;
     await f.sim.apply({ kind: 'policy-add', source: web, destination: api, port: 8080 });
@@ -59,7 +64,12 @@ describe('dashboard pages, clicked through in a headless browser', {
       'the apps, their names and the policy in the stored world and the api cell converged on it',
       async () => {
         const w = await loadRedisWorld(redis, keys);
-        if (!w.ready || w.names.appsNamed('dp-api').length !== 1 || w.policies().from(web).length !== 1)
+        if (
+          !w.ready ||
+          w.names.appsNamed('dp-api').length !== 1 ||
+          w.names.appsNamed('dp-twin').length !== 2 ||
+          w.policies().from(web).length !== 1
+        )
           return null;
         const rs = await cfnet(['rules', '--cell', apiCell, '--json'], { namespace: f.ns });
         return rs.code === 0 && rs.stdout.includes('"dstIp"') ? true : null;
@@ -174,7 +184,7 @@ describe('dashboard pages, clicked through in a headless browser', {
     assert.match((await page.textContent('#error'))!, /cellId/);
   });
 
-  it('the explain form answers as cfnet explain: allowed, denied, and the CLI message for an unknown name', async () => {
+  it('the explain form answers as cfnet explain: allowed, denied, the CLI message for an unknown or ambiguous name', async () => {
     await page.goto(`${base}/dashboard`);
     await page.click('#nav-explain');
     await page.waitForURL(`${base}/dashboard/explain`);
@@ -206,6 +216,17 @@ describe('dashboard pages, clicked through in a headless browser', {
     assert.equal((await page.textContent('#explain-error'))!, cli.stderr.split('\n')[0]);
     assert.equal(await page.getAttribute('#explain-error', 'data-code'), 'CFNET_NOT_FOUND');
     assert.equal(await page.inputValue('#x-from'), 'dp-nothing', 'the form keeps the question');
+
+    await ask('dp-twin', 'dp-api', '8080');
+    const amb = await cfnet(['explain', '--from', 'dp-twin', '--to', 'dp-api', '--port', '8080'], {
+      namespace: f.ns,
+    });
+    assert.equal((await page.textContent('#explain-error'))!, amb.stderr.split('\n')[0]);
+    assert.equal(await page.getAttribute('#explain-error', 'data-code'), 'CFNET_INVALID');
+    // narrowed by its space (--space), the name is one app again
+    await page.fill('#x-space', twinSpace);
+    await ask('dp-twin', 'dp-api', '8080');
+    assert.match((await page.textContent('#verdict'))!, /^DENIED/);
   });
 
   it('the charts page draws lag and queue backlog from the history', async () => {
