@@ -5,8 +5,9 @@
  * apps by org/space/app (guids as tooltips), its c2c entries by source app and port, its ASG sets
  * by security group and its convergence; an unknown cell is a 404 page that says so; the explain
  * form answers as `cfnet explain` does (allowed, denied, and the CLI's error for an unknown or an
- * ambiguous name, which --space narrows); the charts draw; bull-board shows no button of an action cfnet refuses, and a refusal
- * shows the server's message; logging out ends the session. Assertions are on the DOM.
+ * ambiguous name, which --space narrows); the charts draw; bull-board shows no button of an
+ * action cfnet refuses, and a refusal shows the server's message; logging out ends the session.
+ * Assertions are on the DOM.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
