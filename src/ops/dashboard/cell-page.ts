@@ -52,7 +52,7 @@ export function cellPage(d: CellDetail, now: number, dryRunCells: readonly strin
         }</td><td><code>${s.hash}</code></td><td>${s.containers}</td><td class="reason">${s.rules.join('; ') || 'no rules (deny all)'}</td></tr>`,
     ),
   )}</section>
-<section><h2>c2c allow entries</h2>${table(
+<section class="wide"><h2>c2c allow entries</h2>${table(
     'c2c',
     ['from apps', 'to app', 'destination', 'protocol', 'ports'],
     d.c2c.map(
@@ -64,7 +64,7 @@ export function cellPage(d: CellDetail, now: number, dryRunCells: readonly strin
         }</td><td>${guidTitled(e.destination.label, e.destination.guid)}</td><td>${e.destination.ip}</td><td>${e.protocol}</td><td>${e.ports}</td></tr>`,
     ),
   )}</section>
-<section><h2>NetIn mappings</h2>${table(
+<section class="wide"><h2>NetIn mappings</h2>${table(
     'netin',
     ['host port', 'container port', 'app', 'container'],
     d.netIn.map(
