@@ -240,6 +240,15 @@ describe('dashboard pages, clicked through in a headless browser', {
     }
     const legend = (await page.locator('#lag-chart .u-legend').textContent()) ?? '';
     assert.match(legend, /max lag/);
+    // before the first sample (a replica just started) the page says there is no data yet
+    await page.route('**/dashboard/api/history', (route) =>
+      route.fulfill({ json: { intervalMs: 10_000, capacity: 360, samples: [] } }),
+    );
+    await page.reload();
+    await page.locator('#lag-empty', { hasText: 'No data yet' }).waitFor();
+    assert.equal(await page.isHidden('#lag-chart'), true);
+    assert.equal(await page.locator('#lag-chart canvas').count(), 0);
+    await page.unroute('**/dashboard/api/history');
   });
 
   it('bull-board shows no button of an action cfnet refuses, and a refusal shows the server message', async () => {
