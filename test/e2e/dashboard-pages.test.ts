@@ -308,6 +308,35 @@ describe('dashboard pages, clicked through in a headless browser', {
     await page.unroute('**/dashboard/queues/api/queues/reconcile/pause');
   });
 
+  it('the dry-run banner says how many cells run their agent in dry-run, on the live page and on bull-board', async () => {
+    // the snapshot as if two agents reported dry-run (what the browser is told, nothing else)
+    const dry = ['cell-x', 'cell-y'];
+    const withDryRun = async (route: import('playwright-core').Route) => {
+      const res = await route.fetch();
+      const s = { ...((await res.json()) as Record<string, unknown>), dryRunCells: dry };
+      await route.fulfill({ response: res, json: s });
+    };
+    await page.route('**/dashboard/api/snapshot', withDryRun);
+    await page.route('**/dashboard/api/stream', (route) => route.abort());
+    await page.goto(`${base}/dashboard`);
+    const banner = page.locator('#dry-run-banner', { hasText: '2 cells run their agents in dry-run' });
+    await banner.waitFor();
+    assert.equal(await banner.getAttribute('title'), 'cell-x, cell-y');
+    await page.goto(`${base}/dashboard/queues/`);
+    await banner.waitFor();
+    await page.unroute('**/dashboard/api/snapshot');
+    await page.unroute('**/dashboard/api/stream');
+    // a server-rendered page shows the server's own count (the foundation's agents run in dry-run:
+    // the banner shows once agents report it, and is hidden while none does)
+    const real = (await (
+      await fetch(`${base}/dashboard/api/snapshot`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    ).json()) as { dryRunCells: string[] };
+    await page.goto(`${base}/dashboard/charts`);
+    const n = real.dryRunCells.length;
+    if (n === 0) assert.equal(await page.isHidden('#dry-run-banner'), true);
+    else assert.match((await page.textContent('#dry-run-banner'))!, new RegExp(`^${n} cells? run`));
+  });
+
   it('logging out ends the session: every page leads to the login form again', async () => {
     await page.goto(`${base}/dashboard/explain`);
     await page.click('#logout');

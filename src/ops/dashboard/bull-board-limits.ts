@@ -1,11 +1,14 @@
 /**
- * bull-board's UI with the buttons of the actions cfnet refuses (bull-board.ts) hidden: bull-board
- * has no per-action switch (only `readOnlyMode`, which also hides retry and promote), so the
- * board's HTML gets one script that hides, as they appear, the buttons and menu items of refused
- * actions. The server still refuses them (403, with a message the UI shows as a toast): hiding
+ * What cfnet adds to bull-board's pages, in one script injected into the board's HTML: the
+ * dashboard's dry-run banner (from the shared snapshot, as on every dashboard page), and the
+ * buttons of the actions cfnet refuses (bull-board.ts) hidden. bull-board has no per-action switch
+ * (only `readOnlyMode`, which also hides retry and promote), so the script hides the buttons and
+ * menu items of refused actions as they appear. The server still refuses them (403, with a message the UI shows as a toast): hiding
  * only spares the operator a button that cannot work. The UI's language is pinned to en-US
  * (bull-board.ts) so the labels below are the ones it shows.
  */
+
+import { dryRunText } from './layout.js';
 
 /** Labels of actions cfnet refuses everywhere. */
 export const REFUSED_LABELS = [
@@ -34,6 +37,28 @@ export const FINISHED_ONLY_ICONS = ['lucide-trash', 'lucide-trash-2'] as const;
 
 export const BULL_BOARD_LIMITS_SCRIPT = `'use strict';
 (function () {
+  var dryRunText = ${dryRunText.toString()};
+  function banner() {
+    fetch('/dashboard/api/snapshot', { headers: { accept: 'application/json' } })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (s) {
+        var cells = (s && s.dryRunCells) || [];
+        var el = document.getElementById('dry-run-banner');
+        if (!el) {
+          el = document.createElement('p');
+          el.id = 'dry-run-banner';
+          el.style.cssText = 'position:fixed;z-index:1000;top:0;left:50%;transform:translateX(-50%);margin:0;' +
+            'padding:.3rem 1rem;background:#fff4e0;border:1px solid #e8c88a;color:#a86400;font:600 13px system-ui,sans-serif;';
+          document.body.appendChild(el);
+        }
+        el.hidden = cells.length === 0;
+        el.textContent = cells.length ? dryRunText(cells.length) : '';
+        el.title = cells.join(', ');
+      })
+      .catch(function () {});
+  }
+  addEventListener('DOMContentLoaded', banner);
+  setInterval(banner, 30000);
   var refused = ${JSON.stringify(REFUSED_LABELS)};
   var finishedOnly = ${JSON.stringify(FINISHED_ONLY_LABELS)};
   var refusedIcons = ${JSON.stringify(REFUSED_ICONS)};
