@@ -245,7 +245,9 @@ describe('dashboard pages, clicked through in a headless browser', {
       route.fulfill({ json: { intervalMs: 10_000, capacity: 360, samples: [] } }),
     );
     await page.reload();
-    await page.locator('#lag-empty', { hasText: 'No data yet' }).waitFor();
+    await page.locator('#lag-chart[data-points="0"]').waitFor({ state: 'attached' });
+    assert.match((await page.textContent('#lag-empty'))!, /^No data yet/);
+    assert.equal(await page.isVisible('#lag-empty'), true);
     assert.equal(await page.isHidden('#lag-chart'), true);
     assert.equal(await page.locator('#lag-chart canvas').count(), 0);
     await page.unroute('**/dashboard/api/history');

@@ -168,12 +168,9 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     const now = Date.now();
     if (!cached || now - cached.at >= intervalMs / 2) {
       const value = takeSnapshot({ redis, keys, queue: deps.queue, journal, store }, now);
-      value.then(
-        (s) => history.add(sampleOf(s)),
-        () => {
-          cached = null;
-        },
-      );
+      value.catch(() => {
+        cached = null;
+      });
       cached = { at: now, value };
     }
     return cached.value;
@@ -182,9 +179,18 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     cached = null;
   };
 
-  // The charts' history: one snapshot per sample interval, also while no page is open.
+  // The charts' history: one sample per sample interval, also while no page is open. It takes the
+  // snapshot a page asked for within the last half interval, else its own, which it does not
+  // share: a page asking right after a sample sees what is in Redis now, not what was.
   const sample = () =>
-    void snapshot().catch((err: unknown) => deps.logger.warn({ err }, 'dashboard history sample failed'));
+    void (
+      cached && Date.now() - cached.at < intervalMs / 2
+        ? cached.value
+        : takeSnapshot({ redis, keys, queue: deps.queue, journal, store })
+    ).then(
+      (s) => history.add(sampleOf(s)),
+      (err: unknown) => deps.logger.warn({ err }, 'dashboard history sample failed'),
+    );
   const sampler = setInterval(sample, historyIntervalMs);
   sampler.unref();
   sample();

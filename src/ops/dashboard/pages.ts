@@ -1,7 +1,9 @@
 /**
- * The dashboard's own pages: plain HTML, CSS and one script, served as they are (no build step).
- * The script renders every value with textContent (never as HTML), follows the server's snapshot
- * stream (Server-Sent Events) and falls back to polling while the stream is down.
+ * The stylesheet every dashboard page shares, the login page, and the live convergence page: plain
+ * HTML in the shared frame (layout.ts) and one script, served as they are (no build step). The
+ * script renders every value with textContent (never as HTML), follows the server's snapshot
+ * stream (Server-Sent Events) and falls back to polling while the stream is down. The other pages
+ * are rendered on the server (cell-page.ts, explain-page.ts) or draw charts (charts-page.ts).
  */
 
 import { dryRunText, escapeHtml, html, page, Raw } from './layout.js';
