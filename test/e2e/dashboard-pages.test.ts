@@ -210,6 +210,14 @@ describe('dashboard pages, clicked through in a headless browser', {
     await ask('dp-web', 'dp-api', '9999');
     assert.match((await page.textContent('#verdict'))!, /^DENIED/);
 
+    // to an address: the egress decision per container, by ASG (as cfnet explain --to <ip>)
+    await ask('dp-web', '203.0.113.7', '443');
+    const egress = await cfnet(['explain', '--from', 'dp-web', '--to', '203.0.113.7', '--port', '443'], {
+      namespace: f.ns,
+    });
+    assert.equal(await page.textContent('#verdict'), egress.stdout.split('\n')[0]);
+    assert.equal(await page.locator('#explain-decisions tbody tr').count(), 1, 'one container of dp-web');
+
     await ask('dp-nothing', 'dp-api', '8080');
     const cli = await cfnet(['explain', '--from', 'dp-nothing', '--to', 'dp-api', '--port', '8080'], {
       namespace: f.ns,
