@@ -28,18 +28,48 @@ export async function cellConvergence(
   keys: Keys,
   opts: { now?: number; queue?: Queue<ReconcileJobData> } = {},
 ): Promise<CellConvergence[]> {
-  const [rs, world, inv, leased, pending] = await Promise.all([
+  const [cells, pending] = await Promise.all([
+    knownCells(redis, keys),
+    opts.queue ? pendingByCell(opts.queue) : undefined,
+  ]);
+  const all = [...new Set([...cells, ...(pending?.keys() ?? [])])].sort();
+  return readConvergence(redis, keys, all, {
+    now: opts.now ?? Date.now(),
+    ...(pending ? { pending } : {}),
+  });
+}
+
+/**
+ * Convergence of one cell, as `cellConvergence` classifies it; null when no source knows the cell
+ * (no rule set, world record, inventory, lease or reconcile job).
+ */
+export async function oneCellConvergence(
+  redis: Redis,
+  keys: Keys,
+  cellId: string,
+  opts: { now?: number; queue?: Queue<ReconcileJobData> } = {},
+): Promise<CellConvergence | null> {
+  const [cells, pending] = await Promise.all([
+    knownCells(redis, keys),
+    opts.queue ? pendingByCell(opts.queue) : undefined,
+  ]);
+  if (!cells.includes(cellId) && !pending?.has(cellId)) return null;
+  const [c] = await readConvergence(redis, keys, [cellId], {
+    now: opts.now ?? Date.now(),
+    ...(pending ? { pending } : {}),
+  });
+  return c ?? null;
+}
+
+/** Cells with a stored rule set, world records, an agent inventory or a lease, sorted. */
+async function knownCells(redis: Redis, keys: Keys): Promise<string[]> {
+  const [rs, world, inv, leased] = await Promise.all([
     redis.smembers(keys.ruleSetCells),
     redis.smembers(keys.worldCells),
     redis.smembers(keys.inventoryCells),
     redis.hkeys(keys.leases),
-    opts.queue ? pendingByCell(opts.queue) : undefined,
   ]);
-  const cells = [...new Set([...rs, ...world, ...inv, ...leased, ...(pending?.keys() ?? [])])].sort();
-  return readConvergence(redis, keys, cells, {
-    now: opts.now ?? Date.now(),
-    ...(pending ? { pending } : {}),
-  });
+  return [...new Set([...rs, ...world, ...inv, ...leased])].sort();
 }
 
 /** The leader's publish state (see Keys.publishState): why no rule set is being published. */

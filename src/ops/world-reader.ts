@@ -146,6 +146,15 @@ export async function loadNames(redis: Redis, keys: Keys): Promise<NameDirectory
   return data ? new NameDirectory(parseRecord<NameData>(data, keys.names, 'data')) : NameDirectory.EMPTY;
 }
 
+/** The security groups as the leader last wrote them (null when none were listed yet). */
+export async function loadAsgIndex(redis: Redis, keys: Keys): Promise<AsgIndex | null> {
+  return asgIndexOf(keys, await redis.hmget(keys.asg, 'data', 'stateAt'));
+}
+
+function asgIndexOf(keys: Keys, [data, stateAt]: Array<string | null>): AsgIndex | null {
+  return data ? new AsgIndex(parseRecord<AsgData>(data, keys.asg, 'data'), Number(stateAt ?? 0)) : null;
+}
+
 /** Read the whole world of a namespace. */
 export async function loadRedisWorld(redis: Redis, keys: Keys): Promise<RedisWorld> {
   const [ready, leader, worldCells, invCells, rsCells, leaseCells, snaps, asg, pol, names] =
@@ -184,10 +193,7 @@ export async function loadRedisWorld(redis: Redis, keys: Keys): Promise<RedisWor
   const snapshots = new Map<string, readonly EgressRule[]>();
   for (const [h, j] of Object.entries(snaps))
     snapshots.set(h, parseRecord<EgressRule[]>(j, keys.snapshots, h));
-  const [asgData, stateAt] = asg;
-  const asgIndex = asgData
-    ? new AsgIndex(parseRecord<AsgData>(asgData, keys.asg, 'data'), Number(stateAt ?? 0))
-    : null;
+  const asgIndex = asgIndexOf(keys, asg);
   const polIndex = pol
     ? new PolicyIndex(parseRecord<C2CPolicy[]>(pol, keys.policies, 'data'))
     : PolicyIndex.EMPTY;

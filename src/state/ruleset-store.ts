@@ -61,6 +61,7 @@ export interface AgentStatus {
   error: string;
   /** How often the agent reports (ms; 0 = not told): a cell silent for a few intervals is stale. */
   intervalMs?: number;
+  /** The agent runs in dry-run: it computes and logs but enforces nothing. */ dryRun?: boolean;
 }
 
 /** Patches kept per cell: an agent further behind gets a snapshot (the controller's `rulesetLogLength`). */

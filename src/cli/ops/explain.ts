@@ -6,10 +6,9 @@
  */
 import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
-import { CfnetError } from '../../lib/errors.js';
 import { EXIT, exitHelp } from '../../lib/exit-codes.js';
-import type { AppPath } from '../../model/names.js';
 import type { Explanation } from '../../ops/explain.js';
+import { appText, verdictLine } from '../../ops/explain-named.js';
 import { table } from '../../ops/format.js';
 import {
   type ConnFlags,
@@ -22,29 +21,12 @@ import {
   withContext,
 } from './common.js';
 
-/**
- * The first line: the verdict in capitals, then the reason. A reason that starts with its verdict
- * ("denied: no c2c policy …") has that word capitalised instead of repeated ("DENIED: denied: …").
- */
-export function verdictLine(x: Pick<Explanation, 'allowed' | 'reason'>): string {
-  const verdict = x.allowed === true ? 'ALLOWED' : x.allowed === false ? 'DENIED' : 'DEPENDS';
-  const own = /^(allowed|denied|depends)\b/i.exec(x.reason);
-  return own && own[1]!.toUpperCase() === verdict
-    ? `${verdict}${x.reason.slice(own[0].length)}`
-    : `${verdict}: ${x.reason}`;
-}
-
 /** The exit status of an explanation: 0 only when allowed for every container. */
 export function explainExit(x: Pick<Explanation, 'allowed'>): number {
   return x.allowed === true ? EXIT.ok : EXIT.denied;
 }
 
-/** `org/space/app` (the guid when its name is unknown); with `guids`, the guid after the name. */
-export function appText(p: AppPath, guids: boolean): string {
-  if (p.app === undefined) return p.guid;
-  const label = `${p.org ?? '?'}/${p.space ?? '?'}/${p.app}`;
-  return guids ? `${label} (${p.guid})` : label;
-}
+export { appText, verdictLine };
 
 function printExplanation(io: OpsIo, x: Explanation, guids: boolean): void {
   const q = x.query;
@@ -128,9 +110,6 @@ interface ExplainFlags {
   guids?: boolean;
 }
 
-const opt = <K extends string>(k: K, v: string | undefined) =>
-  (v === undefined ? {} : { [k]: v }) as Partial<Record<K, string>>;
-
 export function registerExplain(program: Command, io: OpsIo): void {
   const cmd = program
     .command('explain')
@@ -164,42 +143,9 @@ export function registerExplain(program: Command, io: OpsIo): void {
     }),
   }).action(
     run(io, 'explain', async (o: ConnFlags & JsonFlag & ExplainFlags) => {
-      const { parseExplainQuery, explain, leaseAddresses, requireWorld } = await import(
-        '../../ops/explain.js'
-      );
-      const { loadRedisWorld } = await import('../../ops/world-reader.js');
-      const { resolveApp } = await import('../../ops/names.js');
-      const { isIp } = await import('../../model/ip.js');
-      if (o.port === undefined && o.protocol !== 'icmp') {
-        throw new CfnetError('CFNET_INVALID', `--port needs a value for ${o.protocol} (1-65535)`);
-      }
-      const named = parseExplainQuery(o);
-      if (isIp(named.to) && (o.toSpace !== undefined || o.toOrg !== undefined)) {
-        throw new CfnetError('CFNET_INVALID', '--to-space and --to-org apply to an app, not to an address');
-      }
-      const x = await withContext(io, o, async (ctx) => {
-        const world = await loadRedisWorld(ctx.redis, ctx.keys);
-        requireWorld(world);
-        const known = (g: string) => world.knowsApp(g);
-        const q = {
-          ...named,
-          from: resolveApp(
-            world.names,
-            { app: named.from, ...opt('space', o.space), ...opt('org', o.org) },
-            { app: '--from', space: '--space', org: '--org' },
-            known,
-          ),
-          to: isIp(named.to)
-            ? named.to
-            : resolveApp(
-                world.names,
-                { app: named.to, ...opt('space', o.toSpace), ...opt('org', o.toOrg) },
-                { app: '--to', space: '--to-space', org: '--to-org' },
-                known,
-              ),
-        };
-        return explain(world, ctx.store, q, leaseAddresses(ctx.redis, ctx.keys));
-      });
+      const { checkNamedQuery, explainNamed } = await import('../../ops/explain-named.js');
+      checkNamedQuery(o);
+      const x = await withContext(io, o, (ctx) => explainNamed(ctx, o));
       if (o.json) printJson(io, x);
       else printExplanation(io, x, o.guids === true);
       io.setExitCode(explainExit(x));

@@ -4,6 +4,7 @@
  * promoting, pausing/resuming and removing finished jobs are safe; adding or editing jobs (they
  * could name a cell that does not exist), emptying or obliterating the queue, changing its
  * concurrency or rate limit, or removing a job that has not run yet (a lost reconcile) are refused.
+ * The board's pages get a script that hides the buttons of refused actions (bull-board-limits.ts).
  */
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -12,8 +13,11 @@ import { Job, type Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
 import type { Logger } from '../../lib/log.js';
+import { withLimitsScript } from './bull-board-limits.js';
 
 export const BULL_BOARD_PATH = '/dashboard/queues';
+/** The script that hides refused actions' buttons (served by index.ts). */
+export const BULL_BOARD_LIMITS_PATH = '/dashboard/assets/bull-board-limits.js';
 
 /** Mutating bull-board API routes (method and path under the board) that are allowed. */
 const ALLOWED: ReadonlyArray<[string, RegExp]> = [
@@ -72,9 +76,13 @@ export async function registerBullBoard(
     options: {
       uiConfig: {
         boardTitle: 'cfnet queues',
+        // the labels bull-board-limits.ts hides are the en-US ones
+        locale: { lng: 'en-US' },
         hideDocsLink: true,
         miscLinks: [
           { text: 'Convergence', url: '/dashboard' },
+          { text: 'Charts', url: '/dashboard/charts' },
+          { text: 'Explain', url: '/dashboard/explain' },
           { text: 'Log out', url: '/dashboard/logout' },
         ],
       },
@@ -89,6 +97,11 @@ export async function registerBullBoard(
           return refuse(reply, why);
         }
         if (req.method !== 'GET') logger.info({ method: req.method, url: req.url }, 'bull-board action');
+      });
+      board.addHook('onSend', async (_req, reply, payload) => {
+        const type = String(reply.getHeader('content-type') ?? '');
+        if (!type.startsWith('text/html') || typeof payload !== 'string') return payload;
+        return withLimitsScript(payload, BULL_BOARD_LIMITS_PATH);
       });
       await board.register(serverAdapter.registerPlugin());
     },

@@ -9,6 +9,11 @@
  * - GET  /dashboard/api/snapshot    what the page shows, as JSON
  * - GET  /dashboard/api/stream      the same as Server-Sent Events (`snapshot` every interval)
  * - GET  /dashboard/api/jobs/:id    one job in detail; POST /dashboard/api/jobs/:id/retry
+ * - GET  /dashboard/cells/:cellId   a cell's page (apps by name, ASGs, c2c, NetIn, versions, errors);
+ *   /dashboard/api/cells/:cellId its JSON (page-routes.ts)
+ * - GET  /dashboard/explain         the explain form (`cfnet explain`); /dashboard/api/explain as JSON
+ * - GET  /dashboard/charts          lag and reconcile backlog over time; /dashboard/api/history
+ *   (history.ts: sampled from the shared snapshot every sample interval, bounded)
  * - /dashboard/queues/…             bull-board over the reconcile queue; only actions that cannot
  *   corrupt state are allowed (retry, promote, pause/resume, cleaning finished jobs): adding or
  *   editing jobs, emptying or obliterating the queue are refused with 403.
@@ -31,12 +36,15 @@ import type { Logger } from '../../lib/log.js';
 import type { Registry } from '../../lib/metrics.js';
 import { closeRedis, createRedis, type RedisAuth } from '../../lib/redis.js';
 import { Keys } from '../../state/keys.js';
+import { RuleSetStore } from '../../state/ruleset-store.js';
 import { NotFoundError } from '../errors.js';
 import { Journal } from '../journal.js';
 import { QueueAdmin } from '../queue-admin.js';
 import { MIN_TOKEN_LENGTH, OperatorAuth } from './auth.js';
 import { registerBullBoard } from './bull-board.js';
-import { CONVERGENCE_PAGE, CSS, loginPage, SCRIPT } from './pages.js';
+import { HISTORY_INTERVAL_MS, History, sampleOf } from './history.js';
+import { PAGE_CSP, registerPageRoutes } from './page-routes.js';
+import { CSS, convergencePage, loginPage, SCRIPT } from './pages.js';
 import { type DashboardSnapshot, takeSnapshot } from './snapshot.js';
 
 export interface DashboardDeps {
@@ -53,6 +61,8 @@ export interface DashboardDeps {
   throttle?: { burst?: number; perSecond?: number };
   /** Snapshot interval of the live stream (default 2 s). */
   intervalMs?: number;
+  /** Sample interval of the charts' history (default 10 s, history.ts). */
+  historyIntervalMs?: number;
 }
 
 export interface Dashboard {
@@ -146,15 +156,18 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
   });
   redis.on('error', () => {});
   const journal = new Journal(redis, keys);
+  const store = new RuleSetStore(redis, keys);
   const admin = new QueueAdmin(deps.queue);
   const intervalMs = deps.intervalMs ?? 2000;
+  const historyIntervalMs = deps.historyIntervalMs ?? HISTORY_INTERVAL_MS;
+  const history = new History();
 
   // One snapshot shared by every viewer, at most one per interval.
   let cached: { at: number; value: Promise<DashboardSnapshot> } | null = null;
   const snapshot = (): Promise<DashboardSnapshot> => {
     const now = Date.now();
     if (!cached || now - cached.at >= intervalMs / 2) {
-      const value = takeSnapshot({ redis, keys, queue: deps.queue, journal }, now);
+      const value = takeSnapshot({ redis, keys, queue: deps.queue, journal, store }, now);
       value.catch(() => {
         cached = null;
       });
@@ -166,8 +179,25 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     cached = null;
   };
 
+  // The charts' history: one sample per sample interval, also while no page is open. It takes the
+  // snapshot a page asked for within the last half interval, else its own, which it does not
+  // share: a page asking right after a sample sees what is in Redis now, not what was.
+  const sample = () =>
+    void (
+      cached && Date.now() - cached.at < intervalMs / 2
+        ? cached.value
+        : takeSnapshot({ redis, keys, queue: deps.queue, journal, store })
+    ).then(
+      (s) => history.add(sampleOf(s)),
+      (err: unknown) => deps.logger.warn({ err }, 'dashboard history sample failed'),
+    );
+  const sampler = setInterval(sample, historyIntervalMs);
+  sampler.unref();
+  sample();
+
   const streams = new Set<{ end(): void }>();
   app.addHook('preClose', async () => {
+    clearInterval(sampler);
     for (const s of streams) s.end();
   });
 
@@ -226,7 +256,8 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     });
     priv.setErrorHandler((err, _req, reply) => {
       if (err instanceof NotFoundError) return apiError(reply, 404, err.code, err.message);
-      if (err instanceof ValidationError) return apiError(reply, 400, err.code, err.message);
+      if (err instanceof ValidationError || (err instanceof CfnetError && err.code === 'CFNET_INVALID'))
+        return apiError(reply, 400, err.code, err.message);
       if (err instanceof CfnetError) return apiError(reply, 500, err.code, err.message);
       const status = (err as { statusCode?: number }).statusCode ?? 500;
       if (status < 500) return apiError(reply, status, 'CFNET_BAD_REQUEST', errorMessage(err));
@@ -237,9 +268,9 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     priv.get('/dashboard', async (_req, reply) =>
       reply
         .type('text/html; charset=utf-8')
-        .header('content-security-policy', "default-src 'self'; style-src 'self'; img-src 'self' data:")
+        .header('content-security-policy', PAGE_CSP)
         .header('cache-control', 'no-store')
-        .send(CONVERGENCE_PAGE),
+        .send(convergencePage()),
     );
     priv.get('/dashboard/assets/app.js', async (_req, reply) =>
       reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(SCRIPT),
@@ -292,12 +323,24 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
       return reply.send({ retried: req.params.id });
     });
 
+    await registerPageRoutes(priv, {
+      redis,
+      keys,
+      store,
+      journal,
+      queue: deps.queue,
+      logger: deps.logger,
+      history,
+      historyIntervalMs,
+      snapshot,
+    });
     await registerBullBoard(priv, deps.queue, deps.logger);
   });
 
   return {
     enabled: true,
     async close() {
+      clearInterval(sampler);
       for (const s of streams) s.end();
       await closeRedis(redis);
     },

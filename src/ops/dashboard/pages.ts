@@ -1,15 +1,12 @@
 /**
- * The dashboard's own pages: plain HTML, CSS and one script, served as they are (no build step).
- * The script renders every value with textContent (never as HTML), follows the server's snapshot
- * stream (Server-Sent Events) and falls back to polling while the stream is down.
+ * The stylesheet every dashboard page shares, the login page, and the live convergence page: plain
+ * HTML in the shared frame (layout.ts) and one script, served as they are (no build step). The
+ * script renders every value with textContent (never as HTML), follows the server's snapshot
+ * stream (Server-Sent Events) and falls back to polling while the stream is down. The other pages
+ * are rendered on the server (cell-page.ts, explain-page.ts) or draw charts (charts-page.ts).
  */
 
-function escapeHtml(s: string): string {
-  return s.replace(
-    /[&<>"']/g,
-    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
-  );
-}
+import { dryRunText, escapeHtml, html, page, Raw } from './layout.js';
 
 export const CSS = `
 :root { --fg:#1d2733; --muted:#66717d; --line:#dde2e7; --ok:#1f7a4d; --warn:#a86400; --bad:#b3261e; --bg:#f6f7f9; }
@@ -39,6 +36,16 @@ th { color: var(--muted); font-weight:600; font-size:.8rem; text-transform:upper
 form.login { max-width: 24rem; margin: 10vh auto; background:#fff; padding:1.5rem; border:1px solid var(--line); border-radius:6px; display:grid; gap:.8rem; }
 form.login input { font: inherit; padding:.4rem; }
 .error { color: var(--bad); }
+header nav { display:flex; gap:.8rem; }
+header nav a.active { font-weight:600; text-decoration:none; }
+.banner { margin:0; padding:.5rem 1rem; background:#fff4e0; border-bottom:1px solid #e8c88a; color: var(--warn); font-weight:600; }
+.named { border-bottom: 1px dotted var(--muted); cursor: help; }
+form.explain { display:grid; grid-template-columns: repeat(auto-fit, minmax(14rem, 1fr)); gap:.6rem; align-items:end; }
+form.explain label { display:grid; gap:.2rem; }
+form.explain input, form.explain select { font: inherit; padding:.3rem; }
+.verdict-allowed { color: var(--ok); } .verdict-denied { color: var(--bad); } .verdict-depends { color: var(--warn); }
+.chart { min-height: 300px; }
+.u-legend th { text-transform: none; font-size: .85rem; }
 `;
 
 export function loginPage(opts: { next: string; error?: string; disabled?: boolean }): string {
@@ -59,18 +66,13 @@ export function loginPage(opts: { next: string; error?: string; disabled?: boole
 <body>${body}</body></html>`;
 }
 
-export const CONVERGENCE_PAGE = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>cfnet: convergence</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/dashboard/assets/app.css"></head>
-<body>
-<header>
-  <h1>cfnet convergence</h1>
-  <span class="grow"><span id="namespace"></span> · leader <span id="leader">-</span> · updated <span id="updated">-</span> · <span id="live">connecting</span></span>
-  <a href="/dashboard/queues/" id="queues-link">Queues (bull-board)</a>
-  <form method="post" action="/dashboard/logout"><button type="submit">Log out</button></form>
-</header>
-<p class="error" id="publish-warning" hidden></p>
+/** The live convergence page: filled by SCRIPT from the snapshot stream. */
+export function convergencePage(): string {
+  return page({
+    title: 'convergence',
+    active: 'convergence',
+    subtitle: html`<span id="namespace"></span> · leader <span id="leader">-</span> · updated <span id="updated">-</span> · <span id="live">connecting</span>`,
+    body: new Raw(`<p class="error" id="publish-warning" hidden></p>
 <main>
   <section class="wide"><h2>Reconcile queue <span id="paused" class="error"></span></h2><div class="counts" id="counts"></div></section>
   <section><h2>Cells by lag <span class="muted" id="cell-states"></span></h2>
@@ -87,8 +89,10 @@ export const CONVERGENCE_PAGE = `<!doctype html>
   <section><h2>Event journal</h2>
     <table id="journal"><thead><tr><th>seen</th><th>type</th><th>subject</th><th>cells</th><th>jobs</th></tr></thead><tbody></tbody></table></section>
 </main>
-<script src="/dashboard/assets/app.js"></script>
-</body></html>`;
+`),
+    scripts: ['/dashboard/assets/app.js'],
+  });
+}
 
 export const SCRIPT = `'use strict';
 (function () {
@@ -109,6 +113,37 @@ export const SCRIPT = `'use strict';
     if (cls) td.className = cls;
     tr.appendChild(td);
     return td;
+  }
+  // the same banner text as the server-rendered pages (layout.ts)
+  var dryRunText = ${dryRunText.toString()};
+  function cellLink(tr, cellId) {
+    var td = cell(tr, '');
+    if (!cellId) { td.textContent = '-'; return td; }
+    var a = document.createElement('a');
+    a.href = '/dashboard/cells/' + encodeURIComponent(cellId);
+    a.textContent = cellId;
+    td.replaceChildren(a);
+    return td;
+  }
+  // an app or space by its org/space/app name, its guid as the tooltip (the guid when unnamed)
+  function named(parent, guid, labels) {
+    var span = document.createElement('span');
+    span.textContent = labels[guid] || guid;
+    if (labels[guid]) { span.title = guid; span.className = 'named'; }
+    parent.appendChild(span);
+  }
+  function subject(td, e, labels) {
+    td.textContent = '';
+    var parts = [];
+    if (e.subject.guid) parts.push(function () { td.appendChild(document.createTextNode(e.subject.guid)); });
+    (e.subject.apps || []).forEach(function (a, i) {
+      parts.push(function () { if (i === 0) td.appendChild(document.createTextNode('app ')); named(td, a, labels); });
+    });
+    (e.subject.spaces || []).forEach(function (sp, i) {
+      parts.push(function () { if (i === 0) td.appendChild(document.createTextNode('space ')); named(td, sp, labels); });
+    });
+    parts.forEach(function (p, i) { if (i > 0) td.appendChild(document.createTextNode(' ')); p(); });
+    if (parts.length === 0) td.textContent = '-';
   }
   function fill(id, rows, render) {
     var body = $(id).tBodies[0];
@@ -131,6 +166,11 @@ export const SCRIPT = `'use strict';
     pw.textContent = waiting ? 'Rule sets are NOT being published: the leader waits for ' + s.publish.missing.join(', ') +
       ' (not listed since the controller state was lost) since ' + time(s.publish.since) + '. Agents keep enforcing what they have.' : '';
     $('updated').textContent = time(s.at);
+    var dry = s.dryRunCells || [];
+    $('dry-run-banner').hidden = dry.length === 0;
+    $('dry-run-banner').textContent = dry.length ? dryRunText(dry.length) : '';
+    $('dry-run-banner').title = dry.join(', ');
+    var labels = s.labels || {};
     var q = s.queue;
     var counts = ['waiting', 'prioritized', 'delayed', 'active', 'failed', 'completed'].map(function (k) {
       var d = document.createElement('div');
@@ -155,7 +195,7 @@ export const SCRIPT = `'use strict';
       .map(function (k) { return s.states[k] + ' ' + k; }).join(', ');
     fill('cells', s.cells, function (tr, c) {
       tr.dataset.cell = c.cellId;
-      cell(tr, c.cellId); cell(tr, c.desired); cell(tr, c.applied);
+      cellLink(tr, c.cellId); cell(tr, c.desired); cell(tr, c.applied);
       cell(tr, c.lagMs > 0 ? dur(c.lagMs) : '0'); cell(tr, c.state, 'state-' + c.state);
       tr.lastChild.title = s.stateMeanings[c.state] || '';
       cell(tr, ago(c.reportedAt, s.at)); cell(tr, c.error, 'reason');
@@ -176,7 +216,7 @@ export const SCRIPT = `'use strict';
     $('runtime-summary').textContent = r.count === 0 ? '' : 'run time p50 ' + dur(r.p50) + ' · p99 ' + dur(r.p99);
     fill('failed', s.failed, function (tr, j) {
       tr.dataset.jobId = j.id;
-      cell(tr, '#' + j.id); cell(tr, j.cellId); cell(tr, j.attemptsMade);
+      cell(tr, '#' + j.id); cellLink(tr, j.cellId); cell(tr, j.attemptsMade);
       cell(tr, time(j.finishedAt)); cell(tr, j.failedReason, 'reason');
       var td = cell(tr, '');
       var btn = document.createElement('button');
@@ -189,18 +229,19 @@ export const SCRIPT = `'use strict';
     fill('recent', s.recent, function (tr, j) {
       tr.dataset.jobId = j.id;
       var t = j.triggers && j.triggers.length ? j.triggers.join(', ') : '';
-      cell(tr, '#' + j.id); cell(tr, j.state, 'state-' + j.state); cell(tr, j.cellId);
+      cell(tr, '#' + j.id); cell(tr, j.state, 'state-' + j.state); cellLink(tr, j.cellId);
       cell(tr, time(j.finishedAt)); cell(tr, j.latencyMs === null ? '-' : dur(j.latencyMs)); cell(tr, t, 'reason');
     });
     fill('rejected', s.rejected || [], function (tr, e) {
       var d = e.detail || {};
-      cell(tr, time(e.at)); cell(tr, e.source); cell(tr, d.reason, 'error'); cell(tr, e.subject.guid || '');
+      cell(tr, time(e.at)); cell(tr, e.source); cell(tr, d.reason, 'error'); subject(cell(tr, ''), e, labels);
       cell(tr, e.cells.join(', ')); cell(tr, d.field); cell(tr, d.value, 'reason'); cell(tr, d.message, 'reason');
     });
     fill('journal', s.journal, function (tr, e) {
-      var subj = (e.subject.guid || '') + (e.subject.apps ? ' app ' + e.subject.apps.join(',') : '');
-      if (e.count > 1) subj = e.count + ' reports from ' + (e.cells.length > 3 ? e.cells.length + ' cells' : e.cells.join(', '));
-      cell(tr, time(e.at)); cell(tr, e.count > 1 ? e.type + ' \u00d7' + e.count : e.type); cell(tr, subj, 'reason');
+      cell(tr, time(e.at)); cell(tr, e.count > 1 ? e.type + ' \u00d7' + e.count : e.type);
+      var td = cell(tr, '', 'reason');
+      if (e.count > 1) td.textContent = e.count + ' reports from ' + (e.cells.length > 3 ? e.cells.length + ' cells' : e.cells.join(', '));
+      else subject(td, e, labels);
       cell(tr, e.cells.length > 3 ? e.cells.length + ' cells' : e.cells.join(', ')); cell(tr, e.jobIds.length);
     });
   }

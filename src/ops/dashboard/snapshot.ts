@@ -1,12 +1,15 @@
 /**
  * What the convergence page shows, read in one go: queue counts, cells by lag, the latency
  * distribution of recently finished reconciles, failed jobs, recently finished jobs and the newest
- * journal entries. One snapshot is shared by every open page (computed at most once per interval).
+ * journal entries, with the org/space/app names of the apps and spaces those entries name, and the
+ * cells whose agents run in dry-run. One snapshot is shared by every open page (computed at most
+ * once per interval).
  */
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
 import type { Keys } from '../../state/keys.js';
+import type { RuleSetStore } from '../../state/ruleset-store.js';
 import {
   byLag,
   CELL_STATES,
@@ -20,6 +23,7 @@ import {
 import type { Journal, JournalEntry } from '../journal.js';
 import { type LatencyDistribution, reconcileLatency } from '../latency.js';
 import { type JobSummary, oldestTrigger, QueueAdmin, type QueueCounts } from '../queue-admin.js';
+import { loadNames } from '../world-reader.js';
 import { foldAgentReports, type JournalRow } from './journal-rows.js';
 
 export interface DashboardSnapshot {
@@ -40,6 +44,10 @@ export interface DashboardSnapshot {
   journal: JournalRow[];
   /** Input left out (journal entries of type `rejected`), newest first. */
   rejected: JournalEntry[];
+  /** `org/space/app` or `org/space` of each app and space guid the journal rows name (known ones). */
+  labels: Record<string, string>;
+  /** Cells whose agent's last status says it runs in dry-run (enforces nothing). */
+  dryRunCells: string[];
 }
 
 export interface SnapshotSource {
@@ -47,6 +55,7 @@ export interface SnapshotSource {
   keys: Keys;
   queue: Queue<ReconcileJobData>;
   journal: Journal;
+  store: RuleSetStore;
   /** Completed jobs the latency distribution is computed from (default 300). */
   latencySample?: number;
 }
@@ -54,7 +63,7 @@ export interface SnapshotSource {
 export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promise<DashboardSnapshot> {
   const admin = new QueueAdmin(src.queue);
   const sample = src.latencySample ?? 300;
-  const [queue, cells, failed, completed, journal, leader, publish, rejected] = await Promise.all([
+  const [queue, cells, failed, completed, journal, leader, publish, rejected, names] = await Promise.all([
     admin.counts(),
     cellConvergence(src.redis, src.keys, { now, queue: src.queue }),
     admin.list({ states: ['failed'], limit: 50 }),
@@ -64,7 +73,10 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     src.redis.get(src.keys.leader),
     publishState(src.redis, src.keys),
     src.journal.read({ types: ['rejected'] }, 20),
+    loadNames(src.redis, src.keys),
   ]);
+  const statuses = await Promise.all(cells.map((c) => src.store.status(c.cellId)));
+  const dryRunCells = cells.filter((_, i) => statuses[i]?.dryRun === true).map((c) => c.cellId);
   const finished = completed.filter((j) => !!j);
   const latency = reconcileLatency(
     finished.map((j) => ({
@@ -74,6 +86,13 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     })),
   );
   const recent = await admin.list({ states: ['active', 'completed'], limit: 20 });
+  const rows = foldAgentReports(journal.reverse(), 20);
+  const shownRejected = rejected.reverse();
+  const labels: Record<string, string> = {};
+  for (const e of [...rows, ...shownRejected]) {
+    for (const a of e.subject.apps ?? []) if (names.app(a)) labels[a] = names.appLabel(a);
+    for (const sp of e.subject.spaces ?? []) if (names.space(sp)) labels[sp] = names.spaceLabel(sp);
+  }
   return {
     at: now,
     namespace: src.keys.ns,
@@ -86,7 +105,9 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     latency: { sample: finished.length, ...latency },
     failed,
     recent,
-    journal: foldAgentReports(journal.reverse(), 20),
-    rejected: rejected.reverse(),
+    journal: rows,
+    rejected: shownRejected,
+    labels,
+    dryRunCells,
   };
 }
