@@ -5,6 +5,11 @@
  * until the entry is back: put back by hand on the first, by its agent (a restart reads the kernel
  * back and programs what is missing) on the second. The agents' periodic drift check is off, so
  * nothing repairs behind the test's back. Asserted on `cfnet cells --json`.
+ *
+ * Then every surface at once: one agent frozen (SIGSTOP), the reconcile queue paused with a job
+ * waiting for another cell, a third cell's overlay broken; what `cfnet cells --json` says of each,
+ * and what the controller's `/metrics` says (`cfnet_cell_lag_seconds`,
+ * `cfnet_controller_cells_converged{state}`, `cfnet_controller_cells_dry_run`).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -61,6 +66,15 @@ describe('cfnet cells: a broken overlay is degraded, not converged (real namespa
     await cluster?.stop();
   });
 
+  /** The controller's metric `name` (Prometheus text) of the series carrying `label`; null when none. */
+  async function metric(name: string, label = ''): Promise<number | null> {
+    const text = await (await fetch(`${cluster.operatorUrl}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label));
+    return line ? Number(line.split(' ').pop()) : null;
+  }
+
   it('every cell reports its whole overlay: converged, not in dry run', async () => {
     const cs = await waitUntil('every cell converged with a whole overlay', allWhole, 30_000, 200);
     for (const c of cs) assert.deepEqual(c.overlay, whole, c.cellId);
@@ -111,6 +125,89 @@ describe('cfnet cells: a broken overlay is degraded, not converged (real namespa
     assert.ok(
       (JSON.parse(fdb.stdout) as { mac: string }[]).some((e) => e.mac === mac),
       'the FDB entry is back in the kernel',
+    );
+  });
+
+  it('frozen agent, paused queue, broken overlay at once: stale, pending, degraded in cells and in the metrics', async () => {
+    await waitUntil('every cell converged with a whole overlay', allWhole, 30_000, 200);
+    const [frozen, waiting, broken] = cluster.cells as [
+      (typeof cluster.cells)[number],
+      (typeof cluster.cells)[number],
+      (typeof cluster.cells)[number],
+    ];
+    const pid = frozen.agent!.pid!;
+    const peer = await frozen.subnet();
+    process.kill(pid, 'SIGSTOP');
+    let paused = false;
+    try {
+      const p = await cfnet(['queue', 'pause'], { namespace: cluster.redisNs });
+      assert.equal(p.code, 0, p.stderr);
+      paused = true;
+      const r = await cfnet(['queue', 'replay', '--cell', waiting.id], { namespace: cluster.redisNs });
+      assert.equal(r.code, 0, r.stderr);
+      const del = await broken.exec(['ip', 'route', 'del', peer, 'dev', VTEP]);
+      assert.equal(del.code, 0, del.stderr);
+
+      // the frozen agent is stale after 3 of its 1 s report intervals
+      const cs = await waitUntil(
+        'stale, pending and degraded',
+        async () => {
+          const all = await cells();
+          const by = new Map(all.map((c) => [c.cellId, c]));
+          return by.get(frozen.id)?.state === 'stale' &&
+            by.get(waiting.id)?.state === 'pending' &&
+            by.get(broken.id)?.state === 'degraded'
+            ? by
+            : null;
+        },
+        30_000,
+        200,
+      );
+      const f = cs.get(frozen.id)!;
+      const w = cs.get(waiting.id)!;
+      const b = cs.get(broken.id)!;
+      // frozen: silent, but it missed no version: nothing to lag behind
+      assert.ok(f.silentMs > 3000, `silent ${f.silentMs} ms`);
+      assert.equal(f.applied, f.desired);
+      assert.equal(f.lagMs, 0);
+      assert.deepEqual(f.overlay, whole, 'the overlay it last reported');
+      // waiting: the replayed job waits; the lag is its age
+      assert.equal(w.job?.state, 'waiting');
+      assert.equal(w.applied, w.desired);
+      assert.ok(w.lagMs > 0);
+      // broken: the version matches, the overlay does not
+      assert.deepEqual(b.overlay, { expectedPeers: 2, missingPeers: 1, leaseHeld: true });
+      assert.equal(b.applied, b.desired);
+      assert.equal(b.lagMs, 0);
+
+      const lag = (cell: string) => metric('cfnet_cell_lag_seconds', `cell="${cell}"`);
+      assert.equal(await lag(frozen.id), 0);
+      assert.equal(await lag(broken.id), 0);
+      const waitingLag = await lag(waiting.id);
+      assert.ok(waitingLag !== null && waitingLag > 0, `lag of the waiting cell ${waitingLag}`);
+      const state = (s: string) => metric('cfnet_controller_cells_converged', `state="${s}"`);
+      assert.deepEqual(
+        [await state('stale'), await state('pending'), await state('degraded'), await state('converged')],
+        [1, 1, 1, 0],
+      );
+      assert.equal(await metric('cfnet_controller_cells_dry_run'), 0);
+      const human = await cfnet(['cells'], { namespace: cluster.redisNs });
+      assert.match(human.stdout, new RegExp(`^${frozen.id}\\s.*\\bstale\\b`, 'm'));
+      assert.match(human.stdout, new RegExp(`^${waiting.id}\\s.*\\bpending \\(job waiting\\)`, 'm'));
+      assert.match(human.stdout, new RegExp(`^${broken.id}\\s.*\\bdegraded\\s+1/2 peers\\b`, 'm'));
+    } finally {
+      process.kill(pid, 'SIGCONT');
+      if (paused) await cfnet(['queue', 'resume'], { namespace: cluster.redisNs });
+      await broken.exec(['ip', 'route', 'replace', peer, 'via', vtepIpOf(peer), 'dev', VTEP, 'onlink']);
+    }
+    await waitUntil('every cell converged again', allWhole, 30_000, 200);
+    await waitUntil(
+      'the metrics say so too',
+      async () =>
+        (await metric('cfnet_controller_cells_converged', 'state="converged"')) === 3 &&
+        (await metric('cfnet_controller_cells_converged', 'state="degraded"')) === 0,
+      10_000,
+      300,
     );
   });
 });
