@@ -4,7 +4,9 @@
  * loses a peer route, another a peer's FDB entry; each is degraded (the others stay converged)
  * until the entry is back: put back by hand on the first, by its agent (a restart reads the kernel
  * back and programs what is missing) on the second. The agents' periodic drift check is off, so
- * nothing repairs behind the test's back. Asserted on `cfnet cells --json`.
+ * nothing repairs behind the test's back. A cell whose subnet a second live lease claims (a lease
+ * conflict) does not hold its lease: degraded, `no lease`, until the other claim is gone. Asserted
+ * on `cfnet cells --json`.
  *
  * Then every surface at once: one agent frozen (SIGSTOP), the reconcile queue paused with a job
  * waiting for another cell, a third cell's overlay broken; what `cfnet cells --json` says of each,
@@ -14,8 +16,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { vtepIpOf, vtepMacOf } from '../../src/agent/overlay.js';
+import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { CellConvergence } from '../../src/ops/cells.js';
-import { Cluster } from '../helpers/cluster.js';
+import { Keys } from '../../src/state/keys.js';
+import { Cluster, REDIS_URL } from '../helpers/cluster.js';
 import { waitUntil } from '../helpers/wait.js';
 import { cfnet, cfnetJson } from '../integration/ops-helpers.js';
 
@@ -126,6 +130,58 @@ describe('cfnet cells: a broken overlay is degraded, not converged (real namespa
       (JSON.parse(fdb.stdout) as { mac: string }[]).some((e) => e.mac === mac),
       'the FDB entry is back in the kernel',
     );
+  });
+
+  it('a cell whose subnet another live lease claims does not hold its lease: degraded until the claim is gone', async () => {
+    await waitUntil('every cell converged with a whole overlay', allWhole, 30_000, 200);
+    const victim = cluster.cells[1]!;
+    const subnet = await victim.subnet();
+    const keys = new Keys(cluster.redisNs);
+    const redis = createRedis(REDIS_URL);
+    // what a second cell holding the same subnet leaves in the lease table (a conflict)
+    const intruder = 'ht-intruder';
+    const now = Date.now();
+    const expiresAt = now + 120_000;
+    const lease = {
+      cellId: intruder,
+      subnet,
+      underlayIp: '198.51.100.99',
+      vtepMac: 'ee:ee:0a:ff:63:00',
+      acquiredAt: now,
+      renewedAt: now,
+      expiresAt,
+    };
+    const clear = async () => {
+      await redis.hdel(keys.leases, intruder);
+      await redis.zrem(keys.leaseExpiry, intruder);
+      if ((await redis.hget(keys.leaseSubnets, subnet)) === intruder)
+        await redis.hdel(keys.leaseSubnets, subnet);
+    };
+    try {
+      await redis.hset(keys.leases, intruder, JSON.stringify(lease));
+      await redis.zadd(keys.leaseExpiry, expiresAt, intruder);
+      await redis.hset(keys.leaseSubnets, subnet, intruder);
+      const c = await waitUntil(
+        `${victim.id} without its lease`,
+        async () =>
+          (await cells()).find((x) => x.cellId === victim.id && x.overlay?.leaseHeld === false) ?? null,
+        30_000,
+        200,
+      );
+      assert.equal(c.state, 'degraded');
+      assert.equal(c.applied, c.desired, 'its rules are current: only the lease is lost');
+      const human = await cfnet(['cells'], { namespace: cluster.redisNs });
+      assert.match(
+        human.stdout,
+        new RegExp(`^${victim.id}\\s.*\\bdegraded\\s+\\d+/\\d+ peers, no lease\\b`, 'm'),
+      );
+    } finally {
+      await clear();
+      await closeRedis(redis);
+    }
+    // the next claim of the held subnet succeeds: the lease is the cell's again
+    const cs = await waitUntil('every cell converged again', allWhole, 30_000, 200);
+    assert.deepEqual(cs.find((x) => x.cellId === victim.id)?.overlay, whole);
   });
 
   it('frozen agent, paused queue, broken overlay at once: stale, pending, degraded in cells and in the metrics', async () => {
