@@ -70,7 +70,7 @@ export function registerCells(program: Command, io: OpsIo): void {
   helpFooter(
     jsonOption(connectionOptions(cmd), 'the cells').addHelpText(
       'after',
-      `\n${statesHelp()}\n\nOVERLAY: peer cells whose overlay entries the agent holds / those its lease list asks for,\n"no lease" when it does not hold its own. [dry run]: the agent computes but enforces nothing.`,
+      `\n${statesHelp()}\n\nOVERLAY: peer cells whose overlay entries the agent holds / those its lease list\nasks for; "no lease" when it does not hold its own.\n[dry run]: the agent computes but enforces nothing (--json: dryRun).`,
     ),
     {
       examples: [
@@ -78,7 +78,7 @@ export function registerCells(program: Command, io: OpsIo): void {
         'cfnet cells --sort lag              # the slowest first',
         'cfnet cells --state lagging,error,degraded   # only the cells that need a look',
         'cfnet cells --json | jq ".[].cellId"',
-        'cfnet cells --json | jq ".[] | select(.dryRun) | .cellId"   # agents enforcing nothing',
+        'cfnet cells --json | jq ".[] | select(.dryRun) | .cellId"',
       ],
       exit: exitHelp(),
     },

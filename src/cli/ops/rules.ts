@@ -38,7 +38,7 @@ export function registerRules(program: Command, io: OpsIo): void {
       'cfnet rules --cell cell-7 --container <handle>  # one container',
       'cfnet rules --cell cell-7 --app web --space prod # one app',
       'cfnet rules --cell cell-7 --nft                 # the nft script',
-      'cfnet rules --cell cell-7 --json                # the stored rule set, names added',
+      'cfnet rules --cell cell-7 --json                # stored rule set + names',
       'cfnet rules --cell cell-7 --json | jq ".containers[] | {handle, ip, names}"',
     ],
     exit: exitHelp(),
