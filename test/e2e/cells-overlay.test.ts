@@ -5,8 +5,9 @@
  * until the entry is back: put back by hand on the first, by its agent (a restart reads the kernel
  * back and programs what is missing) on the second. The agents' periodic drift check is off, so
  * nothing repairs behind the test's back. A cell whose subnet a second live lease claims (a lease
- * conflict) does not hold its lease: degraded, `no lease`, until the other claim is gone. Asserted
- * on `cfnet cells --json`.
+ * conflict) does not hold its lease: degraded, `no lease`, until the other claim is gone. After the
+ * controller's Redis state is lost (the reported case: every cell then said `converged`), the cell
+ * with a broken route is degraded and only it. Asserted on `cfnet cells --json`.
  *
  * Then every surface at once: one agent frozen (SIGSTOP), the reconcile queue paused with a job
  * waiting for another cell, a third cell's overlay broken; what `cfnet cells --json` says of each,
@@ -16,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { vtepIpOf, vtepMacOf } from '../../src/agent/overlay.js';
-import { closeRedis, createRedis } from '../../src/lib/redis.js';
+import { closeRedis, createRedis, deleteKeys } from '../../src/lib/redis.js';
 import type { CellConvergence } from '../../src/ops/cells.js';
 import { Keys } from '../../src/state/keys.js';
 import { Cluster, REDIS_URL } from '../helpers/cluster.js';
@@ -182,6 +183,42 @@ describe('cfnet cells: a broken overlay is degraded, not converged (real namespa
     // the next claim of the held subnet succeeds: the lease is the cell's again
     const cs = await waitUntil('every cell converged again', allWhole, 30_000, 200);
     assert.deepEqual(cs.find((x) => x.cellId === victim.id)?.overlay, whole);
+  });
+
+  it("after a loss of the controller's Redis state, a cell with a broken route is degraded, the others converged", async () => {
+    await waitUntil('every cell converged with a whole overlay', allWhole, 30_000, 200);
+    const [a, b] = cluster.cells;
+    const peer = await a!.subnet();
+    const del = await b!.exec(['ip', 'route', 'del', peer, 'dev', VTEP]);
+    assert.equal(del.code, 0, del.stderr);
+    // every key of the foundation's namespace gone (what FLUSHALL does to it): rule sets, statuses,
+    // leases, the queue; the leader lists the world again and the cells claim their subnets back
+    const redis = createRedis(REDIS_URL);
+    try {
+      assert.ok((await deleteKeys(redis, `${cluster.redisNs}:*`)) > 0);
+    } finally {
+      await closeRedis(redis);
+    }
+    const broken = await waitUntil(
+      `${b!.id} degraded once the rule sets are back, the others converged`,
+      async () => {
+        const cs = await cells();
+        const c = cs.find((x) => x.cellId === b!.id);
+        const others = cs.filter((x) => x.cellId !== b!.id);
+        return cs.length === 3 &&
+          c?.state === 'degraded' &&
+          c.applied === c.desired &&
+          others.every((o) => o.state === 'converged')
+          ? c
+          : null;
+      },
+      90_000,
+      300,
+    );
+    assert.deepEqual(broken.overlay, { expectedPeers: 2, missingPeers: 1, leaseHeld: true });
+    const add = await b!.exec(['ip', 'route', 'replace', peer, 'via', vtepIpOf(peer), 'dev', VTEP, 'onlink']);
+    assert.equal(add.code, 0, add.stderr);
+    await waitUntil('every cell converged again', allWhole, 30_000, 200);
   });
 
   it('frozen agent, paused queue, broken overlay at once: stale, pending, degraded in cells and in the metrics', async () => {
