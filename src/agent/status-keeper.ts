@@ -1,11 +1,10 @@
 /**
  * The status keeper: what the agent tells the controller (applied version, apply error, refusals,
  * the overlay's health read back from the kernel, dry run, the datastore inventory when it changed
- * or every tenth heartbeat), reported soon after a change
- * and every `statusIntervalSeconds` otherwise, retried with backoff; the controller's
- * reachability; and the agent's state as `/v1/state` and the readiness check show it.
+ * or every tenth heartbeat), reported soon after a change and every `statusIntervalSeconds`
+ * otherwise, retried with backoff; the controller's reachability; and the agent's state as
+ * `/v1/state` and the readiness check show it.
  */
-
 import type { OverlayHealth } from '../api/status.js';
 import type { Refusal } from '../dataplane/admit.js';
 import { backoffDelay } from '../lib/backoff.js';
