@@ -187,6 +187,7 @@ export class CellAgent {
       routerTagsChanged: () => {
         if (c.enableOverlayIngressRules) void this.rules.applyNow();
       },
+      overlayChanged: requestStatus,
     });
     this.drift = new DriftKeeper(
       ctx,

@@ -46,7 +46,7 @@ export type AgentDataplane = Pick<
 >;
 
 /** What the agent needs of its VXLAN device. */
-export type OverlayDevice = Pick<Vxlan, 'ensureDevice' | 'sync'>;
+export type OverlayDevice = Pick<Vxlan, 'ensureDevice' | 'sync' | 'readKernel'>;
 
 /** An operation that would change the kernel outside a rule set (the CNI path) in dry-run mode. */
 export class DryRunError extends CfnetError {
@@ -163,5 +163,10 @@ export class DryRunOverlay implements OverlayDevice {
     const d = diffOverlay(this.known, desired, this.dev);
     this.known = cloneOverlay(desired);
     return d.changes;
+  }
+
+  /** What a kernel would hold: the entries last synced. */
+  async readKernel(): Promise<OverlayState> {
+    return cloneOverlay(this.known);
   }
 }

@@ -1,19 +1,21 @@
 /**
  * The lease and overlay keeper: the cell's subnet lease (renewed; claimed back when the controller
  * lost it; a move refused while containers use the subnet), the VXLAN device and the subnet file
- * for the CNI plugin, and the other cells' leases programmed as routes and neighbours (diffed).
+ * for the CNI plugin, and the other cells' leases programmed as routes and neighbours (diffed);
+ * and the overlay's health as status reports carry it (the kernel read back against the leases).
  */
 import { readFile } from 'node:fs/promises';
+import type { OverlayHealth } from '../api/status.js';
 import { backoffDelay } from '../lib/backoff.js';
 import { CfnetError } from '../lib/errors.js';
 import { ControllerRequestError, type OverlayLease } from './client.js';
 import { type AgentContext, jittered, pause } from './context.js';
 import { DryRunOverlay, type OverlayDevice } from './dry-run.js';
 import { AGENT_EVENTS } from './events.js';
-import { desiredOverlay, mergePeerLeases, vtepIpOf } from './overlay.js';
+import { desiredOverlay, emptyOverlay, mergePeerLeases, missingPeers, vtepIpOf } from './overlay.js';
 import { routerTags } from './router-ingress.js';
 import { writeFileAtomic } from './state.js';
-import { detectUnderlay, type Underlay, type VtepSpec, Vxlan, vtepSpecOf } from './vxlan.js';
+import { detectUnderlay, deviceMissing, type Underlay, type VtepSpec, Vxlan, vtepSpecOf } from './vxlan.js';
 
 export interface OverlayKeeperHooks {
   contact(ok: boolean, op: string, err?: unknown): void;
@@ -24,6 +26,8 @@ export interface OverlayKeeperHooks {
   /** The routers among the peers changed their tags (overlay ingress rules follow). */
   routerTagsChanged(): void;
   saveSoon(): void;
+  /** The lease, the peers or the kernel's entries changed: report the overlay's health soon. */
+  overlayChanged(): void;
 }
 
 export class OverlayKeeper {
@@ -32,8 +36,21 @@ export class OverlayKeeper {
   leases: OverlayLease[] = [];
   /** The subnet file for the CNI plugin is written (readiness). */
   subnetWritten = false;
+  /**
+   * Why the controller refused the cell's lease at the last attempt ('' when it did not): another
+   * cell holds the subnet, or a move the agent refuses. The held subnet stays programmed, but the
+   * lease is not the cell's.
+   */
+  leaseRefused = '';
   private underlay: Underlay | null = null;
   private readonly vxlan: OverlayDevice;
+  /**
+   * Overlay programming and health reads, one at a time: a health read between a new lease list
+   * and its programming would count the new peers missing.
+   */
+  private overlayOps: Promise<unknown> = Promise.resolve();
+  /** Lease, subnet and peer count when the last report was asked for (a change asks again). */
+  private reported = '';
 
   constructor(
     private readonly ctx: AgentContext,
@@ -66,7 +83,7 @@ export class OverlayKeeper {
     if (!this.lease) return;
     try {
       await this.adoptLease(this.lease, 'saved');
-      await this.syncOverlay(true);
+      await this.exclusive(() => this.syncOverlay(true));
     } catch (err) {
       this.ctx.log.error({ err }, 'restoring the overlay from saved state failed');
     }
@@ -81,6 +98,7 @@ export class OverlayKeeper {
         const l = await this.renewOrAcquire();
         this.hooks.contact(true, 'lease');
         await this.adoptLease(l, 'controller');
+        this.leaseRefused = '';
         const listing = await ctx.client.leases(ctx.signal);
         const peers = mergePeerLeases(this.leases, listing.leases, listing.released, Date.now());
         if (peers.retained.length > 0) {
@@ -89,11 +107,14 @@ export class OverlayKeeper {
             'peers missing from the lease listing kept until their leases expire',
           );
         }
-        const tagsBefore = routerTags(this.leases).join(',');
-        this.leases = peers.leases;
-        if (routerTags(this.leases).join(',') !== tagsBefore) this.hooks.routerTagsChanged();
-        await this.syncOverlay(false);
+        await this.exclusive(async () => {
+          const tagsBefore = routerTags(this.leases).join(',');
+          this.leases = peers.leases;
+          if (routerTags(this.leases).join(',') !== tagsBefore) this.hooks.routerTagsChanged();
+          await this.syncOverlay(false);
+        });
         this.hooks.saveSoon();
+        this.reportIfChanged();
         failures = 0;
         if (!(await pause(ctx, jittered(ctx.config.leasePollIntervalSeconds * 1000)))) return;
       } catch (err) {
@@ -102,6 +123,10 @@ export class OverlayKeeper {
         const delay = backoffDelay(failures++, ctx.backoff);
         const conflict = err instanceof ControllerRequestError && err.apiCode === 'CFNET_LEASE_CONFLICT';
         if (conflict) ctx.metrics.leaseConflicts.inc();
+        if (conflict) this.leaseRefused = 'CFNET_LEASE_CONFLICT';
+        else if (err instanceof CfnetError && err.code === 'CFNET_AGENT_LEASE_MOVE_REFUSED')
+          this.leaseRefused = err.code;
+        this.reportIfChanged();
         const fields = { err, retryInMs: delay, lease: this.lease?.subnet ?? null };
         if (conflict) {
           ctx.log.error(
@@ -210,8 +235,59 @@ export class OverlayKeeper {
       this.ctx.metrics.driftRepairs.inc({ what: 'vtep' });
       this.ctx.log.warn({ done }, 'VXLAN device drift repaired');
     }
-    const overlay = await this.syncOverlay(true);
+    const overlay = await this.exclusive(() => this.syncOverlay(true));
     if (overlay > 0) this.ctx.metrics.driftRepairs.inc({ what: 'overlay' });
+    if (overlay > 0 || done.length > 0) this.hooks.overlayChanged();
     return overlay;
+  }
+
+  /** Whether the cell holds its lease: one adopted, its subnet file written, not refused, not expired. */
+  leaseHeld(now = Date.now()): boolean {
+    const l = this.lease;
+    return l !== null && this.subnetWritten && this.leaseRefused === '' && (l.expiresAt ?? now + 1) > now;
+  }
+
+  /**
+   * The overlay's health for a status report: the peers the lease list asks for, read back from the
+   * kernel (a missing device counts every peer missing); null when the kernel could not be read.
+   */
+  health(): Promise<OverlayHealth | null> {
+    return this.exclusive(async () => {
+      const own = this.lease;
+      const d = desiredOverlay(this.leases, {
+        cellId: this.ctx.config.cellId,
+        subnet: own?.subnet ?? null,
+        underlayIp: this.underlay?.ip ?? '',
+      });
+      const expectedPeers = d.state.routes.size;
+      let missing = expectedPeers;
+      if (own) {
+        try {
+          missing = missingPeers(d.state, await this.vxlan.readKernel()).length;
+        } catch (err) {
+          if (!deviceMissing(err)) {
+            this.ctx.log.warn({ err }, 'overlay entries unreadable; status without overlay health');
+            return null;
+          }
+          missing = missingPeers(d.state, emptyOverlay()).length;
+        }
+      }
+      return { expectedPeers, missingPeers: missing, leaseHeld: this.leaseHeld() };
+    });
+  }
+
+  /** Asks for a status report when the lease, its state or the number of peers changed. */
+  private reportIfChanged(): void {
+    const now = `${this.lease?.subnet ?? ''} ${this.leaseHeld()} ${this.leases.length}`;
+    if (now === this.reported) return;
+    this.reported = now;
+    this.hooks.overlayChanged();
+  }
+
+  /** Runs `fn` after every overlay operation queued before it (programming, health reads). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.overlayOps.then(fn, fn);
+    this.overlayOps = p.catch(() => undefined);
+    return p;
   }
 }

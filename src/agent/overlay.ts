@@ -137,6 +137,24 @@ export function desiredOverlay(
   return { state, skipped };
 }
 
+/**
+ * The peers of `desired` (by subnet, sorted) whose route, neighbour or FDB entry `kernel` lacks or
+ * holds with another value: the cells this one cannot reach through its overlay.
+ */
+export function missingPeers(desired: OverlayState, kernel: OverlayState): string[] {
+  const out: string[] = [];
+  for (const [subnet, gw] of desired.routes) {
+    const mac = desired.neighs.get(gw);
+    const ok =
+      kernel.routes.get(subnet) === gw &&
+      mac !== undefined &&
+      kernel.neighs.get(gw) === mac &&
+      kernel.fdb.get(mac) === desired.fdb.get(mac);
+    if (!ok) out.push(subnet);
+  }
+  return out.sort();
+}
+
 export interface OverlayDiff {
   /** `ip -batch` lines (routes, neighbours): deletions first, then additions/replacements. */
   ip: string[];

@@ -1,9 +1,11 @@
 /**
  * The status keeper: what the agent tells the controller (applied version, apply error, refusals,
- * the datastore inventory when it changed or every tenth heartbeat), reported soon after a change
- * and every `statusIntervalSeconds` otherwise, retried with backoff; the controller's
- * reachability; and the agent's state as `/v1/state` and the readiness check show it.
+ * the overlay's health read back from the kernel, dry run, the datastore inventory when it changed
+ * or every tenth heartbeat), reported soon after a change and every `statusIntervalSeconds`
+ * otherwise, retried with backoff; the controller's reachability; and the agent's state as
+ * `/v1/state` and the readiness check show it.
  */
+import type { OverlayHealth } from '../api/status.js';
 import type { Refusal } from '../dataplane/admit.js';
 import { backoffDelay } from '../lib/backoff.js';
 import type { CellRuleSet } from '../model/types.js';
@@ -49,6 +51,8 @@ export interface StatusSources {
     readonly lease: OverlayLease | null;
     readonly leases: OverlayLease[];
     readonly subnetWritten: boolean;
+    /** The overlay read back from the kernel against the lease list (null: unreadable). */
+    health(): Promise<OverlayHealth | null>;
   };
   /** The hosted CNI executor's socket (null when none is hosted). */
   executorSocket(): string | null;
@@ -145,6 +149,10 @@ export class StatusKeeper {
     } catch (err) {
       this.ctx.log.warn({ err }, 'datastore unreadable; status without inventory');
     }
+    const overlay = await this.s.overlay.health().catch((err: unknown) => {
+      this.ctx.log.warn({ err }, 'overlay health unknown; status without it');
+      return null;
+    });
     const body = {
       appliedVersion: r.appliedVersion,
       appliedAt: r.lastApplyAt || Date.now(),
@@ -152,6 +160,8 @@ export class StatusKeeper {
       ...(r.lastApplyError ? { error: r.lastApplyError } : {}),
       ...(r.refused.length > 0 ? { refused: r.refused.slice(0, 10_000) } : {}),
       ...(items ? { containers: items.slice(0, 10_000) } : {}),
+      ...(overlay ? { overlay } : {}),
+      dryRun: this.ctx.dryRun,
     };
     await this.ctx.client.putStatus(body, this.ctx.signal);
     this.contact(true, 'status');

@@ -136,6 +136,11 @@ export interface DeviceInfo {
   addresses: string[];
 }
 
+/** Whether `ip`/`bridge` failed because the device does not exist. */
+export function deviceMissing(err: unknown): boolean {
+  return err instanceof CommandError && /does not exist|Cannot find device/i.test(err.stderr);
+}
+
 export class Vxlan {
   readonly dev: string;
   private readonly run: Runner;
@@ -154,9 +159,7 @@ export class Vxlan {
     try {
       links = await ipJson(this.run, ['-d', 'link', 'show', 'dev', this.dev]);
     } catch (err) {
-      if (err instanceof CommandError && /does not exist|Cannot find device/i.test(err.stderr)) {
-        return { exists: false, addresses: [] };
-      }
+      if (deviceMissing(err)) return { exists: false, addresses: [] };
       throw err;
     }
     const l = links[0];

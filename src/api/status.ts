@@ -1,6 +1,6 @@
 /**
- * `PUT /v1/cells/{cell}/status`: what the agent applied, its last error, its local containers and
- * what its dataplane refused. 200 `{inventoryChanged}`: true when the containers differ from the
+ * `PUT /v1/cells/{cell}/status`: what the agent applied, its last error, its local containers,
+ * what its dataplane refused, its overlay's health and whether it runs in dry-run. 200 `{inventoryChanged}`: true when the containers differ from the
  * stored inventory (the controller stores them and recomputes the cell).
  *
  * The containers are checked item by item by the controller (IngestGate.inventory: one bad entry is
@@ -16,6 +16,23 @@ export const StatusBody = z.object({
   /** How often the agent reports (s): the controller calls a cell silent for a few intervals stale. */
   statusIntervalSeconds: z.number().int().positive().max(86_400).optional(),
   containers: z.array(z.unknown()).max(10_000).optional(),
+  /** The agent runs in dry-run: it computes and logs but enforces nothing. */
+  dryRun: z.boolean().optional(),
+  /**
+   * Its overlay as read from its kernel for this report: the peer cells its lease list asks for,
+   * how many lack an entry (route, neighbour or FDB), whether it holds its own lease.
+   */
+  overlay: z
+    .object({
+      expectedPeers: z.number().int().nonnegative().max(1_000_000),
+      missingPeers: z.number().int().nonnegative().max(1_000_000),
+      leaseHeld: z.boolean(),
+    })
+    .refine((o) => o.missingPeers <= o.expectedPeers, {
+      message: 'missingPeers must not exceed expectedPeers',
+      path: ['missingPeers'],
+    })
+    .optional(),
   /** Containers the agent's dataplane refused (the rest of the rule set is applied). */
   refused: z
     .array(z.object({ handle: z.string().max(256), reason: z.string().max(4096) }))
@@ -32,6 +49,9 @@ export interface InventoryItem {
 
 /** The report an agent sends: StatusBody with its containers typed. */
 export type StatusReport = Omit<z.input<typeof StatusBody>, 'containers'> & { containers?: InventoryItem[] };
+
+/** The overlay's health in a status report. */
+export type OverlayHealth = NonNullable<z.output<typeof StatusBody>['overlay']>;
 
 export const StatusAnswer = z.object({ inventoryChanged: z.boolean() });
 export type StatusAnswer = z.infer<typeof StatusAnswer>;

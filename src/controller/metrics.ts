@@ -90,12 +90,25 @@ export function registerControllerMetrics(r: Registry, self: MetricsSources): Co
   gauge(
     r,
     METRICS.cellsConverged,
-    'Cells with a rule set per convergence state: converged, pending, lagging, stale, error, no-agent, no-rule-set (docs/operations.md, `cfnet cells`)',
+    'Cells with a rule set per convergence state: converged, pending, lagging, degraded, stale, error, no-agent, no-rule-set (docs/operations.md, `cfnet cells`)',
     ['state'],
     async function () {
       try {
         const counts = stateCounts(await convergenceNow());
         for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      } catch {
+        // ignore
+      }
+    },
+  );
+  gauge(
+    r,
+    METRICS.cellsDryRun,
+    'Cells whose agent last reported that it runs in dry-run: it computes and reports rule sets but enforces nothing (counted in their convergence state too)',
+    [],
+    async function () {
+      try {
+        this.set((await convergenceNow()).filter((c) => c.dryRun).length);
       } catch {
         // ignore
       }

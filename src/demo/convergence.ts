@@ -5,7 +5,7 @@
  * store in Redis (what the controller's dashboard and metrics read) plus each agent's own socket.
  * `ConvergenceTracker` keeps the history; view.ts renders it.
  */
-import type { CellState, PendingJob } from '../state/convergence.js';
+import { type CellState, overlaySummary, type PendingJob } from '../state/convergence.js';
 import type { RuleSetStore } from '../state/ruleset-store.js';
 
 export interface CellView {
@@ -16,6 +16,8 @@ export interface CellView {
   state: CellState;
   lagMs: number;
   error: string;
+  /** The overlay as the agent reported it (`2/3 peers`, `…, no lease`; '' when not reported). */
+  overlay?: string;
   /** From the agent itself (null when its socket did not answer). */
   agent: { subnet: string; containers: number; rssMb: number; controllerReachable: boolean } | null;
 }
@@ -85,6 +87,7 @@ export class ConvergenceTracker {
           state: r?.state ?? 'no-rule-set',
           lagMs: r?.lagMs ?? 0,
           error: r?.error ?? '',
+          overlay: r ? overlaySummary(r.overlay) : '',
           agent: await this.agentView(cellId),
         };
         await this.record(view);

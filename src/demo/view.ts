@@ -57,9 +57,10 @@ export function formatLag(ms: number): string {
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
 }
 
-/** The state word and, for an error, its first line apart (it is what gets cut). */
+/** The state word and, for an error, its first line apart (it is what gets cut); a degraded cell's overlay. */
 function stateParts(c: CellView): { word: string; detail: string } {
   if (c.state === 'error') return { word: 'error', detail: c.error.split('\n')[0] ?? '' };
+  if (c.state === 'degraded') return { word: 'degraded', detail: c.overlay ?? '' };
   return { word: c.state, detail: '' };
 }
 

@@ -18,6 +18,7 @@ export const METRICS = {
   rulesetVersion: 'cfnet_controller_ruleset_version',
   cellLag: 'cfnet_cell_lag_seconds',
   cellsConverged: 'cfnet_controller_cells_converged',
+  cellsDryRun: 'cfnet_controller_cells_dry_run',
   // controller: informers
   streamReconnects: 'cfnet_controller_stream_reconnects_total',
   pollErrors: 'cfnet_controller_poll_errors_total',

@@ -8,7 +8,7 @@ import { renderFull } from '../dataplane/render.js';
 import { ValidationError } from '../lib/errors.js';
 import { isHandle } from '../model/identifiers.js';
 import type { NameDirectory } from '../model/names.js';
-import type { CellRuleSet } from '../model/types.js';
+import type { CellContainer, CellRuleSet } from '../model/types.js';
 import { validateCellId } from '../state/keys.js';
 import type { AgentStatus, RuleSetStore, StoredMeta } from '../state/ruleset-store.js';
 import { NotFoundError } from './errors.js';
@@ -123,6 +123,36 @@ export async function loadRules(
     throw new NotFoundError('container', container, hint);
   }
   return { ruleSet: slice, meta, status, container };
+}
+
+/** A container's app, space and org by name (null when the controller holds no name for it). */
+export interface ContainerNames {
+  app: string | null;
+  space: string | null;
+  org: string | null;
+}
+
+/** A rule set as `cfnet rules --json` prints it: the stored one, each container with its names. */
+export type NamedRuleSet = Omit<CellRuleSet, 'containers'> & {
+  containers: Array<CellContainer & { names: ContainerNames }>;
+};
+
+/**
+ * The rule set with `names` added to each container (the names the summary tables print). Additive:
+ * every stored field stays as the agent pulls it, so tools reading the stored form keep working.
+ */
+export function withNames(rs: CellRuleSet, names: NameDirectory): NamedRuleSet {
+  return {
+    ...rs,
+    containers: rs.containers.map((c) => ({
+      ...c,
+      names: {
+        app: names.app(c.appGuid)?.name ?? null,
+        space: names.space(c.spaceGuid)?.name ?? null,
+        org: names.org(c.orgGuid)?.name ?? null,
+      },
+    })),
+  };
 }
 
 /** The nft script a full apply of the rule set runs (`table` as on the cell, default `cfnet`). */

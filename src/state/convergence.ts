@@ -7,6 +7,15 @@
  * by the rule-set write and report scripts), or from the creation of a reconcile job for the cell
  * that waits or runs (a change the controller has not written yet), whichever is older. A cell whose
  * agent is silent shows as `stale` whatever it last reported: what it enforces now is unknown.
+ * A cell whose agent reports its overlay incomplete (peer entries missing from its kernel, its own
+ * lease not held) is `degraded` whatever version it applied: rules in force do not make a cell
+ * reachable (the case this state exists for: after a loss of Redis, cells with broken overlay
+ * routes all said `converged`).
+ *
+ * Dry run is a flag (`dryRun`), not a state: it is how the agent was started, not how far it got,
+ * and a dry-run agent can itself be lagging, stale or in error; a state would hide those behind
+ * it (one state per cell). `cfnet cells` marks such cells and counts them; "converged" of a
+ * dry-run cell means it computed the desired rules, not that it enforces them.
  * `classify` is pure (the clock is an argument); `readConvergence` reads the facts from Redis.
  */
 import type { Redis } from 'ioredis';
@@ -19,12 +28,14 @@ export const CELL_STATES = {
   stale:
     'the agent has not reported for several of its report intervals: what it enforces is unknown, its lag keeps growing',
   error: 'the agent reported an error with its last apply',
+  degraded:
+    'the agent reported its overlay incomplete: peer cells whose route, neighbour or FDB entry is missing from its kernel, or its own subnet lease not held; its containers cannot reach every other cell, whatever version it applied',
   pending:
     'a reconcile job for the cell waits, is delayed or runs: a change is not written yet; lag counts from the job’s creation',
   lagging:
     'the agent reports an older version than the desired one; lag counts from when it first fell behind',
   converged:
-    'the agent recently reported the desired version without error, and no reconcile job for the cell waits',
+    'the agent recently reported the desired version without error and, when it reports it, a complete overlay; no reconcile job for the cell waits',
 } as const;
 
 export type CellState = keyof typeof CELL_STATES;
@@ -36,6 +47,29 @@ export const STALE_AFTER_INTERVALS = 3;
 
 /** The report interval assumed for an agent that did not say (the agent's `statusIntervalSeconds` default). */
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000;
+
+/**
+ * The overlay as the agent read it from its kernel with its last report: the peer cells its lease
+ * list asks for, how many of them lack an entry (route, neighbour or FDB), and whether it holds its
+ * own lease.
+ */
+export interface OverlayHealth {
+  expectedPeers: number;
+  missingPeers: number;
+  leaseHeld: boolean;
+}
+
+/** Whether an overlay report makes a cell degraded. */
+export function overlayBroken(o: OverlayHealth | null): boolean {
+  return o !== null && (o.missingPeers > 0 || !o.leaseHeld);
+}
+
+/** The overlay in a few words for tables: `2/3 peers` (present/expected), `no lease`. */
+export function overlaySummary(o: OverlayHealth | null): string {
+  if (o === null) return '';
+  const peers = `${o.expectedPeers - o.missingPeers}/${o.expectedPeers} peers`;
+  return o.leaseHeld ? peers : `${peers}, no lease`;
+}
 
 /** A reconcile job of a cell that has not finished: BullMQ's state and creation time (ms). */
 export interface PendingJob {
@@ -58,6 +92,10 @@ export interface CellFacts {
   /** The agent's report interval (ms, 0 = unknown). */
   intervalMs: number;
   error: string;
+  /** The overlay as last reported (null: the agent does not report it, or never reported). */
+  overlay: OverlayHealth | null;
+  /** The agent runs in dry-run: it computes and logs but enforces nothing. */
+  dryRun: boolean;
 }
 
 export interface CellConvergence extends Omit<CellFacts, 'reported' | 'intervalMs'> {
@@ -89,6 +127,7 @@ export function classify(f: CellFacts, job: PendingJob | undefined, now: number)
   else if (!f.reported) state = f.desired === 0 ? 'pending' : 'no-agent';
   else if (silentMs > staleAfter) state = 'stale';
   else if (f.error !== '') state = 'error';
+  else if (overlayBroken(f.overlay)) state = 'degraded';
   else if (job) state = 'pending';
   else if (behind) state = 'lagging';
   else state = 'converged';
@@ -130,7 +169,16 @@ export async function readConvergence(
     const pipe = redis.pipeline();
     for (const c of part) {
       pipe.hmget(keys.ruleSet(c), 'version', 'updatedAt', 'behindSince');
-      pipe.hmget(keys.status(c), 'appliedVersion', 'appliedAt', 'reportedAt', 'error', 'intervalMs');
+      pipe.hmget(
+        keys.status(c),
+        'appliedVersion',
+        'appliedAt',
+        'reportedAt',
+        'error',
+        'intervalMs',
+        'overlay',
+        'dryRun',
+      );
     }
     const res = (await pipe.exec()) ?? [];
     part.forEach((cellId, j) => {
@@ -139,7 +187,7 @@ export async function readConvergence(
       if (err1) throw err1;
       if (err2) throw err2;
       const [v, at, since] = (meta ?? []) as Array<string | null>;
-      const [av, aat, rat, error, interval] = (status ?? []) as Array<string | null>;
+      const [av, aat, rat, error, interval, overlay, dryRun] = (status ?? []) as Array<string | null>;
       const facts: CellFacts = {
         cellId,
         desired: Number(v ?? 0),
@@ -151,9 +199,23 @@ export async function readConvergence(
         reportedAt: Number(rat ?? 0),
         intervalMs: Number(interval ?? 0),
         error: error ?? '',
+        overlay: parseOverlayHealth(overlay),
+        dryRun: dryRun === '1',
       };
       out.push(classify(facts, opts.pending?.get(cellId), now));
     });
   }
   return out;
+}
+
+/** The stored form of an overlay report (`expected missing held`, '' when none). */
+export function encodeOverlayHealth(o: OverlayHealth | undefined): string {
+  return o ? `${o.expectedPeers} ${o.missingPeers} ${o.leaseHeld ? 1 : 0}` : '';
+}
+
+/** An overlay report as stored; null when absent or unreadable. */
+export function parseOverlayHealth(text: string | null | undefined): OverlayHealth | null {
+  const m = /^(\d+) (\d+) ([01])$/.exec(text ?? '');
+  if (!m) return null;
+  return { expectedPeers: Number(m[1]), missingPeers: Number(m[2]), leaseHeld: m[3] === '1' };
 }

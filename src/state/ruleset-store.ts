@@ -22,7 +22,14 @@ import { shortHash } from '../model/canonical.js';
 import { sortTags } from '../model/ruleset.js';
 import type { CellRuleSet, EgressRule, RuleSetPatch } from '../model/types.js';
 import { composeEntries, containerTexts, type LogEntry, makeLogEntry } from './compose.js';
-import { type CellConvergence, type ConvergenceOptions, readConvergence } from './convergence.js';
+import {
+  type CellConvergence,
+  type ConvergenceOptions,
+  encodeOverlayHealth,
+  type OverlayHealth,
+  parseOverlayHealth,
+  readConvergence,
+} from './convergence.js';
 import { MissingTagTableError, StaleWriteError } from './errors.js';
 import type { Keys } from './keys.js';
 import { defineStateScripts } from './scripts.js';
@@ -61,7 +68,13 @@ export interface AgentStatus {
   error: string;
   /** How often the agent reports (ms; 0 = not told): a cell silent for a few intervals is stale. */
   intervalMs?: number;
-  /** The agent runs in dry-run: it computes and logs but enforces nothing. */ dryRun?: boolean;
+  /** The agent runs in dry-run: it computes and logs but enforces nothing. */
+  dryRun?: boolean;
+  /**
+   * Its overlay as read from its kernel with the report (absent: an agent that does not report it):
+   * missing peer entries or a lease not held make the cell `degraded`.
+   */
+  overlay?: OverlayHealth;
 }
 
 /** Patches kept per cell: an agent further behind gets a snapshot (the controller's `rulesetLogLength`). */
@@ -248,7 +261,7 @@ interface ScriptRedis extends Redis {
   cfnetWriteRuleSet(...args: WriteArgs): Promise<[number, string]>;
   cfnetRaiseFloor(key: string, version: string): Promise<number>;
   cfnetReportStatus(
-    ...args: [string, string, string, string, string, string, string, string]
+    ...args: [string, string, string, string, string, string, string, string, string, string]
   ): Promise<number>;
 }
 
@@ -482,18 +495,23 @@ export class RuleSetStore {
       String(now),
       status.error,
       String(status.intervalMs ?? 0),
+      encodeOverlayHealth(status.overlay),
+      status.dryRun === undefined ? '' : status.dryRun ? '1' : '0',
     );
   }
 
   async status(cellId: string): Promise<AgentStatus | null> {
     const h = await this.redis.hgetall(this.keys.status(cellId));
     if (!h.appliedVersion) return null;
+    const overlay = parseOverlayHealth(h.overlay);
     return {
       appliedVersion: Number(h.appliedVersion),
       appliedAt: Number(h.appliedAt ?? 0),
       reportedAt: Number(h.reportedAt ?? 0),
       error: h.error ?? '',
       intervalMs: Number(h.intervalMs ?? 0),
+      ...(h.dryRun === '1' || h.dryRun === '0' ? { dryRun: h.dryRun === '1' } : {}),
+      ...(overlay ? { overlay } : {}),
     };
   }
 

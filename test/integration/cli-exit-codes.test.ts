@@ -191,7 +191,13 @@ describe('cfnet exit statuses: one table, every command', () => {
   });
 
   it('read commands print a table by default and JSON with --json', async () => {
+    const listed = await cfnetBin(['queue', 'list', '--limit', '1', '--json', ...ns()]);
+    const jobId = (JSON.parse(listed.stdout) as { id: string }[])[0]?.id;
+    assert.ok(jobId, `a reconcile job to show: ${listed.stderr}`);
     await check([
+      { args: () => ['queue', 'list', '--limit', '1', ...ns()], exit: EXIT.ok, stdout: /^ID\s+STATE\s+CELL/ },
+      { args: () => ['queue', 'show', jobId, ...ns()], exit: EXIT.ok, stdout: new RegExp(jobId) },
+      { args: () => ['queue', 'show', jobId, '--json', ...ns()], exit: EXIT.ok, stdout: /^\{\n/ },
       { args: () => ['cells', ...ns()], exit: EXIT.ok, stdout: /^CELL\s+DESIRED\s+APPLIED/ },
       { args: () => ['cells', '--json', ...ns()], exit: EXIT.ok, stdout: /^\[\n/ },
       { args: () => ['queue', 'counts', ...ns()], exit: EXIT.ok, stdout: /^STATE\s+COUNT/ },

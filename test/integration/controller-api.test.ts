@@ -261,6 +261,38 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
       refused: [{ handle: 'task-1', reason: 'containers[0].egress: no such entry in asgSets' }],
     });
     assert.equal(refused.status, 200);
+    // overlay health and dry run are stored with the report; an impossible overlay report is refused
+    const health = { expectedPeers: 4, missingPeers: 1, leaseHeld: true };
+    const withHealth = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
+      appliedVersion: 43,
+      overlay: health,
+      dryRun: true,
+    });
+    assert.equal(withHealth.status, 200);
+    const st = (await ctl.ruleSetStore.status('cell-1'))!;
+    assert.deepEqual([st.overlay, st.dryRun], [health, true]);
+    for (const overlay of [
+      { expectedPeers: 1, missingPeers: 2, leaseHeld: true },
+      { expectedPeers: -1, missingPeers: 0, leaseHeld: true },
+      { expectedPeers: 1, missingPeers: 0, leaseHeld: 'yes' },
+      { expectedPeers: 1, missingPeers: 0 },
+    ]) {
+      const bad = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
+        appliedVersion: 43,
+        overlay,
+      });
+      assert.equal(bad.status, 400, JSON.stringify(overlay));
+    }
+    const badDry = await call(url, 'PUT', '/v1/cells/cell-1/status', as(cell1), {
+      appliedVersion: 43,
+      dryRun: 'no',
+    });
+    assert.equal(badDry.status, 400);
+    assert.deepEqual(
+      (await ctl.ruleSetStore.status('cell-1'))!.overlay,
+      health,
+      'refused reports change nothing',
+    );
     const metrics = await (await fetch(`${ctl.operatorUrl}/metrics`)).text();
     assert.match(
       metrics,

@@ -7,7 +7,7 @@ import { ReconcileQueue } from '../../src/controller/reconcile/queue.js';
 import { sampleOf } from '../../src/ops/dashboard/history.js';
 import { takeSnapshot } from '../../src/ops/dashboard/snapshot.js';
 import { Journal } from '../../src/ops/journal.js';
-import type { AgentStatus, RuleSetStore } from '../../src/state/ruleset-store.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { openTestRedis, type TestRedis } from './controller-helpers.js';
 
 describe('dashboard snapshot', () => {
@@ -41,25 +41,15 @@ describe('dashboard snapshot', () => {
   });
 
   it('lists the cells whose agent reports dry-run, and labels the journal rows’ apps and spaces by name', async () => {
-    const status = (dryRun: boolean | undefined): AgentStatus => ({
-      appliedVersion: 1,
-      appliedAt: 1,
-      reportedAt: 1,
-      error: '',
-      ...(dryRun === undefined ? {} : { dryRun }),
-    });
-    const statuses: Record<string, AgentStatus | null> = {
-      'cell-a': status(true),
-      'cell-b': status(false),
-      'cell-c': null,
-    };
-    const store = { status: async (cell: string) => statuses[cell] ?? null } as unknown as RuleSetStore;
+    // what the agents reported: cell-a in dry-run, cell-b enforcing, cell-c never reported
+    const store = new RuleSetStore(t.redis, t.keys);
+    await store.reportStatus('cell-a', { appliedVersion: 1, appliedAt: 1, error: '', dryRun: true });
+    await store.reportStatus('cell-b', { appliedVersion: 1, appliedAt: 1, error: '', dryRun: false });
     const s = await takeSnapshot({
       redis: t.redis,
       keys: t.keys,
       queue: queue.queue,
       journal: new Journal(t.redis, t.keys),
-      store,
     });
     assert.deepEqual(s.dryRunCells, ['cell-a']);
     assert.deepEqual(s.labels, { 'a-web': 'acme/prod/web', s1: 'acme/prod' });

@@ -9,10 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { METRICS } from '../../src/lib/metrics.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
-import type { CellRuleSet } from '../../src/model/types.js';
 import type { CellConvergence } from '../../src/ops/cells.js';
 import type { C2CExplanation, EgressExplanation } from '../../src/ops/explain.js';
 import type { JobSummary, QueueCounts } from '../../src/ops/queue-admin.js';
+import type { NamedRuleSet } from '../../src/ops/rules.js';
 import { loadRedisWorld, type WorldContainer } from '../../src/ops/world-reader.js';
 import { Keys } from '../../src/state/keys.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
@@ -81,11 +81,28 @@ describe('cfnet cells / rules / explain', () => {
       assert.equal(c.applied, c.desired);
       assert.equal(c.lagMs, 0);
       assert.ok(c.reportedAt > 0);
+      // the agents run in dry-run and say so; their (in-memory) overlay is whole
+      assert.equal(c.dryRun, true, c.cellId);
+      // (an agent that started before the others may not have listed their leases yet)
+      assert.ok(c.overlay !== null && c.overlay.expectedPeers <= cells.length - 1, c.cellId);
+      assert.deepEqual([c.overlay.missingPeers, c.overlay.leaseHeld], [0, true], c.cellId);
     }
     const human = await cfnet(['cells', '--sort', 'lag'], { namespace: f.ns });
     assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /^CELL\s+DESIRED\s+APPLIED\s+LAG\s+STATE/m);
-    assert.match(human.stdout, new RegExp(`${cells.length} cells: ${cells.length} converged`));
+    assert.match(human.stdout, /^CELL\s+DESIRED\s+APPLIED\s+LAG\s+STATE\s+OVERLAY/m);
+    assert.match(
+      human.stdout,
+      new RegExp(
+        `${cells.length} cells: ${cells.length} converged; ${cells.length} in dry run \\(enforce nothing\\)`,
+      ),
+    );
+    for (const c of cells) {
+      assert.match(human.stdout, new RegExp(`^${c}\\s.*\\bconverged \\[dry run\\]\\s+(\\d+)/\\1 peers`, 'm'));
+    }
+    assert.equal(
+      (await f.controller.registry.getSingleMetric(METRICS.cellsDryRun)!.get()).values[0]?.value,
+      cells.length,
+    );
     const none = await cfnetJson<CellConvergence[]>(['cells', '--state', 'lagging,error'], f.ns);
     assert.deepEqual(none, []);
     const bad = await cfnet(['cells', '--state', 'sleepy'], { namespace: f.ns });
@@ -363,8 +380,10 @@ describe('cfnet cells / rules / explain', () => {
   it('rules: the stored rule set as a summary, JSON and nft; one container; errors', async () => {
     const c = dstContainers[0]!;
     const rs = (await store.get(c.cellId))!;
-    const json = await cfnetJson<CellRuleSet>(['rules', '--cell', c.cellId], f.ns);
-    assert.deepEqual(json, rs);
+    const json = await cfnetJson<NamedRuleSet>(['rules', '--cell', c.cellId], f.ns);
+    // the stored rule set, each container with its names added
+    assert.deepEqual({ ...json, containers: json.containers.map(({ names: _n, ...x }) => x) }, rs);
+    assert.ok(json.containers.every((x) => 'names' in x));
     const summary = await cfnet(['rules', '--cell', c.cellId], { namespace: f.ns });
     assert.equal(summary.code, 0, summary.stderr);
     assert.match(summary.stdout, new RegExp(`version ${rs.version} \\(stored `));
@@ -378,7 +397,7 @@ describe('cfnet cells / rules / explain', () => {
     assert.match(nft.stdout, /table inet cfnet_t/);
     assert.ok(nft.stdout.includes(c.ip), 'the container address is in the nft script');
 
-    const one = await cfnetJson<CellRuleSet>(['rules', '--cell', c.cellId, '--container', c.handle], f.ns);
+    const one = await cfnetJson<NamedRuleSet>(['rules', '--cell', c.cellId, '--container', c.handle], f.ns);
     assert.deepEqual(
       one.containers.map((x) => x.handle),
       [c.handle],

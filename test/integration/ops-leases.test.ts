@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { LeaseManager } from '../../src/state/lease-store.js';
+import { SingleIpLeases } from '../../src/state/single-ip-lease.js';
 import { openTestRedis, type TestRedis } from './controller-helpers.js';
 import { cfnet } from './ops-helpers.js';
 
@@ -25,7 +26,8 @@ describe('cfnet leases / publish state in cfnet cells', () => {
     await leases.release('cell-b');
     const human = await cfnet(['leases'], { namespace: t.keys.ns });
     assert.equal(human.code, 0, human.stderr);
-    assert.match(human.stdout, /cell-a\s+10\.255\.4\.0\/24\s+192\.0\.2\.1/);
+    assert.match(human.stdout, /^CELL\s+KIND\s+SUBNET\s+UNDERLAY/m);
+    assert.match(human.stdout, /cell-a\s+cell\s+10\.255\.4\.0\/24\s+192\.0\.2\.1/);
     assert.match(human.stdout, /recovering: the lease table was found empty/);
     assert.match(human.stdout, /released: cell-b 10\.255\.5\.0\/24/);
     const json = await cfnet(['leases', '--json'], { namespace: t.keys.ns });
@@ -35,6 +37,29 @@ describe('cfnet leases / publish state in cfnet cells', () => {
       ['cell-a'],
     );
     assert.ok(body.freshSubnetsFrom > Date.now());
+  });
+
+  it("a router's single-address lease is KIND router, a cell's KIND cell; --json keeps the stored kind", async () => {
+    const routers = new SingleIpLeases(t.redis, t.keys, { reserved: leases.reserved, ttlMs: 60_000 });
+    const r = await routers.acquire({ cellId: 'router-1', underlayIp: '192.0.2.9', tag: 7 });
+    const human = await cfnet(['leases'], { namespace: t.keys.ns });
+    assert.equal(human.code, 0, human.stderr);
+    assert.match(
+      human.stdout,
+      new RegExp(`^router-1\\s+router\\s+${r.subnet.replaceAll('.', '\\.')}\\s+192\\.0\\.2\\.9`, 'm'),
+    );
+    assert.match(human.stdout, /^cell-a\s+cell\s/m);
+    const body = JSON.parse((await cfnet(['leases', '--json'], { namespace: t.keys.ns })).stdout) as {
+      leases: { cellId: string; kind?: string }[];
+    };
+    assert.deepEqual(
+      body.leases.map((l) => [l.cellId, l.kind ?? null]),
+      [
+        ['cell-a', null],
+        ['router-1', 'single-ip'],
+      ],
+    );
+    await t.redis.hdel(t.keys.leases, 'router-1');
   });
 
   it('leases move marks the cell; an invalid cell id is exit 2', async () => {

@@ -9,8 +9,10 @@ import type { Redis } from 'ioredis';
 import { EXIT } from '../../src/lib/exit-codes.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import type { C2CExplanation } from '../../src/ops/explain.js';
+import type { NamedRuleSet } from '../../src/ops/rules.js';
 import { loadRedisWorld } from '../../src/ops/world-reader.js';
 import { Keys } from '../../src/state/keys.js';
+import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { cfnet, cfnetJson, type Foundation, REDIS_URL, startFoundation, waitUntil } from './ops-helpers.js';
 
 describe('cfnet explain by org/space/app name', () => {
@@ -149,6 +151,31 @@ describe('cfnet explain by org/space/app name', () => {
     const amb = await cfnet(['rules', '--cell', cell, '--app', 'nm-twin'], { namespace: f.ns });
     assert.equal(amb.code, EXIT.invalid);
     assert.match(amb.stderr, /ambiguous/);
+  });
+
+  it('rules --json carries the names beside the guids, every stored field kept', async () => {
+    const w = await loadRedisWorld(redis, keys);
+    const cell = w.containersOf(src)[0]!.cellId;
+    const stored = (await new RuleSetStore(redis, keys).get(cell))!;
+    const json = await cfnetJson<NamedRuleSet>(['rules', '--cell', cell], f.ns);
+    // without the added names, exactly the stored rule set
+    assert.deepEqual({ ...json, containers: json.containers.map(({ names: _n, ...c }) => c) }, stored);
+    const mine = json.containers.find((c) => c.appGuid === src)!;
+    assert.deepEqual(mine.names, { app: 'nm-src', space: srcSpace, org });
+    assert.equal(mine.spaceGuid, w.names.app(src)!.spaceGuid, 'the guids stay beside the names');
+    const twin = json.containers.find((c) => c.appGuid === twins[0]!.guid)!;
+    assert.deepEqual(twin.names, { app: 'nm-twin', space: twins[0]!.space, org });
+    // narrowed to an app, the same
+    const one = await cfnetJson<NamedRuleSet>(['rules', '--cell', cell, '--app', 'nm-src'], f.ns);
+    assert.deepEqual(
+      one.containers.map((c) => [c.appGuid, c.names.app]),
+      [[src, 'nm-src']],
+    );
+    // an app the controller has no name for: null names, the guids still there
+    const unnamed = await cfnetJson<NamedRuleSet>(['rules', '--cell', cell], f.ns).then((r) =>
+      r.containers.filter((c) => w.names.app(c.appGuid) === undefined),
+    );
+    for (const c of unnamed) assert.equal(c.names.app, null, c.handle);
   });
 
   it('events by app name: subjects name the app, --json entries carry a names map', async () => {

@@ -170,4 +170,69 @@ describe('cell convergence (real Redis)', () => {
     assert.equal((await cellAt('c3', clock)).state, 'converged');
     assert.equal(await lagMetric('c3'), 0);
   });
+
+  it('overlay health and dry run as the agent reports them: degraded in cells and the state metric, dry run counted, cleared by an older agent', async () => {
+    const v1 = await write('c4', ['a'], null);
+    const registry: Registry = createRegistry({ processMetrics: false });
+    let clock = Date.now();
+    registerControllerMetrics(registry, {
+      sources: [],
+      isLeader: () => true,
+      queue: () => queue,
+      store: () => store,
+      world: () => null,
+      clock: () => clock,
+    });
+    const metric = async (name: string, labels: Record<string, string> = {}) =>
+      (await registry.getSingleMetric(name)!.get()).values.find((v) =>
+        Object.entries(labels).every(([k, x]) => v.labels[k] === x),
+      )?.value;
+    const full = { appliedVersion: v1.version, appliedAt: Date.now(), error: '', intervalMs: 60_000 };
+    await store.reportStatus('c4', {
+      ...full,
+      dryRun: true,
+      overlay: { expectedPeers: 3, missingPeers: 1, leaseHeld: true },
+    });
+    assert.deepEqual(await store.status('c4'), {
+      ...full,
+      reportedAt: (await store.status('c4'))!.reportedAt,
+      dryRun: true,
+      overlay: { expectedPeers: 3, missingPeers: 1, leaseHeld: true },
+    });
+    let c = await cellAt('c4', Date.now());
+    assert.deepEqual(
+      [c.state, c.overlay, c.dryRun, c.lagMs],
+      ['degraded', { expectedPeers: 3, missingPeers: 1, leaseHeld: true }, true, 0],
+    );
+    assert.equal(await metric(METRICS.cellsConverged, { state: 'degraded' }), 1);
+    assert.equal(await metric(METRICS.cellsDryRun), 1);
+    assert.equal(
+      await metric(METRICS.cellLag, { cell: 'c4' }),
+      0,
+      'a degraded cell is not behind: its lag stays 0',
+    );
+
+    await store.reportStatus('c4', {
+      ...full,
+      dryRun: false,
+      overlay: { expectedPeers: 3, missingPeers: 0, leaseHeld: true },
+    });
+    c = await cellAt('c4', Date.now());
+    assert.deepEqual([c.state, c.dryRun], ['converged', false]);
+    clock += 2000; // past the metric's one-second cache
+    assert.equal(await metric(METRICS.cellsConverged, { state: 'degraded' }), 0);
+    assert.equal(await metric(METRICS.cellsDryRun), 0);
+
+    await store.reportStatus('c4', {
+      ...full,
+      overlay: { expectedPeers: 3, missingPeers: 0, leaseHeld: false },
+    });
+    assert.equal((await cellAt('c4', Date.now())).state, 'degraded', 'a lease not held degrades the cell');
+    // an agent that does not report overlay or dry run (an older one) leaves neither behind
+    await store.reportStatus('c4', full);
+    c = await cellAt('c4', Date.now());
+    assert.deepEqual([c.state, c.overlay, c.dryRun], ['converged', null, false]);
+    const st = (await store.status('c4'))!;
+    assert.equal('overlay' in st || 'dryRun' in st, false);
+  });
 });

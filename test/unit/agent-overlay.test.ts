@@ -6,10 +6,12 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { OverlayLease } from '../../src/agent/client.js';
 import {
+  cloneOverlay,
   desiredOverlay,
   diffOverlay,
   emptyOverlay,
   mergePeerLeases,
+  missingPeers,
   type OverlayState,
   parseFdb,
   parseNeighs,
@@ -119,6 +121,27 @@ describe('overlay', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('counts a peer missing when its route, neighbour or FDB entry is absent or wrong in the kernel', () => {
+    const own = { cellId: 'c1', subnet: '10.255.1.0/24', underlayIp: '198.51.100.1' };
+    const want = desiredOverlay([lease('c1', 1), lease('c2', 2), lease('c3', 3), lease('c4', 4)], own).state;
+    const kernel = () => cloneOverlay(want);
+    assert.deepEqual(missingPeers(want, kernel()), []);
+    assert.deepEqual(missingPeers(want, emptyOverlay()), ['10.255.2.0/24', '10.255.3.0/24', '10.255.4.0/24']);
+    const noRoute = kernel();
+    noRoute.routes.delete('10.255.3.0/24');
+    assert.deepEqual(missingPeers(want, noRoute), ['10.255.3.0/24']);
+    const noNeigh = kernel();
+    noNeigh.neighs.delete('10.255.2.0');
+    assert.deepEqual(missingPeers(want, noNeigh), ['10.255.2.0/24']);
+    const wrongFdb = kernel();
+    wrongFdb.fdb.set(vtepMacOf('10.255.4.0/24'), '198.51.100.99');
+    assert.deepEqual(missingPeers(want, wrongFdb), ['10.255.4.0/24']);
+    // entries the kernel has beyond the desired ones are drift, not missing peers
+    const extra = kernel();
+    extra.routes.set('10.255.9.0/24', '10.255.9.0');
+    assert.deepEqual(missingPeers(want, extra), []);
   });
 
   it('parses ip/bridge JSON (permanent neighbours only, remote FDB entries only)', () => {

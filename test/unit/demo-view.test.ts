@@ -115,6 +115,12 @@ describe('demo live view fitted to the width', () => {
     assert.equal(lines.at(-1), 'converged 1/5; write→enforced p50 35 ms, p99 400 ms');
   });
 
+  it('a degraded cell shows its overlay where an error shows its message', () => {
+    const c = cell({ cellId: 'cell-009', state: 'degraded', overlay: '1/2 peers' });
+    const lines = renderFrame({ at: T + 5000, cells: [c] }, new Map([['cell-009', history(seen)]]), 80);
+    assert.match(rowOf(lines, 'cell-009')!, /^cell-009\s+degraded\s+0ms\s+#3\/#3\s+1\/2 peers$/);
+  });
+
   it('at 200 columns: every column, versions with their time of day (UTC)', () => {
     const lines = renderFrame(snapshot, hist, 200);
     assert.match(

@@ -9,7 +9,10 @@ import {
   type CellFacts,
   classify,
   DEFAULT_REPORT_INTERVAL_MS,
+  encodeOverlayHealth,
+  overlaySummary,
   type PendingJob,
+  parseOverlayHealth,
   STALE_AFTER_INTERVALS,
   stateCounts,
 } from '../../src/state/convergence.js';
@@ -29,6 +32,8 @@ function facts(over: Partial<CellFacts> = {}): CellFacts {
     reportedAt: T - 1000,
     intervalMs: 2000,
     error: '',
+    overlay: { expectedPeers: 2, missingPeers: 0, leaseHeld: true },
+    dryRun: false,
     ...over,
   };
 }
@@ -51,6 +56,42 @@ describe('cell convergence states', () => {
     ['stale wins over an error', { reportedAt: T - 7000, error: 'nft: boom' }, undefined, 'stale', 0],
     ['an apply error', { error: 'nft: boom' }, undefined, 'error', 0],
     ['a job waits although applied = desired', {}, waiting, 'pending', 30_000],
+    [
+      'applied = desired but a peer route missing',
+      { overlay: { expectedPeers: 2, missingPeers: 1, leaseHeld: true } },
+      undefined,
+      'degraded',
+      0,
+    ],
+    [
+      'applied = desired, every peer present, but the lease not held',
+      { overlay: { expectedPeers: 2, missingPeers: 0, leaseHeld: false } },
+      undefined,
+      'degraded',
+      0,
+    ],
+    [
+      'degraded wins over a waiting job (a broken overlay does not heal by reconciling)',
+      { overlay: { expectedPeers: 2, missingPeers: 2, leaseHeld: true } },
+      waiting,
+      'degraded',
+      30_000,
+    ],
+    [
+      'an error wins over a broken overlay',
+      { error: 'nft: boom', overlay: { expectedPeers: 2, missingPeers: 2, leaseHeld: true } },
+      undefined,
+      'error',
+      0,
+    ],
+    ['an agent that does not report its overlay', { overlay: null }, undefined, 'converged', 0],
+    [
+      'no peers at all, lease held',
+      { overlay: { expectedPeers: 0, missingPeers: 0, leaseHeld: true } },
+      undefined,
+      'converged',
+      0,
+    ],
     [
       'behind since 10 s, although the newest version is 1 s old',
       { desired: T - 1000, desiredAt: T - 1000, behindSince: T - 10_000 },
@@ -98,6 +139,32 @@ describe('cell convergence states', () => {
     const limit = STALE_AFTER_INTERVALS * DEFAULT_REPORT_INTERVAL_MS;
     assert.equal(classify(facts({ intervalMs: 0, reportedAt: T - limit }), undefined, T).state, 'converged');
     assert.equal(classify(facts({ intervalMs: 0, reportedAt: T - limit - 1 }), undefined, T).state, 'stale');
+  });
+
+  it('dry run is a flag beside the state, not a state: a dry-run cell can be converged, lagging or stale', () => {
+    const dry = (over: Partial<CellFacts>) => classify(facts({ dryRun: true, ...over }), undefined, T);
+    assert.deepEqual([dry({}).state, dry({}).dryRun], ['converged', true]);
+    assert.equal(dry({ desired: T - 1000, desiredAt: T - 1000, behindSince: T - 5000 }).state, 'lagging');
+    assert.equal(dry({ reportedAt: T - 7000 }).state, 'stale');
+    assert.equal(classify(facts(), undefined, T).dryRun, false);
+  });
+
+  it('overlay reports round-trip through their stored form; anything else reads as not reported', () => {
+    for (const o of [
+      { expectedPeers: 0, missingPeers: 0, leaseHeld: true },
+      { expectedPeers: 2499, missingPeers: 7, leaseHeld: false },
+    ]) {
+      assert.deepEqual(parseOverlayHealth(encodeOverlayHealth(o)), o);
+    }
+    assert.equal(encodeOverlayHealth(undefined), '');
+    for (const bad of ['', null, undefined, '1 2', 'a b c', '1 2 3'])
+      assert.equal(parseOverlayHealth(bad), null);
+    assert.equal(overlaySummary({ expectedPeers: 3, missingPeers: 1, leaseHeld: true }), '2/3 peers');
+    assert.equal(
+      overlaySummary({ expectedPeers: 3, missingPeers: 0, leaseHeld: false }),
+      '3/3 peers, no lease',
+    );
+    assert.equal(overlaySummary(null), '');
   });
 
   it('counts every state, absent ones as 0', () => {

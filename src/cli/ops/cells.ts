@@ -1,13 +1,19 @@
 /**
- * `cfnet cells`: desired vs applied rule-set version, lag, state and last error per cell (states
- * and lag as src/state/convergence.ts defines them).
+ * `cfnet cells`: desired vs applied rule-set version, lag, state, overlay health and last error per
+ * cell (states and lag as src/state/convergence.ts defines them); `[dry run]` marks a cell whose
+ * agent enforces nothing.
  */
 import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
 import { ValidationError } from '../../lib/errors.js';
 import { exitHelp } from '../../lib/exit-codes.js';
 import { ago, formatDuration, table, truncate } from '../../ops/format.js';
-import { CELL_STATE_NAMES, CELL_STATES, type CellConvergence } from '../../state/convergence.js';
+import {
+  CELL_STATE_NAMES,
+  CELL_STATES,
+  type CellConvergence,
+  overlaySummary,
+} from '../../state/convergence.js';
 import {
   type ConnFlags,
   connectionOptions,
@@ -26,7 +32,8 @@ function cellRows(cells: readonly CellConvergence[], now: number) {
     desired: c.desired || '',
     applied: c.applied || '',
     lag: c.lagMs > 0 ? formatDuration(c.lagMs) : '0',
-    state: c.job ? `${c.state} (job ${c.job.state})` : c.state,
+    state: `${c.job ? `${c.state} (job ${c.job.state})` : c.state}${c.dryRun ? ' [dry run]' : ''}`,
+    overlay: overlaySummary(c.overlay),
     reported: ago(c.reportedAt, now),
     error: truncate(c.error, 80),
   }));
@@ -54,21 +61,28 @@ export function registerCells(program: Command, io: OpsIo): void {
   const cmd = program
     .command('cells')
     .description(
-      'per cell: desired rule-set version (stored by the controller) vs the version its agent applied, lag, state, last report and error',
+      'per cell: desired rule-set version (stored by the controller) vs the version its agent applied, lag, state, overlay health, last report and error',
     )
     .addOption(
       new Option('--sort <key>', 'order of the rows').choices(['cell', 'lag', 'state']).default('cell'),
     )
     .option('--state <states>', `only cells in these states: ${CELL_STATE_NAMES.join(', ')}`);
-  helpFooter(jsonOption(connectionOptions(cmd), 'the cells').addHelpText('after', `\n${statesHelp()}`), {
-    examples: [
-      'cfnet cells                         # every cell, by id',
-      'cfnet cells --sort lag              # the slowest first',
-      'cfnet cells --state lagging,error   # only the cells that need a look',
-      'cfnet cells --json | jq ".[].cellId"',
-    ],
-    exit: exitHelp(),
-  }).action(
+  helpFooter(
+    jsonOption(connectionOptions(cmd), 'the cells').addHelpText(
+      'after',
+      `\n${statesHelp()}\n\nOVERLAY: peer cells whose overlay entries the agent holds / those its lease list\nasks for; "no lease" when it does not hold its own.\n[dry run]: the agent computes but enforces nothing (--json: dryRun).`,
+    ),
+    {
+      examples: [
+        'cfnet cells                         # every cell, by id',
+        'cfnet cells --sort lag              # the slowest first',
+        'cfnet cells --state lagging,error,degraded   # only the cells that need a look',
+        'cfnet cells --json | jq ".[].cellId"',
+        'cfnet cells --json | jq ".[] | select(.dryRun) | .cellId"',
+      ],
+      exit: exitHelp(),
+    },
+  ).action(
     run(io, 'cells', async (o: ConnFlags & JsonFlag & { sort: string; state?: string }) => {
       const { cellConvergence, byLag, stateCounts, publishState, publishWarning } = await import(
         '../../ops/cells.js'
@@ -92,14 +106,15 @@ export function registerCells(program: Command, io: OpsIo): void {
       if (o.sort === 'state')
         cells = [...cells].sort((a, b) => a.state.localeCompare(b.state) || a.cellId.localeCompare(b.cellId));
       if (o.json) return printJson(io, cells);
-      const counts = Object.entries(stateCounts(cells))
+      const dry = cells.filter((c) => c.dryRun).length;
+      const counts = `${Object.entries(stateCounts(cells))
         .filter(([, n]) => n > 0)
         .map(([s, n]) => `${n} ${s}`)
-        .join(', ');
+        .join(', ')}${dry > 0 ? `; ${dry} in dry run (enforce nothing)` : ''}`;
       io.stdout(
         cells.length === 0
           ? 'no cells known in this namespace (is the controller running, is --redis-namespace right?)\n'
-          : `${table(cellRows(cells, now), ['cell', 'desired', 'applied', 'lag', 'state', 'reported', 'error'])}\n${cells.length} cells: ${counts}\n`,
+          : `${table(cellRows(cells, now), ['cell', 'desired', 'applied', 'lag', 'state', 'overlay', 'reported', 'error'])}\n${cells.length} cells: ${counts}\n`,
       );
     }),
   );

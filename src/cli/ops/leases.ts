@@ -23,7 +23,7 @@ export function registerLeases(program: Command, io: OpsIo): void {
   const cmd = program
     .command('leases')
     .description(
-      "overlay subnet leases: each cell's subnet, underlay address, last renewal and expiry; the recovery window after the lease table was lost; recent releases",
+      "overlay subnet leases: each cell's subnet (KIND cell) or router's single address (KIND router), underlay address, last renewal and expiry; the recovery window after the lease table was lost; recent releases",
     );
   helpFooter(jsonOption(connectionOptions(cmd), 'the leases'), {
     examples: [
@@ -35,6 +35,7 @@ export function registerLeases(program: Command, io: OpsIo): void {
   }).action(
     run(io, 'leases', async (o: ConnFlags & JsonFlag) => {
       const { LeaseManager } = await import('../../state/lease-store.js');
+      const { SINGLE_IP_KIND } = await import('../../state/single-ip-lease.js');
       const now = Date.now();
       const { leases, released, opensAt } = await withContext(io, o, async (ctx) => {
         const m = new LeaseManager(ctx.redis, ctx.keys);
@@ -48,6 +49,8 @@ export function registerLeases(program: Command, io: OpsIo): void {
       if (o.json) return printJson(io, { leases, released, freshSubnetsFrom: opensAt });
       const rows = leases.map((l) => ({
         cell: l.cellId,
+        // a router (`cfnet agent --router`) holds one address of the reserved first subnet
+        kind: l.kind === SINGLE_IP_KIND ? 'router' : 'cell',
         subnet: l.subnet,
         underlay: l.underlayIp,
         renewed: ago(l.renewedAt, now),
@@ -56,7 +59,7 @@ export function registerLeases(program: Command, io: OpsIo): void {
       const lines = [
         leases.length === 0
           ? 'no leases in this namespace'
-          : table(rows, ['cell', 'subnet', 'underlay', 'renewed', 'expires']),
+          : table(rows, ['cell', 'kind', 'subnet', 'underlay', 'renewed', 'expires']),
       ];
       if (opensAt !== null && opensAt > now) {
         lines.push(

@@ -1,5 +1,6 @@
 /**
  * `cfnet rules`: a cell's stored rule set (or one container's part) as a summary, JSON or nft text.
+ * Both the summary and the JSON name each container's app, space and org.
  */
 import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
@@ -21,7 +22,10 @@ export function registerRules(program: Command, io: OpsIo): void {
     .option('--org <org>', 'org of the --app app (name or guid)')
     .option('--guids', 'show app and space guids instead of org/space/app names')
     .addOption(
-      new Option('--format <format>', 'summary tables, the stored JSON, or the nft script a full apply runs')
+      new Option(
+        '--format <format>',
+        'summary tables, the stored JSON (each container with its app, space and org names added as `names`), or the nft script a full apply runs',
+      )
         .choices(['summary', 'json', 'nft'])
         .default('summary'),
     )
@@ -34,7 +38,8 @@ export function registerRules(program: Command, io: OpsIo): void {
       'cfnet rules --cell cell-7 --container <handle>  # one container',
       'cfnet rules --cell cell-7 --app web --space prod # one app',
       'cfnet rules --cell cell-7 --nft                 # the nft script',
-      'cfnet rules --cell cell-7 --json                # the stored rule set',
+      'cfnet rules --cell cell-7 --json                # stored rule set + names',
+      'cfnet rules --cell cell-7 --json | jq ".containers[] | {handle, ip, names}"',
     ],
     exit: exitHelp(),
   }).action(
@@ -60,7 +65,7 @@ export function registerRules(program: Command, io: OpsIo): void {
         const format = o.json ? 'json' : o.nft ? 'nft' : o.format;
         if ((o.space !== undefined || o.org !== undefined) && o.app === undefined)
           throw new ValidationError('app', undefined, '--space and --org narrow --app');
-        const { loadRules, nftText } = await import('../../ops/rules.js');
+        const { loadRules, nftText, withNames } = await import('../../ops/rules.js');
         const { loadNames } = await import('../../ops/world-reader.js');
         const { r, names } = await withContext(io, o, async (ctx) => {
           const names = await loadNames(ctx.redis, ctx.keys);
@@ -77,7 +82,7 @@ export function registerRules(program: Command, io: OpsIo): void {
           );
           return { r, names };
         });
-        if (format === 'json') return printJson(io, r.ruleSet);
+        if (format === 'json') return printJson(io, withNames(r.ruleSet, names));
         if (format === 'nft') {
           io.stdout(nftText(r.ruleSet, o.table));
           return;

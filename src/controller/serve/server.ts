@@ -323,6 +323,8 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
       appliedAt: b.appliedAt ?? Date.now(),
       error: b.error ?? '',
       intervalMs: (b.statusIntervalSeconds ?? 0) * 1000,
+      ...(b.dryRun !== undefined ? { dryRun: b.dryRun } : {}),
+      ...(b.overlay ? { overlay: b.overlay } : {}),
     };
     await deps.store.reportStatus(cell, status);
     deps.onStatus?.(cell, status);

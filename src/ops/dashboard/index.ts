@@ -167,7 +167,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
   const snapshot = (): Promise<DashboardSnapshot> => {
     const now = Date.now();
     if (!cached || now - cached.at >= intervalMs / 2) {
-      const value = takeSnapshot({ redis, keys, queue: deps.queue, journal, store }, now);
+      const value = takeSnapshot({ redis, keys, queue: deps.queue, journal }, now);
       value.catch(() => {
         cached = null;
       });
@@ -186,7 +186,7 @@ export async function registerDashboard(app: FastifyInstance, deps: DashboardDep
     void (
       cached && Date.now() - cached.at < intervalMs / 2
         ? cached.value
-        : takeSnapshot({ redis, keys, queue: deps.queue, journal, store })
+        : takeSnapshot({ redis, keys, queue: deps.queue, journal })
     ).then(
       (s) => history.add(sampleOf(s)),
       (err: unknown) => deps.logger.warn({ err }, 'dashboard history sample failed'),

@@ -29,7 +29,7 @@ th { color: var(--muted); font-weight:600; font-size:.8rem; text-transform:upper
 .count b { display:block; font-size:1.2rem; }
 .state-converged, .state-completed { color: var(--ok); }
 .state-lagging, .state-pending, .state-no-agent, .state-active, .state-waiting { color: var(--warn); }
-.state-error, .state-stale, .state-failed { color: var(--bad); }
+.state-error, .state-stale, .state-degraded, .state-failed { color: var(--bad); }
 .bar { background:#4a78b5; height:.8rem; display:inline-block; vertical-align:middle; }
 .muted { color: var(--muted); }
 #live.ok { color: var(--ok); } #live.down { color: var(--bad); }

@@ -9,7 +9,6 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { ReconcileJobData } from '../../controller/reconcile/queue.js';
 import type { Keys } from '../../state/keys.js';
-import type { RuleSetStore } from '../../state/ruleset-store.js';
 import {
   byLag,
   CELL_STATES,
@@ -55,7 +54,6 @@ export interface SnapshotSource {
   keys: Keys;
   queue: Queue<ReconcileJobData>;
   journal: Journal;
-  store: RuleSetStore;
   /** Completed jobs the latency distribution is computed from (default 300). */
   latencySample?: number;
 }
@@ -75,8 +73,8 @@ export async function takeSnapshot(src: SnapshotSource, now = Date.now()): Promi
     src.journal.read({ types: ['rejected'] }, 20),
     loadNames(src.redis, src.keys),
   ]);
-  const statuses = await Promise.all(cells.map((c) => src.store.status(c.cellId)));
-  const dryRunCells = cells.filter((_, i) => statuses[i]?.dryRun === true).map((c) => c.cellId);
+  // the convergence rows carry each cell's last report, dry run included (no second read per cell)
+  const dryRunCells = cells.filter((c) => c.dryRun).map((c) => c.cellId);
   const finished = completed.filter((j) => !!j);
   const latency = reconcileLatency(
     finished.map((j) => ({
