@@ -58,6 +58,18 @@ export function isoTime(ms: number | undefined | null): string {
   return ms ? new Date(ms).toISOString() : '';
 }
 
+/**
+ * A rule-set version as people read it. A version is the Redis time (ms) of its write
+ * (src/state/lua/ruleset-write.lua), a 13-digit number no one reads: tables show its time, UTC,
+ * to the millisecond — `18:00:13.243Z` within a day of `now`, `2026-12-06 18:00:13.243Z` before.
+ * Two versions of one cell compare as their times do. `-` for none (0); JSON keeps the number.
+ */
+export function versionText(version: number | undefined | null, now = Date.now()): string {
+  if (!version) return '-';
+  const iso = new Date(version).toISOString();
+  return Math.abs(now - version) < 86_400_000 ? iso.slice(11) : iso.replace('T', ' ');
+}
+
 /** Epoch ms → `12s ago`, '' for 0 / undefined. */
 export function ago(ms: number | undefined | null, now = Date.now()): string {
   return ms ? `${formatDuration(Math.max(0, now - ms))} ago` : '';

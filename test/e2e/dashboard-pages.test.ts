@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { REFUSED_LABELS } from '../../src/ops/dashboard/bull-board-limits.js';
+import { versionText } from '../../src/ops/format.js';
 import { loadRedisWorld } from '../../src/ops/world-reader.js';
 import { CELL_STATE_NAMES, type CellState } from '../../src/state/convergence.js';
 import { Keys } from '../../src/state/keys.js';
@@ -143,12 +144,16 @@ describe('dashboard pages, clicked through in a headless browser', {
       (c) => c.cellId === apiCell,
     )!;
     assert.equal(
-      Number(await page.textContent('#cell-desired')),
+      Number(await page.getAttribute('#cell-desired', 'title')),
       row.desired,
       'the desired version cfnet cells shows',
     );
+    assert.equal(await page.textContent('#cell-desired'), versionText(row.desired), 'shown as its time');
     assert.ok((await page.locator('#desired tbody tr').count()) >= 1, 'desired version history');
-    await page.locator('#applied tbody tr td', { hasText: /^\d+$/ }).first().waitFor({ state: 'attached' });
+    await page
+      .locator('#applied tbody tr td', { hasText: /^\d\d:\d\d:\d\d\.\d{3}Z$/ })
+      .first()
+      .waitFor({ state: 'attached' });
     assert.equal(await page.textContent('#errors tbody td.empty'), 'none', 'no errors: the table says none');
   });
 

@@ -7,7 +7,7 @@ import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
 import { ValidationError } from '../../lib/errors.js';
 import { exitHelp } from '../../lib/exit-codes.js';
-import { ago, formatDuration, table, truncate } from '../../ops/format.js';
+import { ago, formatDuration, table, truncate, versionText } from '../../ops/format.js';
 import {
   CELL_STATE_NAMES,
   CELL_STATES,
@@ -29,8 +29,8 @@ import {
 function cellRows(cells: readonly CellConvergence[], now: number) {
   return cells.map((c) => ({
     cell: c.cellId,
-    desired: c.desired || '',
-    applied: c.applied || '',
+    desired: versionText(c.desired, now),
+    applied: versionText(c.applied, now),
     lag: c.lagMs > 0 ? formatDuration(c.lagMs) : '0',
     state: `${c.job ? `${c.state} (job ${c.job.state})` : c.state}${c.dryRun ? ' [dry run]' : ''}`,
     overlay: overlaySummary(c.overlay),

@@ -9,7 +9,7 @@ import { helpFooter } from '../../lib/command.js';
 import { EXIT, exitHelp } from '../../lib/exit-codes.js';
 import type { Explanation } from '../../ops/explain.js';
 import { appText, verdictLine } from '../../ops/explain-named.js';
-import { table } from '../../ops/format.js';
+import { table, versionText } from '../../ops/format.js';
 import {
   type ConnFlags,
   connectionOptions,
@@ -80,8 +80,8 @@ function printExplanation(io: OpsIo, x: Explanation, guids: boolean): void {
             cell: c.cellId,
             role: c.role,
             containers: c.containers.length,
-            stored: c.storedVersion || '',
-            applied: c.appliedVersion || '',
+            stored: versionText(c.storedVersion),
+            applied: versionText(c.appliedVersion),
             rules: c.agrees ? 'agree' : 'DISAGREE',
             enforced: c.enforced ? 'yes' : c.storedVersion ? 'pending' : 'no',
             detail: c.detail,

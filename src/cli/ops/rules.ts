@@ -6,7 +6,7 @@ import { type Command, Option } from 'commander';
 import { helpFooter } from '../../lib/command.js';
 import { ValidationError } from '../../lib/errors.js';
 import { exitHelp } from '../../lib/exit-codes.js';
-import { isoTime, table } from '../../ops/format.js';
+import { isoTime, table, versionText } from '../../ops/format.js';
 import { type ConnFlags, connectionOptions, type OpsIo, printJson, run, withContext } from './common.js';
 
 export function registerRules(program: Command, io: OpsIo): void {
@@ -93,8 +93,8 @@ export function registerRules(program: Command, io: OpsIo): void {
           `cell ${rs.cellId}${r.container ? `, container ${r.container}` : ''}${
             r.app ? `, app ${o.guids ? r.app : names.appLabel(r.app)}` : ''
           }`,
-          `version ${rs.version} (stored ${isoTime(r.meta.updatedAt)}, hash ${r.meta.hash})`,
-          `agent applied ${applied || 'nothing reported'}${
+          `version ${versionText(rs.version)} (${rs.version}; stored ${isoTime(r.meta.updatedAt)}, hash ${r.meta.hash})`,
+          `agent applied ${applied ? versionText(applied) : 'nothing reported'}${
             applied === rs.version ? ' (converged)' : applied ? ' (behind)' : ''
           }${r.status?.error ? `, error: ${r.status.error}` : ''}`,
         ];

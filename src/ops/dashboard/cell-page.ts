@@ -5,7 +5,7 @@
  */
 import type { CellDetail } from '../cell-detail.js';
 import { CELL_STATES } from '../cells.js';
-import { ago, formatDuration, isoTime } from '../format.js';
+import { ago, formatDuration, isoTime, versionText } from '../format.js';
 import { html, page, type Raw } from './layout.js';
 
 function table(id: string, head: readonly string[], rows: Raw[]): Raw {
@@ -24,8 +24,8 @@ export function cellPage(d: CellDetail, now: number, dryRunCells: readonly strin
 <section class="wide" id="convergence"><h2>Convergence</h2>
   <p><span id="cell-state" class="state-${c.state}" title="${CELL_STATES[c.state]}">${c.state}${c.job ? ` (job ${c.job.state})` : ''}</span>
   · lag <span id="cell-lag">${lag}</span>
-  · desired <span id="cell-desired">${c.desired || '-'}</span> (${c.desiredAt ? isoTime(c.desiredAt) : 'none stored'})
-  · applied <span id="cell-applied">${c.applied || '-'}</span>
+  · desired <span id="cell-desired" title="${c.desired}">${versionText(c.desired)}</span>
+  · applied <span id="cell-applied" title="${c.applied}">${versionText(c.applied)}</span>
   · reported ${ago(c.reportedAt, now)}${d.status?.dryRun ? ' · agent in dry-run' : ''}</p>
   <p class="muted">${CELL_STATES[c.state]}</p></section>
 <section class="wide"><h2>Containers by app</h2>${table(
@@ -74,10 +74,10 @@ export function cellPage(d: CellDetail, now: number, dryRunCells: readonly strin
   )}</section>
 <section><h2>Desired versions <span class="muted">(the patch log)</span></h2>${table(
     'desired',
-    ['version', 'written', 'from', 'change'],
+    ['version (written)', 'from', 'change'],
     d.history.desired.map(
       (v) =>
-        html`<tr><td>${v.to}</td><td>${isoTime(v.to)}</td><td>${v.from}</td><td class="reason">${v.change}</td></tr>`,
+        html`<tr><td title="${v.to}">${versionText(v.to)}</td><td title="${v.from}">${versionText(v.from)}</td><td class="reason">${v.change}</td></tr>`,
     ),
   )}</section>
 <section><h2>Applied versions <span class="muted">(agent reports)</span></h2>${table(
@@ -85,7 +85,7 @@ export function cellPage(d: CellDetail, now: number, dryRunCells: readonly strin
     ['reported', 'applied', 'error'],
     d.history.applied.map(
       (r) =>
-        html`<tr><td>${isoTime(r.at)}</td><td>${r.appliedVersion || '-'}</td><td class="reason error">${r.error || '-'}</td></tr>`,
+        html`<tr><td>${isoTime(r.at)}</td><td>${versionText(r.appliedVersion)}</td><td class="reason error">${r.error || '-'}</td></tr>`,
     ),
   )}</section>
 <section class="wide"><h2>Last errors</h2>${table(
@@ -100,7 +100,7 @@ export function cellPage(d: CellDetail, now: number, dryRunCells: readonly strin
   return page({
     title: `cell ${d.cellId}`,
     active: 'cell',
-    subtitle: html`rule set ${d.meta ? `version ${d.meta.version}, hash ${d.meta.hash}` : 'none stored'} · <a href="/dashboard/api/cells/${encodeURIComponent(d.cellId)}">JSON</a>`,
+    subtitle: html`rule set ${d.meta ? `version ${versionText(d.meta.version)}, hash ${d.meta.hash}` : 'none stored'} · <a href="/dashboard/api/cells/${encodeURIComponent(d.cellId)}">JSON</a>`,
     dryRunCells,
     body,
   });

@@ -8,6 +8,7 @@
 import { CfnetError, errorMessage } from '../../lib/errors.js';
 import type { Explanation } from '../explain.js';
 import { appText, type NamedExplainQuery, verdictLine } from '../explain-named.js';
+import { versionText } from '../format.js';
 import { html, page, type Raw } from './layout.js';
 
 /** The form's fields (query parameters) and the CLI option each stands for. */
@@ -89,7 +90,7 @@ function enforcement(x: Explanation): Raw {
       ? html`<tr><td class="muted empty" colspan="8">none</td></tr>`
       : x.cells.map(
           (c) =>
-            html`<tr><td><a href="/dashboard/cells/${encodeURIComponent(c.cellId)}">${c.cellId}</a></td><td>${c.role}</td><td>${c.containers.length}</td><td>${c.storedVersion || '-'}</td><td>${c.appliedVersion || '-'}</td><td>${c.agrees ? 'agree' : 'DISAGREE'}</td><td>${c.enforced ? 'yes' : c.storedVersion ? 'pending' : 'no'}</td><td class="reason">${c.detail}</td></tr>`,
+            html`<tr><td><a href="/dashboard/cells/${encodeURIComponent(c.cellId)}">${c.cellId}</a></td><td>${c.role}</td><td>${c.containers.length}</td><td>${versionText(c.storedVersion)}</td><td>${versionText(c.appliedVersion)}</td><td>${c.agrees ? 'agree' : 'DISAGREE'}</td><td>${c.enforced ? 'yes' : c.storedVersion ? 'pending' : 'no'}</td><td class="reason">${c.detail}</td></tr>`,
         )
   }</tbody></table>${
     x.consistent

@@ -107,6 +107,12 @@ export const SCRIPT = `'use strict';
   }
   function time(ms) { return ms ? new Date(ms).toLocaleTimeString() : '-'; }
   function ago(ms, now) { return ms ? dur(Math.max(0, now - ms)) + ' ago' : '-'; }
+  // a rule-set version is its write time (ms): shown as versionText (ops/format.ts) shows it
+  function ver(v, now) {
+    if (!v) return '-';
+    var iso = new Date(v).toISOString();
+    return Math.abs(now - v) < 86400000 ? iso.slice(11) : iso.replace('T', ' ');
+  }
   function cell(tr, text, cls) {
     var td = document.createElement('td');
     td.textContent = text === undefined || text === null || text === '' ? '-' : String(text);
@@ -195,7 +201,7 @@ export const SCRIPT = `'use strict';
       .map(function (k) { return s.states[k] + ' ' + k; }).join(', ');
     fill('cells', s.cells, function (tr, c) {
       tr.dataset.cell = c.cellId;
-      cellLink(tr, c.cellId); cell(tr, c.desired); cell(tr, c.applied);
+      cellLink(tr, c.cellId); cell(tr, ver(c.desired, s.at)); cell(tr, ver(c.applied, s.at));
       cell(tr, c.lagMs > 0 ? dur(c.lagMs) : '0'); cell(tr, c.state, 'state-' + c.state);
       tr.lastChild.title = s.stateMeanings[c.state] || '';
       cell(tr, ago(c.reportedAt, s.at)); cell(tr, c.error, 'reason');
