@@ -418,7 +418,10 @@ const hasLoggedRule = (rules: EgressRule[]) => Array.isArray(rules) && rules.som
  */
 interface MemoEntry {
   part: ContainerPart;
+  /** The container's own fields and whether its rules log (JSON). */
   sig: string;
+  /** The config's JSON (compared apart: concatenating it per container made garbage). */
+  configKey: string;
 }
 const partMemo = new WeakMap<CellContainer, MemoEntry>();
 
@@ -432,14 +435,14 @@ function containerPartMemo(
   if (!c || typeof c !== 'object') return containerPart(c, rules, config, field); // throws
   let sig: string;
   try {
-    sig = `${JSON.stringify([c.ip, c.handle, c.workload, c.egress, c.tag, c.netIn])}\n${hasLoggedRule(rules)}\n${configKey}`;
+    sig = JSON.stringify([c.ip, c.handle, c.workload, c.egress, c.tag, c.netIn, hasLoggedRule(rules)]);
   } catch {
     return containerPart(c, rules, config, field); // not JSON (never from the wire): no memo
   }
   const hit = partMemo.get(c);
-  if (hit?.sig === sig) return hit.part;
+  if (hit && hit.sig === sig && hit.configKey === configKey) return hit.part;
   const part = containerPart(c, rules, config, field);
-  partMemo.set(c, { part, sig });
+  partMemo.set(c, { part, sig, configKey });
   return part;
 }
 
