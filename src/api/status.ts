@@ -6,7 +6,9 @@
  * The containers are checked item by item by the controller (IngestGate.inventory: one bad entry is
  * left out by itself and counted), so the body schema takes them as an array of anything.
  */
+
 import { z } from 'zod';
+import type { OverlayHealth } from '../model/types.js';
 
 export const StatusBody = z.object({
   appliedVersion: z.number().int().nonnegative(),
@@ -50,8 +52,8 @@ export interface InventoryItem {
 /** The report an agent sends: StatusBody with its containers typed. */
 export type StatusReport = Omit<z.input<typeof StatusBody>, 'containers'> & { containers?: InventoryItem[] };
 
-/** The overlay's health in a status report. */
-export type OverlayHealth = NonNullable<z.output<typeof StatusBody>['overlay']>;
+/** The overlay's health in a status report (the shape convergence reads; model/types.ts). */
+export type { OverlayHealth };
 
 export const StatusAnswer = z.object({ inventoryChanged: z.boolean() });
 export type StatusAnswer = z.infer<typeof StatusAnswer>;

@@ -62,6 +62,17 @@ export interface C2CPolicy {
 /** What kind of container: CF's `network.properties.container_workload`. */
 export type Workload = 'app' | 'task' | 'staging';
 
+/**
+ * A cell's overlay as its agent read it from its kernel for a status report: the peer cells its
+ * lease list asks for, how many of them lack an entry (route, neighbour or FDB), and whether it
+ * holds its own lease. The agent sends it (api/status.ts), the store keeps it, convergence reads it.
+ */
+export interface OverlayHealth {
+  expectedPeers: number;
+  missingPeers: number;
+  leaseHeld: boolean;
+}
+
 /** NetIn: host port on the cell DNATed to a container port (TCP, as Garden's NetIn). */
 export interface NetInMapping {
   hostPort: number;

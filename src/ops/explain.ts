@@ -447,31 +447,27 @@ async function explainEgress(
     const rs = cr?.rs;
     let mismatch = 0;
     for (const c of list) {
-      if (!addressed(c)) {
+      // a container the rule set cannot decide for: no address yet, or no rules for it
+      const undecided = (by: EgressDecision['by']): EgressDecision => {
         const { matched: _none, ...none } = NO_RULES;
-        decisions.push({
+        return {
           cellId,
           handle: c.handle,
           workload: c.workload,
           ...none,
-          by: NOT_YET_ADDRESSED,
+          by,
           rules: [],
           fromCurrentAsgs: false,
-        });
+        };
+      };
+      if (!addressed(c)) {
+        decisions.push(undecided(NOT_YET_ADDRESSED));
         continue;
       }
       const inRules = rs?.containers.find((x) => x.handle === c.handle);
       const d = rs ? containerDecision(rs, c.handle, q, own.get(cellId) ?? null) : NO_RULES;
       if (!inRules || d.by === 'no-rules') {
-        const { matched: _none, ...none } = NO_RULES;
-        decisions.push({
-          cellId,
-          handle: c.handle,
-          workload: c.workload,
-          ...none,
-          rules: [],
-          fromCurrentAsgs: false,
-        });
+        decisions.push(undecided(NO_RULES.by));
         mismatch++;
         continue;
       }

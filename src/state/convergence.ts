@@ -19,6 +19,7 @@
  * `classify` is pure (the clock is an argument); `readConvergence` reads the facts from Redis.
  */
 import type { Redis } from 'ioredis';
+import type { OverlayHealth } from '../model/types.js';
 import type { Keys } from './keys.js';
 
 /** Every state, with its meaning (help texts and docs quote these). In order of precedence. */
@@ -48,16 +49,7 @@ export const STALE_AFTER_INTERVALS = 3;
 /** The report interval assumed for an agent that did not say (the agent's `statusIntervalSeconds` default). */
 export const DEFAULT_REPORT_INTERVAL_MS = 30_000;
 
-/**
- * The overlay as the agent read it from its kernel with its last report: the peer cells its lease
- * list asks for, how many of them lack an entry (route, neighbour or FDB), and whether it holds its
- * own lease.
- */
-export interface OverlayHealth {
-  expectedPeers: number;
-  missingPeers: number;
-  leaseHeld: boolean;
-}
+export type { OverlayHealth };
 
 /** Whether an overlay report makes a cell degraded. */
 export function overlayBroken(o: OverlayHealth | null): boolean {

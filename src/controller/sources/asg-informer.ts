@@ -19,7 +19,7 @@
  */
 import type { CapiClient, SecurityGroupListing } from '../../cf/capi-client.js';
 import type { SecurityGroup } from '../../model/types.js';
-import { clockOf, type InformerContext, ingestOf } from './context.js';
+import { type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 /**
@@ -48,7 +48,6 @@ export class AsgInformer extends PollingInformer {
   /** Start of the last successful listing. */
   private lastListStarted = 0;
   private lastFullList = 0;
-  private readonly now: () => number;
 
   constructor(
     private readonly capi: CapiClient,
@@ -63,8 +62,6 @@ export class AsgInformer extends PollingInformer {
         : opts.fullListIntervalMs,
       'security-group',
     );
-    const clock = clockOf(ctx);
-    this.now = () => clock.now();
   }
 
   protected async tick(): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import type { CapiClient } from '../../cf/capi-client.js';
 import { DEFAULT_ASG_CHECK_INTERVAL_MS } from './asg-informer.js';
-import { clockOf, type InformerContext } from './context.js';
+import type { InformerContext } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 export interface NamesInformerOptions {
@@ -22,7 +22,6 @@ export interface NamesInformerOptions {
 export class NamesInformer extends PollingInformer {
   private fingerprint: string | null = null;
   private lastFullList = 0;
-  private readonly now: () => number;
 
   constructor(
     private readonly capi: CapiClient,
@@ -30,8 +29,6 @@ export class NamesInformer extends PollingInformer {
     private readonly opts: NamesInformerOptions,
   ) {
     super(ctx, 'capi', opts.checkIntervalMs ?? DEFAULT_ASG_CHECK_INTERVAL_MS, 'org/space/app names');
-    const clock = clockOf(ctx);
-    this.now = () => clock.now();
   }
 
   protected async tick(): Promise<void> {

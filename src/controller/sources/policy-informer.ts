@@ -4,7 +4,7 @@
  * `fullListIntervalMs`, default 5 min, as a safety net). A failure keeps the policies in effect.
  */
 import type { PolicyServerClient } from '../../cf/policy-client.js';
-import { clockOf, type InformerContext, ingestOf } from './context.js';
+import { type InformerContext, ingestOf } from './context.js';
 import { PollingInformer } from './polling-informer.js';
 
 /** `policies_last_updated` poll interval (ms) (`policyPollIntervalMs`). */
@@ -32,7 +32,7 @@ export class PolicyInformer extends PollingInformer {
   }
 
   protected async tick(): Promise<void> {
-    const now = clockOf(this.ctx).now();
+    const now = this.now();
     const lu = await this.client.policiesLastUpdated();
     const fullDue =
       !this.listedOnce ||

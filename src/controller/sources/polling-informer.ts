@@ -1,12 +1,16 @@
 /**
  * What the polling informers (security groups, policies) share: a jittered poller whose failures
- * keep the last state in effect, the "listed at least once" promise and gauge, start/stop.
+ * keep the last state in effect, the "listed at least once" promise and gauge, start/stop, and
+ * the context's clock.
  */
+import type { Clock } from '../../lib/clock.js';
 import { clockOf, type InformerContext, InformerMetrics, type InformerSource } from './context.js';
 import { Poller } from './poller.js';
 
 export abstract class PollingInformer {
   protected readonly metrics: InformerMetrics;
+  /** The context's clock (injectable in tests): polls and listing times read it. */
+  private readonly clock: Clock;
   private readonly poller: Poller;
   protected listedOnce = false;
   private syncedResolve!: () => void;
@@ -21,17 +25,23 @@ export abstract class PollingInformer {
     what: string,
   ) {
     this.metrics = new InformerMetrics(ctx.registry);
+    this.clock = clockOf(ctx);
     this.synced = new Promise((r) => {
       this.syncedResolve = r;
     });
     this.poller = new Poller(() => this.tick(), {
       intervalMs,
-      clock: clockOf(ctx),
+      clock: this.clock,
       onError: (err, n) => {
         this.metrics.pollError(source);
         this.ctx.log.warn({ err, consecutive: n }, `${what} poll failed; keeping the last state`);
       },
     });
+  }
+
+  /** Now, on the context's clock (ms). */
+  protected now(): number {
+    return this.clock.now();
   }
 
   /** One poll: check, list when needed, update the world. */
