@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request as httpsRequest } from 'node:https';
 import { after, before, describe, it } from 'node:test';
+import { connect as connectTls } from 'node:tls';
 import { Controller } from '../../src/controller/controller.js';
 import { controllerConfig } from '../../src/controller/settings.js';
 import { deleteKeys } from '../../src/lib/redis.js';
@@ -146,6 +148,40 @@ describe('agent API (mTLS, long-poll, status, leases)', () => {
       key: foreign.key,
     });
     assert.equal(f.status, 401);
+  });
+
+  it('keeps the handshake identity for the life of a connection: TLS renegotiation is refused', async () => {
+    const u = new URL(url);
+    const answer = async (renegotiate: boolean): Promise<string> => {
+      const socket = connectTls({
+        host: u.hostname,
+        port: Number(u.port),
+        ca: ca.cert,
+        cert: cell1.cert,
+        key: cell1.key,
+        servername: 'localhost',
+        maxVersion: 'TLSv1.2',
+      });
+      await once(socket, 'secureConnect');
+      let text = '';
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+      });
+      // (an 'error' rejects events.once: wait for 'close', which follows it)
+      socket.on('error', () => {});
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      if (renegotiate) socket.renegotiate({ rejectUnauthorized: true }, () => {});
+      socket.write(`GET /v1/leases HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+      await closed;
+      return text;
+    };
+    assert.match(
+      await answer(false),
+      /^HTTP\/1\.1 200 /,
+      'the same request without renegotiation is answered',
+    );
+    // a renegotiation could present another certificate on a connection whose identity is cached
+    assert.equal(await answer(true), '', 'the connection is closed without an answer');
   });
 
   it('long-polls: snapshot, 304 after the wait, patch when a new version is published', async () => {
