@@ -281,12 +281,42 @@ function parseLogLine(line: string): LogEntry | null {
   return entry;
 }
 
-/** Length of `JSON.stringify(patch)` without serialising the (cached) rules of upserted sets. */
-function patchTextLength(patch: RuleSetPatch): number {
-  const keys = Object.keys(patch.asgSets.upsert);
-  let n = JSON.stringify({ ...patch, asgSets: { upsert: {}, remove: patch.asgSets.remove } }).length;
-  for (const k of keys) n += JSON.stringify(k).length + 1 + asgSetText(k, patch.asgSets.upsert[k]!).length;
-  return n + Math.max(0, keys.length - 1);
+/**
+ * `JSON.stringify(patch)`, with the rules of upserted sets taken from the per-key text cache: after
+ * a foundation-wide change every cell's patch upserts the same few sets, so their text is built
+ * once, not once per long-poll answer. Remembered per patch object (the store measures it against
+ * the snapshot's length, the API then sends it).
+ */
+const patchTexts = new WeakMap<RuleSetPatch, string>();
+
+function patchJson(patch: RuleSetPatch): string {
+  let text = patchTexts.get(patch);
+  if (text !== undefined) return text;
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined) continue; // as JSON.stringify does
+    if (key !== 'asgSets') {
+      parts.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
+      continue;
+    }
+    const sets = patch.asgSets;
+    const upsert = Object.entries(sets.upsert)
+      .map(([k, rules]) => `${JSON.stringify(k)}:${asgSetText(k, rules)}`)
+      .join(',');
+    parts.push(`"asgSets":{"upsert":{${upsert}},"remove":${JSON.stringify(sets.remove)}}`);
+  }
+  text = `{${parts.join(',')}}`;
+  patchTexts.set(patch, text);
+  return text;
+}
+
+/**
+ * The JSON text of what `changesSince` answered, as the agent API sends it: a patch's sets come
+ * from the text cache (`patchJson`); anything else is plain `JSON.stringify`.
+ */
+export function changesJson(ch: Changes): string {
+  if (ch.kind !== 'patch') return JSON.stringify(ch);
+  return `{"kind":"patch","patch":${patchJson(ch.patch)}}`;
 }
 
 export class RuleSetStore {
@@ -431,7 +461,7 @@ export class RuleSetStore {
       if (unresolved.some((k) => !setRules.has(k))) return snap;
     }
     for (const k of unresolved) upsert[k] = setRules.get(k)!;
-    if (patchTextLength(patch) > snapshotLength) return this.snapshot(cellId);
+    if (patchJson(patch).length > snapshotLength) return this.snapshot(cellId);
     return { kind: 'patch', patch };
   }
 

@@ -4,7 +4,7 @@ import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { applyPatch, ruleSetsEqual, sortRuleSet } from '../../src/model/ruleset.js';
 import type { CellRuleSet, RuleSetPatch } from '../../src/model/types.js';
 import { StaleWriteError } from '../../src/state/errors.js';
-import { RuleSetStore } from '../../src/state/ruleset-store.js';
+import { changesJson, RuleSetStore } from '../../src/state/ruleset-store.js';
 import { ruleSetOfHandles } from '../helpers/fixtures.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
@@ -135,6 +135,10 @@ describe('rule-set store (real Redis)', () => {
     assert.equal(fromV2.kind, 'patch');
     if (fromV2.kind !== 'patch') return;
     assert.deepEqual(fromV2.patch.asgSets, { upsert: { [k(4)]: [rule(1004)] }, remove: [k(2)] });
+    // the API's text of each answer (sets from the text cache) is JSON.stringify's, byte for byte
+    for (const answer of [ch, fromV1, fromV2, await store.changesSince('c5', 0)]) {
+      assert.equal(changesJson(answer), JSON.stringify(answer));
+    }
     // leave the cell list as the later tests expect it
     await t.redis.del(t.keys.ruleSet('c5'), t.keys.ruleSetLog('c5'));
     await t.redis.srem(t.keys.ruleSetCells, 'c5');
@@ -250,6 +254,7 @@ describe('rule-set store: the tag table (real Redis)', () => {
     assert.equal(ch.kind, 'patch');
     const patch = (ch as { patch: RuleSetPatch }).patch;
     assert.deepEqual(patch.tags, { upsert: { 'app-007': 999 }, remove: [] });
+    assert.equal(changesJson(ch), JSON.stringify(ch), "the API's text of a patch with tags");
     assert.ok(ruleSetsEqual(applyPatch(ta, patch), withTags('ta', t2)));
     assert.equal(applyPatch(ta, patch).version, a2);
     // the other cell moves too: the first table is named by none and goes

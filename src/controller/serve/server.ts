@@ -59,7 +59,7 @@ import type { InventoryEntry } from '../../rules/records.js';
 import type { Trigger } from '../../rules/world.js';
 import { validateCellId } from '../../state/keys.js';
 import { LeaseError, type LeaseManager } from '../../state/lease-store.js';
-import type { RuleSetStore } from '../../state/ruleset-store.js';
+import { changesJson, type RuleSetStore } from '../../state/ruleset-store.js';
 import type { SingleIpLeases } from '../../state/single-ip-lease.js';
 import type { WorldStore } from '../../state/world-store.js';
 import { CELL_SAN_SUFFIX, type CellIdentityAuthority, certifiedAddress } from '../identity/authority.js';
@@ -314,9 +314,12 @@ export async function startAgentApi(deps: AgentApiDeps, opts: AgentApiOptions): 
           if (ch.kind === 'patch' || ch.kind === 'snapshot') {
             w.cancel();
             const version = ch.kind === 'patch' ? ch.patch.to : ch.ruleSet.version;
-            // sent as the store composed it: no copy, no re-validation of a rule set of up to ~1 MB
-            const answer: RulesChangeAnswer = ch;
-            return reply.header(HEADERS.version, String(version)).send(answer);
+            // sent as the store composed it: no copy, no re-validation of a rule set of up to ~1 MB;
+            // the text of sets shared by many cells is built once (changesJson)
+            return reply
+              .header(HEADERS.version, String(version))
+              .type('application/json; charset=utf-8')
+              .send(changesJson(ch satisfies RulesChangeAnswer));
           }
           if (ch.kind === 'ahead' && !recomputeAsked) {
             // the store lost what the agent holds: have the cell recomputed above its version
