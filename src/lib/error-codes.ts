@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   CFNET_WORLD_NOT_READY: { meaning: 'the leader has not finished writing the world into Redis' },
   CFNET_STALE_WRITE: { meaning: "a rule-set write refused: the stored version is not the writer's base" },
   CFNET_MISSING_TAG_TABLE: { meaning: 'a rule set names a tag table that is not stored' },
+  CFNET_MISSING_ASG_SET: { meaning: 'a rule set names an ASG set that is not stored' },
   CFNET_MISSING_SNAPSHOT: { meaning: 'a container references an egress snapshot that is not stored' },
   CFNET_PATCH_VERSION_MISMATCH: { meaning: 'a rule-set patch does not start at the base version' },
   CFNET_PATCH_CELL_MISMATCH: { meaning: 'a rule-set patch is for another cell' },

@@ -27,6 +27,15 @@ export class StaleWriteError extends CfnetError {
 }
 
 /** A stored cell snapshot names a tag table Redis does not hold (read kept racing with writes). */
+export class MissingAsgSetError extends CfnetError {
+  constructor(cellId: string, keys: string) {
+    super('CFNET_MISSING_ASG_SET', `rule set of cell ${cellId} names ASG sets not all stored: ${keys}`, {
+      cellId,
+      keys,
+    });
+  }
+}
+
 export class MissingTagTableError extends CfnetError {
   constructor(cellId: string, ref: string) {
     super(

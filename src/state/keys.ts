@@ -18,7 +18,9 @@
  * | `ns:w:names` | hash | `hash`, `data` (org, space and app names JSON, model/names.ts) |
  * | `ns:w:inv:<cell>` | hash | handle → InventoryEntry JSON (written by the agent API) |
  * | `ns:w:invcells` | set | cells with inventory |
- * | `ns:rs:<cell>` | hash | `version`, `hash`, `snapshot` (rule set JSON), `updatedAt`, `behindSince` (ms: when the agent's applied version first fell behind) |
+ * | `ns:rs:<cell>` | hash | `version`, `hash`, `snapshot` (rule set JSON, its ASG sets' rules left out), `sets` (the keys of its ASG sets), `size` (length of the whole JSON), `tagsRef`, `updatedAt`, `behindSince` (ms: when the agent's applied version first fell behind) |
+ * | `ns:rsets` | hash | ASG set key (content hash) → rules JSON, shared by every snapshot naming it |
+ * | `ns:rsetrefs` | hash | ASG set key → how many cell snapshots name it (a set goes when none does) |
  * | `ns:rslog:<cell>` | list | `<from> <to> <LogEntry JSON>`, oldest first, bounded |
  * | `ns:rs:cells` | set | cells with a stored rule set |
  * | `ns:st:<cell>` | hash | agent status: applied version, times, error, its report interval |
@@ -144,6 +146,19 @@ export class Keys {
   /** How many cell snapshots name each tag table (a table goes when none does). */
   get tagTableRefs(): string {
     return `${this.ns}:rs:tagrefs`;
+  }
+
+  /**
+   * ASG sets by key (the content hash of their rules: hash field → JSON text), shared by every
+   * cell's snapshot. Outside `rs:`, where any name could be a cell's.
+   */
+  get asgSets(): string {
+    return `${this.ns}:rsets`;
+  }
+
+  /** How many cell snapshots name each ASG set (a set goes when none does). */
+  get asgSetRefs(): string {
+    return `${this.ns}:rsetrefs`;
   }
 
   get ruleSetChannel(): string {

@@ -30,7 +30,7 @@ import {
   parseOverlayHealth,
   readConvergence,
 } from './convergence.js';
-import { MissingTagTableError, StaleWriteError } from './errors.js';
+import { MissingAsgSetError, MissingTagTableError, StaleWriteError } from './errors.js';
 import type { Keys } from './keys.js';
 import { defineStateScripts } from './scripts.js';
 import { TickBatcher } from './tick-batch.js';
@@ -114,7 +114,28 @@ const setRules = new Map<string, EgressRule[]>();
 function rememberSet(key: string, rules: EgressRule[]): void {
   if (setRules.has(key)) return;
   if (setRules.size >= SET_TEXT_MAX) setRules.delete(setRules.keys().next().value as string);
-  setRules.set(key, rules);
+  // shared by every rule set and patch this process reads: a consumer mutating one would corrupt all
+  for (const r of rules) deepFreeze(r);
+  setRules.set(key, Object.freeze(rules) as EgressRule[]);
+}
+
+function deepFreeze(v: unknown): void {
+  if (typeof v !== 'object' || v === null || Object.isFrozen(v)) return;
+  for (const x of Object.values(v)) deepFreeze(x);
+  Object.freeze(v);
+}
+
+/**
+ * ASG set keys this process wrote to or read from Redis's shared set table (`keys.asgSets`): a
+ * write sends the rules of the others only. A belief, not a promise — a set every snapshot dropped
+ * is deleted, Redis may lose data — so the write script checks every key and names the missing
+ * ones, which are then sent (answer 3).
+ */
+const storedSets = new Set<string>();
+
+function believeStored(key: string): void {
+  if (storedSets.size >= SET_TEXT_MAX) storedSets.delete(storedSets.keys().next().value as string);
+  storedSets.add(key);
 }
 
 /** Stands for "the rules of this key, taken from the current snapshot" in a decoded log entry. */
@@ -147,6 +168,7 @@ export class EncodedRuleSet {
   readonly tagsRef: string;
   private readonly setKeys: string[];
   private hashValue: string | null = null;
+  private bodyText: string | undefined;
 
   constructor(readonly ruleSet: CellRuleSet) {
     // the same text as JSON.stringify(containers); the per-container texts serve the next diff
@@ -165,14 +187,35 @@ export class EncodedRuleSet {
   }
 
   /**
-   * The stored text: `{cellId, version: 0, containers, asgSets, c2c, config}`; the tag table is
-   * stored once for every cell and named by `tagsRef` beside the snapshot.
+   * The stored text: `{cellId, version: 0, containers, asgSets: null, c2c, config}`. The ASG sets
+   * and the tag table are stored once for every cell: the snapshot names its sets by key
+   * (`setKeys`, beside it) and its table by `tagsRef`. `null`, not `{}`: a reader that does not
+   * know the form (an older replica during an upgrade) fails on it instead of serving a rule set
+   * with no egress rules.
    */
   body(): string {
-    const sets = this.setKeys
-      .map((k) => `${JSON.stringify(k)}:${asgSetText(k, this.ruleSet.asgSets[k]!)}`)
-      .join(',');
-    return `{"cellId":${JSON.stringify(this.ruleSet.cellId)},"version":0,"containers":${this.containers},"asgSets":{${sets}},"c2c":${this.c2c},"config":${this.config}}`;
+    this.bodyText ??= `{"cellId":${JSON.stringify(this.ruleSet.cellId)},"version":0,"containers":${this.containers},"asgSets":null,"c2c":${this.c2c},"config":${this.config}}`;
+    return this.bodyText;
+  }
+
+  /** The keys of the rule set's ASG sets, sorted. */
+  get sets(): readonly string[] {
+    return this.setKeys;
+  }
+
+  /** The rules text of one of its sets (cached per key). */
+  setText(key: string): string {
+    return asgSetText(key, this.ruleSet.asgSets[key]!);
+  }
+
+  /**
+   * Length of the whole rule set's JSON with its sets, tag table excluded (what the body was before
+   * sets were stored apart): the store compares a patch's length with it.
+   */
+  get size(): number {
+    let n = this.body().length - 'null'.length + 2 + Math.max(0, this.setKeys.length - 1);
+    for (const k of this.setKeys) n += JSON.stringify(k).length + 1 + this.setText(k).length;
+    return n;
   }
 }
 
@@ -233,32 +276,9 @@ export function tagTableOf(rs: CellRuleSet): { ref: string; text: string } {
   return tagTable(rs.tags);
 }
 
-/**
- * Arguments of the write script: 6 keys (rule set, log, cells, tag tables, tag table references,
- * agent status),
- * then expected, snapshot, hash, entry, logLength, channel, cell, tagsRef, tag table text ('' unless
- * the script asked for it: answer 2 = "table not stored yet").
- */
-type WriteArgs = [
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-  string,
-];
-
 interface ScriptRedis extends Redis {
-  cfnetWriteRuleSet(...args: WriteArgs): Promise<[number, string]>;
+  /** Arguments: see the header of lua/ruleset-write.lua (8 keys, then ARGV). */
+  cfnetWriteRuleSet(...args: string[]): Promise<[number, string]>;
   cfnetRaiseFloor(key: string, version: string): Promise<number>;
   cfnetReportStatus(
     ...args: [string, string, string, string, string, string, string, string, string, string]
@@ -373,7 +393,7 @@ export class RuleSetStore {
   async write(
     next: CellRuleSet,
     prev: CellRuleSet | null,
-    serialized: { body: string; hash: string } = serializeRuleSet(next),
+    encoded: EncodedRuleSet = new EncodedRuleSet(next),
   ): Promise<number> {
     const cell = next.cellId;
     const expected = prev?.version ?? 0;
@@ -385,7 +405,10 @@ export class RuleSetStore {
       entry = encodeLogEntry(e);
     }
     const table = tagTable(next.tags);
-    const run = (tableText: string) =>
+    const body = encoded.body();
+    const size = String(encoded.size);
+    const refs = encoded.sets.join(' ');
+    const run = (tableText: string, send: readonly string[]) =>
       this.redis.cfnetWriteRuleSet(
         this.keys.ruleSet(cell),
         this.keys.ruleSetLog(cell),
@@ -393,27 +416,40 @@ export class RuleSetStore {
         this.keys.tagTables,
         this.keys.tagTableRefs,
         this.keys.status(cell),
+        this.keys.asgSets,
+        this.keys.asgSetRefs,
         String(expected),
-        serialized.body,
-        serialized.hash,
+        body,
+        encoded.hash,
         entry,
         String(this.logLength),
         this.keys.ruleSetChannel,
         cell,
         table.ref,
         tableText,
+        refs,
+        size,
+        ...send.flatMap((k) => [k, encoded.setText(k)]),
       );
-    // The table travels only when Redis does not hold it yet: once per policy state, not per cell.
-    let [ok, v] = await run('');
-    if (Number(ok) === 2) [ok, v] = await run(table.text);
-    if (Number(ok) !== 1) throw new StaleWriteError(cell, expected, Number(v));
+    // The table and the sets travel only when Redis does not hold them yet: once per policy state
+    // and per set, not per cell.
+    let send = encoded.sets.filter((k) => !storedSets.has(k));
+    let tableText = '';
+    let [ok, v] = await run(tableText, send);
+    for (let round = 0; round < 2 && (Number(ok) === 2 || Number(ok) === 3); round++) {
+      if (Number(ok) === 2) tableText = table.text;
+      else send = [...new Set([...send, ...String(v).split(' ')])];
+      [ok, v] = await run(tableText, send);
+    }
+    if (Number(ok) !== 1) throw new StaleWriteError(cell, expected, Number(ok) === 0 ? Number(v) : expected);
     // reads of this table now yield the computed object itself: the next diff against it is free
     if (next.tags !== undefined && table.ref !== '' && !tablesByRef.has(table.ref)) {
       if (tablesByRef.size >= TABLES_MAX) tablesByRef.delete(tablesByRef.keys().next().value as string);
       tablesByRef.set(table.ref, next.tags);
     }
-    for (const [k, rules] of Object.entries(next.asgSets)) {
-      if (!setRules.has(k)) rememberSet(k, JSON.parse(asgSetText(k, rules)) as EgressRule[]);
+    for (const k of encoded.sets) {
+      believeStored(k);
+      if (!setRules.has(k)) rememberSet(k, JSON.parse(encoded.setText(k)) as EgressRule[]);
     }
     return Number(v);
   }
@@ -453,8 +489,9 @@ export class RuleSetStore {
     if (!patch || patch.to !== current) return this.snapshot(cellId);
     const upsert = patch.asgSets.upsert;
     const unresolved = Object.keys(upsert).filter((k) => upsert[k] === UNRESOLVED);
-    if (unresolved.some((k) => !setRules.has(k))) {
-      // Written by another replica: learn the sets from the snapshot (once per set, not per cell).
+    if (unresolved.some((k) => !setRules.has(k)) && (await this.resolveSets(unresolved)) === null) {
+      // Not in the shared table (a snapshot written before sets were stored apart, or by an older
+      // replica): learn them from the snapshot itself (once per set, not per cell).
       const snap = await this.snapshot(cellId);
       if (snap.kind !== 'snapshot' || snap.ruleSet.version !== current) return snap;
       for (const [k, rules] of Object.entries(snap.ruleSet.asgSets)) rememberSet(k, rules);
@@ -470,19 +507,23 @@ export class RuleSetStore {
     const multi = this.redis.multi();
     for (const c of cells) {
       multi
-        .hget(this.keys.ruleSet(c), 'version')
+        .hmget(this.keys.ruleSet(c), 'version', 'size')
         .hstrlen(this.keys.ruleSet(c), 'snapshot')
         .lrange(this.keys.ruleSetLog(c), 0, -1);
     }
     const res = await multi.exec();
     return cells.map((_, i) => {
       if (!res) return { version: null, snapshotLength: 0, lines: [] };
-      const [[e1, version], [e2, length], [e3, lines]] = [res[3 * i]!, res[3 * i + 1]!, res[3 * i + 2]!];
+      const [[e1, fields], [e2, length], [e3, lines]] = [res[3 * i]!, res[3 * i + 1]!, res[3 * i + 2]!];
       const err = e1 ?? e2 ?? e3;
       if (err) return err;
+      const [version, size] = (fields ?? []) as Array<string | null>;
+      // `size`: the whole rule set's length, sets included; a snapshot stored before the sets were
+      // stored apart has none, and its text is the whole
+      const stored = Number(length ?? 0);
       return {
-        version: (version ?? null) as string | null,
-        snapshotLength: Number(length ?? 0),
+        version: version ?? null,
+        snapshotLength: stored > 0 && size ? Number(size) : stored,
         lines: (lines ?? []) as string[],
       };
     });
@@ -491,20 +532,49 @@ export class RuleSetStore {
   /** The full stored snapshot at its current version (`none` when there is none). */
   private async snapshot(cellId: string): Promise<Changes> {
     for (let attempt = 1; ; attempt++) {
-      const [version, snapshot, ref] = await this.redis.hmget(
+      const [version, snapshot, ref, sets] = await this.redis.hmget(
         this.keys.ruleSet(cellId),
         'version',
         'snapshot',
         'tagsRef',
+        'sets',
       );
       if (!version || !snapshot) return { kind: 'none' };
-      const ruleSet = { ...(JSON.parse(snapshot) as CellRuleSet), version: Number(version) };
+      const parsed = JSON.parse(snapshot) as Omit<CellRuleSet, 'asgSets'> & {
+        asgSets: CellRuleSet['asgSets'] | null;
+      };
+      // A write replaced the snapshot (and dropped a set or table it named) between the reads: read again.
+      const asgSets = parsed.asgSets ?? (await this.resolveSets(sets ? sets.split(' ') : []));
+      if (asgSets === null) {
+        if (attempt >= 3) throw new MissingAsgSetError(cellId, sets ?? '');
+        continue;
+      }
+      const ruleSet: CellRuleSet = { ...parsed, asgSets, version: Number(version) };
       if (!ref) return { kind: 'snapshot', ruleSet };
       const tags = await this.table(ref);
       if (tags !== null) return { kind: 'snapshot', ruleSet: { ...ruleSet, tags } };
-      // A write replaced the snapshot (and dropped its table) between the two reads: read again.
       if (attempt >= 3) throw new MissingTagTableError(cellId, ref);
     }
+  }
+
+  /**
+   * The rules of the sets `keys` names, from this process's cache or the shared set table (each set
+   * read once per process); null when one is not stored (its last snapshot moved on meanwhile).
+   */
+  private async resolveSets(keys: readonly string[]): Promise<Record<string, EgressRule[]> | null> {
+    const missing = keys.filter((k) => !setRules.has(k));
+    if (missing.length > 0) {
+      const texts = await this.redis.hmget(this.keys.asgSets, ...missing);
+      for (let i = 0; i < missing.length; i++) {
+        const text = texts[i];
+        if (text === null || text === undefined) return null;
+        rememberSet(missing[i]!, JSON.parse(text) as EgressRule[]);
+        believeStored(missing[i]!);
+      }
+    }
+    const out: Record<string, EgressRule[]> = {};
+    for (const k of keys) out[k] = setRules.get(k)!;
+    return out;
   }
 
   /**

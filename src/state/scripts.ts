@@ -13,7 +13,7 @@ export const STATE_SCRIPTS = {
   cfnetLeaseRenew: { file: 'lease-renew.lua', numberOfKeys: 3 },
   cfnetLeaseRelease: { file: 'lease-release.lua', numberOfKeys: 4 },
   cfnetLeaseRecovery: { file: 'lease-recovery.lua', numberOfKeys: 2 },
-  cfnetWriteRuleSet: { file: 'ruleset-write.lua', numberOfKeys: 6 },
+  cfnetWriteRuleSet: { file: 'ruleset-write.lua', numberOfKeys: 8 },
   cfnetReportStatus: { file: 'ruleset-report.lua', numberOfKeys: 3 },
   cfnetRaiseFloor: { file: 'ruleset-raise-floor.lua', numberOfKeys: 1 },
 } as const satisfies Record<string, ScriptSpec>;

@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
 import { applyPatch, ruleSetsEqual, sortRuleSet } from '../../src/model/ruleset.js';
 import type { CellRuleSet, RuleSetPatch } from '../../src/model/types.js';
-import { StaleWriteError } from '../../src/state/errors.js';
+import { MissingAsgSetError, StaleWriteError } from '../../src/state/errors.js';
 import { changesJson, RuleSetStore } from '../../src/state/ruleset-store.js';
 import { ruleSetOfHandles } from '../helpers/fixtures.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
@@ -268,5 +268,76 @@ describe('rule-set store: the tag table (real Redis)', () => {
     assert.equal(await t.redis.hlen(t.keys.tagTables), 0);
     assert.equal(await t.redis.hlen(t.keys.tagTableRefs), 0);
     assert.equal((await store.get('tb'))!.tags, undefined);
+  });
+});
+
+describe('rule-set store: ASG sets stored once (real Redis)', () => {
+  let t: TestRedis;
+  let store: RuleSetStore;
+  before(async () => {
+    t = await openTestRedis('store-sets');
+    store = new RuleSetStore(t.redis, t.keys, { logLength: 3 });
+  });
+  after(async () => t.cleanup());
+
+  const rule = (port: number) => ({
+    protocol: 'tcp' as const,
+    destinations: [{ family: 4 as const, start: '10.9.0.1', end: '10.9.0.1' }],
+    ports: [{ start: port, end: port }],
+    log: false,
+  });
+  // keys unique to this run: the process-wide caches cannot know them in advance
+  const k = (n: number) => `${t.keys.ruleSetChannel}-shared${n}`;
+  const withSets = (cell: string, ...sets: number[]): CellRuleSet =>
+    sortRuleSet({
+      ...rs(cell, ['h1']),
+      containers: sets.map((n, i) => ({ ...rs(cell, [`h${i}`]).containers[0]!, egress: k(n) })),
+      asgSets: Object.fromEntries(sets.map((n) => [k(n), [rule(n)]])),
+    });
+  const refs = async () => Object.fromEntries(Object.entries(await t.redis.hgetall(t.keys.asgSetRefs)));
+
+  it('stores each set once for every cell, counts the snapshots naming it and drops it when none does', async () => {
+    await store.write(withSets('s1', 1, 2), null);
+    await store.write(withSets('s2', 1, 3), null);
+    assert.deepEqual(Object.keys(await t.redis.hgetall(t.keys.asgSets)).sort(), [k(1), k(2), k(3)].sort());
+    assert.deepEqual(await refs(), { [k(1)]: '2', [k(2)]: '1', [k(3)]: '1' });
+    // a snapshot's own text carries no rules
+    const text = (await t.redis.hget(t.keys.ruleSet('s1'), 'snapshot'))!;
+    assert.ok(!text.includes(JSON.stringify(rule(1))), text);
+    assert.equal(JSON.parse(text).asgSets, null);
+    // readers get the whole rule set
+    const s1 = (await store.get('s1'))!;
+    assert.ok(ruleSetsEqual(s1, withSets('s1', 1, 2)));
+    const first = await store.changesSince('s1', 0);
+    assert.equal(changesJson(first), JSON.stringify(first));
+    // s2 moves from set 3 to set 2: 3 is named by none and goes
+    await store.write(withSets('s2', 1, 2), (await store.get('s2'))!);
+    assert.deepEqual(await refs(), { [k(1)]: '2', [k(2)]: '2' });
+    assert.equal(await t.redis.hexists(t.keys.asgSets, k(3)), 0);
+    assert.ok(ruleSetsEqual((await store.get('s2'))!, withSets('s2', 1, 2)));
+  });
+
+  it('sends the rules again when Redis lost a set it believed stored, and writes nothing before', async () => {
+    await store.write(withSets('s3', 4), null);
+    await t.redis.del(t.keys.asgSets, t.keys.asgSetRefs); // lost (e.g. a restore from an older copy)
+    const prev = (await store.get('s3'))!; // served from this process's cache of set 4
+    const v = await store.write(withSets('s3', 4, 5), prev);
+    assert.ok(v > prev.version);
+    assert.deepEqual(Object.keys(await t.redis.hgetall(t.keys.asgSets)).sort(), [k(4), k(5)].sort());
+    assert.ok(ruleSetsEqual((await store.get('s3'))!, withSets('s3', 4, 5)));
+  });
+
+  it('refuses a snapshot naming a set that is not stored, with a typed error, after reading again', async () => {
+    await store.write(withSets('s4', 6), null);
+    // a set this process never saw, and that Redis does not hold
+    await t.redis.hset(t.keys.ruleSet('s4'), 'sets', `${k(6)} ${k(99)}`);
+    await assert.rejects(store.get('s4'), (err: unknown) => {
+      assert.ok(err instanceof MissingAsgSetError);
+      assert.equal(err.code, 'CFNET_MISSING_ASG_SET');
+      assert.equal(err.context.cellId, 's4');
+      return true;
+    });
+    // the other cells are untouched
+    assert.ok(ruleSetsEqual((await store.get('s3'))!, withSets('s3', 4, 5)));
   });
 });

@@ -166,9 +166,16 @@ describe('rule-set store encoding', () => {
         const e = new EncodedRuleSet(a);
         const { body, hash } = serializeRuleSet(a);
         assert.equal(hash, e.hash);
-        // the tag table is stored once for all cells, beside the snapshot (named by e.tagsRef)
+        // the tag table and the ASG sets are stored once for all cells, beside the snapshot (named by
+        // e.tagsRef and e.sets); the body's sets are null, so that no reader takes them for "none"
         const { tags: _tags, ...noTags } = a;
-        assert.ok(ruleSetsEqual(JSON.parse(body) as CellRuleSet, { ...noTags, version: 0 }));
+        const parsed = JSON.parse(body) as CellRuleSet;
+        assert.equal(parsed.asgSets, null);
+        assert.deepEqual(e.sets, Object.keys(a.asgSets).sort());
+        const sets = Object.fromEntries(e.sets.map((k) => [k, JSON.parse(e.setText(k))]));
+        assert.ok(ruleSetsEqual({ ...parsed, asgSets: sets }, { ...noTags, version: 0 }));
+        // size: the whole rule set's text, sets included (what a patch is weighed against)
+        assert.equal(e.size, JSON.stringify({ ...parsed, asgSets: sets }).length);
         assert.equal(e.tagsRef, a.tags ? shortHash(JSON.stringify(a.tags)) : '');
         assert.equal((JSON.parse(body) as CellRuleSet).version, 0);
         // the same text as a plain canonical serialisation of the hashed parts

@@ -9,7 +9,7 @@ import type { CellConfig, CellRuleSet } from '../../model/types.js';
 import { type ComputeOptions, computeCellRuleSet } from '../../rules/compute.js';
 import { MissingSnapshotError } from '../../rules/errors.js';
 import { StaleWriteError, WorldNotReadyError } from '../../state/errors.js';
-import { EncodedRuleSet, type RuleSetStore, serializeRuleSet } from '../../state/ruleset-store.js';
+import { EncodedRuleSet, type RuleSetStore } from '../../state/ruleset-store.js';
 import type { WorldStore } from '../../state/world-store.js';
 
 /** WorldNotReadyError reason: an agent is ahead of a world not rewritten since (see once()). */
@@ -94,7 +94,7 @@ export class Reconciler {
       }
     }
     if (hooks.beforeWrite) await hooks.beforeWrite(cellId, next);
-    const version = await this.store.write(next, prev, serializeRuleSet(encoded));
+    const version = await this.store.write(next, prev, encoded);
     const publishedAt = Date.now();
     this.lastStored.set(cellId, { ...next, version });
     if (this.lastStored.size > 10_000) this.lastStored.delete(this.lastStored.keys().next().value as string);

@@ -1,19 +1,49 @@
 -- cfnetWriteRuleSet: write a cell's rule set if its version is still the expected one, with its
--- tag table (stored once per ref, reference counted), a log entry and a publish to agents.
+-- tag table and its ASG sets (each stored once for every cell, reference counted), a log entry and
+-- a publish to agents.
 -- KEYS[1] rule set  KEYS[2] log  KEYS[3] cells  KEYS[4] tag tables  KEYS[5] tag table references
--- KEYS[6] the cell's agent status (read: the version it applied)
--- ARGV[1] expected version  ARGV[2] snapshot  ARGV[3] hash  ARGV[4] log entry ('' = none)
--- ARGV[5] log length  ARGV[6] channel  ARGV[7] cell  ARGV[8] tags ref ('' = none)
--- ARGV[9] tag table text ('' unless asked for)
--- Returns {1, version} written, {0, current} version mismatch, {2, current} tag table not stored.
+-- KEYS[6] the cell's agent status (read: the version it applied)  KEYS[7] ASG sets  KEYS[8] ASG set
+-- references
+-- ARGV[1] expected version  ARGV[2] snapshot (without its sets' rules)  ARGV[3] hash
+-- ARGV[4] log entry ('' = none)  ARGV[5] log length  ARGV[6] channel  ARGV[7] cell
+-- ARGV[8] tags ref ('' = none)  ARGV[9] tag table text ('' unless asked for)
+-- ARGV[10] the snapshot's ASG set keys, space separated  ARGV[11] the length of the whole rule set's
+-- JSON (sets included: what an agent would be sent)  ARGV[12..] key, rules text pairs of sets the
+-- writer believes are not stored yet
+-- Returns {1, version} written, {0, current} version mismatch, {2, current} tag table not stored,
+-- {3, keys} these sets are not stored and their text was not sent (nothing was written).
 local cur = tonumber(redis.call('HGET', KEYS[1], 'version') or '0')
 local expected = tonumber(ARGV[1])
 if cur ~= expected then return {0, string.format('%d', cur)} end
 local ref = ARGV[8]
-if ref ~= '' and redis.call('HEXISTS', KEYS[4], ref) == 0 then
-  if ARGV[9] == '' then return {2, string.format('%d', cur)} end
-  redis.call('HSET', KEYS[4], ref, ARGV[9])
+if ref ~= '' and ARGV[9] == '' and redis.call('HEXISTS', KEYS[4], ref) == 0 then
+  return {2, string.format('%d', cur)}
 end
+-- every set the snapshot names must be stored or sent, before anything is written
+local sent = {}
+for i = 12, #ARGV, 2 do sent[ARGV[i]] = ARGV[i + 1] end
+local newSets, missing = {}, {}
+for k in string.gmatch(ARGV[10], '%S+') do
+  newSets[k] = true
+  if sent[k] == nil and redis.call('HEXISTS', KEYS[7], k) == 0 then missing[#missing + 1] = k end
+end
+if #missing > 0 then return {3, table.concat(missing, ' ')} end
+for k, text in pairs(sent) do
+  if newSets[k] and redis.call('HEXISTS', KEYS[7], k) == 0 then redis.call('HSET', KEYS[7], k, text) end
+end
+local oldSets = {}
+for k in string.gmatch(redis.call('HGET', KEYS[1], 'sets') or '', '%S+') do oldSets[k] = true end
+for k in pairs(newSets) do
+  if not oldSets[k] then redis.call('HINCRBY', KEYS[8], k, 1) end
+end
+for k in pairs(oldSets) do
+  if not newSets[k] and redis.call('HINCRBY', KEYS[8], k, -1) <= 0 then
+    redis.call('HDEL', KEYS[8], k)
+    redis.call('HDEL', KEYS[7], k)
+  end
+end
+if ARGV[10] == '' then redis.call('HDEL', KEYS[1], 'sets') else redis.call('HSET', KEYS[1], 'sets', ARGV[10]) end
+if ref ~= '' and redis.call('HEXISTS', KEYS[4], ref) == 0 then redis.call('HSET', KEYS[4], ref, ARGV[9]) end
 local oldRef = redis.call('HGET', KEYS[1], 'tagsRef') or ''
 if ref ~= oldRef then
   if ref ~= '' then redis.call('HINCRBY', KEYS[5], ref, 1) end
@@ -30,7 +60,8 @@ if v <= cur then v = cur + 1 end
 local floor = tonumber(redis.call('HGET', KEYS[1], 'floor') or '0')
 if v <= floor then v = floor + 1 end
 local vs = string.format('%d', v)
-redis.call('HSET', KEYS[1], 'version', vs, 'hash', ARGV[3], 'snapshot', ARGV[2], 'updatedAt', string.format('%d', now))
+redis.call('HSET', KEYS[1], 'version', vs, 'hash', ARGV[3], 'snapshot', ARGV[2], 'size', ARGV[11],
+  'updatedAt', string.format('%d', now))
 -- behindSince: when the agent's applied version first fell behind a desired one (convergence lag).
 -- This write starts it when the agent held the previous version (it was converged, or ahead after a
 -- loss of Redis data); an agent already behind stays behind since its earlier start.
