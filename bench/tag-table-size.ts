@@ -1,7 +1,7 @@
 /**
  * Bytes the source tag table adds to the cell rule sets (a size measurement, not a timing):
  * - apps with a tag, apps that are a policy source (what the table holds);
- * - the table's JSON text, and a cell's stored rule-set text (serializeRuleSet) with and without it
+ * - the table's JSON text, and a cell's rule-set text as an agent gets it (EncodedRuleSet.size) with and without it
  *   (smallest, median and largest cell);
  * - what Redis holds: every cell's snapshot names the one stored table (versus a copy per cell);
  * - the patch of one source tag change, and of one new policy source (every cell gets it).
@@ -14,7 +14,7 @@ import { type C2CPolicy, type CellRuleSet, DEFAULT_CELL_CONFIG } from '../src/mo
 import { computeCellRuleSet } from '../src/rules/compute.js';
 import { generateWorld } from '../src/sim/generate.js';
 import type { FoundationSize } from '../src/sim/world.js';
-import { serializeRuleSet } from '../src/state/ruleset-store.js';
+import { EncodedRuleSet } from '../src/state/ruleset-store.js';
 import { policiesOf, worldFromSim } from './controller-fixtures.js';
 
 if (process.argv.includes('--help')) {
@@ -32,7 +32,8 @@ const policies = world.policies();
 const table = policies.sourceTags() ?? {};
 const tableBytes = JSON.stringify(table).length;
 
-const bytes = (rs: CellRuleSet) => serializeRuleSet(rs).body.length;
+// the rule set as an agent is sent it, sets included (the store keeps those apart too)
+const bytes = (rs: CellRuleSet) => new EncodedRuleSet(rs).size;
 const sizes = cells
   .map((c) => {
     const rs = computeCellRuleSet(world, c, config);
