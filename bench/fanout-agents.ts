@@ -47,6 +47,7 @@ usage: npx tsx bench/fanout-agents.ts [options]
   --changes N               changes to deliver (default 3)
   --capi-check-ms N         controller's CAPI asg_latest_update check interval (default 250)
   --real-containers N       extra instances on the real agent's cell (default 200)
+  --worker-concurrency N    the controller's workerConcurrency (default 8)
   --cli                     real agent as \`node bin/cfnet.js agent\` (default: \`node dist/agent/main.js\`)
   --agent-node-options S    node options of the real agent, e.g. '--max-semi-space-size=2'
   --redis-stats             sample Redis (INFO: commands/s, network, CPU share, memory; PING
@@ -76,6 +77,7 @@ const PER_CELL = arg('per-cell', 4);
 const CHANGES = arg('changes', 3);
 const CAPI_CHECK = arg('capi-check-ms', 250);
 const REAL_CONTAINERS = arg('real-containers', 200);
+const WORKER_CONCURRENCY = arg('worker-concurrency', 8);
 const ENTRY = process.argv.includes('--cli') ? 'cli' : 'lean';
 const NODE_OPTIONS = (() => {
   const i = process.argv.indexOf('--agent-node-options');
@@ -170,7 +172,7 @@ async function main(): Promise<void> {
       tasks: 0,
     },
     // controller settings (CONTROLLER_SETTINGS keys)
-    controller: { overlayNetwork: '10.32.0.0/11', workerConcurrency: 8, jobBackoffMs: 100 },
+    controller: { overlayNetwork: '10.32.0.0/11', workerConcurrency: WORKER_CONCURRENCY, jobBackoffMs: 100 },
   });
   const agents: SimAgent[] = [];
   let monitor: ChildProcess | null = null;
