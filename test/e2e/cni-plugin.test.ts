@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -1189,6 +1189,17 @@ describe('the executor (per shim transport) and the fallback give identical resu
             config: x.cell.config({ cniVersion: '0.3.1' }),
           }),
         ],
+        [
+          // a control character cannot travel in a header, and +, %, & and = must survive a query
+          'ADD with a tab and URL syntax in CNI_CONTAINERID',
+          (x) => ({
+            command: 'ADD',
+            containerId: 'parity\tbad+%20&x=y',
+            netns: x.c2,
+            ifname: 'eth0',
+            config: x.cell.config(),
+          }),
+        ],
       ];
       // every session on its own cell (same subnet, so the same addresses), all at the same time
       const session = async (mode: Mode, transport?: Transport) => {
@@ -1217,13 +1228,15 @@ describe('the executor (per shim transport) and the fallback give identical resu
       // the session itself is what a runtime expects
       assert.deepEqual(
         reference!.map((s) => s.code),
-        [0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0],
+        [0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1],
         JSON.stringify(reference, null, 1),
       );
       assert.match(reference![1]!.stdout, /"sandbox":"\/run\/netns\/<ctr1>"/);
       assert.equal(reference![3]!.stdout, '', 'CHECK prints nothing');
       assert.equal(reference![8]!.stdout, '', 'no command: the about text goes to stderr');
       assert.equal(reference![10]!.stdout, '', 'DEL prints nothing');
+      assert.match(reference![14]!.stdout, /parity\\tbad\+%20&x=y/, 'the value arrived intact');
+      assert.ok(transports.includes('compiled'), 'the compiled entry is among the compared ones');
       for (const [i, t] of transports.entries()) {
         assert.deepEqual(others[i], reference, `executor via ${t} vs fallback`);
       }
@@ -1291,22 +1304,43 @@ describe('the shim when the executor is gone or breaks (per transport)', () => {
 });
 
 describe('the shim runs a plugin the runtime found through CNI_PATH (symlinked binary)', () => {
-  it('resolves its install dir through the symlink for the fallback', T, async () => {
-    const cell = await Cell.create({ subnet: freshSubnet() });
-    try {
-      const dir = `${cell.dir}/cni-bin`;
-      await run(['mkdir', '-p', dir]);
-      await run(['ln', '-s', cell.install.shim, `${dir}/cfnet-cni`]);
-      const r = await runWithStdin(
-        [`${dir}/cfnet-cni`],
-        { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' },
-        JSON.stringify(cell.config({}, 'fallback')),
-      );
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.equal(r.json?.cniVersion, '1.0.0');
-    } finally {
-      await cell.cleanup();
-    }
+  it(
+    'resolves its install dir through the symlink for the fallback (compiled entry and sh shim)',
+    T,
+    async () => {
+      const cell = await Cell.create({ subnet: freshSubnet() });
+      try {
+        for (const [i, target] of [cell.install.shim, cell.install.shShim].entries()) {
+          const dir = `${cell.dir}/cni-bin-${i}`;
+          await run(['mkdir', '-p', dir]);
+          await run(['ln', '-s', target, `${dir}/cfnet-cni`]);
+          const r = await runWithStdin(
+            [`${dir}/cfnet-cni`],
+            { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' },
+            JSON.stringify(cell.config({}, 'fallback')),
+          );
+          assert.equal(r.code, 0, `${target}: ${r.stdout}${r.stderr}`);
+          assert.equal(r.json?.cniVersion, '1.0.0');
+        }
+      } finally {
+        await cell.cleanup();
+      }
+    },
+  );
+});
+
+describe('the plugin cfnet installs is the compiled entry point wherever a C compiler is', () => {
+  it('cc is on PATH (.ci/run installs gcc) and the install’s bin/cfnet-cni is an ELF binary', T, async () => {
+    const cc = await run(['sh', '-c', 'command -v cc'], { allowFail: true });
+    assert.equal(cc.code, 0, 'no cc on PATH: .ci/run installs gcc and libc6-dev');
+    const install = await buildInstall();
+    assert.equal(install.entry, 'compiled');
+    const head = await readFile(install.shim);
+    assert.deepEqual([...head.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], 'ELF magic');
+    assert.ok(
+      (await readFile(install.shShim, 'utf8')).startsWith('#!/bin/sh\n'),
+      'the sh shim stays next to it',
+    );
   });
 });
 
@@ -1316,22 +1350,24 @@ describe('cfnet-cni started by hand (no CNI_COMMAND), as the reference plugins',
     T,
     async () => {
       const install = await buildInstall();
-      // stdin stays open: a plugin that waited on it would hang until the timeout kills it
-      const child = spawn(install.shim, [], {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      clearTimeout(timer);
-      child.stdin.destroy();
-      assert.equal(code, 0, 'exit status 0 without waiting for stdin');
-      assert.equal(Buffer.concat(out).toString(), '', 'nothing on stdout');
-      assert.equal(Buffer.concat(err).toString(), aboutText(), 'the same text as the library');
+      for (const entry of [install.shim, install.shShim]) {
+        // stdin stays open: a plugin that waited on it would hang until the timeout kills it
+        const child = spawn(entry, [], {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on('data', (b: Buffer) => out.push(b));
+        child.stderr.on('data', (b: Buffer) => err.push(b));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+        clearTimeout(timer);
+        child.stdin.destroy();
+        assert.equal(code, 0, `${entry}: exit status 0 without waiting for stdin`);
+        assert.equal(Buffer.concat(out).toString(), '', `${entry}: nothing on stdout`);
+        assert.equal(Buffer.concat(err).toString(), aboutText(), `${entry}: the same text as the library`);
+      }
       assert.match(aboutText(), /CNI protocol versions supported: 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/);
     },
   );
