@@ -270,6 +270,27 @@ static void exchange(int fd, const char *sock, const struct buf *in, struct buf 
               write_failed ? " (it closed the connection while the request was sent)" : "");
 }
 
+/* Decodes a chunked body in place (the executor sends Content-Length; an HTTP server in front of
+ * it, or a stand-in, may not). 0 when complete up to the last chunk. */
+static int dechunk(char *body, size_t *len) {
+  char *in = body, *end = body + *len, *out = body;
+  for (;;) {
+    char *eol = memmem(in, (size_t)(end - in), "\r\n", 2);
+    if (!eol) return -1;
+    char *after;
+    unsigned long n = strtoul(in, &after, 16);
+    if (after == in) return -1;
+    in = eol + 2;
+    if (n == 0) break;
+    if ((size_t)(end - in) < n + 2) return -1;
+    memmove(out, in, n);
+    out += n;
+    in += n + 2;
+  }
+  *len = (size_t)(out - body);
+  return 0;
+}
+
 /* Relays the executor's answer: 200 → body, exit 0; another status with a body → body, exit 1. */
 static void relay(const char *sock, struct buf *resp) {
   int status = 0;
@@ -282,6 +303,10 @@ static void relay(const char *sock, struct buf *resp) {
   /* a body shorter than announced: the executor died while answering */
   *sep = '\0';
   for (char *h = strstr(resp->p, "\r\n"); h; h = strstr(h + 2, "\r\n")) {
+    if (strncasecmp(h + 2, "transfer-encoding:", 18) == 0 && strcasestr(h + 20, "chunked")) {
+      if (dechunk(body, &body_len) != 0)
+        cni_error(11, "cfnet-cni: the executor at %s did not answer (a cut chunked body)", sock);
+    }
     if (strncasecmp(h + 2, "content-length:", 15) == 0) {
       unsigned long want = strtoul(h + 17, NULL, 10);
       if (body_len < want)
