@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAX_METADATA_BYTES } from '../../src/cni/config.js';
@@ -1341,6 +1342,59 @@ describe('the plugin cfnet installs is the compiled entry point wherever a C com
       (await readFile(install.shShim, 'utf8')).startsWith('#!/bin/sh\n'),
       'the sh shim stays next to it',
     );
+  });
+});
+
+describe('the compiled entry point at its limits', () => {
+  it('an executor that takes the request and never answers: code 11 after CFNET_CNI_TIMEOUT', T, async () => {
+    const install = await buildInstall();
+    const dir = await mkdtemp(join(tmpdir(), 'cfnet-cni-limits-'));
+    const hung = await hungAgent(join(dir, 'hung.sock'));
+    try {
+      const config = JSON.stringify({ cniVersion: '1.0.0', name: 'cfnet', type: 'cfnet-cni' });
+      const r = await runWithStdin(
+        [install.shim],
+        {
+          PATH: process.env.PATH ?? '',
+          CNI_COMMAND: 'VERSION',
+          CFNET_CNI_SOCKET: join(dir, 'hung.sock'),
+          CFNET_CNI_TIMEOUT: '1',
+        },
+        config,
+      );
+      assert.equal(r.code, 1);
+      const e = r.json as { code: number; msg: string };
+      assert.equal(e.code, 11);
+      assert.match(e.msg, /did not answer within 1s/);
+      assert.ok(r.ms >= 900 && r.ms < 10_000, `gave up after ${Math.round(r.ms)} ms`);
+      assert.equal(hung.connections(), 1, 'one request, no fallback after it');
+    } finally {
+      await hung.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stdin larger than a pipe reaches the fallback whole', T, async () => {
+    const install = await buildInstall();
+    // 300 KiB of config: the fallback reads it from the memory file the entry point made its stdin
+    const big = { cniVersion: '1.0.0', name: 'cfnet', type: 'cfnet-cni', padding: 'x'.repeat(300 * 1024) };
+    const r = await runWithStdin(
+      [install.shim],
+      {
+        PATH: process.env.PATH ?? '',
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'big',
+        CNI_NETNS: '/run/netns/cfnet-test-none',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+        CFNET_CNI_SOCKET: '/nonexistent/cni.sock',
+      },
+      `${JSON.stringify(big).slice(0, -1)},"ipam":{"type":"host-local"}}`,
+    );
+    // parsed whole: the config error is the one a complete document gives (ipam), not a JSON one
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal((r.json as { code: number }).code, 2, r.stdout);
+    assert.match(String(r.json?.msg), /ipam/);
   });
 });
 
