@@ -14,6 +14,7 @@ COPY proto ./proto
 COPY scripts ./scripts
 COPY src ./src
 COPY bin ./bin
+COPY native ./native
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:24.13.0-bookworm-slim

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stages the cfnet program into bosh/src/cfnet/ for `bosh create-release`: package.json, bin/
-# (cfnet.js and the cfnet-cni shim), the compiled dist/ and the production node_modules.
+# (cfnet.js and the cfnet-cni shim), native/cfnet-cni.c (the cni package compiles it), the compiled dist/ and the production node_modules.
 #
 #   bosh/scripts/stage-src.sh [--no-build] [--fresh] [OUT_DIR]
 #
@@ -40,6 +40,9 @@ if [ -f bin/cfnet-cni ]; then
 else
   echo "stage-src: warning: bin/cfnet-cni does not exist yet; the cni package will not build" >&2
 fi
+# the compiled CNI entry point's source: the cni package compiles it on the compilation VM
+mkdir -p "${out}/native"
+install -m 0644 native/cfnet-cni.c "${out}/native/cfnet-cni.c"
 cp -a dist "${out}/dist"
 # Source maps are not needed on a VM.
 find "${out}/dist" -name '*.map' -delete

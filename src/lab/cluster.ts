@@ -774,6 +774,8 @@ export class Cluster {
       CNI_NETNS: `/run/netns/${ns}`,
       CNI_IFNAME: 'eth0',
       CNI_PATH: '/usr/lib/cni',
+      // the working copy's compiled entry lives in dist/native/: its fallback needs the install named
+      CFNET_HOME: this.install.home,
     };
     const out = await runWithStdin(
       ['ip', 'netns', 'exec', cell.ns, this.install.shim],
@@ -827,6 +829,8 @@ export class Cluster {
       CNI_NETNS: `/run/netns/${ref.ns}`,
       CNI_IFNAME: 'eth0',
       CNI_PATH: '/usr/lib/cni',
+      // the working copy's compiled entry lives in dist/native/: its fallback needs the install named
+      CFNET_HOME: this.install.home,
     };
     const out = await runWithStdin(
       ['ip', 'netns', 'exec', ref.cell.ns, this.install.shim],

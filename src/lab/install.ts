@@ -3,6 +3,7 @@
  * node_modules/), and running a program the way a CNI runtime does (env + stdin, stdout parsed).
  * Shared with the tests' helpers (test/helpers/cni.ts re-exports these).
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -15,19 +16,35 @@ export const REPO = new URL('../..', import.meta.url).pathname.replace(/\/$/, ''
 export interface Install {
   /** CFNET_HOME: bin/, dist/, node_modules/, package.json. */
   home: string;
-  /** bin/cfnet-cni inside the install. */
+  /**
+   * The CNI plugin entry point the install uses: the compiled native/cfnet-cni.c when a C compiler
+   * was there to build it, else the sh shim (docs/cni.md, "The entry point").
+   */
   shim: string;
+  /** Which one `shim` is. */
+  entry: 'compiled' | 'sh';
+  /** The sh shim bin/cfnet-cni (its nc and curl transports), whichever `shim` is. */
+  shShim: string;
   /** bin/cfnet.js inside the install. */
   cli: string;
 }
 
-function installOf(home: string): Install {
-  return { home, shim: join(home, 'bin', 'cfnet-cni'), cli: join(home, 'bin', 'cfnet.js') };
-}
-
-/** The working copy itself as the install: what runs when the lab runs from the built dist/. */
+/**
+ * The working copy itself as the install: what runs when the lab runs from the built dist/. Its
+ * compiled entry is dist/native/cfnet-cni (`npm run build`), whose fallback finds the install
+ * through CFNET_HOME (the lab passes it), not through its own location.
+ */
 export function repoInstall(): Install {
-  return installOf(REPO);
+  const compiled = join(REPO, 'dist', 'native', 'cfnet-cni');
+  const sh = join(REPO, 'bin', 'cfnet-cni');
+  const entry = existsSync(compiled) ? 'compiled' : 'sh';
+  return {
+    home: REPO,
+    shim: entry === 'compiled' ? compiled : sh,
+    entry,
+    shShim: sh,
+    cli: join(REPO, 'bin', 'cfnet.js'),
+  };
 }
 
 /**
@@ -86,12 +103,26 @@ export function buildInstall(): Promise<Install> {
       }
     }
     await mkdir(join(home, 'bin'), { recursive: true });
-    await copyFile(join(REPO, 'bin', 'cfnet-cni'), join(home, 'bin', 'cfnet-cni'));
+    const shim = join(home, 'bin', 'cfnet-cni');
+    const shShim = join(home, 'bin', 'cfnet-cni.sh');
+    await copyFile(join(REPO, 'bin', 'cfnet-cni'), shShim);
     await copyFile(join(REPO, 'bin', 'cfnet.js'), join(home, 'bin', 'cfnet.js'));
-    await run(['chmod', '755', join(home, 'bin', 'cfnet-cni')]);
+    await run(['chmod', '755', shShim]);
+    // the plugin as cfnet installs it: compiled from native/ (as `npm run build` and the BOSH
+    // package do) when a C compiler is there, else the sh shim under the plugin's name
+    const built = await runHost([process.execPath, join(REPO, 'scripts', 'build-native.mjs'), shim], {
+      allowFail: true,
+    });
+    if (built.code !== 0 && built.code !== 3)
+      throw new Error(`compiling native/cfnet-cni.c failed: ${built.stdout}${built.stderr}`);
+    const entry = built.code === 0 ? 'compiled' : 'sh';
+    if (entry === 'sh') {
+      await copyFile(shShim, shim);
+      await run(['chmod', '755', shim]);
+    }
     await copyFile(join(REPO, 'package.json'), join(home, 'package.json'));
     await symlink(join(REPO, 'node_modules'), join(home, 'node_modules'));
-    return installOf(home);
+    return { home, shim, entry, shShim, cli: join(home, 'bin', 'cfnet.js') };
   })();
   return installPromise;
 }

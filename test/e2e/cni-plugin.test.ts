@@ -7,8 +7,9 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { rename, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { MAX_METADATA_BYTES } from '../../src/cni/config.js';
@@ -1189,6 +1190,17 @@ describe('the executor (per shim transport) and the fallback give identical resu
             config: x.cell.config({ cniVersion: '0.3.1' }),
           }),
         ],
+        [
+          // a control character cannot travel in a header, and +, %, & and = must survive a query
+          'ADD with a tab and URL syntax in CNI_CONTAINERID',
+          (x) => ({
+            command: 'ADD',
+            containerId: 'parity\tbad+%20&x=y',
+            netns: x.c2,
+            ifname: 'eth0',
+            config: x.cell.config(),
+          }),
+        ],
       ];
       // every session on its own cell (same subnet, so the same addresses), all at the same time
       const session = async (mode: Mode, transport?: Transport) => {
@@ -1217,13 +1229,15 @@ describe('the executor (per shim transport) and the fallback give identical resu
       // the session itself is what a runtime expects
       assert.deepEqual(
         reference!.map((s) => s.code),
-        [0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0],
+        [0, 0, 1, 0, 0, 0, 0, 1, 0, 1, 0, 0, 1, 0, 1],
         JSON.stringify(reference, null, 1),
       );
       assert.match(reference![1]!.stdout, /"sandbox":"\/run\/netns\/<ctr1>"/);
       assert.equal(reference![3]!.stdout, '', 'CHECK prints nothing');
       assert.equal(reference![8]!.stdout, '', 'no command: the about text goes to stderr');
       assert.equal(reference![10]!.stdout, '', 'DEL prints nothing');
+      assert.match(reference![14]!.stdout, /parity\\tbad\+%20&x=y/, 'the value arrived intact');
+      assert.ok(transports.includes('compiled'), 'the compiled entry is among the compared ones');
       for (const [i, t] of transports.entries()) {
         assert.deepEqual(others[i], reference, `executor via ${t} vs fallback`);
       }
@@ -1291,22 +1305,96 @@ describe('the shim when the executor is gone or breaks (per transport)', () => {
 });
 
 describe('the shim runs a plugin the runtime found through CNI_PATH (symlinked binary)', () => {
-  it('resolves its install dir through the symlink for the fallback', T, async () => {
-    const cell = await Cell.create({ subnet: freshSubnet() });
+  it(
+    'resolves its install dir through the symlink for the fallback (compiled entry and sh shim)',
+    T,
+    async () => {
+      const cell = await Cell.create({ subnet: freshSubnet() });
+      try {
+        for (const [i, target] of [cell.install.shim, cell.install.shShim].entries()) {
+          const dir = `${cell.dir}/cni-bin-${i}`;
+          await run(['mkdir', '-p', dir]);
+          await run(['ln', '-s', target, `${dir}/cfnet-cni`]);
+          const r = await runWithStdin(
+            [`${dir}/cfnet-cni`],
+            { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' },
+            JSON.stringify(cell.config({}, 'fallback')),
+          );
+          assert.equal(r.code, 0, `${target}: ${r.stdout}${r.stderr}`);
+          assert.equal(r.json?.cniVersion, '1.0.0');
+        }
+      } finally {
+        await cell.cleanup();
+      }
+    },
+  );
+});
+
+describe('the plugin cfnet installs is the compiled entry point wherever a C compiler is', () => {
+  it('cc is on PATH (.ci/run installs gcc) and the install’s bin/cfnet-cni is an ELF binary', T, async () => {
+    const cc = await run(['sh', '-c', 'command -v cc'], { allowFail: true });
+    assert.equal(cc.code, 0, 'no cc on PATH: .ci/run installs gcc and libc6-dev');
+    const install = await buildInstall();
+    assert.equal(install.entry, 'compiled');
+    const head = await readFile(install.shim);
+    assert.deepEqual([...head.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], 'ELF magic');
+    assert.ok(
+      (await readFile(install.shShim, 'utf8')).startsWith('#!/bin/sh\n'),
+      'the sh shim stays next to it',
+    );
+  });
+});
+
+describe('the compiled entry point at its limits', () => {
+  it('an executor that takes the request and never answers: code 11 after CFNET_CNI_TIMEOUT', T, async () => {
+    const install = await buildInstall();
+    const dir = await mkdtemp(join(tmpdir(), 'cfnet-cni-limits-'));
+    const hung = await hungAgent(join(dir, 'hung.sock'));
     try {
-      const dir = `${cell.dir}/cni-bin`;
-      await run(['mkdir', '-p', dir]);
-      await run(['ln', '-s', cell.install.shim, `${dir}/cfnet-cni`]);
+      const config = JSON.stringify({ cniVersion: '1.0.0', name: 'cfnet', type: 'cfnet-cni' });
       const r = await runWithStdin(
-        [`${dir}/cfnet-cni`],
-        { PATH: process.env.PATH ?? '', CNI_COMMAND: 'VERSION' },
-        JSON.stringify(cell.config({}, 'fallback')),
+        [install.shim],
+        {
+          PATH: process.env.PATH ?? '',
+          CNI_COMMAND: 'VERSION',
+          CFNET_CNI_SOCKET: join(dir, 'hung.sock'),
+          CFNET_CNI_TIMEOUT: '1',
+        },
+        config,
       );
-      assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.equal(r.json?.cniVersion, '1.0.0');
+      assert.equal(r.code, 1);
+      const e = r.json as { code: number; msg: string };
+      assert.equal(e.code, 11);
+      assert.match(e.msg, /did not answer within 1s/);
+      assert.ok(r.ms >= 900 && r.ms < 10_000, `gave up after ${Math.round(r.ms)} ms`);
+      assert.equal(hung.connections(), 1, 'one request, no fallback after it');
     } finally {
-      await cell.cleanup();
+      await hung.close();
+      await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('a stdin larger than a pipe reaches the fallback whole', T, async () => {
+    const install = await buildInstall();
+    // 300 KiB of config: the fallback reads it from the memory file the entry point made its stdin
+    const big = { cniVersion: '1.0.0', name: 'cfnet', type: 'cfnet-cni', padding: 'x'.repeat(300 * 1024) };
+    const r = await runWithStdin(
+      [install.shim],
+      {
+        PATH: process.env.PATH ?? '',
+        CNI_COMMAND: 'ADD',
+        CNI_CONTAINERID: 'big',
+        CNI_NETNS: '/run/netns/cfnet-test-none',
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+        CFNET_CNI_SOCKET: '/nonexistent/cni.sock',
+      },
+      `${JSON.stringify(big).slice(0, -1)},"ipam":{"type":"host-local"}}`,
+    );
+    // parsed whole: the config error is the one a complete document gives (ipam), not a JSON one
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.equal((r.json as { code: number }).code, 2, r.stdout);
+    assert.match(String(r.json?.msg), /ipam/);
   });
 });
 
@@ -1316,22 +1404,24 @@ describe('cfnet-cni started by hand (no CNI_COMMAND), as the reference plugins',
     T,
     async () => {
       const install = await buildInstall();
-      // stdin stays open: a plugin that waited on it would hang until the timeout kills it
-      const child = spawn(install.shim, [], {
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-      clearTimeout(timer);
-      child.stdin.destroy();
-      assert.equal(code, 0, 'exit status 0 without waiting for stdin');
-      assert.equal(Buffer.concat(out).toString(), '', 'nothing on stdout');
-      assert.equal(Buffer.concat(err).toString(), aboutText(), 'the same text as the library');
+      for (const entry of [install.shim, install.shShim]) {
+        // stdin stays open: a plugin that waited on it would hang until the timeout kills it
+        const child = spawn(entry, [], {
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        });
+        const out: Buffer[] = [];
+        const err: Buffer[] = [];
+        child.stdout.on('data', (b: Buffer) => out.push(b));
+        child.stderr.on('data', (b: Buffer) => err.push(b));
+        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+        clearTimeout(timer);
+        child.stdin.destroy();
+        assert.equal(code, 0, `${entry}: exit status 0 without waiting for stdin`);
+        assert.equal(Buffer.concat(out).toString(), '', `${entry}: nothing on stdout`);
+        assert.equal(Buffer.concat(err).toString(), aboutText(), `${entry}: the same text as the library`);
+      }
       assert.match(aboutText(), /CNI protocol versions supported: 0\.3\.1, 0\.4\.0, 1\.0\.0, 1\.1\.0/);
     },
   );

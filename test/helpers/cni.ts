@@ -58,16 +58,28 @@ export interface CniCall {
   env?: Record<string, string>;
   /** Program to run instead of the shim (e.g. /usr/lib/cni/bridge). */
   program?: string;
-  /** The shim's transport to the executor (CFNET_CNI_TRANSPORT; default: the shim's auto choice). */
+  /**
+   * How the call reaches the executor: `compiled` is the install's compiled entry point, `curl` and
+   * `nc` the sh shim with that CFNET_CNI_TRANSPORT. Default: the install's plugin (`install.shim`,
+   * compiled when a C compiler built it) as a runtime finds it.
+   */
   transport?: Transport;
 }
 
-export type Transport = 'curl' | 'nc';
+export type Transport = 'compiled' | 'curl' | 'nc';
 
-/** The transports the shim can use on this machine (curl always; nc when netcat-openbsd is installed). */
+/**
+ * The entry points and transports this machine has: the compiled entry when the install has one
+ * (a C compiler was there), the sh shim's curl always, its nc when netcat-openbsd is installed.
+ */
 export async function availableTransports(): Promise<Transport[]> {
+  const install = await buildInstall();
   const nc = await run(['sh', '-c', 'command -v nc.openbsd'], { allowFail: true });
-  return nc.code === 0 ? ['curl', 'nc'] : ['curl'];
+  return [
+    ...(install.entry === 'compiled' ? (['compiled'] as const) : []),
+    'curl',
+    ...(nc.code === 0 ? (['nc'] as const) : []),
+  ];
 }
 
 export const UNDERLAY_CELL_IP = '10.0.0.2';
@@ -255,7 +267,7 @@ export class Cell {
     if (c.ifname !== undefined) env.CNI_IFNAME = c.ifname;
     if (c.args !== undefined) env.CNI_ARGS = c.args;
     if (c.path !== null) env.CNI_PATH = c.path ?? '/usr/lib/cni';
-    if (c.transport !== undefined) env.CFNET_CNI_TRANSPORT = c.transport;
+    if (c.transport === 'curl' || c.transport === 'nc') env.CFNET_CNI_TRANSPORT = c.transport;
     Object.assign(env, c.env ?? {});
     const stdin =
       typeof c.config === 'string'
@@ -265,7 +277,10 @@ export class Cell {
               ? { ...c.config, executor_socket: this.deadSocket }
               : c.config,
           );
-    const program = c.program ?? this.install.shim;
+    if (c.transport === 'compiled' && this.install.entry !== 'compiled')
+      throw new Error('this install has no compiled entry point (no C compiler when it was made)');
+    const program =
+      c.program ?? (c.transport === 'curl' || c.transport === 'nc' ? this.install.shShim : this.install.shim);
     return runWithStdin(['nsenter', `--net=/run/netns/${this.ns}`, program], env, stdin);
   }
 

@@ -84,6 +84,7 @@ const STAGED = [
   'cfnet/package.json',
   'cfnet/bin/cfnet.js',
   'cfnet/bin/cfnet-cni',
+  'cfnet/native/cfnet-cni.c',
   'cfnet/dist/cli/main.js',
   'cfnet/dist/state/lua/lease-renew.lua',
   'cfnet/node_modules/pino/package.json',

@@ -1306,6 +1306,19 @@ describe('cni pre-start: the shim has a transport to the executor, nft and node'
     assert.match(noNode.stderr, /node_binary .*nowhere\/node is not an executable file/);
   });
 
+  it('the compiled entry point needs neither netcat nor a new curl; the sh shim does', () => {
+    const elf = join(dir, 'cfnet-cni-compiled');
+    writeFileSync(elf, Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0]), { mode: 0o755 });
+    const compiled = preStart([], { FAKE_CURL_VERSION: '7.81.0', CFNET_CNI_PLUGIN: elf });
+    assert.equal(compiled.status, 0, compiled.stderr);
+    assert.match(compiled.stdout, /is the compiled entry point: it reaches the executor itself/);
+    const sh = join(dir, 'cfnet-cni-sh');
+    writeFileSync(sh, '#!/bin/sh\n', { mode: 0o755 });
+    const shim = preStart([], { FAKE_CURL_VERSION: '7.81.0', CFNET_CNI_PLUGIN: sh });
+    assert.equal(shim.status, 1);
+    assert.match(shim.stderr, /neither netcat-openbsd/);
+  });
+
   it('a disabled cni job checks nothing', () => {
     const res = preStart(['--set', 'cni:disable=true'], { FAKE_CURL_VERSION: '7.81.0' });
     assert.equal(res.status, 0, res.stderr);
@@ -1543,6 +1556,7 @@ describe('operations/use-cfnet.yml on a cf-deployment-shaped manifest', () => {
 function runPackaging(
   pkg: string,
   files: Record<string, string>,
+  env: Record<string, string> = {},
 ): { target: string; res: SpawnSyncReturns<string> } {
   const compile = mkdtempSync(join(work, `compile-${pkg}-`));
   const target = mkdtempSync(join(work, `install-${pkg}-`));
@@ -1554,7 +1568,7 @@ function runPackaging(
   const res = spawnSync('bash', [join(release, 'packages', pkg, 'packaging')], {
     cwd: compile,
     encoding: 'utf8',
-    env: { ...process.env, BOSH_INSTALL_TARGET: target, BOSH_COMPILE_TARGET: compile },
+    env: { ...process.env, BOSH_INSTALL_TARGET: target, BOSH_COMPILE_TARGET: compile, ...env },
   });
   return { target, res };
 }
@@ -1595,11 +1609,13 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
   // The stand-in fallback reports the environment the shim ran it with.
   writeFileSync(
     join(staged, 'dist', 'cni', 'fallback.js'),
-    'console.log(JSON.stringify({ fallback: true, node: process.argv0, path: process.env.PATH, transport: process.env.CFNET_CNI_TRANSPORT }));\n',
+    'console.log(JSON.stringify({ fallback: true, node: process.argv0, path: process.env.PATH, transport: process.env.CFNET_CNI_TRANSPORT, timeout: process.env.CFNET_CNI_TIMEOUT }));\n',
   );
   writeFileSync(join(staged, 'node_modules', 'left-pad', 'index.js'), 'module.exports = 1;\n');
   copyFileSync(join(root, 'bin', 'cfnet.js'), join(staged, 'bin', 'cfnet.js'));
   copyFileSync(join(root, 'bin', 'cfnet-cni'), join(staged, 'bin', 'cfnet-cni'));
+  mkdirSync(join(staged, 'native'), { recursive: true });
+  copyFileSync(join(root, 'native', 'cfnet-cni.c'), join(staged, 'native', 'cfnet-cni.c'));
 
   it('node24 unpacks the official tarball layout', () => {
     const dir = join(work, 'node-blob', 'node-v24.99.0-linux-x64');
@@ -1645,6 +1661,10 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
     assert.equal(spawnSync('tar', ['-czf', tgz, '-C', blobDir, './bandwidth', './loopback']).status, 0);
     const selected = specFiles('cni', src);
     assert.ok(selected.includes('cfnet/bin/cfnet-cni'));
+    assert.ok(
+      selected.includes('cfnet/native/cfnet-cni.c'),
+      'the compiled entry point is built on the compilation VM',
+    );
     assert.ok(selected.includes('cfnet/dist/cni/fallback.js'));
     const { target, res } = runPackaging('cni', {
       cfnet: staged,
@@ -1665,116 +1685,140 @@ describe('BOSH packaging scripts build from stand-in blobs', () => {
     assert.match(version.stdout, /"1\.0\.0"/, 'the packaged bandwidth plugin speaks CNI 1.0.0');
   });
 
-  it("cni's shim reads the cni job's shim.env: transport to the executor, node and nft for the fallback", async () => {
-    const blobDir = join(work, 'cni-blob-2');
-    mkdirSync(blobDir, { recursive: true });
-    copyFileSync('/usr/lib/cni/bandwidth', join(blobDir, 'bandwidth'));
-    const tgz = join(work, 'cni-plugins-linux-amd64-v1.99.1.tgz');
-    assert.equal(spawnSync('tar', ['-czf', tgz, '-C', blobDir, './bandwidth']).status, 0);
-    const { target, res } = runPackaging('cni', {
-      cfnet: staged,
-      'cni-plugins/cni-plugins-linux-amd64-v1.99.1.tgz': tgz,
-    });
-    assert.equal(res.status, 0, res.stderr);
-    const shim = join(target, 'bin', 'cfnet-cni');
-    const text = readFileSync(shim, 'utf8');
-    assert.ok(text.startsWith('#!/bin/sh\n'), 'the #! line stays first');
-    assert.ok(
-      text.endsWith(
-        readFileSync(join(root, 'bin', 'cfnet-cni'), 'utf8')
-          .split('\n')
-          .slice(1)
-          .join('\n'),
-      ),
-    );
-
-    // node_binary through a link, so the fallback's argv0 shows which node ran it.
-    const nodeDir = join(work, 'shim-node', 'bin');
-    mkdirSync(nodeDir, { recursive: true });
-    spawnSync('ln', ['-sf', process.execPath, join(nodeDir, 'node')]);
-    const nftDir = join(work, 'shim-nft', 'sbin');
-    mkdirSync(nftDir, { recursive: true });
-    writeFileSync(join(nftDir, 'nft'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-    const envFile = (transport: string) =>
-      file(
-        renderOk([
-          '--job',
-          'cni',
-          '--set',
-          `cni:nft_binary=${join(nftDir, 'nft')}`,
-          '--set',
-          `cni:node_binary=${join(nodeDir, 'node')}`,
-          '--set',
-          `cni:shim_transport=${transport}`,
-        ]),
+  for (const entry of ['compiled', 'sh'] as const) {
+    it(`cni's ${entry} entry point reads the cni job's shim.env: executor, node and nft for the fallback`, async () => {
+      const blobDir = join(work, `cni-blob-${entry}`);
+      mkdirSync(blobDir, { recursive: true });
+      copyFileSync('/usr/lib/cni/bandwidth', join(blobDir, 'bandwidth'));
+      const tgz = join(work, `cni-plugins-linux-amd64-v1.99.1-${entry}.tgz`);
+      assert.equal(spawnSync('tar', ['-czf', tgz, '-C', blobDir, './bandwidth']).status, 0);
+      // the sh shim is what a compilation VM without a C compiler installs
+      const { target, res } = runPackaging(
         'cni',
-        'config/shim.env',
-      ).path;
-    const sock = join(work, 'shim-executor.sock');
-    const config = JSON.stringify({
-      cniVersion: '1.0.0',
-      name: 'cfnet',
-      type: 'cfnet-cni',
-      executor_socket: sock,
-    });
-    const runShim = (env: Record<string, string>) =>
-      new Promise<{ code: number | null; stdout: string }>((resolve) => {
-        const child = spawn(shim, [], {
-          env: { PATH: '/usr/bin:/bin', CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'c1', ...env },
-        });
-        let stdout = '';
-        child.stdout.on('data', (b: Buffer) => {
-          stdout += b.toString();
-        });
-        // 'close', not 'exit': stdout may still hold data when the process has exited.
-        child.once('close', (code) => resolve({ code, stdout }));
-        child.stdin.end(config);
-      });
+        { cfnet: staged, 'cni-plugins/cni-plugins-linux-amd64-v1.99.1.tgz': tgz },
+        entry === 'sh' ? { CC: 'cfnet-test-no-such-cc' } : {},
+      );
+      assert.equal(res.status, 0, res.stderr);
+      const shim = join(target, 'bin', 'cfnet-cni');
+      const head = readFileSync(shim);
+      if (entry === 'compiled') {
+        assert.match(res.stdout, /bin\/cfnet-cni is the compiled entry point/);
+        assert.deepEqual([...head.subarray(0, 4)], [0x7f, 0x45, 0x4c, 0x46], 'an ELF binary');
+      } else {
+        assert.match(
+          res.stderr,
+          /no working C compiler \(cfnet-test-no-such-cc\): bin\/cfnet-cni is the sh shim/,
+        );
+        const text = head.toString('utf8');
+        assert.ok(text.startsWith('#!/bin/sh\n'), 'the #! line stays first');
+        assert.ok(
+          text.endsWith(
+            readFileSync(join(root, 'bin', 'cfnet-cni'), 'utf8')
+              .split('\n')
+              .slice(1)
+              .join('\n'),
+          ),
+        );
+      }
 
-    // No executor: the one-off fallback runs with node_binary, and nft_binary's directory first on the PATH.
-    const fb = await runShim({ CFNET_CNI_ENV: envFile('auto') });
-    assert.equal(fb.code, 0);
-    const seen = JSON.parse(fb.stdout) as {
-      fallback: boolean;
-      node: string;
-      path: string;
-      transport: string;
-    };
-    assert.equal(seen.fallback, true);
-    assert.equal(seen.node, join(nodeDir, 'node'));
-    assert.equal(seen.path.split(':')[0], nftDir);
-    assert.equal(seen.transport, 'auto');
+      // node_binary through a link, so the fallback's argv0 shows which node ran it.
+      const nodeDir = join(work, `shim-node-${entry}`, 'bin');
+      mkdirSync(nodeDir, { recursive: true });
+      spawnSync('ln', ['-sf', process.execPath, join(nodeDir, 'node')]);
+      const nftDir = join(work, `shim-nft-${entry}`, 'sbin');
+      mkdirSync(nftDir, { recursive: true });
+      writeFileSync(join(nftDir, 'nft'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+      const envFile = (transport: string) =>
+        file(
+          renderOk([
+            '--job',
+            'cni',
+            '--set',
+            `cni:nft_binary=${join(nftDir, 'nft')}`,
+            '--set',
+            `cni:node_binary=${join(nodeDir, 'node')}`,
+            '--set',
+            `cni:shim_transport=${transport}`,
+            '--set',
+            'cni:executor_timeout_seconds=7',
+          ]),
+          'cni',
+          'config/shim.env',
+        ).path;
+      const sock = join(work, `shim-executor-${entry}.sock`);
+      const config = JSON.stringify({
+        cniVersion: '1.0.0',
+        name: 'cfnet',
+        type: 'cfnet-cni',
+        executor_socket: sock,
+      });
+      const runShim = (env: Record<string, string>) =>
+        new Promise<{ code: number | null; stdout: string }>((resolve) => {
+          const child = spawn(shim, [], {
+            env: { PATH: '/usr/bin:/bin', CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'c1', ...env },
+          });
+          let stdout = '';
+          child.stdout.on('data', (b: Buffer) => {
+            stdout += b.toString();
+          });
+          // 'close', not 'exit': stdout may still hold data when the process has exited.
+          child.once('close', (code) => resolve({ code, stdout }));
+          child.stdin.end(config);
+        });
 
-    // An executor on the socket: shim_transport curl reaches it (curl 7.87+ here, see .ci/run).
-    const calls: { url: string; body: string }[] = [];
-    const server = createHttpServer((req, resp) => {
-      let body = '';
-      req.on('data', (b: Buffer) => {
-        body += b.toString();
+      // No executor: the one-off fallback runs with node_binary, and nft_binary's directory first on the PATH.
+      const fb = await runShim({ CFNET_CNI_ENV: envFile('auto') });
+      assert.equal(fb.code, 0);
+      const seen = JSON.parse(fb.stdout) as {
+        fallback: boolean;
+        node: string;
+        path: string;
+        transport: string;
+        timeout: string;
+      };
+      assert.equal(seen.fallback, true);
+      assert.equal(seen.node, join(nodeDir, 'node'));
+      assert.equal(seen.path.split(':')[0], nftDir);
+      assert.equal(seen.transport, 'auto');
+      assert.equal(seen.timeout, '7');
+
+      const calls: { url: string; body: string }[] = [];
+      const server = createHttpServer((req, resp) => {
+        let body = '';
+        req.on('data', (b: Buffer) => {
+          body += b.toString();
+        });
+        req.on('end', () => {
+          calls.push({ url: req.url ?? '', body });
+          resp.writeHead(200, { 'content-type': 'application/json' });
+          resp.end('{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}');
+        });
       });
-      req.on('end', () => {
-        calls.push({ url: req.url ?? '', body });
-        resp.writeHead(200, { 'content-type': 'application/json' });
-        resp.end('{"cniVersion":"1.0.0","supportedVersions":["1.0.0"]}');
-      });
+      rmSync(sock, { force: true });
+      await new Promise<void>((resolve) => server.listen(sock, resolve));
+      try {
+        // An executor on the socket: shim_transport curl reaches it (curl 7.87+ here, see .ci/run);
+        // the compiled entry reaches it itself, whatever shim_transport says.
+        const viaCurl = await runShim({ CFNET_CNI_ENV: envFile('curl') });
+        assert.equal(viaCurl.code, 0);
+        assert.deepEqual(JSON.parse(viaCurl.stdout), { cniVersion: '1.0.0', supportedVersions: ['1.0.0'] });
+        assert.equal(calls.length, 1);
+        assert.match(calls[0]!.url, /^\/v1\/cni\?.*CNI_COMMAND=VERSION/);
+        assert.equal(calls[0]!.body, config);
+        const viaNc = await runShim({ CFNET_CNI_ENV: envFile('nc'), CFNET_NC: 'cfnet-test-no-such-netcat' });
+        if (entry === 'sh') {
+          // shim_transport nc without netcat: the shim reports that the executor did not answer (it
+          // does not silently fall back after a request may have been sent).
+          assert.equal(viaNc.code, 1);
+          assert.equal((JSON.parse(viaNc.stdout) as { code: number }).code, 11);
+          assert.equal(calls.length, 1);
+        } else {
+          assert.equal(viaNc.code, 0, viaNc.stdout);
+          assert.equal(calls.length, 2);
+        }
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
     });
-    rmSync(sock, { force: true });
-    await new Promise<void>((resolve) => server.listen(sock, resolve));
-    try {
-      const viaCurl = await runShim({ CFNET_CNI_ENV: envFile('curl') });
-      assert.equal(viaCurl.code, 0);
-      assert.deepEqual(JSON.parse(viaCurl.stdout), { cniVersion: '1.0.0', supportedVersions: ['1.0.0'] });
-      assert.equal(calls.length, 1);
-      assert.match(calls[0]!.url, /^\/v1\/cni\?.*CNI_COMMAND=VERSION/);
-      assert.equal(calls[0]!.body, config);
-      // shim_transport nc without netcat: the shim reports that the executor did not answer (it
-      // does not silently fall back after a request may have been sent).
-      const viaNc = await runShim({ CFNET_CNI_ENV: envFile('nc'), CFNET_NC: 'cfnet-test-no-such-netcat' });
-      assert.equal(viaNc.code, 1);
-      assert.equal((JSON.parse(viaNc.stdout) as { code: number }).code, 11);
-      assert.equal(calls.length, 1);
-    } finally {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    }
-  });
+  }
 });

@@ -91,6 +91,8 @@ describe('README.md', () => {
       'prometheus',
       'golang-go',
       'golang-github-appc-cni-dev',
+      'gcc',
+      'libc6-dev',
     ]) {
       assert.ok(ci.includes(`need_apt+=(${pkgName})`), `.ci/run does not install ${pkgName}`);
       assert.ok(readme.includes(`\`${pkgName}\``), `README does not list ${pkgName}`);

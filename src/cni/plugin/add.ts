@@ -171,7 +171,10 @@ export async function cmdAdd(
   const dp = deps.dataplane(cfg);
   // listed while the subnet and MTU are read; awaited inside the datastore lock
   const tableUse = dp.addressUse();
-  tableUse.catch(() => undefined); // awaited (and reported) by reserveAddress, or dropped on an early failure
+  tableUse.then(
+    () => mark('tableListed'),
+    () => undefined, // awaited (and reported) by reserveAddress, or dropped on an early failure
+  );
   const egress = ruleSetHash(rules);
   let subnet: Awaited<ReturnType<typeof readSubnet>>;
   let mtu: number;
