@@ -27,6 +27,8 @@ export interface ControllerConfig {
   leaseMs: number;
   workers: {
     concurrency: number;
+    /** Child processes running the reconciles (0 = this process); see reconcile/worker-pool.ts. */
+    processes: number;
     attempts: number;
     backoffMs: number;
     keepCompleted: number;

@@ -47,7 +47,8 @@ import { registerControllerMetrics } from './metrics.js';
 import { type ReadinessChecks, readiness } from './readiness.js';
 import { ReconcileQueue } from './reconcile/queue.js';
 import { type ReconcileResult, Reconciler } from './reconcile/reconciler.js';
-import { ReconcileWorkers } from './reconcile/worker.js';
+import { ReconcileMetrics, ReconcileWorkers } from './reconcile/worker.js';
+import { ReconcileWorkerPool } from './reconcile/worker-pool.js';
 import { ChangeNotifier } from './serve/notifier.js';
 import { RouterTag } from './serve/router-tag.js';
 import { type RunningServer, startAgentApi, startOperatorServer } from './serve/server.js';
@@ -84,7 +85,8 @@ export class Controller {
   private worldStore!: WorldStore;
   private store!: RuleSetStore;
   private queue!: ReconcileQueue;
-  private workers!: ReconcileWorkers;
+  /** The reconcile workers: in this process, or its worker processes (`workerProcesses`). */
+  private workers!: ReconcileWorkers | ReconcileWorkerPool;
   private election!: LeaderElection;
   private notifier!: ChangeNotifier;
   private leases!: LeaseManager;
@@ -199,22 +201,43 @@ export class Controller {
       onConflict: (x) => this.rejections.reject(conflictRejection(x)),
       ...(c.compute ? { compute: c.compute } : {}),
     });
-    this.workers = new ReconcileWorkers(this.workerConn, reconciler, {
-      prefix: this.keys.ns,
-      concurrency: w.concurrency,
-      lockDurationMs: w.lockDurationMs,
-      registry: this.registry,
-      logger: this.log.child({ part: 'worker' }),
-      onRewriteWanted: (cell: string) => {
-        void this.redis.publish(this.keys.resyncChannel, cell).catch(() => {});
-      },
-      ...(c.onReconcile
-        ? {
-            onResult: (cell: string, r: ReconcileResult | { outcome: 'not-ready' }) =>
-              c.onReconcile!(cell, r),
-          }
-        : {}),
-    });
+    const onRewriteWanted = (cell: string) => {
+      void this.redis.publish(this.keys.resyncChannel, cell).catch(() => {});
+    };
+    const onResult = c.onReconcile
+      ? (cell: string, r: ReconcileResult | { outcome: 'not-ready' }) => c.onReconcile!(cell, r)
+      : undefined;
+    this.workers =
+      w.processes > 0
+        ? new ReconcileWorkerPool({
+            processes: w.processes,
+            init: {
+              instanceId: this.instanceId,
+              redisUrl: c.redisUrl,
+              ...(c.redisAuth ? { redisAuth: c.redisAuth } : {}),
+              namespace: this.keys.ns,
+              cellConfig: c.cellConfig,
+              ...(c.compute?.egressSource ? { egressSource: c.compute.egressSource } : {}),
+              concurrency: w.concurrency,
+              lockDurationMs: w.lockDurationMs,
+              rulesetLogLength: c.rulesetLogLength,
+              logLevel: this.log.level,
+            },
+            logger: this.log.child({ part: 'worker' }),
+            observer: new ReconcileMetrics(this.registry),
+            onConflict: (x) => this.rejections.reject(conflictRejection(x)),
+            onRewriteWanted,
+            ...(onResult ? { onResult } : {}),
+          })
+        : new ReconcileWorkers(this.workerConn, reconciler, {
+            prefix: this.keys.ns,
+            concurrency: w.concurrency,
+            lockDurationMs: w.lockDurationMs,
+            registry: this.registry,
+            logger: this.log.child({ part: 'worker' }),
+            onRewriteWanted,
+            ...(onResult ? { onResult } : {}),
+          });
     this.notifier = new ChangeNotifier(this.sub, this.keys.ruleSetChannel);
     await this.notifier.start();
     const metrics = registerControllerMetrics(this.registry, {
@@ -397,7 +420,8 @@ export class Controller {
     await this.api?.app.server.closeAllConnections?.();
     await this.api?.close().catch(() => {});
     await this.operator?.close().catch(() => {});
-    await this.workers?.close().catch(() => {});
+    if (this.workers instanceof ReconcileWorkerPool) this.workers.kill();
+    else await this.workers?.close().catch(() => {});
   }
 
   // ------------------------------------------------------------------------------- operations

@@ -157,7 +157,18 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     kind: 'int',
     min: 1,
     def: DEFAULT_WORKER_CONCURRENCY,
-    describe: 'reconcile jobs run at once by this replica',
+    describe:
+      'reconcile jobs run at once by this replica (by each of its worker processes, when it has some)',
+  },
+  {
+    group: 'queue',
+    key: 'workerProcesses',
+    kind: 'int',
+    min: 0,
+    max: 64,
+    def: 0,
+    describe:
+      "child processes that run this replica's reconciles (0 = the controller process itself); one per core beyond the first spreads a foundation-wide recompute over the cores",
   },
   {
     group: 'queue',
@@ -576,6 +587,7 @@ export type ControllerSettings = {
   leaseMs: number;
   initialSyncTimeoutMs: number;
   workerConcurrency: number;
+  workerProcesses: number;
   jobAttempts: number;
   jobBackoffMs: number;
   keepCompletedJobs: number;
@@ -802,6 +814,7 @@ function tunablesOf(s: ControllerSettings) {
     initialSyncTimeoutMs: s.initialSyncTimeoutMs,
     workers: {
       concurrency: s.workerConcurrency,
+      processes: s.workerProcesses,
       attempts: s.jobAttempts,
       backoffMs: s.jobBackoffMs,
       keepCompleted: s.keepCompletedJobs,

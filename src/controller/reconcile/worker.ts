@@ -17,6 +17,7 @@ import {
   METRICS,
   type Registry,
 } from '../../lib/metrics.js';
+import type { Trigger } from '../../rules/world.js';
 import { WorldNotReadyError } from '../../state/errors.js';
 import { RECONCILE_QUEUE, type ReconcileJobData } from './queue.js';
 import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from './reconciler.js';
@@ -33,6 +34,65 @@ export const DEFAULT_MAX_STALLED_COUNT = 3;
 /** The job lock of a controller whose leadership lease is `leaseMs`: like the lease, at least 5 s. */
 export function jobLockDurationMs(leaseMs: number): number {
   return Math.max(MIN_JOB_LOCK_MS, leaseMs);
+}
+
+/**
+ * Where a worker reports what each job did: the metrics in this process, or (in a worker child
+ * process) a message to the controller, which records them in its own registry.
+ */
+export interface ReconcileObserver {
+  /** A job of `cellId` ended with `result` after `seconds`; `triggers` are the events it carried. */
+  observed(
+    cellId: string,
+    result: ReconcileResult | { outcome: 'not-ready' },
+    seconds: number,
+    triggers: readonly Trigger[],
+  ): void;
+  /** A job failed (BullMQ retries it with backoff). */
+  failed(): void;
+}
+
+/** The reconcile metrics: duration and outcome per job, event → publication latency per trigger. */
+export class ReconcileMetrics implements ReconcileObserver {
+  private readonly duration: Histogram;
+  private readonly latency: Histogram;
+  private readonly outcomes: ReturnType<typeof counter>;
+
+  constructor(registry: Registry) {
+    this.duration = histogram(
+      registry,
+      METRICS.reconcileDuration,
+      'Time to reconcile one cell (read, compute, compare, write)',
+      ['outcome'],
+      DURATION_BUCKETS,
+    );
+    this.latency = histogram(
+      registry,
+      METRICS.eventToPublish,
+      'Time from a platform event being seen to the new rule set being published',
+      ['kind'],
+      LATENCY_BUCKETS,
+    );
+    this.outcomes = counter(registry, METRICS.reconciles, 'Reconciles by outcome', ['outcome']);
+  }
+
+  observed(
+    _cellId: string,
+    result: ReconcileResult | { outcome: 'not-ready' },
+    seconds: number,
+    triggers: readonly Trigger[],
+  ): void {
+    this.duration.observe({ outcome: result.outcome }, seconds);
+    this.outcomes.inc({ outcome: result.outcome });
+    if (result.outcome !== 'written') return;
+    for (const t of triggers) {
+      this.latency.observe({ kind: t.kind }, Math.max(0, (result.publishedAt - t.at) / 1000));
+    }
+  }
+
+  failed(): void {
+    this.outcomes.inc({ outcome: 'error' });
+  }
 }
 
 export interface ReconcileWorkerOptions {
@@ -52,7 +112,10 @@ export interface ReconcileWorkerOptions {
    * @defaultValue {@link DEFAULT_MAX_STALLED_COUNT}
    */
   maxStalledCount?: number;
+  /** Metrics of every job in this registry (unless `observer` is given). */
   registry?: Registry;
+  /** Where each job's outcome is reported (default: {@link ReconcileMetrics} on `registry`). */
+  observer?: ReconcileObserver;
   logger?: Logger;
   /**
    * Called when a cell waits for a full world rewrite (its agent is ahead of the store: Redis lost
@@ -70,9 +133,7 @@ export interface ReconcileWorkerOptions {
 export class ReconcileWorkers {
   readonly worker: Worker<ReconcileJobData>;
   private readonly log: Logger;
-  private readonly duration?: Histogram;
-  private readonly latency?: Histogram;
-  private readonly outcomes?: ReturnType<typeof counter>;
+  private readonly observer?: ReconcileObserver;
 
   constructor(
     connection: Redis,
@@ -80,23 +141,7 @@ export class ReconcileWorkers {
     private readonly opts: ReconcileWorkerOptions,
   ) {
     this.log = opts.logger ?? defaultLogger('controller.worker');
-    if (opts.registry) {
-      this.duration = histogram(
-        opts.registry,
-        METRICS.reconcileDuration,
-        'Time to reconcile one cell (read, compute, compare, write)',
-        ['outcome'],
-        DURATION_BUCKETS,
-      );
-      this.latency = histogram(
-        opts.registry,
-        METRICS.eventToPublish,
-        'Time from a platform event being seen to the new rule set being published',
-        ['kind'],
-        LATENCY_BUCKETS,
-      );
-      this.outcomes = counter(opts.registry, METRICS.reconciles, 'Reconciles by outcome', ['outcome']);
-    }
+    this.observer = opts.observer ?? (opts.registry ? new ReconcileMetrics(opts.registry) : undefined);
     const lock = opts.lockDurationMs ?? jobLockDurationMs(DEFAULT_LEASE_MS);
     this.worker = new Worker<ReconcileJobData>(RECONCILE_QUEUE, (job) => this.process(job), {
       connection,
@@ -109,7 +154,7 @@ export class ReconcileWorkers {
       autorun: false,
     });
     this.worker.on('failed', (job, err) => {
-      this.outcomes?.inc({ outcome: 'error' });
+      this.observer?.failed();
       this.log.warn({ cellId: job?.data.cellId, attempts: job?.attemptsMade, err }, 'reconcile failed');
     });
     this.worker.on('error', (err) => this.log.error({ err }, 'reconcile worker error'));
@@ -132,12 +177,8 @@ export class ReconcileWorkers {
       result = { outcome: 'not-ready' };
     }
     const seconds = (performance.now() - t0) / 1000;
-    this.duration?.observe({ outcome: result.outcome }, seconds);
-    this.outcomes?.inc({ outcome: result.outcome });
+    this.observer?.observed(cellId, result, seconds, triggers ?? []);
     if (result.outcome === 'written') {
-      for (const t of triggers ?? []) {
-        this.latency?.observe({ kind: t.kind }, Math.max(0, (result.publishedAt - t.at) / 1000));
-      }
       this.log.debug(
         { cellId, version: result.version, containers: result.containers },
         'published rule set',
