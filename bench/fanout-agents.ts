@@ -48,6 +48,7 @@ usage: npx tsx bench/fanout-agents.ts [options]
   --capi-check-ms N         controller's CAPI asg_latest_update check interval (default 250)
   --real-containers N       extra instances on the real agent's cell (default 200)
   --worker-concurrency N    the controller's workerConcurrency (default 8)
+  --worker-processes N      the controller's workerProcesses (default 0: reconciles in its own process)
   --cli                     real agent as \`node bin/cfnet.js agent\` (default: \`node dist/agent/main.js\`)
   --agent-node-options S    node options of the real agent, e.g. '--max-semi-space-size=2'
   --redis-stats             sample Redis (INFO: commands/s, network, CPU share, memory; PING
@@ -78,6 +79,7 @@ const CHANGES = arg('changes', 3);
 const CAPI_CHECK = arg('capi-check-ms', 250);
 const REAL_CONTAINERS = arg('real-containers', 200);
 const WORKER_CONCURRENCY = arg('worker-concurrency', 8);
+const WORKER_PROCESSES = arg('worker-processes', 0);
 const ENTRY = process.argv.includes('--cli') ? 'cli' : 'lean';
 const NODE_OPTIONS = (() => {
   const i = process.argv.indexOf('--agent-node-options');
@@ -124,10 +126,18 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? Number.NaN;
 }
 
-/** CPU seconds (user + system) a process has used (/proc/<pid>/stat, 100 ticks/s). */
-async function cpuSeconds(pid: number): Promise<number> {
+/**
+ * CPU seconds (user + system) a process has used (/proc/<pid>/stat, 100 ticks/s), with its live
+ * children's (the controller's worker processes; the bench process has none).
+ */
+async function cpuSeconds(pid: number, withChildren = false): Promise<number> {
   const f = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  let total = (Number(f[11]) + Number(f[12])) / 100;
+  if (withChildren) {
+    const children = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+    for (const c of children.split(' ').filter((x) => x !== '')) total += await cpuSeconds(Number(c));
+  }
+  return total;
 }
 
 function cellName(i: number): string {
@@ -172,7 +182,12 @@ async function main(): Promise<void> {
       tasks: 0,
     },
     // controller settings (CONTROLLER_SETTINGS keys)
-    controller: { overlayNetwork: '10.32.0.0/11', workerConcurrency: WORKER_CONCURRENCY, jobBackoffMs: 100 },
+    controller: {
+      overlayNetwork: '10.32.0.0/11',
+      workerConcurrency: WORKER_CONCURRENCY,
+      workerProcesses: WORKER_PROCESSES,
+      jobBackoffMs: 100,
+    },
   });
   const agents: SimAgent[] = [];
   let monitor: ChildProcess | null = null;
@@ -278,7 +293,7 @@ async function main(): Promise<void> {
     for (let k = 0; k < CHANGES; k++) {
       const port = 5300 + k;
       rules = [...rules, { protocol: 'tcp', destination: '10.0.0.53', ports: String(port) }];
-      const [ctl0, self0] = [await cpuSeconds(ctlPid), await cpuSeconds(process.pid)];
+      const [ctl0, self0] = [await cpuSeconds(ctlPid, true), await cpuSeconds(process.pid)];
       const ch = await sim.apply({ kind: 'asg-update', guid: dns.guid, rules });
       try {
         await waitUntil(
@@ -290,7 +305,7 @@ async function main(): Promise<void> {
       } catch (err) {
         console.error(String(err));
       }
-      const [ctl1, self1] = [await cpuSeconds(ctlPid), await cpuSeconds(process.pid)];
+      const [ctl1, self1] = [await cpuSeconds(ctlPid, true), await cpuSeconds(process.pid)];
       if (PROFILE_DIR !== '') {
         console.error(
           `cpu-prof: change ${k + 1} from ${ch.triggeredAt} to ${Date.now()} (ms since the epoch)`,
