@@ -111,6 +111,13 @@ export class WorldStore {
   // a failover to an empty Redis), and a worker must never take old groups for new ones.
   private asgCache: { hash: string | null; index: AsgIndex | null } = { hash: null, index: null };
   private polCache: { hash: string | null; index: PolicyIndex } = { hash: null, index: PolicyIndex.EMPTY };
+  /**
+   * Loads in flight by content hash: the jobs a worker runs at once all miss the cache when the
+   * groups or policies change, and each would otherwise parse and index the whole document (the
+   * large foundation's policies take ~0.5 s) — one load serves them all.
+   */
+  private readonly asgLoads = new SingleFlight();
+  private readonly policyLoads = new SingleFlight();
   private readonly slices = new TickBatcher<string, RawSlice>((cells) => this.readSlices(cells), 64);
 
   constructor(
@@ -333,22 +340,27 @@ export class WorldStore {
   private async asgIndex(hash: string | null, stateAt: number): Promise<AsgIndex | null> {
     if (hash === null) return null;
     if (this.asgCache.hash !== hash) {
-      // hash and data are written together; if the leader wrote newer groups since our MULTI we get
-      // those (the leader enqueued this cell for them anyway)
-      const [h, data] = await this.redis.hmget(this.keys.asg, 'hash', 'data');
-      const index = data ? new AsgIndex(JSON.parse(data) as AsgData, 0) : null;
-      this.asgCache = { hash: h ?? null, index };
+      await this.asgLoads.once(hash, async () => {
+        // hash and data are written together; if the leader wrote newer groups since our MULTI we
+        // get those (the leader enqueued this cell for them anyway)
+        const [h, data] = await this.redis.hmget(this.keys.asg, 'hash', 'data');
+        const index = data ? new AsgIndex(JSON.parse(data) as AsgData, 0) : null;
+        this.asgCache = { hash: h ?? null, index };
+      });
     }
     return this.asgCache.index ? this.asgCache.index.withStateAt(stateAt) : null;
   }
 
   private async policyIndex(hash: string | null): Promise<PolicyIndex> {
     if (hash === null) return PolicyIndex.EMPTY;
-    if (this.polCache.hash === hash) return this.polCache.index;
-    const [h, data] = await this.redis.hmget(this.keys.policies, 'hash', 'data');
-    const index = data ? new PolicyIndex(JSON.parse(data) as C2CPolicy[]) : PolicyIndex.EMPTY;
-    this.polCache = { hash: h ?? null, index };
-    return index;
+    if (this.polCache.hash !== hash) {
+      await this.policyLoads.once(hash, async () => {
+        const [h, data] = await this.redis.hmget(this.keys.policies, 'hash', 'data');
+        const index = data ? new PolicyIndex(JSON.parse(data) as C2CPolicy[]) : PolicyIndex.EMPTY;
+        this.polCache = { hash: h ?? null, index };
+      });
+    }
+    return this.polCache.index;
   }
 
   /** Read one cell's slice. Throws WorldNotReadyError when the world is not complete. */
@@ -457,4 +469,18 @@ async function hkeysAll(r: Redis, key: string): Promise<string[]> {
     for (let i = 0; i < items.length; i += 2) out.push(items[i]!);
   } while (cursor !== '0');
   return out;
+}
+
+/** Runs one load per key at a time: callers asking for a key already loading wait for that load. */
+class SingleFlight {
+  private current: { key: string; done: Promise<void> } | null = null;
+
+  once(key: string, load: () => Promise<void>): Promise<void> {
+    if (this.current?.key === key) return this.current.done;
+    const done = load().finally(() => {
+      if (this.current?.done === done) this.current = null;
+    });
+    this.current = { key, done };
+    return done;
+  }
 }

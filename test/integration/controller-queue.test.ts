@@ -471,4 +471,26 @@ describe('reconcile queue, workers and fenced world writes (real Redis)', () => 
       }
     });
   });
+  it('jobs that read slices at once after a change load the groups and the policies once', async () => {
+    const fresh = new WorldStore(t.redis, t.keys);
+    const reads: string[] = [];
+    const hmget = t.redis.hmget.bind(t.redis);
+    const spy = ((key: string, ...fields: string[]) => {
+      if (fields.includes('data')) reads.push(key);
+      return hmget(key, ...fields);
+    }) as typeof t.redis.hmget;
+    t.redis.hmget = spy;
+    try {
+      const slices = await Promise.all(cells.map((c) => fresh.loadCell(c)));
+      assert.equal(slices.length, cells.length);
+      assert.deepEqual(reads.sort(), [t.keys.asg, t.keys.policies].sort(), 'one load of each document');
+      for (const [i, c] of cells.entries()) {
+        assert.ok(
+          ruleSetsEqual(computeCellRuleSet(slices[i]!.view, c, config), computeCellRuleSet(w, c, config)),
+        );
+      }
+    } finally {
+      t.redis.hmget = hmget;
+    }
+  });
 });
