@@ -11,6 +11,7 @@ import { checkContainerIp, checkHandle, checkPort, checkTag } from '../model/ide
 import { allAddresses, cidrToRange, ipToBigInt, mergeRanges, parseIp, rangeToString } from '../model/ip.js';
 import { mergePortRanges, parsePortRangeObject } from '../model/ports.js';
 import type {
+  C2CAllow,
   CellConfig,
   CellContainer,
   CellRuleSet,
@@ -19,7 +20,7 @@ import type {
   PortRange,
 } from '../model/types.js';
 import { outboundConnectionsOf } from '../model/types.js';
-import { type Atom, type Element, elementId, SET_DEFS } from './elements.js';
+import { type Atom, atomId, type Element, elementId, SET_DEFS } from './elements.js';
 import { asgChainName, type ChainSpec, type LogKind, logChainName, REJECT, withMarker } from './layout.js';
 
 /** Desired (or read-back) table content, comparable with diffState / detectDrift. */
@@ -499,42 +500,129 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
  */
 export const C2C_EXPAND_MAX_PORTS = 32;
 
+/** One c2c entry as validated: its group (tag, destination, protocol) and its port range. */
+interface C2CEntry {
+  /** The raw values it was validated from (a memo hit compares them by value). */
+  srcTag: unknown;
+  dstIp: unknown;
+  protocol: unknown;
+  start: unknown;
+  end: unknown;
+  /** `<tag id> . <ip> . <proto> . `: the group key and the head of its elements' ids. */
+  head: string;
+  tag: number;
+  ip: string;
+  proto: 'tcp' | 'udp';
+  ports: PortRange;
+  /** Its elements when it is alone in its group (built on first use): [set, id, element]. */
+  alone?: Array<[string, string, Element]>;
+}
+
+/**
+ * Every apply renders the cell's whole c2c list (750 entries in the bench's cell), and validating
+ * an entry (address parsing above all) was most of that cost; entries that come back unchanged
+ * (the same objects: rule sets are patched, not rebuilt) reuse their validated form. The raw
+ * fields are compared by value, so an entry mutated in place is validated again.
+ */
+const c2cEntryMemo = new WeakMap<object, C2CEntry>();
+
+function c2cEntry(a: C2CAllow, f: string): C2CEntry {
+  if (!a || typeof a !== 'object') throw new ValidationError(f, a, 'not a c2c entry');
+  const p = a.ports as unknown;
+  const hit = c2cEntryMemo.get(a);
+  if (
+    hit &&
+    hit.srcTag === a.srcTag &&
+    hit.dstIp === a.dstIp &&
+    hit.protocol === a.protocol &&
+    typeof p === 'object' &&
+    p !== null &&
+    !Array.isArray(p) &&
+    hit.start === (p as PortRange).start &&
+    hit.end === (p as PortRange).end
+  ) {
+    return hit;
+  }
+  const tag = checkTag(`${f}.srcTag`, a.srcTag);
+  const ip = ipv4(`${f}.dstIp`, a.dstIp);
+  if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
+    throw new ValidationError(`${f}.protocol`, a.protocol, 'must be tcp or udp');
+  }
+  const ports = parsePortRangeObject(p, `${f}.ports`, 1);
+  const head = `${atomId({ k: 'mark', v: tag })} . ${ip} . ${a.protocol} . `;
+  const entry: C2CEntry = {
+    srcTag: a.srcTag,
+    dstIp: a.dstIp,
+    protocol: a.protocol,
+    start: ports.start,
+    end: ports.end,
+    head,
+    tag,
+    ip,
+    proto: a.protocol,
+    ports,
+  };
+  c2cEntryMemo.set(a, entry);
+  return entry;
+}
+
 /**
  * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports and ranges
  * of up to C2C_EXPAND_MAX_PORTS ports go to the hash set c2c_port (cheap updates), wider ranges
- * to the interval set c2c_range.
+ * to the interval set c2c_range. A c2c_port element's id is built as one string (`head` + port,
+ * the same text elementId gives) and its key shares the group's atoms: ~2,000 elements a cell.
  */
 export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void {
   if (!Array.isArray(rs.c2c)) throw new ValidationError('c2c', rs.c2c, 'not a list');
-  const groups = new Map<string, { tag: number; ip: string; proto: 'tcp' | 'udp'; ports: PortRange[] }>();
-  rs.c2c.forEach((a, i) => {
-    const f = `c2c[${i}]`;
-    if (!a || typeof a !== 'object') throw new ValidationError(f, a, 'not a c2c entry');
-    const tag = checkTag(`${f}.srcTag`, a.srcTag);
-    const ip = ipv4(`${f}.dstIp`, a.dstIp);
-    if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
-      throw new ValidationError(`${f}.protocol`, a.protocol, 'must be tcp or udp');
+  const groups = new Map<string, { first: C2CEntry; ports: PortRange[] }>();
+  const list = rs.c2c;
+  for (let i = 0; i < list.length; i++) {
+    const e = c2cEntry(list[i]!, `c2c[${i}]`);
+    const g = groups.get(e.head);
+    if (g) g.ports.push(e.ports);
+    else groups.set(e.head, { first: e, ports: [e.ports] });
+  }
+  for (const { first, ports } of groups.values()) {
+    // an entry alone in its group (the common case) keeps its elements: the next render reuses
+    // them, ids included, so the diff compares the same strings
+    let elems = ports.length === 1 ? first.alone : undefined;
+    if (!elems) {
+      elems = c2cElements(first, ports);
+      if (ports.length === 1) first.alone = elems;
     }
-    const ports = parsePortRangeObject(a.ports, `${f}.ports`, 1);
-    const key = `${tag}/${ip}/${a.protocol}`;
-    const g = groups.get(key) ?? { tag, ip, proto: a.protocol, ports: [] };
-    g.ports.push(ports);
-    groups.set(key, g);
-  });
-  for (const g of groups.values()) {
-    for (const p of mergePortRanges(g.ports)) {
-      const head: Atom[] = [
-        { k: 'mark', v: g.tag },
-        { k: 'ip', v: g.ip },
-        { k: 'proto', v: g.proto },
-      ];
-      if (p.end - p.start < C2C_EXPAND_MAX_PORTS) {
-        for (let port = p.start; port <= p.end; port++) {
-          addElement(state, 'c2c_port', { key: [...head, { k: 'port', v: port }] });
-        }
-      } else addElement(state, 'c2c_range', { key: [...head, { k: 'portr', s: p.start, e: p.end }] });
+    for (const [set, id, e] of elems) {
+      let m = state.sets.get(set);
+      if (!m) {
+        m = new Map();
+        state.sets.set(set, m);
+      }
+      m.set(id, e);
     }
   }
+}
+
+function c2cElements(g: C2CEntry, ports: PortRange[]): Array<[string, string, Element]> {
+  const head: Atom[] = [
+    { k: 'mark', v: g.tag },
+    { k: 'ip', v: g.ip },
+    { k: 'proto', v: g.proto },
+  ];
+  const out: Array<[string, string, Element]> = [];
+  for (const p of ports.length === 1 ? ports : mergePortRanges(ports)) {
+    if (p.end - p.start < C2C_EXPAND_MAX_PORTS) {
+      for (let port = p.start; port <= p.end; port++) {
+        out.push([
+          'c2c_port',
+          `${g.head}${port}`,
+          { key: [head[0]!, head[1]!, head[2]!, { k: 'port', v: port }] },
+        ]);
+      }
+    } else {
+      const e: Element = { key: [...head, { k: 'portr', s: p.start, e: p.end }] };
+      out.push(['c2c_range', elementId(e), e]);
+    }
+  }
+  return out;
 }
 
 /** The whole desired state of a rule set. Throws ValidationError on any invalid value. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { C2C_EXPAND_MAX_PORTS } from '../../src/dataplane/desired.js';
-import { atomId, elementKeyText } from '../../src/dataplane/elements.js';
+import { atomId, elementId, elementKeyText } from '../../src/dataplane/elements.js';
 import {
   asgChainName,
   asgRuleLines,
@@ -395,6 +395,34 @@ test('a rule set mutated in place and rendered again gives what a fresh copy giv
   same('a logging switch in the same config object');
   rs.asgSets[rs.containers[3]!.egress]![0]!.log = true;
   same('a logged rule in the same rule list');
+  rs.c2c[0]!.ports.end += 3;
+  same('a c2c port range widened in the same entry');
+  rs.c2c[0]!.srcTag = 77;
+  same('a c2c source tag changed in the same entry');
+  rs.c2c[0]!.protocol = rs.c2c[0]!.protocol === 'tcp' ? 'udp' : 'tcp';
+  same('a c2c protocol changed in the same entry');
+  rs.c2c[0]!.dstIp = rs.containers[5]!.ip;
+  same('a c2c destination changed in the same entry');
+  rs.c2c.push({ ...rs.c2c[0]!, ports: { start: 1, end: 65535 } });
+  same("a c2c entry joining another one's group in the same list");
   rs.containers[4]!.tag = '5' as unknown as number;
   assert.throws(() => desiredState(rs), ValidationError, 'an invalid value is caught on a memo hit too');
+});
+
+test('every element of a desired state is stored under its elementId (c2c ids are built as one string)', () => {
+  const rs = sampleRuleSet({ containers: 12, asgSets: 2, rulesPerSet: 3, c2cPerContainer: 3 });
+  rs.c2c.push({ srcTag: 9, dstIp: rs.containers[0]!.ip, protocol: 'udp', ports: { start: 100, end: 900 } });
+  for (const state of [desiredState(rs), desiredState(rs)]) {
+    let n = 0;
+    for (const m of state.sets.values()) {
+      for (const [id, e] of m) {
+        assert.equal(id, elementId(e));
+        n++;
+      }
+    }
+    assert.ok(
+      state.sets.get('c2c_port')!.size > 12 && state.sets.get('c2c_range')!.size === 1,
+      `${n} elements`,
+    );
+  }
 });
