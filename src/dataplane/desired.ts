@@ -209,11 +209,18 @@ interface AsgFacts {
 }
 const asgByList = new WeakMap<object, AsgFacts>();
 
+const HOLE = Symbol('hole');
+
 /** Calls `visit` with every value of `rules` that asgChain reads, in order; stops on false. */
 function walkAsgFacts(rules: EgressRule[], visit: (v: unknown) => boolean): boolean {
   if (!visit(rules.length)) return false;
-  for (const r of rules) {
-    if (!r || typeof r !== 'object') return visit(r);
+  for (let i = 0; i < rules.length; i++) {
+    // a hole (forEach skips it) is not an undefined rule (which asgChain rejects)
+    const r = i in rules ? rules[i] : HOLE;
+    if (!r || typeof r !== 'object') {
+      if (!visit(r)) return false;
+      continue;
+    }
     const icmp = r.icmp as unknown as { type?: unknown; code?: unknown } | null | undefined;
     if (!visit(r.protocol) || !visit(r.log) || !visit(icmp === undefined || icmp === null)) return false;
     if (icmp !== undefined && icmp !== null && (!visit(icmp.type) || !visit(icmp.code))) return false;
@@ -226,8 +233,12 @@ function walkAsgFacts(rules: EgressRule[], visit: (v: unknown) => boolean): bool
 function walkList(list: unknown, fields: string[], visit: (v: unknown) => boolean): boolean {
   if (!Array.isArray(list)) return visit(list === undefined ? 'undefined' : typeof list) && visit(list);
   if (!visit(list.length)) return false;
-  for (const x of list) {
-    if (!x || typeof x !== 'object' || Array.isArray(x)) return visit(x);
+  for (let i = 0; i < list.length; i++) {
+    const x: unknown = i in list ? list[i] : HOLE;
+    if (!x || typeof x !== 'object' || Array.isArray(x)) {
+      if (!visit(x)) return false;
+      continue;
+    }
     for (const f of fields) if (!visit((x as Record<string, unknown>)[f])) return false;
   }
   return true;
@@ -246,6 +257,10 @@ export function asgChainMemo(
     const f = known.facts;
     if (walkAsgFacts(rules, (v) => i < f.length && f[i++] === v) && i === f.length) return known.chain;
   }
+  const facts: unknown[] = [];
+  if (Array.isArray(rules)) walkAsgFacts(rules, (v) => facts.push(v) > 0);
+  // JSON writes a hole as null, like an undefined or null rule: a sparse list is not memoised
+  if (facts.includes(HOLE)) return asgChain(hash, rules, config, field);
   let key: string;
   try {
     key = `${hash}\n${logAll}\n${JSON.stringify(rules)}`;
@@ -261,8 +276,6 @@ export function asgChainMemo(
     if (asgMemo.size >= ASG_MEMO_MAX) asgMemo.delete(asgMemo.keys().next().value!);
     asgMemo.set(key, chain);
   }
-  const facts: unknown[] = [];
-  walkAsgFacts(rules, (v) => facts.push(v) > 0);
   asgByList.set(rules, { hash, logAll, facts, chain });
   return chain;
 }

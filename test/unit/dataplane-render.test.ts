@@ -444,3 +444,12 @@ test('every element of a desired state is stored under its elementId (c2c ids ar
     );
   }
 });
+
+test('a memoised ASG chain is not reused when a skipped hole in its rule list becomes an undefined rule', () => {
+  const rs = sampleRuleSet({ containers: 2, asgSets: 1, rulesPerSet: 3, c2cPerContainer: 0 });
+  const rules = rs.asgSets[rs.containers[0]!.egress]!;
+  delete rules[1]; // a hole: forEach (and so the chain) skips it
+  assert.doesNotThrow(() => desiredState(rs));
+  rules[1] = undefined as unknown as EgressRule;
+  assert.throws(() => desiredState(rs), ValidationError);
+});
