@@ -112,7 +112,7 @@ function esc(s: string): string {
 }
 
 function c2cRe(verb: 'add' | 'delete', tag: string, ip: string, port: number): RegExp {
-  return new RegExp(`^${verb} element inet cfnet c2c_port \\{ .*${esc(`${tag} . ${ip} . tcp . ${port}`)}`);
+  return new RegExp(`^${verb} element inet cfnet c2c_tcp \\{ .*${esc(`${tag} . ${ip} . ${port}`)}`);
 }
 
 /** D's container jumps to (another) ASG chain. */

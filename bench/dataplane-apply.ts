@@ -484,7 +484,9 @@ async function main(): Promise<void> {
     }
 
     // --- report
-    const fmt = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`);
+    // a scenario measured zero times (e.g. `--silk-full-runs 0`) has no figures: shown as —
+    const fmt = (x: number | undefined) =>
+      x === undefined ? '—' : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(1)} ms`;
     const cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '?';
     const nftV = spawnSync('nft', ['--version']).stdout.toString().trim();
     const iptV = spawnSync('iptables', ['--version']).stdout.toString().trim();
@@ -536,7 +538,7 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|---|---|---|---|---|---|');
     for (const [name, via, flavour, b, a] of rows) {
       console.log(
-        `| ${name} | ${via} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${a.n} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${b.n} | ${flavour} | ${(b.p50 / a.p50).toFixed(1)}× |`,
+        `| ${name} | ${via} | ${fmt(a.p50)} | ${fmt(a.p99)} | ${a.n} | ${fmt(b.p50)} | ${fmt(b.p99)} | ${b.n} | ${flavour} | ${b.n === 0 ? '—' : `${(b.p50 / a.p50).toFixed(1)}×`} |`,
       );
     }
     console.log('');

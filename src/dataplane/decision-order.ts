@@ -287,13 +287,17 @@ export function decisionOrder(mode: FilterMode = SELF_CONTAINED_MODE): DecisionO
           cell.config.disableContainerNetworkPolicy === true && inOverlay(p.src.ip, cell) ? ACCEPT : null,
       },
       {
-        // c2c allow: source tag (mark) . destination . protocol . port
+        // c2c allow: source tag (mark) . destination . port, one hash set per protocol (a key of
+        // three fields costs nft ~20% less to parse than one of four: c2c churn is bound by that),
+        // and port ranges of more than 32 ports with the protocol in the key
         id: 'c2c',
         // with logging on, an allowed connection goes to its destination's OK_C2C_ log chain (which
         // accepts); a destination without one (logging off) falls through to the plain accept
         nft: [
-          'meta mark . ip daddr . meta l4proto . th dport @c2c_port ip daddr vmap @log_c2c_ok',
-          'meta mark . ip daddr . meta l4proto . th dport @c2c_port accept',
+          'meta mark . ip daddr . tcp dport @c2c_tcp ip daddr vmap @log_c2c_ok',
+          'meta mark . ip daddr . tcp dport @c2c_tcp accept',
+          'meta mark . ip daddr . udp dport @c2c_udp ip daddr vmap @log_c2c_ok',
+          'meta mark . ip daddr . udp dport @c2c_udp accept',
           'meta mark . ip daddr . meta l4proto . th dport @c2c_range ip daddr vmap @log_c2c_ok',
           'meta mark . ip daddr . meta l4proto . th dport @c2c_range accept',
         ],

@@ -11,6 +11,7 @@ import { checkContainerIp, checkHandle, checkPort, checkTag } from '../model/ide
 import { allAddresses, cidrToRange, ipToBigInt, mergeRanges, parseIp, rangeToString } from '../model/ip.js';
 import { mergePortRanges, parsePortRangeObject } from '../model/ports.js';
 import type {
+  C2CAllow,
   CellConfig,
   CellContainer,
   CellRuleSet,
@@ -19,7 +20,7 @@ import type {
   PortRange,
 } from '../model/types.js';
 import { outboundConnectionsOf } from '../model/types.js';
-import { type Atom, type Element, elementId, SET_DEFS } from './elements.js';
+import { type Atom, atomId, type Element, elementId, SET_DEFS } from './elements.js';
 import { asgChainName, type ChainSpec, type LogKind, logChainName, REJECT, withMarker } from './layout.js';
 
 /** Desired (or read-back) table content, comparable with diffState / detectDrift. */
@@ -194,27 +195,88 @@ export function asgChain(hash: string, rules: EgressRule[], config: CellConfig, 
 const asgMemo = new Map<string, ChainSpec>();
 const ASG_MEMO_MAX = 256;
 
+/**
+ * The same rule list object coming back (rule sets are patched, not rebuilt) is first checked
+ * against the values asgChain read from it the last time, walked without building anything: the
+ * JSON key below cost ~0.5 ms a render for a cell's 15 ASG sets. Every value asgChain reads is
+ * compared, so a list mutated in place misses and is rendered (and validated) again.
+ */
+interface AsgFacts {
+  hash: string;
+  logAll: boolean;
+  facts: unknown[];
+  chain: ChainSpec;
+}
+const asgByList = new WeakMap<object, AsgFacts>();
+
+const HOLE = Symbol('hole');
+
+/** Calls `visit` with every value of `rules` that asgChain reads, in order; stops on false. */
+function walkAsgFacts(rules: EgressRule[], visit: (v: unknown) => boolean): boolean {
+  if (!visit(rules.length)) return false;
+  for (let i = 0; i < rules.length; i++) {
+    // a hole (forEach skips it) is not an undefined rule (which asgChain rejects)
+    const r = i in rules ? rules[i] : HOLE;
+    if (!r || typeof r !== 'object') {
+      if (!visit(r)) return false;
+      continue;
+    }
+    const icmp = r.icmp as unknown as { type?: unknown; code?: unknown } | null | undefined;
+    if (!visit(r.protocol) || !visit(r.log) || !visit(icmp === undefined || icmp === null)) return false;
+    if (icmp !== undefined && icmp !== null && (!visit(icmp.type) || !visit(icmp.code))) return false;
+    if (!walkList(r.destinations, ['family', 'start', 'end'], visit)) return false;
+    if (!walkList(r.ports, ['start', 'end'], visit)) return false;
+  }
+  return true;
+}
+
+function walkList(list: unknown, fields: string[], visit: (v: unknown) => boolean): boolean {
+  if (!Array.isArray(list)) return visit(list === undefined ? 'undefined' : typeof list) && visit(list);
+  if (!visit(list.length)) return false;
+  for (let i = 0; i < list.length; i++) {
+    const x: unknown = i in list ? list[i] : HOLE;
+    if (!x || typeof x !== 'object' || Array.isArray(x)) {
+      if (!visit(x)) return false;
+      continue;
+    }
+    for (const f of fields) if (!visit((x as Record<string, unknown>)[f])) return false;
+  }
+  return true;
+}
+
 export function asgChainMemo(
   hash: string,
   rules: EgressRule[],
   config: CellConfig,
   field: string,
 ): ChainSpec {
+  const logAll = config.logging.asg;
+  const known = Array.isArray(rules) ? asgByList.get(rules) : undefined;
+  if (known && known.hash === hash && known.logAll === logAll) {
+    let i = 0;
+    const f = known.facts;
+    if (walkAsgFacts(rules, (v) => i < f.length && f[i++] === v) && i === f.length) return known.chain;
+  }
+  const facts: unknown[] = [];
+  if (Array.isArray(rules)) walkAsgFacts(rules, (v) => facts.push(v) > 0);
+  // JSON writes a hole as null, like an undefined or null rule: a sparse list is not memoised
+  if (facts.includes(HOLE)) return asgChain(hash, rules, config, field);
   let key: string;
   try {
-    key = `${hash}\n${config.logging.asg}\n${JSON.stringify(rules)}`;
+    key = `${hash}\n${logAll}\n${JSON.stringify(rules)}`;
   } catch {
     return asgChain(hash, rules, config, field); // not JSON (never from the wire): no memo
   }
-  const hit = asgMemo.get(key);
-  if (hit) {
+  let chain = asgMemo.get(key);
+  if (chain) {
     asgMemo.delete(key); // most recently used last
-    asgMemo.set(key, hit);
-    return hit;
+    asgMemo.set(key, chain);
+  } else {
+    chain = asgChain(hash, rules, config, field);
+    if (asgMemo.size >= ASG_MEMO_MAX) asgMemo.delete(asgMemo.keys().next().value!);
+    asgMemo.set(key, chain);
   }
-  const chain = asgChain(hash, rules, config, field);
-  if (asgMemo.size >= ASG_MEMO_MAX) asgMemo.delete(asgMemo.keys().next().value!);
-  asgMemo.set(key, chain);
+  asgByList.set(rules, { hash, logAll, facts, chain });
   return chain;
 }
 
@@ -413,17 +475,44 @@ const hasLoggedRule = (rules: EgressRule[]) => Array.isArray(rules) && rules.som
  * (applyPatch keeps unchanged container objects), so a container's part is reused when the same
  * object comes back with the same content. Why the content is compared and not only the object:
  * a caller may mutate a rule set in place and apply it again; the fields a part depends on are
- * compared by value (the config as its JSON, taken once per rule set), so a reused part is always
+ * compared by value, one by one (the config as its JSON, taken once per rule set; a JSON key per
+ * container was most of the memo's own cost), so a reused part is always
  * the one containerPart would build now. Weak keys: parts go with their rule sets.
  */
 interface MemoEntry {
   part: ContainerPart;
-  /** The container's own fields and whether its rules log (JSON). */
-  sig: string;
+  /** The container's own fields as they were (compared by value, without building a key). */
+  ip: unknown;
+  handle: unknown;
+  workload: unknown;
+  egress: unknown;
+  tag: unknown;
+  /** NetIn mappings flattened: host port, container port, … */
+  netIn: unknown[];
+  /** Whether its ASG rules log (a log chain depends on it). */
+  logged: boolean;
   /** The config's JSON (compared apart: concatenating it per container made garbage). */
   configKey: string;
 }
 const partMemo = new WeakMap<CellContainer, MemoEntry>();
+
+function flatNetIn(c: CellContainer): unknown[] {
+  const out: unknown[] = [];
+  for (const m of c.netIn) out.push(m?.hostPort, m?.containerPort);
+  return out;
+}
+
+function sameContainer(m: MemoEntry, c: CellContainer, logged: boolean, configKey: string): boolean {
+  if (m.ip !== c.ip || m.handle !== c.handle || m.workload !== c.workload || m.egress !== c.egress)
+    return false;
+  if (m.tag !== c.tag || m.logged !== logged || m.configKey !== configKey) return false;
+  const n = c.netIn;
+  if (!Array.isArray(n) || n.length * 2 !== m.netIn.length) return false;
+  for (let i = 0; i < n.length; i++) {
+    if (n[i]?.hostPort !== m.netIn[2 * i] || n[i]?.containerPort !== m.netIn[2 * i + 1]) return false;
+  }
+  return true;
+}
 
 function containerPartMemo(
   c: CellContainer,
@@ -432,17 +521,13 @@ function containerPartMemo(
   field: string,
   configKey: string,
 ): ContainerPart {
-  if (!c || typeof c !== 'object') return containerPart(c, rules, config, field); // throws
-  let sig: string;
-  try {
-    sig = JSON.stringify([c.ip, c.handle, c.workload, c.egress, c.tag, c.netIn, hasLoggedRule(rules)]);
-  } catch {
-    return containerPart(c, rules, config, field); // not JSON (never from the wire): no memo
-  }
+  if (!c || typeof c !== 'object' || !Array.isArray(c.netIn)) return containerPart(c, rules, config, field);
+  const logged = hasLoggedRule(rules);
   const hit = partMemo.get(c);
-  if (hit && hit.sig === sig && hit.configKey === configKey) return hit.part;
+  if (hit && sameContainer(hit, c, logged, configKey)) return hit.part;
   const part = containerPart(c, rules, config, field);
-  partMemo.set(c, { part, sig, configKey });
+  const { ip, handle, workload, egress, tag } = c;
+  partMemo.set(c, { part, ip, handle, workload, egress, tag, netIn: flatNetIn(c), logged, configKey });
   return part;
 }
 
@@ -486,7 +571,7 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
 }
 
 /**
- * Port ranges of at most this many ports are written to the hash set c2c_port one port per
+ * Port ranges of at most this many ports are written to the hash sets c2c_tcp / c2c_udp, one port per
  * element; wider ones go to the interval set c2c_range.
  *
  * Why: a concatenated interval set is the kernel's pipapo set, whose element deletion is costly —
@@ -499,42 +584,126 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
  */
 export const C2C_EXPAND_MAX_PORTS = 32;
 
+/** One c2c entry as validated: its group (tag, destination, protocol) and its port range. */
+interface C2CEntry {
+  /** The raw values it was validated from (a memo hit compares them by value). */
+  srcTag: unknown;
+  dstIp: unknown;
+  protocol: unknown;
+  start: unknown;
+  end: unknown;
+  /** `<tag id> . <ip> . <proto>`: the group key. */
+  group: string;
+  /** `<tag id> . <ip> . `: the head of its c2c_tcp / c2c_udp elements' ids. */
+  head: string;
+  tag: number;
+  ip: string;
+  proto: 'tcp' | 'udp';
+  ports: PortRange;
+  /** Its elements when it is alone in its group (built on first use): [set, id, element]. */
+  alone?: Array<[string, string, Element]>;
+}
+
+/**
+ * Every apply renders the cell's whole c2c list (750 entries in the bench's cell), and validating
+ * an entry (address parsing above all) was most of that cost; entries that come back unchanged
+ * (the same objects: rule sets are patched, not rebuilt) reuse their validated form. The raw
+ * fields are compared by value, so an entry mutated in place is validated again.
+ */
+const c2cEntryMemo = new WeakMap<object, C2CEntry>();
+
+function c2cEntry(a: C2CAllow, f: string): C2CEntry {
+  if (!a || typeof a !== 'object') throw new ValidationError(f, a, 'not a c2c entry');
+  const p = a.ports as unknown;
+  const hit = c2cEntryMemo.get(a);
+  if (
+    hit &&
+    hit.srcTag === a.srcTag &&
+    hit.dstIp === a.dstIp &&
+    hit.protocol === a.protocol &&
+    typeof p === 'object' &&
+    p !== null &&
+    !Array.isArray(p) &&
+    hit.start === (p as PortRange).start &&
+    hit.end === (p as PortRange).end
+  ) {
+    return hit;
+  }
+  const tag = checkTag(`${f}.srcTag`, a.srcTag);
+  const ip = ipv4(`${f}.dstIp`, a.dstIp);
+  if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
+    throw new ValidationError(`${f}.protocol`, a.protocol, 'must be tcp or udp');
+  }
+  const ports = parsePortRangeObject(p, `${f}.ports`, 1);
+  const head = `${atomId({ k: 'mark', v: tag })} . ${ip} . `;
+  const entry: C2CEntry = {
+    srcTag: a.srcTag,
+    dstIp: a.dstIp,
+    protocol: a.protocol,
+    start: ports.start,
+    end: ports.end,
+    group: `${head}${a.protocol}`,
+    head,
+    tag,
+    ip,
+    proto: a.protocol,
+    ports,
+  };
+  c2cEntryMemo.set(a, entry);
+  return entry;
+}
+
 /**
  * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports and ranges
- * of up to C2C_EXPAND_MAX_PORTS ports go to the hash set c2c_port (cheap updates), wider ranges
- * to the interval set c2c_range.
+ * of up to C2C_EXPAND_MAX_PORTS ports go to the hash sets c2c_tcp and c2c_udp (cheap updates), wider ranges
+ * to the interval set c2c_range. Such an element's id is built as one string (`head` + port,
+ * the same text elementId gives) and its key shares the group's atoms: ~2,000 elements a cell.
  */
 export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void {
   if (!Array.isArray(rs.c2c)) throw new ValidationError('c2c', rs.c2c, 'not a list');
-  const groups = new Map<string, { tag: number; ip: string; proto: 'tcp' | 'udp'; ports: PortRange[] }>();
-  rs.c2c.forEach((a, i) => {
-    const f = `c2c[${i}]`;
-    if (!a || typeof a !== 'object') throw new ValidationError(f, a, 'not a c2c entry');
-    const tag = checkTag(`${f}.srcTag`, a.srcTag);
-    const ip = ipv4(`${f}.dstIp`, a.dstIp);
-    if (a.protocol !== 'tcp' && a.protocol !== 'udp') {
-      throw new ValidationError(`${f}.protocol`, a.protocol, 'must be tcp or udp');
+  const groups = new Map<string, { first: C2CEntry; ports: PortRange[] }>();
+  const list = rs.c2c;
+  for (let i = 0; i < list.length; i++) {
+    const e = c2cEntry(list[i]!, `c2c[${i}]`);
+    const g = groups.get(e.group);
+    if (g) g.ports.push(e.ports);
+    else groups.set(e.group, { first: e, ports: [e.ports] });
+  }
+  for (const { first, ports } of groups.values()) {
+    // an entry alone in its group (the common case) keeps its elements: the next render reuses
+    // them, ids included, so the diff compares the same strings
+    let elems = ports.length === 1 ? first.alone : undefined;
+    if (!elems) {
+      elems = c2cElements(first, ports);
+      if (ports.length === 1) first.alone = elems;
     }
-    const ports = parsePortRangeObject(a.ports, `${f}.ports`, 1);
-    const key = `${tag}/${ip}/${a.protocol}`;
-    const g = groups.get(key) ?? { tag, ip, proto: a.protocol, ports: [] };
-    g.ports.push(ports);
-    groups.set(key, g);
-  });
-  for (const g of groups.values()) {
-    for (const p of mergePortRanges(g.ports)) {
-      const head: Atom[] = [
-        { k: 'mark', v: g.tag },
-        { k: 'ip', v: g.ip },
-        { k: 'proto', v: g.proto },
-      ];
-      if (p.end - p.start < C2C_EXPAND_MAX_PORTS) {
-        for (let port = p.start; port <= p.end; port++) {
-          addElement(state, 'c2c_port', { key: [...head, { k: 'port', v: port }] });
-        }
-      } else addElement(state, 'c2c_range', { key: [...head, { k: 'portr', s: p.start, e: p.end }] });
+    for (const [set, id, e] of elems) {
+      let m = state.sets.get(set);
+      if (!m) {
+        m = new Map();
+        state.sets.set(set, m);
+      }
+      m.set(id, e);
     }
   }
+}
+
+function c2cElements(g: C2CEntry, ports: PortRange[]): Array<[string, string, Element]> {
+  const tag: Atom = { k: 'mark', v: g.tag };
+  const ip: Atom = { k: 'ip', v: g.ip };
+  const set = g.proto === 'tcp' ? 'c2c_tcp' : 'c2c_udp';
+  const out: Array<[string, string, Element]> = [];
+  for (const p of ports.length === 1 ? ports : mergePortRanges(ports)) {
+    if (p.end - p.start < C2C_EXPAND_MAX_PORTS) {
+      for (let port = p.start; port <= p.end; port++) {
+        out.push([set, `${g.head}${port}`, { key: [tag, ip, { k: 'port', v: port }] }]);
+      }
+    } else {
+      const e: Element = { key: [tag, ip, { k: 'proto', v: g.proto }, { k: 'portr', s: p.start, e: p.end }] };
+      out.push(['c2c_range', elementId(e), e]);
+    }
+  }
+  return out;
 }
 
 /** The whole desired state of a rule set. Throws ValidationError on any invalid value. */

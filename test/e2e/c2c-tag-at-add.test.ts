@@ -121,7 +121,7 @@ describe('c2c source tag in place before CNI ADD returns, with the controller pa
   it('what ADD put in place is exactly what the controller computes once it knows the containers', async () => {
     const c2cOf = async (cell: CellNode) => ({
       tags: (await cell.exec(['nft', 'list', 'map', 'inet', 'cfnet', 'ctr_tag'])).stdout,
-      c2c: (await cell.exec(['nft', 'list', 'set', 'inet', 'cfnet', 'c2c_port'])).stdout,
+      c2c: (await cell.exec(['nft', 'list', 'set', 'inet', 'cfnet', 'c2c_tcp'])).stdout,
     });
     const before1 = await c2cOf(cell1);
     const before2 = await c2cOf(cell2);

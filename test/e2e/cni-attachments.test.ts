@@ -187,7 +187,7 @@ describe('cfnet-cni keys everything by attachment (container ID, interface name)
       // what the agent writes for "peer may reach live on tcp 8080"
       const c2c = await cell.exec([
         'nft',
-        `add element inet cfnet ctr_tag { ${ipPeer} : 0x00000009 }; add element inet cfnet c2c_port { 0x00000009 . ${ipLive} . tcp . 8080 }`,
+        `add element inet cfnet ctr_tag { ${ipPeer} : 0x00000009 }; add element inet cfnet c2c_tcp { 0x00000009 . ${ipLive} . 8080 }`,
       ]);
       assert.equal(c2c.code, 0, c2c.stderr);
 
@@ -364,7 +364,7 @@ describe('cfnet-cni keys everything by attachment (container ID, interface name)
       // c2c entries the agent would have written for it
       const c2c = await cell.exec([
         'nft',
-        `add element inet cfnet ctr_tag { ${ip} : 0x0000000b }; add element inet cfnet c2c_port { 0x0000000c . ${ip} . tcp . 8080 }`,
+        `add element inet cfnet ctr_tag { ${ip} : 0x0000000b }; add element inet cfnet c2c_tcp { 0x0000000c . ${ip} . 8080 }`,
       ]);
       assert.equal(c2c.code, 0, c2c.stderr);
       const drift = await cell.exec(['nft', `delete element inet cfnet ctr_addrs { ${ip} }`]);

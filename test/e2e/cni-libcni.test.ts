@@ -209,7 +209,7 @@ describe('cfnet-cni under libcni (as garden-external-networker, podman and conta
         assert.equal(await tcp(a, ipB, 8080), 'refused', 'no c2c policy yet');
         const nft = await cell.exec([
           'nft',
-          `add element inet cfnet ctr_tag { ${ipA} : 0x00000021 }; add element inet cfnet c2c_port { 0x00000021 . ${ipB} . tcp . 8080 }`,
+          `add element inet cfnet ctr_tag { ${ipA} : 0x00000021 }; add element inet cfnet c2c_tcp { 0x00000021 . ${ipB} . 8080 }`,
         ]);
         assert.equal(nft.code, 0, nft.stderr);
         assert.equal(await tcp(a, ipB, 8080), 'open', 'A reaches B with the policy');
@@ -245,7 +245,7 @@ describe('cfnet-cni under libcni (as garden-external-networker, podman and conta
         }
         assert.deepEqual(Object.keys(await readStore(cell)), []);
         assert.doesNotMatch(await nftSet(cell, 'ctr_addrs'), /comment/);
-        assert.doesNotMatch(await nftSet(cell, 'c2c_port'), new RegExp(ipB.replaceAll('.', '\\.')));
+        assert.doesNotMatch(await nftSet(cell, 'c2c_tcp'), new RegExp(ipB.replaceAll('.', '\\.')));
         assert.equal(await tcp(cell.router, UNDERLAY_CELL_IP, port), 'refused', 'NetIn gone');
       },
     );

@@ -482,10 +482,10 @@ for (const mode of ['executor', 'fallback'] as Mode[]) {
         const ipA = resultIp(ra.json);
         const ipB = resultIp(rb.json);
         assert.equal(await tcp(a, ipB, 8080), 'refused', 'no c2c policy yet');
-        // what the agent writes for "app A may reach app B on tcp 8080": A's tag, then (tag . B . tcp . 8080)
+        // what the agent writes for "app A may reach app B on tcp 8080": A's tag, then (tag . B . 8080) in c2c_tcp
         const nft = await cell.exec([
           'nft',
-          `add element inet cfnet ctr_tag { ${ipA} : 0x00000007 }; add element inet cfnet c2c_port { 0x00000007 . ${ipB} . tcp . 8080 }`,
+          `add element inet cfnet ctr_tag { ${ipA} : 0x00000007 }; add element inet cfnet c2c_tcp { 0x00000007 . ${ipB} . 8080 }`,
         ]);
         assert.equal(nft.code, 0, nft.stderr);
         assert.equal(await tcp(a, ipB, 8080), 'open', 'A reaches B with the policy');
@@ -495,7 +495,7 @@ for (const mode of ['executor', 'fallback'] as Mode[]) {
         assert.equal((await del(hb, b)).code, 0);
         await assertGone(cell, ha, ipA);
         await assertGone(cell, hb, ipB);
-        assert.doesNotMatch(await nftSet(cell, 'c2c_port'), new RegExp(ipB.replaceAll('.', '\\.')));
+        assert.doesNotMatch(await nftSet(cell, 'c2c_tcp'), new RegExp(ipB.replaceAll('.', '\\.')));
       },
     );
 

@@ -367,7 +367,7 @@ describe('dataplane on one cell (real packets)', () => {
     assert.equal(drift.drift, false, JSON.stringify(drift));
     const kernel = await dp.readBack();
     assert.equal(kernel.sets.get('ctr_addrs')!.size, 3);
-    assert.equal(kernel.sets.get('c2c_port')!.size, 1);
+    assert.equal(kernel.sets.get('c2c_tcp')!.size + kernel.sets.get('c2c_udp')!.size, 1);
     assert.equal(kernel.sets.get('c2c_range')!.size, 0);
     assert.equal(kernel.sets.get('deny_always')!.size, 1);
 

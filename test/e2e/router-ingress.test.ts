@@ -74,12 +74,8 @@ describe('overlay ingress for routers: a router namespace reaches app ports over
     const c2 = cluster.cells.filter((c) => !c.router)[1]!;
     const a2 = await cluster.container(c2, A, 1, { hostPorts: [{ hostPort: 61002, containerPort: 8080 }] });
     // read at once: BBS learnt of the instance only after ADD, the controller's rule set comes later
-    const set = (await c2.exec(['nft', 'list', 'set', 'inet', 'cfnet', 'c2c_port'])).stdout;
-    assert.match(
-      set,
-      new RegExp(`${a2.ip.replaceAll('.', '\\.')} \\. tcp \\. 8080`),
-      'in the admitting transaction',
-    );
+    const set = (await c2.exec(['nft', 'list', 'set', 'inet', 'cfnet', 'c2c_tcp'])).stdout;
+    assert.match(set, new RegExp(`${a2.ip.replaceAll('.', '\\.')} \\. 8080`), 'in the admitting transaction');
     await cluster.serve(a2.ns, [8080, 8081]);
     assert.deepEqual(await probe(router.ns, [tcp(a2.ip, 8080), tcp(a2.ip, 8081)]), ['open', 'refused']);
   });

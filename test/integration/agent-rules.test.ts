@@ -70,7 +70,7 @@ describe('agent: rules from the controller, merge, drift, drain and restart (rea
       return m?.[1];
     });
     await waitUntil('c2c allow on cell 2', async () =>
-      (await setText(c2, 'c2c_port')).includes(`${tag} . ${b.ip} . tcp . 8080`),
+      (await setText(c2, 'c2c_tcp')).includes(`${tag} . ${b.ip} . 8080`),
     );
     // The agent records (and logs) an apply only after nft committed it, so the element can be in
     // the kernel a moment before the agent reports it: wait for the report (version > 0), then check it.

@@ -82,9 +82,9 @@ describe('overlay ingress for routers (cell side)', () => {
       ruleSetOf([container('web', '10.255.1.2', { netIn: [{ hostPort: 61001, containerPort: 8080 }] })]),
       [9],
     );
-    const elems = [...(desiredState(rs).sets.get('c2c_port')?.keys() ?? [])];
+    const elems = [...(desiredState(rs).sets.get('c2c_tcp')?.keys() ?? [])];
     assert.equal(elems.length, 1);
-    assert.match(renderFull(rs), /0x0*9 \. 10\.255\.1\.2 \. tcp \. 8080/);
+    assert.match(renderFull(rs), /c2c_tcp \{ 0x0*9 \. 10\.255\.1\.2 \. 8080/);
   });
 });
 

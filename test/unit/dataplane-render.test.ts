@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { C2C_EXPAND_MAX_PORTS } from '../../src/dataplane/desired.js';
-import { atomId, elementKeyText } from '../../src/dataplane/elements.js';
+import { atomId, elementId, elementKeyText } from '../../src/dataplane/elements.js';
 import {
   asgChainName,
   asgRuleLines,
@@ -44,9 +44,9 @@ test('renderFull replaces only its own table, atomically, one chain per distinct
       String(re),
     );
   has(/^add element inet cfnet ctr_asg \{ .*\b10\.255\.1\.2 : jump asg_h00000000\b/);
-  has(/^add element inet cfnet c2c_port \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. tcp \. 8080,/);
+  has(/^add element inet cfnet c2c_tcp \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. 8080,/);
   // a 6-port range is written port by port to the hash set (C2C_EXPAND_MAX_PORTS)
-  has(/^add element inet cfnet c2c_port \{ .*0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. tcp \. 8093\b/);
+  has(/^add element inet cfnet c2c_tcp \{ .*0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. 8093\b/);
   assert.ok(!lines.some((l) => l.startsWith('add element inet cfnet c2c_range')));
   has(/^add element inet cfnet netin_dnat \{ .*\b61001 : 10\.255\.1\.3 \. 8080\b/);
   assert.throws(() => renderFull(rs, { table: 'filter; flush ruleset' }), ValidationError);
@@ -362,20 +362,23 @@ test('memoised ASG chains follow every change of the rules and the logging switc
   assert.equal(chain(port).marker, chain(structuredClone(port)).marker);
 });
 
-test('c2c ranges of up to 32 ports are hash elements, one per port; wider ranges one interval element', () => {
+test('c2c ranges of up to 32 ports are hash elements, one per port, in the set of their protocol; wider ranges one interval element', () => {
   const rs = sampleRuleSet({ containers: 1, asgSets: 1, rulesPerSet: 1, c2cPerContainer: 0 });
   const ip = rs.containers[0]!.ip;
   rs.c2c = [
     { srcTag: 7, dstIp: ip, protocol: 'tcp', ports: { start: 9000, end: 9031 } }, // 32 ports
     { srcTag: 7, dstIp: ip, protocol: 'udp', ports: { start: 9000, end: 9032 } }, // 33 ports
+    { srcTag: 8, dstIp: ip, protocol: 'udp', ports: { start: 53, end: 53 } },
   ];
   const state = desiredState(rs);
-  const ports = [...state.sets.get('c2c_port')!.values()];
+  const ports = [...state.sets.get('c2c_tcp')!.values()];
   assert.equal(ports.length, C2C_EXPAND_MAX_PORTS);
   assert.deepEqual(
     ports.map((e) => e.key.map(atomId).join(' ')).sort(),
-    Array.from({ length: 32 }, (_, i) => `0x00000007 ${ip} tcp ${9000 + i}`).sort(),
+    Array.from({ length: 32 }, (_, i) => `0x00000007 ${ip} ${9000 + i}`).sort(),
   );
+  const udp = [...state.sets.get('c2c_udp')!.values()].map((e) => e.key.map(atomId).join(' '));
+  assert.deepEqual(udp, [`0x00000008 ${ip} 53`]);
   const ranges = [...state.sets.get('c2c_range')!.values()].map((e) => e.key.map(atomId).join(' '));
   assert.deepEqual(ranges, [`0x00000007 ${ip} udp 9000-9032`]);
 });
@@ -395,6 +398,58 @@ test('a rule set mutated in place and rendered again gives what a fresh copy giv
   same('a logging switch in the same config object');
   rs.asgSets[rs.containers[3]!.egress]![0]!.log = true;
   same('a logged rule in the same rule list');
+  const asgRule = rs.asgSets[rs.containers[3]!.egress]!.find(
+    (r) => r.protocol === 'tcp' || r.protocol === 'udp',
+  )!;
+  asgRule.ports[0]!.end = asgRule.ports[0]!.start + 7;
+  same('a port range widened in the same ASG rule');
+  asgRule.destinations[0]!.start = asgRule.destinations[0]!.end;
+  same('a destination narrowed in the same ASG rule');
+  asgRule.protocol = asgRule.protocol === 'tcp' ? 'udp' : 'tcp';
+  same('a protocol changed in the same ASG rule');
+  rs.c2c[0]!.ports.end += 3;
+  same('a c2c port range widened in the same entry');
+  rs.c2c[0]!.srcTag = 77;
+  same('a c2c source tag changed in the same entry');
+  rs.c2c[0]!.protocol = rs.c2c[0]!.protocol === 'tcp' ? 'udp' : 'tcp';
+  same('a c2c protocol changed in the same entry');
+  rs.c2c[0]!.dstIp = rs.containers[5]!.ip;
+  same('a c2c destination changed in the same entry');
+  rs.c2c.push({ ...rs.c2c[0]!, ports: { start: 1, end: 65535 } });
+  same("a c2c entry joining another one's group in the same list");
+  const asgPorts = asgRule.ports[0]!.start;
+  asgRule.ports[0]!.start = 70000;
+  assert.throws(() => desiredState(rs), ValidationError, 'an invalid ASG port is caught on a memo hit too');
+  asgRule.ports[0]!.start = asgPorts;
   rs.containers[4]!.tag = '5' as unknown as number;
   assert.throws(() => desiredState(rs), ValidationError, 'an invalid value is caught on a memo hit too');
+});
+
+test('every element of a desired state is stored under its elementId (c2c ids are built as one string)', () => {
+  const rs = sampleRuleSet({ containers: 12, asgSets: 2, rulesPerSet: 3, c2cPerContainer: 3 });
+  rs.c2c.push({ srcTag: 9, dstIp: rs.containers[0]!.ip, protocol: 'udp', ports: { start: 100, end: 900 } });
+  for (const state of [desiredState(rs), desiredState(rs)]) {
+    let n = 0;
+    for (const m of state.sets.values()) {
+      for (const [id, e] of m) {
+        assert.equal(id, elementId(e));
+        n++;
+      }
+    }
+    assert.ok(
+      state.sets.get('c2c_tcp')!.size > 12 &&
+        state.sets.get('c2c_udp')!.size > 0 &&
+        state.sets.get('c2c_range')!.size === 1,
+      `${n} elements`,
+    );
+  }
+});
+
+test('a memoised ASG chain is not reused when a skipped hole in its rule list becomes an undefined rule', () => {
+  const rs = sampleRuleSet({ containers: 2, asgSets: 1, rulesPerSet: 3, c2cPerContainer: 0 });
+  const rules = rs.asgSets[rs.containers[0]!.egress]!;
+  delete rules[1]; // a hole: forEach (and so the chain) skips it
+  assert.doesNotThrow(() => desiredState(rs));
+  rules[1] = undefined as unknown as EgressRule;
+  assert.throws(() => desiredState(rs), ValidationError);
 });
