@@ -31,7 +31,7 @@ import { PolicyServerClient } from '../cf/policy-client.js';
 import { LeaderElection } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { counter, createRegistry, METRICS, type Registry } from '../lib/metrics.js';
-import { closeRedis, createRedis } from '../lib/redis.js';
+import { AUTO_PIPELINING, closeRedis, createRedis } from '../lib/redis.js';
 import type { World } from '../rules/world.js';
 import { Keys } from '../state/keys.js';
 import { LeaseManager } from '../state/lease-store.js';
@@ -158,7 +158,10 @@ export class Controller {
     const c = this.config;
     const name = `cfnet-controller-${this.instanceId}`;
     const auth = c.redisAuth ? { auth: c.redisAuth } : {};
-    this.redis = createRedis(c.redisUrl, { name, ...auth });
+    // Commands issued in one event-loop turn share one socket write: after a foundation-wide
+    // change thousands of rule-set writes and long-poll reads would otherwise each cost a syscall
+    // (measured: ~0.2 ms each on the 2-core VM, the controller's largest single cost in the fan-out).
+    this.redis = createRedis(c.redisUrl, { name, ...auth, extra: AUTO_PIPELINING });
     this.sub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-sub`, ...auth });
     this.invSub = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-inv`, ...auth });
     this.workerConn = createRedis(c.redisUrl, { role: 'blocking', name: `${name}-worker`, ...auth });

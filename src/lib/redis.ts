@@ -151,6 +151,13 @@ export function redisAuthOptions(url: string, auth: RedisAuth | undefined): Redi
   };
 }
 
+/**
+ * ioredis auto-pipelining: the commands a process issues in one event-loop turn go out in one
+ * socket write (MULTI blocks and blocking commands are left alone). For the controller's command
+ * connection, where per-cell writes and reads come in bursts of thousands.
+ */
+export const AUTO_PIPELINING: RedisOptions = { enableAutoPipelining: true };
+
 /** The ioredis options for a role (exported for BullMQ `connection` objects and tests). */
 export function redisOptionsFor(role: RedisRole): RedisOptions {
   const retryStrategy = (times: number) => Math.min(100 * 2 ** Math.min(times, 8), 5_000);

@@ -140,6 +140,7 @@ describe('reconcile worker processes (workerProcesses; real Redis, real child pr
     try {
       assert.equal(pool.pids.length, 2);
       assert.ok(!pool.pids.includes(process.pid));
+      await waitUntil('both children take jobs', () => pool.ready, 30_000, 25);
       await queue.enqueueCells(cells, T);
       await waitUntil('every cell written', () => results.length === cells.length, 30_000, 25);
       assert.deepEqual(
@@ -151,7 +152,7 @@ describe('reconcile worker processes (workerProcesses; real Redis, real child pr
       for (const c of cells) {
         assert.ok(ruleSetsEqual((await store.get(c))!, computeCellRuleSet(w, c, config)), c);
       }
-      // both children took jobs: their Redis connections are named by their index
+      // both children run, each with its Redis connections named by its index
       const clients = String(await t.redis.client('LIST'));
       for (const i of [1, 2]) assert.match(clients, new RegExp(`name=cfnet-controller-test-worker-${i}\\b`));
 

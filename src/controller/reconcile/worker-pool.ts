@@ -45,6 +45,8 @@ export interface WorkerPoolOptions {
 interface Slot {
   index: number;
   child: ChildProcess | null;
+  /** Its current child said it takes jobs. */
+  ready: boolean;
   startedAt: number;
   backoffMs: number;
   timer: NodeJS.Timeout | null;
@@ -65,10 +67,16 @@ export class ReconcileWorkerPool {
     this.slots = Array.from({ length: opts.processes }, (_, i) => ({
       index: i + 1,
       child: null,
+      ready: false,
       startedAt: 0,
       backoffMs: RESTART_MIN_MS,
       timer: null,
     }));
+  }
+
+  /** Every child runs and takes jobs (a child starts in ~0.1–1 s). */
+  get ready(): boolean {
+    return this.slots.every((s) => s.child !== null && s.ready);
   }
 
   /** Process ids of the running children (operators, tests). */
@@ -88,8 +96,12 @@ export class ReconcileWorkerPool {
       serialization: 'json',
     });
     slot.child = child;
+    slot.ready = false;
     slot.startedAt = Date.now();
-    child.on('message', (m: ChildMessage) => this.onMessage(m));
+    child.on('message', (m: ChildMessage) => {
+      if (m.type === 'ready' && slot.child === child) slot.ready = true;
+      this.onMessage(m);
+    });
     child.on('error', (err) => this.opts.logger.warn({ err, worker: slot.index }, 'worker process error'));
     child.on('exit', (code, signal) => {
       if (slot.child === child) slot.child = null;

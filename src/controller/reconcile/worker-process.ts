@@ -10,7 +10,7 @@
  */
 import type { Logger } from '../../lib/log.js';
 import { createLogger } from '../../lib/log.js';
-import { closeRedis, createRedis, type RedisAuth } from '../../lib/redis.js';
+import { AUTO_PIPELINING, closeRedis, createRedis, type RedisAuth } from '../../lib/redis.js';
 import type { CellConfig } from '../../model/types.js';
 import type { CellConflict, ComputeOptions } from '../../rules/compute.js';
 import type { Trigger } from '../../rules/world.js';
@@ -68,7 +68,7 @@ async function run(init: WorkerProcessInit): Promise<void> {
   });
   const name = `cfnet-controller-${init.instanceId}-worker-${init.index}`;
   const auth = init.redisAuth ? { auth: init.redisAuth } : {};
-  const redis = createRedis(init.redisUrl, { name, ...auth });
+  const redis = createRedis(init.redisUrl, { name, ...auth, extra: AUTO_PIPELINING });
   const conn = createRedis(init.redisUrl, { role: 'blocking', name: `${name}-jobs`, ...auth });
   const keys = new Keys(init.namespace);
   const reconciler = new Reconciler(
