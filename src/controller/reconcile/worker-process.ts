@@ -6,7 +6,8 @@
  * compare-and-set, so a job taken by any process is as good as by any other.
  *
  * Protocol (IPC, JSON): parent → child `init`, `pause`, `resume`, `close`; child → parent `ready`,
- * `result`, `failed`, `conflict`, `rewrite`, `closed`. The child exits when its parent goes.
+ * `result`, `failed`, `conflict`, `rewrite`, `paused`. After `close` the child finishes its active
+ * jobs and exits; it exits at once when its parent goes.
  */
 import type { Logger } from '../../lib/log.js';
 import { createLogger } from '../../lib/log.js';
@@ -54,11 +55,11 @@ export type ChildMessage =
   | { type: 'failed' }
   | { type: 'conflict'; conflict: CellConflict }
   | { type: 'rewrite'; cellId: string }
-  | { type: 'paused' }
-  | { type: 'closed' };
+  | { type: 'paused' };
 
 function send(m: ChildMessage): void {
-  process.send?.(m);
+  // a parent that is gone has no one to hear it (and the child exits on 'disconnect')
+  if (process.connected) process.send?.(m);
 }
 
 async function run(init: WorkerProcessInit): Promise<void> {
@@ -98,7 +99,6 @@ async function run(init: WorkerProcessInit): Promise<void> {
     closing = true;
     await workers.close().catch((err) => log.warn({ err }, 'closing the workers'));
     await Promise.all([closeRedis(redis), closeRedis(conn)]);
-    send({ type: 'closed' });
     process.exit(0);
   };
   process.on('message', (m: ParentMessage) => {
