@@ -96,13 +96,18 @@ export function tableHolding(
   const owner = use.handles.get(ip);
   if (owner === undefined || owner === self) return { live: [], stale: [] };
   const veth = hostIfOf(owner);
-  if (owner !== '' && interfaceNames().has(veth)) {
+  if (attachedOnCell(owner, hostIfOf)) {
     const ports = [...use.netIn].filter(([, to]) => to === ip).map(([port]) => port);
     const netIn =
       ports.length > 0 ? `, NetIn host port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}` : '';
     return { live: [`nft ctr_addrs element of ${owner} (attached: ${veth}${netIn})`], stale: [] };
   }
   return { live: [], stale: [owner] };
+}
+
+/** Whether the attachment `handle` is on the cell: its host veth (named by `hostIfOf`) exists. */
+export function attachedOnCell(handle: string, hostIfOf: (handle: string) => string): boolean {
+  return handle !== '' && interfaceNames().has(hostIfOf(handle));
 }
 
 function interfaceNames(): Set<string> {

@@ -308,7 +308,7 @@ export class NftDataplane {
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts: { fresh?: boolean; takeOver?: readonly string[]; c2c?: readonly C2CAllow[] } = {},
+    opts: { fresh?: boolean; takeOver?: (owner: string) => boolean; c2c?: readonly C2CAllow[] } = {},
   ): Promise<ContainerOpResult> {
     return this.exclusive(async () => {
       const t0 = performance.now();
@@ -351,10 +351,11 @@ export class NftDataplane {
       const ips = new Set([container.ip]);
       for (const e of kernel.sets.get('ctr_addrs')?.values() ?? []) {
         const ip = atomId(e.key[0]!);
-        // another attachment's address is taken over only when the caller checked that the
-        // attachment is gone (a stale entry); otherwise its elements would become ours
+        // another attachment's address is taken over only when the caller says that attachment is
+        // gone (a stale entry: asked now, as the agent may have applied a rule set still listing a
+        // departed container since the caller last looked); otherwise its elements would become ours
         const other = e.comment !== undefined && e.comment !== container.handle;
-        if (ip === container.ip && other && !(opts.takeOver ?? []).includes(e.comment!)) {
+        if (ip === container.ip && other && !(opts.takeOver?.(e.comment!) ?? false)) {
           throw new AddressTakenError(ip, e.comment!, container.handle);
         }
         if (e.comment === container.handle) ips.add(ip);

@@ -12,7 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { desiredState } from '../../src/dataplane/desired.js';
-import { NftApplyError, NftDataplane, renderFull, renderStateFull } from '../../src/dataplane/index.js';
+import {
+  AddressTakenError,
+  NftApplyError,
+  NftDataplane,
+  renderFull,
+  renderStateFull,
+} from '../../src/dataplane/index.js';
 import { applyScript } from '../../src/dataplane/nft.js';
 import { parseCapiRules } from '../../src/model/asg-rule.js';
 import type { CellRuleSet, EgressRule, IpRange } from '../../src/model/types.js';
@@ -441,6 +447,43 @@ describe('dataplane on one cell (real packets)', () => {
     assert.equal((await cni.readBack()).chains.has('asg_H2'), false);
     assert.equal((await cni.addContainer(t, H2, full.config)).changed, true);
     assert.equal((await cni.readBack()).chains.has('asg_H2'), true);
+  });
+
+  test('a container add takes over an address a departed container holds in the table only when the caller says it is gone, asked at read-back', async () => {
+    const solo = uniqueName('cftover');
+    await createNetns(solo);
+    try {
+      const cni = new NftDataplane({ netns: solo, stateDir });
+      const rs = ruleSet();
+      const [a, b] = [rs.containers[0]!, rs.containers[1]!];
+      assert.equal((await cni.addContainer(b, H1, rs.config)).changed, true);
+      // a rule set still listing a departed container gave a's address to it after the caller
+      // last listed the table (the agent applied it meanwhile)
+      const put = await exec(solo, [
+        'nft',
+        `add element inet cfnet ctr_addrs { ${a.ip} comment "departed" }`,
+      ]);
+      assert.equal(put.code, 0, put.stderr);
+      const asked: string[] = [];
+      await assert.rejects(
+        cni.addContainer(a, H1, rs.config, {
+          fresh: true,
+          takeOver: (owner) => {
+            asked.push(owner);
+            return false; // still attached: refused, nothing changed
+          },
+        }),
+        (err: unknown) => err instanceof AddressTakenError && err.owner === 'departed',
+      );
+      assert.deepEqual(asked, ['departed']);
+      assert.match(JSON.stringify([...(await cni.readBack()).sets.get('ctr_addrs')!.values()]), /departed/);
+      const r = await cni.addContainer(a, H1, rs.config, { fresh: true, takeOver: (o) => o === 'departed' });
+      assert.equal(r.changed, true);
+      const owners = [...(await cni.readBack()).sets.get('ctr_addrs')!.values()].map((e) => e.comment);
+      assert.deepEqual(owners.sort(), [a.handle, b.handle].sort(), 'the departed entry gave way');
+    } finally {
+      await deleteNetns(solo);
+    }
   });
 
   test('CNI path on an empty namespace creates the table', async () => {

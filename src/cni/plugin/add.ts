@@ -11,7 +11,13 @@ import { AddressTakenError, type AttachmentRef } from '../../dataplane/apply.js'
 import type { Logger } from '../../lib/log.js';
 import { normalizeRules, ruleSetHash } from '../../model/canonical.js';
 import type { CellContainer, EgressRule } from '../../model/types.js';
-import { AddressInUseError, cellHolders, type TableAddressUse, tableHolding } from '../address-use.js';
+import {
+  AddressInUseError,
+  attachedOnCell,
+  cellHolders,
+  type TableAddressUse,
+  tableHolding,
+} from '../address-use.js';
 import {
   type AttachmentId,
   attachmentName,
@@ -226,7 +232,13 @@ export async function cmdAdd(
       // fresh: nothing in the table names the address, so its part is written blind; when a stale
       // entry does, the table is read back and what it holds for the address replaced
       dp
-        .addContainer(container, rules, cfg.cell, { fresh: stale.length === 0, takeOver: stale })
+        .addContainer(container, rules, cfg.cell, {
+          fresh: stale.length === 0,
+          // stale when it was listed, or gone from the cell now: a rule set still naming a departed
+          // container may have been applied since the listing (the agent's merge lets such an entry
+          // give way to the attached container too)
+          takeOver: (owner) => stale.includes(owner) || !attachedOnCell(owner, hostIfName),
+        })
         .finally(() => mark('rules')),
       (async () => {
         try {

@@ -19,14 +19,15 @@ export interface TableView {
 export interface ContainerDataplane {
   /**
    * `fresh`: nothing of this container is in the table yet (its address was just allocated);
-   * `takeOver`: handles whose entries for the address it may replace (checked not on the cell);
+   * `takeOver`: whether the entries another handle holds for the address may be replaced (that
+   * attachment is not on the cell), asked when the table is read;
    * `c2c`: allow entries to the container, added in the same transaction (the agent's local ones).
    */
   addContainer(
     container: CellContainer,
     egressRules: EgressRule[],
     config: CellConfig,
-    opts?: { fresh?: boolean; takeOver?: readonly string[]; c2c?: readonly C2CAllow[] },
+    opts?: { fresh?: boolean; takeOver?: (owner: string) => boolean; c2c?: readonly C2CAllow[] },
   ): Promise<unknown>;
   /** Removes one attachment by its record (NftDataplane.removeAttachment). */
   removeAttachment(ref: AttachmentRef): Promise<{ foreignOwner?: string }>;
