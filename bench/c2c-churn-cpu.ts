@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { desiredState, diffStates, NftDataplane } from '../src/dataplane/index.js';
-import { sampleRuleSet } from '../src/dataplane/sample.js';
+import { sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
 import type { CellRuleSet } from '../src/model/types.js';
 
 const arg = (name: string): string | undefined => {
@@ -32,17 +32,7 @@ function cells(): [CellRuleSet, CellRuleSet] {
     c2cPerContainer: 3,
     cfDefaults: true,
   });
-  const churn = structuredClone(rs);
-  churn.c2c = churn.c2c.slice(500);
-  for (let k = 0; k < 500; k++) {
-    const c = churn.containers[k % churn.containers.length]!;
-    churn.c2c.push({
-      srcTag: 200 + (k % 50),
-      dstIp: c.ip,
-      protocol: 'tcp',
-      ports: { start: 9000 + k, end: 9000 + k },
-    });
-  }
+  const churn = sampleC2CChurn(rs);
   return [rs, churn];
 }
 

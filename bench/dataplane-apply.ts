@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NftDataplane } from '../src/dataplane/index.js';
-import { sampleRule, sampleRuleSet } from '../src/dataplane/sample.js';
+import { sampleC2CChurn, sampleRule, sampleRuleSet } from '../src/dataplane/sample.js';
 import type { CellContainer, CellRuleSet, EgressRule } from '../src/model/types.js';
 
 function arg(name: string, def: number): number {
@@ -614,17 +614,7 @@ function incrementalVariants(rs: CellRuleSet): [string, CellRuleSet, CellRuleSet
   for (const c of shared.containers) if (c.egress === h) c.egress = 'fresh';
   out.push(['shared ASG change', rs, shared]);
   // c2c policy churn: ~1,000 element updates (500 removed, 500 added)
-  const churn = structuredClone(rs);
-  churn.c2c = churn.c2c.slice(500);
-  for (let i = 0; i < 500; i++) {
-    const c = churn.containers[i % churn.containers.length]!;
-    churn.c2c.push({
-      srcTag: 200 + (i % 50),
-      dstIp: c.ip,
-      protocol: 'tcp',
-      ports: { start: 9000 + i, end: 9000 + i },
-    });
-  }
+  const churn = sampleC2CChurn(rs);
   out.push(['c2c churn', rs, churn]);
   return out;
 }

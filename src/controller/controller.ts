@@ -32,6 +32,7 @@ import { LeaderElection } from '../lib/leader.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import { counter, createRegistry, METRICS, type Registry } from '../lib/metrics.js';
 import { AUTO_PIPELINING, closeRedis, createRedis } from '../lib/redis.js';
+import type { CellConflict } from '../rules/compute.js';
 import type { World } from '../rules/world.js';
 import { Keys } from '../state/keys.js';
 import { LeaseManager } from '../state/lease-store.js';
@@ -199,11 +200,7 @@ export class Controller {
       keepCompleted: { count: w.keepCompleted, age: 3600 },
       keepFailed: { count: w.keepFailed, age: 7 * 24 * 3600 },
     });
-    const reconciler = new Reconciler(this.worldStore, this.store, {
-      config: c.cellConfig,
-      onConflict: (x) => this.rejections.reject(conflictRejection(x)),
-      ...(c.compute ? { compute: c.compute } : {}),
-    });
+    const onConflict = (x: CellConflict) => this.rejections.reject(conflictRejection(x));
     const onRewriteWanted = (cell: string) => {
       void this.redis.publish(this.keys.resyncChannel, cell).catch(() => {});
     };
@@ -228,19 +225,27 @@ export class Controller {
             },
             logger: this.log.child({ part: 'worker' }),
             observer: new ReconcileMetrics(this.registry),
-            onConflict: (x) => this.rejections.reject(conflictRejection(x)),
+            onConflict,
             onRewriteWanted,
             ...(onResult ? { onResult } : {}),
           })
-        : new ReconcileWorkers(this.workerConn, reconciler, {
-            prefix: this.keys.ns,
-            concurrency: w.concurrency,
-            lockDurationMs: w.lockDurationMs,
-            registry: this.registry,
-            logger: this.log.child({ part: 'worker' }),
-            onRewriteWanted,
-            ...(onResult ? { onResult } : {}),
-          });
+        : new ReconcileWorkers(
+            this.workerConn,
+            new Reconciler(this.worldStore, this.store, {
+              config: c.cellConfig,
+              onConflict,
+              ...(c.compute ? { compute: c.compute } : {}),
+            }),
+            {
+              prefix: this.keys.ns,
+              concurrency: w.concurrency,
+              lockDurationMs: w.lockDurationMs,
+              registry: this.registry,
+              logger: this.log.child({ part: 'worker' }),
+              onRewriteWanted,
+              ...(onResult ? { onResult } : {}),
+            },
+          );
     this.notifier = new ChangeNotifier(this.sub, this.keys.ruleSetChannel);
     await this.notifier.start();
     const metrics = registerControllerMetrics(this.registry, {

@@ -162,3 +162,22 @@ export function sampleRuleSet(o: SampleOptions): CellRuleSet {
     },
   };
 }
+
+/**
+ * The benchmarks' c2c policy churn of a sample cell: its first 500 c2c entries removed and 500
+ * single-port entries to its containers added (bench/dataplane-apply.ts, bench/c2c-churn-cpu.ts).
+ */
+export function sampleC2CChurn(rs: CellRuleSet): CellRuleSet {
+  const churn = structuredClone(rs);
+  churn.c2c = churn.c2c.slice(500);
+  for (let i = 0; i < 500; i++) {
+    const c = churn.containers[i % churn.containers.length]!;
+    churn.c2c.push({
+      srcTag: 200 + (i % 50),
+      dstIp: c.ip,
+      protocol: 'tcp',
+      ports: { start: 9000 + i, end: 9000 + i },
+    });
+  }
+  return churn;
+}

@@ -9,6 +9,13 @@ import { ruleSetOfHandles } from '../helpers/fixtures.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
 
 const rs = (cell: string, handles: string[]) => ruleSetOfHandles(cell, handles, 'x');
+/** One egress rule to 10.9.0.1 on `port` (ASG set contents distinguished by their port). */
+const rule = (port: number) => ({
+  protocol: 'tcp' as const,
+  destinations: [{ family: 4 as const, start: '10.9.0.1', end: '10.9.0.1' }],
+  ports: [{ start: port, end: port }],
+  log: false,
+});
 
 describe('rule-set store (real Redis)', () => {
   let t: TestRedis;
@@ -70,12 +77,6 @@ describe('rule-set store (real Redis)', () => {
   });
 
   it('logs asg sets by key only and serves patches with their rules, also for sets another replica wrote', async () => {
-    const rule = (port: number) => ({
-      protocol: 'tcp' as const,
-      destinations: [{ family: 4 as const, start: '10.9.0.1', end: '10.9.0.1' }],
-      ports: [{ start: port, end: port }],
-      log: false,
-    });
     // set keys unique to this run, so the process-wide rules cache cannot know them in advance
     const k = (n: number) => `${t.keys.ruleSetChannel}-set${n}`;
     const withSet = (key: string, port: number): CellRuleSet => ({
@@ -280,12 +281,6 @@ describe('rule-set store: ASG sets stored once (real Redis)', () => {
   });
   after(async () => t.cleanup());
 
-  const rule = (port: number) => ({
-    protocol: 'tcp' as const,
-    destinations: [{ family: 4 as const, start: '10.9.0.1', end: '10.9.0.1' }],
-    ports: [{ start: port, end: port }],
-    log: false,
-  });
   // keys unique to this run: the process-wide caches cannot know them in advance
   const k = (n: number) => `${t.keys.ruleSetChannel}-shared${n}`;
   const withSets = (cell: string, ...sets: number[]): CellRuleSet =>

@@ -6,71 +6,16 @@ import { ReconcileWorkerPool } from '../../src/controller/reconcile/worker-pool.
 import { LeaderElection } from '../../src/lib/leader.js';
 import { createLogger } from '../../src/lib/log.js';
 import { closeRedis, createRedis } from '../../src/lib/redis.js';
-import { parseCapiRule } from '../../src/model/asg-rule.js';
 import { ruleSetsEqual } from '../../src/model/ruleset.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
 import { computeCellRuleSet } from '../../src/rules/compute.js';
-import { snapshotOf } from '../../src/rules/records.js';
-import { type Trigger, World } from '../../src/rules/world.js';
 import { RuleSetStore } from '../../src/state/ruleset-store.js';
 import { WorldStore } from '../../src/state/world-store.js';
 import { waitUntil } from '../helpers/wait.js';
 import { openTestRedis, REDIS_URL, type TestRedis } from './controller-helpers.js';
+import { buildWorld, T } from './queue-world.js';
 
-const T: Trigger = { kind: 'lrp', id: 'x', at: Date.now() };
 const config = DEFAULT_CELL_CONFIG;
-const rule = parseCapiRule({ protocol: 'tcp', destination: '10.0.0.0/8', ports: '443' });
-const snap = snapshotOf([rule]);
-
-function buildWorld(cells: string[], perCell: number): World {
-  const w = new World();
-  w.setAsgs(
-    [
-      {
-        guid: 'g',
-        name: 'g',
-        rules: [rule],
-        runningDefault: true,
-        stagingDefault: false,
-        runningSpaces: [],
-        stagingSpaces: [],
-      },
-    ],
-    1,
-    T,
-  );
-  for (let a = 0; a < perCell; a++) {
-    const pg = `pg-${a}`;
-    w.upsertDesired(
-      {
-        processGuid: pg,
-        appGuid: `app-${a}`,
-        spaceGuid: 's',
-        orgGuid: 'o',
-        workload: 'app',
-        snapshot: snap.hash,
-        desiredAt: 0,
-      },
-      snap,
-      T,
-    );
-    cells.forEach((cell, ci) => {
-      w.upsertInstance(
-        {
-          handle: `${cell}-h${a}`,
-          processGuid: pg,
-          index: ci,
-          cellId: cell,
-          state: 'RUNNING',
-          ip: `10.255.${ci + 1}.${a + 2}`,
-          netIn: [],
-        },
-        T,
-      );
-    });
-  }
-  return w;
-}
 
 function alive(pid: number): boolean {
   try {
