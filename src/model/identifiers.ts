@@ -18,7 +18,7 @@
  * CIDRs and destination lists are parsed by ip.ts (parseCidr, parseDestinations).
  */
 import { ValidationError } from '../lib/errors.js';
-import { parseIp } from './ip.js';
+import { isCanonicalIpv4 } from './ip.js';
 import { MAX_PORT, MIN_PORT } from './ports.js';
 
 export const MAX_IDENTIFIER_LENGTH = 128;
@@ -90,13 +90,8 @@ export function checkTag(field: string, v: unknown): number {
 
 /** Canonical text of a container address (IPv4), or null. */
 export function containerIpv4(v: unknown): string | null {
-  if (typeof v !== 'string' || v.length > 15) return null;
-  try {
-    const p = parseIp(v);
-    return p.family === 4 ? p.text : null;
-  } catch {
-    return null;
-  }
+  // every accepted IPv4 text is canonical already (parseIp refuses leading zeros)
+  return typeof v === 'string' && isCanonicalIpv4(v) ? v : null;
 }
 
 export function isContainerIp(v: unknown): v is string {

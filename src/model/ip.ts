@@ -125,6 +125,37 @@ export function parseIp(text: string, field = 'ip'): ParsedIp {
   return parsed;
 }
 
+/**
+ * True when `text` is an IPv4 address exactly as `parseIp` would print it (dotted quad, octets
+ * 0..255, no leading zeros): the same acceptance as `parseIp` for IPv4, without BigInt or the
+ * memo. Rule computation checks every container address of a cell on every reconcile; at 250,000
+ * addresses the memo cannot hold them all and the BigInt path cost ~3 µs each.
+ */
+export function isCanonicalIpv4(text: string): boolean {
+  const n = text.length;
+  if (n < 7 || n > 15) return false;
+  let dots = 0;
+  let octet = 0;
+  let digits = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i === n ? 46 : text.charCodeAt(i);
+    if (c === 46) {
+      // '.' (or the end): close the octet
+      if (digits === 0 || octet > 255) return false;
+      if (i < n && ++dots > 3) return false;
+      octet = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits === 1 && octet === 0) return false; // a leading zero
+      if (++digits > 3) return false;
+      octet = octet * 10 + (c - 48);
+    } else {
+      return false;
+    }
+  }
+  return dots === 3;
+}
+
 export function isIp(text: string): boolean {
   try {
     parseIp(text);

@@ -8,7 +8,7 @@
  */
 import { canonicalJson } from './canonical.js';
 import { RuleSetPatchError } from './errors.js';
-import { parseIp } from './ip.js';
+import { ipv4ToInt, isCanonicalIpv4, parseIp } from './ip.js';
 import {
   type C2CAllow,
   type CellConfig,
@@ -32,7 +32,10 @@ function cmp(a: string | number, b: string | number): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function ipOrder(ip: string): [number, bigint] {
+/** An address's place in the c2c order: family, then numeric value (unparseable text last). */
+function ipOrder(ip: string): [number, number | bigint] {
+  // IPv4 without BigInt: every container address is one, and a sort asks for each many times
+  if (isCanonicalIpv4(ip)) return [4, ipv4ToInt(ip)];
   try {
     const p = parseIp(ip);
     return [p.family, p.value];
@@ -71,15 +74,36 @@ function sortedRecord<T>(rec: Record<string, T>): Record<string, T> {
   return out;
 }
 
+/** An entry with its address's order computed once (a sort compares each entry many times). */
+interface OrderedC2C {
+  e: C2CAllow;
+  family: number;
+  value: number | bigint;
+}
+
+function compareOrdered(x: OrderedC2C, y: OrderedC2C): number {
+  const a = x.e;
+  const b = y.e;
+  if (a.srcTag !== b.srcTag) return a.srcTag - b.srcTag;
+  if (a.dstIp !== b.dstIp) {
+    if (x.family !== y.family) return x.family - y.family;
+    if (x.value !== y.value) return x.value < y.value ? -1 : 1;
+    return cmp(a.dstIp, b.dstIp);
+  }
+  return cmp(a.protocol, b.protocol) || a.ports.start - b.ports.start || a.ports.end - b.ports.end;
+}
+
+/** Sorted by `compareC2C`, duplicates (equal under it: the same `c2cKey`) collapsed. */
 function dedupeC2C(list: readonly C2CAllow[]): C2CAllow[] {
-  const seen = new Set<string>();
+  const ordered = list.map((e): OrderedC2C => {
+    const [family, value] = ipOrder(e.dstIp);
+    return { e, family, value };
+  });
+  ordered.sort(compareOrdered);
   const out: C2CAllow[] = [];
-  for (const e of [...list].sort(compareC2C)) {
-    const k = c2cKey(e);
-    if (!seen.has(k)) {
-      seen.add(k);
-      out.push(e);
-    }
+  for (let i = 0; i < ordered.length; i++) {
+    if (i > 0 && compareOrdered(ordered[i - 1]!, ordered[i]!) === 0) continue;
+    out.push(ordered[i]!.e);
   }
   return out;
 }

@@ -176,7 +176,7 @@ export function computeCellRuleSet(
       workload: c.id.workload,
       // only a policy source's packets need a mark (no c2c entry matches any other app's tag), and
       // exactly these tags are in the tag table CNI ADD tags new containers from
-      tag: app === '' || !policies.isSource(app) ? null : policies.tagOf(app),
+      tag: app === '' ? null : policies.sourceTagOf(app),
       egress: egress.hash,
       netIn,
     });

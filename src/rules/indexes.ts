@@ -21,7 +21,8 @@ interface AsgCore {
   globalStaging: readonly SecurityGroup[];
   running: Map<string, SecurityGroup[]>;
   staging: Map<string, SecurityGroup[]>;
-  memo: Map<string, EgressSnapshot>;
+  memoRunning: Map<string, EgressSnapshot>;
+  memoStaging: Map<string, EgressSnapshot>;
   byGuid: Map<string, SecurityGroup>;
 }
 
@@ -34,7 +35,8 @@ function buildCore(groups: readonly SecurityGroup[]): AsgCore {
     globalStaging: sorted.filter((g) => g.stagingDefault),
     running: new Map(),
     staging: new Map(),
-    memo: new Map(),
+    memoRunning: new Map(),
+    memoStaging: new Map(),
     byGuid: new Map(),
   };
   for (const g of sorted) {
@@ -95,8 +97,9 @@ export class AsgIndex {
    * plus the space's groups, normalised; memoised per (space, lifecycle).
    */
   effective(spaceGuid: string, lifecycle: Lifecycle): EgressSnapshot {
-    const key = `${lifecycle}\u0000${spaceGuid}`;
-    let hit = this.core.memo.get(key);
+    // one memo per lifecycle, keyed by the space alone: no key string built per container
+    const memo = lifecycle === 'running' ? this.core.memoRunning : this.core.memoStaging;
+    let hit = memo.get(spaceGuid);
     if (!hit) {
       const rules: EgressRule[] = [];
       for (const g of lifecycle === 'running' ? this.globalRunning : this.globalStaging)
@@ -108,7 +111,7 @@ export class AsgIndex {
       }
       const normal = normalizeRules(rules);
       hit = { hash: shortHash(canonicalJson(normal)), rules: normal };
-      this.core.memo.set(key, hit);
+      memo.set(spaceGuid, hit);
     }
     return hit;
   }
@@ -202,6 +205,20 @@ export class PolicyIndex {
   /** True when the app is the source of some policy (its tag is in every cell's tag table). */
   isSource(appGuid: string): boolean {
     return this.bySource.has(appGuid);
+  }
+
+  private sourceTagMap: Map<string, number> | null = null;
+
+  /**
+   * The app's tag when it is the source of some policy, else null: `isSource` and `tagOf` in one
+   * lookup (rule computation asks it for every container of every cell).
+   */
+  sourceTagOf(appGuid: string): number | null {
+    if (this.sourceTagMap === null) {
+      this.sourceTagMap = new Map();
+      for (const app of this.bySource.keys()) this.sourceTagMap.set(app, this.tags.get(app)!);
+    }
+    return this.sourceTagMap.get(appGuid) ?? null;
   }
 
   tagEntries(): IterableIterator<[string, number]> {

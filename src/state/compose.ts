@@ -63,10 +63,16 @@ export function diffSortedRuleSets(prev: CellRuleSet, next: CellRuleSet): RuleSe
   const setsRemove = Object.keys(prev.asgSets)
     .filter((k) => !(k in next.asgSets))
     .sort();
-  const prevC2C = new Set(prev.c2c.map(c2cKey));
-  const nextC2C = new Set(next.c2c.map(c2cKey));
-  const add = next.c2c.filter((e) => !prevC2C.has(c2cKey(e))).sort(compareC2C);
-  const removeC2C = prev.c2c.filter((e) => !nextC2C.has(c2cKey(e))).sort(compareC2C);
+  let add: C2CAllow[] = [];
+  let removeC2C: C2CAllow[] = [];
+  // Most writes leave the c2c entries as they were (a container or an ASG changed): two sorted
+  // lists equal entry by entry need no keys built
+  if (!sameC2C(prev.c2c, next.c2c)) {
+    const prevC2C = new Set(prev.c2c.map(c2cKey));
+    const nextC2C = new Set(next.c2c.map(c2cKey));
+    add = next.c2c.filter((e) => !prevC2C.has(c2cKey(e))).sort(compareC2C);
+    removeC2C = prev.c2c.filter((e) => !nextC2C.has(c2cKey(e))).sort(compareC2C);
+  }
   const patch: RuleSetPatch = {
     cellId: next.cellId,
     from: prev.version,
@@ -79,6 +85,25 @@ export function diffSortedRuleSets(prev: CellRuleSet, next: CellRuleSet): RuleSe
   const tags = diffTags(prev.tags, next.tags);
   if (tags) patch.tags = tags;
   return patch;
+}
+
+/** Equal lists, entry by entry (field by field): the same set when both are sorted. */
+function sameC2C(a: readonly C2CAllow[], b: readonly C2CAllow[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (
+      x.srcTag !== y.srcTag ||
+      x.dstIp !== y.dstIp ||
+      x.protocol !== y.protocol ||
+      x.ports.start !== y.ports.start ||
+      x.ports.end !== y.ports.end
+    )
+      return false;
+  }
+  return true;
 }
 
 /** The log entry turning `prev` into `next` (versions taken from them). */

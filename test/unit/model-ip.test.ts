@@ -13,9 +13,11 @@ import {
   ipInRange,
   ipToBigInt,
   ipv4ToInt,
+  isCanonicalIpv4,
   mergeRanges,
   parseCidr,
   parseDestinations,
+  parseIp,
   parseIpRange,
   rangeContains,
   rangeSize,
@@ -79,6 +81,55 @@ describe('ip: addresses', () => {
   it('bigIntToIp refuses values outside the family', () => {
     assert.throws(() => bigIntToIp(1n << 32n, 4), RangeError);
     assert.throws(() => bigIntToIp(-1n, 6), RangeError);
+  });
+});
+
+describe('ip: the canonical IPv4 check', () => {
+  const byParse = (t: string): boolean => {
+    try {
+      const p = parseIp(t);
+      return p.family === 4 && p.text === t;
+    } catch {
+      return false;
+    }
+  };
+
+  it('accepts exactly the texts parseIp accepts as IPv4 and prints unchanged', () => {
+    for (const t of ['0.0.0.0', '255.255.255.255', '10.255.0.1', '1.2.3.4', '100.20.3.0']) {
+      assert.equal(isCanonicalIpv4(t), true, t);
+    }
+    for (const t of [
+      '',
+      '1.2.3',
+      '1.2.3.4.',
+      '.1.2.3.4',
+      '1..2.3',
+      '01.2.3.4',
+      '1.2.3.00',
+      '256.0.0.1',
+      '1.2.3.4 ',
+      '1.2.3.-4',
+      '1.2.3.1000',
+      '::1',
+      '1.2.3.4/32',
+      '10.0.0.0001',
+    ]) {
+      assert.equal(isCanonicalIpv4(t), false, JSON.stringify(t));
+      assert.equal(byParse(t), false, JSON.stringify(t));
+    }
+  });
+
+  it('agrees with parseIp on arbitrary strings of digits and dots', () => {
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9.]{0,16}$/), (t) => isCanonicalIpv4(t) === byParse(t)),
+      { numRuns: 20_000 },
+    );
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 300 }), { minLength: 4, maxLength: 4 }), (o) => {
+        const t = o.join('.');
+        return isCanonicalIpv4(t) === byParse(t);
+      }),
+    );
   });
 });
 
