@@ -11,7 +11,9 @@
  *
  *   npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes]
  * `processes` > 1 starts that many minus one extra worker processes (bench/controller-queue-worker.ts),
- * like more controller replicas sharing the queue.
+ * like more controller replicas sharing the queue. With `--no-local-workers` the three full rounds
+ * run in `processes` worker processes and none in this one (which holds the whole world, as a
+ * leader does): a controller with `workerProcesses` set. The single events run in this process.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -33,7 +35,7 @@ import { formatRedisStats, RedisStats } from './redis-stats.js';
 
 if (process.argv.includes('--help')) {
   console.log(
-    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes] [--redis-stats]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0); --redis-stats samples Redis during the global ASG change',
+    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes] [--redis-stats] [--no-local-workers]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0); --redis-stats samples Redis during the global ASG change; --no-local-workers runs the full rounds in `processes` worker processes only',
   );
   process.exit(0);
 }
@@ -42,6 +44,9 @@ const positional = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const size = (positional[0] ?? 'medium') as FoundationSize;
 const concurrency = Number(positional[1] ?? 8);
 const processes = Math.max(1, Number(positional[2] ?? 1));
+const localWorkers = !process.argv.includes('--no-local-workers');
+// worker processes besides this one: all of them when this process runs none in the rounds
+const children = localWorkers ? processes - 1 : processes;
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const ns = `{cfnet-bench-${randomBytes(4).toString('hex')}}`;
 const keys = new Keys(ns);
@@ -97,9 +102,9 @@ try {
     },
   });
   const queue = new ReconcileQueue(queueConn, { prefix: ns });
-  workers.start();
+  if (localWorkers) workers.start();
   const extra = [];
-  for (let i = 1; i < processes; i++) {
+  for (let i = 0; i < children; i++) {
     const child = spawn(
       process.execPath,
       [
@@ -117,7 +122,7 @@ try {
   }
   // Results of jobs run by other processes are seen through the store's change channel.
   const sub = createRedis(url, { role: 'blocking' });
-  if (processes > 1) {
+  if (children > 0) {
     await sub.subscribe(keys.ruleSetChannel);
     sub.on('message', () => {
       /* counted through the queue below */
@@ -141,13 +146,13 @@ try {
     const start = done;
     const t0 = performance.now();
     await queue.enqueueCells(cells, T('replay', label));
-    if (processes > 1) await queueDone();
+    if (children > 0) await queueDone();
     else await until(start + cells.length);
     const ms = performance.now() - t0;
     rows.push({
       step: label,
       ms: ms.toFixed(0),
-      note: `${((cells.length / ms) * 1000).toFixed(0)} reconciles/s; ${processes > 1 ? `${processes} processes` : JSON.stringify(outcomes)}`,
+      note: `${((cells.length / ms) * 1000).toFixed(0)} reconciles/s; ${children > 0 ? `${processes} processes` : JSON.stringify(outcomes)}`,
     });
   };
   await round('all cells, first computation (every rule set written)');
@@ -174,6 +179,7 @@ try {
 
   for (const child of extra) child.kill('SIGTERM');
   await closeRedis(sub);
+  if (!localWorkers) workers.start();
   await new Promise((r) => setTimeout(r, 500));
   // single events, one cell each: direct reconcile and through the queue
   const direct: number[] = [];
@@ -222,7 +228,7 @@ try {
     note: '',
   });
   printTable(
-    `reconcile throughput — ${size} foundation, ${cpus().length} CPUs, ${processes} worker process(es) × concurrency ${concurrency}, Redis ${url}`,
+    `reconcile throughput — ${size} foundation, ${cpus().length} CPUs, ${processes} worker process(es)${localWorkers ? '' : ' (none in the world-holding process)'} × concurrency ${concurrency}, Redis ${url}`,
     rows,
   );
   if (redisReport)

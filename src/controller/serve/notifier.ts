@@ -39,14 +39,10 @@ export class ChangeNotifier {
   }
 
   /**
-   * A promise that resolves true when the cell may have changed, false after `timeoutMs` or when
-   * `signal` aborts. Register it BEFORE checking the store, then await it.
+   * A promise that resolves true when the cell may have changed, false after `timeoutMs` or on
+   * `cancel()`. Register it BEFORE checking the store, then await it.
    */
-  wait(
-    cellId: string,
-    timeoutMs: number,
-    signal?: AbortSignal,
-  ): { promise: Promise<boolean>; cancel(): void } {
+  wait(cellId: string, timeoutMs: number): { promise: Promise<boolean>; cancel(): void } {
     let done!: (v: boolean) => void;
     const promise = new Promise<boolean>((r) => {
       done = r;
@@ -57,18 +53,18 @@ export class ChangeNotifier {
       this.waiters.set(cellId, set);
     }
     const s = set;
+    let finished = false;
     const finish = (v: boolean) => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
       s.delete(waiter);
       if (s.size === 0 && this.waiters.get(cellId) === s) this.waiters.delete(cellId);
       done(v);
     };
     const waiter: Waiter = () => finish(true);
-    const onAbort = () => finish(false);
     const timer = setTimeout(() => finish(false), Math.max(0, timeoutMs));
     s.add(waiter);
-    signal?.addEventListener('abort', onAbort, { once: true });
     return { promise, cancel: () => finish(false) };
   }
 
