@@ -8,7 +8,7 @@
  */
 import { canonicalJson } from './canonical.js';
 import { RuleSetPatchError } from './errors.js';
-import { ipv4ToInt, isCanonicalIpv4, parseIp } from './ip.js';
+import { canonicalIpv4Value, parseIp } from './ip.js';
 import {
   type C2CAllow,
   type CellConfig,
@@ -35,7 +35,8 @@ function cmp(a: string | number, b: string | number): number {
 /** An address's place in the c2c order: family, then numeric value (unparseable text last). */
 function ipOrder(ip: string): [number, number | bigint] {
   // IPv4 without BigInt: every container address is one, and a sort asks for each many times
-  if (isCanonicalIpv4(ip)) return [4, ipv4ToInt(ip)];
+  const v4 = canonicalIpv4Value(ip);
+  if (v4 >= 0) return [4, v4];
   try {
     const p = parseIp(ip);
     return [p.family, p.value];
