@@ -194,6 +194,18 @@ test('c2c ranges as aligned blocks: every port of a range allowed, the ports jus
         assert.equal(on.summary?.elementsAdded, 16);
         assert.deepEqual(await wrongVerdicts(ns.src!, inPolicy), []);
         assert.equal((await dp.detectDrift()).drift, false);
+
+        // the CNI path, from the kernel's table: removing the destination takes every block and
+        // range element of its address; adding it back with its c2c entries (the agent's ADD)
+        // writes the same blocks
+        await dp.removeContainer(DST.handle);
+        const gone = await dp.readBack();
+        for (const [name, elems] of gone.sets) {
+          if (name.startsWith('c2c_')) assert.equal(elems.size, 0, name);
+        }
+        await dp.addContainer(DST, [], rules([]).config, { c2c: POLICIES });
+        assert.equal((await dp.detectDrift(rules(POLICIES))).drift, false);
+        assert.deepEqual(await wrongVerdicts(ns.src!, inPolicy), []);
       } finally {
         await dp.close();
       }
