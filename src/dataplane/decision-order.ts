@@ -43,6 +43,7 @@
 import { cidrToRange, ipInRange, parseIp } from '../model/ip.js';
 import { portInRanges } from '../model/ports.js';
 import type { CellRuleSet, EgressRule } from '../model/types.js';
+import { C2C_BLOCK_SIZES, c2cBlockMask, c2cBlockSet } from './c2c-blocks.js';
 import { type FilterMode, hex, PENDING_MARK, SELF_CONTAINED_MODE } from './host-filter.js';
 
 /**
@@ -62,6 +63,21 @@ const INGRESS = `0x${INGRESS_MARK.toString(16)}`;
 
 /** Keeps the c2c tag (low half), sets the high half to PENDING, ends this table's evaluation. */
 export const PENDING = `meta mark set meta mark & ${hex(0xffff)} | ${hex(PENDING_MARK)} accept`;
+
+/**
+ * ctr_in's c2c allow rules: single ports first (the usual policy), then ever larger blocks. A tcp
+ * packet skips the udp rules at their protocol match, so a new connection costs one lookup per
+ * block size and one in c2c_range. c2c_ok logs (when accepted c2c logging is on) and accepts.
+ */
+export const C2C_ALLOW_RULES: readonly string[] = [
+  ...(['tcp', 'udp'] as const).flatMap((proto) =>
+    C2C_BLOCK_SIZES.map((size) => {
+      const mask = c2cBlockMask(size);
+      return `meta mark . ip daddr . ${proto} dport${mask ? ` & ${mask}` : ''} @${c2cBlockSet(proto, size)} goto c2c_ok`;
+    }),
+  ),
+  'meta mark . ip daddr . meta l4proto . th dport @c2c_range goto c2c_ok',
+];
 
 /** The chains whose rules are the decision steps below. */
 export type DecisionChain = 'hook_forward' | 'hook_input' | 'ctr_out' | 'ctr_in' | 'ctr_host';
@@ -287,20 +303,12 @@ export function decisionOrder(mode: FilterMode = SELF_CONTAINED_MODE): DecisionO
           cell.config.disableContainerNetworkPolicy === true && inOverlay(p.src.ip, cell) ? ACCEPT : null,
       },
       {
-        // c2c allow: source tag (mark) . destination . port, one hash set per protocol (a key of
-        // three fields costs nft ~20% less to parse than one of four: c2c churn is bound by that),
-        // and port ranges of more than 32 ports with the protocol in the key
+        // c2c allow: source tag (mark) . destination . port block, one hash set per protocol and
+        // block size (c2c-blocks.ts: the port masked to the block's start), and ranges wider than
+        // the blocks' budget with the protocol in the key; a match goes to c2c_ok (one lookup per
+        // set: c2c_ok, not a second rule, logs it)
         id: 'c2c',
-        // with logging on, an allowed connection goes to its destination's OK_C2C_ log chain (which
-        // accepts); a destination without one (logging off) falls through to the plain accept
-        nft: [
-          'meta mark . ip daddr . tcp dport @c2c_tcp ip daddr vmap @log_c2c_ok',
-          'meta mark . ip daddr . tcp dport @c2c_tcp accept',
-          'meta mark . ip daddr . udp dport @c2c_udp ip daddr vmap @log_c2c_ok',
-          'meta mark . ip daddr . udp dport @c2c_udp accept',
-          'meta mark . ip daddr . meta l4proto . th dport @c2c_range ip daddr vmap @log_c2c_ok',
-          'meta mark . ip daddr . meta l4proto . th dport @c2c_range accept',
-        ],
+        nft: C2C_ALLOW_RULES,
         evaluate: (p, cell) => (c2cAllows(cell, p.src.tag, p.dst, p.protocol, p.port) ? ACCEPT : null),
       },
       { id: 'default-deny', nft: ['ip daddr vmap @log_c2c', ...REJECT], evaluate: () => DENY },

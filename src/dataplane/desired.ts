@@ -20,6 +20,7 @@ import type {
   PortRange,
 } from '../model/types.js';
 import { outboundConnectionsOf } from '../model/types.js';
+import { c2cBlockSet, portBlocks } from './c2c-blocks.js';
 import { type Atom, atomId, type Element, elementId, SET_DEFS } from './elements.js';
 import { asgChainName, type ChainSpec, type LogKind, logChainName, REJECT, withMarker } from './layout.js';
 
@@ -570,20 +571,6 @@ export function addConfigTo(state: TableState, config: CellConfig): void {
   }
 }
 
-/**
- * Port ranges of at most this many ports are written to the hash sets c2c_tcp / c2c_udp, one port per
- * element; wider ones go to the interval set c2c_range.
- *
- * Why: a concatenated interval set is the kernel's pipapo set, whose element deletion is costly —
- * measured on kernel 6.18 with a 250-element set, deleting 167 elements took 67 ms inside the
- * kernel (one `sendmsg`, ~0.4 ms each) while adding them took 8 ms, and 1,000 hash-set updates
- * ~8 ms in all (~8 µs each). So a policy churn that removes ranges paid ~50× more per element
- * than one that removes single ports (docs/benchmarks.md, "c2c churn"). Up to 32 ports the hash
- * elements cost less than one pipapo deletion; CF ranges are mostly that small (a few app ports),
- * while a `1-65535` policy stays one interval element.
- */
-export const C2C_EXPAND_MAX_PORTS = 32;
-
 /** One c2c entry as validated: its group (tag, destination, protocol) and its port range. */
 interface C2CEntry {
   /** The raw values it was validated from (a memo hit compares them by value). */
@@ -594,7 +581,7 @@ interface C2CEntry {
   end: unknown;
   /** `<tag id> . <ip> . <proto>`: the group key. */
   group: string;
-  /** `<tag id> . <ip> . `: the head of its c2c_tcp / c2c_udp elements' ids. */
+  /** `<tag id> . <ip> . `: the head of its block elements' ids (c2c_tcp, c2c_tcp_4, …). */
   head: string;
   tag: number;
   ip: string;
@@ -654,10 +641,11 @@ function c2cEntry(a: C2CAllow, f: string): C2CEntry {
 }
 
 /**
- * c2c allow entries, port ranges merged per (tag, destination, protocol); single ports and ranges
- * of up to C2C_EXPAND_MAX_PORTS ports go to the hash sets c2c_tcp and c2c_udp (cheap updates), wider ranges
- * to the interval set c2c_range. Such an element's id is built as one string (`head` + port,
- * the same text elementId gives) and its key shares the group's atoms: ~2,000 elements a cell.
+ * c2c allow entries, port ranges merged per (tag, destination, protocol); each range is written as
+ * aligned power-of-two blocks to the hash sets c2c_<proto>[_<size>] (c2c-blocks.ts: cheap updates,
+ * few elements), or, when that would take more than C2C_BLOCK_BUDGET blocks, as one element of the
+ * interval set c2c_range. A block element's id is built as one string (`head` + first port, the
+ * same text elementId gives) and its key shares the group's atoms: ~1,300 elements a bench cell.
  */
 export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void {
   if (!Array.isArray(rs.c2c)) throw new ValidationError('c2c', rs.c2c, 'not a list');
@@ -691,12 +679,16 @@ export function addC2CTo(state: TableState, rs: Pick<CellRuleSet, 'c2c'>): void 
 function c2cElements(g: C2CEntry, ports: PortRange[]): Array<[string, string, Element]> {
   const tag: Atom = { k: 'mark', v: g.tag };
   const ip: Atom = { k: 'ip', v: g.ip };
-  const set = g.proto === 'tcp' ? 'c2c_tcp' : 'c2c_udp';
   const out: Array<[string, string, Element]> = [];
   for (const p of ports.length === 1 ? ports : mergePortRanges(ports)) {
-    if (p.end - p.start < C2C_EXPAND_MAX_PORTS) {
-      for (let port = p.start; port <= p.end; port++) {
-        out.push([set, `${g.head}${port}`, { key: [tag, ip, { k: 'port', v: port }] }]);
+    const blocks = portBlocks(p);
+    if (blocks) {
+      for (const b of blocks) {
+        out.push([
+          c2cBlockSet(g.proto, b.size),
+          `${g.head}${b.start}`,
+          { key: [tag, ip, { k: 'port', v: b.start }] },
+        ]);
       }
     } else {
       const e: Element = { key: [tag, ip, { k: 'proto', v: g.proto }, { k: 'portr', s: p.start, e: p.end }] };

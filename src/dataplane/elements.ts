@@ -6,6 +6,7 @@
  */
 import { containerIpv4 } from '../model/identifiers.js';
 import { rangeToString } from '../model/ip.js';
+import { C2C_BLOCK_SIZES, type C2CBlockSize, c2cBlockSet } from './c2c-blocks.js';
 
 export type AtomKind = 'ip' | 'ipr' | 'port' | 'portr' | 'proto' | 'mark' | 'verdict';
 
@@ -106,6 +107,20 @@ export interface SetDef {
 }
 
 const IP: AtomKind[] = ['ip'];
+
+/** The hash set of c2c blocks of one protocol and size (c2c-blocks.ts). */
+function c2cBlockSetDef(proto: 'tcp' | 'udp', size: C2CBlockSize): SetDef {
+  const what =
+    size === 1 ? 'single ports' : `aligned blocks of ${size} ports, the element being the block's first port`;
+  return {
+    name: c2cBlockSet(proto, size),
+    type: 'mark . ipv4_addr . inet_service',
+    interval: false,
+    keyKinds: ['mark', 'ip', 'port'],
+    containerField: ['key', 1],
+    doc: `c2c allow list, ${proto.toUpperCase()} ${what} (hash: O(1) updates): source tag . destination . port`,
+  };
+}
 
 export const SET_DEFS: SetDef[] = [
   {
@@ -220,29 +235,14 @@ export const SET_DEFS: SetDef[] = [
     keyKinds: ['ipr'],
     doc: 'sources every container accepts c2c from, without a policy: the overlay when disable_container_network_policy is on, else empty',
   },
-  {
-    name: 'c2c_tcp',
-    type: 'mark . ipv4_addr . inet_service',
-    interval: false,
-    keyKinds: ['mark', 'ip', 'port'],
-    containerField: ['key', 1],
-    doc: 'c2c allow list, TCP single ports (hash: O(1) updates): source tag . destination . port',
-  },
-  {
-    name: 'c2c_udp',
-    type: 'mark . ipv4_addr . inet_service',
-    interval: false,
-    keyKinds: ['mark', 'ip', 'port'],
-    containerField: ['key', 1],
-    doc: 'c2c allow list, UDP single ports (hash: O(1) updates): source tag . destination . port',
-  },
+  ...C2C_BLOCK_SIZES.flatMap((size) => (['tcp', 'udp'] as const).map((proto) => c2cBlockSetDef(proto, size))),
   {
     name: 'c2c_range',
     type: 'mark . ipv4_addr . inet_proto . inet_service',
     interval: true,
     keyKinds: ['mark', 'ip', 'proto', 'portr'],
     containerField: ['key', 1],
-    doc: 'c2c allow list, port ranges (concatenated interval set)',
+    doc: 'c2c allow list, port ranges wider than C2C_BLOCK_BUDGET blocks (concatenated interval set)',
   },
   {
     name: 'netin_dnat',

@@ -9,7 +9,8 @@
  *                       NetIn packets: meta mark set INGRESS_MARK      (Silk's ingress tag)
  *  prerouting (dstnat)  NetIn: host port -> container . port           (not for overlay sources)
  *  forward (filter)     established,related accept
- *                       ip daddr @ctr_addrs  goto ctr_in   (c2c / NetIn, destination side)
+ *                       ip daddr @ctr_addrs  goto ctr_in   (c2c / NetIn, destination side;
+ *                                                          an allowed c2c goes on to c2c_ok)
  *                       ip saddr @ctr_addrs  goto ctr_out  (egress)
  *                       ip saddr @overlay_net reject      (unknown overlay source leaving: spoofed)
  *  input (filter)       ip saddr @ctr_addrs  goto ctr_host (DNS + host services, else reject)
@@ -136,12 +137,20 @@ const INGRESS = `0x${INGRESS_MARK.toString(16)}`;
 /** Packets cfnet's iptables rules confirmed in every backend (high half exactly CONFIRMED). */
 const CONFIRMED = `meta mark & ${hex(HIGH_MASK)} == ${hex(CONFIRMED_MARK)}`;
 
+/**
+ * A c2c connection a policy allows (ctr_in's c2c rules `goto` here): with logging on, its
+ * destination's OK_C2C_ log chain (which accepts); a destination without one falls through to the
+ * plain accept. One chain, so each c2c set costs one lookup per new connection, not two.
+ */
+const C2C_OK = ['ip daddr vmap @log_c2c_ok', 'accept'];
+
 /** Every static chain name of either filter mode (read-back classifies chains by name). */
 export const STATIC_CHAIN_NAMES = [
   'egress_deny',
   'egress_reject',
   'ctr_reject',
   'ctr_out',
+  'c2c_ok',
   'ctr_in',
   'ctr_host',
   'hook_mark',
@@ -173,6 +182,7 @@ export function staticChains(
     ...(deferred ? [withMarker('egress_reject', EGRESS_REJECT), withMarker('ctr_reject', [...REJECT])] : []),
     withMarker('egress_deny', deferred ? [PENDING] : EGRESS_REJECT, undefined),
     withMarker('ctr_out', chainRules(order, 'ctr_out')),
+    withMarker('c2c_ok', C2C_OK),
     withMarker('ctr_in', chainRules(order, 'ctr_in')),
     withMarker('ctr_host', chainRules(order, 'ctr_host')),
     withMarker(

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { C2C_EXPAND_MAX_PORTS } from '../../src/dataplane/desired.js';
 import { atomId, elementId, elementKeyText } from '../../src/dataplane/elements.js';
 import {
   asgChainName,
@@ -36,8 +35,8 @@ test('renderFull replaces only its own table, atomically, one chain per distinct
   assert.equal(asgChains.length, 15);
   const logged = rs.containers.filter((c) => rs.asgSets[c.egress]!.some((r) => r.log)).length;
   assert.ok(logged > 0);
-  // + 9 static chains + one OK_ log chain per container whose ASG set has a logged rule
-  assert.equal(lines.filter((l) => /^ {2}chain /.test(l)).length, 15 + 9 + logged);
+  // + 10 static chains + one OK_ log chain per container whose ASG set has a logged rule
+  assert.equal(lines.filter((l) => /^ {2}chain /.test(l)).length, 15 + 10 + logged);
   const has = (re: RegExp) =>
     assert.ok(
       lines.some((l) => re.test(l)),
@@ -45,8 +44,10 @@ test('renderFull replaces only its own table, atomically, one chain per distinct
     );
   has(/^add element inet cfnet ctr_asg \{ .*\b10\.255\.1\.2 : jump asg_h00000000\b/);
   has(/^add element inet cfnet c2c_tcp \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. 8080,/);
-  // a 6-port range is written port by port to the hash set (C2C_EXPAND_MAX_PORTS)
-  has(/^add element inet cfnet c2c_tcp \{ .*0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. 8093\b/);
+  // a 6-port range (8090-8095) is two aligned blocks: 8090/2 and 8092/4
+  has(/^add element inet cfnet c2c_tcp_2 \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. 8090\b/);
+  has(/^add element inet cfnet c2c_tcp_4 \{ 0x[0-9a-f]{8} \. 10\.255\.1\.\d+ \. 8092\b/);
+  assert.ok(!lines.some((l) => /^add element inet cfnet c2c_tcp \{ .* 809[1-5]\b/.test(l)));
   assert.ok(!lines.some((l) => l.startsWith('add element inet cfnet c2c_range')));
   has(/^add element inet cfnet netin_dnat \{ .*\b61001 : 10\.255\.1\.3 \. 8080\b/);
   assert.throws(() => renderFull(rs, { table: 'filter; flush ruleset' }), ValidationError);
@@ -362,25 +363,28 @@ test('memoised ASG chains follow every change of the rules and the logging switc
   assert.equal(chain(port).marker, chain(structuredClone(port)).marker);
 });
 
-test('c2c ranges of up to 32 ports are hash elements, one per port, in the set of their protocol; wider ranges one interval element', () => {
+test('c2c ranges are aligned blocks in the hash set of their protocol and block size; ranges needing more than C2C_BLOCK_BUDGET blocks one interval element', () => {
   const rs = sampleRuleSet({ containers: 1, asgSets: 1, rulesPerSet: 1, c2cPerContainer: 0 });
   const ip = rs.containers[0]!.ip;
   rs.c2c = [
-    { srcTag: 7, dstIp: ip, protocol: 'tcp', ports: { start: 9000, end: 9031 } }, // 32 ports
-    { srcTag: 7, dstIp: ip, protocol: 'udp', ports: { start: 9000, end: 9032 } }, // 33 ports
+    { srcTag: 7, dstIp: ip, protocol: 'tcp', ports: { start: 9024, end: 9055 } }, // 32 ports, aligned
+    { srcTag: 7, dstIp: ip, protocol: 'tcp', ports: { start: 8090, end: 8095 } },
+    { srcTag: 7, dstIp: ip, protocol: 'udp', ports: { start: 9000, end: 9032 } }, // 33 ports, 4 blocks
     { srcTag: 8, dstIp: ip, protocol: 'udp', ports: { start: 53, end: 53 } },
+    { srcTag: 8, dstIp: ip, protocol: 'tcp', ports: { start: 1, end: 65535 } }, // 2,052 blocks
   ];
   const state = desiredState(rs);
-  const ports = [...state.sets.get('c2c_tcp')!.values()];
-  assert.equal(ports.length, C2C_EXPAND_MAX_PORTS);
-  assert.deepEqual(
-    ports.map((e) => e.key.map(atomId).join(' ')).sort(),
-    Array.from({ length: 32 }, (_, i) => `0x00000007 ${ip} ${9000 + i}`).sort(),
-  );
-  const udp = [...state.sets.get('c2c_udp')!.values()].map((e) => e.key.map(atomId).join(' '));
-  assert.deepEqual(udp, [`0x00000008 ${ip} 53`]);
-  const ranges = [...state.sets.get('c2c_range')!.values()].map((e) => e.key.map(atomId).join(' '));
-  assert.deepEqual(ranges, [`0x00000007 ${ip} udp 9000-9032`]);
+  const keys = (set: string) =>
+    [...state.sets.get(set)!.values()].map((e) => e.key.map(atomId).join(' ')).sort();
+  assert.deepEqual(keys('c2c_tcp_32'), [`0x00000007 ${ip} 9024`]);
+  assert.deepEqual(keys('c2c_tcp_2'), [`0x00000007 ${ip} 8090`]);
+  assert.deepEqual(keys('c2c_tcp_4'), [`0x00000007 ${ip} 8092`]);
+  assert.deepEqual(keys('c2c_tcp'), []);
+  // 9000-9032: 9000/8, 9008/16, 9024/8, 9032/1
+  assert.deepEqual(keys('c2c_udp_8'), [`0x00000007 ${ip} 9000`, `0x00000007 ${ip} 9024`]);
+  assert.deepEqual(keys('c2c_udp_16'), [`0x00000007 ${ip} 9008`]);
+  assert.deepEqual(keys('c2c_udp'), [`0x00000007 ${ip} 9032`, `0x00000008 ${ip} 53`]);
+  assert.deepEqual(keys('c2c_range'), [`0x00000008 ${ip} tcp 1-65535`]);
 });
 
 test('a rule set mutated in place and rendered again gives what a fresh copy gives (the per-container memo compares content)', () => {
@@ -427,7 +431,7 @@ test('a rule set mutated in place and rendered again gives what a fresh copy giv
 
 test('every element of a desired state is stored under its elementId (c2c ids are built as one string)', () => {
   const rs = sampleRuleSet({ containers: 12, asgSets: 2, rulesPerSet: 3, c2cPerContainer: 3 });
-  rs.c2c.push({ srcTag: 9, dstIp: rs.containers[0]!.ip, protocol: 'udp', ports: { start: 100, end: 900 } });
+  rs.c2c.push({ srcTag: 9, dstIp: rs.containers[0]!.ip, protocol: 'udp', ports: { start: 100, end: 2000 } });
   for (const state of [desiredState(rs), desiredState(rs)]) {
     let n = 0;
     for (const m of state.sets.values()) {
@@ -437,7 +441,8 @@ test('every element of a desired state is stored under its elementId (c2c ids ar
       }
     }
     assert.ok(
-      state.sets.get('c2c_tcp')!.size > 12 &&
+      state.sets.get('c2c_tcp')!.size > 0 &&
+        state.sets.get('c2c_tcp_4')!.size > 0 &&
         state.sets.get('c2c_udp')!.size > 0 &&
         state.sets.get('c2c_range')!.size === 1,
       `${n} elements`,
