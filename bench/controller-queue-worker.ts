@@ -1,6 +1,7 @@
 /**
  * Helper of bench/controller-queue.ts: an extra reconcile worker process on the same Redis
- * namespace (like another controller replica). Prints one line per 1000 jobs; exits on SIGTERM.
+ * namespace (like another controller replica). Prints `ready` once started and, on SIGTERM, its peak
+ * heap (`peak-heap <bytes>`, sampled every 250 ms) before it exits.
  *
  *   npx tsx bench/controller-queue-worker.ts <namespace> <concurrency> <overlayNetwork>
  */
@@ -31,7 +32,14 @@ const reconciler = new Reconciler(new WorldStore(redis, keys), new RuleSetStore(
 const workers = new ReconcileWorkers(conn, reconciler, { prefix: keys.ns, concurrency: Number(conc ?? 8) });
 workers.start();
 process.stdout.write('ready\n');
+// peak heap, sampled: the parent prints it beside its rounds
+let peakHeap = 0;
+const sampler = setInterval(() => {
+  peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+}, 250);
 process.on('SIGTERM', () => {
+  clearInterval(sampler);
+  process.stdout.write(`peak-heap ${peakHeap}\n`);
   void workers
     .close()
     .then(() => Promise.all([closeRedis(redis), closeRedis(conn)]))

@@ -35,7 +35,7 @@ import { formatRedisStats, RedisStats } from './redis-stats.js';
 
 if (process.argv.includes('--help')) {
   console.log(
-    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes] [--redis-stats] [--no-local-workers]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0); --redis-stats samples Redis during the global ASG change; --no-local-workers runs the full rounds in `processes` worker processes only',
+    'usage: npx tsx bench/controller-queue.ts [small|medium|large] [concurrency] [processes] [--redis-stats] [--no-local-workers]\n  Redis: REDIS_URL (default redis://127.0.0.1:6379/0); --redis-stats samples Redis during the global ASG change; --no-local-workers runs the full rounds in `processes` worker processes only; WORKER_NODE_ARGS: node options of the worker processes',
   );
   process.exit(0);
 }
@@ -47,6 +47,8 @@ const processes = Math.max(1, Number(positional[2] ?? 1));
 const localWorkers = !process.argv.includes('--no-local-workers');
 // worker processes besides this one: all of them when this process runs none in the rounds
 const children = localWorkers ? processes - 1 : processes;
+// node options of the worker processes (e.g. '--cpu-prof --cpu-prof-dir=DIR', '--max-semi-space-size=64')
+const workerNodeArgs = (process.env.WORKER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
 const ns = `{cfnet-bench-${randomBytes(4).toString('hex')}}`;
 const keys = new Keys(ns);
@@ -104,10 +106,17 @@ try {
   const queue = new ReconcileQueue(queueConn, { prefix: ns });
   if (localWorkers) workers.start();
   const extra = [];
+  const childPeaks: number[] = [];
+  // this process's peak heap during the rounds (it holds the whole world, as a leader does)
+  let peakHeap = 0;
+  const sampler = setInterval(() => {
+    peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+  }, 250);
   for (let i = 0; i < children; i++) {
     const child = spawn(
       process.execPath,
       [
+        ...workerNodeArgs,
         '--import',
         'tsx',
         new URL('./controller-queue-worker.ts', import.meta.url).pathname,
@@ -118,6 +127,10 @@ try {
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     await new Promise<void>((r) => child.stdout.once('data', () => r()));
+    child.stdout.on('data', (d: Buffer) => {
+      const m = /peak-heap (\d+)/.exec(d.toString());
+      if (m) childPeaks.push(Number(m[1]));
+    });
     extra.push(child);
   }
   // Results of jobs run by other processes are seen through the store's change channel.
@@ -177,7 +190,15 @@ try {
   await round('global ASG change: all cells rewritten');
   const redisReport = await redisStats?.stop();
 
+  clearInterval(sampler);
+  const exits = extra.map((child) => new Promise((r) => child.once('exit', r)));
   for (const child of extra) child.kill('SIGTERM');
+  await Promise.all(exits);
+  rows.push({
+    step: 'peak heap during the rounds, MB',
+    ms: [peakHeap, ...childPeaks].map((b) => (b / 2 ** 20).toFixed(0)).join(' / '),
+    note: `this process${childPeaks.length > 0 ? ' / each worker process' : ''}`,
+  });
   await closeRedis(sub);
   if (!localWorkers) workers.start();
   await new Promise((r) => setTimeout(r, 500));
