@@ -22,8 +22,13 @@ import { WorldNotReadyError } from '../../state/errors.js';
 import { RECONCILE_QUEUE, type ReconcileJobData } from './queue.js';
 import { AGENT_AHEAD, type ReconcileResult, type Reconciler } from './reconciler.js';
 
-/** Reconcile jobs run at once by one replica (`workerConcurrency`). */
-export const DEFAULT_WORKER_CONCURRENCY = 4;
+/**
+ * Reconcile jobs run at once by one replica (`workerConcurrency`). 8: one change to 2,500 cells
+ * reached the last agent in 4.1-5.6 s with 4 and 3.5-3.7 s with 8 on a 2-core VM, more jobs in
+ * flight sharing each batched Redis read and write; 16-64 gave no further gain beyond the runs'
+ * spread, nor did 16 for a full recompute of large cells (docs/benchmarks.md, 2026-12-08).
+ */
+export const DEFAULT_WORKER_CONCURRENCY = 8;
 
 /** The job lock never goes below this (ms), whatever the leadership lease. */
 export const MIN_JOB_LOCK_MS = 5000;
