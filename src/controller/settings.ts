@@ -168,7 +168,7 @@ export const CONTROLLER_SETTINGS: readonly SettingSpec[] = [
     max: 64,
     def: 0,
     describe:
-      "child processes that run this replica's reconciles (0 = the controller process itself); one per core beyond the first spreads a foundation-wide recompute over the cores",
+      "child processes that run this replica's reconciles (0 = the controller process itself); one per core spreads a foundation-wide recompute of large cells over the cores (docs/controller.md, sizing)",
   },
   {
     group: 'queue',
