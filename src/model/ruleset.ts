@@ -329,8 +329,13 @@ export function applyPatch(base: CellRuleSet, patch: RuleSetPatch): CellRuleSet 
     }
   }
 
-  const removeC2C = new Set(patch.c2c.remove.map(c2cKey));
-  const c2c = base.c2c.filter((e) => !removeC2C.has(c2cKey(e))).concat(patch.c2c.add);
+  // most patches remove no c2c entry (a container or an ASG changed): no key per kept entry then
+  let c2c: C2CAllow[];
+  if (patch.c2c.remove.length === 0) c2c = base.c2c.concat(patch.c2c.add);
+  else {
+    const removeC2C = new Set(patch.c2c.remove.map(c2cKey));
+    c2c = base.c2c.filter((e) => !removeC2C.has(c2cKey(e))).concat(patch.c2c.add);
+  }
 
   return sortRuleSet({
     cellId: base.cellId,
