@@ -17,6 +17,12 @@ import { desiredState, diffStates, NftDataplane } from '../src/dataplane/index.j
 import { sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
 import type { CellRuleSet } from '../src/model/types.js';
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(
+    'usage: npx tsx bench/c2c-churn-cpu.ts [--runs 40] [--ns NAME]\n  CPU of one c2c churn apply (Node vs nft) through one nft session in a scratch netns; root',
+  );
+  process.exit(0);
+}
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;

@@ -13,6 +13,12 @@ import { join } from 'node:path';
 import { desiredState, diffStates, renderStateFull } from '../src/dataplane/index.js';
 import { sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(
+    "usage: npx tsx bench/c2c-churn-scripts.ts DIR\n  writes the dataplane bench cell's full.nft, churn.nft and churn-back.nft to DIR (no timing, no nft run)",
+  );
+  process.exit(0);
+}
 const dir = process.argv[2];
 if (!dir) {
   console.error('usage: npx tsx bench/c2c-churn-scripts.ts DIR');

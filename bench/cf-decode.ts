@@ -17,6 +17,12 @@ import { createCa, issueCert } from '../src/lib/tls.js';
 import { decodeEvent, encodeEvent, type models } from '../src/model/bbs-messages.js';
 import { eventStreamHead, frameEvent } from '../src/sim/bbs.js';
 
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(
+    "usage: npx tsx bench/cf-decode.ts [--events N] [--skip-capi] [--skip-sim-encode]\n  BBS event decoding, CAPI security-group listing and the simulator's BBS listing; prints a table",
+  );
+  process.exit(0);
+}
 const args = process.argv.slice(2);
 const argNum = (name: string, def: number): number => {
   const i = args.indexOf(name);
