@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { desiredState, diffStates, NftDataplane } from '../src/dataplane/index.js';
-import { sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
+import { BENCH_CELL, sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
 import type { CellRuleSet } from '../src/model/types.js';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
@@ -31,13 +31,7 @@ const RUNS = Number(arg('runs') ?? 40);
 
 /** The same cell and churn as bench/dataplane-apply.ts. */
 function cells(): [CellRuleSet, CellRuleSet] {
-  const rs = sampleRuleSet({
-    containers: 250,
-    asgSets: 15,
-    rulesPerSet: 20,
-    c2cPerContainer: 3,
-    cfDefaults: true,
-  });
+  const rs = sampleRuleSet(BENCH_CELL);
   const churn = sampleC2CChurn(rs);
   return [rs, churn];
 }

@@ -11,7 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { desiredState, diffStates, renderStateFull } from '../src/dataplane/index.js';
-import { sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
+import { BENCH_CELL, sampleC2CChurn, sampleRuleSet } from '../src/dataplane/sample.js';
 
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
   console.log(
@@ -26,13 +26,7 @@ if (!dir) {
 }
 mkdirSync(dir, { recursive: true });
 // the same cell as bench/dataplane-apply.ts and bench/c2c-churn-cpu.ts
-const rs = sampleRuleSet({
-  containers: 250,
-  asgSets: 15,
-  rulesPerSet: 20,
-  c2cPerContainer: 3,
-  cfDefaults: true,
-});
+const rs = sampleRuleSet(BENCH_CELL);
 const cell = desiredState(rs);
 const churned = desiredState(sampleC2CChurn(rs));
 const full = renderStateFull(cell);

@@ -17,13 +17,13 @@ import {
   attachContainer,
   createNetns,
   deleteNetns,
-  exec,
   type Server,
   startServers,
   sysctlNs,
   uniqueName,
 } from '../test/helpers/netns.js';
-import { percentile, printTable } from './controller-fixtures.js';
+import { ConnectTally, sequentialConnects } from './connect-client.js';
+import { printTable } from './controller-fixtures.js';
 
 const HELP = `Usage: npx tsx bench/c2c-connect.ts [--connects N] [--rounds N]
 
@@ -70,26 +70,6 @@ const TARGETS = [
   { name: 'no policy (7999)', port: 7999 },
 ] as const;
 
-/** Sequential connects (connect, then close at once); prints per-connect ns and the outcomes. */
-const CLIENT = `
-const net = require('node:net');
-const { host, port, n } = JSON.parse(process.argv[1]);
-const lat = []; const out = {};
-(async () => {
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = await new Promise((res) => {
-      const s = net.connect({ host, port });
-      s.on('connect', () => { s.destroy(); res('open'); });
-      s.on('error', (e) => res(e.code));
-    });
-    lat.push(Number(process.hrtime.bigint() - t0));
-    out[r] = (out[r] || 0) + 1;
-  }
-  console.log(JSON.stringify({ lat, out }));
-})();
-`;
-
 function ruleSet(): CellRuleSet {
   return ruleSetOf([container('bench-src', SRC, { tag: 1 }), container('bench-dst', DST, { tag: 2 })], {
     c2c: [allow(8080, 8080), allow(9024, 9055), allow(20000, 21100)],
@@ -108,37 +88,14 @@ async function main(): Promise<void> {
     await attachContainer(ns.cell, 'h-dst', ns.dst, DST);
     servers.push(await startServers(ns.dst, { tcp: TARGETS.map((t) => t.port) }));
     await dp.applyFull(ruleSet());
-    const lat = new Map<string, number[]>();
-    const outcomes = new Map<string, Record<string, number>>();
+    const tally = new ConnectTally();
     const load0 = loadavg()[0]!;
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of round % 2 === 0 ? TARGETS : [...TARGETS].reverse()) {
-        const r = await exec(ns.src, [
-          process.execPath,
-          '-e',
-          CLIENT,
-          JSON.stringify({ host: DST, port: t.port, n: CONNECTS }),
-        ]);
-        const res = JSON.parse(r.stdout.trim()) as { lat: number[]; out: Record<string, number> };
-        lat.set(t.name, [...(lat.get(t.name) ?? []), ...res.lat]);
-        const o = outcomes.get(t.name) ?? {};
-        for (const [k, v] of Object.entries(res.out)) o[k] = (o[k] ?? 0) + v;
-        outcomes.set(t.name, o);
+        tally.add(t.name, await sequentialConnects(ns.src, DST, t.port, CONNECTS));
       }
     }
-    const rows = TARGETS.map((t) => {
-      const xs = [...lat.get(t.name)!].sort((a, b) => a - b);
-      const total = xs.reduce((s, x) => s + x, 0);
-      return {
-        target: t.name,
-        outcome: Object.entries(outcomes.get(t.name)!)
-          .map(([k, v]) => `${k}:${v}`)
-          .join(' '),
-        'connects/s': Math.round(xs.length / (total / 1e9)),
-        'p50 µs': Math.round(percentile(xs, 0.5) / 1000),
-        'p99 µs': Math.round(percentile(xs, 0.99) / 1000),
-      };
-    });
+    const rows = TARGETS.map((t) => ({ target: t.name, ...tally.row(t.name) }));
     printTable(
       `c2c connects: ${CONNECTS} sequential connects x ${ROUNDS} rounds per target (load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)})`,
       rows,

@@ -16,7 +16,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NftDataplane } from '../src/dataplane/index.js';
-import { sampleC2CChurn, sampleRule, sampleRuleSet } from '../src/dataplane/sample.js';
+import { BENCH_CELL, sampleC2CChurn, sampleRule, sampleRuleSet } from '../src/dataplane/sample.js';
 import type { CellContainer, CellRuleSet, EgressRule } from '../src/model/types.js';
 
 function arg(name: string, def: number): number {
@@ -34,9 +34,9 @@ if (process.argv.includes('--help')) {
 const RUNS = arg('runs', 100);
 const SILK_RUNS = arg('silk-runs', 6);
 const SILK_FULL_RUNS = arg('silk-full-runs', 1);
-const CONTAINERS = arg('containers', 250);
-const ASG_SETS = arg('asg-sets', 15);
-const RULES = arg('rules', 20);
+const CONTAINERS = arg('containers', BENCH_CELL.containers);
+const ASG_SETS = arg('asg-sets', BENCH_CELL.asgSets);
+const RULES = arg('rules', BENCH_CELL.rulesPerSet);
 const LEGACY = !process.argv.includes('--no-legacy');
 
 function sh(argv: string[], input?: string): void {
@@ -357,11 +357,10 @@ async function main(): Promise<void> {
       created.push(ns);
     }
     const rs = sampleRuleSet({
+      ...BENCH_CELL,
       containers: CONTAINERS,
       asgSets: ASG_SETS,
       rulesPerSet: RULES,
-      c2cPerContainer: 3,
-      cfDefaults: true,
     });
     const dataplane = (session: boolean) => {
       const dp = new NftDataplane({ netns: nsNft, netnsEnter: true, stateDir, session });

@@ -39,7 +39,8 @@ import {
   uniqueName,
   veth,
 } from '../test/helpers/netns.js';
-import { percentile, printTable } from './controller-fixtures.js';
+import { ConnectTally, sequentialConnects } from './connect-client.js';
+import { printTable } from './controller-fixtures.js';
 
 const HELP = `Usage: npx tsx bench/filter-mode.ts [--connects N] [--rounds N] [--iptables BINARY]
 
@@ -86,26 +87,6 @@ const TARGETS = [
   { name: 'egress, ASG', host: EXT, port: 443 },
   { name: 'egress, denied', host: EXT, port: 80 },
 ] as const;
-
-/** Sequential connects (connect, then close at once); prints per-connect ns and the outcomes. */
-const CLIENT = `
-const net = require('node:net');
-const { host, port, n } = JSON.parse(process.argv[1]);
-const lat = []; const out = {};
-(async () => {
-  for (let i = 0; i < n; i++) {
-    const t0 = process.hrtime.bigint();
-    const r = await new Promise((res) => {
-      const s = net.connect({ host, port });
-      s.on('connect', () => { s.destroy(); res('open'); });
-      s.on('error', (e) => res(e.code));
-    });
-    lat.push(Number(process.hrtime.bigint() - t0));
-    out[r] = (out[r] || 0) + 1;
-  }
-  console.log(JSON.stringify({ lat, out }));
-})();
-`;
 
 function ruleSet(): CellRuleSet {
   return ruleSetOf([container('bench-a', A, { tag: 1, egress: 'H' })], {
@@ -171,8 +152,7 @@ async function main(): Promise<void> {
         return [m, d] as const;
       }),
     );
-    const lat = new Map<string, number[]>();
-    const outcomes = new Map<string, Record<string, number>>();
+    const tally = new ConnectTally();
     const load0 = loadavg()[0]!;
     for (let round = 0; round < ROUNDS; round++) {
       for (const mode of round % 2 === 0 ? modes : [...modes].reverse()) {
@@ -180,39 +160,13 @@ async function main(): Promise<void> {
         await dp.get(mode)!.applyFull(ruleSet());
         if (mode === 'nftables') await rules.remove();
         for (const t of TARGETS) {
-          const r = await exec(ns.a, [
-            process.execPath,
-            '-e',
-            CLIENT,
-            JSON.stringify({ host: t.host, port: t.port, n: CONNECTS }),
-          ]);
-          const res = JSON.parse(r.stdout.trim()) as { lat: number[]; out: Record<string, number> };
-          const key = `${mode}|${t.name}`;
-          lat.set(key, [...(lat.get(key) ?? []), ...res.lat]);
-          const o = outcomes.get(key) ?? {};
-          for (const [k, v] of Object.entries(res.out)) o[k] = (o[k] ?? 0) + v;
-          outcomes.set(key, o);
+          tally.add(`${mode}|${t.name}`, await sequentialConnects(ns.a, t.host, t.port, CONNECTS));
         }
       }
     }
-    const rows: Record<string, string | number>[] = [];
-    for (const t of TARGETS) {
-      for (const mode of modes) {
-        const key = `${mode}|${t.name}`;
-        const xs = [...lat.get(key)!].sort((a, b) => a - b);
-        const total = xs.reduce((s, x) => s + x, 0);
-        rows.push({
-          target: t.name,
-          mode,
-          outcome: Object.entries(outcomes.get(key)!)
-            .map(([k, v]) => `${k}:${v}`)
-            .join(' '),
-          'connects/s': Math.round(xs.length / (total / 1e9)),
-          'p50 µs': Math.round(percentile(xs, 0.5) / 1000),
-          'p99 µs': Math.round(percentile(xs, 0.99) / 1000),
-        });
-      }
-    }
+    const rows = TARGETS.flatMap((t) =>
+      modes.map((mode) => ({ target: t.name, mode, ...tally.row(`${mode}|${t.name}`) })),
+    );
     printTable(
       `filter modes: ${CONNECTS} sequential connects x ${ROUNDS} rounds per target and mode (${IPTABLES}; load ${load0.toFixed(1)} → ${loadavg()[0]!.toFixed(1)})`,
       rows,

@@ -107,6 +107,19 @@ export function sampleRule(r: () => number, i: number): EgressRule {
   }
 }
 
+/**
+ * The benchmarks' cell (bench/dataplane-apply.ts defaults, bench/c2c-churn-cpu.ts,
+ * bench/c2c-churn-scripts.ts): 250 containers, 15 ASG sets of 20 rules plus CF's defaults, three
+ * c2c entries per container.
+ */
+export const BENCH_CELL: SampleOptions = {
+  containers: 250,
+  asgSets: 15,
+  rulesPerSet: 20,
+  c2cPerContainer: 3,
+  cfDefaults: true,
+};
+
 export function sampleRuleSet(o: SampleOptions): CellRuleSet {
   const r = rng(o.seed ?? 42);
   const cell = o.cellIndex ?? 1;

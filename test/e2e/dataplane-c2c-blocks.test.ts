@@ -18,6 +18,7 @@ import { NftDataplane } from '../../src/dataplane/index.js';
 import { renderFull } from '../../src/dataplane/render.js';
 import type { C2CAllow, CellContainer, CellRuleSet } from '../../src/model/types.js';
 import { DEFAULT_CELL_CONFIG } from '../../src/model/types.js';
+import { container } from '../helpers/fixtures.js';
 import {
   attachContainer,
   exec,
@@ -31,19 +32,14 @@ import {
 
 const RUN = Math.random().toString(16).slice(2, 8);
 
-function ctr(name: string, ip: string, tag: number): CellContainer {
-  return {
-    handle: `${RUN}-${name}`,
-    ip,
+const ctr = (name: string, ip: string, tag: number): CellContainer =>
+  container(`${RUN}-${name}`, ip, {
     appGuid: `app-${name}`,
     spaceGuid: 'space',
     orgGuid: 'org',
-    workload: 'app',
     tag,
     egress: 'none',
-    netIn: [],
-  };
-}
+  });
 
 const SRC = ctr('src', '10.255.1.2', 1);
 const OTHER = ctr('other', '10.255.1.3', 2);

@@ -1,6 +1,7 @@
 /**
  * Every benchmark under bench/ answers `--help` with its usage and exits 0 without running: a
- * benchmark is a command too (the modules it shares, fixtures and the Redis sampler, are not).
+ * benchmark is a command too (the modules they share are not: fixtures, the connect client and
+ * the Redis sampler).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -11,7 +12,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const root = new URL('../..', import.meta.url).pathname;
 /** Modules the benchmarks import, not commands. */
-const MODULES = new Set(['controller-fixtures.ts', 'redis-stats.ts']);
+const MODULES = new Set(['connect-client.ts', 'controller-fixtures.ts', 'redis-stats.ts']);
 const benches = readdirSync(`${root}bench`).filter((f) => f.endsWith('.ts') && !MODULES.has(f));
 
 describe('bench --help', () => {
